@@ -1,0 +1,1 @@
+"""ParkOps: real-time parking operations."""

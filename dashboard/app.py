@@ -1,0 +1,130 @@
+"""The application factory.
+
+``build_core`` gives what every process needs (settings, database, Redis, secrets); workers,
+the scheduler and the ingester use it alone. ``create_app`` adds Flask, Dash and the pages: Dash
+imports ``pages/`` and registers their callbacks, so it is built once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dash
+import redis
+from flask import Flask, jsonify
+
+from dashboard import embedded
+from dashboard.auth import guard_pages, init_auth
+from dashboard.components import shell
+from dashboard.crypto import SecretBox
+from dashboard.db import Database
+from dashboard.services.health import run_check
+from dashboard.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    redis_url: str
+    mqtt_url: str
+    secrets: SecretBox
+    dash: dash.Dash | None = None
+
+
+def build_core(settings: Settings | None = None) -> Core:
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redis_url = settings.redis_url or embedded.embedded_redis_url(settings.instance_path)
+    if settings.embedded_mqtt:
+        mqtt_url = embedded.ensure_embedded_broker(settings.embedded_mqtt_port)
+    else:
+        mqtt_url = settings.effective_mqtt_url
+    return Core(
+        settings=settings,
+        db=Database(settings.effective_database_url),
+        redis=redis.Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30),
+        redis_url=redis_url,
+        mqtt_url=mqtt_url,
+        secrets=SecretBox(settings.resolved_secret_key()),
+    )
+
+
+def create_app(settings: Settings | None = None, core: Core | None = None) -> Flask:
+    core = core or build_core(settings)
+    settings = core.settings
+    server = Flask("parkops", instance_path=str(settings.instance_path))
+    server.config.update(
+        SECRET_KEY=settings.resolved_secret_key(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+        TESTING=settings.testing,
+    )
+    server.extensions["parkops"] = core
+
+    dash_app = dash.Dash(
+        "parkops",
+        server=server,
+        use_pages=True,
+        pages_folder=str(PROJECT_ROOT / "pages"),
+        assets_folder=str(PROJECT_ROOT / "assets"),
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+        title="ParkOps",
+        update_title=None,
+        external_stylesheets=[],
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    core.dash = dash_app
+    dash_app.layout = shell.layout
+    shell.register_callbacks(dash_app)
+    guard_pages()
+    init_auth(server, dash_app)
+    _register_health(server, core)
+    _security_headers(server)
+    return server
+
+
+def _register_health(server: Flask, core: Core) -> None:
+    from workers.mqtt import probe
+
+    @server.get("/healthz")
+    def healthz():  # noqa: ANN202
+        checks = [
+            run_check("database", core.db.ping),
+            run_check("redis", core.redis.ping),
+            run_check("mqtt", lambda: probe(core.mqtt_url, timeout=3)),
+        ]
+        healthy = all(c.ok for c in checks)
+        body = {
+            "status": "ok" if healthy else "degraded",
+            "checks": {c.name: {"ok": c.ok, "latency_ms": c.latency_ms, "error": c.error} for c in checks},
+        }
+        return jsonify(body), 200 if healthy else 503
+
+
+def _security_headers(server: Flask) -> None:
+    @server.after_request
+    def headers(response):  # noqa: ANN001, ANN202
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def core_of(server: Flask) -> Core:
+    return server.extensions["parkops"]
+
+
+__all__ = ["Core", "build_core", "core_of", "create_app"]

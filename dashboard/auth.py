@@ -1,0 +1,214 @@
+"""Authentication (Flask-Login) and the single default-deny gate in front of everything.
+
+Three layers, all on the server:
+1. ``gate`` (``before_request``) lets through only public routes, Dash's bundles and assets, pages
+   whose declared minimum role the user holds, and Dash callback calls whose callback declares a
+   role the user holds. Anything undeclared is refused.
+2. Every page layout is wrapped (``guard_pages``) so that Dash's client-side router cannot render a
+   page to someone below its role either.
+3. Every callback registered with ``dashboard.callbacks.callback`` re-checks the role itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import dash
+from dash import dcc, html
+from flask import Flask, Response, abort, current_app, jsonify, redirect, request
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+
+from dashboard.services import users as users_service
+from models import Role
+
+log = logging.getLogger(__name__)
+
+ROLE_ATTR = "parkops_min_role"
+PAGES_ROUTER_OUTPUT = "_pages_content.children"
+
+# Prefixes served without a user: Dash's framework routes (callbacks are checked one by one in
+# ``_check_callback``), static assets, health, and the login/SSO endpoints.
+PUBLIC_PREFIXES = (
+    "/_dash-component-suites/",
+    "/_dash-layout",
+    "/_dash-dependencies",
+    "/_reload-hash",
+    "/_favicon.ico",
+    "/assets/",
+    "/healthz",
+    "/login",
+    "/logout",
+    "/saml/",
+    "/api/public/",
+)
+
+
+@dataclass(frozen=True)
+class SessionUser(UserMixin):
+    """What a request knows about its user: plain values, never a live ORM object."""
+
+    id: int
+    email: str
+    name: str
+    role: Role
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def current_role() -> Role:
+    if current_user and current_user.is_authenticated:
+        return current_user.role
+    return Role.GUEST
+
+
+def has_role(min_role: Role) -> bool:
+    return current_role() >= min_role
+
+
+def _database() -> Any:
+    return current_app.extensions["parkops"].db
+
+
+def init_auth(server: Flask, dash_app: dash.Dash) -> None:
+    manager = LoginManager()
+    manager.init_app(server)
+    manager.session_protection = "strong"
+
+    @manager.user_loader
+    def load_user(user_id: str) -> SessionUser | None:
+        with _database().session() as session:
+            found = users_service.get_active(session, int(user_id)) if user_id.isdigit() else None
+        if found is None:
+            return None
+        return SessionUser(found.id, found.email, found.name, found.role)
+
+    @server.post("/login")
+    def login_post() -> Response:
+        email = (request.form.get("email") or "").strip()
+        password = request.form.get("password") or ""
+        target = _safe_next(request.form.get("next"))
+        with _database().session() as session:
+            found = users_service.authenticate(session, email, password)
+        if found is None:
+            log.info("failed login for %r from %s", email, request.remote_addr)
+            return redirect("/login?" + urlencode({"error": "1", "next": target}))
+        login_user(SessionUser(found.id, found.email, found.name, found.role))
+        return redirect(target)
+
+    @server.post("/logout")
+    def logout_post() -> Response:
+        logout_user()
+        return redirect("/")
+
+    server.before_request(lambda: gate(dash_app))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect after login is a phishing tool."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _same_origin() -> bool:
+    """POSTs must come from our own pages: SameSite=Lax already drops the cookie cross-site, and
+    this also stops login CSRF. Requests without Origin/Referer (curl, partners) pass."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+def page_for_path(path: str) -> dict[str, Any] | None:
+    from dash._pages import _parse_path_variables
+
+    for page in dash.page_registry.values():
+        template = page.get("path_template")
+        if template:
+            if _parse_path_variables(path, template) is not None:
+                return page
+        elif page["path"] == path or page["path"].rstrip("/") == path.rstrip("/"):
+            return page
+    return None
+
+
+def gate(dash_app: dash.Dash) -> Response | None:
+    path = request.path
+    if request.method == "POST" and not path.startswith("/api/") and not _same_origin():
+        abort(403, "cross-site request refused")
+    if path == "/_dash-update-component":
+        return _check_callback(dash_app)
+    if path.startswith(PUBLIC_PREFIXES):
+        return None
+    page = page_for_path(path)
+    if page is None:
+        # Not a page of ours: Flask's own routes declare access themselves; anything else is
+        # Dash's "not found" page, which holds nothing.
+        return None
+    min_role = page[ROLE_ATTR]
+    if has_role(min_role):
+        return None
+    if not current_user.is_authenticated:
+        return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
+    return Response("You do not have access to this page.", status=403, mimetype="text/plain")
+
+
+def _check_callback(dash_app: dash.Dash) -> Response | None:
+    body = request.get_json(silent=True) or {}
+    output = body.get("output")
+    dash_app._setup_server()  # fills callback_map on a worker's first request  # noqa: SLF001
+    entry = dash_app.callback_map.get(output) if isinstance(output, str) else None
+    if entry is None:
+        return _deny(400, "unknown callback")
+    if output.startswith(PAGES_ROUTER_OUTPUT) or PAGES_ROUTER_OUTPUT in output:
+        return None  # the pages router: each page layout is guarded (see guard_pages)
+    min_role = getattr(entry.get("callback"), ROLE_ATTR, None)
+    if min_role is None:
+        log.error("refused callback %s: it declares no role", output)
+        return _deny(403, "callback declares no role")
+    if not has_role(min_role):
+        return _deny(403 if current_user.is_authenticated else 401, "not allowed")
+    return None
+
+
+def _deny(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+def denied_layout(path: str) -> Any:
+    """What the client-side router shows instead of a page the user may not see."""
+    if not current_user.is_authenticated:
+        return html.Div(
+            [dcc.Location(id="guard-redirect", href="/login?" + urlencode({"next": path}), refresh=True)]
+        )
+    return html.Div(
+        [html.H2("Not authorised"), html.P("Your account does not have access to this page.")],
+        className="container py-5",
+    )
+
+
+def guard_pages() -> None:
+    """Wrap every registered page layout with its role check; a page without a role fails start-up."""
+    for module, page in dash.page_registry.items():
+        if ROLE_ATTR not in page:
+            raise RuntimeError(f"page {module} does not declare its minimum role ({ROLE_ATTR})")
+        layout = page["layout"]
+        if getattr(layout, "parkops_guarded", False):
+            continue
+        page["layout"] = _guarded_layout(page[ROLE_ATTR], layout, page["path"])
+
+
+def _guarded_layout(min_role: Role, layout: Any, path: str) -> Any:
+    def guarded(**kwargs: Any) -> Any:
+        if not has_role(min_role):
+            return denied_layout(path)
+        return layout(**kwargs) if callable(layout) else layout
+
+    guarded.parkops_guarded = True  # type: ignore[attr-defined]
+    return guarded

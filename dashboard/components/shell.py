@@ -1,0 +1,104 @@
+"""The frame around every page: navigation, the signed-in user, the page container.
+
+The layout is the same for everyone (Dash sends it to every browser); the menu a user may see and
+their name arrive through ``shell-nav``, a callback that reads the session on the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html
+
+from dashboard.auth import current_role
+from dashboard.callbacks import callback
+from models import Role
+
+# (label, href, minimum role): one place that says which screens each role finds in the menu.
+MENU: list[tuple[str, str, Role]] = [
+    ("Home", "/", Role.GUEST),
+    ("System Settings", "/admin/settings", Role.ADMIN),
+    ("System Task Logs", "/admin/tasks", Role.ADMIN),
+    ("Email Outbox", "/admin/outbox", Role.ADMIN),
+]
+
+
+def layout() -> Any:
+    return html.Div(
+        [
+            dcc.Location(id="shell-url"),
+            html.A("Skip to content", href="#main", className="visually-hidden-focusable"),
+            dbc.Navbar(
+                dbc.Container(
+                    [
+                        dbc.NavbarBrand("ParkOps", href="/"),
+                        dbc.NavbarToggler(id="shell-toggler", n_clicks=0),
+                        dbc.Collapse(
+                            [
+                                dbc.Nav(id="shell-nav", className="me-auto", navbar=True),
+                                html.Div(id="shell-user", className="d-flex align-items-center gap-2"),
+                            ],
+                            id="shell-collapse",
+                            is_open=False,
+                            navbar=True,
+                        ),
+                    ],
+                    fluid=True,
+                ),
+                color="dark",
+                dark=True,
+                expand="md",
+            ),
+            html.Main(dbc.Container(dash.page_container, fluid=True, className="py-3"), id="main"),
+        ]
+    )
+
+
+def nav_for(role: Role, path: str) -> list[Any]:
+    return [
+        dbc.NavItem(dbc.NavLink(label, href=href, active=(href == path)))
+        for label, href, min_role in MENU
+        if role >= min_role
+    ]
+
+
+def register_callbacks(app: dash.Dash) -> None:
+    @callback(
+        Output("shell-nav", "children"),
+        Output("shell-user", "children"),
+        Input("shell-url", "pathname"),
+        min_role=Role.GUEST,
+        app=app,
+    )
+    def update_nav(pathname: str | None) -> tuple[list[Any], Any]:
+        from flask_login import current_user
+
+        role = current_role()
+        if not current_user.is_authenticated:
+            return nav_for(role, pathname or "/"), dbc.Button("Log in", href="/login", color="light", size="sm")
+        user = html.Div(
+            [
+                html.Span(f"{current_user.name} ({role.label})", className="navbar-text text-light small"),
+                html.Form(
+                    html.Button("Log out", type="submit", className="btn btn-outline-light btn-sm"),
+                    action="/logout",
+                    method="POST",
+                    className="m-0",
+                ),
+            ],
+            className="d-flex align-items-center gap-2",
+        )
+        return nav_for(role, pathname or "/"), user
+
+    @callback(
+        Output("shell-collapse", "is_open"),
+        Input("shell-toggler", "n_clicks"),
+        dash.State("shell-collapse", "is_open"),
+        min_role=Role.GUEST,
+        prevent_initial_call=True,
+        app=app,
+    )
+    def toggle(n_clicks: int, is_open: bool) -> bool:
+        return not is_open if n_clicks else is_open

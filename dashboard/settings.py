@@ -1,0 +1,158 @@
+"""One typed settings object, read from ``PARKOPS_*`` environment variables.
+
+Everything has an embedded default so that ``make run`` works with no configuration; a variable
+that is set switches that part to the real service (PostgreSQL, Redis, an MQTT broker).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A ``PARKOPS_*`` variable is missing or malformed."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"not a boolean: {value!r}")
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process configuration. Site behaviour that admins change lives in the database instead."""
+
+    instance_path: Path = PROJECT_ROOT / "instance"
+    database_url: str | None = None
+    redis_url: str | None = None
+    mqtt_url: str | None = None
+    embedded_mqtt_port: int = 18830
+    mqtt_topic_prefix: str = "parkops"
+    secret_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8050
+    base_url: str = ""
+    timezone: str = "America/Toronto"
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    simulator: bool | None = None
+    inprocess_workers: bool | None = None
+    queue_name: str = "parkops"
+    log_level: str = "INFO"
+    testing: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        get = env.get
+        instance = Path(get("PARKOPS_INSTANCE_PATH") or PROJECT_ROOT / "instance")
+        settings = cls(
+            instance_path=instance,
+            database_url=get("PARKOPS_DATABASE_URL") or None,
+            redis_url=get("PARKOPS_REDIS_URL") or None,
+            mqtt_url=get("PARKOPS_MQTT_URL") or None,
+            embedded_mqtt_port=_int("PARKOPS_EMBEDDED_MQTT_PORT", get("PARKOPS_EMBEDDED_MQTT_PORT"), 18830),
+            mqtt_topic_prefix=get("PARKOPS_MQTT_TOPIC_PREFIX") or "parkops",
+            secret_key=get("PARKOPS_SECRET_KEY") or None,
+            host=get("PARKOPS_HOST") or "127.0.0.1",
+            port=_int("PARKOPS_PORT", get("PARKOPS_PORT"), 8050),
+            base_url=(get("PARKOPS_BASE_URL") or "").rstrip("/"),
+            timezone=get("PARKOPS_TIMEZONE") or "America/Toronto",
+            tile_url=get("PARKOPS_TILE_URL") or cls.tile_url,
+            simulator=_bool(get("PARKOPS_SIMULATOR"), None) if get("PARKOPS_SIMULATOR") else None,
+            inprocess_workers=(
+                _bool(get("PARKOPS_INPROCESS_WORKERS"), None) if get("PARKOPS_INPROCESS_WORKERS") else None
+            ),
+            queue_name=get("PARKOPS_QUEUE") or "parkops",
+            log_level=(get("PARKOPS_LOG_LEVEL") or "INFO").upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"PARKOPS_TIMEZONE is not a known time zone: {self.timezone!r}") from exc
+        if not self.embedded_database and not self.secret_key and not self.testing:
+            raise SettingsError(
+                "PARKOPS_SECRET_KEY must be set when PARKOPS_DATABASE_URL points at a real database: "
+                "it encrypts stored secrets and signs sessions"
+            )
+
+    # -- derived values -----------------------------------------------------------------------
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.instance_path / 'parkops.db'}"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def embedded_mqtt(self) -> bool:
+        return self.mqtt_url is None
+
+    @property
+    def effective_mqtt_url(self) -> str:
+        return self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
+
+    @property
+    def run_inprocess_workers(self) -> bool:
+        """Embedded Redis is private to ``parkops run``, so its workers must live in-process too."""
+        return self.embedded_redis if self.inprocess_workers is None else self.inprocess_workers
+
+    @property
+    def run_simulator(self) -> bool:
+        return self.embedded_mqtt if self.simulator is None else self.simulator
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or in embedded demo mode one generated once and kept in ``instance/``.
+
+        Keeping it on disk matters: stored secrets are encrypted with a key derived from it.
+        """
+        if self.secret_key:
+            return self.secret_key
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        key_file = self.instance_path / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)

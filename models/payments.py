@@ -1,0 +1,108 @@
+"""Money: carts, payments (with idempotency keys), what each payment paid for, refunds."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, TimestampMixin, str_enum, utcnow
+
+
+class CartStatus(enum.StrEnum):
+    OPEN = "open"
+    CHECKED_OUT = "checked_out"
+    ABANDONED = "abandoned"
+
+
+class Cart(TimestampMixin, Base):
+    __tablename__ = "carts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    guest_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[CartStatus] = mapped_column(str_enum(CartStatus), default=CartStatus.OPEN)
+
+    items: Mapped[list[CartItem]] = relationship(back_populates="cart", cascade="all, delete-orphan")
+
+
+class CartItemKind(enum.StrEnum):
+    PERMIT = "permit"
+    VIOLATION = "violation"
+
+
+class CartItem(Base):
+    __tablename__ = "cart_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[CartItemKind] = mapped_column(str_enum(CartItemKind))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("permit_products.id", ondelete="CASCADE"))
+    violation_id: Mapped[int | None] = mapped_column(ForeignKey("violations.id", ondelete="CASCADE"))
+    plates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    valid_from: Mapped[datetime | None]
+    valid_to: Mapped[datetime | None]
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    cart: Mapped[Cart] = relationship(back_populates="items")
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+class Payment(TimestampMixin, Base):
+    """One charge attempt. ``idempotency_key`` is unique so a retry or double-click finds the
+    first attempt instead of charging twice."""
+
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus), default=PaymentStatus.PENDING)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="CAD")
+    payer_email: Mapped[str | None] = mapped_column(String(254))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="SET NULL"))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    message: Mapped[str] = mapped_column(String(255), default="")
+
+    allocations: Mapped[list[PaymentAllocation]] = relationship(
+        back_populates="payment", cascade="all, delete-orphan"
+    )
+    refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
+
+
+class PaymentAllocation(Base):
+    """What part of a payment paid for which permit or violation."""
+
+    __tablename__ = "payment_allocations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    permit_id: Mapped[int | None] = mapped_column(ForeignKey("permits.id", ondelete="SET NULL"))
+    violation_id: Mapped[int | None] = mapped_column(ForeignKey("violations.id", ondelete="SET NULL"))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+
+    payment: Mapped[Payment] = relationship(back_populates="allocations")
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"), index=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus), default=PaymentStatus.PENDING)
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")

@@ -1,0 +1,42 @@
+"""Log in with e-mail and password. The form posts to the Flask ``/login`` route (``dashboard.auth``)."""
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard.callbacks import register_page
+from models import Role
+
+register_page(__name__, path="/login", title="Log in", min_role=Role.GUEST)
+
+
+def layout(error: str | None = None, next: str = "/", **_query: str) -> html.Div:  # noqa: A002
+    alert = dbc.Alert("E-mail or password is incorrect.", color="danger", id="login-error") if error else None
+    return dbc.Row(
+        dbc.Col(
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.H1("Log in", className="h3 mb-3"),
+                        alert,
+                        html.Form(
+                            [
+                                dbc.Label("E-mail", html_for="login-email"),
+                                dcc.Input(id="login-email", name="email", type="email", required=True,
+                                          autoComplete="username", className="form-control mb-3"),
+                                dbc.Label("Password", html_for="login-password"),
+                                dcc.Input(id="login-password", name="password", type="password", required=True,
+                                          autoComplete="current-password", className="form-control mb-3"),
+                                dcc.Input(type="hidden", name="next", value=next if isinstance(next, str) else "/"),
+                                html.Button("Log in", type="submit", id="login-submit", className="btn btn-primary w-100"),
+                            ],
+                            action="/login",
+                            method="POST",
+                        ),
+                    ]
+                )
+            ),
+            xs=12, sm=10, md=6, lg=4,
+        ),
+        justify="center",
+        className="py-5",
+    )
