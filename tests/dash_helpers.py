@@ -1,0 +1,60 @@
+"""Calling Dash callbacks the way the browser does: a POST to ``/_dash-update-component``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+
+def dash_app(app: Flask) -> Any:
+    return app.extensions["parkops"].dash
+
+
+def callback_entry(app: Flask, output: str) -> dict[str, Any]:
+    dash_app(app)._setup_server()  # noqa: SLF001  (fills callback_map like a first request)
+    return dash_app(app).callback_map[output]
+
+
+def find_output(app: Flask, fragment: str) -> str:
+    """The callback_map key that contains ``fragment`` (e.g. ``"settings-save-status.children"``)."""
+    dash_app(app)._setup_server()  # noqa: SLF001
+    matches = [key for key in dash_app(app).callback_map if fragment in key]
+    assert len(matches) == 1, f"{fragment!r} matches {matches}"
+    return matches[0]
+
+
+def dash_post(
+    client: FlaskClient,
+    app: Flask,
+    output: str,
+    inputs: list[Any],
+    state: list[Any] | None = None,
+    triggered: str | None = None,
+) -> Any:
+    """POST one callback call; returns the Flask response (``.json`` holds the ``response`` map)."""
+    entry = callback_entry(app, output)
+    body_inputs = [dict(spec, value=value) for spec, value in zip(entry["inputs"], inputs, strict=True)]
+    body_state = [dict(spec, value=value) for spec, value in zip(entry["state"], state or [], strict=True)]
+    outputs = [{"id": o.component_id, "property": o.component_property} for o in entry["output"]] if isinstance(
+        entry["output"], list
+    ) else {"id": entry["output"].component_id, "property": entry["output"].component_property}
+    changed = [triggered] if triggered else [f"{body_inputs[0]['id']}.{body_inputs[0]['property']}"]
+    body = {
+        "output": output,
+        "outputs": outputs,
+        "inputs": body_inputs,
+        "state": body_state,
+        "changedPropIds": changed,
+    }
+    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+
+
+def outputs_of(response: Any) -> dict[str, dict[str, Any]]:
+    """``{component_id: {prop: value}}`` from a successful callback response ({} for 204)."""
+    if response.status_code == 204:
+        return {}
+    assert response.status_code == 200, response.data[:500]
+    return response.get_json()["response"]
