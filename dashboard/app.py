@@ -91,16 +91,17 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     shell.register_callbacks(dash_app)
     guard_pages()
     init_auth(server, dash_app)
-    _register_health(server, core)
+    _register_health(server)
     _security_headers(server)
     return server
 
 
-def _register_health(server: Flask, core: Core) -> None:
+def _register_health(server: Flask) -> None:
     from workers.mqtt import probe
 
     @server.get("/healthz")
     def healthz():  # noqa: ANN202
+        core = core_of(server)
         checks = [
             run_check("database", core.db.ping),
             run_check("redis", core.redis.ping),

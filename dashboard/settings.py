@@ -20,9 +20,10 @@ class SettingsError(ValueError):
     """A ``PARKOPS_*`` variable is missing or malformed."""
 
 
-def _bool(value: str | None, default: bool) -> bool:
+def _optional_bool(value: str | None) -> bool | None:
+    """Unset means "decide from the other settings"."""
     if value is None or value == "":
-        return default
+        return None
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -81,10 +82,8 @@ class Settings:
             base_url=(get("PARKOPS_BASE_URL") or "").rstrip("/"),
             timezone=get("PARKOPS_TIMEZONE") or "America/Toronto",
             tile_url=get("PARKOPS_TILE_URL") or cls.tile_url,
-            simulator=_bool(get("PARKOPS_SIMULATOR"), None) if get("PARKOPS_SIMULATOR") else None,
-            inprocess_workers=(
-                _bool(get("PARKOPS_INPROCESS_WORKERS"), None) if get("PARKOPS_INPROCESS_WORKERS") else None
-            ),
+            simulator=_optional_bool(get("PARKOPS_SIMULATOR")),
+            inprocess_workers=_optional_bool(get("PARKOPS_INPROCESS_WORKERS")),
             queue_name=get("PARKOPS_QUEUE") or "parkops",
             log_level=(get("PARKOPS_LOG_LEVEL") or "INFO").upper(),
         )

@@ -1,0 +1,44 @@
+# ParkOps: `make run` serves the demo campus, `make test` runs the suite (embedded services).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-services test-browser lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/parkops db upgrade
+	$(BIN)/parkops seed-demo
+	$(BIN)/parkops run
+
+test: install
+	$(BIN)/pytest -m "not browser"
+
+# The same suite on real PostgreSQL, Redis and Mosquitto (see .ci/run for the variables).
+test-services: install
+	$(BIN)/pytest -m "not browser"
+
+# Journeys in Debian's Chromium driven by Playwright (apt-get install chromium).
+test-browser: install
+	$(BIN)/pytest -m browser
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""Signing in and out in a real browser; a guest sent to the login page from an admin screen."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from models import Role
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def test_guest_is_sent_to_login_and_lands_back_after_signing_in(page: Page, live_server, make_user):
+    admin = make_user(Role.ADMIN, first_name="Ada", last_name="Admin")
+    page.goto(f"{live_server}/admin/settings")
+    expect(page).to_have_url(f"{live_server}/login?next=%2Fadmin%2Fsettings")
+    page.fill("#login-email", admin.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page).to_have_url(f"{live_server}/admin/settings")
+    expect(page.get_by_text("Ada Admin (Admin)")).to_be_visible()
+    expect(page.get_by_role("heading", name="System Settings")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()
+
+
+def test_wrong_password_shows_an_error(page: Page, live_server, make_user):
+    user = make_user(Role.USER)
+    page.goto(f"{live_server}/login")
+    page.fill("#login-email", user.email)
+    page.fill("#login-password", "not-the-password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_contain_text("incorrect")
+
+
+def test_plain_user_sees_no_admin_menu(page: Page, live_server, make_user):
+    user = make_user(Role.USER)
+    page.goto(f"{live_server}/login")
+    page.fill("#login-email", user.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("link", name="System Settings")).to_have_count(0)

@@ -1,0 +1,57 @@
+"""The ``parkops`` command on its own SQLite file (the CLI reads PARKOPS_* like production)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, inspect
+
+from dashboard.cli import main
+from tests.conftest import TEST_MQTT_PORT
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    return {
+        "PARKOPS_INSTANCE_PATH": str(tmp_path),
+        "PARKOPS_EMBEDDED_MQTT_PORT": str(TEST_MQTT_PORT),
+        "PARKOPS_DATABASE_URL": "",
+        "PARKOPS_SECRET_KEY": "",
+    }
+
+
+def test_db_upgrade_then_create_user(cli_env, tmp_path):
+    runner = CliRunner()
+    upgraded = runner.invoke(main, ["db", "upgrade"], env=cli_env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "users" in inspect(create_engine(f"sqlite:///{tmp_path / 'parkops.db'}")).get_table_names()
+
+    created = runner.invoke(
+        main,
+        ["create-user", "--email", "Chief@Campus.test", "--role", "admin", "--first-name", "Chief"],
+        input="a-long-password\na-long-password\n",
+        env=cli_env,
+    )
+    assert created.exit_code == 0, created.output
+    assert "chief@campus.test (Admin)" in created.output
+
+    again = runner.invoke(
+        main, ["create-user", "--email", "chief@campus.test", "--password", "another-password"], env=cli_env
+    )
+    assert again.exit_code != 0
+    assert "already exists" in again.output
+
+
+def test_short_password_is_refused(cli_env):
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=cli_env)
+    result = runner.invoke(main, ["create-user", "--email", "a@campus.test", "--password", "short"], env=cli_env)
+    assert result.exit_code != 0
+    assert "at least 10 characters" in result.output
+
+
+def test_misconfiguration_is_a_clear_error(cli_env):
+    env = dict(cli_env, PARKOPS_DATABASE_URL="postgresql+psycopg://u@127.0.0.1:1/none")
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    assert result.exit_code != 0
+    assert "PARKOPS_SECRET_KEY must be set" in result.output

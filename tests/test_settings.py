@@ -1,0 +1,82 @@
+"""Process settings from PARKOPS_* variables."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from dashboard.settings import Settings, SettingsError
+from models import LotGroup, OccupancySnapshot
+
+
+def test_no_configuration_means_embedded_everything(tmp_path):
+    settings = Settings.from_env({"PARKOPS_INSTANCE_PATH": str(tmp_path)})
+    assert settings.embedded_database and settings.embedded_redis and settings.embedded_mqtt
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'parkops.db'}"
+    assert settings.effective_mqtt_url == "mqtt://127.0.0.1:18830"
+    assert settings.run_inprocess_workers and settings.run_simulator
+    assert (settings.host, settings.port) == ("127.0.0.1", 8050)
+
+
+def test_embedded_secret_key_is_generated_once_and_kept(tmp_path):
+    settings = Settings.from_env({"PARKOPS_INSTANCE_PATH": str(tmp_path)})
+    first = settings.resolved_secret_key()
+    assert len(first) >= 40
+    assert Settings.from_env({"PARKOPS_INSTANCE_PATH": str(tmp_path)}).resolved_secret_key() == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_real_services_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "PARKOPS_DATABASE_URL": "postgresql+psycopg://u@db/parkops",
+            "PARKOPS_REDIS_URL": "redis://cache:6379/0",
+            "PARKOPS_MQTT_URL": "mqtt://broker:1883",
+            "PARKOPS_SECRET_KEY": "s" * 40,
+            "PARKOPS_PORT": "9000",
+            "PARKOPS_BASE_URL": "https://parking.example.edu/",
+        }
+    )
+    assert settings.effective_database_url == "postgresql+psycopg://u@db/parkops"
+    assert not settings.run_inprocess_workers and not settings.run_simulator
+    assert settings.port == 9000
+    assert settings.secure_cookies
+    assert settings.base_url == "https://parking.example.edu"
+
+
+def test_a_real_database_needs_a_secret_key():
+    with pytest.raises(SettingsError, match="PARKOPS_SECRET_KEY"):
+        Settings.from_env({"PARKOPS_DATABASE_URL": "postgresql+psycopg://u@db/parkops"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PARKOPS_PORT", "eighty"), ("PARKOPS_TIMEZONE", "Mars/Olympus"), ("PARKOPS_SIMULATOR", "maybe")],
+)
+def test_malformed_values_are_clear_errors(name, value):
+    with pytest.raises(SettingsError, match=name if name != "PARKOPS_SIMULATOR" else "boolean"):
+        Settings.from_env({name: value})
+
+
+def test_times_are_stored_in_utc_and_come_back_aware(session):
+    group = LotGroup(name="Garage", map_color="#112233")
+    session.add(group)
+    session.flush()
+    toronto = timezone(timedelta(hours=-5))
+    session.add(OccupancySnapshot(lot_group_id=group.id, source="devices", occupied=1, capacity=2,
+                                  recorded_at=datetime(2026, 11, 28, 7, 30, tzinfo=toronto)))
+    session.commit()
+    session.expire_all()
+    stored = session.query(OccupancySnapshot).one().recorded_at
+    assert stored == datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
+    assert stored.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(session):
+    group = LotGroup(name="Naive", map_color="#112233")
+    session.add(group)
+    session.flush()
+    session.add(OccupancySnapshot(lot_group_id=group.id, source="devices", occupied=1, capacity=2,
+                                  recorded_at=datetime(2026, 11, 28, 7, 30)))
+    with pytest.raises(Exception, match="naive datetime"):
+        session.flush()
+    session.rollback()
