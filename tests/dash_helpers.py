@@ -49,7 +49,9 @@ def dash_post(
         "state": body_state,
         "changedPropIds": changed,
     }
-    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+    # Wildcard ids (ALL, MATCH) serialise as Dash's renderer sends them, e.g. ["ALL"].
+    payload = json.dumps(body, default=lambda o: json.loads(o.to_json()))
+    return client.post("/_dash-update-component", data=payload, content_type="application/json")
 
 
 def outputs_of(response: Any) -> dict[str, dict[str, Any]]:

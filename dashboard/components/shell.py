@@ -22,6 +22,7 @@ MENU: list[tuple[str, str, Role]] = [
     ("System Settings", "/admin/settings", Role.ADMIN),
     ("System Task Logs", "/admin/tasks", Role.ADMIN),
     ("Email Outbox", "/admin/outbox", Role.ADMIN),
+    ("Email Templates", "/admin/email-templates", Role.ADMIN),
 ]
 
 
@@ -77,7 +78,7 @@ def register_callbacks(app: dash.Dash) -> None:
 
         role = current_role()
         if not current_user.is_authenticated:
-            return nav_for(role, pathname or "/"), dbc.Button("Log in", href="/login", color="light", size="sm")
+            return nav_for(role, pathname or "/"), html.A("Log in", href="/login", className="btn btn-light btn-sm")
         user = html.Div(
             [
                 html.Span(f"{current_user.name} ({role.label})", className="navbar-text text-light small"),

@@ -1,0 +1,653 @@
+"""Email: one ``send_email`` for every part of ParkOps, pluggable delivery, and an outbox.
+
+Every message is written to the outbox *before* the backend is called, and a delivery failure is
+recorded on that row instead of raised: a boot release code or a PeopleSoft holds report must never
+vanish because the mail server was down, and admins read the outbox to see what went out and what
+did not. The default backend (``outbox``) only stores, which is also what demo and test runs want.
+
+Templates are admin-editable, so they are rendered in Jinja's immutable sandbox (no attribute
+tricks reaching Python internals, no mutating the context) with ``StrictUndefined`` (a typo in a
+variable name is an error, not a silently blank release code). HTML bodies autoescape, so a user's
+name cannot inject markup into an email. Templates are test-rendered with a sample context before
+they are saved, so the sample context doubles as the list of variables a template may use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from dashboard.services.errors import DomainError, NotFound, ValidationFailed
+from models import AuditLog, EmailTemplate, OutboxAttachment, OutboxMessage, OutboxStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+# Stricter than "has an @": no separators or brackets, so one entry is exactly one mailbox and
+# cannot smuggle a second recipient or a display name into the header.
+ADDRESS_RE = re.compile(r"^[^@\s,;<>()\"']+@[^@\s,;<>()\"'.]+(\.[^@\s,;<>()\"'.]+)+$")
+MAX_RECIPIENTS = 50
+MAX_SUBJECT = 255  # OutboxMessage.subject
+MAX_OUTBOX_LIMIT = 500
+
+
+class DeliveryError(Exception):
+    """A backend could not hand the message on; ``str()`` is recorded in the outbox."""
+
+
+class TemplateError(DomainError):
+    """A template that cannot be rendered; the message names the part and the cause."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass
+class EmailMessage:
+    to: list[str]
+    subject: str
+    text: str
+    html: str | None = None
+    reply_to: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    template_key: str | None = None
+
+
+class EmailBackend(Protocol):
+    """How a message leaves ParkOps. ``name`` is recorded on each outbox row."""
+
+    name: str
+
+    def deliver(self, message: EmailMessage) -> None:
+        """Hand the message on, or raise ``DeliveryError`` with a reason fit for the outbox."""
+        ...
+
+
+class OutboxBackend:
+    """Delivery is storing: ``send_email`` has already written the row, so there is nothing to do.
+    Messages it handles get the status ``stored`` (kept, not sent) rather than ``sent``."""
+
+    name = "outbox"
+
+    def deliver(self, message: EmailMessage) -> None:
+        return None
+
+
+def backend_for(name: str, **config: Any) -> EmailBackend:
+    """The backend configured by name. ``config`` carries backend settings (host, API key...);
+    the outbox needs none and ignores it, so one settings object can serve every backend."""
+    if name == "outbox":
+        return OutboxBackend()
+    raise ValueError(f"unknown email backend {name!r} (known: outbox)")
+
+
+def _validate(message: EmailMessage) -> None:
+    errors: dict[str, str] = {}
+    bad = [address for address in message.to if not ADDRESS_RE.match(address)]
+    if not message.to:
+        errors["to"] = "at least one recipient is required"
+    elif bad:
+        errors["to"] = "not a valid e-mail address: " + ", ".join(repr(a) for a in bad)
+    elif len(message.to) > MAX_RECIPIENTS:
+        errors["to"] = f"at most {MAX_RECIPIENTS} recipients"
+    if message.reply_to is not None and not ADDRESS_RE.match(message.reply_to):
+        errors["reply_to"] = f"not a valid e-mail address: {message.reply_to!r}"
+    if not message.subject.strip():
+        errors["subject"] = "a subject is required"
+    elif "\r" in message.subject or "\n" in message.subject:
+        errors["subject"] = "must be a single line"
+    elif len(message.subject) > MAX_SUBJECT:
+        errors["subject"] = f"at most {MAX_SUBJECT} characters"
+    for attachment in message.attachments:
+        if not attachment.filename or any(c in attachment.filename for c in "\r\n/\\"):
+            errors["attachments"] = f"not a valid file name: {attachment.filename!r}"
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def send_email(session: Session, message: EmailMessage, backend: EmailBackend) -> int:
+    """Store ``message`` in the outbox, deliver it, record the outcome; returns the outbox id.
+
+    Invalid messages raise ``ValidationFailed`` (a caller's bug or bad input, not an outage).
+    Delivery failures are recorded as ``failed`` with the error and logged, never raised: the caller
+    (a payment, an import) has succeeded and must not be undone by the mail server. The row is
+    flushed, not committed: it becomes permanent with the caller's unit of work.
+    """
+    _validate(message)
+    row = OutboxMessage(
+        to_addresses=list(message.to),
+        reply_to=message.reply_to,
+        subject=message.subject,
+        body_text=message.text,
+        body_html=message.html,
+        template_key=message.template_key,
+        backend=backend.name,
+        status=OutboxStatus.QUEUED,
+        attachments=[
+            OutboxAttachment(filename=a.filename, content_type=a.content_type, content=a.content)
+            for a in message.attachments
+        ],
+    )
+    session.add(row)
+    session.flush()
+    try:
+        backend.deliver(message)
+    except DeliveryError as exc:
+        log.warning("email %s to %s not delivered by %s: %s", row.id, message.to, backend.name, exc)
+        row.status, row.error = OutboxStatus.FAILED, str(exc) or type(exc).__name__
+    except Exception as exc:  # a backend bug must not lose the message or break the caller either
+        log.exception("email %s: backend %s crashed", row.id, backend.name)
+        row.status, row.error = OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    else:
+        row.status = OutboxStatus.STORED if isinstance(backend, OutboxBackend) else OutboxStatus.SENT
+        row.sent_at = utcnow()
+    session.flush()
+    return row.id
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefaultTemplate:
+    """A template as shipped. ``sample`` is the context callers provide (with example values):
+    the editor's preview and the save-time test render use it."""
+
+    key: str
+    name: str
+    subject: str
+    body_text: str
+    body_html: str
+    sample: Mapping[str, Any]
+
+
+DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
+    DefaultTemplate(
+        key="boot-release",
+        name="Boot Release Email",
+        subject="Your boot release code for {{ plate }}",
+        body_text=(
+            "Hello {{ name }},\n\n"
+            "Thank you for paying violation {{ ticket_number }}. The release code for the boot on "
+            "vehicle {{ plate }} ({{ boot_name }}) is:\n\n"
+            "    {{ release_code }}\n\n"
+            "To remove the boot:\n"
+            "1. Enter the code on the keypad of the boot and press the unlock button.\n"
+            "2. Lift the boot away from the wheel; do not drive off with it attached.\n"
+            "3. Return the boot within 24 hours to: {{ return_location }}.\n\n"
+            "Boots that are not returned may result in additional fees on your account.\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello {{ name }},</p>\n"
+            "<p>Thank you for paying violation <strong>{{ ticket_number }}</strong>. The release code "
+            "for the boot on vehicle <strong>{{ plate }}</strong> ({{ boot_name }}) is:</p>\n"
+            '<p style="font-size:1.5em"><strong>{{ release_code }}</strong></p>\n'
+            "<h3>To remove the boot</h3>\n<ol>\n"
+            "<li>Enter the code on the keypad of the boot and press the unlock button.</li>\n"
+            "<li>Lift the boot away from the wheel; do not drive off with it attached.</li>\n"
+            "<li>Return the boot within 24 hours to: {{ return_location }}.</li>\n</ol>\n"
+            "<p>Boots that are not returned may result in additional fees on your account.</p>\n"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "name": "Alex Morgan",
+            "ticket_number": "V-000123",
+            "plate": "ABCD 123",
+            "boot_name": "Red Boot 01",
+            "release_code": "4821",
+            "return_location": "Parking Office, Lot A, 100 University Ave",
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
+        key="permit-receipt",
+        name="Permit Receipt",
+        subject="Your permit {{ permit_number }}: {{ permit_name }}",
+        body_text=(
+            "Hello {{ name }},\n\n"
+            "Your permit is confirmed.\n\n"
+            "Permit: {{ permit_name }} ({{ permit_number }})\n"
+            "Lot: {{ lot_name }}\n"
+            "Valid: {{ valid_from }} to {{ valid_until }}\n"
+            "Vehicles: {{ plates | join(', ') }}\n"
+            "Paid: {{ amount_cents | money }}\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello {{ name }},</p>\n<p>Your permit is confirmed.</p>\n<table>\n"
+            "<tr><th>Permit</th><td>{{ permit_name }} ({{ permit_number }})</td></tr>\n"
+            "<tr><th>Lot</th><td>{{ lot_name }}</td></tr>\n"
+            "<tr><th>Valid</th><td>{{ valid_from }} to {{ valid_until }}</td></tr>\n"
+            "<tr><th>Vehicles</th><td>{{ plates | join(', ') }}</td></tr>\n"
+            "<tr><th>Paid</th><td>{{ amount_cents | money }}</td></tr>\n</table>\n"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "name": "Alex Morgan",
+            "permit_number": "P-2025-0042",
+            "permit_name": "Fall Term Student Permit",
+            "lot_name": "Lot A",
+            "valid_from": "2025-09-01",
+            "valid_until": "2025-12-31",
+            "plates": ["ABCD 123"],
+            "amount_cents": 18500,
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
+        key="payment-receipt",
+        name="Payment Receipt",
+        subject="Payment receipt {{ reference }}",
+        body_text=(
+            "Hello {{ name }},\n\n"
+            "We received your payment on {{ paid_at }}.\n\n"
+            "{% for item in items %}{{ item.description }}: {{ item.amount_cents | money }}\n{% endfor %}"
+            "Total: {{ total_cents | money }}\n"
+            "Reference: {{ reference }}\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello {{ name }},</p>\n<p>We received your payment on {{ paid_at }}.</p>\n<table>\n"
+            "{% for item in items %}<tr><td>{{ item.description }}</td>"
+            "<td>{{ item.amount_cents | money }}</td></tr>\n{% endfor %}"
+            "<tr><th>Total</th><th>{{ total_cents | money }}</th></tr>\n</table>\n"
+            "<p>Reference: {{ reference }}</p>\n<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "name": "Alex Morgan",
+            "reference": "PAY-000987",
+            "paid_at": "2025-09-02 14:05",
+            "items": [
+                {"description": "Violation V-000123", "amount_cents": 5000},
+                {"description": "Boot fee", "amount_cents": 7500},
+            ],
+            "total_cents": 12500,
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
+        key="csv-import-failures",
+        name="CSV Import Failures",
+        subject="CSV user import {{ filename }}: {{ failures | length }} user(s) failed",
+        body_text=(
+            "The user import of {{ filename }} finished at {{ finished_at }}.\n\n"
+            "Imported: {{ imported_count }}\n"
+            "Failed: {{ failures | length }}\n\n"
+            "{% for failure in failures %}Row {{ failure.row }} ({{ failure.email or 'no e-mail' }}): "
+            "{{ failure.reason }}\n{% endfor %}\n"
+            "Correct these rows and upload the file again; users already imported are not duplicated.\n"
+        ),
+        body_html=(
+            "<p>The user import of <strong>{{ filename }}</strong> finished at {{ finished_at }}.</p>\n"
+            "<p>Imported: {{ imported_count }}<br>Failed: {{ failures | length }}</p>\n"
+            "<table>\n<tr><th>Row</th><th>E-mail</th><th>Reason</th></tr>\n"
+            "{% for failure in failures %}<tr><td>{{ failure.row }}</td><td>{{ failure.email }}</td>"
+            "<td>{{ failure.reason }}</td></tr>\n{% endfor %}</table>\n"
+            "<p>Correct these rows and upload the file again; users already imported are not "
+            "duplicated.</p>\n"
+        ),
+        sample={
+            "filename": "users-2025-09-01.csv",
+            "finished_at": "2025-09-01 02:05",
+            "imported_count": 412,
+            "failures": [
+                {"row": 7, "email": "", "reason": "Email: missing"},
+                {"row": 19, "email": "sam@campus.test", "reason": "UserType: unknown value 'Alumni'"},
+            ],
+        },
+    ),
+    DefaultTemplate(
+        key="peoplesoft-holds-report",
+        name="PeopleSoft Holds Report",
+        subject="PeopleSoft holds report {{ report_date }}",
+        body_text=(
+            "Attached are the PeopleSoft holds files for {{ report_date }}.\n\n"
+            "Holds added: {{ added_count }} ({{ added_filename }})\n"
+            "Holds released: {{ released_count }} ({{ released_filename }})\n\n"
+            "Amounts in the added file are the total owed and replace any existing hold value.\n"
+        ),
+        body_html=(
+            "<p>Attached are the PeopleSoft holds files for {{ report_date }}.</p>\n<ul>\n"
+            "<li>Holds added: {{ added_count }} ({{ added_filename }})</li>\n"
+            "<li>Holds released: {{ released_count }} ({{ released_filename }})</li>\n</ul>\n"
+            "<p>Amounts in the added file are the total owed and replace any existing hold value.</p>\n"
+        ),
+        sample={
+            "report_date": "2025-09-01",
+            "added_count": 37,
+            "added_filename": "holds_added_20250901.txt",
+            "released_count": 12,
+            "released_filename": "holds_released_20250901.txt",
+        },
+    ),
+)
+_DEFAULTS_BY_KEY = {template.key: template for template in DEFAULT_TEMPLATES}
+
+
+def _money(cents: int) -> str:
+    """Amounts travel in integer cents (see CONVENTIONS); templates format them with ``| money``."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(int(cents)) // 100:,}.{abs(int(cents)) % 100:02d}"
+
+
+def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=autoescape)
+    env.filters["money"] = _money
+    return env
+
+
+_TEXT_ENV = _environment(autoescape=False)
+_HTML_ENV = _environment(autoescape=True)
+
+
+class RenderedEmail(NamedTuple):
+    subject: str
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    key: str
+    name: str
+    subject: str
+    body_text: str
+    body_html: str
+    variables: list[str]
+    updated_at: datetime
+
+
+def _render_part(part: str, source: str, context: Mapping[str, Any], env: jinja2.Environment) -> str:
+    try:
+        return env.from_string(source).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{part}: syntax error on line {exc.lineno}: {exc.message}") from exc
+    except SecurityError as exc:
+        raise TemplateError(f"{part}: not allowed in a template: {exc}") from exc
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{part}: undefined variable: {exc.message}") from exc
+    except Exception as exc:  # admin-written code can fail in any way (a bad filter argument...)
+        raise TemplateError(f"{part}: cannot be rendered: {type(exc).__name__}: {exc}") from exc
+
+
+def _render(subject: str, body_text: str, body_html: str, context: Mapping[str, Any]) -> RenderedEmail:
+    rendered_subject = _render_part("subject", subject, context, _TEXT_ENV)
+    return RenderedEmail(
+        # One line whatever the template or the values did: a newline here would end the header.
+        subject=" ".join(rendered_subject.split()),
+        text=_render_part("body_text", body_text, context, _TEXT_ENV),
+        html=_render_part("body_html", body_html, context, _HTML_ENV) if body_html.strip() else None,
+    )
+
+
+def _template(session: Session, key: str) -> EmailTemplate:
+    row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
+    if row is None:
+        raise NotFound(f"no email template {key!r}")
+    return row
+
+
+def sample_context(key: str) -> dict[str, Any]:
+    """Example values for the template ``key`` ({} for a template ParkOps does not ship)."""
+    default = _DEFAULTS_BY_KEY.get(key)
+    return dict(default.sample) if default else {}
+
+
+def ensure_default_templates(session: Session) -> list[str]:
+    """Insert the shipped templates that are missing; returns their keys. Existing rows are left
+    alone, so running this on every upgrade never reverts an admin's edits."""
+    existing = set(session.scalars(select(EmailTemplate.key)))
+    added = []
+    for default in DEFAULT_TEMPLATES:
+        if default.key not in existing:
+            session.add(
+                EmailTemplate(
+                    key=default.key,
+                    name=default.name,
+                    subject=default.subject,
+                    body_text=default.body_text,
+                    body_html=default.body_html,
+                )
+            )
+            added.append(default.key)
+    session.flush()
+    return added
+
+
+def render_template(session: Session, key: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render the stored template ``key``; ``TemplateError`` names what is wrong (``NotFound`` if
+    the template does not exist)."""
+    row = _template(session, key)
+    return _render(row.subject, row.body_text, row.body_html, context)
+
+
+def compose(
+    session: Session,
+    key: str,
+    context: Mapping[str, Any],
+    to: list[str],
+    *,
+    reply_to: str | None = None,
+    attachments: Iterable[Attachment] = (),
+) -> EmailMessage:
+    """An ``EmailMessage`` from a template, tagged with its key so the outbox shows its origin."""
+    subject, text, html = render_template(session, key, context)
+    return EmailMessage(
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        reply_to=reply_to,
+        attachments=list(attachments),
+        template_key=key,
+    )
+
+
+def preview_template(key: str, subject: str, body_text: str, body_html: str) -> RenderedEmail:
+    """Render an unsaved draft with the sample context; ``ValidationFailed`` per broken part."""
+    errors: dict[str, str] = {}
+    context = sample_context(key)
+    parts = {
+        "subject": (subject, _TEXT_ENV),
+        "body_text": (body_text, _TEXT_ENV),
+        "body_html": (body_html, _HTML_ENV),
+    }
+    rendered: dict[str, str] = {}
+    for part, (source, env) in parts.items():
+        try:
+            rendered[part] = _render_part(part, source, context, env)
+        except TemplateError as exc:
+            errors[part] = str(exc).removeprefix(f"{part}: ")
+    if errors:
+        raise ValidationFailed(errors)
+    return RenderedEmail(
+        subject=" ".join(rendered["subject"].split()),
+        text=rendered["body_text"],
+        html=rendered["body_html"] if body_html.strip() else None,
+    )
+
+
+def update_template(
+    session: Session, key: str, subject: str, body_text: str, body_html: str, actor_id: int | None
+) -> TemplateInfo:
+    """Save an admin's edit after a test render, so a broken template is refused at the editor
+    instead of failing when a boot release code has to go out. The change is audited."""
+    row = _template(session, key)
+    errors: dict[str, str] = {}
+    if not subject.strip():
+        errors["subject"] = "a subject is required"
+    elif len(subject) > MAX_SUBJECT:
+        errors["subject"] = f"at most {MAX_SUBJECT} characters"
+    if not body_text.strip():
+        errors["body_text"] = "a plain-text body is required (many mail clients show only that)"
+    try:
+        preview_template(key, subject, body_text, body_html)
+    except ValidationFailed as exc:
+        errors = {**exc.errors, **errors}
+    if errors:
+        raise ValidationFailed(errors)
+    changed = [
+        name
+        for name, value in (("subject", subject), ("body_text", body_text), ("body_html", body_html))
+        if getattr(row, name) != value
+    ]
+    row.subject, row.body_text, row.body_html = subject, body_text, body_html
+    if changed:
+        session.add(
+            AuditLog(
+                actor_id=actor_id,
+                action="email_template.update",
+                entity_type="email_template",
+                entity_id=key,
+                changes={"fields": changed},
+            )
+        )
+    session.flush()
+    return _info(row)
+
+
+def _info(row: EmailTemplate) -> TemplateInfo:
+    return TemplateInfo(
+        key=row.key,
+        name=row.name,
+        subject=row.subject,
+        body_text=row.body_text,
+        body_html=row.body_html,
+        variables=sorted(sample_context(row.key)),
+        updated_at=row.updated_at,
+    )
+
+
+def list_templates(session: Session) -> list[TemplateInfo]:
+    return [_info(row) for row in session.scalars(select(EmailTemplate).order_by(EmailTemplate.name))]
+
+
+def get_template(session: Session, key: str) -> TemplateInfo | None:
+    row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
+    return _info(row) if row else None
+
+
+# --- outbox queries --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    created_at: datetime
+    to: list[str]
+    subject: str
+    status: OutboxStatus
+    template_key: str | None
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class OutboxDetail:
+    id: int
+    created_at: datetime
+    sent_at: datetime | None
+    to: list[str]
+    reply_to: str | None
+    subject: str
+    body_text: str
+    body_html: str | None
+    template_key: str | None
+    backend: str
+    status: OutboxStatus
+    error: str | None
+    attachments: list[AttachmentInfo]
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_outbox(
+    session: Session, limit: int = 100, search: str | None = None, status: str | None = None
+) -> list[OutboxRow]:
+    """Newest first. ``search`` matches recipients, subject or template key; ``status`` is an
+    ``OutboxStatus`` value (an unknown one is a ``ValidationFailed``, not an empty list)."""
+    query = select(
+        OutboxMessage.id,
+        OutboxMessage.created_at,
+        OutboxMessage.to_addresses,
+        OutboxMessage.subject,
+        OutboxMessage.status,
+        OutboxMessage.template_key,
+    )
+    if search and search.strip():
+        pattern = _like(search.strip())
+        query = query.where(
+            or_(
+                cast(OutboxMessage.to_addresses, String).ilike(pattern, escape="\\"),
+                OutboxMessage.subject.ilike(pattern, escape="\\"),
+                OutboxMessage.template_key.ilike(pattern, escape="\\"),
+            )
+        )
+    if status:
+        try:
+            query = query.where(OutboxMessage.status == OutboxStatus(status))
+        except ValueError:
+            raise ValidationFailed({"status": f"unknown status {status!r}"}) from None
+    limit = max(1, min(limit, MAX_OUTBOX_LIMIT))
+    query = query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc()).limit(limit)
+    return [
+        OutboxRow(
+            id=r.id,
+            created_at=r.created_at,
+            to=list(r.to_addresses),
+            subject=r.subject,
+            status=r.status,
+            template_key=r.template_key,
+        )
+        for r in session.execute(query)
+    ]
+
+
+def get_outbox_message(session: Session, message_id: int) -> OutboxDetail | None:
+    """One message with its attachments' names and sizes (the bytes stay in the database)."""
+    row = session.get(OutboxMessage, message_id)
+    if row is None:
+        return None
+    attachments = session.execute(
+        select(
+            OutboxAttachment.filename, OutboxAttachment.content_type, func.length(OutboxAttachment.content)
+        )
+        .where(OutboxAttachment.message_id == message_id)
+        .order_by(OutboxAttachment.id)
+    )
+    return OutboxDetail(
+        id=row.id,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        to=list(row.to_addresses),
+        reply_to=row.reply_to,
+        subject=row.subject,
+        body_text=row.body_text,
+        body_html=row.body_html,
+        template_key=row.template_key,
+        backend=row.backend,
+        status=row.status,
+        error=row.error,
+        attachments=[AttachmentInfo(name, ctype, int(size or 0)) for name, ctype, size in attachments],
+    )
