@@ -16,12 +16,13 @@ import redis
 from flask import Flask, jsonify
 
 from dashboard import embedded
-from dashboard.auth import guard_pages, init_auth
+from dashboard.auth import guard_pages, has_role, init_auth
 from dashboard.components import shell
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services.health import run_check
+from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
+from models import Role
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,18 @@ def build_core(settings: Settings | None = None) -> Core:
         mqtt_url=mqtt_url,
         secrets=SecretBox(settings.resolved_secret_key()),
     )
+
+
+def prepare_database(core: Core) -> None:
+    """Migrate, then add what the code ships and the database must hold: default email templates
+    and the registered system tasks. Safe to run on every start; admin edits are kept."""
+    from dashboard.services import email, system_tasks
+    from workers.tasks import REGISTRY
+
+    core.db.upgrade()
+    with core.db.session() as session:
+        email.ensure_default_templates(session)
+        system_tasks.sync_registry(session, REGISTRY.definitions())
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> Flask:
@@ -108,10 +121,14 @@ def _register_health(server: Flask) -> None:
             run_check("mqtt", lambda: probe(core.mqtt_url, timeout=3)),
         ]
         healthy = all(c.ok for c in checks)
-        body = {
-            "status": "ok" if healthy else "degraded",
-            "checks": {c.name: {"ok": c.ok, "latency_ms": c.latency_ms, "error": c.error} for c in checks},
-        }
+        # Load balancers call this anonymously: error texts name internal hosts, so only admins see them.
+        detailed = has_role(Role.ADMIN)
+
+        def shown(check: Check) -> dict[str, object]:
+            error = check.error if detailed or check.ok else "unreachable"
+            return {"ok": check.ok, "latency_ms": check.latency_ms, "error": error}
+
+        body = {"status": "ok" if healthy else "degraded", "checks": {c.name: shown(c) for c in checks}}
         return jsonify(body), 200 if healthy else 503
 
 
@@ -128,4 +145,4 @@ def core_of(server: Flask) -> Core:
     return server.extensions["parkops"]
 
 
-__all__ = ["Core", "build_core", "core_of", "create_app"]
+__all__ = ["Core", "build_core", "core_of", "create_app", "prepare_database"]

@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from dashboard.app import Core, build_core, create_app
+from dashboard.app import Core, build_core, create_app, prepare_database
 from dashboard.settings import Settings, SettingsError
 from models import Role
 
@@ -35,7 +35,7 @@ def run(host: str | None, port: int | None) -> None:
     from workers import ingest, scheduler, simulator, worker
 
     core = _core()
-    core.db.upgrade()
+    prepare_database(core)
     settings = core.settings
     stop = threading.Event()
     if settings.run_inprocess_workers:
@@ -113,7 +113,10 @@ def db() -> None:
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
     core = _core()
-    core.db.upgrade(revision)
+    if revision == "head":
+        prepare_database(core)
+    else:
+        core.db.upgrade(revision)
     click.echo(f"database at {revision}: {core.db.engine.url.render_as_string(hide_password=True)}")
 
 
@@ -123,7 +126,7 @@ def seed_demo() -> None:
     from dashboard.services import demo
 
     core = _core()
-    core.db.upgrade()
+    prepare_database(core)
     with core.db.session() as session:
         result = demo.seed_demo(session, core.secrets, core.settings.instance_path)
     click.echo(result.summary())

@@ -1,0 +1,311 @@
+"""System Task Logs (the seed's Tools > View System Task Logs): turn periodic tasks on and off,
+change how often they run, run one now, and read the log of runs.
+
+The layout is empty scaffolding (Dash sends it to every browser); tasks and runs arrive only
+through admin-checked callbacks. The table is re-rendered every few seconds, so the interval is
+edited in a modal outside it: an input inside the table would lose what the admin is typing.
+Every action arrives in one callback, because they all answer with the same flash message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, dcc, html, no_update
+from redis.exceptions import RedisError
+
+from dashboard.callbacks import callback, register_page
+from dashboard.services import system_tasks
+from dashboard.services.errors import DomainError
+from dashboard.services.system_tasks import RunView, TaskView
+from dashboard.web import core, current_user_id, session_scope
+from models import Role
+from workers.jobs import enqueue_task
+from workers.tasks import REGISTRY, UnknownTask
+
+register_page(__name__, path="/admin/tasks", title="System Task Logs", min_role=Role.ADMIN)
+
+REFRESH_MS = 5_000
+LOG_LIMIT = 50
+OUTCOME_COLOURS = {
+    "success": "success",
+    "failed": "danger",
+    "not_configured": "warning",
+    "skipped": "secondary",
+    "running": "info",
+}
+
+
+def layout(**_query: str) -> html.Div:
+    return html.Div(
+        [
+            html.H1("System Task Logs", className="h3"),
+            html.P(
+                "Periodic jobs that import and export data. Turning a task on runs it at once and then "
+                "every interval; RUN queues one run now.",
+                className="text-muted",
+            ),
+            dbc.Alert(id="tasks-flash", is_open=False, dismissable=True, duration=8000),
+            dcc.Interval(id="tasks-refresh", interval=REFRESH_MS),
+            dcc.Store(id="tasks-version", data=0),
+            html.Div(id="tasks-table", className="mb-4"),
+            dbc.Modal(
+                [
+                    dbc.ModalHeader(dbc.ModalTitle("Run every")),
+                    dbc.ModalBody(
+                        [
+                            dcc.Store(id="tasks-edit-name"),
+                            html.P(id="tasks-edit-title", className="fw-bold"),
+                            dbc.Label("Minutes between runs (1 to 10080)", html_for="tasks-edit-minutes"),
+                            dbc.Input(id="tasks-edit-minutes", type="number", min=1, max=10080, step=1),
+                        ]
+                    ),
+                    dbc.ModalFooter(
+                        [
+                            dbc.Button("Cancel", id="tasks-edit-cancel", color="secondary", n_clicks=0),
+                            dbc.Button("Save", id="tasks-edit-save", color="primary", n_clicks=0),
+                        ]
+                    ),
+                ],
+                id="tasks-edit-modal",
+                is_open=False,
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(html.H2("Run log", className="h5"), md=8),
+                    dbc.Col(
+                        dbc.Select(
+                            id="tasks-log-filter",
+                            options=[{"label": "All tasks", "value": ""}],
+                            value="",
+                        ),
+                        md=4,
+                    ),
+                ],
+                className="g-2 mb-2",
+            ),
+            html.Div(id="tasks-log"),
+        ]
+    )
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+
+
+def _every(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def _badge(outcome: str | None) -> Any:
+    if outcome is None:
+        return html.Span("never run", className="text-muted small")
+    return dbc.Badge(outcome.replace("_", " "), color=OUTCOME_COLOURS.get(outcome, "secondary"))
+
+
+def _task_row(task: TaskView) -> html.Tr:
+    return html.Tr(
+        [
+            html.Td([html.Div(task.title), html.Small(task.name, className="text-muted")]),
+            html.Td(dbc.Switch(id={"type": "tasks-enabled", "name": task.name}, value=task.enabled)),
+            html.Td(
+                [
+                    html.Span(_every(task.interval_seconds), className="me-2"),
+                    dbc.Button(
+                        "Edit",
+                        id={"type": "tasks-edit", "name": task.name},
+                        size="sm",
+                        color="link",
+                        n_clicks=0,
+                    ),
+                ]
+            ),
+            html.Td(_local(task.next_run_at) if task.enabled else "paused"),
+            html.Td(_local(task.last_run_at)),
+            html.Td(_badge(task.last_outcome)),
+            html.Td(
+                dbc.Button(
+                    "RUN", id={"type": "tasks-run", "name": task.name}, size="sm", color="primary", n_clicks=0
+                )
+            ),
+        ]
+    )
+
+
+def _tasks_table(tasks: list[TaskView]) -> Any:
+    header = ["Task", "Enabled", "Every", "Next run", "Last run", "Last outcome", ""]
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody([_task_row(t) for t in tasks])],
+        hover=True,
+        responsive=True,
+        size="sm",
+        id="tasks-table-grid",
+    )
+
+
+def _duration(ms: int | None) -> str:
+    if ms is None:
+        return "running"
+    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _log_table(runs: list[RunView]) -> Any:
+    if not runs:
+        return html.P("No runs yet.", className="text-muted")
+    header = ["Task", "Trigger", "Started", "Duration", "Outcome", "Rows", "Message"]
+    rows = [
+        html.Tr(
+            [
+                html.Td(run.task_title),
+                html.Td(run.trigger),
+                html.Td(_local(run.started_at)),
+                html.Td(_duration(run.duration_ms)),
+                html.Td(_badge(run.outcome)),
+                html.Td(run.rows_touched),
+                html.Td(run.message, className="small text-break"),
+            ]
+        )
+        for run in runs
+    ]
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(rows)],
+        striped=True,
+        responsive=True,
+        size="sm",
+        id="tasks-log-grid",
+    )
+
+
+@callback(
+    Output("tasks-table", "children"),
+    Output("tasks-log", "children"),
+    Output("tasks-log-filter", "options"),
+    Input("tasks-refresh", "n_intervals"),
+    Input("tasks-version", "data"),
+    Input("tasks-log-filter", "value"),
+    min_role=Role.ADMIN,
+)
+def refresh(_tick: int | None, _version: int | None, log_filter: str | None) -> tuple[Any, Any, list[dict]]:
+    with session_scope() as session:
+        tasks = system_tasks.list_tasks(session)
+        if not set(REGISTRY.names()) <= {task.name for task in tasks}:
+            # No scheduler has run yet (e.g. workers run elsewhere): show every task anyway.
+            system_tasks.sync_registry(session, REGISTRY.definitions())
+            tasks = system_tasks.list_tasks(session)
+        runs = system_tasks.recent_runs(session, name=log_filter or None, limit=LOG_LIMIT)
+    options = [{"label": "All tasks", "value": ""}] + [{"label": t.title, "value": t.name} for t in tasks]
+    return _tasks_table(tasks), _log_table(runs), options
+
+
+Flash = tuple[Any, str, bool]
+
+
+def _flash(message: str, colour: str = "success") -> Flash:
+    return message, colour, True
+
+
+def _run_now(name: str) -> Flash:
+    try:
+        job_id = enqueue_task(core(), name, trigger="manual")
+    except UnknownTask:
+        return _flash(f"There is no task named {name!r}.", "danger")
+    except RedisError:
+        return _flash("The job queue (Redis) is not reachable; nothing was queued.", "danger")
+    title = REGISTRY.get(name).definition.title
+    return _flash(f"{title} queued (job {job_id[:8]}); the run log shows the result within seconds.")
+
+
+def _set_enabled(name: str, enabled: bool) -> Flash | None:
+    """``None`` when the switch already showed the stored state (a re-rendered switch, not a click)."""
+    with session_scope() as session:
+        if system_tasks.get_task(session, name).enabled == enabled:
+            return None
+        task = system_tasks.set_enabled(session, name, enabled, current_user_id())
+    if task.enabled:
+        return _flash(f"{task.title} is on: it runs now and then every {_every(task.interval_seconds)}.")
+    return _flash(f"{task.title} is off.", "secondary")
+
+
+def _save_interval(name: str | None, minutes: Any) -> Flash:
+    if not name:
+        return _flash("Choose a task first.", "warning")
+    try:
+        seconds = round(float(minutes) * 60)
+    except (TypeError, ValueError):
+        return _flash("Enter the number of minutes between runs.", "warning")
+    with session_scope() as session:
+        task = system_tasks.set_interval(session, name, seconds, current_user_id())
+    return _flash(f"{task.title} now runs every {_every(task.interval_seconds)}.")
+
+
+def _open_edit(name: str) -> tuple[str, str, int]:
+    with session_scope() as session:
+        task = system_tasks.get_task(session, name)
+    return task.name, task.title, task.interval_seconds // 60
+
+
+@callback(
+    Output("tasks-flash", "children"),
+    Output("tasks-flash", "color"),
+    Output("tasks-flash", "is_open"),
+    Output("tasks-version", "data"),
+    Output("tasks-edit-modal", "is_open"),
+    Output("tasks-edit-name", "data"),
+    Output("tasks-edit-title", "children"),
+    Output("tasks-edit-minutes", "value"),
+    Input({"type": "tasks-run", "name": ALL}, "n_clicks"),
+    Input({"type": "tasks-enabled", "name": ALL}, "value"),
+    Input({"type": "tasks-edit", "name": ALL}, "n_clicks"),
+    Input("tasks-edit-save", "n_clicks"),
+    Input("tasks-edit-cancel", "n_clicks"),
+    State("tasks-edit-name", "data"),
+    State("tasks-edit-minutes", "value"),
+    State("tasks-version", "data"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def act(
+    _runs: list[int | None],
+    _enabled: list[bool | None],
+    _edits: list[int | None],
+    _save: int | None,
+    _cancel: int | None,
+    edit_name: str | None,
+    edit_minutes: Any,
+    version: int | None,
+) -> tuple[Any, ...]:
+    """Dispatch on what was clicked. Re-rendering the table re-creates its buttons and switches
+    with fresh values, which Dash may report as changes: a click needs ``n_clicks`` > 0, and a
+    switch showing the stored state changes nothing and says nothing."""
+    unchanged = (no_update,) * 8
+    trigger = dash.ctx.triggered_id
+    value = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
+    bumped = (version or 0) + 1
+    try:
+        if isinstance(trigger, dict):
+            name, kind = str(trigger.get("name")), trigger.get("type")
+            if kind == "tasks-run" and value:
+                return (*_run_now(name), no_update, no_update, no_update, no_update, no_update)
+            if kind == "tasks-enabled" and isinstance(value, bool):
+                flash = _set_enabled(name, value)
+                if flash is None:
+                    return unchanged
+                return (*flash, bumped, no_update, no_update, no_update, no_update)
+            if kind == "tasks-edit" and value:
+                task_name, title, minutes = _open_edit(name)
+                return (no_update, no_update, False, no_update, True, task_name, title, minutes)
+            return unchanged
+        if trigger == "tasks-edit-save" and value:
+            return (*_save_interval(edit_name, edit_minutes), bumped, False, no_update, no_update, no_update)
+        if trigger == "tasks-edit-cancel" and value:
+            return (no_update, no_update, no_update, no_update, False, no_update, no_update, no_update)
+    except DomainError as exc:
+        return (*_flash(str(exc), "danger"), bumped, no_update, no_update, no_update, no_update)
+    return unchanged

@@ -1,0 +1,204 @@
+"""System Task Logs page over HTTP: only admins get task data; RUN, the switch and the interval
+editor change real state; a queued run shows up in the log after a worker runs it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import select
+
+from models import AuditLog, Role, SystemTask, TaskRun, utcnow
+from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
+from workers import jobs
+from workers.tasks import REGISTRY
+
+TABLE = "tasks-table.children"
+ACTIONS = "tasks-flash.children"
+
+
+def refresh(client, app, log_filter: str = "") -> Any:
+    return dash_post(client, app, find_output(app, TABLE), [None, 0, log_filter])
+
+
+def act(
+    client,
+    app,
+    kind: str,
+    name: str | None = None,
+    value: Any = 1,
+    state: list[Any] | None = None,
+    names: list[str] | None = None,
+) -> Any:
+    """POST the actions callback as the browser does after one control changed: wildcard inputs
+    carry every task's control (``names``, default: the registry's), and ``changedPropIds`` names
+    the one that changed."""
+    output = find_output(app, ACTIONS)
+    entry = callback_entry(app, output)
+    defaults = {"tasks-run": 0, "tasks-enabled": False, "tasks-edit": 0}
+    inputs: list[Any] = []
+    changed = ""
+    for spec in entry["inputs"]:
+        prop = spec["property"]
+        if spec["id"].startswith("{"):
+            spec_type = json.loads(spec["id"])["type"]
+            controls = []
+            for task in names or REGISTRY.names():
+                control_id = {"name": task, "type": spec_type}
+                is_trigger = spec_type == kind and task == name
+                controls.append(
+                    {
+                        "id": control_id,
+                        "property": prop,
+                        "value": value if is_trigger else defaults[spec_type],
+                    }
+                )
+                if is_trigger:
+                    changed = json.dumps(control_id, sort_keys=True, separators=(",", ":")) + "." + prop
+            inputs.append(controls)
+        else:
+            inputs.append(dict(spec, value=value if spec["id"] == kind else 0))
+            if spec["id"] == kind:
+                changed = f"{kind}.{prop}"
+    body_state = [
+        dict(spec, value=v) for spec, v in zip(entry["state"], state or [None, None, 0], strict=True)
+    ]
+    body = {
+        "output": output,
+        "outputs": [{"id": o.component_id, "property": o.component_property} for o in entry["output"]],
+        "inputs": inputs,
+        "state": body_state,
+        "changedPropIds": [changed],
+    }
+    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+
+
+def queue(core) -> Queue:
+    return Queue(core.settings.queue_name, connection=core.redis)
+
+
+@pytest.fixture
+def job_core(core):
+    jobs.set_core(core)
+    yield core
+    jobs.set_core(None)
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.GUEST, 401), (Role.USER, 403), (Role.OFFICER, 403)])
+def test_non_admins_get_no_task_data_and_cannot_run_tasks(app, core, login_as, role, status):
+    client = login_as(role)
+    table = refresh(client, app)
+    assert table.status_code == status
+    assert b"update-mistall" not in table.data and b"Mistall" not in table.data
+    pressed = act(client, app, "tasks-run", "update-mistall")
+    assert pressed.status_code == status
+    switched = act(client, app, "tasks-enabled", "update-mistall", True)
+    assert switched.status_code == status
+    assert queue(core).count == 0
+    with core.db.session() as s:
+        assert not any(task.enabled for task in s.scalars(select(SystemTask)))
+
+
+def test_the_page_itself_is_admin_only(app, login_as):
+    assert login_as(Role.GUEST).get("/admin/tasks").status_code == 302
+    assert login_as(Role.USER).get("/admin/tasks").status_code == 403
+    assert login_as(Role.ADMIN).get("/admin/tasks").status_code == 200
+
+
+def test_admin_sees_every_task(app, login_as):
+    out = outputs_of(refresh(login_as(Role.ADMIN), app))
+    table = json.dumps(out["tasks-table"]["children"])
+    for definition in REGISTRY.definitions():
+        assert definition.title in table
+        assert json.dumps({"type": "tasks-run", "name": definition.name}) in table
+    assert "10 min" in table and "1 d" in table and "never run" in table
+    assert "No runs yet." in json.dumps(out["tasks-log"]["children"])
+    assert [o["value"] for o in out["tasks-log-filter"]["options"]][0] == ""
+
+
+def test_run_button_queues_the_task_and_the_run_appears_in_the_log(app, core, login_as, job_core):
+    client = login_as(Role.ADMIN)
+    refresh(client, app)
+    out = outputs_of(act(client, app, "tasks-run", "update-mistall"))
+    assert "Update Mistall System Job Task queued" in out["tasks-flash"]["children"]
+    assert out["tasks-flash"]["color"] == "success"
+    assert queue(core).count == 1
+
+    SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
+
+    with core.db.session() as s:
+        run = s.scalars(select(TaskRun)).one()
+    assert (run.task_name, run.trigger, run.outcome.value) == ("update-mistall", "manual", "not_configured")
+    log = json.dumps(outputs_of(refresh(client, app, log_filter="update-mistall"))["tasks-log"]["children"])
+    assert "Mistall credentials are not set" in log and "not configured" in log
+    other = json.dumps(
+        outputs_of(refresh(client, app, log_filter="fetch-parkmobile"))["tasks-log"]["children"]
+    )
+    assert "No runs yet." in other
+
+
+def test_a_rerendered_run_button_does_not_run_the_task(app, core, login_as):
+    """A re-rendered table reports fresh controls (``n_clicks`` 0, the stored switch state): no action."""
+    client = login_as(Role.ADMIN)
+    refresh(client, app)
+    assert outputs_of(act(client, app, "tasks-run", "update-mistall", value=0)) == {}
+    assert outputs_of(act(client, app, "tasks-enabled", "update-mistall", False)) == {}
+    assert queue(core).count == 0
+    with core.db.session() as s:
+        assert s.scalars(select(AuditLog)).all() == []
+
+
+def test_switching_a_task_on_schedules_it_now_and_is_audited(app, core, login_as):
+    client = login_as(Role.ADMIN)
+    refresh(client, app)
+    before = utcnow()
+    out = outputs_of(act(client, app, "tasks-enabled", "peoplesoft-holds", True, state=[None, None, 3]))
+    assert "PeopleSoft Holds Report is on" in out["tasks-flash"]["children"]
+    assert out["tasks-version"]["data"] == 4
+    with core.db.session() as s:
+        task = s.get(SystemTask, "peoplesoft-holds")
+        audit = s.scalars(select(AuditLog)).one()
+    assert task.enabled and before <= task.next_run_at <= utcnow()
+    assert (audit.actor_id, audit.action) == (client.user.id, "system_task.enable")
+
+    out = outputs_of(act(client, app, "tasks-enabled", "peoplesoft-holds", False))
+    assert "is off" in out["tasks-flash"]["children"]
+    with core.db.session() as s:
+        assert not s.get(SystemTask, "peoplesoft-holds").enabled
+
+
+def test_editing_the_interval(app, core, login_as):
+    client = login_as(Role.ADMIN)
+    refresh(client, app)
+    opened = outputs_of(act(client, app, "tasks-edit", "fetch-parkmobile"))
+    assert opened["tasks-edit-modal"]["is_open"] is True
+    assert opened["tasks-edit-name"]["data"] == "fetch-parkmobile"
+    assert opened["tasks-edit-minutes"]["value"] == 3
+
+    refused = outputs_of(act(client, app, "tasks-edit-save", state=["fetch-parkmobile", 0, 0]))
+    assert refused["tasks-flash"]["color"] == "danger"
+    assert "between 1 minute and 7 days" in refused["tasks-flash"]["children"]
+    assert "tasks-edit-modal" not in refused  # stays open for a correction
+
+    saved = outputs_of(act(client, app, "tasks-edit-save", state=["fetch-parkmobile", 15, 0]))
+    assert saved["tasks-flash"]["children"] == "Fetch ParkMobile Stats now runs every 15 min."
+    assert saved["tasks-edit-modal"]["is_open"] is False
+    with core.db.session() as s:
+        assert s.get(SystemTask, "fetch-parkmobile").interval_seconds == 900
+
+
+def test_a_forged_task_name_is_refused(app, core, login_as):
+    """Pattern-matching ids come from the browser: a name that is no task changes nothing."""
+    client = login_as(Role.ADMIN)
+    refresh(client, app)
+    names = [*REGISTRY.names(), "not-a-task"]
+    for kind, value in [("tasks-run", 1), ("tasks-enabled", True), ("tasks-edit", 1)]:
+        out = outputs_of(act(client, app, kind, "not-a-task", value, names=names))
+        assert out["tasks-flash"]["color"] == "danger"
+        assert "not-a-task" in out["tasks-flash"]["children"]
+    assert queue(core).count == 0
+    with core.db.session() as s:
+        assert s.get(SystemTask, "not-a-task") is None

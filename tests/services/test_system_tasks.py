@@ -1,0 +1,182 @@
+"""The system-task schedule: registry sync, enabling, intervals, claiming due slots, the run log."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from dashboard.services import system_tasks
+from dashboard.services.errors import NotFound, ValidationFailed
+from models import AuditLog, Role, SystemTask, TaskOutcome, utcnow
+from workers.tasks import REGISTRY
+
+SEED = {
+    "update-mistall": ("Update Mistall System Job Task", 600),
+    "fetch-parkmobile": ("Fetch ParkMobile Stats", 180),
+    "parking-logix-sync": ("Parking Logix Sync", 300),
+    "managed-user-import": ("Managed User Import", 300),
+    "peoplesoft-holds": ("PeopleSoft Holds Report", 86400),
+}
+
+
+@pytest.fixture
+def synced(core):
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, REGISTRY.definitions())
+
+
+def test_registry_holds_the_seed_tasks_disabled_by_default():
+    assert {d.name: (d.title, d.default_interval_seconds) for d in REGISTRY.definitions()} == SEED
+    assert not any(d.default_enabled for d in REGISTRY.definitions())
+    assert "update-mistall" in REGISTRY and "nope" not in REGISTRY
+
+
+def test_sync_creates_rows_due_now_and_is_idempotent(core):
+    before = utcnow()
+    for _ in range(2):
+        with core.db.session() as s:
+            system_tasks.sync_registry(s, REGISTRY.definitions())
+    with core.db.session() as s:
+        tasks = system_tasks.list_tasks(s)
+    assert {t.name: (t.title, t.interval_seconds) for t in tasks} == SEED
+    assert all(not t.enabled and t.last_run_at is None and t.last_outcome is None for t in tasks)
+    assert all(before <= t.next_run_at <= utcnow() for t in tasks)
+
+
+def test_sync_updates_titles_but_keeps_what_admins_changed(core, synced, make_user):
+    admin = make_user(Role.ADMIN)
+    with core.db.session() as s:
+        system_tasks.set_enabled(s, "update-mistall", True, admin.id)
+        system_tasks.set_interval(s, "update-mistall", 1200, admin.id)
+    renamed = [
+        replace(d, title="Mistall Import") if d.name == "update-mistall" else d
+        for d in REGISTRY.definitions()
+    ]
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, renamed)
+        task = system_tasks.get_task(s, "update-mistall")
+    assert (task.title, task.enabled, task.interval_seconds) == ("Mistall Import", True, 1200)
+
+
+def test_enabling_schedules_an_immediate_run_and_is_audited(core, synced, make_user):
+    admin = make_user(Role.ADMIN)
+    with core.db.session() as s:
+        s.get(SystemTask, "peoplesoft-holds").next_run_at = utcnow() + timedelta(days=1)
+    with core.db.session() as s:
+        task = system_tasks.set_enabled(s, "peoplesoft-holds", True, admin.id)
+    assert task.enabled and task.next_run_at <= utcnow()
+    with core.db.session() as s:
+        assert system_tasks.claim_due(s, utcnow()) == ["peoplesoft-holds"]
+        audit = s.scalars(select(AuditLog)).all()
+    assert [(a.actor_id, a.action, a.entity_id, a.changes) for a in audit] == [
+        (admin.id, "system_task.enable", "peoplesoft-holds", {"enabled": [False, True]})
+    ]
+
+
+def test_enabling_an_enabled_task_changes_nothing(core, synced):
+    with core.db.session() as s:
+        system_tasks.set_enabled(s, "update-mistall", True, None)
+        claimed_at = utcnow()
+        system_tasks.claim_due(s, claimed_at)
+    with core.db.session() as s:
+        task = system_tasks.set_enabled(s, "update-mistall", True, None)
+        assert s.scalar(select(AuditLog.id).where(AuditLog.action == "system_task.enable").offset(1)) is None
+    assert task.next_run_at == claimed_at + timedelta(seconds=600)
+
+
+@pytest.mark.parametrize("seconds", [59, 604801, 0, -60, True, "600", 600.0])
+def test_interval_out_of_range_or_not_an_integer_is_refused(core, synced, seconds):
+    with core.db.session() as s, pytest.raises(ValidationFailed) as failure:
+        system_tasks.set_interval(s, "update-mistall", seconds, None)
+    assert "interval_seconds" in failure.value.errors
+
+
+def test_shorter_interval_brings_the_next_run_forward(core, synced, make_user):
+    admin = make_user(Role.ADMIN)
+    with core.db.session() as s:
+        s.get(SystemTask, "peoplesoft-holds").next_run_at = utcnow() + timedelta(days=1)
+    with core.db.session() as s:
+        task = system_tasks.set_interval(s, "peoplesoft-holds", 3600, admin.id)
+        audit = s.scalars(select(AuditLog)).one()
+    assert task.interval_seconds == 3600
+    assert task.next_run_at <= utcnow() + timedelta(seconds=3600)
+    assert (audit.action, audit.changes) == ("system_task.interval", {"interval_seconds": [86400, 3600]})
+
+
+def test_unknown_task_is_not_found(core, synced):
+    with core.db.session() as s:
+        with pytest.raises(NotFound):
+            system_tasks.set_enabled(s, "no-such-task", True, None)
+        with pytest.raises(NotFound):
+            system_tasks.start_run(s, "no-such-task", "manual")
+
+
+def test_claim_due_takes_each_slot_once_and_only_enabled_tasks(core, synced):
+    with core.db.session() as s:
+        system_tasks.set_enabled(s, "update-mistall", True, None)
+        system_tasks.set_enabled(s, "fetch-parkmobile", True, None)
+    now = utcnow()
+    with core.db.session() as s:
+        assert system_tasks.claim_due(s, now, only=["update-mistall"]) == ["update-mistall"]
+        assert system_tasks.claim_due(s, now) == ["fetch-parkmobile"]
+        assert system_tasks.claim_due(s, now) == []
+        assert system_tasks.claim_due(s, now + timedelta(seconds=180)) == ["fetch-parkmobile"]
+        assert system_tasks.claim_due(s, now + timedelta(seconds=600)) == [
+            "fetch-parkmobile",
+            "update-mistall",
+        ]
+        assert s.get(SystemTask, "update-mistall").next_run_at == now + timedelta(seconds=1200)
+
+
+def test_claim_loses_when_another_scheduler_takes_the_slot_between_its_read_and_its_update(core, synced):
+    """The race itself: scheduler B has read the due slot; just before B's UPDATE runs, scheduler A
+    claims it and commits. B's conditional UPDATE then matches nothing and B claims nothing."""
+    with core.db.session() as s:
+        system_tasks.set_enabled(s, "update-mistall", True, None)
+    now = utcnow()
+    won_by_a: list[str] = []
+
+    def a_claims_first(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("UPDATE SYSTEM_TASKS") and not won_by_a:
+            won_by_a.append("racing")
+            with core.db.session() as a:
+                won_by_a[:] = system_tasks.claim_due(a, now)
+
+    event.listen(core.db.engine, "before_cursor_execute", a_claims_first)
+    try:
+        with core.db.session() as b:
+            won_by_b = system_tasks.claim_due(b, now)
+    finally:
+        event.remove(core.db.engine, "before_cursor_execute", a_claims_first)
+    assert won_by_a == ["update-mistall"]
+    assert won_by_b == []
+    with core.db.session() as s:
+        assert s.get(SystemTask, "update-mistall").next_run_at == now + timedelta(seconds=600)
+
+
+def test_runs_are_logged_newest_first_and_skips_keep_the_last_outcome(core, synced):
+    with core.db.session() as s:
+        first = system_tasks.start_run(s, "update-mistall", "schedule")
+        failed = system_tasks.finish_run(s, first, TaskOutcome.FAILED, "boom", 0)
+        second = system_tasks.start_run(s, "update-mistall", "manual")
+        skipped = system_tasks.finish_run(s, second, TaskOutcome.SKIPPED, "already running", 0)
+        other = system_tasks.start_run(s, "fetch-parkmobile", "cli")
+        system_tasks.finish_run(s, other, "success", "12 sessions", 12)
+    assert failed.outcome == "failed" and failed.duration_ms >= 0 and failed.finished_at is not None
+    assert skipped.outcome == "skipped"
+    with core.db.session() as s:
+        mistall = system_tasks.get_task(s, "update-mistall")
+        runs = system_tasks.recent_runs(s)
+        only_mistall = system_tasks.recent_runs(s, name="update-mistall", limit=1)
+    assert (mistall.last_outcome, mistall.last_run_at) == ("failed", failed.started_at)
+    assert [r.id for r in runs] == [other, second, first]
+    assert (runs[0].task_title, runs[0].rows_touched, runs[0].message) == (
+        "Fetch ParkMobile Stats",
+        12,
+        "12 sessions",
+    )
+    assert [r.id for r in only_mistall] == [second]
+    assert runs[0].as_dict()["outcome"] == "success"
