@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _redis_servers: dict[Path, object] = {}
 _broker: EmbeddedBroker | None = None
+EMBEDDED_USERNAME = "parkops"
 
 
 def embedded_redis_url(instance_path: Path) -> str:
@@ -59,7 +60,11 @@ class EmbeddedBroker:
         asyncio.set_event_loop(self._loop)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            # amqtt treats anonymous sessions as clean and drops QoS 1 messages queued for an
+            # offline subscriber; with anonymous access off, the plugin admits any client that
+            # sends a username (no password check: the broker listens on loopback only) and
+            # keeps its persistent session, so the ingester loses nothing across a restart.
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": False}},
         }
         try:
             self._broker = Broker(config, loop=self._loop)
@@ -100,4 +105,4 @@ def ensure_embedded_broker(port: int) -> str:
             _broker = broker
             atexit.register(broker.stop)
             log.info("embedded MQTT broker on 127.0.0.1:%s", port)
-    return f"mqtt://127.0.0.1:{port}"
+    return f"mqtt://{EMBEDDED_USERNAME}@127.0.0.1:{port}"

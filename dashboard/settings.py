@@ -120,7 +120,7 @@ class Settings:
 
     @property
     def effective_mqtt_url(self) -> str:
-        return self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
+        return self.mqtt_url or f"mqtt://parkops@127.0.0.1:{self.embedded_mqtt_port}"
 
     @property
     def run_inprocess_workers(self) -> bool:

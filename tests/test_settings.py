@@ -12,7 +12,7 @@ def test_no_configuration_means_embedded_everything(tmp_path):
     settings = Settings.from_env({"PARKOPS_INSTANCE_PATH": str(tmp_path)})
     assert settings.embedded_database and settings.embedded_redis and settings.embedded_mqtt
     assert settings.effective_database_url == f"sqlite:///{tmp_path / 'parkops.db'}"
-    assert settings.effective_mqtt_url == "mqtt://127.0.0.1:18830"
+    assert settings.effective_mqtt_url == "mqtt://parkops@127.0.0.1:18830"
     assert settings.run_inprocess_workers and settings.run_simulator
     assert (settings.host, settings.port) == ("127.0.0.1", 8050)
 
