@@ -50,7 +50,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
     instance = Path(tempfile.mkdtemp(prefix="parkops-bench-"))
-    app = create_app(Settings(instance_path=instance, secret_key="bench", embedded_mqtt_port=18838, testing=True))
+    app = create_app(
+        Settings(instance_path=instance, secret_key="bench", embedded_mqtt_port=18838, testing=True)
+    )
     core = app.extensions["parkops"]
     core.db.upgrade()
     with core.db.session() as session:
@@ -63,10 +65,20 @@ def main() -> None:
     admin.post("/login", data={"email": "bench@campus.test", "password": "bench-password"})
     post = {"content_type": "application/json"}
 
-    _measure("guest: shell callback through the gate", lambda: guest.post("/_dash-update-component", data=nav, **post), args.requests)
-    _measure("admin: shell callback (loads the user)", lambda: admin.post("/_dash-update-component", data=nav, **post), args.requests)
+    _measure(
+        "guest: shell callback through the gate",
+        lambda: guest.post("/_dash-update-component", data=nav, **post),
+        args.requests,
+    )
+    _measure(
+        "admin: shell callback (loads the user)",
+        lambda: admin.post("/_dash-update-component", data=nav, **post),
+        args.requests,
+    )
     _measure("guest: admin page refused by the gate", lambda: guest.get("/admin/settings"), args.requests)
-    _measure("/healthz (database, Redis, MQTT probe)", lambda: client.get("/healthz"), max(20, args.requests // 10))
+    _measure(
+        "/healthz (database, Redis, MQTT probe)", lambda: client.get("/healthz"), max(20, args.requests // 10)
+    )
 
 
 if __name__ == "__main__":

@@ -135,11 +135,15 @@ def seed_demo() -> None:
 @main.command("create-user")
 @click.option("--email", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-@click.option("--role", type=click.Choice([r.name.lower() for r in Role if r is not Role.GUEST]), default="user")
+@click.option(
+    "--role", type=click.Choice([r.name.lower() for r in Role if r is not Role.GUEST]), default="user"
+)
 @click.option("--first-name", default="")
 @click.option("--last-name", default="")
 @click.option("--user-type", default=None, help="student, staff, faculty, public ...")
-def create_user(email: str, password: str, role: str, first_name: str, last_name: str, user_type: str | None) -> None:
+def create_user(
+    email: str, password: str, role: str, first_name: str, last_name: str, user_type: str | None
+) -> None:
     """Create a local account."""
     from dashboard.services import users
     from dashboard.services.errors import ValidationFailed
@@ -148,8 +152,13 @@ def create_user(email: str, password: str, role: str, first_name: str, last_name
     try:
         with core.db.session() as session:
             info = users.create_user(
-                session, email=email, password=password, role=Role[role.upper()],
-                first_name=first_name, last_name=last_name, user_type=user_type,
+                session,
+                email=email,
+                password=password,
+                role=Role[role.upper()],
+                first_name=first_name,
+                last_name=last_name,
+                user_type=user_type,
             )
     except ValidationFailed as exc:
         raise click.ClickException(str(exc)) from exc

@@ -50,7 +50,9 @@ class Violation(TimestampMixin, Base):
     notes: Mapped[str] = mapped_column(Text, default="")
 
     lot: Mapped[Lot | None] = relationship()
-    items: Mapped[list[ViolationItem]] = relationship(back_populates="violation", cascade="all, delete-orphan")
+    items: Mapped[list[ViolationItem]] = relationship(
+        back_populates="violation", cascade="all, delete-orphan"
+    )
 
     @property
     def total_cents(self) -> int:

@@ -44,7 +44,9 @@ class Lot(TimestampMixin, Base):
     code: Mapped[str | None] = mapped_column(String(32), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str | None] = mapped_column(String(200))
-    lot_group_id: Mapped[int | None] = mapped_column(ForeignKey("lot_groups.id", ondelete="SET NULL"), index=True)
+    lot_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lot_groups.id", ondelete="SET NULL"), index=True
+    )
     capacity: Mapped[int] = mapped_column(Integer, default=0)
     permits_allowed: Mapped[int | None] = mapped_column(Integer)
     sells_standard: Mapped[bool] = mapped_column(default=True)
@@ -146,4 +148,3 @@ class MistallLot(Base):
     occupied: Mapped[int | None] = mapped_column(Integer)
     reported_at: Mapped[datetime | None]
     imported_at: Mapped[datetime | None]
-

@@ -54,7 +54,9 @@ class Permit(TimestampMixin, Base):
     lot: Mapped[Lot | None] = relationship()
     zone: Mapped[LotZone | None] = relationship()
     product: Mapped[PermitProduct | None] = relationship()
-    vehicles: Mapped[list[PermitVehicle]] = relationship(back_populates="permit", cascade="all, delete-orphan")
+    vehicles: Mapped[list[PermitVehicle]] = relationship(
+        back_populates="permit", cascade="all, delete-orphan"
+    )
 
 
 class PermitVehicle(Base):

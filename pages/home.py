@@ -13,7 +13,9 @@ def layout(**_query: str) -> html.Div:
     return html.Div(
         [
             html.H1("ParkOps"),
-            html.P("Real-time parking operations: live occupancy, permits and enforcement.", className="lead"),
+            html.P(
+                "Real-time parking operations: live occupancy, permits and enforcement.", className="lead"
+            ),
             dbc.Button("Log in", href="/login", color="primary"),
         ],
         className="py-4",

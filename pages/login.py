@@ -21,13 +21,32 @@ def layout(error: str | None = None, next: str = "/", **_query: str) -> html.Div
                         html.Form(
                             [
                                 dbc.Label("E-mail", html_for="login-email"),
-                                dcc.Input(id="login-email", name="email", type="email", required=True,
-                                          autoComplete="username", className="form-control mb-3"),
+                                dcc.Input(
+                                    id="login-email",
+                                    name="email",
+                                    type="email",
+                                    required=True,
+                                    autoComplete="username",
+                                    className="form-control mb-3",
+                                ),
                                 dbc.Label("Password", html_for="login-password"),
-                                dcc.Input(id="login-password", name="password", type="password", required=True,
-                                          autoComplete="current-password", className="form-control mb-3"),
-                                dcc.Input(type="hidden", name="next", value=next if isinstance(next, str) else "/"),
-                                html.Button("Log in", type="submit", id="login-submit", className="btn btn-primary w-100"),
+                                dcc.Input(
+                                    id="login-password",
+                                    name="password",
+                                    type="password",
+                                    required=True,
+                                    autoComplete="current-password",
+                                    className="form-control mb-3",
+                                ),
+                                dcc.Input(
+                                    type="hidden", name="next", value=next if isinstance(next, str) else "/"
+                                ),
+                                html.Button(
+                                    "Log in",
+                                    type="submit",
+                                    id="login-submit",
+                                    className="btn btn-primary w-100",
+                                ),
                             ],
                             action="/login",
                             method="POST",
@@ -35,7 +54,10 @@ def layout(error: str | None = None, next: str = "/", **_query: str) -> html.Div
                     ]
                 )
             ),
-            xs=12, sm=10, md=6, lg=4,
+            xs=12,
+            sm=10,
+            md=6,
+            lg=4,
         ),
         justify="center",
         className="py-5",

@@ -38,9 +38,11 @@ def dash_post(
     entry = callback_entry(app, output)
     body_inputs = [dict(spec, value=value) for spec, value in zip(entry["inputs"], inputs, strict=True)]
     body_state = [dict(spec, value=value) for spec, value in zip(entry["state"], state or [], strict=True)]
-    outputs = [{"id": o.component_id, "property": o.component_property} for o in entry["output"]] if isinstance(
-        entry["output"], list
-    ) else {"id": entry["output"].component_id, "property": entry["output"].component_property}
+    outputs = (
+        [{"id": o.component_id, "property": o.component_property} for o in entry["output"]]
+        if isinstance(entry["output"], list)
+        else {"id": entry["output"].component_id, "property": entry["output"].component_property}
+    )
     changed = [triggered] if triggered else [f"{body_inputs[0]['id']}.{body_inputs[0]['property']}"]
     body = {
         "output": output,

@@ -45,7 +45,9 @@ def test_db_upgrade_then_create_user(cli_env, tmp_path):
 def test_short_password_is_refused(cli_env):
     runner = CliRunner()
     runner.invoke(main, ["db", "upgrade"], env=cli_env)
-    result = runner.invoke(main, ["create-user", "--email", "a@campus.test", "--password", "short"], env=cli_env)
+    result = runner.invoke(
+        main, ["create-user", "--email", "a@campus.test", "--password", "short"], env=cli_env
+    )
     assert result.exit_code != 0
     assert "at least 10 characters" in result.output
 

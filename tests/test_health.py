@@ -43,6 +43,9 @@ def test_healthz_is_503_and_names_what_is_down(app, client, login_as):
     assert body["status"] == "degraded"
     assert body["checks"]["database"]["ok"] is True
     for name in ("redis", "mqtt"):
-        assert body["checks"][name] == {"ok": False, "latency_ms": body["checks"][name]["latency_ms"],
-                                        "error": "unreachable"}
+        assert body["checks"][name] == {
+            "ok": False,
+            "latency_ms": body["checks"][name]["latency_ms"],
+            "error": "unreachable",
+        }
         assert "refused" in detailed.get_json()["checks"][name]["error"].lower()

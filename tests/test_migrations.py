@@ -49,7 +49,9 @@ def test_upgrade_on_an_empty_database_matches_the_models(empty_database_url):
         tables = set(inspect(database.engine).get_table_names())
         assert set(models.Base.metadata.tables) <= tables
         with database.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), models.Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), models.Base.metadata
+            )
         assert diff == [], f"models and migrations disagree: {diff}"
         database.upgrade()  # a second upgrade is a no-op
     finally:

@@ -60,7 +60,11 @@ def test_the_walk_covers_the_admin_screens(app):
 def test_lower_roles_cannot_open_protected_pages(app, login_as, role):
     client = login_as(role)
     for page in protected_pages():
-        path = page["path"] if not page.get("path_template") else page["path_template"].replace("<", "").replace(">", "")
+        path = (
+            page["path"]
+            if not page.get("path_template")
+            else page["path_template"].replace("<", "").replace(">", "")
+        )
         response = client.get(path)
         if role is Role.GUEST:
             assert response.status_code == 302, path

@@ -62,8 +62,15 @@ def test_times_are_stored_in_utc_and_come_back_aware(session):
     session.add(group)
     session.flush()
     toronto = timezone(timedelta(hours=-5))
-    session.add(OccupancySnapshot(lot_group_id=group.id, source="devices", occupied=1, capacity=2,
-                                  recorded_at=datetime(2026, 11, 28, 7, 30, tzinfo=toronto)))
+    session.add(
+        OccupancySnapshot(
+            lot_group_id=group.id,
+            source="devices",
+            occupied=1,
+            capacity=2,
+            recorded_at=datetime(2026, 11, 28, 7, 30, tzinfo=toronto),
+        )
+    )
     session.commit()
     session.expire_all()
     stored = session.query(OccupancySnapshot).one().recorded_at
@@ -75,8 +82,15 @@ def test_naive_datetimes_are_refused(session):
     group = LotGroup(name="Naive", map_color="#112233")
     session.add(group)
     session.flush()
-    session.add(OccupancySnapshot(lot_group_id=group.id, source="devices", occupied=1, capacity=2,
-                                  recorded_at=datetime(2026, 11, 28, 7, 30)))
+    session.add(
+        OccupancySnapshot(
+            lot_group_id=group.id,
+            source="devices",
+            occupied=1,
+            capacity=2,
+            recorded_at=datetime(2026, 11, 28, 7, 30),
+        )
+    )
     with pytest.raises(Exception, match="naive datetime"):
         session.flush()
     session.rollback()

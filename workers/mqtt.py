@@ -33,7 +33,9 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     )
 
 
-def make_client(url: str, client_id: str = "", *, persistent: bool = False) -> tuple[mqtt.Client, BrokerAddress]:
+def make_client(
+    url: str, client_id: str = "", *, persistent: bool = False
+) -> tuple[mqtt.Client, BrokerAddress]:
     """A paho 2.x client for ``url``. ``persistent`` keeps the broker-side session (QoS 1 messages
     queued while the client is away are delivered when it reconnects)."""
     address = parse_mqtt_url(url)

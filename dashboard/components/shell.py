@@ -78,7 +78,9 @@ def register_callbacks(app: dash.Dash) -> None:
 
         role = current_role()
         if not current_user.is_authenticated:
-            return nav_for(role, pathname or "/"), html.A("Log in", href="/login", className="btn btn-light btn-sm")
+            return nav_for(role, pathname or "/"), html.A(
+                "Log in", href="/login", className="btn btn-light btn-sm"
+            )
         user = html.Div(
             [
                 html.Span(f"{current_user.name} ({role.label})", className="navbar-text text-light small"),

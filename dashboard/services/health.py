@@ -20,5 +20,7 @@ def run_check(name: str, probe: Callable[[], object]) -> Check:
     try:
         probe()
     except Exception as exc:  # any failure is the answer, not a crash
-        return Check(name, False, round((time.perf_counter() - started) * 1000), f"{type(exc).__name__}: {exc}")
+        return Check(
+            name, False, round((time.perf_counter() - started) * 1000), f"{type(exc).__name__}: {exc}"
+        )
     return Check(name, True, round((time.perf_counter() - started) * 1000))
