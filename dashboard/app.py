@@ -41,6 +41,8 @@ class Core:
 def build_core(settings: Settings | None = None) -> Core:
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("amqtt", "transitions"):  # the embedded broker logs every connection state change
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     redis_url = settings.redis_url or embedded.embedded_redis_url(settings.instance_path)
     if settings.embedded_mqtt:
         mqtt_url = embedded.ensure_embedded_broker(settings.embedded_mqtt_port)

@@ -134,12 +134,15 @@ def update_mistall(ctx: TaskContext) -> TaskResult:
     "fetch-parkmobile",
     title="Fetch ParkMobile Stats",
     interval_seconds=180,
-    description="Fetches active ParkMobile pay-by-phone sessions so officers see paid plates.",
+    description=(
+        "Fetches ParkMobile permits and stores them as pay-station (Cale) records "
+        "for lot zones of the same name."
+    ),
 )
 def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
     raise TaskNotConfigured(
         "ParkMobile API credentials are not set (System Settings > Third Party); "
-        "the ParkMobile import arrives with the pay-by-phone enforcement work"
+        "the ParkMobile import arrives with the permits work"
     )
 
 
@@ -147,7 +150,9 @@ def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
     "parking-logix-sync",
     title="Parking Logix Sync",
     interval_seconds=300,
-    description="Synchronises lot counts and sensor states with Parking Logix.",
+    description=(
+        "Reads lot counts from Parking Logix for lot groups that hold an API key and a Parking Logix name."
+    ),
 )
 def parking_logix_sync(ctx: TaskContext) -> TaskResult:
     raise TaskNotConfigured(
@@ -160,12 +165,15 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
     "managed-user-import",
     title="Managed User Import",
     interval_seconds=300,
-    description="Creates and updates accounts from the campus identity feed (students, staff, faculty).",
+    description=(
+        "Imports users from CSV files dropped in the SFTP folder; failures are e-mailed "
+        "to the Failed Import Email."
+    ),
 )
 def managed_user_import(ctx: TaskContext) -> TaskResult:
     raise TaskNotConfigured(
-        "No managed-user feed is configured (System Settings > Third Party); "
-        "the managed user import arrives with the single sign-on and accounts work"
+        "No SFTP import folder is configured; the managed user import arrives with the "
+        "user import work (CSV User Import settings are on System Settings > Third Party)"
     )
 
 
@@ -173,10 +181,12 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
     "peoplesoft-holds",
     title="PeopleSoft Holds Report",
     interval_seconds=86400,
-    description="Sends unpaid violations to PeopleSoft so that holds are placed on student accounts.",
+    description=(
+        "E-mails the Holds Added and Holds Released files to the PeopleSoft Holds Notification Email."
+    ),
 )
 def peoplesoft_holds(ctx: TaskContext) -> TaskResult:
     raise TaskNotConfigured(
-        "The PeopleSoft holds export (destination and credentials) is not set "
-        "(System Settings > Third Party); the holds report arrives with the violations and payments work"
+        "The PeopleSoft Holds Report is not built yet: it arrives with the violations and payments work "
+        "(its PeopleSoft Holds Notification Email is on System Settings > Third Party)"
     )
