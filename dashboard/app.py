@@ -14,6 +14,7 @@ from datetime import timedelta
 import dash
 import redis
 from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard import embedded
 from dashboard.auth import guard_pages, has_role, init_auth
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         TESTING=settings.testing,
     )
     server.extensions["parkops"] = core
+    if settings.proxy_hops:
+        trust_proxies(server, settings.proxy_hops)
 
     dash_app = dash.Dash(
         "parkops",
@@ -109,6 +112,12 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     _register_health(server)
     _security_headers(server)
     return server
+
+
+def trust_proxies(server: Flask, hops: int) -> None:
+    """Behind a load balancer: trust its X-Forwarded-* headers (client IP, https, host), so that
+    the same-origin check, secure cookies and logs see what the browser sees."""
+    server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def _register_health(server: Flask) -> None:

@@ -76,7 +76,9 @@ def _database() -> Any:
 def init_auth(server: Flask, dash_app: dash.Dash) -> None:
     manager = LoginManager()
     manager.init_app(server)
-    manager.session_protection = "strong"
+    # "basic": an officer whose phone hops from Wi-Fi to LTE keeps the session (marked non-fresh)
+    # instead of being logged out mid-patrol, as "strong" would do on every IP change.
+    manager.session_protection = "basic"
 
     @manager.user_loader
     def load_user(user_id: str) -> SessionUser | None:
@@ -164,7 +166,7 @@ def _check_callback(dash_app: dash.Dash) -> Response | None:
     entry = dash_app.callback_map.get(output) if isinstance(output, str) else None
     if entry is None:
         return _deny(400, "unknown callback")
-    if output.startswith(PAGES_ROUTER_OUTPUT) or PAGES_ROUTER_OUTPUT in output:
+    if PAGES_ROUTER_OUTPUT in output:
         return None  # the pages router: each page layout is guarded (see guard_pages)
     min_role = getattr(entry.get("callback"), ROLE_ATTR, None)
     if min_role is None:

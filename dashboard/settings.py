@@ -60,6 +60,7 @@ class Settings:
     simulator: bool | None = None
     inprocess_workers: bool | None = None
     queue_name: str = "parkops"
+    proxy_hops: int = 0
     log_level: str = "INFO"
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -85,6 +86,7 @@ class Settings:
             simulator=_optional_bool(get("PARKOPS_SIMULATOR")),
             inprocess_workers=_optional_bool(get("PARKOPS_INPROCESS_WORKERS")),
             queue_name=get("PARKOPS_QUEUE") or "parkops",
+            proxy_hops=_int("PARKOPS_PROXY_HOPS", get("PARKOPS_PROXY_HOPS"), 0),
             log_level=(get("PARKOPS_LOG_LEVEL") or "INFO").upper(),
         )
         settings.validate()

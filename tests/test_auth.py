@@ -53,3 +53,24 @@ def test_passwords_are_stored_hashed(session, make_user):
     stored = session.get(User, user.id).password_hash
     assert PASSWORD not in stored
     assert stored.startswith("scrypt:")
+
+
+def test_behind_a_proxy_the_forwarded_host_counts_as_same_origin(app, make_user):
+    """With PARKOPS_PROXY_HOPS the browser's Origin (the public host) matches the forwarded host."""
+    from dashboard.app import trust_proxies
+
+    user = make_user(Role.USER)
+    headers = {"Origin": "https://parking.example.edu", "X-Forwarded-Host": "parking.example.edu"}
+    direct = app.test_client().post(
+        "/login", data={"email": user.email, "password": PASSWORD}, headers=headers
+    )
+    assert direct.status_code == 403  # without trusted proxies the forwarded host is ignored
+    original = app.wsgi_app
+    trust_proxies(app, 1)
+    try:
+        response = app.test_client().post(
+            "/login", data={"email": user.email, "password": PASSWORD}, headers=headers
+        )
+    finally:
+        app.wsgi_app = original
+    assert response.status_code == 302 and response.headers["Location"] == "/"
