@@ -43,6 +43,10 @@ PUBLIC_PREFIXES = (
     "/logout",
     "/saml/",
     "/api/public/",
+    # Open parking data: availability, history, the FIWARE feed and the live change stream.
+    "/api/v1/lot-groups",
+    "/api/v1/fiware/",
+    "/api/v1/occupancy/stream",
 )
 
 

@@ -30,7 +30,14 @@ from models.lots import (
     PermitProduct,
     Pricing,
 )
-from models.occupancy import DeviceKind, IngestDeadLetter, OccupancySnapshot, OccupancySource, SensingDevice
+from models.occupancy import (
+    DeviceKind,
+    IngestDeadLetter,
+    OccupancySnapshot,
+    OccupancySource,
+    SensingDevice,
+    UnknownDeviceMessage,
+)
 from models.payments import (
     Cart,
     CartItem,

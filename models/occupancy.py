@@ -62,3 +62,15 @@ class IngestDeadLetter(Base):
     payload: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class UnknownDeviceMessage(Base):
+    """A message from a device id nobody registered yet: kept (not dropped) so that an admin can
+    map the device to a lot and have its messages counted."""
+
+    __tablename__ = "unknown_device_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(80), index=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

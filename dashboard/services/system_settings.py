@@ -31,6 +31,7 @@ from models import SystemSetting
 GENERAL = "General"
 THIRD_PARTY = "Third Party"
 EMAIL = "Email"
+OCCUPANCY = "Occupancy"
 
 AUDIT_ENTITY = "system_settings"
 AUDIT_ACTION = "settings.update"
@@ -180,6 +181,35 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "smtp_security", "SMTP Security", EMAIL, "SMTP", Kind.CHOICE, "starttls",
         "STARTTLS usually runs on port 587, SSL/TLS on 465.",
         choices=(("starttls", "STARTTLS"), ("ssl", "SSL/TLS"), ("none", "None (trusted local relay only)")),
+    ),
+    # Occupancy: when a source's figure stops being trusted, and what history keeps
+    SettingDef(
+        "occupancy_stale_mistall_minutes", "Mistall Data Is Stale After (minutes)", OCCUPANCY, "Staleness",
+        Kind.INT, 25, "The Mistall task runs every 10 minutes; two missed runs mark the figure stale.",
+        min_value=1, max_value=10080,
+    ),
+    SettingDef(
+        "occupancy_stale_parking_logix_minutes", "Parking Logix Data Is Stale After (minutes)", OCCUPANCY,
+        "Staleness", Kind.INT, 15, min_value=1, max_value=10080,
+    ),
+    SettingDef(
+        "occupancy_stale_devices_minutes", "Live Sensor Data Is Stale After (minutes)", OCCUPANCY, "Staleness",
+        Kind.INT, 60,
+        "Counters speak only when cars pass (and when they send an absolute count), so a quiet night is"
+        " not a fault: allow for it.",
+        min_value=1, max_value=10080,
+    ),
+    SettingDef(
+        "occupancy_snapshot_step_percent", "Record History On a Change Of (percentage points)", OCCUPANCY,
+        "History", Kind.INT, 5,
+        "Besides the periodic Occupancy Snapshots task, a jump of this size is recorded at once.",
+        min_value=1, max_value=100,
+    ),
+    SettingDef(
+        "occupancy_flag_above_percent", "Flag Counts Above (percent of capacity)", OCCUPANCY, "Sanity",
+        Kind.INT, 110,
+        "A live count above this share of capacity is shown flagged: a counter has probably drifted.",
+        min_value=100, max_value=500,
     ),
 )  # fmt: skip
 

@@ -1,0 +1,457 @@
+"""One occupancy state per lot group, from every source, with the seed's precedence.
+
+Sources (``models.OccupancySource``):
+- ``mistall`` and ``parking_logix``: vendor counts pulled by system tasks;
+- ``devices``: live MQTT counters and space sensors (``workers.ingest``);
+- ``permits``: the "collated counts of the lots": valid permits sold against each lot's allowance.
+
+Precedence of the physical figure (what the maps' donut shows): Mistall when the group has a
+Mistall lot, else Parking Logix when the group has a Parking Logix name and key, else the live
+devices, else none, and then the permit figure stands in, as the seed does for groups without
+sensor data. The permit figure is always kept beside it: the admin map shows both on purpose.
+
+Where things live: the current figure of each (group, source) is a JSON field in the Redis hash
+``parkops:occ:group:<id>`` (fast reads, shared by every process); every change is published on
+``CHANNEL``; history goes to ``occupancy_snapshots`` at a fixed interval (the Occupancy Snapshots
+task) and at once when a figure moves by more than a set step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from dashboard.crypto import SecretBox
+from dashboard.services import system_settings
+from models import Lot, LotGroup, OccupancySnapshot, OccupancySource, Permit, PermitStatus
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "parkops:occupancy"
+GROUP_KEY = "parkops:occ:group:{}"
+SNAPSHOT_KEY = "parkops:occ:snapshotted:{}"
+PHYSICAL = (OccupancySource.MISTALL, OccupancySource.PARKING_LOGIX, OccupancySource.DEVICES)
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """How long each source may stay silent before its figure is marked stale (seconds)."""
+
+    mistall: int = 25 * 60
+    parking_logix: int = 15 * 60
+    devices: int = 60 * 60
+
+    def limit(self, source: OccupancySource) -> int | None:
+        return {
+            OccupancySource.MISTALL: self.mistall,
+            OccupancySource.PARKING_LOGIX: self.parking_logix,
+            OccupancySource.DEVICES: self.devices,
+        }.get(source)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The admin's occupancy settings (System Settings > Occupancy), read once per run or refresh."""
+
+    staleness: Staleness
+    step_percent: int
+    flag_above_percent: int
+
+
+def load_policy(session: Session, secrets: SecretBox) -> Policy:
+    values = system_settings.get_many(
+        session,
+        secrets,
+        [
+            "occupancy_stale_mistall_minutes",
+            "occupancy_stale_parking_logix_minutes",
+            "occupancy_stale_devices_minutes",
+            "occupancy_snapshot_step_percent",
+            "occupancy_flag_above_percent",
+        ],
+    )
+    return Policy(
+        staleness=Staleness(
+            mistall=int(values["occupancy_stale_mistall_minutes"]) * 60,
+            parking_logix=int(values["occupancy_stale_parking_logix_minutes"]) * 60,
+            devices=int(values["occupancy_stale_devices_minutes"]) * 60,
+        ),
+        step_percent=int(values["occupancy_snapshot_step_percent"]),
+        flag_above_percent=int(values["occupancy_flag_above_percent"]),
+    )
+
+
+@dataclass(frozen=True)
+class Figure:
+    source: OccupancySource
+    occupied: int
+    capacity: int
+    updated_at: datetime | None
+    stale: bool = False
+    flag: str | None = None
+
+    @property
+    def available(self) -> int:
+        return max(self.capacity - self.occupied, 0)
+
+    @property
+    def percent(self) -> float | None:
+        """Percent full; None when the capacity is unknown (0)."""
+        if self.capacity <= 0:
+            return None
+        return round(100.0 * self.occupied / self.capacity, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "occupied": self.occupied,
+            "capacity": self.capacity,
+            "available": self.available,
+            "percent": self.percent,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "stale": self.stale,
+            "flag": self.flag,
+        }
+
+
+@dataclass(frozen=True)
+class LotPermits:
+    """One lot's permit figure: valid permits sold against what the manager allows."""
+
+    lot_id: int
+    name: str
+    sold: int
+    allowance: int
+    sells_standard: bool
+    sells_temporary: bool
+
+    @property
+    def available(self) -> int:
+        return max(self.allowance - self.sold, 0)
+
+    @property
+    def percent(self) -> float | None:
+        return round(100.0 * self.sold / self.allowance, 1) if self.allowance > 0 else None
+
+
+@dataclass(frozen=True)
+class GroupOccupancy:
+    group_id: int
+    name: str
+    map_color: str
+    latitude: float | None
+    longitude: float | None
+    show_on_map: bool
+    closed: bool
+    physical: Figure | None
+    permits: Figure
+    sources: tuple[Figure, ...] = ()
+    lots: tuple[LotPermits, ...] = field(default_factory=tuple)
+
+    @property
+    def primary(self) -> Figure:
+        """What the donut and the public API show: the physical figure, else the permit figure."""
+        return self.physical or self.permits
+
+    @property
+    def status(self) -> str:
+        """``closed`` (an admin closed it: not "0% full"), ``stale`` or ``open``."""
+        if self.closed:
+            return "closed"
+        return "stale" if self.primary.stale else "open"
+
+    def as_dict(self) -> dict[str, Any]:
+        primary = self.primary
+        return {
+            "id": self.group_id,
+            "name": self.name,
+            "color": self.map_color,
+            "lat": self.latitude,
+            "lon": self.longitude,
+            "show_on_map": self.show_on_map,
+            "status": self.status,
+            "closed": self.closed,
+            "stale": primary.stale,
+            "source": str(primary.source),
+            "capacity": None if self.closed else primary.capacity,
+            "occupied": None if self.closed else primary.occupied,
+            "available": None if self.closed else primary.available,
+            "percent": None if self.closed else primary.percent,
+            "updated_at": primary.updated_at.isoformat() if primary.updated_at else None,
+            "physical": self.physical.as_dict() if self.physical else None,
+            "permits": self.permits.as_dict(),
+            "sources": [figure.as_dict() for figure in self.sources],
+            "lots": [
+                {**asdict(lot), "available": lot.available, "percent": lot.percent} for lot in self.lots
+            ],
+        }
+
+
+class LiveStore:
+    """Current figures in Redis. Plain values in and out, so every process shares one view."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def record(
+        self,
+        group_id: int,
+        source: OccupancySource,
+        occupied: int,
+        capacity: int,
+        ts: datetime,
+        flag: str | None = None,
+    ) -> Figure | None:
+        """Store a figure; return the previous one (None if there was none)."""
+        key = GROUP_KEY.format(group_id)
+        value = json.dumps(
+            {"occupied": int(occupied), "capacity": int(capacity), "ts": ts.timestamp(), "flag": flag}
+        )
+        pipe = self.redis.pipeline()
+        pipe.hget(key, str(source))
+        pipe.hset(key, str(source), value)
+        previous, _ = pipe.execute()
+        return _figure(source, previous) if previous else None
+
+    def forget(self, group_id: int, source: OccupancySource) -> None:
+        self.redis.hdel(GROUP_KEY.format(group_id), str(source))
+
+    def read(self, group_ids: Iterable[int]) -> dict[int, dict[OccupancySource, Figure]]:
+        ids = list(group_ids)
+        pipe = self.redis.pipeline()
+        for group_id in ids:
+            pipe.hgetall(GROUP_KEY.format(group_id))
+        result: dict[int, dict[OccupancySource, Figure]] = {}
+        for group_id, raw in zip(ids, pipe.execute(), strict=True):
+            figures: dict[OccupancySource, Figure] = {}
+            for name, value in raw.items():
+                try:
+                    source = OccupancySource(name.decode() if isinstance(name, bytes) else name)
+                except ValueError:
+                    continue
+                figures[source] = _figure(source, value)
+            result[group_id] = figures
+        return result
+
+    def publish(self, group_id: int, figure: Figure) -> None:
+        """Tell open pages that a group changed; they re-read through their role-checked callbacks."""
+        message = {"group_id": group_id, **figure.as_dict()}
+        try:
+            self.redis.publish(CHANNEL, json.dumps(message))
+        except redis.RedisError:
+            log.warning("occupancy: could not publish a change of group %s", group_id, exc_info=True)
+
+
+def _figure(source: OccupancySource, raw: bytes | str) -> Figure:
+    data = json.loads(raw)
+    return Figure(
+        source=source,
+        occupied=int(data["occupied"]),
+        capacity=int(data["capacity"]),
+        updated_at=datetime.fromtimestamp(float(data["ts"]), UTC),
+        flag=data.get("flag"),
+    )
+
+
+def apply_figure(
+    session: Session,
+    store: LiveStore,
+    group_id: int,
+    source: OccupancySource,
+    occupied: int,
+    capacity: int,
+    ts: datetime,
+    *,
+    step_percent: int,
+    flag: str | None = None,
+) -> bool:
+    """Record a new figure, publish it if it changed, and write a snapshot when it moved by at least
+    ``step_percent`` points since the last one. Returns whether the figure changed."""
+    previous = store.record(group_id, source, occupied, capacity, ts, flag)
+    figure = Figure(source, int(occupied), int(capacity), ts, flag=flag)
+    changed = previous is None or (previous.occupied, previous.capacity, previous.flag) != (
+        figure.occupied,
+        figure.capacity,
+        figure.flag,
+    )
+    if changed:
+        store.publish(group_id, figure)
+        snapshot_if_moved(session, store, group_id, figure, step_percent)
+    return changed
+
+
+def snapshot_if_moved(
+    session: Session, store: LiveStore, group_id: int, figure: Figure, step_percent: int
+) -> bool:
+    """Write a history row when the figure moved ``step_percent`` points since the last row."""
+    key = SNAPSHOT_KEY.format(group_id)
+    last = store.redis.hget(key, str(figure.source))
+    percent = figure.percent if figure.percent is not None else 0.0
+    if last is not None and abs(percent - float(last)) < step_percent:
+        return False
+    _write_snapshot(session, group_id, figure)
+    store.redis.hset(key, str(figure.source), percent)
+    return True
+
+
+def _write_snapshot(session: Session, group_id: int, figure: Figure) -> None:
+    session.add(
+        OccupancySnapshot(
+            lot_group_id=group_id,
+            source=figure.source,
+            occupied=figure.occupied,
+            capacity=figure.capacity,
+            recorded_at=figure.updated_at or datetime.now(UTC),
+        )
+    )
+
+
+def record_snapshots(
+    session: Session, store: LiveStore, states: Iterable[GroupOccupancy], now: datetime
+) -> int:
+    """The periodic history: one row per group and source with data, including the permit figure."""
+    rows = 0
+    for state in states:
+        for figure in (*state.sources, state.permits):
+            _write_snapshot(
+                session, state.group_id, Figure(figure.source, figure.occupied, figure.capacity, now)
+            )
+            if figure.source is not OccupancySource.PERMITS:
+                store.redis.hset(
+                    SNAPSHOT_KEY.format(state.group_id), str(figure.source), figure.percent or 0.0
+                )
+            rows += 1
+    return rows
+
+
+def permit_counts(session: Session, now: datetime, lot_ids: Iterable[int] | None = None) -> dict[int, int]:
+    """Valid lot permits per lot at ``now`` (zone permits count in no single lot's allowance)."""
+    query = (
+        select(Permit.lot_id, func.count(Permit.id))
+        .where(
+            Permit.status == PermitStatus.ACTIVE,
+            Permit.lot_id.is_not(None),
+            Permit.valid_from <= now,
+            Permit.valid_to > now,
+        )
+        .group_by(Permit.lot_id)
+    )
+    if lot_ids is not None:
+        query = query.where(Permit.lot_id.in_(list(lot_ids)))
+    return {lot_id: count for lot_id, count in session.execute(query)}
+
+
+def choose_physical(group: LotGroup, figures: Mapping[OccupancySource, Figure]) -> Figure | None:
+    """The seed's precedence; a source the group is configured for wins even when stale (the
+    staleness shows), rather than silently switching to another source."""
+    if group.mistall_lot_id and OccupancySource.MISTALL in figures:
+        return figures[OccupancySource.MISTALL]
+    if group.parking_logix_name and group.parking_logix_api_key and OccupancySource.PARKING_LOGIX in figures:
+        return figures[OccupancySource.PARKING_LOGIX]
+    return figures.get(OccupancySource.DEVICES)
+
+
+def group_states(
+    session: Session,
+    store: LiveStore,
+    staleness: Staleness,
+    now: datetime,
+    group_ids: Iterable[int] | None = None,
+) -> list[GroupOccupancy]:
+    """The full state of every lot group (or of ``group_ids``), ordered by name."""
+    query = select(LotGroup).options(selectinload(LotGroup.lots)).order_by(LotGroup.name)
+    if group_ids is not None:
+        query = query.where(LotGroup.id.in_(list(group_ids)))
+    groups = list(session.scalars(query))
+    live = store.read(group.id for group in groups)
+    sold = permit_counts(session, now)
+    states = []
+    for group in groups:
+        figures = {
+            source: _with_staleness(figure, staleness, now) for source, figure in live[group.id].items()
+        }
+        lots = tuple(
+            LotPermits(
+                lot.id, lot.name, sold.get(lot.id, 0), lot.allowance, lot.sells_standard, lot.sells_temporary
+            )
+            for lot in sorted(group.lots, key=lambda lot: lot.name)
+            if lot.is_active
+        )
+        permits = Figure(
+            OccupancySource.PERMITS,
+            sum(lot.sold for lot in lots),
+            sum(lot.allowance for lot in lots),
+            now,
+        )
+        states.append(
+            GroupOccupancy(
+                group_id=group.id,
+                name=group.name,
+                map_color=group.map_color,
+                latitude=group.latitude,
+                longitude=group.longitude,
+                show_on_map=group.show_on_map,
+                closed=group.is_closed,
+                physical=choose_physical(group, figures),
+                permits=permits,
+                sources=tuple(figures[source] for source in PHYSICAL if source in figures),
+                lots=lots,
+            )
+        )
+    return states
+
+
+def _with_staleness(figure: Figure, staleness: Staleness, now: datetime) -> Figure:
+    limit = staleness.limit(figure.source)
+    if limit is None or figure.updated_at is None:
+        return figure
+    stale = now - figure.updated_at > timedelta(seconds=limit)
+    return Figure(figure.source, figure.occupied, figure.capacity, figure.updated_at, stale, figure.flag)
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    recorded_at: datetime
+    source: str
+    occupied: int
+    capacity: int
+
+
+def history(
+    session: Session,
+    group_id: int,
+    start: datetime,
+    end: datetime,
+    source: OccupancySource | None = None,
+) -> list[HistoryPoint]:
+    query = (
+        select(OccupancySnapshot)
+        .where(
+            OccupancySnapshot.lot_group_id == group_id,
+            OccupancySnapshot.recorded_at >= start,
+            OccupancySnapshot.recorded_at <= end,
+        )
+        .order_by(OccupancySnapshot.recorded_at)
+    )
+    if source is not None:
+        query = query.where(OccupancySnapshot.source == source)
+    return [
+        HistoryPoint(row.recorded_at, str(row.source), row.occupied, row.capacity)
+        for row in session.scalars(query)
+    ]
+
+
+def lots_by_group(session: Session) -> dict[int, list[Lot]]:
+    """Active lots per group, for the ingester's aggregation."""
+    grouped: dict[int, list[Lot]] = {}
+    for lot in session.scalars(select(Lot).where(Lot.lot_group_id.is_not(None), Lot.is_active)):
+        grouped.setdefault(lot.lot_group_id, []).append(lot)  # type: ignore[arg-type]
+    return grouped
