@@ -95,6 +95,7 @@ __all__ = [
     "Refund",
     "Role",
     "SensingDevice",
+    "UnknownDeviceMessage",
     "SystemSetting",
     "SystemTask",
     "TaskOutcome",

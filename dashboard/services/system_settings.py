@@ -193,8 +193,8 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "Staleness", Kind.INT, 15, min_value=1, max_value=10080,
     ),
     SettingDef(
-        "occupancy_stale_devices_minutes", "Live Sensor Data Is Stale After (minutes)", OCCUPANCY, "Staleness",
-        Kind.INT, 60,
+        "occupancy_stale_devices_minutes", "Live Sensor Data Is Stale After (minutes)", OCCUPANCY,
+        "Staleness", Kind.INT, 60,
         "Counters speak only when cars pass (and when they send an absolute count), so a quiet night is"
         " not a fault: allow for it.",
         min_value=1, max_value=10080,

@@ -21,7 +21,7 @@ def box(core):
 
 def test_every_setting_the_documentation_names_exists_on_its_tab():
     labels = {tab: [d.label for d in ss.definitions(tab)] for tab in ss.tabs()}
-    assert ss.tabs() == ["General", "Third Party", "Email"]
+    assert ss.tabs() == ["General", "Third Party", "Email", "Occupancy"]
     assert labels["General"] == ["Site Name", "Reply-to Admin Email Address"]
     assert labels["Third Party"] == [
         "Enable Parking Logix Integration",
