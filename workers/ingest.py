@@ -1,18 +1,18 @@
-"""The MQTT ingester: the one subscriber that turns counter and sensor feeds into ParkOps data.
+"""The MQTT ingester: the one subscriber that turns counter and sensor feeds into live occupancy.
 
 Why it is shaped this way:
 
-* A fixed client id with a persistent session (``clean_session=False``) and QoS 1 subscriptions:
-  while the ingester is down (deploy, crash) the broker keeps the messages for it, and paho sends
-  the PUBACK only after ``on_message`` returns, so a message is acknowledged once handled.
-  Only one ingester may use the id at a time: a second one would take the session over.
+* A fixed client id with a persistent session (``clean_session=False``), QoS 1 subscriptions and
+  manual acknowledgements: paho's thread only queues messages; ``run_ingester`` applies them in
+  batches and acknowledges a batch once it is applied. Stopped or killed at any point, nothing is
+  lost (the broker redelivers what was not acknowledged) and nothing is counted twice (each event
+  id is claimed atomically in Redis, in the same script that moves the count).
+* Counts live in Redis (per lot: the counters' count and the occupied space sensors), so several
+  ingesters or a redelivery cannot race; each batch then recomputes the live-device figure of the
+  lot groups it touched and hands it to ``dashboard.services.occupancy`` (publish, history).
 * Messages come from devices we do not control. ``parse_message`` is pure and strict; whatever
-  fails it, or fails while being applied, is kept in ``ingest_dead_letters`` with the reason and
-  never stops the loop.
-* Devices are matched by the id in the topic. Unknown ids are counted in Redis so the admin
-  device-mapping screen can offer them; their messages are not stored.
-
-The occupancy model itself (live counts, snapshots) comes later and plugs into ``Ingester.apply``.
+  fails it is kept in ``ingest_dead_letters`` with the reason, counted, and never stops the loop.
+  Messages of unknown device ids are kept in ``unknown_device_messages`` for an admin to map.
 """
 
 from __future__ import annotations
@@ -20,17 +20,31 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import queue
 import re
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
-from models import DeviceKind, IngestDeadLetter, SensingDevice, utcnow
+from dashboard.services.occupancy import LiveStore, Policy, Staleness, apply_figure, load_policy
+from models import (
+    DeviceKind,
+    IngestDeadLetter,
+    Lot,
+    OccupancySource,
+    SensingDevice,
+    UnknownDeviceMessage,
+    utcnow,
+)
 from workers.mqtt import make_client
+
+DEVICES_CHANNEL = "parkops:devices"
 
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
     from dashboard.app import Core
@@ -196,59 +210,319 @@ def parse_message(topic: str, payload: bytes, prefix: str) -> ParsedMessage:
     occupied = data.get("occupied")
     if not isinstance(occupied, bool):
         raise BadMessage("occupied missing or not a boolean")
-    return SensorState(device_id, ts, _text(data, "event_id", MAX_EVENT_ID), occupied)
+    # Sensors may omit event_id; the reading is then identified by sensor and time.
+    event_id = (
+        _text(data, "event_id", MAX_EVENT_ID) if "event_id" in data else f"{device_id}@{ts.isoformat()}"
+    )
+    return SensorState(device_id, ts, event_id, occupied)
+
+
+# -- applying messages -------------------------------------------------------------------------
+# Each script runs atomically in Redis, so concurrent ingesters (or a redelivery racing the
+# original) cannot double-count: the event id is claimed with SET NX in the same step that moves
+# the count. Return codes: -1 duplicate, -2 older than the last absolute count / reading.
+SEEN_TTL_SECONDS = 7 * 24 * 3600
+LOT_COUNTER_KEY = "parkops:occ:lot:{}:counter"
+LOT_SENSORS_KEY = "parkops:occ:lot:{}:occupied-sensors"
+SENSOR_TS_KEY = "parkops:occ:sensor-ts"
+SEEN_KEY = "parkops:occ:seen:{}"
+DUPLICATE, OUT_OF_DATE = -1, -2
+
+COUNTER_EVENT_LUA = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) == false then return {-1, 0} end
+local abs = tonumber(redis.call('HGET', KEYS[1], 'abs_ts') or '0')
+if tonumber(ARGV[2]) < abs then return {-2, 0} end
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0') + tonumber(ARGV[1])
+local clamped = 0
+if count < 0 then count = 0; clamped = 1 end
+redis.call('HSET', KEYS[1], 'count', count)
+return {count, clamped}
+"""
+
+COUNTER_COUNT_LUA = """
+local abs = tonumber(redis.call('HGET', KEYS[1], 'abs_ts') or '0')
+if tonumber(ARGV[3]) < abs then return -2 end
+redis.call('HSET', KEYS[1], 'count', ARGV[1], 'capacity', ARGV[2], 'abs_ts', ARGV[3])
+return tonumber(ARGV[1])
+"""
+
+SENSOR_STATE_LUA = """
+if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) == false then return -1 end
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[3]) < last then return -2 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[2] == '1' then redis.call('SADD', KEYS[1], ARGV[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
+return redis.call('SCARD', KEYS[1])
+"""
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    kind: DeviceKind
+    lot_id: int
+    group_id: int | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class LotInfo:
+    lot_id: int
+    group_id: int | None
+    capacity: int
+    has_counter: bool
+    has_sensors: bool
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    out_of_date: int = 0
+    dead_letters: int = 0
+    unknown: int = 0
+    groups_changed: set[int] | None = None
 
 
 class Ingester:
-    """Handles one message at a time; safe to call from paho's network thread."""
+    """Applies messages in batches: one Redis round trip for the counts, one database transaction
+    for what must be kept (dead letters, unknown devices' messages, history), then the caller
+    acknowledges the batch. Safe to run again on a redelivered batch (see the Lua scripts)."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
         self.prefix = core.settings.mqtt_topic_prefix
+        self.store = LiveStore(core.redis)
+        self._counter_event = core.redis.register_script(COUNTER_EVENT_LUA)
+        self._counter_count = core.redis.register_script(COUNTER_COUNT_LUA)
+        self._sensor_state = core.redis.register_script(SENSOR_STATE_LUA)
+        self.devices: dict[str, Device] = {}
+        self.lots: dict[int, LotInfo] = {}
+        self.group_lots: dict[int, list[int]] = {}
+        self.policy = Policy(Staleness(), step_percent=5, flag_above_percent=110)
+        self._seen: dict[str, datetime] = {}
+        self._refresh_needed = threading.Event()
+        self._refreshed_at = 0.0
+        self.refresh()
 
+    # -- configuration ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Reload devices, lots and the occupancy policy from the database."""
+        with self.core.db.session() as session:
+            rows = session.execute(
+                select(SensingDevice, Lot.lot_group_id).join(Lot, SensingDevice.lot_id == Lot.id)
+            ).all()
+            lots = session.execute(select(Lot.id, Lot.lot_group_id, Lot.capacity, Lot.is_active)).all()
+            self.policy = load_policy(session, self.core.secrets)
+        devices = {
+            device.device_id: Device(device.device_id, device.kind, device.lot_id, group_id, device.is_active)
+            for device, group_id in rows
+        }
+        counters = {d.lot_id for d in devices.values() if d.active and d.kind is DeviceKind.COUNTER}
+        sensors = {d.lot_id for d in devices.values() if d.active and d.kind is DeviceKind.SPACE_SENSOR}
+        lot_infos = {
+            lot_id: LotInfo(lot_id, group_id, capacity, lot_id in counters, lot_id in sensors)
+            for lot_id, group_id, capacity, active in lots
+            if active
+        }
+        group_lots: dict[int, list[int]] = {}
+        for info in lot_infos.values():
+            if info.group_id is not None and (info.has_counter or info.has_sensors):
+                group_lots.setdefault(info.group_id, []).append(info.lot_id)
+        self.devices, self.lots, self.group_lots = devices, lot_infos, group_lots
+        self._refreshed_at = time.monotonic()
+        self._refresh_needed.clear()
+
+    def request_refresh(self) -> None:
+        self._refresh_needed.set()
+
+    def refresh_if_due(self, max_age: float = 60.0) -> None:
+        if self._refresh_needed.is_set() or time.monotonic() - self._refreshed_at > max_age:
+            self.refresh()
+
+    # -- messages ---------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> ParsedMessage | None:
-        """Parse and apply one message. Returns what was applied, or None if it was dead-lettered."""
-        try:
-            message = parse_message(topic, payload, self.prefix)
-            self.apply(message)
-        except BadMessage as exc:
-            self._dead_letter(topic, payload, exc.reason)
-            return None
-        except Exception as exc:
-            log.exception("ingest: failed to handle a message on %s", topic)
-            self._dead_letter(topic, payload, f"handler error: {type(exc).__name__}: {exc}"[:255])
-            return None
-        return message
+        """Parse and apply one message (a batch of one). Returns it, or None if dead-lettered."""
+        parsed: list[ParsedMessage | None] = []
+        self.process([(topic, payload)], parsed)
+        return parsed[0]
 
-    def apply(self, message: ParsedMessage) -> None:
-        """Record that the device spoke; unknown devices are only counted (the mapping UI lists them)."""
-        expected = DeviceKind.SPACE_SENSOR if isinstance(message, SensorState) else DeviceKind.COUNTER
+    def process(
+        self, batch: list[tuple[str, bytes]], parsed_out: list[ParsedMessage | None] | None = None
+    ) -> BatchResult:
+        """Apply a batch. Raises only when Redis or the database fail: the caller then retries the
+        same batch (nothing is acknowledged), and the scripts make the retry harmless."""
+        result = BatchResult(groups_changed=set())
+        dead: list[IngestDeadLetter] = []
+        kept: list[UnknownDeviceMessage] = []
+        pipe = self.core.redis.pipeline(transaction=False)
+        pending: list[Device] = []  # one script call each, first in the pipeline, in this order
+        unknown: Counter[str] = Counter()
+        now = utcnow()
+        for topic, payload in batch:
+            message: ParsedMessage | None = None
+            try:
+                message = parse_message(topic, payload, self.prefix)
+                device = self.devices.get(message.device_id)
+                if device is None:
+                    kept.append(
+                        UnknownDeviceMessage(
+                            device_id=message.device_id, topic=topic, payload=_text_of(payload)
+                        )
+                    )
+                    unknown[message.device_id] += 1
+                elif not device.active:
+                    log.debug("ingest: message from deactivated device %s ignored", device.device_id)
+                else:
+                    expected = (
+                        DeviceKind.SPACE_SENSOR if isinstance(message, SensorState) else DeviceKind.COUNTER
+                    )
+                    if device.kind is not expected:
+                        raise BadMessage(f"device {device.device_id} is a {device.kind}, not a {expected}")
+                    self._queue(pipe, message, device)
+                    pending.append(device)
+                    seen = min(message.ts, now)
+                    if seen > self._seen.get(device.device_id, EPOCH):
+                        self._seen[device.device_id] = seen
+            except BadMessage as exc:
+                message = None
+                dead.append(
+                    IngestDeadLetter(topic=topic[:255], payload=_text_of(payload), reason=exc.reason[:255])
+                )
+            if parsed_out is not None:
+                parsed_out.append(message)
+        for device_id, count in unknown.items():
+            pipe.hincrby(UNKNOWN_DEVICES_KEY, device_id, count)
+        result.unknown = sum(unknown.values())
+        pipe.incrby(MESSAGES_KEY, len(batch))
+        if dead:
+            pipe.incrby(DEAD_LETTERS_KEY, len(dead))
+        outcomes = pipe.execute()
+        result.dead_letters = len(dead)
+        touched_lots: set[int] = set()
+        flags: dict[int, str] = {}
+        for device, outcome in zip(pending, outcomes[: len(pending)], strict=True):
+            # Recomputed even for duplicates: a retried batch must still publish the figure that
+            # its first, failed attempt had already counted.
+            touched_lots.add(device.lot_id)
+            code = outcome[0] if isinstance(outcome, list) else outcome
+            if code == DUPLICATE:
+                result.duplicates += 1
+            elif code == OUT_OF_DATE:
+                result.out_of_date += 1
+            else:
+                result.applied += 1
+                if isinstance(outcome, list) and outcome[1]:
+                    flags[device.lot_id] = "a counter went below zero and was corrected to 0"
         with self.core.db.session() as session:
-            device = session.scalar(select(SensingDevice).where(SensingDevice.device_id == message.device_id))
-            if device is not None:
-                if device.kind is not expected:
-                    raise BadMessage(f"device {device.device_id} is a {device.kind}, not a {expected}")
-                # The device's own clock, but never in the future and never moving backwards:
-                # replayed (persistent-session) messages must not make a device look older.
-                seen = min(message.ts, utcnow())
-                if device.last_seen_at is None or seen > device.last_seen_at:
-                    device.last_seen_at = seen
-        if device is None:
-            self.core.redis.hincrby(UNKNOWN_DEVICES_KEY, message.device_id, 1)
-        self.core.redis.incr(MESSAGES_KEY)
+            session.add_all(dead)
+            session.add_all(kept)
+            result.groups_changed = self._update_groups(session, touched_lots, flags, now)
+        return result
 
-    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
-        text = payload[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+    def _queue(self, pipe: Any, message: ParsedMessage, device: Device) -> None:
+        ts = f"{message.ts.timestamp():.6f}"
+        if isinstance(message, CounterEvent):
+            delta = 1 if message.direction == "in" else -1
+            keys = [LOT_COUNTER_KEY.format(device.lot_id), SEEN_KEY.format(message.event_id)]
+            self._counter_event(keys=keys, args=[delta, ts, SEEN_TTL_SECONDS], client=pipe)
+        elif isinstance(message, CounterCount):
+            keys = [LOT_COUNTER_KEY.format(device.lot_id)]
+            self._counter_count(keys=keys, args=[message.occupied, message.capacity, ts], client=pipe)
+        else:
+            keys = [LOT_SENSORS_KEY.format(device.lot_id), SENSOR_TS_KEY, SEEN_KEY.format(message.event_id)]
+            args = [device.device_id, "1" if message.occupied else "0", ts, SEEN_TTL_SECONDS]
+            self._sensor_state(keys=keys, args=args, client=pipe)
+
+    def _update_groups(self, session: Any, lots: set[int], flags: dict[int, str], now: datetime) -> set[int]:
+        """Recompute the live-device figure of every group a batch touched."""
+        groups = {self.lots[lot_id].group_id for lot_id in lots if lot_id in self.lots}
+        groups.discard(None)
+        changed: set[int] = set()
+        for group_id in sorted(groups):  # type: ignore[type-var]
+            occupied, capacity = self.device_figure(group_id)  # type: ignore[arg-type]
+            flag = next((flags[lot] for lot in self.group_lots.get(group_id, []) if lot in flags), None)  # type: ignore[arg-type]
+            if capacity and occupied * 100 > capacity * self.policy.flag_above_percent:
+                flag = f"above {self.policy.flag_above_percent}% of capacity: a counter may have drifted"
+            if apply_figure(
+                session,
+                self.store,
+                group_id,  # type: ignore[arg-type]
+                OccupancySource.DEVICES,
+                occupied,
+                capacity,
+                now,
+                step_percent=self.policy.step_percent,
+                flag=flag,
+            ):
+                changed.add(group_id)  # type: ignore[arg-type]
+        return changed
+
+    def device_figure(self, group_id: int) -> tuple[int, int]:
+        """(occupied, capacity) of a group from its devices: per lot, the counters' count when the
+        lot has counters, else its occupied space sensors; the capacity a counter reported wins
+        over the lot's configured one."""
+        lot_ids = self.group_lots.get(group_id, [])
+        pipe = self.core.redis.pipeline(transaction=False)
+        for lot_id in lot_ids:
+            if self.lots[lot_id].has_counter:
+                pipe.hmget(LOT_COUNTER_KEY.format(lot_id), "count", "capacity")
+            else:
+                pipe.scard(LOT_SENSORS_KEY.format(lot_id))
+        occupied = capacity = 0
+        for lot_id, value in zip(lot_ids, pipe.execute(), strict=True):
+            lot = self.lots[lot_id]
+            if lot.has_counter:
+                count, reported = value
+                occupied += int(count or 0)
+                capacity += int(reported) if reported else lot.capacity
+            else:
+                occupied += int(value)
+                capacity += lot.capacity
+        return occupied, capacity
+
+    def flush_last_seen(self) -> None:
+        """Write devices' last-seen times (batched: once every few seconds, not per message)."""
+        if not self._seen:
+            return
+        seen, self._seen = self._seen, {}
         with self.core.db.session() as session:
-            session.add(IngestDeadLetter(topic=topic[:255], payload=text, reason=reason[:255]))
-        self.core.redis.incr(DEAD_LETTERS_KEY)
+            for device_id, ts in seen.items():
+                session.execute(
+                    update(SensingDevice)
+                    .where(
+                        SensingDevice.device_id == device_id,
+                        or_(SensingDevice.last_seen_at.is_(None), SensingDevice.last_seen_at < ts),
+                    )
+                    .values(last_seen_at=ts)
+                )
+
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _text_of(payload: bytes) -> str:
+    return payload[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+
+
+# -- the subscriber ----------------------------------------------------------------------------
+BATCH_MAX = 500
+RETRY_SECONDS = 2.0
+SEEN_FLUSH_SECONDS = 5.0
 
 
 def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_ID) -> None:
-    """Subscribe and ingest until ``stop`` is set. paho's thread reconnects with exponential
-    backoff (1 s .. 30 s) and resubscribes on every connect; the session keeps what was missed."""
+    """Subscribe and ingest until ``stop`` is set.
+
+    paho's network thread only queues messages; this thread applies them in batches and then
+    acknowledges them (``manual_ack``), so a message is acknowledged only once it is applied:
+    killed at any moment, the ingester loses nothing (the broker redelivers to the persistent
+    session) and double-counts nothing (event ids are claimed atomically). paho reconnects with
+    backoff (1 s .. 30 s) and resubscribes on every connect.
+    """
     ingester = Ingester(core)
-    client, address = make_client(core.mqtt_url, client_id, persistent=True)
+    inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    client, address = make_client(core.mqtt_url, client_id, persistent=True, manual_ack=True)
     client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
     topics = subscriptions(ingester.prefix)
 
@@ -268,24 +542,75 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
         if not stop.is_set():
             log.warning("ingest: disconnected (%s); reconnecting", reason)
 
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            ingester.handle(msg.topic, msg.payload)
-        except Exception:
-            # Even dead-lettering failed (database or Redis down): log, keep the loop alive.
-            log.exception("ingest: could not record a message on %s", msg.topic)
-
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
-    client.on_message = on_message
+    client.on_message = lambda _c, _u, msg: inbox.put(msg)
+    pubsub = _watch_device_changes(core, ingester)
     client.connect_async(address.host, address.port, keepalive=30)
     client.loop_start()
+    last_flush = time.monotonic()
     try:
-        stop.wait()
+        while not stop.is_set():
+            batch = _take_batch(inbox, stop)
+            if batch:
+                _apply_until_done(ingester, batch, stop)
+                for msg in batch:
+                    client.ack(msg.mid, msg.qos)
+            if time.monotonic() - last_flush > SEEN_FLUSH_SECONDS:
+                _quietly(ingester.flush_last_seen, "write last-seen times")
+                _quietly(ingester.refresh_if_due, "reload devices")
+                last_flush = time.monotonic()
     finally:
         client.disconnect()
         client.loop_stop()
+        if pubsub is not None:
+            pubsub.stop()
+        _quietly(ingester.flush_last_seen, "write last-seen times")
         log.info("ingest: stopped")
+
+
+def _take_batch(inbox: queue.Queue[mqtt.MQTTMessage], stop: threading.Event) -> list[mqtt.MQTTMessage]:
+    try:
+        first = inbox.get(timeout=0.25)
+    except queue.Empty:
+        return []
+    batch = [first]
+    while len(batch) < BATCH_MAX:
+        try:
+            batch.append(inbox.get_nowait())
+        except queue.Empty:
+            break
+    return batch
+
+
+def _apply_until_done(ingester: Ingester, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
+    """Retry a batch while Redis or the database is down; nothing is acknowledged meanwhile."""
+    while True:
+        try:
+            ingester.process([(msg.topic, msg.payload) for msg in batch])
+            return
+        except Exception:
+            log.exception("ingest: could not apply %d messages; retrying in %ss", len(batch), RETRY_SECONDS)
+            if stop.wait(RETRY_SECONDS):
+                return
+
+
+def _quietly(action: Any, what: str) -> None:
+    try:
+        action()
+    except Exception:
+        log.exception("ingest: could not %s", what)
+
+
+def _watch_device_changes(core: Core, ingester: Ingester) -> Any:
+    """Reload the device map as soon as an admin registers or maps a device."""
+    try:
+        pubsub = core.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(**{DEVICES_CHANNEL: lambda _message: ingester.request_refresh()})
+        return pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+    except Exception:
+        log.exception("ingest: device changes will be picked up by the periodic reload only")
+        return None
 
 
 def start_ingester_thread(

@@ -34,12 +34,15 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
 
 
 def make_client(
-    url: str, client_id: str = "", *, persistent: bool = False
+    url: str, client_id: str = "", *, persistent: bool = False, manual_ack: bool = False
 ) -> tuple[mqtt.Client, BrokerAddress]:
     """A paho 2.x client for ``url``. ``persistent`` keeps the broker-side session (QoS 1 messages
-    queued while the client is away are delivered when it reconnects)."""
+    queued while the client is away are delivered when it reconnects); ``manual_ack`` leaves the
+    PUBACK to the caller, who sends it once the message is safely applied."""
     address = parse_mqtt_url(url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent, manual_ack=manual_ack
+    )
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:

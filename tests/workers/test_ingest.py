@@ -11,7 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.app import Core
-from models import DeviceKind, IngestDeadLetter, Lot, SensingDevice
+from dashboard.services.occupancy import CHANNEL, Figure, LiveStore
+from models import (
+    DeviceKind,
+    IngestDeadLetter,
+    Lot,
+    LotGroup,
+    OccupancySource,
+    SensingDevice,
+    UnknownDeviceMessage,
+)
 from workers.ingest import (
     DEAD_LETTERS_KEY,
     MAX_PAYLOAD_BYTES,
@@ -106,7 +115,7 @@ def test_prefix_may_have_levels() -> None:
         (f"{P}/counters/c/count", _json({"occupied": 2.5, "capacity": 40, "ts": TS}), "occupied"),
         (f"{P}/counters/c/count", _json({"occupied": 2, "ts": TS}), "capacity"),
         (f"{P}/sensors/s/state", _json({"occupied": 1, "ts": TS, "event_id": "e"}), "boolean"),
-        (f"{P}/sensors/s/state", _json({"occupied": True, "ts": TS}), "event_id"),
+        (f"{P}/sensors/s/state", _json({"occupied": True, "ts": TS, "event_id": ""}), "event_id"),
         ("other/sensors/s/state", _json({"occupied": True, "ts": TS, "event_id": "e"}), "outside"),
         (f"{P}/sensors/s/extra/state", _json({"occupied": True, "ts": TS, "event_id": "e"}), "topic shape"),
         (f"{P}/sensors/s/events", _json({"occupied": True, "ts": TS, "event_id": "e"}), "topic shape"),
@@ -128,49 +137,138 @@ def test_subscriptions_use_qos_1() -> None:
 
 
 @pytest.fixture
-def counter(session: Session) -> SensingDevice:
-    lot = Lot(name="Lot T", code="T", capacity=50)
-    device = SensingDevice(device_id="cnt-t-entrance", kind=DeviceKind.COUNTER, lot=lot)
-    session.add(device)
+def campus(session: Session) -> dict[str, int]:
+    """One lot group: lot A (50 spaces) with an entrance counter, lot B (4 spaces) with a space
+    sensor per space, lot C (30) with no device."""
+    group = LotGroup(name="North Garage", map_color="#123456")
+    lot_a = Lot(name="Lot A", code="A", capacity=50, lot_group=group)
+    lot_b = Lot(name="Lot B", code="B", capacity=4, lot_group=group)
+    session.add_all([group, lot_a, lot_b, Lot(name="Lot C", code="C", capacity=30, lot_group=group)])
+    session.add(SensingDevice(device_id="cnt-a", kind=DeviceKind.COUNTER, lot=lot_a))
+    for n in range(1, 5):
+        session.add(SensingDevice(device_id=f"spc-{n}", kind=DeviceKind.SPACE_SENSOR, lot=lot_b))
     session.commit()
-    return device
+    return {"group": group.id, "lot_a": lot_a.id, "lot_b": lot_b.id}
 
 
-def _event(ts: datetime) -> bytes:
-    return _json({"event_id": "e", "direction": "in", "ts": ts.isoformat()})
+def _at(minutes: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=60) + timedelta(minutes=minutes)).isoformat()
 
 
-def test_good_message_marks_the_device_seen(core: Core, counter: SensingDevice) -> None:
-    ts = datetime.now(UTC) - timedelta(seconds=5)
-    handled = Ingester(core).handle(f"{P}/counters/cnt-t-entrance/events", _event(ts))
-
-    assert isinstance(handled, CounterEvent)
-    with core.db.session() as s:
-        assert s.get(SensingDevice, counter.id).last_seen_at == ts
-    assert int(core.redis.get(MESSAGES_KEY)) == 1
-    assert core.redis.get(DEAD_LETTERS_KEY) is None
+def _ev(event_id: str, direction: str = "in", minutes: float = 0) -> tuple[str, bytes]:
+    return f"{P}/counters/cnt-a/events", _json(
+        {"event_id": event_id, "direction": direction, "ts": _at(minutes)}
+    )
 
 
-def test_last_seen_never_goes_back_or_into_the_future(core: Core, counter: SensingDevice) -> None:
+def _count(occupied: int, capacity: int, minutes: float) -> tuple[str, bytes]:
+    return f"{P}/counters/cnt-a/count", _json(
+        {"occupied": occupied, "capacity": capacity, "ts": _at(minutes)}
+    )
+
+
+def _sensor(n: int, occupied: bool, minutes: float, event_id: str | None = None) -> tuple[str, bytes]:
+    body: dict[str, Any] = {"occupied": occupied, "ts": _at(minutes)}
+    if event_id:
+        body["event_id"] = event_id
+    return f"{P}/sensors/spc-{n}/state", _json(body)
+
+
+def _devices_figure(core: Core, group_id: int) -> Figure:
+    return LiveStore(core.redis).read([group_id])[group_id][OccupancySource.DEVICES]
+
+
+def test_counter_events_move_the_group_figure_and_publish(core: Core, campus: dict[str, int]) -> None:
+    listener = core.redis.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CHANNEL)
     ingester = Ingester(core)
-    topic = f"{P}/counters/cnt-t-entrance/events"
-    now = datetime.now(UTC)
-    ingester.handle(topic, _event(now - timedelta(minutes=1)))
-    ingester.handle(topic, _event(now - timedelta(hours=1)))  # a replayed, older message
-    with core.db.session() as s:
-        assert s.get(SensingDevice, counter.id).last_seen_at == now - timedelta(minutes=1)
-    ingester.handle(topic, _event(now + timedelta(days=1)))  # a device with a wrong clock
-    with core.db.session() as s:
-        assert s.get(SensingDevice, counter.id).last_seen_at <= datetime.now(UTC)
+    result = ingester.process([_ev("e1"), _ev("e2"), _ev("e3"), _ev("e4", "out")])
+    assert (result.applied, result.duplicates, result.groups_changed) == (4, 0, {campus["group"]})
+    figure = _devices_figure(core, campus["group"])
+    assert (figure.occupied, figure.capacity) == (2, 54)  # lot A's count + lot B's sensors; lot C has none
+    published = _next_message(listener)
+    assert published["group_id"] == campus["group"] and published["occupied"] == 2
+    assert int(core.redis.get(MESSAGES_KEY)) == 4
 
 
-def test_unknown_devices_are_counted_not_stored(core: Core, session: Session) -> None:
+def test_duplicates_count_once_within_and_across_batches(core: Core, campus: dict[str, int]) -> None:
     ingester = Ingester(core)
-    for _ in range(3):
-        ingester.handle(f"{P}/counters/cnt-new/events", _event(datetime.now(UTC)))
+    first = ingester.process([_ev("same"), _ev("same")])
+    again = ingester.process([_ev("same")])
+    assert (first.applied, first.duplicates, again.duplicates) == (1, 1, 1)
+    assert _devices_figure(core, campus["group"]).occupied == 1
+
+
+def test_a_redelivered_batch_changes_nothing(core: Core, campus: dict[str, int]) -> None:
+    """What the broker resends after a crash before the acknowledgement."""
+    ingester = Ingester(core)
+    batch = [_ev("r1"), _ev("r2"), _sensor(1, True, 1, "s-r1"), _count(7, 50, 0)]
+    ingester.process(batch)
+    before = _devices_figure(core, campus["group"]).occupied
+    ingester.process(batch)
+    assert _devices_figure(core, campus["group"]).occupied == before
+
+
+def test_events_older_than_the_last_absolute_count_do_not_move_it(core: Core, campus: dict[str, int]) -> None:
+    ingester = Ingester(core)
+    ingester.process([_count(10, 60, minutes=30)])
+    late = ingester.process([_ev("late", minutes=29)])
+    fresh = ingester.process([_ev("fresh", minutes=31)])
+    stale_count = ingester.process([_count(3, 60, minutes=20)])
+    assert (late.out_of_date, fresh.applied, stale_count.out_of_date) == (1, 1, 1)
+    figure = _devices_figure(core, campus["group"])
+    assert (figure.occupied, figure.capacity) == (11, 64)  # the counter's reported capacity wins
+
+
+def test_occupancy_never_goes_below_zero_and_says_so(core: Core, campus: dict[str, int]) -> None:
+    Ingester(core).process([_ev("o1", "out"), _ev("o2", "out")])
+    figure = _devices_figure(core, campus["group"])
+    assert figure.occupied == 0
+    assert "below zero" in (figure.flag or "")
+
+
+def test_far_above_capacity_is_flagged_not_hidden(core: Core, campus: dict[str, int]) -> None:
+    Ingester(core).process([_count(70, 50, minutes=1)])
+    figure = _devices_figure(core, campus["group"])
+    assert figure.occupied == 70
+    assert "above 110% of capacity" in (figure.flag or "")
+
+
+def test_space_sensors_count_occupied_spaces_in_order(core: Core, campus: dict[str, int]) -> None:
+    ingester = Ingester(core)
+    ingester.process([_sensor(1, True, 1), _sensor(2, True, 1), _sensor(3, True, 1, "x3")])
+    result = ingester.process([_sensor(3, False, 5), _sensor(2, False, 0.5), _sensor(3, True, 1, "x3")])
+    assert (result.applied, result.out_of_date, result.duplicates) == (1, 1, 1)
+    assert _devices_figure(core, campus["group"]).occupied == 2
+
+
+def test_unknown_devices_messages_are_kept_for_the_admin(core: Core, session: Session) -> None:
+    ingester = Ingester(core)
+    result = ingester.process(
+        [
+            (f"{P}/counters/cnt-new/events", _json({"event_id": f"u{n}", "direction": "in", "ts": _at(n)}))
+            for n in range(3)
+        ]
+    )
+    assert result.unknown == 3
     assert core.redis.hgetall(UNKNOWN_DEVICES_KEY) == {b"cnt-new": b"3"}
-    assert int(core.redis.get(MESSAGES_KEY)) == 3
-    assert session.scalars(select(SensingDevice)).all() == []
+    kept = session.scalars(select(UnknownDeviceMessage).order_by(UnknownDeviceMessage.id)).all()
+    assert [row.device_id for row in kept] == ["cnt-new"] * 3
+    assert json.loads(kept[0].payload)["event_id"] == "u0"
+
+
+def test_a_newly_registered_device_counts_after_a_refresh(
+    core: Core, campus: dict[str, int], session: Session
+) -> None:
+    ingester = Ingester(core)
+    session.add(SensingDevice(device_id="cnt-late", kind=DeviceKind.COUNTER, lot_id=campus["lot_a"]))
+    session.commit()
+    ingester.request_refresh()
+    ingester.refresh_if_due()
+    topic = f"{P}/counters/cnt-late/events"
+    assert (
+        ingester.process([(topic, _json({"event_id": "n1", "direction": "in", "ts": _at(1)}))]).applied == 1
+    )
 
 
 def test_bad_message_is_dead_lettered(core: Core, session: Session) -> None:
@@ -182,30 +280,62 @@ def test_bad_message_is_dead_lettered(core: Core, session: Session) -> None:
     assert "too large" in letter.reason
     assert letter.payload.startswith("\ufffd") and len(letter.payload) == MAX_PAYLOAD_BYTES
     assert int(core.redis.get(DEAD_LETTERS_KEY)) == 1
-    assert core.redis.get(MESSAGES_KEY) is None
 
 
-def test_message_for_a_device_of_another_kind_is_dead_lettered(
-    core: Core, session: Session, counter: SensingDevice
-) -> None:
+def test_message_for_a_device_of_another_kind_is_dead_lettered(core: Core, session: Session, campus) -> None:
     payload = _json({"occupied": True, "ts": datetime.now(UTC).isoformat(), "event_id": "e"})
-    assert Ingester(core).handle(f"{P}/sensors/cnt-t-entrance/state", payload) is None
+    assert Ingester(core).handle(f"{P}/sensors/cnt-a/state", payload) is None
     assert "is a counter" in session.scalars(select(IngestDeadLetter)).one().reason
-    assert session.get(SensingDevice, counter.id).last_seen_at is None
 
 
-def test_an_error_while_applying_is_dead_lettered_and_the_next_message_works(
-    core: Core, session: Session, counter: SensingDevice, monkeypatch: pytest.MonkeyPatch
+def test_last_seen_is_written_in_batches_and_never_goes_back(core: Core, campus: dict[str, int]) -> None:
+    ingester = Ingester(core)
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    topic = f"{P}/counters/cnt-a/events"
+
+    def event(event_id: str, ts: datetime) -> tuple[str, bytes]:
+        return topic, _json({"event_id": event_id, "direction": "in", "ts": ts.isoformat()})
+
+    def last_seen() -> datetime | None:
+        with core.db.session() as s:
+            return s.scalar(select(SensingDevice.last_seen_at).where(SensingDevice.device_id == "cnt-a"))
+
+    ingester.process([event("l1", recent)])
+    assert last_seen() is None  # not per message: flushed every few seconds
+    ingester.process([event("l2", recent - timedelta(hours=1))])  # a replayed, older message
+    ingester.flush_last_seen()
+    assert last_seen() == recent
+    ingester.process([event("l3", datetime.now(UTC) + timedelta(days=1))])  # a device with a wrong clock
+    ingester.flush_last_seen()
+    assert recent < last_seen() <= datetime.now(UTC)
+
+
+def test_when_the_database_fails_the_batch_is_retried_without_double_counting(
+    core: Core, campus: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ingester = Ingester(core)
-    topic = f"{P}/counters/cnt-t-entrance/events"
+    batch = [_ev("d1"), _ev("d2"), (f"{P}/counters/cnt-a/events", b"{broken")]
+    real_session = core.db.session
     with monkeypatch.context() as patch:
-        patch.setattr(ingester, "apply", _boom)
-        assert ingester.handle(topic, _event(datetime.now(UTC))) is None
-    assert "RuntimeError" in session.scalars(select(IngestDeadLetter)).one().reason
-
-    assert ingester.handle(topic, _event(datetime.now(UTC))) is not None
+        patch.setattr(core.db, "session", _boom)
+        with pytest.raises(RuntimeError):
+            ingester.process(batch)
+    monkeypatch.setattr(core.db, "session", real_session)
+    retried = ingester.process(batch)
+    assert retried.duplicates == 2
+    assert _devices_figure(core, campus["group"]).occupied == 2
+    with core.db.session() as s:
+        assert len(s.scalars(select(IngestDeadLetter)).all()) == 1
 
 
 def _boom(*_args: object) -> None:
     raise RuntimeError("database went away")
+
+
+def _next_message(listener: Any) -> dict[str, Any]:
+    deadline = datetime.now(UTC) + timedelta(seconds=3)
+    while datetime.now(UTC) < deadline:
+        message = listener.get_message(timeout=0.2)
+        if message:
+            return json.loads(message["data"])
+    raise AssertionError("nothing published")
