@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from sqlalchemy import or_, select, update
 
-from dashboard.services.occupancy import LiveStore, Policy, Staleness, apply_figure, load_policy
+from dashboard.services.occupancy import (
+    FigureUpdate,
+    LiveStore,
+    Policy,
+    Staleness,
+    apply_figures,
+    load_policy,
+)
 from models import (
     DeviceKind,
     IngestDeadLetter,
@@ -56,6 +63,7 @@ MAX_PAYLOAD_BYTES = 4096
 MESSAGES_KEY = "parkops:ingest:messages"
 DEAD_LETTERS_KEY = "parkops:ingest:dead_letters"
 UNKNOWN_DEVICES_KEY = "parkops:ingest:unknown_devices"
+DUPLICATES_KEY = "parkops:ingest:duplicates"
 # Fits SensingDevice.device_id and keeps topic segments boring (no wildcards, no spaces).
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")
 MAX_EVENT_ID = 64
@@ -414,6 +422,8 @@ class Ingester:
                 result.applied += 1
                 if isinstance(outcome, list) and outcome[1]:
                     flags[device.lot_id] = "a counter went below zero and was corrected to 0"
+        if result.duplicates:
+            self.core.redis.incrby(DUPLICATES_KEY, result.duplicates)
         with self.core.db.session() as session:
             session.add_all(dead)
             session.add_all(kept)
@@ -435,51 +445,45 @@ class Ingester:
             self._sensor_state(keys=keys, args=args, client=pipe)
 
     def _update_groups(self, session: Any, lots: set[int], flags: dict[int, str], now: datetime) -> set[int]:
-        """Recompute the live-device figure of every group a batch touched."""
-        groups = {self.lots[lot_id].group_id for lot_id in lots if lot_id in self.lots}
-        groups.discard(None)
-        changed: set[int] = set()
-        for group_id in sorted(groups):  # type: ignore[type-var]
-            occupied, capacity = self.device_figure(group_id)  # type: ignore[arg-type]
-            flag = next((flags[lot] for lot in self.group_lots.get(group_id, []) if lot in flags), None)  # type: ignore[arg-type]
+        """Recompute the live-device figure of every group a batch touched, in one round trip."""
+        group_ids = sorted({info.group_id for lot in lots if (info := self.lots.get(lot)) and info.group_id})
+        updates = []
+        for group_id, (occupied, capacity) in zip(group_ids, self.device_figures(group_ids), strict=True):
+            flag = next((flags[lot] for lot in self.group_lots.get(group_id, []) if lot in flags), None)
             if capacity and occupied * 100 > capacity * self.policy.flag_above_percent:
                 flag = f"above {self.policy.flag_above_percent}% of capacity: a counter may have drifted"
-            if apply_figure(
-                session,
-                self.store,
-                group_id,  # type: ignore[arg-type]
-                OccupancySource.DEVICES,
-                occupied,
-                capacity,
-                now,
-                step_percent=self.policy.step_percent,
-                flag=flag,
-            ):
-                changed.add(group_id)  # type: ignore[arg-type]
-        return changed
+            updates.append(FigureUpdate(group_id, OccupancySource.DEVICES, occupied, capacity, now, flag))
+        return apply_figures(session, self.store, updates, step_percent=self.policy.step_percent)
 
     def device_figure(self, group_id: int) -> tuple[int, int]:
-        """(occupied, capacity) of a group from its devices: per lot, the counters' count when the
+        return self.device_figures([group_id])[0]
+
+    def device_figures(self, group_ids: list[int]) -> list[tuple[int, int]]:
+        """(occupied, capacity) of groups from their devices: per lot, the counters' count when the
         lot has counters, else its occupied space sensors; the capacity a counter reported wins
         over the lot's configured one."""
-        lot_ids = self.group_lots.get(group_id, [])
         pipe = self.core.redis.pipeline(transaction=False)
-        for lot_id in lot_ids:
-            if self.lots[lot_id].has_counter:
-                pipe.hmget(LOT_COUNTER_KEY.format(lot_id), "count", "capacity")
-            else:
-                pipe.scard(LOT_SENSORS_KEY.format(lot_id))
-        occupied = capacity = 0
-        for lot_id, value in zip(lot_ids, pipe.execute(), strict=True):
-            lot = self.lots[lot_id]
-            if lot.has_counter:
-                count, reported = value
-                occupied += int(count or 0)
-                capacity += int(reported) if reported else lot.capacity
-            else:
-                occupied += int(value)
-                capacity += lot.capacity
-        return occupied, capacity
+        for group_id in group_ids:
+            for lot_id in self.group_lots.get(group_id, []):
+                if self.lots[lot_id].has_counter:
+                    pipe.hmget(LOT_COUNTER_KEY.format(lot_id), "count", "capacity")
+                else:
+                    pipe.scard(LOT_SENSORS_KEY.format(lot_id))
+        answers = iter(pipe.execute())
+        figures = []
+        for group_id in group_ids:
+            occupied = capacity = 0
+            for lot_id in self.group_lots.get(group_id, []):
+                lot, value = self.lots[lot_id], next(answers)
+                if lot.has_counter:
+                    count, reported = value
+                    occupied += int(count or 0)
+                    capacity += int(reported) if reported else lot.capacity
+                else:
+                    occupied += int(value)
+                    capacity += lot.capacity
+            figures.append((occupied, capacity))
+        return figures
 
     def flush_last_seen(self) -> None:
         """Write devices' last-seen times (batched: once every few seconds, not per message)."""
@@ -507,6 +511,7 @@ def _text_of(payload: bytes) -> str:
 
 # -- the subscriber ----------------------------------------------------------------------------
 BATCH_MAX = 500
+BATCH_WAIT_SECONDS = 0.005
 RETRY_SECONDS = 2.0
 SEEN_FLUSH_SECONDS = 5.0
 
@@ -570,14 +575,19 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
 
 
 def _take_batch(inbox: queue.Queue[mqtt.MQTTMessage], stop: threading.Event) -> list[mqtt.MQTTMessage]:
+    """The next batch: whatever arrives within ``BATCH_WAIT_SECONDS`` of its first message. The
+    broker holds back further messages until these are acknowledged, so a short wait turns a
+    trickle of single messages into batches without adding noticeable latency."""
     try:
         first = inbox.get(timeout=0.25)
     except queue.Empty:
         return []
     batch = [first]
+    deadline = time.monotonic() + BATCH_WAIT_SECONDS
     while len(batch) < BATCH_MAX:
+        remaining = deadline - time.monotonic()
         try:
-            batch.append(inbox.get_nowait())
+            batch.append(inbox.get(timeout=remaining) if remaining > 0 else inbox.get_nowait())
         except queue.Empty:
             break
     return batch

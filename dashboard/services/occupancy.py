@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "parkops:occupancy"
 GROUP_KEY = "parkops:occ:group:{}"
 SNAPSHOT_KEY = "parkops:occ:snapshotted:{}"
+# The public list's cached body (dashboard.services.open_data): dropped on every change, so a
+# change is visible at once rather than after the cache's lifetime.
+PUBLIC_CACHE_KEY = "parkops:api:lot-groups"
 PHYSICAL = (OccupancySource.MISTALL, OccupancySource.PARKING_LOGIX, OccupancySource.DEVICES)
 
 
@@ -211,15 +214,26 @@ class LiveStore:
         flag: str | None = None,
     ) -> Figure | None:
         """Store a figure; return the previous one (None if there was none)."""
-        key = GROUP_KEY.format(group_id)
-        value = json.dumps(
-            {"occupied": int(occupied), "capacity": int(capacity), "ts": ts.timestamp(), "flag": flag}
-        )
-        pipe = self.redis.pipeline()
-        pipe.hget(key, str(source))
-        pipe.hset(key, str(source), value)
-        previous, _ = pipe.execute()
-        return _figure(source, previous) if previous else None
+        return self.record_many([FigureUpdate(group_id, source, occupied, capacity, ts, flag)])[0]
+
+    def record_many(self, updates: list[FigureUpdate]) -> list[Figure | None]:
+        """Store several figures in one round trip; return the previous ones."""
+        pipe = self.redis.pipeline(transaction=False)
+        for update in updates:
+            key = GROUP_KEY.format(update.group_id)
+            value = {
+                "occupied": int(update.occupied),
+                "capacity": int(update.capacity),
+                "ts": update.ts.timestamp(),
+                "flag": update.flag,
+            }
+            pipe.hget(key, str(update.source))
+            pipe.hset(key, str(update.source), json.dumps(value))
+        answers = pipe.execute()
+        return [
+            _figure(update.source, before) if before else None
+            for update, before in zip(updates, answers[::2], strict=True)
+        ]
 
     def forget(self, group_id: int, source: OccupancySource) -> None:
         self.redis.hdel(GROUP_KEY.format(group_id), str(source))
@@ -261,6 +275,20 @@ def _figure(source: OccupancySource, raw: bytes | str) -> Figure:
     )
 
 
+@dataclass(frozen=True)
+class FigureUpdate:
+    group_id: int
+    source: OccupancySource
+    occupied: int
+    capacity: int
+    ts: datetime
+    flag: str | None = None
+
+    @property
+    def figure(self) -> Figure:
+        return Figure(self.source, int(self.occupied), int(self.capacity), self.ts, flag=self.flag)
+
+
 def apply_figure(
     session: Session,
     store: LiveStore,
@@ -273,33 +301,45 @@ def apply_figure(
     step_percent: int,
     flag: str | None = None,
 ) -> bool:
-    """Record a new figure, publish it if it changed, and write a snapshot when it moved by at least
-    ``step_percent`` points since the last one. Returns whether the figure changed."""
-    previous = store.record(group_id, source, occupied, capacity, ts, flag)
-    figure = Figure(source, int(occupied), int(capacity), ts, flag=flag)
-    changed = previous is None or (previous.occupied, previous.capacity, previous.flag) != (
-        figure.occupied,
-        figure.capacity,
-        figure.flag,
-    )
-    if changed:
-        store.publish(group_id, figure)
-        snapshot_if_moved(session, store, group_id, figure, step_percent)
-    return changed
+    """Record one new figure (see ``apply_figures``); returns whether it changed."""
+    update = FigureUpdate(group_id, source, occupied, capacity, ts, flag)
+    return bool(apply_figures(session, store, [update], step_percent=step_percent))
 
 
-def snapshot_if_moved(
-    session: Session, store: LiveStore, group_id: int, figure: Figure, step_percent: int
-) -> bool:
-    """Write a history row when the figure moved ``step_percent`` points since the last row."""
-    key = SNAPSHOT_KEY.format(group_id)
-    last = store.redis.hget(key, str(figure.source))
-    percent = figure.percent if figure.percent is not None else 0.0
-    if last is not None and abs(percent - float(last)) < step_percent:
-        return False
-    _write_snapshot(session, group_id, figure)
-    store.redis.hset(key, str(figure.source), percent)
-    return True
+def apply_figures(
+    session: Session, store: LiveStore, updates: list[FigureUpdate], *, step_percent: int
+) -> set[int]:
+    """Record new figures, publish those that changed, and write a history row for each that moved
+    by at least ``step_percent`` points since its last row. Three Redis round trips whatever the
+    number of updates: the ingester calls this once per batch. Returns the changed group ids."""
+    if not updates:
+        return set()
+    previous = store.record_many(updates)
+    changed = [
+        update
+        for update, before in zip(updates, previous, strict=True)
+        if before is None
+        or (before.occupied, before.capacity, before.flag) != (update.occupied, update.capacity, update.flag)
+    ]
+    if not changed:
+        return set()
+    marks = store.redis.pipeline(transaction=False)
+    for update in changed:
+        marks.hget(SNAPSHOT_KEY.format(update.group_id), str(update.source))
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.delete(PUBLIC_CACHE_KEY)
+    for update, last in zip(changed, marks.execute(), strict=True):
+        figure = update.figure
+        pipe.publish(CHANNEL, json.dumps({"group_id": update.group_id, **figure.as_dict()}))
+        percent = figure.percent if figure.percent is not None else 0.0
+        if last is None or abs(percent - float(last)) >= step_percent:
+            _write_snapshot(session, update.group_id, figure)
+            pipe.hset(SNAPSHOT_KEY.format(update.group_id), str(update.source), percent)
+    try:
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("occupancy: could not publish %d changes", len(changed), exc_info=True)
+    return {update.group_id for update in changed}
 
 
 def _write_snapshot(session: Session, group_id: int, figure: Figure) -> None:
