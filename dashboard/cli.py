@@ -10,6 +10,7 @@ import threading
 import click
 
 from dashboard.app import Core, build_core, create_app, prepare_database
+from dashboard.cli_devices import devices
 from dashboard.settings import Settings, SettingsError
 from models import Role
 
@@ -204,3 +205,6 @@ def task_run(name: str) -> None:
     click.echo(f"{name}: {run.outcome} in {run.duration_ms} ms, {run.rows_touched} rows. {run.message}")
     if run.outcome == "failed":
         sys.exit(1)
+
+
+main.add_command(devices)

@@ -51,7 +51,7 @@ def test_every_callback_declares_a_role(app):
 
 def test_the_walk_covers_the_admin_screens(app):
     paths = {page["path"] for page in protected_pages()}
-    assert {"/admin/settings", "/admin/tasks", "/admin/outbox"} <= paths
+    assert {"/admin/settings", "/admin/tasks", "/admin/outbox", "/admin/devices", "/admin/ingest"} <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles
 

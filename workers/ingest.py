@@ -21,7 +21,6 @@ import enum
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections import Counter
@@ -32,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from sqlalchemy import or_, select, update
 
+from dashboard.services.devices import DEVICE_ID_RE, DEVICES_CHANNEL
 from dashboard.services.occupancy import (
     FigureUpdate,
     LiveStore,
     Policy,
     Staleness,
     apply_figures,
+    capacity_flag,
     load_policy,
 )
 from models import (
@@ -51,8 +52,6 @@ from models import (
 )
 from workers.mqtt import make_client
 
-DEVICES_CHANNEL = "parkops:devices"
-
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
     from dashboard.app import Core
 
@@ -64,8 +63,6 @@ MESSAGES_KEY = "parkops:ingest:messages"
 DEAD_LETTERS_KEY = "parkops:ingest:dead_letters"
 UNKNOWN_DEVICES_KEY = "parkops:ingest:unknown_devices"
 DUPLICATES_KEY = "parkops:ingest:duplicates"
-# Fits SensingDevice.device_id and keeps topic segments boring (no wildcards, no spaces).
-DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")
 MAX_EVENT_ID = 64
 MAX_PLATE = 16
 RECONNECT_MIN_SECONDS = 1
@@ -230,6 +227,7 @@ def parse_message(topic: str, payload: bytes, prefix: str) -> ParsedMessage:
 # original) cannot double-count: the event id is claimed with SET NX in the same step that moves
 # the count. Return codes: -1 duplicate, -2 older than the last absolute count / reading.
 SEEN_TTL_SECONDS = 7 * 24 * 3600
+UNKNOWN_RECHECK_SECONDS = 1.0
 LOT_COUNTER_KEY = "parkops:occ:lot:{}:counter"
 LOT_SENSORS_KEY = "parkops:occ:lot:{}:occupied-sensors"
 SENSOR_TS_KEY = "parkops:occ:sensor-ts"
@@ -372,6 +370,11 @@ class Ingester:
             try:
                 message = parse_message(topic, payload, self.prefix)
                 device = self.devices.get(message.device_id)
+                if device is None and time.monotonic() - self._refreshed_at > UNKNOWN_RECHECK_SECONDS:
+                    # Perhaps registered a moment ago (an admin mapping it, with its kept messages
+                    # being replayed right now): look again before keeping this one.
+                    self.refresh()
+                    device = self.devices.get(message.device_id)
                 if device is None:
                     kept.append(
                         UnknownDeviceMessage(
@@ -450,8 +453,7 @@ class Ingester:
         updates = []
         for group_id, (occupied, capacity) in zip(group_ids, self.device_figures(group_ids), strict=True):
             flag = next((flags[lot] for lot in self.group_lots.get(group_id, []) if lot in flags), None)
-            if capacity and occupied * 100 > capacity * self.policy.flag_above_percent:
-                flag = f"above {self.policy.flag_above_percent}% of capacity: a counter may have drifted"
+            flag = capacity_flag(occupied, capacity, self.policy) or flag
             updates.append(FigureUpdate(group_id, OccupancySource.DEVICES, occupied, capacity, now, flag))
         return apply_figures(session, self.store, updates, step_percent=self.policy.step_percent)
 

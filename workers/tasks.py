@@ -5,20 +5,29 @@ Code owns *which* tasks exist and what they do; the ``system_tasks`` table owns 
 the two. A body receives a ``TaskContext`` and returns a ``TaskResult``; ``workers.jobs`` wraps
 every call in a lock and records the run.
 
-The seed's tasks are registered here with bodies that raise ``TaskNotConfigured`` until the
-integration each one needs is written: the run log then says exactly what is missing instead of
-pretending the task succeeded.
+A body that cannot run yet (a switch off, a credential missing, an integration not written) raises
+``TaskNotConfigured``: the run log then says exactly what is missing instead of pretending the task
+succeeded. Vendor clients live in their own modules (``workers.mistall``, ``workers.parking_logix``);
+the bodies here only connect them to the settings, the database and the occupancy model.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from dashboard.crypto import SecretBox, SecretError
+from dashboard.services import occupancy, system_settings
+from models import LotGroup, MistallLot, OccupancySource, utcnow
+from workers.mistall import MistallClient, MistallLotReading
+from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError
 
 if TYPE_CHECKING:
     from dashboard.app import Core
@@ -115,6 +124,8 @@ class TaskRegistry:
 
 
 REGISTRY = TaskRegistry()
+THIRD_PARTY_HINT = "System Settings > Third Party"
+MISTALL_SETTINGS = ("mistall_enabled", "mistall_api_url", "mistall_username", "mistall_password")
 
 
 @REGISTRY.task(
@@ -124,10 +135,57 @@ REGISTRY = TaskRegistry()
     description="Imports lot occupancy counts from the Mistall parking guidance system.",
 )
 def update_mistall(ctx: TaskContext) -> TaskResult:
-    raise TaskNotConfigured(
-        "Mistall credentials are not set (System Settings > Third Party); "
-        "the Mistall import arrives with the live-occupancy work"
-    )
+    """Import every Mistall lot (this fills the Mistall Lot ID dropdown) and give each lot group
+    with a Mistall lot its count. ``rows_touched``: Mistall lots written plus lot groups updated."""
+    with ctx.session() as session:
+        config = _settings(session, ctx.core.secrets, MISTALL_SETTINGS)
+    if not config["mistall_enabled"]:
+        raise TaskNotConfigured(f"Enable Mistall Usage is off ({THIRD_PARTY_HINT})")
+    _require(config, ("mistall_api_url", "mistall_username", "mistall_password"))
+
+    with MistallClient(
+        str(config["mistall_api_url"]), str(config["mistall_username"]), str(config["mistall_password"])
+    ) as client:
+        readings = client.fetch_lots()
+    now = utcnow()
+    by_id = {reading.mistall_id: reading for reading in readings}
+    updated: list[str] = []
+    missing: list[str] = []
+    no_count: list[str] = []
+    with ctx.session() as session:
+        _upsert_mistall_lots(session, by_id.values(), now)
+        policy = occupancy.load_policy(session, ctx.core.secrets)
+        store = occupancy.LiveStore(ctx.core.redis)
+        groups = session.scalars(
+            select(LotGroup)
+            .where(LotGroup.mistall_lot_id.is_not(None), LotGroup.mistall_lot_id != "")
+            .order_by(LotGroup.name)
+        ).all()
+        for group in groups:
+            reading = by_id.get(str(group.mistall_lot_id))
+            if reading is None:
+                missing.append(f"{group.name} ({group.mistall_lot_id})")
+            elif reading.occupied is None or reading.capacity is None:
+                no_count.append(group.name)
+            else:
+                _apply(
+                    session,
+                    store,
+                    policy,
+                    group.id,
+                    OccupancySource.MISTALL,
+                    reading.occupied,
+                    reading.capacity,
+                    _observed_at(reading.updated_at, now),
+                )
+                updated.append(group.name)
+        claimed = {group.mistall_lot_id for group in groups}
+    unassociated = sorted(r.name for r in by_id.values() if r.mistall_id not in claimed)
+    parts = [f"{len(by_id)} Mistall lots imported", f"{len(updated)} lot groups updated"]
+    parts += _listed("unassociated", unassociated)
+    parts += _listed("Mistall lot not in Mistall's answer", missing)
+    parts += _listed("Mistall sent no count for", no_count)
+    return TaskResult(rows_touched=len(by_id) + len(updated), message="; ".join(parts))
 
 
 @REGISTRY.task(
@@ -155,10 +213,73 @@ def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
     ),
 )
 def parking_logix_sync(ctx: TaskContext) -> TaskResult:
-    raise TaskNotConfigured(
-        "Parking Logix API URL and key are not set (System Settings > Third Party); "
-        "the Parking Logix sync arrives with the live-occupancy work"
-    )
+    """Give each lot group with a Parking Logix key and name the count of the lot whose
+    ``location_name`` equals that name exactly (the seed's rule: no fuzzy matching that could show
+    one lot's count on another's pin).
+
+    Groups sharing a key cost one call per run. A failing key is reported and the others carry on;
+    the run fails only when every key failed, so the task log shows an outage as ``failed``."""
+    with ctx.session() as session:
+        config = _settings(session, ctx.core.secrets, ("parking_logix_enabled", "parking_logix_base_url"))
+        if not config["parking_logix_enabled"]:
+            raise TaskNotConfigured(f"Enable Parking Logix Integration is off ({THIRD_PARTY_HINT})")
+        by_key, unreadable = _parking_logix_groups(session, ctx.core.secrets)
+    if not by_key:
+        if unreadable:
+            raise TaskNotConfigured(
+                f"The Parking Logix API keys of {', '.join(unreadable)} cannot be read with the current "
+                "secret key: enter them again on Manage Parking Lot Groups"
+            )
+        raise TaskNotConfigured(
+            "No lot group has both a Parking Logix API key and a Parking Logix name "
+            "(Manage Parking Lot Groups)"
+        )
+
+    answers: list[tuple[list[_LogixGroup], list[LotCount]]] = []
+    errors = [
+        f"API key of {name} cannot be read with the current secret key, enter it again" for name in unreadable
+    ]
+    with ParkingLogixClient(str(config["parking_logix_base_url"])) as client:
+        for key, members in by_key.items():
+            try:
+                answers.append((members, client.lots(key)))
+            except ParkingLogixError as exc:
+                errors.append(f"key of {', '.join(m.name for m in members)}: {exc}")
+    if not answers:
+        raise ParkingLogixError("every Parking Logix call failed: " + "; ".join(errors))
+
+    now = utcnow()
+    updated = 0
+    unmatched: list[str] = []
+    unclaimed: list[str] = []
+    with ctx.session() as session:
+        policy = occupancy.load_policy(session, ctx.core.secrets)
+        store = occupancy.LiveStore(ctx.core.redis)
+        for members, lots in answers:
+            by_name = {lot.location_name: lot for lot in lots}
+            for member in members:
+                lot = by_name.get(member.logix_name)
+                if lot is None:
+                    unmatched.append(f"{member.name} ({member.logix_name!r})")
+                    continue
+                _apply(
+                    session,
+                    store,
+                    policy,
+                    member.id,
+                    OccupancySource.PARKING_LOGIX,
+                    lot.occupied,
+                    lot.total_spaces,
+                    _observed_at(lot.updated_at, now),
+                )
+                updated += 1
+            claimed = {member.logix_name for member in members}
+            unclaimed.extend(name for name in by_name if name not in claimed)
+    parts = [f"{updated} lot groups updated from {len(answers)} of {len(by_key)} API keys"]
+    parts += _listed("no Parking Logix lot of that exact name for", unmatched)
+    parts += _listed("Parking Logix lots no lot group claims", sorted(unclaimed))
+    parts += _listed("errors", errors)
+    return TaskResult(rows_touched=updated, message="; ".join(parts))
 
 
 @REGISTRY.task(
@@ -190,3 +311,128 @@ def peoplesoft_holds(ctx: TaskContext) -> TaskResult:
         "The PeopleSoft Holds Report is not built yet: it arrives with the violations and payments work "
         "(its PeopleSoft Holds Notification Email is on System Settings > Third Party)"
     )
+
+
+@REGISTRY.task(
+    "occupancy-snapshots",
+    title="Occupancy Snapshots",
+    interval_seconds=300,
+    description=(
+        "Records every lot group's occupancy from each source in the history used by the occupancy charts."
+    ),
+    default_enabled=True,
+)
+def occupancy_snapshots(ctx: TaskContext) -> TaskResult:
+    """The periodic history (a big jump is also recorded at once, by ``occupancy.apply_figure``).
+    On by default: it needs no configuration and the charts are empty without it."""
+    now = utcnow()
+    with ctx.session() as session:
+        policy = occupancy.load_policy(session, ctx.core.secrets)
+        store = occupancy.LiveStore(ctx.core.redis)
+        states = occupancy.group_states(session, store, policy.staleness, now)
+        rows = occupancy.record_snapshots(session, store, states, now)
+    return TaskResult(rows_touched=rows, message=f"{rows} snapshots of {len(states)} lot groups recorded")
+
+
+@dataclass(frozen=True)
+class _LogixGroup:
+    """What the sync needs of a lot group once the session that loaded it is closed."""
+
+    id: int
+    name: str
+    logix_name: str
+
+
+def _settings(session: Session, secrets: SecretBox, keys: Iterable[str]) -> dict[str, system_settings.Value]:
+    """Settings for a task; a secret stored under a rotated secret key makes the task not configured."""
+    keys = list(keys)
+    try:
+        return system_settings.get_many(session, secrets, keys)
+    except SecretError as exc:
+        labels = ", ".join(
+            system_settings.definition(key).label for key in keys if system_settings.definition(key).secret
+        )
+        raise TaskNotConfigured(
+            f"{labels} cannot be read with the current secret key: enter it again ({THIRD_PARTY_HINT})"
+        ) from exc
+
+
+def _require(config: dict[str, system_settings.Value], keys: Iterable[str]) -> None:
+    missing = [system_settings.definition(key).label for key in keys if not config[key]]
+    if missing:
+        raise TaskNotConfigured(f"{', '.join(missing)} not set ({THIRD_PARTY_HINT})")
+
+
+def _parking_logix_groups(
+    session: Session, secrets: SecretBox
+) -> tuple[dict[str, list[_LogixGroup]], list[str]]:
+    """Configured lot groups by decrypted key (the same key encrypts differently for each group, so
+    only the plaintext shows which groups share one), and the names of groups whose key is unreadable."""
+    groups = session.scalars(
+        select(LotGroup)
+        .where(LotGroup.parking_logix_name.is_not(None), LotGroup.parking_logix_api_key.is_not(None))
+        .order_by(LotGroup.name)
+    )
+    by_key: dict[str, list[_LogixGroup]] = {}
+    unreadable: list[str] = []
+    for group in groups:
+        if not group.parking_logix_name:
+            continue
+        try:
+            key = secrets.decrypt(group.parking_logix_api_key)
+        except SecretError:
+            unreadable.append(group.name)
+            continue
+        if key:
+            by_key.setdefault(key, []).append(_LogixGroup(group.id, group.name, group.parking_logix_name))
+    return by_key, unreadable
+
+
+def _upsert_mistall_lots(session: Session, readings: Iterable[MistallLotReading], now: datetime) -> None:
+    """Insert or update by Mistall id. Lots Mistall stopped reporting stay, so a lot group's chosen
+    Mistall lot does not vanish from its dropdown after one odd answer."""
+    readings = list(readings)
+    existing = {
+        lot.mistall_id: lot
+        for lot in session.scalars(
+            select(MistallLot).where(MistallLot.mistall_id.in_([r.mistall_id for r in readings]))
+        )
+    }
+    for reading in readings:
+        lot = existing.get(reading.mistall_id)
+        if lot is None:
+            lot = MistallLot(mistall_id=reading.mistall_id)
+            session.add(lot)
+        lot.name = reading.name
+        lot.capacity = reading.capacity
+        lot.occupied = reading.occupied
+        lot.reported_at = reading.updated_at
+        lot.imported_at = now
+
+
+def _apply(
+    session: Session,
+    store: occupancy.LiveStore,
+    policy: occupancy.Policy,
+    group_id: int,
+    source: OccupancySource,
+    occupied: int,
+    capacity: int,
+    ts: datetime,
+) -> None:
+    """Record a vendor count, flagged when it exceeds the admin's sanity limit (a drifted count
+    still shows, but marked, rather than being dropped)."""
+    flag = occupancy.capacity_flag(occupied, capacity, policy)
+    occupancy.apply_figure(
+        session, store, group_id, source, occupied, capacity, ts, step_percent=policy.step_percent, flag=flag
+    )
+
+
+def _observed_at(reported: datetime | None, now: datetime) -> datetime:
+    """The vendor's own time of the count when it sent one (so staleness measures the data's age),
+    never later than now (a vendor clock ahead of ours must not make a figure look fresh for longer)."""
+    return min(reported, now) if reported else now
+
+
+def _listed(label: str, items: list[str]) -> list[str]:
+    return [f"{label}: {', '.join(items)}"] if items else []

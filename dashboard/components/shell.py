@@ -19,6 +19,9 @@ from models import Role
 # (label, href, minimum role): one place that says which screens each role finds in the menu.
 MENU: list[tuple[str, str, Role]] = [
     ("Home", "/", Role.GUEST),
+    ("Lot Groups", "/admin/lot-groups", Role.MANAGER),
+    ("Sensing Devices", "/admin/devices", Role.ADMIN),
+    ("Sensor Feed Health", "/admin/ingest", Role.ADMIN),
     ("System Settings", "/admin/settings", Role.ADMIN),
     ("System Task Logs", "/admin/tasks", Role.ADMIN),
     ("Email Outbox", "/admin/outbox", Role.ADMIN),

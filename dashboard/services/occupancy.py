@@ -92,6 +92,14 @@ def load_policy(session: Session, secrets: SecretBox) -> Policy:
     )
 
 
+def capacity_flag(occupied: int, capacity: int, policy: Policy) -> str | None:
+    """The sanity flag of a count: far above capacity means a drifted counter or a wrong capacity;
+    the figure is kept as reported and shown flagged, never silently clamped."""
+    if capacity > 0 and occupied * 100 > capacity * policy.flag_above_percent:
+        return f"above {policy.flag_above_percent}% of capacity: the count may have drifted"
+    return None
+
+
 @dataclass(frozen=True)
 class Figure:
     source: OccupancySource

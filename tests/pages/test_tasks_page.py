@@ -133,7 +133,7 @@ def test_run_button_queues_the_task_and_the_run_appears_in_the_log(app, core, lo
         run = s.scalars(select(TaskRun)).one()
     assert (run.task_name, run.trigger, run.outcome.value) == ("update-mistall", "manual", "not_configured")
     log = json.dumps(outputs_of(refresh(client, app, log_filter="update-mistall"))["tasks-log"]["children"])
-    assert "Mistall credentials are not set" in log and "not configured" in log
+    assert "Enable Mistall Usage is off" in log and "not configured" in log
     other = json.dumps(
         outputs_of(refresh(client, app, log_filter="fetch-parkmobile"))["tasks-log"]["children"]
     )

@@ -81,7 +81,7 @@ def burst(core) -> None:
 def test_not_configured_body_is_recorded_as_not_configured(core):
     run = jobs.execute_task(core, "update-mistall", "manual")
     assert run.outcome == "not_configured"
-    assert "Mistall credentials are not set" in run.message
+    assert "Enable Mistall Usage is off" in run.message
     assert run.duration_ms is not None and run.finished_at is not None
     with core.db.session() as s:
         task = s.get(SystemTask, "update-mistall")

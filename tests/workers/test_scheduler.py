@@ -15,6 +15,7 @@ from dashboard.services import system_tasks
 from models import TaskRun, utcnow
 from workers import jobs
 from workers.scheduler import Scheduler, run_scheduler, start_scheduler_thread
+from workers.tasks import REGISTRY
 from workers.worker import start_inprocess_worker
 
 
@@ -22,23 +23,30 @@ def queue(core) -> Queue:
     return Queue(core.settings.queue_name, connection=core.redis)
 
 
+def sync_with_only(core, *names: str) -> None:
+    """Registry synced and exactly ``names`` enabled (the history task is on by default)."""
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, REGISTRY.definitions())
+    enable(core, *names)
+
+
 def enable(core, *names: str) -> None:
     with core.db.session() as s:
         for name in names:
             system_tasks.set_enabled(s, name, True, None)
+        system_tasks.set_enabled(s, "occupancy-snapshots", "occupancy-snapshots" in names, None)
 
 
-def test_first_tick_syncs_the_registry_and_enqueues_nothing_while_all_are_off(core):
-    assert Scheduler(core).tick() == []
+def test_first_tick_syncs_the_registry_and_enqueues_only_the_history_task(core):
+    assert Scheduler(core).tick() == ["occupancy-snapshots"]
     with core.db.session() as s:
-        assert len(system_tasks.list_tasks(s)) == 5
-    assert queue(core).count == 0
+        assert len(system_tasks.list_tasks(s)) == len(REGISTRY.definitions()) == 6
+    assert queue(core).count == 1
 
 
 def test_a_due_task_is_enqueued_once_per_interval(core):
+    sync_with_only(core, "update-mistall")
     scheduler = Scheduler(core)
-    scheduler.tick()
-    enable(core, "update-mistall")
     now = utcnow()
     assert scheduler.tick(now) == ["update-mistall"]
     assert scheduler.tick(now + timedelta(seconds=599)) == []
@@ -48,8 +56,7 @@ def test_a_due_task_is_enqueued_once_per_interval(core):
 
 
 def test_two_schedulers_ticking_at_the_same_moment_enqueue_each_due_task_once(core):
-    Scheduler(core).tick()
-    enable(core, "update-mistall", "fetch-parkmobile", "peoplesoft-holds")
+    sync_with_only(core, "update-mistall", "fetch-parkmobile", "peoplesoft-holds")
     schedulers = [Scheduler(core), Scheduler(core)]
     rounds = 5
     start = utcnow()
