@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import requests
 from sqlalchemy import text
 from werkzeug.serving import make_server
@@ -94,7 +93,9 @@ def broker(choice: str, workdir: Path) -> Iterator[str]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     conf = workdir / "mosquitto.conf"
     conf.write_text(MOSQUITTO_CONF.format(port=port))
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(100):
             with socket.socket() as sock:
@@ -128,7 +129,9 @@ def seed(core: Core, groups: int, lots_per_group: int) -> list[tuple[str, int]]:
     counters = []
     with core.db.session() as session:
         for g in range(groups):
-            group = LotGroup(name=f"Bench Group {g:03d}", map_color="#336699", latitude=43.47, longitude=-80.54)
+            group = LotGroup(
+                name=f"Bench Group {g:03d}", map_color="#336699", latitude=43.47, longitude=-80.54
+            )
             session.add(group)
             for n in range(lots_per_group):
                 lot = Lot(name=f"Bench Lot {g:03d}-{n}", capacity=100_000, lot_group=group)
@@ -252,7 +255,9 @@ def _lot_ids(core: Core) -> dict[str, int]:
     return _LOTS
 
 
-def wait_for_count(core: Core, counters: list[tuple[str, int]], target: int, timeout: float) -> tuple[float, float]:
+def wait_for_count(
+    core: Core, counters: list[tuple[str, int]], target: int, timeout: float
+) -> tuple[float, float]:
     """Wait until ``target`` events are counted; return (first change time, done time)."""
     start_value = counted(core, counters)
     first = None
@@ -268,7 +273,9 @@ def wait_for_count(core: Core, counters: list[tuple[str, int]], target: int, tim
     raise RuntimeError(f"counted {counted(core, counters)} of {target} within {timeout}s")
 
 
-def latency_samples(core: Core, url: str, base_url: str, counters: list[tuple[str, int]], samples: int) -> list[float]:
+def latency_samples(
+    core: Core, url: str, base_url: str, counters: list[tuple[str, int]], samples: int
+) -> list[float]:
     client, address = make_client(url, f"bench-latency-{uuid.uuid4().hex[:8]}")
     client.connect(address.host, address.port)
     client.loop_start()
