@@ -17,10 +17,12 @@ from flask import Flask, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard import embedded
+from dashboard.api import register_api
 from dashboard.auth import guard_pages, has_role, init_auth
 from dashboard.components import shell
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
+from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
 from models import Role
@@ -110,6 +112,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     guard_pages()
     init_auth(server, dash_app)
     _register_health(server)
+    register_api(server)
+    register_push(server)
     _security_headers(server)
     return server
 

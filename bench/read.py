@@ -1,0 +1,290 @@
+"""The read benchmark: public availability under 200 concurrent clients, on the production setup.
+
+    .venv/bin/python bench/read.py [--groups 500] [--clients 200] [--seconds 10]
+
+Loads ``--groups`` lot groups (three lots each, a live figure each) into PostgreSQL and Redis,
+starts gunicorn (``gthread``: 2 workers per core, 8 threads each) on a free port, and drives each
+endpoint in turn, ``--clients`` connections at once for ``--seconds``, from one asyncio process:
+
+- ``GET /api/v1/lot-groups``: the list the maps read (the hot path, cached one second in Redis);
+- ``GET /api/v1/lot-groups/<id>``: one group, uncached (a few queries per request);
+- ``GET /api/v1/ping``: the baseline, same server, gate and middleware, no work. Not ``/healthz``
+  (it probes three services), nor an asset (its size would measure the network, not the app).
+
+It prints requests/s, p50 and p95 per endpoint and each endpoint's throughput as a share of the
+baseline. Targets from the issue: ratio >= 0.5 and p95 < 100 ms for the list. The maps' data
+callback joins the endpoint list when the maps exist. The client shares the machine with the
+server, so its own CPU use is printed too: a client near one full core is part of the limit.
+
+The database is emptied and rebuilt (default: ``PARKOPS_TEST_DATABASE_URL``, else a local
+``parkops_bench``, created if missing), and the Redis database is flushed: point them at nothing
+that holds real data. Everything the script starts is stopped when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import psycopg
+import redis
+from sqlalchemy import insert, make_url, text
+
+from dashboard.db import Database
+from dashboard.services.occupancy import LiveStore
+from models import Lot, LotGroup, OccupancySource
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/parkops_bench"
+LOTS_PER_GROUP = 3
+
+
+@dataclass
+class Result:
+    label: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float("nan")
+
+
+def ensure_database(url: str) -> None:
+    """Create the database if the server does not have it yet (PostgreSQL only)."""
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,)).fetchone()
+            is None
+        ):
+            conn.execute(f'CREATE DATABASE "{parsed.database}"')
+
+
+def load(database_url: str, redis_url: str, groups: int) -> list[int]:
+    """An empty schema, then ``groups`` mapped groups with lots and a live devices figure each."""
+    db = Database(database_url)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.upgrade()
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    with db.session() as session:
+        rows = [
+            {
+                "name": f"Bench Group {n:04d}",
+                "map_color": "#1f77b4",
+                "latitude": 43.40 + rng.random() / 10,
+                "longitude": -80.60 + rng.random() / 10,
+                "show_on_map": True,
+                "is_closed": n % 50 == 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(groups)
+        ]
+        ids = list(
+            session.scalars(insert(LotGroup).returning(LotGroup.id, sort_by_parameter_order=True), rows)
+        )
+        session.execute(
+            insert(Lot),
+            [
+                {
+                    "name": f"Bench Lot {group_id}-{n}",
+                    "lot_group_id": group_id,
+                    "capacity": 100,
+                    "permits_allowed": 120,
+                    "sells_standard": n != 2,
+                    "sells_temporary": n == 2,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for group_id in ids
+                for n in range(LOTS_PER_GROUP)
+            ],
+        )
+    db.dispose()
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    store = LiveStore(client)
+    for group_id in ids:
+        store.record(group_id, OccupancySource.DEVICES, rng.randint(0, 300), 300, now)
+    client.close()
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, database_url: str, redis_url: str, instance: Path) -> subprocess.Popen[bytes]:
+    workers = 2 * (os.cpu_count() or 1)
+    env = {
+        **os.environ,
+        "PARKOPS_DATABASE_URL": database_url,
+        "PARKOPS_REDIS_URL": redis_url,
+        # Never contacted by the web process; set so that no embedded broker starts.
+        "PARKOPS_MQTT_URL": "mqtt://127.0.0.1:1883",
+        "PARKOPS_SECRET_KEY": secrets.token_hex(32),
+        "PARKOPS_INSTANCE_PATH": str(instance),
+        "PARKOPS_LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable, "-m", "gunicorn", "dashboard.wsgi:app",
+        "--worker-class", "gthread", "--workers", str(workers), "--threads", "8",
+        "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--keep-alive", "30",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    print(f"gunicorn: {workers} gthread workers x 8 threads on port {port}")
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+async def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"gunicorn exited with code {server.returncode}")
+            try:
+                async with http.get(base + "/api/v1/ping") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit("gunicorn did not answer in time")
+
+
+async def drive(base: str, label: str, paths: list[str], clients: int, seconds: float) -> Result:
+    """``clients`` loops, each on its own keep-alive connection, for ``seconds`` after a warm-up."""
+    result = Result(label)
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    # Like a browser, ask for gzip; unlike one, don't inflate it: that CPU would be taken from the
+    # server sharing this machine, where a real visitor's browser spends its own.
+    headers = {"Accept-Encoding": "gzip"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers, auto_decompress=False) as http:
+
+        async def client(number: int, until: float, record: bool) -> None:
+            n = number
+            while time.perf_counter() < until:
+                path = paths[n % len(paths)]
+                n += clients
+                started = time.perf_counter()
+                try:
+                    async with http.get(base + path) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except aiohttp.ClientError:
+                    ok = False
+                if record:
+                    if ok:
+                        result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    else:
+                        result.errors += 1
+
+        warm = time.perf_counter() + min(2.0, seconds / 5)
+        await asyncio.gather(*(client(n, warm, False) for n in range(clients)))
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n, started + seconds, True) for n in range(clients)))
+        result.seconds = time.perf_counter() - started
+    return result
+
+
+def report(results: list[Result], baseline: Result, client_cpu: dict[str, float]) -> None:
+    print()
+    print(
+        f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'errors':>8}{'ratio':>8}{'client CPU':>12}"
+    )
+    for r in results:
+        ratio = r.rate / baseline.rate if baseline.rate else float("nan")
+        print(
+            f"{r.label:<34}{r.rate:>9.0f}{statistics.median(r.latencies_ms or [float('nan')]):>9.1f}"
+            f"{r.percentile(0.95):>9.1f}{r.errors:>8}{ratio:>8.2f}{client_cpu[r.label]:>11.0%}"
+        )
+    hot = results[0]
+    ratio = hot.rate / baseline.rate if baseline.rate else 0.0
+    verdict = "met" if ratio >= 0.5 and hot.percentile(0.95) < 100 else "NOT met"
+    print(f"\ntargets for {hot.label} (ratio >= 0.5, p95 < 100 ms): {verdict}")
+
+
+async def run(args: argparse.Namespace, ids: list[int], base: str) -> None:
+    group_paths = [f"/api/v1/lot-groups/{group_id}" for group_id in random.Random(3).sample(ids, len(ids))]
+    plan = [
+        ("GET /api/v1/lot-groups", ["/api/v1/lot-groups"]),
+        ("GET /api/v1/lot-groups/<id>", group_paths),
+        ("GET /api/v1/ping (baseline)", ["/api/v1/ping"]),
+    ]
+    results, cpu = [], {}
+    for label, paths in plan:
+        before_wall, before_cpu = time.perf_counter(), time.process_time()
+        results.append(await drive(base, label, paths, args.clients, args.seconds))
+        cpu[label] = (time.process_time() - before_cpu) / (time.perf_counter() - before_wall)
+        print(f"  {label}: {len(results[-1].latencies_ms)} requests")
+    report(results, results[-1], cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--database-url", default=os.environ.get("PARKOPS_TEST_DATABASE_URL") or DEFAULT_DATABASE
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--groups", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    ensure_database(args.database_url)
+    started = time.perf_counter()
+    ids = load(args.database_url, args.redis_url, args.groups)
+    print(
+        f"loaded {len(ids)} groups, {len(ids) * LOTS_PER_GROUP} lots in {time.perf_counter() - started:.1f} s"
+    )
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="parkops-bench-") as instance:
+        server = start_server(port, args.database_url, args.redis_url, Path(instance))
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(wait_ready(base, server))
+            asyncio.run(run(args, ids, base))
+        finally:
+            stop(server)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """gunicorn and its workers: the process group the script started (its own session)."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    except ProcessLookupError:
+        server.wait()  # already gone
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Open occupancy data: availability per lot group, its history, the FIWARE feed, and a ping.
+
+All public (see the gate's ``PUBLIC_PREFIXES``) and read-only. Answers may be cached one second
+by browsers and proxies (``Cache-Control: public, max-age=1``): availability moves by the minute,
+and a second is what the list's server-side cache holds it anyway (see ``open_data.BodyCache``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Response, current_app, request
+
+from dashboard.api import api, error
+from dashboard.app import Core, core_of
+from dashboard.services import occupancy, open_data
+from dashboard.services.errors import ValidationFailed
+from dashboard.services.occupancy import LiveStore
+
+CACHE_CONTROL = "public, max-age=1"
+FIWARE_TYPES = ("OffStreetParking", "ParkingGroup")
+GROUPS = open_data.GroupIndex()
+
+
+@api.after_request
+def _cacheable(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", CACHE_CONTROL)
+    return response
+
+
+@api.get("/ping")
+def ping() -> Response:
+    """The benchmark's baseline: the same server, gate and middleware, and no work at all."""
+    return _json({"ok": True})
+
+
+@api.get("/lot-groups")
+def lot_groups() -> Response:
+    return _cached_json(_list_body(_core()))
+
+
+def _list_body(core: Core) -> open_data.CachedBody:
+    return open_data.list_cache(core.redis).get(lambda: _build_list(core))
+
+
+def _build_list(core: Core) -> bytes:
+    with core.db.session() as session:
+        policy = occupancy.load_policy(session, core.secrets)
+        groups = open_data.public_groups(session, LiveStore(core.redis), policy, _now())
+    return open_data.dump({"lot_groups": groups})
+
+
+@api.get("/lot-groups/<group_id>")
+def lot_group(group_id: str) -> Response | tuple[Response, int]:
+    body = _group_body(group_id)
+    if body is None:
+        return error(404, "no such lot group")
+    return Response(body, mimetype="application/json")
+
+
+@api.get("/lot-groups/<group_id>/occupancy")
+def lot_group_history(group_id: str) -> Response | tuple[Response, int]:
+    core = _core()
+    args = request.args
+    try:
+        window = open_data.parse_range(args.get("from"), args.get("to"), args.get("source"), _now())
+    except ValidationFailed as exc:
+        field, message = next(iter(exc.errors.items()))
+        return error(400, f"{field}: {message}", field)
+    if _group_body(group_id) is None:
+        return error(404, "no such lot group")
+    with core.db.session() as session:
+        points = open_data.history_points(session, int(group_id), window)
+    return _json(
+        {
+            "id": int(group_id),
+            "from": open_data.iso_utc(window.start),
+            "to": open_data.iso_utc(window.end),
+            "source": str(window.source) if window.source else None,
+            "points": points,
+        }
+    )
+
+
+@api.get("/fiware/<entity_type>")
+def fiware(entity_type: str) -> Response | tuple[Response, int]:
+    """Key-values entities of one FIWARE type (see ``open_data`` for the mapping)."""
+    if entity_type not in FIWARE_TYPES:
+        return error(404, "entity types: " + ", ".join(FIWARE_TYPES))
+    core = _core()
+
+    def build() -> bytes:
+        with core.db.session() as session:
+            policy = occupancy.load_policy(session, core.secrets)
+            states = open_data.public_states(session, LiveStore(core.redis), policy, _now())
+            site = open_data.site_id(session, core.secrets)
+            if entity_type == "OffStreetParking":
+                entities = open_data.off_street_parkings(states, site)
+            else:
+                entities = open_data.parking_groups(session, states, site)
+        return open_data.dump(entities)
+
+    return _cached_json(open_data.fiware_cache(core.redis, entity_type).get(build))
+
+
+def _json(payload: object) -> Response:
+    """Keys in the order the service built them (``jsonify`` would sort them)."""
+    return Response(open_data.dump(payload), mimetype="application/json")
+
+
+def _cached_json(cached: open_data.CachedBody) -> Response:
+    """The cached body with its ETag, gzipped for clients that take it (each encoding is its own
+    representation, hence its own ETag)."""
+    if "gzip" in request.accept_encodings:
+        response = Response(cached.gzipped, mimetype="application/json")
+        response.content_encoding = "gzip"
+        response.set_etag(cached.etag + "-gzip")
+    else:
+        response = Response(cached.body, mimetype="application/json")
+        response.set_etag(cached.etag)
+    response.vary.add("Accept-Encoding")
+    return response.make_conditional(request)
+
+
+def _group_body(group_id: str) -> bytes | None:
+    """A group shown on the map, from the list's snapshot; ids are parsed here, not by a route
+    converter, so that ``/lot-groups/abc`` is a JSON 404 rather than Dash's catch-all page."""
+    if not group_id.isdigit():
+        return None
+    return GROUPS.group(_list_body(_core()), int(group_id))
+
+
+def _core() -> Core:
+    return core_of(current_app)  # type: ignore[arg-type]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,403 @@
+"""Open parking data: what anyone may read about availability, without signing in.
+
+Three shapes of the same occupancy state (``occupancy.group_states``):
+
+- the ParkOps list (``public_groups``): one entry per lot group shown on the map, with the figure
+  the map's donut shows and each lot's permit figure. Hidden groups are absent everywhere here,
+  and a closed group carries ``status: "closed"`` with null figures, never "0 % full".
+- history (``history_points`` after ``parse_range``): the snapshots of one group.
+- FIWARE Smart Data Models entities in key-values form, validated against the official schemas
+  in the tests. The mapping:
+
+  * a lot group is a physical place counted as one, so it is an ``OffStreetParking``
+    (``urn:ngsi-ld:OffStreetParking:<site>-<group id>``) with the group's figure;
+  * a lot is a permit area inside that place, so it is a ``ParkingGroup``
+    (``urn:ngsi-ld:ParkingGroup:<site>-<lot id>``) whose ``refParkingSite`` is its group. Sensors
+    count groups, not lots, so a ParkingGroup carries its spaces but no live availability: the
+    lot's permit figure (permits sold against an allowance) is not a count of free spaces.
+
+  ``<site>`` is the slug of the Site Name setting, so two campuses feeding one broker do not
+  collide; renaming the site renames the ids. An entity needs a location (the schema requires
+  it), so groups without coordinates are left out, with their lots (a ParkingGroup may not be
+  orphaned). A stale figure is not published as current: the entity keeps its size and the time
+  of the last observation, and drops availability and status.
+
+The list is the hot path (every map refresh of every visitor), so its JSON body is cached in
+Redis for one second by ``BodyCache``: one request at a time rebuilds it while the others serve
+the previous body. ``occupancy`` also drops it (``PUBLIC_CACHE_KEY``, the same key as
+``LIST_CACHE_KEY``) on every change, so a new figure shows on the next rebuild; other edits (a
+renamed or closed group) show within the second. One group (``GroupIndex``) is read from the
+same cached list, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, ClassVar
+
+import redis
+from redis.exceptions import LockError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dashboard.crypto import SecretBox
+from dashboard.services import occupancy, system_settings
+from dashboard.services.errors import ValidationFailed
+from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, Policy
+from models import Lot, OccupancySource
+
+LIST_CACHE_KEY = "parkops:api:lot-groups"
+FIWARE_CACHE_KEY = "parkops:api:fiware:{}"
+DEFAULT_HISTORY = timedelta(hours=24)
+MAX_HISTORY = timedelta(days=31)
+# FIWARE "almostFull": a driver heading there may find nothing by the time they arrive.
+ALMOST_FULL_PERCENT = 90
+
+# The public contract of the list: the map's figure, not the admin map's per-source detail.
+GROUP_FIELDS = (
+    "id",
+    "name",
+    "lat",
+    "lon",
+    "color",
+    "status",
+    "stale",
+    "capacity",
+    "occupied",
+    "available",
+    "percent",
+    "source",
+    "updated_at",
+)
+LOT_FIELDS = ("name", "sold", "allowance", "available", "percent", "sells_standard", "sells_temporary")
+
+
+# -- the ParkOps list -------------------------------------------------------------------------------
+def public_group(state: GroupOccupancy) -> dict[str, Any]:
+    """One group as the public API shows it."""
+    full = state.as_dict()
+    group = {name: full[name] for name in GROUP_FIELDS}
+    group["lots"] = [
+        {"id": lot["lot_id"], **{name: lot[name] for name in LOT_FIELDS}} for lot in full["lots"]
+    ]
+    return group
+
+
+def public_states(
+    session: Session,
+    store: LiveStore,
+    policy: Policy,
+    now: datetime,
+    group_ids: Iterable[int] | None = None,
+) -> list[GroupOccupancy]:
+    """Current states of the groups shown on the map (or of those among ``group_ids``)."""
+    states = occupancy.group_states(session, store, policy.staleness, now, group_ids)
+    return [state for state in states if state.show_on_map]
+
+
+def public_groups(session: Session, store: LiveStore, policy: Policy, now: datetime) -> list[dict[str, Any]]:
+    return [public_group(state) for state in public_states(session, store, policy, now)]
+
+
+# -- history ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryRange:
+    start: datetime
+    end: datetime
+    source: OccupancySource | None
+
+
+def parse_range(start: str | None, end: str | None, source: str | None, now: datetime) -> HistoryRange:
+    """Validate the history query; raises ``ValidationFailed`` keyed by the query field's name."""
+    errors: dict[str, str] = {}
+    end_at = _parse_instant("to", end, errors) if end else now
+    start_at = _parse_instant("from", start, errors) if start else None
+    chosen: OccupancySource | None = None
+    if source:
+        try:
+            chosen = OccupancySource(source)
+        except ValueError:
+            errors["source"] = "must be one of " + ", ".join(s.value for s in OccupancySource)
+    if errors:
+        raise ValidationFailed(errors)
+    assert end_at is not None  # parsed without an error
+    start_at = start_at or end_at - DEFAULT_HISTORY
+    if start_at > end_at:
+        raise ValidationFailed({"from": "must not be after 'to'"})
+    if end_at - start_at > MAX_HISTORY:
+        raise ValidationFailed({"from": f"the range may span at most {MAX_HISTORY.days} days"})
+    return HistoryRange(start_at, end_at, chosen)
+
+
+_SPACED_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
+
+
+def _parse_instant(name: str, value: str, errors: dict[str, str]) -> datetime | None:
+    # An unencoded "+01:00" in a query string arrives as " 01:00": read it as the offset it was.
+    text = _SPACED_OFFSET.sub(r"+\1", value.strip())
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        errors[name] = "not an ISO-8601 date-time (e.g. 2025-01-31T08:00:00Z)"
+        return None
+    if parsed.tzinfo is None:
+        errors[name] = "must include a time zone (Z or an offset such as +00:00)"
+        return None
+    return parsed.astimezone(UTC)
+
+
+def history_points(session: Session, group_id: int, window: HistoryRange) -> list[dict[str, Any]]:
+    points = occupancy.history(session, group_id, window.start, window.end, window.source)
+    return [
+        {
+            "recorded_at": iso_utc(point.recorded_at),
+            "source": point.source,
+            "occupied": point.occupied,
+            "capacity": point.capacity,
+            "percent": round(100.0 * point.occupied / point.capacity, 1) if point.capacity > 0 else None,
+        }
+        for point in points
+    ]
+
+
+# -- FIWARE -----------------------------------------------------------------------------------------
+def site_id(session: Session, secrets: SecretBox) -> str:
+    """The ``<site>`` part of entity ids: the Site Name setting as a slug."""
+    name = str(system_settings.get(session, secrets, "site_name"))
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "parkops"
+
+
+def off_street_parking_id(site: str, group_id: int) -> str:
+    return f"urn:ngsi-ld:OffStreetParking:{site}-{group_id}"
+
+
+def parking_group_id(site: str, lot_id: int) -> str:
+    return f"urn:ngsi-ld:ParkingGroup:{site}-{lot_id}"
+
+
+def off_street_parkings(states: Iterable[GroupOccupancy], site: str) -> list[dict[str, Any]]:
+    """One ``OffStreetParking`` per mapped group with coordinates."""
+    return [_off_street_parking(state, site) for state in states if _located(state)]
+
+
+def _located(state: GroupOccupancy) -> bool:
+    return state.latitude is not None and state.longitude is not None
+
+
+def _off_street_parking(state: GroupOccupancy, site: str) -> dict[str, Any]:
+    figure = state.primary
+    entity: dict[str, Any] = {
+        "id": off_street_parking_id(site, state.group_id),
+        "type": "OffStreetParking",
+        "name": state.name,
+        "location": _point(state.latitude, state.longitude),
+        "allowedVehicleType": ["car"],
+    }
+    category = _group_category(state)
+    if category:
+        entity["category"] = category
+    if figure.capacity > 0:
+        entity["totalSpotNumber"] = figure.capacity
+    if figure.updated_at is not None:
+        entity["observationDateTime"] = iso_utc(figure.updated_at)
+    if state.closed:
+        entity["status"] = ["closed"]
+        return entity
+    if figure.stale:
+        return entity
+    if figure.source is OccupancySource.PERMITS:
+        # Availability estimated from permits sold, not counted at the gates.
+        entity["occupancyDetectionType"] = ["modelBased"]
+    entity["availableSpotNumber"] = figure.available
+    entity["occupiedSpotNumber"] = figure.occupied
+    if figure.updated_at is not None:
+        entity["occupancyModified"] = iso_utc(figure.updated_at)
+    if figure.capacity > 0:
+        entity["occupancy"] = min(round(figure.occupied / figure.capacity, 3), 1.0)
+    entity["status"] = [_open_status(figure)]
+    return entity
+
+
+def _open_status(figure: Figure) -> str:
+    """DATEX II wording, as the schema's ``status`` enum has it."""
+    if figure.capacity > 0 and figure.available == 0:
+        return "full"
+    if figure.percent is not None and figure.percent >= ALMOST_FULL_PERCENT:
+        return "almostFull"
+    return "open"
+
+
+def _group_category(state: GroupOccupancy) -> list[str]:
+    """What the lots sell says who parks: term permits mean long stays by permit holders,
+    temporary (hourly, daily) options mean visitors may park for short stays."""
+    standard = any(lot.sells_standard for lot in state.lots)
+    temporary = any(lot.sells_temporary for lot in state.lots)
+    category = []
+    if standard:
+        category.append("longTerm")
+    if temporary:
+        category += ["shortTerm", "forVisitors"]
+    elif standard:
+        category.append("onlyWithPermit")
+    return category
+
+
+def parking_groups(session: Session, states: Iterable[GroupOccupancy], site: str) -> list[dict[str, Any]]:
+    """One ``ParkingGroup`` per active lot of a mapped, located group."""
+    parents = {state.group_id: state for state in states if _located(state)}
+    if not parents:
+        return []
+    lots = session.scalars(
+        select(Lot).where(Lot.lot_group_id.in_(list(parents)), Lot.is_active).order_by(Lot.name)
+    )
+    return [_parking_group(lot, parents[lot.lot_group_id], site) for lot in lots]  # type: ignore[index]
+
+
+def _parking_group(lot: Lot, parent: GroupOccupancy, site: str) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "id": parking_group_id(site, lot.id),
+        "type": "ParkingGroup",
+        "name": lot.name,
+        "refParkingSite": off_street_parking_id(site, parent.group_id),
+        "allowedVehicleType": "car",
+        "category": ["offStreet"] + (["onlyWithPermit"] if not lot.sells_temporary else []),
+    }
+    if lot.description:
+        entity["description"] = lot.description
+    if lot.latitude is not None and lot.longitude is not None:
+        entity["location"] = _point(lot.latitude, lot.longitude)
+    if lot.capacity > 0:
+        entity["totalSpotNumber"] = lot.capacity
+    charges = (["seasonTicket"] if lot.sells_standard else []) + (
+        ["temporaryPrice"] if lot.sells_temporary else []
+    )
+    if charges:
+        entity["chargeType"] = charges
+    return entity
+
+
+def _point(latitude: float | None, longitude: float | None) -> dict[str, Any]:
+    """GeoJSON: longitude first."""
+    return {"type": "Point", "coordinates": [longitude, latitude]}
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- the one-second body cache ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CachedBody:
+    body: bytes
+    etag: str
+
+    @cached_property
+    def gzipped(self) -> bytes:
+        """Compressed once per process and body: the list shrinks about tenfold, and a third of a
+        megabyte per map refresh is what limits the server otherwise."""
+        return gzip.compress(self.body, compresslevel=6, mtime=0)
+
+
+def dump(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class BodyCache:
+    """A response body kept in Redis for ``ttl_ms``, shared by every web process.
+
+    Redis holds the current ETag under ``key`` (expiring after ``ttl_ms``) and each body under
+    ``key:body:<etag>``; a process keeps the last body it read, so a request whose ETag it already
+    holds costs one small GET, not a transfer of the whole body (the list of 500 groups is about
+    a third of a megabyte).
+
+    When the ETag expires, the first request to take a short Redis lock rebuilds the body; the
+    others serve the previous one (``key:last``, kept ``keep_ms``) instead of piling onto the
+    database. Only a cold start, with no previous body at all, builds without the lock.
+    """
+
+    _memo: ClassVar[dict[str, CachedBody]] = {}  # per process: the last body read, by key
+
+    def __init__(
+        self, client: redis.Redis, key: str, ttl_ms: int = 1000, lock_ms: int = 10_000, keep_ms: int = 60_000
+    ) -> None:
+        self.redis = client
+        self.key = key
+        self.ttl_ms = ttl_ms
+        self.lock_ms = lock_ms
+        self.keep_ms = keep_ms
+
+    def get(self, build: Callable[[], bytes]) -> CachedBody:
+        etag = self.redis.get(self.key)
+        if etag is None:
+            lock = self.redis.lock(self.key + ":lock", timeout=self.lock_ms / 1000, blocking=False)
+            if lock.acquire():
+                try:
+                    return self._store(build())
+                finally:
+                    # LockError: the build outlived the lock, whose expiry already freed it.
+                    with contextlib.suppress(LockError):
+                        lock.release()
+            etag = self.redis.get(self.key + ":last")
+            if etag is None:
+                return self._cached(build())
+        return self._read(etag.decode()) or self._cached(build())
+
+    def invalidate(self) -> None:
+        self.redis.delete(self.key, self.key + ":last")
+
+    def _store(self, body: bytes) -> CachedBody:
+        cached = self._cached(body)
+        pipe = self.redis.pipeline()
+        pipe.set(f"{self.key}:body:{cached.etag}", body, px=self.keep_ms)
+        pipe.set(self.key, cached.etag, px=self.ttl_ms)
+        pipe.set(self.key + ":last", cached.etag, px=self.keep_ms)
+        pipe.execute()
+        self._memo[self.key] = cached
+        return cached
+
+    def _read(self, etag: str) -> CachedBody | None:
+        known = self._memo.get(self.key)
+        if known is not None and known.etag == etag:
+            return known
+        body = self.redis.get(f"{self.key}:body:{etag}")
+        if body is None:  # expired between the two reads
+            return None
+        cached = CachedBody(body, etag)
+        self._memo[self.key] = cached
+        return cached
+
+    @staticmethod
+    def _cached(body: bytes) -> CachedBody:
+        return CachedBody(body, hashlib.blake2b(body, digest_size=16).hexdigest())
+
+
+def list_cache(client: redis.Redis) -> BodyCache:
+    return BodyCache(client, LIST_CACHE_KEY)
+
+
+def fiware_cache(client: redis.Redis, entity_type: str) -> BodyCache:
+    return BodyCache(client, FIWARE_CACHE_KEY.format(entity_type))
+
+
+class GroupIndex:
+    """One group out of the cached list, so ``/lot-groups/<id>`` reads the same snapshot as the
+    list for the cost of a cache hit instead of four queries. Each process parses a list body
+    once (per ETag) and keeps it indexed by id."""
+
+    def __init__(self) -> None:
+        self._memo: tuple[str, dict[int, bytes]] = ("", {})
+
+    def group(self, cached: CachedBody, group_id: int) -> bytes | None:
+        etag, index = self._memo
+        if etag != cached.etag:
+            index = {group["id"]: dump(group) for group in json.loads(cached.body)["lot_groups"]}
+            self._memo = (cached.etag, index)
+        return index.get(group_id)

@@ -1,0 +1,300 @@
+"""Manage Parking Lot Groups: every lot group with its live counts, and closing or reopening one.
+
+The seed's check after setting up Mistall or Parking Logix is "you should see updated lot counts
+under Manage Parking Lot Groups": so each row shows the physical figure the maps use, where it
+came from and how old it is, each source's own figure beside it (so a source that went quiet or
+disagrees is visible), and the permit figure the seed keeps next to it on purpose.
+
+Managers may look; only admins open or close a group, and the toggle callback itself declares
+``Role.ADMIN``, so the gate refuses it to a manager whatever the browser sends. The layout is empty
+scaffolding; rows arrive through the role-checked refresh, which runs on every pushed change and
+on the poll (``dashboard.components.live``). Creating and editing groups is a later issue: it will
+add a toolbar above the table and buttons to the Actions column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, dcc, html, no_update
+from redis.exceptions import RedisError
+
+from dashboard.auth import has_role
+from dashboard.callbacks import callback, register_page
+from dashboard.components.live import live_inputs, live_updates, register_live_updates
+from dashboard.services import lot_groups, occupancy
+from dashboard.services.errors import DomainError
+from dashboard.services.lot_groups import LotGroupRow
+from dashboard.services.occupancy import Figure, LiveStore
+from dashboard.web import core, current_user_id, session_scope
+from models import Role
+
+register_page(__name__, path="/admin/lot-groups", title="Manage Parking Lot Groups", min_role=Role.MANAGER)
+
+PREFIX = "lotgroups"
+register_live_updates(PREFIX)
+
+SOURCE_LABELS = {
+    "mistall": "Mistall",
+    "parking_logix": "Parking Logix",
+    "devices": "Live sensors",
+    "permits": "Permits",
+}
+
+
+def layout(**_query: str) -> html.Div:
+    return html.Div(
+        [
+            html.Div(
+                [html.H1("Manage Parking Lot Groups", className="h3 mb-0"), *live_updates(PREFIX)],
+                className="d-flex align-items-baseline gap-3",
+            ),
+            html.P(
+                "Each lot group is one pin on the real-time maps. The physical count comes from Mistall, "
+                "else Parking Logix, else the live sensors; the permit count beside it is what has been "
+                "sold against the lots' allowances. Counts update here as they arrive.",
+                className="text-muted mt-2",
+            ),
+            dbc.Alert(id="lotgroups-flash", is_open=False, dismissable=True, duration=8000),
+            dcc.Store(id="lotgroups-version", data=0),
+            html.Div(id="lotgroups-table"),
+        ]
+    )
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(int((now - moment).total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}%"
+
+
+def _updated(figure: Figure, now: datetime) -> html.Span:
+    """Relative age, with the site-local time on hover: "3 min ago" is what an operator scans for."""
+    title = _local(figure.updated_at) if figure.updated_at else None
+    return html.Span(f"updated {_ago(figure.updated_at, now)}", title=title)
+
+
+def _badges(figure: Figure) -> list[Any]:
+    badges: list[Any] = []
+    if figure.stale:
+        badges.append(dbc.Badge("stale", color="warning", text_color="dark", className="ms-1"))
+    if figure.flag:
+        badges.append(dbc.Badge("flagged", color="danger", className="ms-1", title=figure.flag))
+    return badges
+
+
+def _physical_cell(row: LotGroupRow, now: datetime) -> Any:
+    figure = row.state.physical
+    if figure is None:
+        return html.Span("no sensor data: the maps show the permit count", className="text-muted small")
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Strong(f"{figure.occupied} / {figure.capacity}", className="lotgroups-physical"),
+                    html.Span(f" {_percent(figure.percent)}", className="text-muted"),
+                    *_badges(figure),
+                ]
+            ),
+            html.Small(
+                [SOURCE_LABELS.get(str(figure.source), str(figure.source)), " · ", _updated(figure, now)],
+                className="text-muted",
+            ),
+        ]
+    )
+
+
+def _sources_cell(row: LotGroupRow, now: datetime) -> Any:
+    """Every physical source the group has data from, the one in use in bold."""
+    if not row.state.sources:
+        return html.Span("—", className="text-muted")
+    in_use = row.state.physical.source if row.state.physical else None
+    return html.Ul(
+        [
+            html.Li(
+                [
+                    f"{SOURCE_LABELS.get(str(figure.source), str(figure.source))} "
+                    f"{figure.occupied}/{figure.capacity} · {_ago(figure.updated_at, now)}",
+                    *_badges(figure),
+                ],
+                className="fw-bold" if figure.source == in_use else None,
+                title=_local(figure.updated_at) if figure.updated_at else None,
+            )
+            for figure in row.state.sources
+        ],
+        className="list-unstyled small mb-0",
+    )
+
+
+def _name_cell(row: LotGroupRow) -> Any:
+    state = row.state
+    swatch = html.Span(
+        className="d-inline-block rounded-circle me-2 align-middle border",
+        style={"width": "0.9rem", "height": "0.9rem", "backgroundColor": state.map_color},
+        title=f"map colour {state.map_color}",
+    )
+    closed = [dbc.Badge("closed", color="dark", className="ms-2")] if state.closed else []
+    return html.Div(
+        [
+            swatch,
+            html.Span(state.name, className="fw-semibold"),
+            *closed,
+            html.Div(f"{len(state.lots)} lot(s)", className="small text-muted"),
+        ]
+    )
+
+
+def _map_cell(row: LotGroupRow) -> Any:
+    if not row.state.show_on_map:
+        return html.Span("hidden", className="text-muted")
+    if row.state.latitude is None or row.state.longitude is None:
+        return html.Span(
+            ["shown", dbc.Badge("no location", color="warning", text_color="dark", className="ms-1")]
+        )
+    return "shown"
+
+
+def _parking_logix_cell(row: LotGroupRow) -> Any:
+    if not row.parking_logix_name:
+        return html.Span("—", className="text-muted")
+    if row.parking_logix_key_set:
+        return row.parking_logix_name
+    return html.Span(
+        [
+            row.parking_logix_name,
+            dbc.Badge("no API key", color="warning", text_color="dark", className="ms-1"),
+        ]
+    )
+
+
+def _permits_cell(row: LotGroupRow) -> Any:
+    permits = row.state.permits
+    return html.Span(
+        [
+            f"{permits.occupied} / {permits.capacity}",
+            html.Span(f" {_percent(permits.percent)}", className="text-muted"),
+        ]
+    )
+
+
+def _toggle(row: LotGroupRow) -> Any:
+    action = "open" if row.state.closed else "close"
+    return dbc.Button(
+        action.title(),
+        id={"type": "lotgroups-toggle", "group": row.state.group_id, "action": action},
+        size="sm",
+        color="success" if row.state.closed else "outline-danger",
+        n_clicks=0,
+    )
+
+
+def _table(rows: list[LotGroupRow], now: datetime, can_toggle: bool) -> Any:
+    if not rows:
+        return html.P("There are no lot groups yet.", className="text-muted")
+    header = [
+        "Lot group",
+        "On map",
+        "Mistall lot",
+        "Parking Logix name",
+        "Physical count",
+        "Permits",
+        "Sources",
+    ]
+    if can_toggle:
+        header.append("Actions")
+    body = []
+    for row in rows:
+        cells = [
+            html.Td(_name_cell(row)),
+            html.Td(_map_cell(row)),
+            html.Td(row.mistall_lot_id or html.Span("—", className="text-muted")),
+            html.Td(_parking_logix_cell(row)),
+            html.Td(_physical_cell(row, now)),
+            html.Td(_permits_cell(row)),
+            html.Td(_sources_cell(row, now)),
+        ]
+        if can_toggle:
+            cells.append(html.Td(_toggle(row)))
+        body.append(html.Tr(cells, id=f"lotgroups-row-{row.state.group_id}"))
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
+        hover=True,
+        responsive=True,
+        size="sm",
+        className="align-middle",
+        id="lotgroups-grid",
+    )
+
+
+@callback(
+    Output("lotgroups-table", "children"),
+    *live_inputs(PREFIX),
+    Input("lotgroups-version", "data"),
+    min_role=Role.MANAGER,
+)
+def refresh(_message: str | None, _tick: int | None, _version: int | None) -> Any:
+    """Re-read every row on a pushed change, a poll tick or an action here. The pushed message is
+    public and ignored: what a manager sees always comes from this role-checked read."""
+    now = datetime.now(UTC)
+    try:
+        with session_scope() as session:
+            policy = occupancy.load_policy(session, core().secrets)
+            rows = lot_groups.list_rows(session, LiveStore(core().redis), policy.staleness, now)
+    except RedisError:
+        return dbc.Alert("Live counts are unavailable: the Redis server is not reachable.", color="danger")
+    return _table(rows, now, can_toggle=has_role(Role.ADMIN))
+
+
+@callback(
+    Output("lotgroups-flash", "children"),
+    Output("lotgroups-flash", "color"),
+    Output("lotgroups-flash", "is_open"),
+    Output("lotgroups-version", "data"),
+    Input({"type": "lotgroups-toggle", "group": ALL, "action": ALL}, "n_clicks"),
+    State("lotgroups-version", "data"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def toggle(_clicks: list[int | None], version: int | None) -> tuple[Any, ...]:
+    """The button's id carries the action it showed, so a click on a stale row (another admin
+    already closed the group) asks for the state the admin meant, and changes nothing twice."""
+    trigger = dash.ctx.triggered_id
+    clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
+    group_id = trigger.get("group") if isinstance(trigger, dict) else None
+    action = trigger.get("action") if isinstance(trigger, dict) else None
+    if not isinstance(group_id, int) or action not in ("close", "open") or not clicked:
+        return (no_update,) * 4
+    closed = action == "close"
+    try:
+        with session_scope() as session:
+            change = lot_groups.set_closed(session, group_id, closed, current_user_id())
+    except DomainError as exc:
+        return str(exc), "danger", True, no_update
+    if change.changed:
+        lot_groups.announce(core().redis, change)
+    verb = "closed: the maps show it as closed" if closed else "open again"
+    already = "" if change.changed else " (it already was)"
+    return (
+        f"{change.name} is {verb}{already}.",
+        "secondary" if closed else "success",
+        True,
+        (version or 0) + 1,
+    )

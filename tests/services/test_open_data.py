@@ -1,0 +1,307 @@
+"""Open data: the public list, history ranges, the FIWARE mapping and the one-second body cache."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from dashboard.app import Core
+from dashboard.services import occupancy, open_data
+from dashboard.services.errors import ValidationFailed
+from dashboard.services.occupancy import LiveStore
+from models import Lot, LotGroup, OccupancySource
+
+NOW = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
+
+
+def _group(session: Session, name: str, *, lots: int = 2, **fields: object) -> LotGroup:
+    group = LotGroup(name=name, latitude=43.47, longitude=-80.54, **fields)
+    session.add(group)
+    session.flush()
+    for n in range(lots):
+        session.add(
+            Lot(
+                name=f"{name} lot {n}",
+                lot_group_id=group.id,
+                capacity=100,
+                sells_standard=n == 0,
+                sells_temporary=n != 0,
+            )
+        )
+    session.flush()
+    return group
+
+
+def _apply(core: Core, session: Session, group: LotGroup, occupied: int, capacity: int, ts: datetime) -> None:
+    occupancy.apply_figure(
+        session,
+        LiveStore(core.redis),
+        group.id,
+        OccupancySource.DEVICES,
+        occupied,
+        capacity,
+        ts,
+        step_percent=5,
+    )
+
+
+def _policy(core: Core, session: Session) -> occupancy.Policy:
+    return occupancy.load_policy(session, core.secrets)
+
+
+def _states(core: Core, session: Session, now: datetime = NOW) -> dict[str, occupancy.GroupOccupancy]:
+    states = open_data.public_states(session, LiveStore(core.redis), _policy(core, session), now)
+    return {state.name: state for state in states}
+
+
+def test_public_group_carries_the_live_figure(core: Core, session: Session) -> None:
+    group = _group(session, "Garage")
+    _apply(core, session, group, 150, 200, NOW - timedelta(minutes=2))
+
+    (listed,) = open_data.public_groups(session, LiveStore(core.redis), _policy(core, session), NOW)
+
+    assert listed["id"] == group.id and listed["name"] == "Garage"
+    assert (listed["lat"], listed["lon"], listed["color"]) == (43.47, -80.54, group.map_color)
+    assert listed["status"] == "open" and listed["stale"] is False and listed["source"] == "devices"
+    assert (listed["capacity"], listed["occupied"], listed["available"], listed["percent"]) == (
+        200,
+        150,
+        50,
+        75.0,
+    )
+    assert listed["updated_at"] == (NOW - timedelta(minutes=2)).isoformat()
+    assert [lot["name"] for lot in listed["lots"]] == ["Garage lot 0", "Garage lot 1"]
+    first = listed["lots"][0]
+    assert first == {
+        "id": first["id"],
+        "name": "Garage lot 0",
+        "sold": 0,
+        "allowance": 100,
+        "available": 100,
+        "percent": 0.0,
+        "sells_standard": True,
+        "sells_temporary": False,
+    }
+
+
+def test_admin_detail_and_secrets_stay_out_of_the_public_group(core: Core, session: Session) -> None:
+    group = _group(session, "Garage", parking_logix_name="PL Garage", parking_logix_api_key="token-xyz")
+    _apply(core, session, group, 10, 100, NOW)
+
+    (listed,) = open_data.public_groups(session, LiveStore(core.redis), _policy(core, session), NOW)
+
+    assert "token-xyz" not in repr(listed) and "PL Garage" not in repr(listed)
+    assert {"physical", "permits", "sources", "show_on_map"}.isdisjoint(listed)
+
+
+def test_closed_group_reads_closed_with_null_figures(core: Core, session: Session) -> None:
+    group = _group(session, "Closed Deck", is_closed=True)
+    _apply(core, session, group, 0, 200, NOW)
+
+    (listed,) = open_data.public_groups(session, LiveStore(core.redis), _policy(core, session), NOW)
+
+    assert listed["status"] == "closed"
+    assert listed["capacity"] is listed["occupied"] is listed["available"] is listed["percent"] is None
+
+
+def test_group_turns_stale_after_the_policy_limit(core: Core, session: Session) -> None:
+    group = _group(session, "Quiet Lot")
+    _apply(core, session, group, 40, 100, NOW - timedelta(minutes=59))
+    assert _states(core, session)["Quiet Lot"].status == "open"
+
+    late = NOW + timedelta(minutes=2)  # devices go stale after 60 minutes by default
+    (listed,) = open_data.public_groups(session, LiveStore(core.redis), _policy(core, session), late)
+
+    assert listed["status"] == "stale" and listed["stale"] is True and listed["occupied"] == 40
+
+
+def test_hidden_groups_are_absent(core: Core, session: Session) -> None:
+    _group(session, "Shown")
+    _group(session, "Service Yard", show_on_map=False)
+    store, policy = LiveStore(core.redis), _policy(core, session)
+
+    assert [g["name"] for g in open_data.public_groups(session, store, policy, NOW)] == ["Shown"]
+    assert list(_states(core, session)) == ["Shown"]
+
+
+# -- history ranges -------------------------------------------------------------------------------
+def test_range_defaults_to_the_last_day() -> None:
+    window = open_data.parse_range(None, None, None, NOW)
+    assert (window.start, window.end, window.source) == (NOW - timedelta(hours=24), NOW, None)
+
+
+def test_range_reads_offsets_and_an_unencoded_plus() -> None:
+    window = open_data.parse_range("2026-11-01T08:00:00-05:00", "2026-11-02T13:00:00 00:00", "devices", NOW)
+    assert window.start == datetime(2026, 11, 1, 13, 0, tzinfo=UTC)
+    assert window.end == datetime(2026, 11, 2, 13, 0, tzinfo=UTC)
+    assert window.source is OccupancySource.DEVICES
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "source", "field", "words"),
+    [
+        ("2026-11-01T08:00:00", None, None, "from", "time zone"),
+        ("yesterday", None, None, "from", "ISO-8601"),
+        (None, "2026-13-01T00:00:00Z", None, "to", "ISO-8601"),
+        ("2026-11-02T00:00:00Z", "2026-11-01T00:00:00Z", None, "from", "after"),
+        ("2026-09-01T00:00:00Z", "2026-11-01T00:00:00Z", None, "from", "31 days"),
+        (None, None, "cameras", "source", "mistall"),
+    ],
+)
+def test_bad_ranges_name_their_field(
+    start: str | None, end: str | None, source: str | None, field: str, words: str
+) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        open_data.parse_range(start, end, source, NOW)
+    assert list(raised.value.errors) == [field] and words in raised.value.errors[field]
+
+
+def test_history_points_in_range(core: Core, session: Session) -> None:
+    group = _group(session, "Garage")
+    _apply(core, session, group, 10, 100, NOW - timedelta(hours=30))
+    _apply(core, session, group, 50, 100, NOW - timedelta(hours=2))
+    window = open_data.parse_range(None, None, None, NOW)
+
+    points = open_data.history_points(session, group.id, window)
+
+    assert points == [
+        {
+            "recorded_at": open_data.iso_utc(NOW - timedelta(hours=2)),
+            "source": "devices",
+            "occupied": 50,
+            "capacity": 100,
+            "percent": 50.0,
+        }
+    ]
+
+
+# -- FIWARE mapping -------------------------------------------------------------------------------
+def test_off_street_parking_statuses(core: Core, session: Session) -> None:
+    figures = {"Full": 100, "Busy": 95, "Quiet": 10, "Closed": 0}
+    for name, occupied in figures.items():
+        group = _group(session, name, is_closed=name == "Closed")
+        _apply(core, session, group, occupied, 100, NOW)
+    stale = _group(session, "Stale")
+    _apply(core, session, stale, 10, 100, NOW - timedelta(hours=3))
+
+    entities = {e["name"]: e for e in open_data.off_street_parkings(_states(core, session).values(), "gru")}
+
+    assert entities["Full"]["status"] == ["full"] and entities["Full"]["availableSpotNumber"] == 0
+    assert entities["Busy"]["status"] == ["almostFull"] and entities["Busy"]["occupancy"] == 0.95
+    assert entities["Quiet"]["status"] == ["open"] and entities["Quiet"]["availableSpotNumber"] == 90
+    assert entities["Closed"]["status"] == ["closed"] and "availableSpotNumber" not in entities["Closed"]
+    assert "status" not in entities["Stale"] and "availableSpotNumber" not in entities["Stale"]
+    assert entities["Stale"]["observationDateTime"] == "2026-11-03T11:00:00Z"
+    assert (
+        entities["Quiet"]["id"]
+        == f"urn:ngsi-ld:OffStreetParking:gru-{_states(core, session)['Quiet'].group_id}"
+    )
+    assert entities["Quiet"]["location"] == {"type": "Point", "coordinates": [-80.54, 43.47]}
+
+
+def test_groups_without_coordinates_and_their_lots_are_left_out(core: Core, session: Session) -> None:
+    located = _group(session, "Located")
+    nowhere = LotGroup(name="Nowhere")
+    session.add(nowhere)
+    session.flush()
+    session.add(Lot(name="Nowhere lot", lot_group_id=nowhere.id, capacity=10))
+    session.flush()
+    states = _states(core, session).values()
+
+    assert [e["name"] for e in open_data.off_street_parkings(states, "gru")] == ["Located"]
+    lots = open_data.parking_groups(session, states, "gru")
+    assert {lot["refParkingSite"] for lot in lots} == {f"urn:ngsi-ld:OffStreetParking:gru-{located.id}"}
+    assert [lot["name"] for lot in lots] == ["Located lot 0", "Located lot 1"]
+    permit_lot, visitor_lot = lots
+    assert permit_lot["category"] == ["offStreet", "onlyWithPermit"] and permit_lot["chargeType"] == [
+        "seasonTicket"
+    ]
+    assert visitor_lot["category"] == ["offStreet"] and visitor_lot["chargeType"] == ["temporaryPrice"]
+
+
+def test_site_id_is_the_site_name_as_a_slug(core: Core, session: Session) -> None:
+    assert open_data.site_id(session, core.secrets) == "parkops"
+
+
+# -- the body cache -------------------------------------------------------------------------------
+class Builder:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> bytes:
+        self.calls += 1
+        return b'{"n":%d}' % self.calls
+
+
+def _cache(core: Core, ttl_ms: int = 60_000) -> open_data.BodyCache:
+    return open_data.BodyCache(core.redis, "test:body", ttl_ms=ttl_ms)
+
+
+def test_cache_builds_once_per_ttl(core: Core) -> None:
+    cache, build = _cache(core), Builder()
+
+    first, second = cache.get(build), cache.get(build)
+
+    assert build.calls == 1 and first == second and first.body == b'{"n":1}' and len(first.etag) == 32
+    cache.invalidate()
+    assert cache.get(build).body == b'{"n":2}' and build.calls == 2
+
+
+def test_cache_is_shared_through_redis(core: Core) -> None:
+    """Another process (no memo) reads the body from Redis without building it."""
+    stored = _cache(core).get(Builder())
+    open_data.BodyCache._memo.clear()
+
+    assert _cache(core).get(Builder()) == stored
+
+
+def test_cache_expires(core: Core) -> None:
+    cache, build = _cache(core, ttl_ms=50), Builder()
+    cache.get(build)
+    time.sleep(0.1)
+    assert cache.get(build).body == b'{"n":2}'
+
+
+def test_cache_serves_the_previous_body_while_another_request_rebuilds(core: Core) -> None:
+    cache, build = _cache(core), Builder()
+    previous = cache.get(build)
+    core.redis.delete("test:body")  # the second is over
+    other = core.redis.lock("test:body:lock", timeout=10)
+    assert other.acquire(blocking=False)
+
+    assert cache.get(build) == previous and build.calls == 1
+    other.release()
+    assert cache.get(build).body == b'{"n":2}'
+
+
+def test_cold_cache_with_a_rebuild_in_progress_builds_without_storing(core: Core) -> None:
+    cache, build = _cache(core), Builder()
+    other = core.redis.lock("test:body:lock", timeout=10)
+    assert other.acquire(blocking=False)
+
+    assert cache.get(build).body == b'{"n":1}'
+    assert core.redis.keys("test:body*") == [b"test:body:lock"]
+    other.release()
+
+
+def test_same_body_same_etag(core: Core) -> None:
+    cache = _cache(core)
+    first = cache.get(lambda: b"[]")
+    cache.invalidate()
+    assert cache.get(lambda: b"[]").etag == first.etag
+    cache.invalidate()
+    assert cache.get(lambda: b"[1]").etag != first.etag
+
+
+def test_group_index_reads_one_group_of_the_list() -> None:
+    index = open_data.GroupIndex()
+    body = open_data.dump({"lot_groups": [{"id": 1, "name": "A"}, {"id": 2, "name": "B"}]})
+    cached = open_data.CachedBody(body, "etag-1")
+
+    assert index.group(cached, 2) == b'{"id":2,"name":"B"}'
+    assert index.group(cached, 3) is None
+    changed = open_data.CachedBody(open_data.dump({"lot_groups": [{"id": 2, "name": "B2"}]}), "etag-2")
+    assert index.group(changed, 2) == b'{"id":2,"name":"B2"}'
