@@ -12,7 +12,10 @@ endpoint in turn, ``--clients`` connections at once for ``--seconds``, from one 
   (it probes three services), nor an asset (its size would measure the network, not the app).
 
 It prints requests/s, p50 and p95 per endpoint and each endpoint's throughput as a share of the
-baseline. Targets from the issue: ratio >= 0.5 and p95 < 100 ms for the list. The maps' data
+baseline, all at saturation (each client asks again as soon as it is answered), then the list's
+latency with the same clients each polling once a second, as open map pages do. Targets from the
+issue: ratio >= 0.5 (saturation) and p95 < 100 ms (the polling clients): at saturation, 200
+clients always queue for ``clients / throughput`` seconds whatever the code does. The maps' data
 callback joins the endpoint list when the maps exist. The client shares the machine with the
 server, so its own CPU use is printed too: a client near one full core is part of the limit.
 
@@ -178,8 +181,15 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float 
     raise SystemExit("gunicorn did not answer in time")
 
 
-async def drive(base: str, label: str, paths: list[str], clients: int, seconds: float) -> Result:
-    """``clients`` loops, each on its own keep-alive connection, for ``seconds`` after a warm-up."""
+async def drive(
+    base: str, label: str, paths: list[str], clients: int, seconds: float, interval: float = 0.0
+) -> Result:
+    """``clients`` loops, each on its own keep-alive connection, for ``seconds`` after a warm-up.
+
+    ``interval`` 0: each client sends its next request as soon as the last one is answered
+    (saturation: the server's throughput). ``interval`` > 0: each client sends one request every
+    ``interval`` seconds, as an open map page polling for updates does (latency under that load).
+    """
     result = Result(label)
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     # Like a browser, ask for gzip; unlike one, don't inflate it: that CPU would be taken from the
@@ -189,7 +199,11 @@ async def drive(base: str, label: str, paths: list[str], clients: int, seconds: 
 
         async def client(number: int, until: float, record: bool) -> None:
             n = number
+            due = time.perf_counter() + (interval * number / clients if interval else 0.0)
             while time.perf_counter() < until:
+                if interval:
+                    await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+                    due += interval
                 path = paths[n % len(paths)]
                 n += clients
                 started = time.perf_counter()
@@ -213,37 +227,42 @@ async def drive(base: str, label: str, paths: list[str], clients: int, seconds: 
     return result
 
 
-def report(results: list[Result], baseline: Result, client_cpu: dict[str, float]) -> None:
+def report(results: list[Result], baseline: Result, client_cpu: dict[str, float], clients: int) -> None:
     print()
     print(
-        f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'errors':>8}{'ratio':>8}{'client CPU':>12}"
+        f"{'endpoint':<46}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'errors':>8}{'ratio':>8}{'client CPU':>12}"
     )
     for r in results:
-        ratio = r.rate / baseline.rate if baseline.rate else float("nan")
+        ratio = r.rate / baseline.rate if baseline.rate and "every" not in r.label else float("nan")
         print(
-            f"{r.label:<34}{r.rate:>9.0f}{statistics.median(r.latencies_ms or [float('nan')]):>9.1f}"
+            f"{r.label:<46}{r.rate:>9.0f}{statistics.median(r.latencies_ms or [float('nan')]):>9.1f}"
             f"{r.percentile(0.95):>9.1f}{r.errors:>8}{ratio:>8.2f}{client_cpu[r.label]:>11.0%}"
         )
-    hot = results[0]
+    hot, paced = results[0], results[-1]
     ratio = hot.rate / baseline.rate if baseline.rate else 0.0
-    verdict = "met" if ratio >= 0.5 and hot.percentile(0.95) < 100 else "NOT met"
-    print(f"\ntargets for {hot.label} (ratio >= 0.5, p95 < 100 ms): {verdict}")
+    verdict = "met" if ratio >= 0.5 else "NOT met"
+    print(f"\ntarget ratio >= 0.5 (list vs ping at saturation): {ratio:.2f} {verdict}")
+    p95 = paced.percentile(0.95)
+    print(f"target p95 < 100 ms ({paced.label}): {p95:.1f} ms {'met' if p95 < 100 else 'NOT met'}")
+    queue_ms = 1000 * clients / max(hot.rate, 1)
+    print(f"(at saturation each request waits about clients / throughput = {queue_ms:.0f} ms in the queue)")
 
 
 async def run(args: argparse.Namespace, ids: list[int], base: str) -> None:
     group_paths = [f"/api/v1/lot-groups/{group_id}" for group_id in random.Random(3).sample(ids, len(ids))]
     plan = [
-        ("GET /api/v1/lot-groups", ["/api/v1/lot-groups"]),
-        ("GET /api/v1/lot-groups/<id>", group_paths),
-        ("GET /api/v1/ping (baseline)", ["/api/v1/ping"]),
+        ("GET /api/v1/lot-groups", ["/api/v1/lot-groups"], 0.0),
+        ("GET /api/v1/lot-groups/<id>", group_paths, 0.0),
+        ("GET /api/v1/ping (baseline)", ["/api/v1/ping"], 0.0),
+        (f"GET /api/v1/lot-groups, each client every {args.poll:g}s", ["/api/v1/lot-groups"], args.poll),
     ]
     results, cpu = [], {}
-    for label, paths in plan:
+    for label, paths, interval in plan:
         before_wall, before_cpu = time.perf_counter(), time.process_time()
-        results.append(await drive(base, label, paths, args.clients, args.seconds))
+        results.append(await drive(base, label, paths, args.clients, args.seconds, interval))
         cpu[label] = (time.process_time() - before_cpu) / (time.perf_counter() - before_wall)
         print(f"  {label}: {len(results[-1].latencies_ms)} requests")
-    report(results, results[-1], cpu)
+    report(results, results[2], cpu, args.clients)
 
 
 def main() -> None:
@@ -255,6 +274,9 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=500)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between requests of one client in the paced run"
+    )
     args = parser.parse_args()
 
     ensure_database(args.database_url)

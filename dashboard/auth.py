@@ -11,6 +11,7 @@ Three layers, all on the server:
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ PUBLIC_PREFIXES = (
     "/api/v1/lot-groups",
     "/api/v1/fiware/",
     "/api/v1/occupancy/stream",
+    "/api/v1/ping",
 )
 
 
@@ -129,17 +131,28 @@ def _same_origin() -> bool:
     return urlsplit(origin).netloc == request.host
 
 
+@functools.cache
+def _page_index(registry_size: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Static paths for a dict look-up, templated ones to parse; rebuilt only if pages are added
+    (the key is the registry's size). The gate runs on every request, so this matters."""
+    static: dict[str, dict[str, Any]] = {}
+    templated: list[dict[str, Any]] = []
+    for page in dash.page_registry.values():
+        if page.get("path_template"):
+            templated.append(page)
+        else:
+            static[page["path"].rstrip("/") or "/"] = page
+    return static, templated
+
+
 def page_for_path(path: str) -> dict[str, Any] | None:
     from dash._pages import _parse_path_variables
 
-    for page in dash.page_registry.values():
-        template = page.get("path_template")
-        if template:
-            if _parse_path_variables(path, template) is not None:
-                return page
-        elif page["path"] == path or page["path"].rstrip("/") == path.rstrip("/"):
-            return page
-    return None
+    static, templated = _page_index(len(dash.page_registry))
+    page = static.get(path.rstrip("/") or "/")
+    if page is not None:
+        return page
+    return next((p for p in templated if _parse_path_variables(path, p["path_template"]) is not None), None)
 
 
 def gate(dash_app: dash.Dash) -> Response | None:

@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 
 import click
 
@@ -93,15 +94,36 @@ def ingest_cmd() -> None:
 
 @main.command("simulate")
 @click.option("--seconds", default=0, type=int, help="Stop after this many seconds (0: run until stopped).")
-def simulate_cmd(seconds: int) -> None:
+@click.option(
+    "--speed",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    help="How much faster than real time the campus day runs (60: an hour a minute). "
+    "Default: PARKOPS_SIMULATOR_SPEED or 1.",
+)
+@click.option(
+    "--start",
+    default=None,
+    help="Local time of day the simulated clock starts at, e.g. 06:30 to watch the morning fill.",
+)
+def simulate_cmd(seconds: int, speed: float | None, start: str | None) -> None:
     """Publish simulated sensor and camera events for the demo campus."""
     from workers import simulator
 
     core = _core()
+    start_at = None
+    if start:
+        try:
+            hour, minute = (int(part) for part in start.split(":"))
+            local = datetime.now(core.settings.tz).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        except ValueError as exc:
+            raise click.BadParameter("use HH:MM, e.g. 06:30", param_hint="--start") from exc
+        start_at = local.astimezone(UTC)
     stop = threading.Event()
     if seconds:
         threading.Timer(seconds, stop.set).start()
-    simulator.run_simulator(core, stop)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    simulator.run_simulator(core, stop, speed=speed, start=start_at)
 
 
 @main.group()

@@ -32,6 +32,18 @@ def _optional_bool(value: str | None) -> bool | None:
     raise SettingsError(f"not a boolean: {value!r}")
 
 
+def _speed(value: str | None) -> float:
+    if value is None or value == "":
+        return 1.0
+    try:
+        speed = float(value)
+    except ValueError as exc:
+        raise SettingsError(f"PARKOPS_SIMULATOR_SPEED must be a number, got {value!r}") from exc
+    if not 0 < speed <= 3600:
+        raise SettingsError("PARKOPS_SIMULATOR_SPEED must be above 0 and at most 3600")
+    return speed
+
+
 def _int(name: str, value: str | None, default: int) -> int:
     if value is None or value == "":
         return default
@@ -58,6 +70,7 @@ class Settings:
     timezone: str = "America/Toronto"
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     simulator: bool | None = None
+    simulator_speed: float = 1.0
     inprocess_workers: bool | None = None
     queue_name: str = "parkops"
     proxy_hops: int = 0
@@ -84,6 +97,7 @@ class Settings:
             timezone=get("PARKOPS_TIMEZONE") or "America/Toronto",
             tile_url=get("PARKOPS_TILE_URL") or cls.tile_url,
             simulator=_optional_bool(get("PARKOPS_SIMULATOR")),
+            simulator_speed=_speed(get("PARKOPS_SIMULATOR_SPEED")),
             inprocess_workers=_optional_bool(get("PARKOPS_INPROCESS_WORKERS")),
             queue_name=get("PARKOPS_QUEUE") or "parkops",
             proxy_hops=_int("PARKOPS_PROXY_HOPS", get("PARKOPS_PROXY_HOPS"), 0),

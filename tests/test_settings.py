@@ -50,7 +50,13 @@ def test_a_real_database_needs_a_secret_key():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PARKOPS_PORT", "eighty"), ("PARKOPS_TIMEZONE", "Mars/Olympus"), ("PARKOPS_SIMULATOR", "maybe")],
+    [
+        ("PARKOPS_PORT", "eighty"),
+        ("PARKOPS_TIMEZONE", "Mars/Olympus"),
+        ("PARKOPS_SIMULATOR", "maybe"),
+        ("PARKOPS_SIMULATOR_SPEED", "fast"),
+        ("PARKOPS_SIMULATOR_SPEED", "0"),
+    ],
 )
 def test_malformed_values_are_clear_errors(name, value):
     with pytest.raises(SettingsError, match=name if name != "PARKOPS_SIMULATOR" else "boolean"):

@@ -2,8 +2,10 @@
 
 It publishes exactly what real devices would (same topics, same JSON, QoS 1) to the broker, so
 the ingester cannot tell the difference and the whole pipeline is exercised. Occupancy follows a
-campus day in the site's time zone: lots fill from 7 to 10, stay nearly full over lunch, empty
-from mid-afternoon, and stay light at night and on weekends.
+campus day in the site's time zone: lots fill from 7 to 10, dip over lunch, empty from
+mid-afternoon, and stay light at night and on weekends. A speed factor runs that day faster (60:
+an hour a minute) with proportionally more traffic, for demos; the messages still carry the real
+time, because the ingester orders readings by it.
 
 The simulator keeps its own occupancy per counter so that the events it sends never take a lot
 below 0 or above its capacity, and sends an absolute count now and then, as real counters do.
@@ -38,6 +40,7 @@ COUNT_EVERY = timedelta(seconds=60)
 SENSOR_CHANCE = 0.4  # share of ticks that also consider flipping one space sensor
 PLATE_CHANCE = 0.7  # share of counter events whose camera read a plate
 DEVICE_POLL_SECONDS = 10.0
+MAX_EVENTS_PER_TICK = 500
 RECONNECT_MIN_SECONDS = 1
 RECONNECT_MAX_SECONDS = 30
 
@@ -48,6 +51,9 @@ WEEKDAY_CURVE = [
     (7.0, 0.15),
     (8.5, 0.60),
     (10.0, 0.88),
+    (11.75, 0.90),
+    (12.5, 0.78),  # the lunch dip: people drive off campus for lunch
+    (13.25, 0.86),
     (14.0, 0.90),
     (15.5, 0.75),
     (17.5, 0.35),
@@ -83,6 +89,23 @@ def choose_direction(occupied: int, capacity: int, target: float, trend: float, 
     return "in" if rng.random() < min(0.95, max(0.05, p_in)) else "out"
 
 
+@dataclass(frozen=True)
+class SimClock:
+    """Simulated time: starts at ``start`` (real time by default) and runs ``speed`` times faster."""
+
+    real_start: datetime
+    start: datetime
+    speed: float
+
+    def at(self, now: datetime) -> datetime:
+        return self.start + (now - self.real_start) * self.speed
+
+    @property
+    def events_per_tick(self) -> int:
+        """Traffic grows with the speed so that lots still follow the day's curve."""
+        return max(1, min(MAX_EVENTS_PER_TICK, round(self.speed)))
+
+
 @dataclass
 class CounterSim:
     device_id: str
@@ -107,12 +130,14 @@ class Simulator:
         prefix: str,
         tz: tzinfo,
         rng: random.Random | None = None,
+        clock: SimClock | None = None,
     ) -> None:
         self.counters = counters
         self.sensors = sensors
         self.prefix = prefix
         self.tz = tz
         self.rng = rng or random.Random()
+        self.clock = clock
 
     @classmethod
     def start_at(
@@ -122,10 +147,12 @@ class Simulator:
         tz: tzinfo,
         now: datetime,
         rng: random.Random | None = None,
+        clock: SimClock | None = None,
     ) -> Simulator:
-        """Devices as (device_id, kind, lot capacity), occupied as a campus would be at ``now``."""
+        """Devices as (device_id, kind, lot capacity), occupied as a campus would be at ``now``
+        (on the simulated clock, when there is one)."""
         rng = rng or random.Random()
-        target = target_fraction(now.astimezone(tz))
+        target = target_fraction((clock.at(now) if clock else now).astimezone(tz))
         counters = [
             CounterSim(device_id, capacity, round(capacity * target))
             for device_id, kind, capacity in devices
@@ -136,22 +163,23 @@ class Simulator:
             for device_id, kind, _ in devices
             if kind is DeviceKind.SPACE_SENSOR
         ]
-        return cls(counters, sensors, prefix, tz, rng)
+        return cls(counters, sensors, prefix, tz, rng, clock)
 
     def tick(self, now: datetime) -> list[tuple[str, dict[str, Any]]]:
-        """(topic, payload) pairs for one tick: due absolute counts, one counter event, and
-        sometimes a space sensor that changed state."""
-        local = now.astimezone(self.tz)
+        """(topic, payload) pairs for one tick: due absolute counts, counter events (one, or
+        ``speed`` of them on a fast clock), and sometimes a space sensor that changed state."""
+        local = (self.clock.at(now) if self.clock else now).astimezone(self.tz)
         target = target_fraction(local)
         trend = target_fraction(local + timedelta(minutes=30)) - target
         stamp = now.isoformat()
+        events = self.clock.events_per_tick if self.clock else 1
         messages: list[tuple[str, dict[str, Any]]] = []
         for counter in self.counters:
             if counter.next_count_at is None or now >= counter.next_count_at:
                 counter.next_count_at = now + COUNT_EVERY
                 body = {"occupied": counter.occupied, "capacity": counter.capacity, "ts": stamp}
                 messages.append((f"{self.prefix}/counters/{counter.device_id}/count", body))
-        if self.counters:
+        for _ in range(events if self.counters else 0):
             counter = self.rng.choice(self.counters)
             direction = choose_direction(counter.occupied, counter.capacity, target, trend, self.rng)
             counter.occupied += 1 if direction == "in" else -1
@@ -159,7 +187,9 @@ class Simulator:
             if self.rng.random() < PLATE_CHANCE:
                 event["plate"] = self._plate()
             messages.append((f"{self.prefix}/counters/{counter.device_id}/events", event))
-        if self.sensors and self.rng.random() < SENSOR_CHANCE:
+        for _ in range(events if self.sensors else 0):
+            if self.rng.random() >= SENSOR_CHANCE:
+                continue
             sensor = self.rng.choice(self.sensors)
             wanted = self.rng.random() < target
             if wanted != sensor.occupied:
@@ -205,13 +235,21 @@ def _wait_for_devices(core: Core, stop: threading.Event) -> list[tuple[str, Devi
     return []
 
 
-def run_simulator(core: Core, stop: threading.Event) -> None:
+def run_simulator(
+    core: Core, stop: threading.Event, *, speed: float | None = None, start: datetime | None = None
+) -> None:
     """Publish simulated traffic until ``stop`` is set. Ticks are skipped while the broker is
-    away (paho reconnects with backoff), so the simulated occupancy stays what was published."""
+    away (paho reconnects with backoff), so the simulated occupancy stays what was published.
+    ``speed`` (default: PARKOPS_SIMULATOR_SPEED) and ``start`` set the simulated clock."""
     devices = _wait_for_devices(core, stop)
     if not devices:
         return
-    simulator = Simulator.start_at(devices, core.settings.mqtt_topic_prefix, core.settings.tz, utcnow())
+    now = utcnow()
+    speed = core.settings.simulator_speed if speed is None else speed
+    clock = SimClock(now, start or now, speed) if speed != 1 or start else None
+    simulator = Simulator.start_at(
+        devices, core.settings.mqtt_topic_prefix, core.settings.tz, now, clock=clock
+    )
     # A fresh id per run: two simulators must not kick each other off the broker.
     client, address = make_client(core.mqtt_url, f"parkops-sim-{uuid.uuid4().hex[:12]}")
     client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)

@@ -12,9 +12,27 @@ from dashboard.app import Core
 from dashboard.services import occupancy, open_data
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore
+from dashboard.services.open_data import BodyCache
 from models import Lot, LotGroup, OccupancySource
 
 NOW = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _no_local_cache_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read their own writes at once (``test_a_confirmed_body_is_served_locally``
+    covers the grace period itself)."""
+    monkeypatch.setattr(BodyCache, "local_ttl_s", 0.0)
+
+
+def test_a_confirmed_body_is_served_locally_for_a_moment(core, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(BodyCache, "local_ttl_s", 30.0)
+    cache = BodyCache(core.redis, "parkops:test:grace")
+    first = cache.get(lambda: b"one")
+    cache.invalidate()
+    assert cache.get(lambda: b"two") == first  # within the grace period: no Redis round trip
+    monkeypatch.setattr(BodyCache, "local_ttl_s", 0.0)
+    assert cache.get(lambda: b"two").body == b"two"
 
 
 def _group(session: Session, name: str, *, lots: int = 2, **fields: object) -> LotGroup:
@@ -305,3 +323,8 @@ def test_group_index_reads_one_group_of_the_list() -> None:
     assert index.group(cached, 3) is None
     changed = open_data.CachedBody(open_data.dump({"lot_groups": [{"id": 2, "name": "B2"}]}), "etag-2")
     assert index.group(changed, 2) == b'{"id":2,"name":"B2"}'
+
+
+def test_occupancy_drops_the_list_cache_on_change() -> None:
+    """The two modules name one key: a change must reach the next reader of the list."""
+    assert occupancy.PUBLIC_CACHE_KEY == open_data.LIST_CACHE_KEY
