@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-services test-browser lint format clean
+.PHONY: install run test test-services test-browser lint format clean bench-ingest bench-read
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test-services: install
 # Journeys in Debian's Chromium driven by Playwright (apt-get install chromium).
 test-browser: install
 	$(BIN)/pytest -m browser
+
+# Performance figures (README, "Performance"). bench-read empties the PostgreSQL database and the
+# Redis database it is given (defaults: parkops_bench, Redis db 14).
+bench-ingest: install
+	$(BIN)/python bench/ingest.py
+
+bench-read: install
+	$(BIN)/python bench/read.py
 
 lint: install
 	$(BIN)/ruff check .

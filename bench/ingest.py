@@ -65,7 +65,7 @@ persistence false
 # What ParkOps recommends: keep everything queued for the ingester's session while it restarts,
 # and let it have enough messages in flight to apply them in batches.
 max_queued_messages 0
-max_inflight_messages 100
+max_inflight_messages 1000
 set_tcp_nodelay true
 """
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -128,6 +127,9 @@ def subscriptions(prefix: str) -> list[tuple[str, int]]:
     ]
 
 
+_FEEDS = {feed.value: feed for feed in Feed}  # a dict look-up: this runs for every message
+
+
 def _split_topic(topic: str, prefix: str) -> tuple[Feed, str]:
     head = f"{prefix}/"
     if not topic.startswith(head):
@@ -136,10 +138,9 @@ def _split_topic(topic: str, prefix: str) -> tuple[Feed, str]:
     if len(parts) != 3:
         raise BadMessage("unexpected topic shape")
     group, device_id, leaf = parts
-    try:
-        feed = Feed(f"{group}/{leaf}")
-    except ValueError:
-        raise BadMessage("unexpected topic shape") from None
+    feed = _FEEDS.get(f"{group}/{leaf}")
+    if feed is None:
+        raise BadMessage("unexpected topic shape")
     if not DEVICE_ID_RE.match(device_id):
         raise BadMessage("malformed device id in topic")
     return feed, device_id
@@ -228,37 +229,58 @@ def parse_message(topic: str, payload: bytes, prefix: str) -> ParsedMessage:
 # the count. Return codes: -1 duplicate, -2 older than the last absolute count / reading.
 SEEN_TTL_SECONDS = 7 * 24 * 3600
 UNKNOWN_RECHECK_SECONDS = 1.0
+# The script below spells these out too (Lua cannot format Python strings).
 LOT_COUNTER_KEY = "parkops:occ:lot:{}:counter"
 LOT_SENSORS_KEY = "parkops:occ:lot:{}:occupied-sensors"
-SENSOR_TS_KEY = "parkops:occ:sensor-ts"
-SEEN_KEY = "parkops:occ:seen:{}"
 DUPLICATE, OUT_OF_DATE = -1, -2
 
-COUNTER_EVENT_LUA = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) == false then return {-1, 0} end
-local abs = tonumber(redis.call('HGET', KEYS[1], 'abs_ts') or '0')
-if tonumber(ARGV[2]) < abs then return {-2, 0} end
-local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0') + tonumber(ARGV[1])
-local clamped = 0
-if count < 0 then count = 0; clamped = 1 end
-redis.call('HSET', KEYS[1], 'count', count)
-return {count, clamped}
-"""
-
-COUNTER_COUNT_LUA = """
-local abs = tonumber(redis.call('HGET', KEYS[1], 'abs_ts') or '0')
-if tonumber(ARGV[3]) < abs then return -2 end
-redis.call('HSET', KEYS[1], 'count', ARGV[1], 'capacity', ARGV[2], 'abs_ts', ARGV[3])
-return tonumber(ARGV[1])
-"""
-
-SENSOR_STATE_LUA = """
-if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) == false then return -1 end
-local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[3]) < last then return -2 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-if ARGV[2] == '1' then redis.call('SADD', KEYS[1], ARGV[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
-return redis.call('SCARD', KEYS[1])
+# One call applies a whole batch: ARGV[1] is the event-id TTL, then five fields per message:
+#   e  lot  event_id   delta     ts     (a counter event, delta +1/-1)
+#   c  lot  -          occupied  ts     capacity in the event_id slot (an absolute count)
+#   s  lot  event_id   sensor    ts     occupied 1/0 appended to the kind: s1 / s0 (space sensor)
+# It returns two numbers per message: the code (the new count, or -1 / -2) and 1 if a count was
+# clamped at zero. One round trip per batch matters: per-command client overhead, not Redis, is
+# what limits a Python ingester.
+APPLY_BATCH_LUA = """
+local ttl = ARGV[1]
+local out = {}
+for i = 2, #ARGV, 5 do
+  local kind, lot, id, value, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  local code, clamped = 0, 0
+  if kind == 'c' then
+    local key = 'parkops:occ:lot:' .. lot .. ':counter'
+    if ts < tonumber(redis.call('HGET', key, 'abs_ts') or '0') then
+      code = -2
+    else
+      redis.call('HSET', key, 'count', value, 'capacity', id, 'abs_ts', ts)
+      code = tonumber(value)
+    end
+  elseif redis.call('SET', 'parkops:occ:seen:' .. id, '1', 'NX', 'EX', ttl) == false then
+    code = -1
+  elseif kind == 'e' then
+    local key = 'parkops:occ:lot:' .. lot .. ':counter'
+    if ts < tonumber(redis.call('HGET', key, 'abs_ts') or '0') then
+      code = -2
+    else
+      code = tonumber(redis.call('HGET', key, 'count') or '0') + tonumber(value)
+      if code < 0 then code = 0; clamped = 1 end
+      redis.call('HSET', key, 'count', code)
+    end
+  else
+    local last = tonumber(redis.call('HGET', 'parkops:occ:sensor-ts', value) or '0')
+    if ts < last then
+      code = -2
+    else
+      local set = 'parkops:occ:lot:' .. lot .. ':occupied-sensors'
+      redis.call('HSET', 'parkops:occ:sensor-ts', value, ts)
+      if kind == 's1' then redis.call('SADD', set, value) else redis.call('SREM', set, value) end
+      code = redis.call('SCARD', set)
+    end
+  end
+  out[#out + 1] = code
+  out[#out + 1] = clamped
+end
+return out
 """
 
 
@@ -299,9 +321,7 @@ class Ingester:
         self.core = core
         self.prefix = core.settings.mqtt_topic_prefix
         self.store = LiveStore(core.redis)
-        self._counter_event = core.redis.register_script(COUNTER_EVENT_LUA)
-        self._counter_count = core.redis.register_script(COUNTER_COUNT_LUA)
-        self._sensor_state = core.redis.register_script(SENSOR_STATE_LUA)
+        self._apply_batch = core.redis.register_script(APPLY_BATCH_LUA)
         self.devices: dict[str, Device] = {}
         self.lots: dict[int, LotInfo] = {}
         self.group_lots: dict[int, list[int]] = {}
@@ -362,7 +382,8 @@ class Ingester:
         dead: list[IngestDeadLetter] = []
         kept: list[UnknownDeviceMessage] = []
         pipe = self.core.redis.pipeline(transaction=False)
-        pending: list[Device] = []  # one script call each, first in the pipeline, in this order
+        pending: list[Device] = []  # the script's messages, in order
+        script_args: list[object] = [SEEN_TTL_SECONDS]
         unknown: Counter[str] = Counter()
         now = utcnow()
         for topic, payload in batch:
@@ -390,7 +411,7 @@ class Ingester:
                     )
                     if device.kind is not expected:
                         raise BadMessage(f"device {device.device_id} is a {device.kind}, not a {expected}")
-                    self._queue(pipe, message, device)
+                    script_args.extend(_script_fields(message, device))
                     pending.append(device)
                     seen = min(message.ts, now)
                     if seen > self._seen.get(device.device_id, EPOCH):
@@ -402,6 +423,8 @@ class Ingester:
                 )
             if parsed_out is not None:
                 parsed_out.append(message)
+        if pending:
+            self._apply_batch(args=script_args, client=pipe)
         for device_id, count in unknown.items():
             pipe.hincrby(UNKNOWN_DEVICES_KEY, device_id, count)
         result.unknown = sum(unknown.values())
@@ -412,18 +435,19 @@ class Ingester:
         result.dead_letters = len(dead)
         touched_lots: set[int] = set()
         flags: dict[int, str] = {}
-        for device, outcome in zip(pending, outcomes[: len(pending)], strict=True):
+        codes = outcomes[0] if pending else []
+        for index, device in enumerate(pending):
             # Recomputed even for duplicates: a retried batch must still publish the figure that
             # its first, failed attempt had already counted.
             touched_lots.add(device.lot_id)
-            code = outcome[0] if isinstance(outcome, list) else outcome
+            code, clamped = codes[2 * index], codes[2 * index + 1]
             if code == DUPLICATE:
                 result.duplicates += 1
             elif code == OUT_OF_DATE:
                 result.out_of_date += 1
             else:
                 result.applied += 1
-                if isinstance(outcome, list) and outcome[1]:
+                if clamped:
                     flags[device.lot_id] = "a counter went below zero and was corrected to 0"
         if result.duplicates:
             self.core.redis.incrby(DUPLICATES_KEY, result.duplicates)
@@ -432,20 +456,6 @@ class Ingester:
             session.add_all(kept)
             result.groups_changed = self._update_groups(session, touched_lots, flags, now)
         return result
-
-    def _queue(self, pipe: Any, message: ParsedMessage, device: Device) -> None:
-        ts = f"{message.ts.timestamp():.6f}"
-        if isinstance(message, CounterEvent):
-            delta = 1 if message.direction == "in" else -1
-            keys = [LOT_COUNTER_KEY.format(device.lot_id), SEEN_KEY.format(message.event_id)]
-            self._counter_event(keys=keys, args=[delta, ts, SEEN_TTL_SECONDS], client=pipe)
-        elif isinstance(message, CounterCount):
-            keys = [LOT_COUNTER_KEY.format(device.lot_id)]
-            self._counter_count(keys=keys, args=[message.occupied, message.capacity, ts], client=pipe)
-        else:
-            keys = [LOT_SENSORS_KEY.format(device.lot_id), SENSOR_TS_KEY, SEEN_KEY.format(message.event_id)]
-            args = [device.device_id, "1" if message.occupied else "0", ts, SEEN_TTL_SECONDS]
-            self._sensor_state(keys=keys, args=args, client=pipe)
 
     def _update_groups(self, session: Any, lots: set[int], flags: dict[int, str], now: datetime) -> set[int]:
         """Recompute the live-device figure of every group a batch touched, in one round trip."""
@@ -507,13 +517,24 @@ class Ingester:
 EPOCH = datetime.fromtimestamp(0, UTC)
 
 
+def _script_fields(message: ParsedMessage, device: Device) -> tuple[object, ...]:
+    """The five ``APPLY_BATCH_LUA`` fields of one message."""
+    ts = message.ts.timestamp()
+    if isinstance(message, CounterEvent):
+        return ("e", device.lot_id, message.event_id, 1 if message.direction == "in" else -1, ts)
+    if isinstance(message, CounterCount):
+        return ("c", device.lot_id, message.capacity, message.occupied, ts)
+    kind = "s1" if message.occupied else "s0"
+    return (kind, device.lot_id, message.event_id, device.device_id, ts)
+
+
 def _text_of(payload: bytes) -> str:
     return payload[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="replace")
 
 
 # -- the subscriber ----------------------------------------------------------------------------
-BATCH_MAX = 500
-BATCH_WAIT_SECONDS = 0.005
+BATCH_MAX = 1000
+BATCH_WAIT_SECONDS = 0.02
 RETRY_SECONDS = 2.0
 SEEN_FLUSH_SECONDS = 5.0
 
@@ -521,16 +542,16 @@ SEEN_FLUSH_SECONDS = 5.0
 def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_ID) -> None:
     """Subscribe and ingest until ``stop`` is set.
 
-    paho's network thread only queues messages; this thread applies them in batches and then
-    acknowledges them (``manual_ack``), so a message is acknowledged only once it is applied:
-    killed at any moment, the ingester loses nothing (the broker redelivers to the persistent
-    session) and double-counts nothing (event ids are claimed atomically). paho reconnects with
-    backoff (1 s .. 30 s) and resubscribes on every connect.
+    One thread drives the network loop itself and, between reads, applies what arrived in batches
+    and then acknowledges them (``manual_ack``): a message is acknowledged only once applied, so
+    killed at any moment the ingester loses nothing (the broker redelivers to the persistent
+    session) and double-counts nothing (event ids are claimed atomically). One thread rather than
+    paho's network thread plus a worker: the two would only take turns on the GIL. Reconnects
+    back off from 1 s to 30 s; every connect resubscribes.
     """
     ingester = Ingester(core)
-    inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    received: list[mqtt.MQTTMessage] = []
     client, address = make_client(core.mqtt_url, client_id, persistent=True, manual_ack=True)
-    client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
     topics = subscriptions(ingester.prefix)
 
     def on_connect(c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
@@ -545,21 +566,36 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
         )
         c.subscribe(topics)
 
-    def on_disconnect(_c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
-        if not stop.is_set():
-            log.warning("ingest: disconnected (%s); reconnecting", reason)
-
     client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    client.on_message = lambda _c, _u, msg: inbox.put(msg)
+    client.on_message = lambda _c, _u, msg: received.append(msg)
     pubsub = _watch_device_changes(core, ingester)
-    client.connect_async(address.host, address.port, keepalive=30)
-    client.loop_start()
+    delay = RECONNECT_MIN_SECONDS
+    connected_before = False
+    first_at = 0.0
     last_flush = time.monotonic()
     try:
         while not stop.is_set():
-            batch = _take_batch(inbox, stop)
-            if batch:
+            if not client.is_connected() and client.socket() is None:
+                received.clear()  # unacknowledged: the broker sends them again on the new session
+                try:
+                    if connected_before:
+                        client.reconnect()
+                    else:
+                        client.connect(address.host, address.port, keepalive=30)
+                        connected_before = True
+                    delay = RECONNECT_MIN_SECONDS
+                except OSError as exc:
+                    log.warning("ingest: cannot reach the broker (%s); retrying in %ss", exc, delay)
+                    stop.wait(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                    continue
+            had = len(received)
+            client.loop(timeout=0.001 if received else 0.25)
+            if received and not had:
+                first_at = time.monotonic()
+            if received and (len(received) >= BATCH_MAX or time.monotonic() - first_at >= BATCH_WAIT_SECONDS):
+                batch = received[:]
+                received.clear()
                 _apply_until_done(ingester, batch, stop)
                 for msg in batch:
                     client.ack(msg.mid, msg.qos)
@@ -569,30 +605,10 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
                 last_flush = time.monotonic()
     finally:
         client.disconnect()
-        client.loop_stop()
         if pubsub is not None:
             pubsub.stop()
         _quietly(ingester.flush_last_seen, "write last-seen times")
         log.info("ingest: stopped")
-
-
-def _take_batch(inbox: queue.Queue[mqtt.MQTTMessage], stop: threading.Event) -> list[mqtt.MQTTMessage]:
-    """The next batch: whatever arrives within ``BATCH_WAIT_SECONDS`` of its first message. The
-    broker holds back further messages until these are acknowledged, so a short wait turns a
-    trickle of single messages into batches without adding noticeable latency."""
-    try:
-        first = inbox.get(timeout=0.25)
-    except queue.Empty:
-        return []
-    batch = [first]
-    deadline = time.monotonic() + BATCH_WAIT_SECONDS
-    while len(batch) < BATCH_MAX:
-        remaining = deadline - time.monotonic()
-        try:
-            batch.append(inbox.get(timeout=remaining) if remaining > 0 else inbox.get_nowait())
-        except queue.Empty:
-            break
-    return batch
 
 
 def _apply_until_done(ingester: Ingester, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
