@@ -16,16 +16,17 @@ from dashboard.auth import current_role
 from dashboard.callbacks import callback
 from models import Role
 
-# (label, href, minimum role): one place that says which screens each role finds in the menu.
-MENU: list[tuple[str, str, Role]] = [
-    ("Home", "/", Role.GUEST),
-    ("Lot Groups", "/admin/lot-groups", Role.MANAGER),
-    ("Sensing Devices", "/admin/devices", Role.ADMIN),
-    ("Sensor Feed Health", "/admin/ingest", Role.ADMIN),
-    ("System Settings", "/admin/settings", Role.ADMIN),
-    ("System Task Logs", "/admin/tasks", Role.ADMIN),
-    ("Email Outbox", "/admin/outbox", Role.ADMIN),
-    ("Email Templates", "/admin/email-templates", Role.ADMIN),
+# (section, label, href, minimum role): one place that says which screens each role finds in the
+# menu. Entries with a section are grouped in a drop-down, so the bar stays one line on a laptop.
+MENU: list[tuple[str | None, str, str, Role]] = [
+    (None, "Home", "/", Role.GUEST),
+    ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
+    ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
+    ("Occupancy", "Sensor Feed Health", "/admin/ingest", Role.ADMIN),
+    ("System", "System Settings", "/admin/settings", Role.ADMIN),
+    ("System", "System Task Logs", "/admin/tasks", Role.ADMIN),
+    ("System", "Email Outbox", "/admin/outbox", Role.ADMIN),
+    ("System", "Email Templates", "/admin/email-templates", Role.ADMIN),
 ]
 
 
@@ -61,11 +62,19 @@ def layout() -> Any:
 
 
 def nav_for(role: Role, path: str) -> list[Any]:
-    return [
-        dbc.NavItem(dbc.NavLink(label, href=href, active=(href == path)))
-        for label, href, min_role in MENU
-        if role >= min_role
-    ]
+    items: list[Any] = []
+    sections: dict[str, list[Any]] = {}
+    for section, label, href, min_role in MENU:
+        if role < min_role:
+            continue
+        if section is None:
+            items.append(dbc.NavItem(dbc.NavLink(label, href=href, active=(href == path))))
+            continue
+        if section not in sections:
+            sections[section] = []
+            items.append(dbc.DropdownMenu(sections[section], label=section, nav=True, in_navbar=True))
+        sections[section].append(dbc.DropdownMenuItem(label, href=href, active=(href == path)))
+    return items
 
 
 def register_callbacks(app: dash.Dash) -> None:

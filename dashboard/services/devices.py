@@ -102,6 +102,7 @@ class IngestCounters:
     messages: int
     dead_letters: int
     unknown: int
+    duplicates: int = 0  # redelivered or repeated events recognised by their event id
 
 
 def _view(device: SensingDevice) -> DeviceView:
@@ -401,12 +402,14 @@ def dead_letter_reasons(session: Session) -> list[tuple[str, int]]:
 def ingest_counters(client: redis.Redis) -> IngestCounters:
     """``unknown`` counts messages from unregistered devices, like the other two count messages."""
     # Imported here: the ingester owns these keys and imports this module for DEVICES_CHANNEL.
-    from workers.ingest import DEAD_LETTERS_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
+    from workers.ingest import DEAD_LETTERS_KEY, DUPLICATES_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
 
-    messages, dead, per_device = (
-        client.pipeline().get(MESSAGES_KEY).get(DEAD_LETTERS_KEY).hvals(UNKNOWN_DEVICES_KEY).execute()
+    pipe = client.pipeline()
+    pipe.get(MESSAGES_KEY).get(DEAD_LETTERS_KEY).hvals(UNKNOWN_DEVICES_KEY).get(DUPLICATES_KEY)
+    messages, dead, per_device, duplicates = pipe.execute()
+    return IngestCounters(
+        int(messages or 0), int(dead or 0), sum(int(v) for v in per_device), int(duplicates or 0)
     )
-    return IngestCounters(int(messages or 0), int(dead or 0), sum(int(v) for v in per_device))
 
 
 def notify_devices_changed(client: redis.Redis) -> None:

@@ -29,6 +29,7 @@ COUNTERS = [
     ("ingest-messages", "Messages"),
     ("ingest-dead-letters", "Dead letters"),
     ("ingest-unknown", "From unknown devices"),
+    ("ingest-duplicates", "Duplicates ignored"),
 ]
 
 
@@ -39,7 +40,7 @@ def _counter_card(component_id: str, label: str) -> Any:
                 [html.Div(label, className="text-muted small"), html.Div(id=component_id, className="h4 m-0")]
             )
         ),
-        md=4,
+        md=3,
     )
 
 
@@ -105,6 +106,7 @@ def _table(letters: list[DeadLetterView]) -> Any:
     Output("ingest-messages", "children"),
     Output("ingest-dead-letters", "children"),
     Output("ingest-unknown", "children"),
+    Output("ingest-duplicates", "children"),
     Output("ingest-counters-note", "children"),
     Output("ingest-reason", "options"),
     Output("ingest-table", "children"),
@@ -119,10 +121,11 @@ def refresh(_tick: int | None, reason: str | None) -> tuple[Any, ...]:
             f"{counters.messages:,}",
             f"{counters.dead_letters:,}",
             f"{counters.unknown:,}",
+            f"{counters.duplicates:,}",
             "",
         )
     except RedisError:
-        figures = ("—", "—", "—", "Redis is unreachable: the counters are unavailable.")
+        figures = ("—", "—", "—", "—", "Redis is unreachable: the counters are unavailable.")
     with session_scope() as session:
         reasons = devices.dead_letter_reasons(session)
         letters = devices.dead_letters(session, limit=LIMIT, reason=reason or None)
