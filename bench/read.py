@@ -54,6 +54,7 @@ from models import Lot, LotGroup, OccupancySource
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/parkops_bench"
 LOTS_PER_GROUP = 3
+THREADS = 32  # as the README recommends: a thread blocked sending a large body to a slow client waits alone
 
 
 @dataclass
@@ -157,11 +158,11 @@ def start_server(port: int, database_url: str, redis_url: str, instance: Path) -
     }
     command = [
         sys.executable, "-m", "gunicorn", "dashboard.wsgi:app",
-        "--worker-class", "gthread", "--workers", str(workers), "--threads", "8",
+        "--worker-class", "gthread", "--workers", str(workers), "--threads", str(THREADS),
         "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--keep-alive", "30",
         "--log-level", "warning",
     ]  # fmt: skip
-    print(f"gunicorn: {workers} gthread workers x 8 threads on port {port}")
+    print(f"gunicorn: {workers} gthread workers x {THREADS} threads on port {port}")
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
