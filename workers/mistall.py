@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
-
 from workers.vendor_http import (
     BACKOFF_FACTOR,
     CONNECT_TIMEOUT,
@@ -61,6 +59,10 @@ class MistallLotReading:
 
 class MistallClient(VendorClient):
     """Logs in and reads every lot the Mistall account can see. Use as a context manager."""
+
+    vendor = "Mistall"
+    url_setting = "Mistall API URL"
+    error = MistallError
 
     def __init__(
         self,
@@ -105,23 +107,7 @@ class MistallClient(VendorClient):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.api_url}{path}"
-        try:
-            response = self._http.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.ConnectTimeout as exc:
-            raise MistallError(
-                f"could not connect to Mistall at {url} within {self._timeout[0]:g} s "
-                f"({self._retries} retries): check the Mistall API URL"
-            ) from exc
-        except requests.Timeout as exc:
-            raise MistallError(
-                f"Mistall did not answer {method} {url} within {self._timeout[1]:g} s"
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise MistallError(
-                f"could not reach Mistall at {url} ({self._retries} retries): check the Mistall API URL"
-            ) from exc
-        except requests.RequestException as exc:
-            raise MistallError(f"request to Mistall at {url} failed: {exc}") from exc
+        response = self._request(method, path, **kwargs)
         if response.status_code in (401, 403):
             if path == "/auth/token":
                 raise MistallError(

@@ -79,6 +79,10 @@ class ParkingLogixClient(VendorClient):
     """One client per run; the key is an argument of each call because every lot group has its own.
     Use as a context manager."""
 
+    vendor = "Parking Logix"
+    url_setting = "Parking Logix API Base URL"
+    error = ParkingLogixError
+
     def __init__(
         self,
         base_url: str,
@@ -122,25 +126,7 @@ class ParkingLogixClient(VendorClient):
         return [_lot(LOCATION_INFO, item) for item in payload]
 
     def _get(self, path: str, api_key: str) -> Any:
-        url = f"{self.base_url}{path}"
-        try:
-            response = self._http.get(url, headers={"x-api-key": api_key}, timeout=self._timeout)
-        except requests.ConnectTimeout as exc:
-            raise ParkingLogixError(
-                f"could not connect to Parking Logix at {url} within {self._timeout[0]:g} s "
-                f"({self._retries} retries): check the Parking Logix API Base URL"
-            ) from exc
-        except requests.Timeout as exc:
-            raise ParkingLogixError(
-                f"Parking Logix did not answer {url} within {self._timeout[1]:g} s"
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise ParkingLogixError(
-                f"could not reach Parking Logix at {url} ({self._retries} retries): "
-                "check the Parking Logix API Base URL"
-            ) from exc
-        except requests.RequestException as exc:
-            raise ParkingLogixError(f"request to Parking Logix at {url} failed: {exc}") from exc
+        response = self._request("GET", path, headers={"x-api-key": api_key})
         status = response.status_code
         if status != 200:
             if status >= 500:

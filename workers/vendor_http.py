@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, ClassVar, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,7 +23,15 @@ RETRY_STATUSES = (500, 502, 503, 504)
 
 
 class VendorClient:
-    """Base of the vendor clients; use them as context managers so the session is closed."""
+    """Base of the vendor clients; use them as context managers so the session is closed.
+
+    Subclasses name the vendor, the setting that holds its URL and their error class, so that a
+    transport failure reads the same for every vendor and tells the admin what to check.
+    """
+
+    vendor: ClassVar[str] = "the vendor"
+    url_setting: ClassVar[str] = "API URL"
+    error: ClassVar[type[Exception]] = RuntimeError
 
     def __init__(
         self,
@@ -63,6 +71,27 @@ class VendorClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        try:
+            return self._http.request(method, url, timeout=self._timeout, **kwargs)
+        except requests.ConnectTimeout as exc:
+            raise self.error(
+                f"could not connect to {self.vendor} at {url} within {self._timeout[0]:g} s "
+                f"({self._retries} retries): check the {self.url_setting}"
+            ) from exc
+        except requests.Timeout as exc:
+            raise self.error(
+                f"{self.vendor} did not answer {method} {url} within {self._timeout[1]:g} s"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise self.error(
+                f"could not reach {self.vendor} at {url} ({self._retries} retries): "
+                f"check the {self.url_setting}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise self.error(f"request to {self.vendor} at {url} failed: {exc}") from exc
 
 
 def whole_number(raw: object) -> int | None:

@@ -104,7 +104,7 @@ def _insert_ignoring_conflicts(session: Session) -> Insert:
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
-        raise NotImplementedError(f"no conflict-free insert for {dialect}")
+        raise RuntimeError(f"ParkOps runs on PostgreSQL or SQLite, not {dialect}")
     return insert(SystemTask).on_conflict_do_nothing(index_elements=[SystemTask.name])
 
 
