@@ -9,6 +9,10 @@ Closing a group is what an admin does when a garage shuts: the maps then say "cl
 "0% full". The change is published on ``occupancy.CHANNEL`` like a new count, so open pages
 refresh; the caller publishes with ``announce`` after its unit of work has committed, so no page
 re-reads the old state.
+
+Associating a group with a Mistall lot (``set_mistall_lot``) accepts only lots the Update Mistall
+System Job Task has imported (``vendor_lots.mistall_lot_choices``), and is announced the same way:
+the group's physical figure may switch source (``occupancy.choose_physical``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.services import audit
-from dashboard.services.errors import NotFound
+from dashboard.services import audit, vendor_lots
+from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.occupancy import CHANNEL, GroupOccupancy, LiveStore, Staleness, group_states
 from models import LotGroup
 
@@ -100,7 +104,78 @@ def announce(client: redis.Redis, change: ClosedChange, now: datetime | None = N
         "closed": change.closed,
         "changed_at": (now or datetime.now(UTC)).isoformat(),
     }
+    _publish(client, change.group_id, message)
+
+
+def _publish(client: redis.Redis, group_id: int, message: dict[str, object]) -> None:
     try:
         client.publish(CHANNEL, json.dumps(message))
     except redis.RedisError:
-        log.warning("lot groups: could not announce the change of group %s", change.group_id, exc_info=True)
+        log.warning("lot groups: could not announce the change of group %s", group_id, exc_info=True)
+
+
+@dataclass(frozen=True)
+class MistallEditor:
+    """What the "Edit Mistall lot" dialog needs for one group. ``choices`` are the imported Mistall
+    lots; a current id that is not among them (set before the import, or by hand) is kept as an
+    extra choice marked so, so opening the dialog never silently shows it as cleared."""
+
+    group_id: int
+    name: str
+    mistall_lot_id: str | None
+    choices: list[tuple[str, str]]
+    imported: int
+
+
+def mistall_editor(session: Session, group_id: int) -> MistallEditor:
+    group = session.get(LotGroup, group_id)
+    if group is None:
+        raise NotFound(f"There is no lot group with id {group_id}.")
+    choices = vendor_lots.mistall_lot_choices(session)
+    imported = len(choices)
+    current = group.mistall_lot_id or None
+    if current and current not in {mistall_id for mistall_id, _label in choices}:
+        choices = [*choices, (current, f"{current} (not imported)")]
+    return MistallEditor(group.id, group.name, current, choices, imported)
+
+
+def set_mistall_lot(session: Session, group_id: int, mistall_id: str | None, actor_id: int | None) -> bool:
+    """Associate the group with an imported Mistall lot, or clear the association (None or "").
+    Returns whether anything changed; keeping the current id changes and audits nothing. The caller
+    announces a change with ``announce_mistall_lot`` after its unit of work has committed."""
+    group = session.get(LotGroup, group_id)
+    if group is None:
+        raise NotFound(f"There is no lot group with id {group_id}.")
+    new = (mistall_id or "").strip() or None
+    old = group.mistall_lot_id or None
+    if new == old:
+        return False
+    if new is not None and new not in {lot_id for lot_id, _label in vendor_lots.mistall_lot_choices(session)}:
+        raise ValidationFailed(
+            {
+                "Mistall lot": f"{new!r} is not an imported Mistall lot; run the Update Mistall System "
+                "Job Task, then pick a lot from the list."
+            }
+        )
+    group.mistall_lot_id = new
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="lot_group.mistall_lot",
+        entity_type="lot_group",
+        entity_id=str(group.id),
+        changes={"mistall_lot_id": [old, new]},
+    )
+    session.flush()
+    return True
+
+
+def announce_mistall_lot(client: redis.Redis, group_id: int, now: datetime | None = None) -> None:
+    """Publish a committed Mistall association change: the group's physical source may switch, so
+    open pages re-read it. Public data only (which group changed, and when)."""
+    message = {
+        "group_id": group_id,
+        "changed": "mistall_lot",
+        "changed_at": (now or datetime.now(UTC)).isoformat(),
+    }
+    _publish(client, group_id, message)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from dashboard.crypto import SecretBox
 from dashboard.services import system_settings
-from models import Lot, LotGroup, OccupancySnapshot, OccupancySource, Permit, PermitStatus
+from models import LotGroup, OccupancySnapshot, OccupancySource, Permit, PermitStatus
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +263,6 @@ class LiveStore:
             result[group_id] = figures
         return result
 
-    def publish(self, group_id: int, figure: Figure) -> None:
-        """Tell open pages that a group changed; they re-read through their role-checked callbacks."""
-        message = {"group_id": group_id, **figure.as_dict()}
-        try:
-            self.redis.publish(CHANNEL, json.dumps(message))
-        except redis.RedisError:
-            log.warning("occupancy: could not publish a change of group %s", group_id, exc_info=True)
-
 
 def _figure(source: OccupancySource, raw: bytes | str) -> Figure:
     data = json.loads(raw)
@@ -495,11 +487,3 @@ def history(
         HistoryPoint(row.recorded_at, str(row.source), row.occupied, row.capacity)
         for row in session.scalars(query)
     ]
-
-
-def lots_by_group(session: Session) -> dict[int, list[Lot]]:
-    """Active lots per group, for the ingester's aggregation."""
-    grouped: dict[int, list[Lot]] = {}
-    for lot in session.scalars(select(Lot).where(Lot.lot_group_id.is_not(None), Lot.is_active)):
-        grouped.setdefault(lot.lot_group_id, []).append(lot)  # type: ignore[arg-type]
-    return grouped
