@@ -10,6 +10,11 @@ Managers may look; only admins open or close a group, and the toggle callback it
 scaffolding; rows arrive through the role-checked refresh, which runs on every pushed change and
 on the poll (``dashboard.components.live``). Creating and editing groups is a later issue: it will
 add a toolbar above the table and buttons to the Actions column.
+
+"Edit Mistall lot" (admins) opens a dialog outside the table, so the live refresh, which replaces
+the table, neither closes it nor loses its selection. Its choices are the Mistall lots the Update
+Mistall System Job Task imported, read by the ``Role.ADMIN`` callback that opens the dialog; until
+the task has run the list is empty and the dialog says where to run it.
 """
 
 from __future__ import annotations
@@ -60,8 +65,46 @@ def layout(**_query: str) -> html.Div:
             ),
             dbc.Alert(id="lotgroups-flash", is_open=False, dismissable=True, duration=8000),
             dcc.Store(id="lotgroups-version", data=0),
+            dbc.Alert(id="lotgroups-mistall-flash", is_open=False, dismissable=True, duration=8000),
+            dcc.Store(id="lotgroups-mistall-version", data=0),
             html.Div(id="lotgroups-table"),
+            _mistall_modal(),
         ]
+    )
+
+
+def _mistall_modal() -> Any:
+    """Empty scaffolding: the title, choices and current value arrive when the dialog opens."""
+    return dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle("Mistall lot", id="lotgroups-mistall-title")),
+            dbc.ModalBody(
+                [
+                    dcc.Store(id="lotgroups-mistall-group"),
+                    dbc.Label("Mistall Lot ID", html_for="lotgroups-mistall-lot"),
+                    dcc.Dropdown(
+                        id="lotgroups-mistall-lot",
+                        options=[],
+                        placeholder="Choose a Mistall lot",
+                        clearable=True,
+                        searchable=True,
+                    ),
+                    html.Div(id="lotgroups-mistall-hint", className="form-text"),
+                    dbc.Alert(
+                        id="lotgroups-mistall-error", color="danger", is_open=False, className="mt-3 mb-0"
+                    ),
+                ]
+            ),
+            dbc.ModalFooter(
+                [
+                    dbc.Button("Cancel", id="lotgroups-mistall-cancel", color="secondary", n_clicks=0),
+                    dbc.Button("Clear", id="lotgroups-mistall-clear", color="outline-danger", n_clicks=0),
+                    dbc.Button("Save", id="lotgroups-mistall-save", color="primary", n_clicks=0),
+                ]
+            ),
+        ],
+        id="lotgroups-mistall-modal",
+        is_open=False,
     )
 
 
@@ -206,6 +249,16 @@ def _toggle(row: LotGroupRow) -> Any:
     )
 
 
+def _edit_mistall(row: LotGroupRow) -> Any:
+    return dbc.Button(
+        "Edit Mistall lot",
+        id={"type": "lotgroups-mistall-edit", "group": row.state.group_id},
+        size="sm",
+        color="outline-primary",
+        n_clicks=0,
+    )
+
+
 def _table(rows: list[LotGroupRow], now: datetime, can_toggle: bool) -> Any:
     if not rows:
         return html.P("There are no lot groups yet.", className="text-muted")
@@ -232,7 +285,7 @@ def _table(rows: list[LotGroupRow], now: datetime, can_toggle: bool) -> Any:
             html.Td(_sources_cell(row, now)),
         ]
         if can_toggle:
-            cells.append(html.Td(_toggle(row)))
+            cells.append(html.Td(html.Div([_toggle(row), _edit_mistall(row)], className="d-flex gap-1")))
         body.append(html.Tr(cells, id=f"lotgroups-row-{row.state.group_id}"))
     return dbc.Table(
         [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
@@ -248,9 +301,10 @@ def _table(rows: list[LotGroupRow], now: datetime, can_toggle: bool) -> Any:
     Output("lotgroups-table", "children"),
     *live_inputs(PREFIX),
     Input("lotgroups-version", "data"),
+    Input("lotgroups-mistall-version", "data"),
     min_role=Role.MANAGER,
 )
-def refresh(_message: str | None, _tick: int | None, _version: int | None) -> Any:
+def refresh(_message: str | None, _tick: int | None, _version: int | None, _mistall: int | None) -> Any:
     """Re-read every row on a pushed change, a poll tick or an action here. The pushed message is
     public and ignored: what a manager sees always comes from this role-checked read."""
     now = datetime.now(UTC)
@@ -298,3 +352,138 @@ def toggle(_clicks: list[int | None], version: int | None) -> tuple[Any, ...]:
         True,
         (version or 0) + 1,
     )
+
+
+NO_MISTALL_LOTS = "No Mistall lots yet: run the Update Mistall System Job Task once"
+
+
+def _hint(imported: int) -> Any:
+    if imported:
+        return f"{imported} Mistall lot(s) imported. Clear removes the association."
+    return html.Span(
+        [
+            f"{NO_MISTALL_LOTS} (",
+            dcc.Link("Tools > System Task Logs", href="/admin/tasks"),
+            ").",
+        ],
+        className="text-warning-emphasis",
+    )
+
+
+# Outputs of ``edit_mistall``, in order.
+MODAL_OUTPUTS = (
+    "modal_open",
+    "group",
+    "title",
+    "options",
+    "value",
+    "disabled",
+    "hint",
+    "error",
+    "error_open",
+    "flash",
+    "flash_open",
+    "version",
+)
+
+
+def _modal(**changes: Any) -> tuple[Any, ...]:
+    unknown = set(changes) - set(MODAL_OUTPUTS)
+    if unknown:
+        raise TypeError(f"not an output of edit_mistall: {sorted(unknown)}")
+    return tuple(changes.get(name, no_update) for name in MODAL_OUTPUTS)
+
+
+def _open(group_id: int) -> tuple[Any, ...]:
+    with session_scope() as session:
+        editor = lot_groups.mistall_editor(session, group_id)
+    options = [{"label": label, "value": mistall_id} for mistall_id, label in editor.choices]
+    return _modal(
+        modal_open=True,
+        group=editor.group_id,
+        title=f"Mistall lot for {editor.name}",
+        options=options,
+        value=editor.mistall_lot_id,
+        disabled=not editor.imported,
+        hint=_hint(editor.imported),
+        error=None,
+        error_open=False,
+    )
+
+
+def _save(group_id: Any, mistall_id: str | None, version: int | None) -> tuple[Any, ...]:
+    if not isinstance(group_id, int):
+        return _modal(error="Open the dialog from a lot group's row first.", error_open=True)
+    with session_scope() as session:
+        changed = lot_groups.set_mistall_lot(session, group_id, mistall_id, current_user_id())
+        name = lot_groups.mistall_editor(session, group_id).name
+    if changed:
+        lot_groups.announce_mistall_lot(core().redis, group_id)
+    if not changed:
+        message = f"{name}: the Mistall lot is unchanged."
+    elif mistall_id:
+        message = f"{name} now takes its physical count from Mistall lot {mistall_id}."
+    else:
+        message = f"{name} no longer has a Mistall lot."
+    return _modal(
+        modal_open=False,
+        group=None,
+        error=None,
+        error_open=False,
+        flash=message,
+        flash_open=True,
+        version=(version or 0) + 1,
+    )
+
+
+@callback(
+    Output("lotgroups-mistall-modal", "is_open"),
+    Output("lotgroups-mistall-group", "data"),
+    Output("lotgroups-mistall-title", "children"),
+    Output("lotgroups-mistall-lot", "options"),
+    Output("lotgroups-mistall-lot", "value"),
+    Output("lotgroups-mistall-lot", "disabled"),
+    Output("lotgroups-mistall-hint", "children"),
+    Output("lotgroups-mistall-error", "children"),
+    Output("lotgroups-mistall-error", "is_open"),
+    Output("lotgroups-mistall-flash", "children"),
+    Output("lotgroups-mistall-flash", "is_open"),
+    Output("lotgroups-mistall-version", "data"),
+    Input({"type": "lotgroups-mistall-edit", "group": ALL}, "n_clicks"),
+    Input("lotgroups-mistall-save", "n_clicks"),
+    Input("lotgroups-mistall-clear", "n_clicks"),
+    Input("lotgroups-mistall-cancel", "n_clicks"),
+    State("lotgroups-mistall-group", "data"),
+    State("lotgroups-mistall-lot", "value"),
+    State("lotgroups-mistall-version", "data"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def edit_mistall(
+    _edits: list[int | None],
+    _save_clicks: int | None,
+    _clear_clicks: int | None,
+    _cancel_clicks: int | None,
+    group_id: Any,
+    mistall_id: str | None,
+    version: int | None,
+) -> tuple[Any, ...]:
+    """Open, save, clear or cancel the Mistall lot dialog. Only a real click acts: the live refresh
+    re-creates the Edit buttons (n_clicks 0), which must leave an open dialog and its choice alone."""
+    trigger = dash.ctx.triggered_id
+    clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
+    if not clicked:
+        return _modal()
+    try:
+        if isinstance(trigger, dict) and trigger.get("type") == "lotgroups-mistall-edit":
+            edit_group = trigger.get("group")
+            return _open(edit_group) if isinstance(edit_group, int) else _modal()
+        if trigger == "lotgroups-mistall-save":
+            return _save(group_id, mistall_id, version)
+        if trigger == "lotgroups-mistall-clear":
+            return _save(group_id, None, version)
+        if trigger == "lotgroups-mistall-cancel":
+            return _modal(modal_open=False, group=None, error=None, error_open=False)
+    except DomainError as exc:
+        return _modal(error=str(exc), error_open=True)
+    return _modal()

@@ -1,5 +1,6 @@
 """Lot groups service: rows carry live figures and integration settings (never the key), closing
-is audited once, and an announcement reaches the occupancy channel."""
+is audited once, and an announcement reaches the occupancy channel; a group is associated only
+with a Mistall lot the Update Mistall System Job Task imported."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.services import lot_groups
-from dashboard.services.errors import NotFound
+from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.occupancy import CHANNEL, LiveStore, Staleness
-from models import AuditLog, Lot, LotGroup, OccupancySource, Role
+from models import AuditLog, Lot, LotGroup, MistallLot, OccupancySource, Role
 
 NOW = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
 
@@ -102,5 +103,90 @@ def test_announce_publishes_on_the_occupancy_channel(core, session, groups) -> N
     assert json.loads(message["data"]) == {
         "group_id": groups["north"],
         "closed": True,
+        "changed_at": NOW.isoformat(),
+    }
+
+
+def _next_message(pubsub) -> dict | None:
+    deadline = time.monotonic() + 2
+    message = None
+    while message is None and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+    return message
+
+
+@pytest.fixture
+def mistall_lots(session: Session) -> None:
+    session.add_all(
+        [MistallLot(mistall_id="M-17", name="North deck"), MistallLot(mistall_id="M-20", name="East")]
+    )
+    session.commit()
+
+
+def test_set_mistall_lot_associates_changes_and_clears(session, groups, mistall_lots, make_user) -> None:
+    admin = make_user(Role.ADMIN)
+    assert lot_groups.set_mistall_lot(session, groups["south"], "M-20", admin.id)
+    session.commit()
+    assert session.get(LotGroup, groups["south"]).mistall_lot_id == "M-20"
+
+    assert lot_groups.set_mistall_lot(session, groups["north"], " M-20 ", admin.id)
+    assert lot_groups.set_mistall_lot(session, groups["north"], "", admin.id)
+    assert not lot_groups.set_mistall_lot(session, groups["north"], None, admin.id)
+    session.commit()
+    assert session.get(LotGroup, groups["north"]).mistall_lot_id is None
+    assert [(e.action, e.actor_id, e.entity_id, e.changes) for e in _audits(session)] == [
+        ("lot_group.mistall_lot", admin.id, str(groups["south"]), {"mistall_lot_id": [None, "M-20"]}),
+        ("lot_group.mistall_lot", admin.id, str(groups["north"]), {"mistall_lot_id": ["M-17", "M-20"]}),
+        ("lot_group.mistall_lot", admin.id, str(groups["north"]), {"mistall_lot_id": ["M-20", None]}),
+    ]
+
+
+def test_keeping_the_current_mistall_lot_changes_nothing(session, groups, mistall_lots) -> None:
+    assert not lot_groups.set_mistall_lot(session, groups["north"], "M-17", None)
+    assert _audits(session) == []
+
+
+def test_a_mistall_lot_that_was_not_imported_is_refused(session, groups, mistall_lots) -> None:
+    with pytest.raises(ValidationFailed, match="not an imported Mistall lot") as refused:
+        lot_groups.set_mistall_lot(session, groups["south"], "M-99", None)
+    assert "Update Mistall System Job Task" in str(refused.value)
+    session.rollback()
+    assert session.get(LotGroup, groups["south"]).mistall_lot_id is None
+    assert _audits(session) == []
+
+
+def test_nothing_imported_refuses_every_id(session, groups) -> None:
+    with pytest.raises(ValidationFailed):
+        lot_groups.set_mistall_lot(session, groups["south"], "M-17", None)
+
+
+def test_set_mistall_lot_on_an_unknown_group(session, mistall_lots) -> None:
+    with pytest.raises(NotFound):
+        lot_groups.set_mistall_lot(session, 999, "M-17", None)
+    with pytest.raises(NotFound):
+        lot_groups.mistall_editor(session, 999)
+
+
+def test_the_editor_keeps_a_current_id_that_was_not_imported(session, groups) -> None:
+    editor = lot_groups.mistall_editor(session, groups["north"])
+    assert (editor.name, editor.mistall_lot_id, editor.imported) == ("North Garage", "M-17", 0)
+    assert editor.choices == [("M-17", "M-17 (not imported)")]
+    session.add(MistallLot(mistall_id="M-17", name="North deck"))
+    session.flush()
+    assert lot_groups.mistall_editor(session, groups["north"]).choices == [("M-17", "North deck (M-17)")]
+
+
+def test_announce_mistall_lot_publishes_on_the_occupancy_channel(core, groups) -> None:
+    pubsub = core.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    try:
+        lot_groups.announce_mistall_lot(core.redis, groups["north"], now=NOW)
+        message = _next_message(pubsub)
+    finally:
+        pubsub.close()
+    assert message is not None
+    assert json.loads(message["data"]) == {
+        "group_id": groups["north"],
+        "changed": "mistall_lot",
         "changed_at": NOW.isoformat(),
     }
