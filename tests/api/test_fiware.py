@@ -1,7 +1,8 @@
 """The FIWARE feed, validated offline against the official Smart Data Models schemas.
 
-The schemas live in ``shared/standards/fiware-parking/`` beside the repository (CI lays a copy of
-``shared/`` next to its clone). Their ``$ref``s name ``https://smart-data-models.github.io/...``
+The schemas are a verbatim copy of the official ones (``tests/api/standards/fiware-parking/``, with
+their SOURCE and licences), kept in the repository so that ``make test`` works on any clone. Their
+``$ref``s name ``https://smart-data-models.github.io/...``
 URLs; a ``referencing`` registry maps every ``$id`` to the local copy, and any other URL fails
 instead of reaching the network.
 """
@@ -25,16 +26,13 @@ from dashboard.services import demo, occupancy
 from dashboard.services.occupancy import LiveStore
 from models import LotGroup, OccupancySource
 
-STANDARDS = Path(__file__).resolve().parents[2].parent / "shared" / "standards" / "fiware-parking"
+STANDARDS = Path(__file__).resolve().parent / "standards" / "fiware-parking"
 TYPES = ("OffStreetParking", "ParkingGroup")
 
 
 def _standards() -> Path:
     if not (STANDARDS / "common-schema.json").is_file():
-        pytest.fail(
-            f"FIWARE schemas not found at {STANDARDS}: the suite expects shared/ beside the repository "
-            "(shared/standards/fiware-parking/, as CI lays it out)"
-        )
+        pytest.fail(f"FIWARE schemas not found at {STANDARDS}: they are part of the repository")
     return STANDARDS
 
 
