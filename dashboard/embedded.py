@@ -84,6 +84,8 @@ class EmbeddedBroker:
             raise RuntimeError(f"embedded MQTT broker failed to start: {self._error}") from self._error
 
     def stop(self) -> None:
+        """Shut down, then cancel whatever tasks remain (client handlers amqtt leaves behind), so
+        their sockets close: a client must see the broker go, not keep a connection to nothing."""
         if self._broker is None or not self._loop.is_running():
             return
         future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
@@ -91,7 +93,19 @@ class EmbeddedBroker:
             future.result(timeout=5)
         except Exception:  # shutting down anyway
             log.debug("embedded broker shutdown raised", exc_info=True)
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_remaining_tasks(), self._loop).result(timeout=5)
+        except Exception:
+            log.debug("embedded broker tasks did not all stop", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+async def _cancel_remaining_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def ensure_embedded_broker(port: int) -> str:

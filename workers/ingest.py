@@ -566,7 +566,18 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
         )
         c.subscribe(topics)
 
+    def on_subscribe(c: mqtt.Client, _u: object, _mid: int, reasons: list[Any], _p: object) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            log.warning(
+                "ingest: the broker refused a subscription (%s); subscribing again", ", ".join(refused)
+            )
+            c.subscribe(topics)
+        else:
+            log.info("ingest: subscribed to %s", ", ".join(topic for topic, _qos in topics))
+
     client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
     client.on_message = lambda _c, _u, msg: received.append(msg)
     pubsub = _watch_device_changes(core, ingester)
     delay = RECONNECT_MIN_SECONDS
