@@ -20,6 +20,7 @@ from models import Role
 # menu. Entries with a section are grouped in a drop-down, so the bar stays one line on a laptop.
 MENU: list[tuple[str | None, str, str, Role]] = [
     (None, "Home", "/", Role.GUEST),
+    (None, "Real-Time Map", "/real-time", Role.GUEST),
     ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
     ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
     ("Occupancy", "Sensor Feed Health", "/admin/ingest", Role.ADMIN),

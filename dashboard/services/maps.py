@@ -1,0 +1,107 @@
+"""What the user-side real-time map and the lot group page show (no Flask, no Dash here).
+
+The seed (Real-Time Maps > User-Side Map, User-Side Lot Group Page):
+
+- one pin per lot group shown on the map, in the group's map colour;
+- a donut of the group's *availability*: the physical figure (Mistall, Parking Logix, live
+  sensors) when there is one, else the collated permit counts of its lots
+  (``GroupOccupancy.primary``). A closed group has no figure (it is closed, not "0 % free");
+- below it each lot's permit figure as a percentage (not numbers: leeway for inaccuracy) and
+  which permits it offers: guests (not logged in) see only temporary permits, logged-in users
+  standard and temporary.
+
+Everything here is public data (the open API publishes the same figures); what depends on the
+visitor is only which permit options are offered, from ``logged_in``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from dashboard.services import open_data
+from dashboard.services.errors import NotFound
+from dashboard.services.occupancy import GroupOccupancy, LiveStore, LotPermits, Policy
+
+
+@dataclass(frozen=True)
+class UserMapLot:
+    lot_id: int
+    name: str
+    percent_full: float | None
+    offers_standard: bool
+    offers_temporary: bool
+
+    @property
+    def offers_any(self) -> bool:
+        return self.offers_standard or self.offers_temporary
+
+
+@dataclass(frozen=True)
+class UserMapGroup:
+    group_id: int
+    name: str
+    color: str
+    lat: float | None
+    lon: float | None
+    status: str  # "open", "closed" or "stale"
+    percent_available: float | None
+    lots: tuple[UserMapLot, ...]
+
+    @property
+    def located(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+def _percent_available(state: GroupOccupancy) -> float | None:
+    if state.closed:
+        return None
+    full = state.primary.percent
+    if full is None:
+        return None
+    return round(max(0.0, 100.0 - full), 1)
+
+
+def _lot(lot: LotPermits, *, logged_in: bool) -> UserMapLot:
+    return UserMapLot(
+        lot_id=lot.lot_id,
+        name=lot.name,
+        percent_full=lot.percent,
+        offers_standard=logged_in and lot.sells_standard,
+        offers_temporary=lot.sells_temporary,
+    )
+
+
+def _group(state: GroupOccupancy, *, logged_in: bool) -> UserMapGroup:
+    return UserMapGroup(
+        group_id=state.group_id,
+        name=state.name,
+        color=state.map_color,
+        lat=state.latitude,
+        lon=state.longitude,
+        status=state.status,
+        percent_available=_percent_available(state),
+        lots=tuple(_lot(lot, logged_in=logged_in) for lot in state.lots),
+    )
+
+
+def user_map_groups(
+    session: Session, store: LiveStore, policy: Policy, now: datetime, *, logged_in: bool
+) -> list[UserMapGroup]:
+    """Every group shown on the map that has a location, ordered by name."""
+    groups = [
+        _group(state, logged_in=logged_in) for state in open_data.public_states(session, store, policy, now)
+    ]
+    return [group for group in groups if group.located]
+
+
+def lot_group_page(
+    session: Session, store: LiveStore, policy: Policy, now: datetime, group_id: int, *, logged_in: bool
+) -> UserMapGroup:
+    """One group for its public page; ``NotFound`` for an unknown or hidden group."""
+    states = open_data.public_states(session, store, policy, now, [group_id])
+    if not states:
+        raise NotFound(f"lot group {group_id} not found")
+    return _group(states[0], logged_in=logged_in)

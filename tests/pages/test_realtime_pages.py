@@ -1,0 +1,102 @@
+"""The user-side Real-Time Map and Lot Group pages over HTTP: both open to guests; guests get no
+standard-permit options, signed-in users do; the layouts hold no data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from dashboard.auth import PAGES_ROUTER_OUTPUT
+from dashboard.services import demo
+from models import Lot, LotGroup, Role
+from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
+
+MARKERS = "realtime-markers.children"
+LOT_GROUP = "lotgroup-content.children"
+
+
+@pytest.fixture
+def seeded(core, session, tmp_path) -> dict[str, int]:
+    demo.seed_demo(session, core.secrets, tmp_path)
+    session.commit()
+    return {group.name: group.id for group in session.scalars(select(LotGroup))}
+
+
+def map_refresh(client, app) -> Any:
+    return dash_post(client, app, find_output(app, MARKERS), [None, 0])
+
+
+def group_refresh(client, app, group_id: Any) -> Any:
+    return dash_post(client, app, find_output(app, LOT_GROUP), [group_id, None, 0])
+
+
+def router(client, app, path: str) -> str:
+    dash_app(app)._setup_server()  # noqa: SLF001
+    key = next(k for k in dash_app(app).callback_map if PAGES_ROUTER_OUTPUT in k)
+    response = dash_post(client, app, key, [path, ""])
+    assert response.status_code == 200
+    return json.dumps(response.get_json())
+
+
+def test_guests_open_both_pages(app, login_as, seeded) -> None:
+    guest = login_as(Role.GUEST)
+    for path in ("/real-time", f"/lot-groups/{seeded['Columbia Street Lots']}"):
+        response = guest.get(path)
+        assert response.status_code == 200, path
+    realtime = router(guest, app, "/real-time")
+    assert "realtime-markers" in realtime and "Legend" in realtime
+    assert "Columbia Street Lots" not in realtime  # the layout holds no data
+    lot_group = router(guest, app, f"/lot-groups/{seeded['Columbia Street Lots']}")
+    assert "lotgroup-content" in lot_group and "/login?next=" not in lot_group
+    assert "Columbia Pay Lot" not in lot_group
+
+
+def test_a_guest_map_offers_only_temporary_permits(app, login_as, seeded) -> None:
+    out = outputs_of(map_refresh(login_as(Role.GUEST), app))
+    text = json.dumps(out)
+    assert "Columbia Street Lots" in text and "Central Services Yard" not in text
+    assert "Temporary" in text and "permit-standard" not in text
+    assert f"/lot-groups/{seeded['Columbia Street Lots']}" in text
+    markers = out["realtime-markers"]["children"]
+    assert len(markers) == 7
+    assert all(marker["type"] == "CircleMarker" for marker in markers)
+    assert "realtime-table" in out
+
+
+def test_a_signed_in_map_offers_standard_permits(app, login_as, seeded) -> None:
+    text = json.dumps(outputs_of(map_refresh(login_as(Role.USER), app)))
+    assert "permit-standard" in text and "permit-temporary" in text
+
+
+def test_the_lot_group_page_for_a_guest(app, login_as, session, seeded) -> None:
+    text = json.dumps(
+        outputs_of(group_refresh(login_as(Role.GUEST), app, str(seeded["Columbia Street Lots"])))
+    )
+    lots = {lot.name: lot.id for lot in session.scalars(select(Lot))}
+    assert "Columbia Street Lots" in text
+    assert f"/checkout/temp/{lots['Lot CX Overflow']}" in text
+    assert f"/checkout/temp/{lots['Columbia Pay Lot']}" in text
+    assert "/permits/book/" not in text
+    assert "realtime-donut" in text
+
+
+def test_the_lot_group_page_for_a_user(app, login_as, session, seeded) -> None:
+    text = json.dumps(
+        outputs_of(group_refresh(login_as(Role.USER), app, str(seeded["Columbia Street Lots"])))
+    )
+    lots = {lot.name: lot.id for lot in session.scalars(select(Lot))}
+    assert f"/permits/book/{lots['Lot C Faculty']}" in text
+    assert f"/permits/book/{lots['Lot CX Overflow']}" in text
+    assert f"/checkout/temp/{lots['Lot CX Overflow']}" in text
+    assert f"/permits/book/{lots['Columbia Pay Lot']}" not in text
+
+
+@pytest.mark.parametrize("group_id", ["hidden", "999999", "abc", None])
+def test_unknown_or_hidden_groups_are_not_found(app, login_as, seeded, group_id) -> None:
+    wanted = str(seeded["Central Services Yard"]) if group_id == "hidden" else group_id
+    text = json.dumps(outputs_of(group_refresh(login_as(Role.USER), app, wanted)))
+    assert "Lot group not found" in text
+    assert "Central Services" not in text
