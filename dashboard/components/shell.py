@@ -21,6 +21,8 @@ from models import Role
 MENU: list[tuple[str | None, str, str, Role]] = [
     (None, "Home", "/", Role.GUEST),
     (None, "Real-Time Map", "/real-time", Role.GUEST),
+    (None, "Lot Status", "/officer", Role.OFFICER),
+    ("Occupancy", "Real-Time Map (Admin)", "/admin/map", Role.MANAGER),
     ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
     ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
     ("Occupancy", "Sensor Feed Health", "/admin/ingest", Role.ADMIN),

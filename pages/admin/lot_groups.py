@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from dashboard.auth import has_role
 from dashboard.callbacks import callback, register_page
+from dashboard.components.figures import ago, percent, source_label
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.services import lot_groups, occupancy
 from dashboard.services.errors import DomainError
@@ -41,13 +42,6 @@ register_page(__name__, path="/admin/lot-groups", title="Manage Parking Lot Grou
 
 PREFIX = "lotgroups"
 register_live_updates(PREFIX)
-
-SOURCE_LABELS = {
-    "mistall": "Mistall",
-    "parking_logix": "Parking Logix",
-    "devices": "Live sensors",
-    "permits": "Permits",
-}
 
 
 def layout(**_query: str) -> html.Div:
@@ -112,27 +106,10 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _ago(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "never"
-    seconds = max(int((now - moment).total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}%"
-
-
 def _updated(figure: Figure, now: datetime) -> html.Span:
     """Relative age, with the site-local time on hover: "3 min ago" is what an operator scans for."""
     title = _local(figure.updated_at) if figure.updated_at else None
-    return html.Span(f"updated {_ago(figure.updated_at, now)}", title=title)
+    return html.Span(f"updated {ago(figure.updated_at, now)}", title=title)
 
 
 def _badges(figure: Figure) -> list[Any]:
@@ -153,12 +130,12 @@ def _physical_cell(row: LotGroupRow, now: datetime) -> Any:
             html.Div(
                 [
                     html.Strong(f"{figure.occupied} / {figure.capacity}", className="lotgroups-physical"),
-                    html.Span(f" {_percent(figure.percent)}", className="text-muted"),
+                    html.Span(f" {percent(figure.percent)}", className="text-muted"),
                     *_badges(figure),
                 ]
             ),
             html.Small(
-                [SOURCE_LABELS.get(str(figure.source), str(figure.source)), " · ", _updated(figure, now)],
+                [source_label(figure), " · ", _updated(figure, now)],
                 className="text-muted",
             ),
         ]
@@ -174,8 +151,8 @@ def _sources_cell(row: LotGroupRow, now: datetime) -> Any:
         [
             html.Li(
                 [
-                    f"{SOURCE_LABELS.get(str(figure.source), str(figure.source))} "
-                    f"{figure.occupied}/{figure.capacity} · {_ago(figure.updated_at, now)}",
+                    f"{source_label(figure)} "
+                    f"{figure.occupied}/{figure.capacity} · {ago(figure.updated_at, now)}",
                     *_badges(figure),
                 ],
                 className="fw-bold" if figure.source == in_use else None,
@@ -233,7 +210,7 @@ def _permits_cell(row: LotGroupRow) -> Any:
     return html.Span(
         [
             f"{permits.occupied} / {permits.capacity}",
-            html.Span(f" {_percent(permits.percent)}", className="text-muted"),
+            html.Span(f" {percent(permits.percent)}", className="text-muted"),
         ]
     )
 

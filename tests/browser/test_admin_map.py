@@ -1,0 +1,86 @@
+"""Real-Time Map (Admin) in a browser: an admin opens the map, clicks a lot group's pin and reads
+both figures in its popup; a new count then shows in the open popup and in the text table without
+a reload."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from dashboard import push
+from dashboard.services.occupancy import LiveStore, apply_figure
+from models import Lot, LotGroup, OccupancySource, Role
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def journey(page: Page, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
+    """A short heartbeat lets the server notice the closed page at once (see test_live_occupancy)."""
+    monkeypatch.setattr(push, "HEARTBEAT_SECONDS", 0.3)
+    yield page
+    page.goto("about:blank")
+    deadline = time.monotonic() + 5
+    while push.active_streams() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def garage(core, session) -> int:
+    group = LotGroup(
+        name="North Garage", map_color="#123456", latitude=43.4762, longitude=-80.5478, mistall_lot_id="M-17"
+    )
+    session.add(group)
+    session.flush()
+    session.add(
+        Lot(name="North Level 1", code="N1", capacity=280, permits_allowed=250, lot_group_id=group.id)
+    )
+    session.commit()
+    record(core, session, group.id, 10)
+    return group.id
+
+
+def record(core, session, group_id: int, occupied: int) -> None:
+    apply_figure(
+        session,
+        LiveStore(core.redis),
+        group_id,
+        OccupancySource.MISTALL,
+        occupied,
+        200,
+        datetime.now(UTC),
+        step_percent=5,
+    )
+    session.commit()
+
+
+def test_the_popup_shows_both_figures_and_follows_new_counts(
+    journey: Page, live_server, make_user, core, session, garage
+) -> None:
+    admin = make_user(Role.ADMIN)
+    journey.goto(f"{live_server}/login?next=/admin/map")
+    journey.fill("#login-email", admin.email)
+    journey.fill("#login-password", PASSWORD)
+    journey.click("#login-submit")
+    expect(journey).to_have_url(f"{live_server}/admin/map")
+    row = journey.locator(f"#adminmap-row-{garage}")
+    expect(row.locator(".adminmap-physical")).to_have_text("10 / 200")
+
+    journey.locator("#adminmap-map path.leaflet-interactive").first.click()
+    popup = journey.locator(".leaflet-popup .adminmap-popup")
+    expect(popup).to_be_visible()
+    expect(popup).to_contain_text("Physical count (Mistall)")
+    expect(popup.locator(".adminmap-physical")).to_have_text("10 / 200")
+    expect(popup).to_contain_text("Permits sold (lot info)")
+    expect(popup).to_contain_text("North Level 1")
+    expect(popup.locator(".adminmap-permits")).to_contain_text("0 / 250 sold")
+    expect(popup).to_contain_text("meant to differ")
+
+    record(core, session, garage, 57)
+    expect(popup.locator(".adminmap-physical")).to_have_text("57 / 200", timeout=3_000)
+    expect(row.locator(".adminmap-physical")).to_have_text("57 / 200", timeout=3_000)
