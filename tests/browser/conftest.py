@@ -7,11 +7,14 @@ Every module here sets ``pytestmark = pytest.mark.browser`` so ``make test`` lea
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
+
+from dashboard import push
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -55,3 +58,15 @@ def page(browser: Browser) -> Iterator[Page]:
         yield opened
     finally:
         context.close()
+
+
+@pytest.fixture
+def journey(page: Page, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
+    """A page for journeys on live-updating screens: a short heartbeat lets the server notice the
+    closed page at once, so no push stream outlives the test (later tests count open streams)."""
+    monkeypatch.setattr(push, "HEARTBEAT_SECONDS", 0.3)
+    yield page
+    page.goto("about:blank")
+    deadline = time.monotonic() + 5
+    while push.active_streams() and time.monotonic() < deadline:
+        time.sleep(0.05)

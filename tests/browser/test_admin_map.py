@@ -4,30 +4,16 @@ a reload."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from dashboard import push
 from dashboard.services.occupancy import LiveStore, apply_figure
 from models import Lot, LotGroup, OccupancySource, Role
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def journey(page: Page, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    """A short heartbeat lets the server notice the closed page at once (see test_live_occupancy)."""
-    monkeypatch.setattr(push, "HEARTBEAT_SECONDS", 0.3)
-    yield page
-    page.goto("about:blank")
-    deadline = time.monotonic() + 5
-    while push.active_streams() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 @pytest.fixture

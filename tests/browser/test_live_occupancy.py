@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -46,18 +45,6 @@ class Traffic:
     def _response(self, response: Response) -> None:
         if response.url.endswith(push.STREAM_PATH):
             self.stream_statuses.append(response.status)
-
-
-@pytest.fixture
-def journey(page: Page, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    """A short heartbeat lets the server notice the closed page at once, so no stream outlives the
-    test (later tests count open streams)."""
-    monkeypatch.setattr(push, "HEARTBEAT_SECONDS", 0.3)
-    yield page
-    page.goto("about:blank")
-    deadline = time.monotonic() + 5
-    while push.active_streams() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 @pytest.fixture
