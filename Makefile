@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-services test-browser lint format clean bench-ingest bench-read
+.PHONY: install run test test-services test-browser lint format clean bench-ingest bench-read bench-pages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench-ingest: install
 
 bench-read: install
 	$(BIN)/python bench/read.py
+
+bench-pages: install
+	$(BIN)/python bench/pages.py
 
 lint: install
 	$(BIN)/ruff check .
