@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         assets_folder=str(PROJECT_ROOT / "assets"),
         suppress_callback_exceptions=True,
         serve_locally=True,
+        # gzip for Dash's bundles and JSON (about 1.9 MiB of JS and CSS for the map, a quarter of
+        # that compressed); event streams and our pre-gzipped API bodies are left as they are.
+        compress=True,
         title="ParkOps",
         update_title=None,
         external_stylesheets=[],

@@ -1,0 +1,184 @@
+"""Editing Pages (admin): the public pages at ``/p/<slug>``, with their shortcodes.
+
+Pick a page (or "New page"), edit slug, title, format, published flag and body, then save or
+delete. The layout holds no data: the list and the form are filled by ``Role.ADMIN`` callbacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, ctx, dcc, html
+
+from dashboard.callbacks import callback, register_page
+from dashboard.services import content
+from dashboard.services.errors import NotFound, ValidationFailed
+from dashboard.web import current_user_id, session_scope
+from models import Role
+
+register_page(__name__, path="/admin/pages", title="Editing Pages", min_role=Role.ADMIN)
+
+NEW = "new"
+FIELD_LABELS = {"slug": "Address", "title": "Title", "body_format": "Format"}
+SHORTCODE_HELP = (
+    'Shortcodes: [real-time-map], [real-time-legend], [parking_logix only="North Garage, South" '
+    'show="all|open|closed" filter="garage" name="Heading"].'
+)
+
+
+def layout(**_query: str) -> html.Div:
+    return html.Div(
+        [
+            dcc.Location(id="pages-url"),
+            dcc.Store(id="pages-changed"),
+            html.H1("Editing Pages", className="h3"),
+            dbc.Row(
+                [
+                    dbc.Col(html.Div(id="pages-list"), lg=4),
+                    dbc.Col(
+                        [
+                            dbc.Label("Page", html_for="pages-select"),
+                            dcc.Dropdown(id="pages-select", clearable=False, className="mb-3"),
+                            dbc.Label("Address (/p/…)", html_for="pages-slug"),
+                            dbc.Input(id="pages-slug", className="mb-3"),
+                            dbc.Label("Title", html_for="pages-title"),
+                            dbc.Input(id="pages-title", className="mb-3"),
+                            dbc.Label("Format", html_for="pages-format"),
+                            dbc.Select(
+                                id="pages-format",
+                                options=[
+                                    {"label": "Markdown (plain paragraphs for now)", "value": "markdown"},
+                                    {"label": "HTML", "value": "html"},
+                                ],
+                                className="mb-3",
+                            ),
+                            dbc.Checkbox(id="pages-published", label="Published", className="mb-3"),
+                            dbc.Label("Body", html_for="pages-body"),
+                            dbc.Textarea(id="pages-body", rows=14, className="font-monospace mb-2"),
+                            html.Small(SHORTCODE_HELP, className="text-muted d-block mb-3"),
+                            dbc.Button("Save", id="pages-save-btn", color="primary", className="me-2"),
+                            dbc.Button("Delete", id="pages-delete-btn", color="danger", outline=True),
+                            html.Div(id="pages-status", className="mt-3"),
+                        ],
+                        lg=8,
+                    ),
+                ]
+            ),
+        ]
+    )
+
+
+@callback(
+    Output("pages-select", "options"),
+    Output("pages-list", "children"),
+    Input("pages-url", "pathname"),
+    Input("pages-changed", "data"),
+    min_role=Role.ADMIN,
+)
+def load_list(_path: str | None, _changed: Any) -> tuple[list[dict[str, Any]], Any]:
+    with session_scope() as session:
+        pages = content.list_pages(session)
+    options = [{"label": "New page", "value": NEW}] + [
+        {"label": f"{p.title} (/p/{p.slug})", "value": p.id} for p in pages
+    ]
+    rows = [
+        html.Li(
+            [
+                dcc.Link(p.title, href=f"/p/{p.slug}"),
+                " ",
+                dbc.Badge(
+                    "published" if p.is_published else "draft",
+                    color="success" if p.is_published else "secondary",
+                ),
+            ],
+            id=f"pages-row-{p.id}",
+        )
+        for p in pages
+    ]
+    return options, html.Ul(rows) if rows else html.P("No pages yet.", className="text-muted")
+
+
+@callback(
+    Output("pages-slug", "value"),
+    Output("pages-title", "value"),
+    Output("pages-format", "value"),
+    Output("pages-published", "value"),
+    Output("pages-body", "value"),
+    Input("pages-select", "value"),
+    min_role=Role.ADMIN,
+)
+def load_page(page_id: Any) -> tuple[str, str, str, bool, str]:
+    if page_id in (None, NEW):
+        return "", "", "markdown", False, ""
+    try:
+        with session_scope() as session:
+            page = content.get_page(session, int(page_id))
+    except (NotFound, TypeError, ValueError):
+        return "", "", "markdown", False, ""
+    return page.slug, page.title, page.body_format, page.is_published, page.body
+
+
+def _errors(exc: ValidationFailed) -> Any:
+    return dbc.Alert(
+        [
+            html.Strong("Not saved:"),
+            html.Ul([html.Li(f"{FIELD_LABELS.get(f, f)}: {m}") for f, m in exc.errors.items()]),
+        ],
+        color="danger",
+    )
+
+
+@callback(
+    Output("pages-status", "children"),
+    Output("pages-changed", "data"),
+    Output("pages-select", "value"),
+    Input("pages-save-btn", "n_clicks"),
+    Input("pages-delete-btn", "n_clicks"),
+    State("pages-select", "value"),
+    State("pages-slug", "value"),
+    State("pages-title", "value"),
+    State("pages-format", "value"),
+    State("pages-published", "value"),
+    State("pages-body", "value"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def save_or_delete(
+    _save: int | None,
+    _delete: int | None,
+    page_id: Any,
+    slug: str | None,
+    title: str | None,
+    body_format: str | None,
+    published: bool | None,
+    body: str | None,
+) -> tuple[Any, Any, Any]:
+    existing = None if page_id in (None, NEW) else int(page_id)
+    try:
+        with session_scope() as session:
+            if ctx.triggered_id == "pages-delete-btn":
+                if existing is None:
+                    return dbc.Alert("Choose a page to delete.", color="secondary"), None, NEW
+                content.delete_page(session, existing, actor_id=current_user_id())
+                return dbc.Alert("Page deleted.", color="success", duration=4000), f"deleted-{existing}", NEW
+            saved = content.save_page(
+                session,
+                slug=slug or "",
+                title=title or "",
+                body=body or "",
+                body_format=body_format or "markdown",
+                is_published=bool(published),
+                actor_id=current_user_id(),
+                page_id=existing,
+            )
+    except ValidationFailed as exc:
+        return _errors(exc), None, page_id
+    except NotFound as exc:
+        return dbc.Alert(str(exc), color="warning"), None, NEW
+    state = "published" if saved.is_published else "saved as a draft"
+    message = dbc.Alert(
+        [f"“{saved.title}” {state} at ", dcc.Link(f"/p/{saved.slug}", href=f"/p/{saved.slug}"), "."],
+        color="success",
+    )
+    return message, f"saved-{saved.id}-{saved.updated_at}", saved.id

@@ -1,0 +1,109 @@
+"""Public content pages at ``/p/<slug>`` (System Messaging > Editing Pages).
+
+The layout holds only the slug from the URL; the ``Role.GUEST`` callback loads the page, and only
+if it is published. Body text is sanitised with nh3 (``content.render_html``) before it reaches
+``dcc.Markdown(dangerously_allow_html=True)``. Shortcodes:
+
+- ``[real-time-legend]``: the real-time map's legend;
+- ``[real-time-map]``: for now a link card to ``/real-time`` plus the legend (embedding the live
+  map itself is a later step);
+- ``[parking_logix ...]``: the lot groups that have a Parking Logix API key, filtered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html
+
+from dashboard.callbacks import callback, register_page
+from dashboard.components.realtime_map import legend
+from dashboard.services import content
+from dashboard.web import session_scope
+from models import Role
+
+register_page(
+    __name__,
+    path_template="/p/<slug>",
+    path="/p/none",
+    title="Page",
+    min_role=Role.GUEST,
+)
+
+
+def layout(slug: str | None = None, **_query: str) -> html.Div:
+    return html.Div(
+        [dcc.Store(id="content-slug", data=slug), html.Div(id="content-body")],
+        className="content-page",
+    )
+
+
+def _not_found() -> Any:
+    return html.Div(
+        [
+            html.H1("Page not found", className="h3"),
+            html.P(["Go to the ", dcc.Link("home page", href="/"), "."]),
+        ],
+        id="content-not-found",
+    )
+
+
+def _map_card() -> Any:
+    return html.Div(
+        [
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.H2("Real-time parking", className="h5"),
+                        html.P("See how full each lot group is right now.", className="mb-2"),
+                        dbc.Button("Open the real-time map", href="/real-time", color="primary"),
+                    ]
+                ),
+                className="mb-2 content-map-card",
+            ),
+            legend(),
+        ],
+        className="my-3",
+    )
+
+
+def _logix_list(session: Any, params: dict[str, object]) -> Any:
+    groups = content.parking_logix_groups(session, params)
+    heading = [html.H2(str(params["name"]), className="h5")] if params.get("name") else []
+    items = [
+        html.Li(
+            [dcc.Link(g.name, href=f"/lot-groups/{g.id}"), " (closed)" if g.is_closed else ""],
+            id=f"content-logix-{g.id}",
+        )
+        for g in groups
+    ]
+    body: Any = html.Ul(items, className="content-logix") if items else html.P("No lot groups to show.")
+    return html.Div([*heading, body], className="my-3")
+
+
+def _segment(session: Any, segment: content.Segment, body_format: str) -> Any:
+    if isinstance(segment, content.Html):
+        return dcc.Markdown(
+            content.render_html(segment.text, body_format), dangerously_allow_html=True, className="mb-2"
+        )
+    if isinstance(segment, content.Notice):
+        return dbc.Alert(segment.message, color="secondary", className="small py-1 content-notice")
+    if segment.name == "real-time-legend":
+        return legend()
+    if segment.name == "real-time-map":
+        return _map_card()
+    return _logix_list(session, segment.params)
+
+
+@callback(Output("content-body", "children"), Input("content-slug", "data"), min_role=Role.GUEST)
+def show_page(slug: Any) -> Any:
+    if not isinstance(slug, str):
+        return _not_found()
+    with session_scope() as session:
+        page = content.get_published(session, slug)
+        if page is None:
+            return _not_found()
+        segments = content.parse_shortcodes(page.body)
+        children = [_segment(session, s, page.body_format) for s in segments]
+    return html.Div([html.H1(page.title, className="h3"), *children])

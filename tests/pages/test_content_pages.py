@@ -1,0 +1,131 @@
+"""Public content pages (/p/<slug>) and the admin Editing Pages screen."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dashboard.services import content
+from models import LotGroup, Role
+from tests.dash_helpers import dash_post, find_output, outputs_of
+
+HOSTILE = '<p>Hello</p><script>alert("owned")</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">x</a>'
+BODY = HOSTILE + '[real-time-map][real-time-legend][parking_logix name="Garages"][bogus-code]'
+
+
+@pytest.fixture
+def pages(core):
+    with core.db.session() as s:
+        s.add(LotGroup(name="North Garage", parking_logix_name="North", parking_logix_api_key="enc"))
+        s.add(LotGroup(name="Hidden Lot"))
+        for slug, published in (("welcome", True), ("secret-draft", False)):
+            content.save_page(
+                s,
+                slug=slug,
+                title=f"Title {slug}",
+                body=BODY,
+                body_format="html",
+                is_published=published,
+                actor_id=None,
+            )
+
+
+def show(client, app, slug):
+    return outputs_of(dash_post(client, app, find_output(app, "content-body.children"), [slug]))
+
+
+def assert_clean(text: str) -> None:
+    for bad in ("<script", "alert(", "onerror", "javascript:"):
+        assert bad not in text
+
+
+def test_guest_sees_a_published_page_with_shortcodes(app, login_as, pages):
+    client = login_as(Role.GUEST)
+    assert client.get("/p/welcome").status_code == 200
+    text = json.dumps(show(client, app, "welcome"))
+    assert "Title welcome" in text and "<p>Hello</p>" in text
+    assert '"dangerously_allow_html": true' in text
+    assert "Open the real-time map" in text and '"/real-time"' in text
+    assert "North Garage" in text and "Hidden Lot" not in text and "Garages" in text
+    assert "Unknown shortcode" in text and "bogus-code" not in text
+    assert_clean(text)
+
+
+@pytest.mark.parametrize("slug", ["secret-draft", "missing", None, "../admin"])
+def test_unpublished_or_unknown_pages_are_not_found(app, login_as, pages, slug):
+    text = json.dumps(show(login_as(Role.GUEST), app, slug))
+    assert "Page not found" in text and "Title" not in text
+
+
+def test_admin_page_is_for_admins_only(login_as):
+    assert login_as(Role.GUEST).get("/admin/pages").status_code == 302
+    assert login_as(Role.USER).get("/admin/pages").status_code == 403
+    assert login_as(Role.ADMIN).get("/admin/pages").status_code == 200
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.GUEST, 401), (Role.USER, 403)])
+def test_admin_callbacks_refuse_lower_roles(app, login_as, pages, role, status):
+    client = login_as(role)
+    listing = dash_post(client, app, find_output(app, "pages-list.children"), ["/admin/pages", None])
+    saved = dash_post(
+        client,
+        app,
+        find_output(app, "pages-status.children"),
+        [1, None],
+        [None, "hacked", "Hacked", "html", True, "x"],
+        triggered="pages-save-btn.n_clicks",
+    )
+    for response in (listing, saved):
+        assert response.status_code == status
+        assert b"welcome" not in response.data
+    with app.extensions["parkops"].db.session() as s:
+        assert "hacked" not in [p.slug for p in content.list_pages(s)]
+
+
+def save_as_admin(client, app, page_id, slug, title, body, published=True):
+    return outputs_of(
+        dash_post(
+            client,
+            app,
+            find_output(app, "pages-status.children"),
+            [1, None],
+            [page_id, slug, title, "html", published, body],
+            triggered="pages-save-btn.n_clicks",
+        )
+    )
+
+
+def test_admin_lists_saves_and_deletes(app, login_as, pages):
+    admin = login_as(Role.ADMIN)
+    listing = json.dumps(
+        outputs_of(dash_post(admin, app, find_output(app, "pages-list.children"), ["/admin/pages", None]))
+    )
+    assert "Title welcome" in listing and "draft" in listing
+
+    result = save_as_admin(admin, app, "new", "parking-faq", "Parking FAQ", HOSTILE + "<p>Answers</p>")
+    assert "published" in json.dumps(result["pages-status"])
+    new_id = result["pages-select"]["value"]
+    loaded = outputs_of(dash_post(admin, app, find_output(app, "pages-slug.value"), [new_id]))
+    assert loaded["pages-slug"]["value"] == "parking-faq"
+    page = json.dumps(show(login_as(Role.GUEST), app, "parking-faq"))
+    assert "Answers" in page
+    assert_clean(page)
+
+    clash = save_as_admin(admin, app, "new", "welcome", "Again", "x")
+    assert "another page already uses" in json.dumps(clash["pages-status"])
+    bad = save_as_admin(admin, app, "new", "Bad Slug", "", "x")
+    assert "Address" in json.dumps(bad["pages-status"]) and "Title" in json.dumps(bad["pages-status"])
+
+    deleted = outputs_of(
+        dash_post(
+            admin,
+            app,
+            find_output(app, "pages-status.children"),
+            [1, 1],
+            [new_id, "parking-faq", "Parking FAQ", "html", True, ""],
+            triggered="pages-delete-btn.n_clicks",
+        )
+    )
+    assert "Page deleted" in json.dumps(deleted["pages-status"])
+    assert "Page not found" in json.dumps(show(login_as(Role.GUEST), app, "parking-faq"))
