@@ -10,7 +10,10 @@ from dashboard.services import content
 from models import LotGroup, Role
 from tests.dash_helpers import dash_post, find_output, outputs_of
 
-HOSTILE = '<p>Hello</p><script>alert("owned")</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">x</a>'
+HOSTILE = (
+    '<p>Hello</p><script>alert("owned")</script>'
+    '<img src=x onerror="alert(2)"><a href="javascript:alert(3)">x</a>'
+)
 BODY = HOSTILE + '[real-time-map][real-time-legend][parking_logix name="Garages"][bogus-code]'
 
 
