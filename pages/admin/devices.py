@@ -210,13 +210,7 @@ def _devices_table(rows: list[DeviceView]) -> Any:
     if not rows:
         return html.P("No devices registered yet.", className="text-muted")
     header = ["Device", "Kind", "Lot", "Group", "Last seen", "Status", ""]
-    return dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody([_device_row(d) for d in rows])],
-        hover=True,
-        responsive=True,
-        size="sm",
-        id="devices-grid",
-    )
+    return _table("devices-grid", header, [_device_row(d) for d in rows])
 
 
 def _unknown_row(row: UnknownDeviceView) -> html.Tr:
@@ -246,12 +240,16 @@ def _unknown_table(rows: list[UnknownDeviceView]) -> Any:
     if not rows:
         return html.P("Every device the ingester heard is registered.", className="text-muted")
     header = ["Device id", "Kind (from topic)", "Messages", "First seen", "Last seen", "Latest message", ""]
+    return _table("devices-unknown-grid", header, [_unknown_row(r) for r in rows])
+
+
+def _table(table_id: str, header: list[str], rows: list[html.Tr]) -> Any:
     return dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody([_unknown_row(r) for r in rows])],
+        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(rows)],
         hover=True,
         responsive=True,
         size="sm",
-        id="devices-unknown-grid",
+        id=table_id,
     )
 
 

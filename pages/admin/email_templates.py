@@ -15,6 +15,7 @@ import nh3
 from dash import Input, Output, State, dcc, html
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components.feedback import validation_alert
 from dashboard.services import email as email_service
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.web import current_user_id, session_scope
@@ -91,13 +92,7 @@ def load_template(key: str | None) -> tuple[str, str, str, str, Any]:
 
 
 def _errors(exc: ValidationFailed) -> Any:
-    return dbc.Alert(
-        [
-            html.Strong("Not saved: the template has errors."),
-            html.Ul([html.Li(f"{FIELD_LABELS.get(f, f)}: {m}") for f, m in exc.errors.items()]),
-        ],
-        color="danger",
-    )
+    return validation_alert(exc, FIELD_LABELS, "Not saved: the template has errors.")
 
 
 @callback(

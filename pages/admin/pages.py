@@ -12,6 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components.feedback import validation_alert
 from dashboard.services import content
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.web import current_user_id, session_scope
@@ -120,13 +121,7 @@ def load_page(page_id: Any) -> tuple[str, str, str, bool, str]:
 
 
 def _errors(exc: ValidationFailed) -> Any:
-    return dbc.Alert(
-        [
-            html.Strong("Not saved:"),
-            html.Ul([html.Li(f"{FIELD_LABELS.get(f, f)}: {m}") for f, m in exc.errors.items()]),
-        ],
-        color="danger",
-    )
+    return validation_alert(exc, FIELD_LABELS, "Not saved:")
 
 
 @callback(
