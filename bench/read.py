@@ -15,8 +15,9 @@ It prints requests/s, p50 and p95 per endpoint and each endpoint's throughput as
 baseline, all at saturation (each client asks again as soon as it is answered), then the list's
 latency with the same clients each polling once a second, as open map pages do. Targets from the
 issue: ratio >= 0.5 (saturation) and p95 < 100 ms (the polling clients): at saturation, 200
-clients always queue for ``clients / throughput`` seconds whatever the code does. The maps' data
-callback joins the endpoint list when the maps exist. The client shares the machine with the
+clients always queue for ``clients / throughput`` seconds whatever the code does. The user map's
+data callback (the POST a guest's open map sends on each push or poll) is driven the same way, at
+saturation and paced (``--map-poll``). The client shares the machine with the
 server, so its own CPU use is printed too: a client near one full core is part of the limit.
 
 The database is emptied and rebuilt (default: ``PARKOPS_TEST_DATABASE_URL``, else a local
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import secrets
@@ -54,6 +56,9 @@ from models import Lot, LotGroup, OccupancySource
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/parkops_bench"
 LOTS_PER_GROUP = 3
+Request = tuple[str, bytes | None]  # a path, and a JSON body to POST (None: a GET)
+POST_HEADERS = {"Content-Type": "application/json"}
+MAP_OUTPUT = "realtime-markers.children"
 THREADS = 32  # as the README recommends: a thread blocked sending a large body to a slow client waits alone
 
 
@@ -183,7 +188,7 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float 
 
 
 async def drive(
-    base: str, label: str, paths: list[str], clients: int, seconds: float, interval: float = 0.0
+    base: str, label: str, requests: list[Request], clients: int, seconds: float, interval: float = 0.0
 ) -> Result:
     """``clients`` loops, each on its own keep-alive connection, for ``seconds`` after a warm-up.
 
@@ -205,11 +210,16 @@ async def drive(
                 if interval:
                     await asyncio.sleep(max(due - time.perf_counter(), 0.0))
                     due += interval
-                path = paths[n % len(paths)]
+                path, body = requests[n % len(requests)]
                 n += clients
                 started = time.perf_counter()
                 try:
-                    async with http.get(base + path) as response:
+                    call = (
+                        http.post(base + path, data=body, headers=POST_HEADERS)
+                        if body
+                        else http.get(base + path)
+                    )
+                    async with call as response:
                         await response.read()
                         ok = response.status == 200
                 except aiohttp.ClientError:
@@ -249,18 +259,46 @@ def report(results: list[Result], baseline: Result, client_cpu: dict[str, float]
     print(f"(at saturation each request waits about clients / throughput = {queue_ms:.0f} ms in the queue)")
 
 
+async def map_callback(base: str) -> bytes:
+    """The body a guest's browser POSTs when the user map refreshes on a push or poll (the
+    ``pages.realtime.refresh`` callback), built from the app's own ``/_dash-dependencies``."""
+    async with aiohttp.ClientSession() as http, http.get(base + "/_dash-dependencies") as response:
+        dependencies = await response.json()
+    entry = next(d for d in dependencies if MAP_OUTPUT in d["output"])
+    outputs = [
+        {"id": part.split(".")[0], "property": part.split(".")[1]}
+        for part in entry["output"].strip(".").split("...")
+    ]
+    inputs = [dict(spec, value=None) for spec in entry["inputs"]]
+    return json.dumps(
+        {
+            "output": entry["output"],
+            "outputs": outputs,
+            "inputs": inputs,
+            "state": [dict(spec, value=None) for spec in entry["state"]],
+            "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
+        }
+    ).encode()
+
+
 async def run(args: argparse.Namespace, ids: list[int], base: str) -> None:
-    group_paths = [f"/api/v1/lot-groups/{group_id}" for group_id in random.Random(3).sample(ids, len(ids))]
+    group_paths = [
+        (f"/api/v1/lot-groups/{group_id}", None) for group_id in random.Random(3).sample(ids, len(ids))
+    ]
+    the_list: list[Request] = [("/api/v1/lot-groups", None)]
+    map_refresh: list[Request] = [("/_dash-update-component", await map_callback(base))]
     plan = [
-        ("GET /api/v1/lot-groups", ["/api/v1/lot-groups"], 0.0),
+        ("GET /api/v1/lot-groups", the_list, 0.0),
         ("GET /api/v1/lot-groups/<id>", group_paths, 0.0),
-        ("GET /api/v1/ping (baseline)", ["/api/v1/ping"], 0.0),
-        (f"GET /api/v1/lot-groups, each client every {args.poll:g}s", ["/api/v1/lot-groups"], args.poll),
+        ("GET /api/v1/ping (baseline)", [("/api/v1/ping", None)], 0.0),
+        ("POST user map data callback", map_refresh, 0.0),
+        (f"user map callback, each client every {args.map_poll:g}s", map_refresh, args.map_poll),
+        (f"GET /api/v1/lot-groups, each client every {args.poll:g}s", the_list, args.poll),
     ]
     results, cpu = [], {}
-    for label, paths, interval in plan:
+    for label, requests, interval in plan:
         before_wall, before_cpu = time.perf_counter(), time.process_time()
-        results.append(await drive(base, label, paths, args.clients, args.seconds, interval))
+        results.append(await drive(base, label, requests, args.clients, args.seconds, interval))
         cpu[label] = (time.process_time() - before_cpu) / (time.perf_counter() - before_wall)
         print(f"  {label}: {len(results[-1].latencies_ms)} requests")
     report(results, results[2], cpu, args.clients)
@@ -277,6 +315,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
         "--poll", type=float, default=1.0, help="seconds between requests of one client in the paced run"
+    )
+    parser.add_argument(
+        "--map-poll",
+        type=float,
+        default=15.0,
+        help="seconds between map refreshes of one client (an open map page polls every 15 s while "
+        "push works, and refreshes on each pushed change)",
     )
     args = parser.parse_args()
 

@@ -138,10 +138,10 @@ def _page_index(registry_size: int) -> tuple[dict[str, dict[str, Any]], list[dic
     static: dict[str, dict[str, Any]] = {}
     templated: list[dict[str, Any]] = []
     for page in dash.page_registry.values():
+        # Dash's router also serves a templated page at its plain ``path``, so both are indexed.
+        static[page["path"].rstrip("/") or "/"] = page
         if page.get("path_template"):
             templated.append(page)
-        else:
-            static[page["path"].rstrip("/") or "/"] = page
     return static, templated
 
 

@@ -5,8 +5,8 @@ if it is published. Body text is sanitised with nh3 (``content.render_html``) be
 ``dcc.Markdown(dangerously_allow_html=True)``. Shortcodes:
 
 - ``[real-time-legend]``: the real-time map's legend;
-- ``[real-time-map]``: for now a link card to ``/real-time`` plus the legend (embedding the live
-  map itself is a later step);
+- ``[real-time-map]``: the live user map itself (``realtime_map.live_map``), served by the
+  ``/real-time`` page's ``Role.GUEST`` refresh: guests see temporary permits only, as there;
 - ``[parking_logix ...]``: the lot groups that have a Parking Logix API key, filtered.
 """
 
@@ -18,9 +18,9 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
 from dashboard.callbacks import callback, register_page
-from dashboard.components.realtime_map import legend
+from dashboard.components.realtime_map import legend, live_map
 from dashboard.services import content
-from dashboard.web import session_scope
+from dashboard.web import core, session_scope
 from models import Role
 
 register_page(
@@ -49,25 +49,6 @@ def _not_found() -> Any:
     )
 
 
-def _map_card() -> Any:
-    return html.Div(
-        [
-            dbc.Card(
-                dbc.CardBody(
-                    [
-                        html.H2("Real-time parking", className="h5"),
-                        html.P("See how full each lot group is right now.", className="mb-2"),
-                        dbc.Button("Open the real-time map", href="/real-time", color="primary"),
-                    ]
-                ),
-                className="mb-2 content-map-card",
-            ),
-            legend(),
-        ],
-        className="my-3",
-    )
-
-
 def _logix_list(session: Any, params: dict[str, object]) -> Any:
     groups = content.parking_logix_groups(session, params)
     heading = [html.H2(str(params["name"]), className="h5")] if params.get("name") else []
@@ -92,7 +73,7 @@ def _segment(session: Any, segment: content.Segment, body_format: str) -> Any:
     if segment.name == "real-time-legend":
         return legend()
     if segment.name == "real-time-map":
-        return _map_card()
+        return html.Div(live_map(core().settings.tile_url), className="my-3")
     return _logix_list(session, segment.params)
 
 

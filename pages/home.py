@@ -16,7 +16,7 @@ def layout(**_query: str) -> html.Div:
             html.P(
                 "Real-time parking operations: live occupancy, permits and enforcement.", className="lead"
             ),
-            dbc.Button("Log in", href="/login", color="primary"),
+            dbc.Button("See where to park now", href="/real-time", color="primary"),
         ],
         className="py-4",
     )

@@ -62,3 +62,53 @@ def outputs_of(response: Any) -> dict[str, dict[str, Any]]:
         return {}
     assert response.status_code == 200, response.data[:500]
     return response.get_json()["response"]
+
+
+def press(
+    client,
+    app,
+    fragment: str,
+    trigger: str | dict[str, Any],
+    values: dict[str, Any] | None = None,
+    rows: dict[str, list[dict[str, Any]]] | None = None,
+    clicks: int = 1,
+) -> Any:
+    """POST the callback with output ``fragment`` as the browser does after a click on ``trigger``
+    (a plain id or a pattern-matching id). ``values`` fills inputs and states by component id (or
+    "id.property"); ``rows`` lists the pattern-matching buttons on the page by their type."""
+    output = find_output(app, fragment)
+    entry = callback_entry(app, output)
+    values = values or {}
+
+    def plain(spec: dict[str, Any]) -> dict[str, Any]:
+        if spec["id"] == trigger:
+            return dict(spec, value=clicks)
+        return dict(spec, value=values.get(f"{spec['id']}.{spec['property']}", values.get(spec["id"])))
+
+    inputs: list[Any] = []
+    for spec in entry["inputs"]:
+        if spec["id"].startswith("{"):
+            kind = json.loads(spec["id"])["type"]
+            inputs.append(
+                [
+                    {"id": row, "property": spec["property"], "value": clicks if row == trigger else 0}
+                    for row in (rows or {}).get(kind, [])
+                ]
+            )
+        else:
+            inputs.append(plain(spec))
+    changed = (
+        json.dumps(trigger, sort_keys=True, separators=(",", ":")) if isinstance(trigger, dict) else trigger
+    ) + ".n_clicks"
+    body = {
+        "output": output,
+        "outputs": (
+            [{"id": o.component_id, "property": o.component_property} for o in entry["output"]]
+            if isinstance(entry["output"], list)
+            else {"id": entry["output"].component_id, "property": entry["output"].component_property}
+        ),
+        "inputs": inputs,
+        "state": [plain(spec) for spec in entry["state"]],
+        "changedPropIds": [changed],
+    }
+    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")

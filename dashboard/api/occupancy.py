@@ -40,14 +40,7 @@ def lot_groups() -> Response:
 
 
 def _list_body(core: Core) -> open_data.CachedBody:
-    return open_data.list_cache(core.redis).get(lambda: _build_list(core))
-
-
-def _build_list(core: Core) -> bytes:
-    with core.db.session() as session:
-        policy = occupancy.load_policy(session, core.secrets)
-        groups = open_data.public_groups(session, LiveStore(core.redis), policy, _now())
-    return open_data.dump({"lot_groups": groups})
+    return open_data.cached_list(core.db, core.redis, core.secrets, _now)
 
 
 @api.get("/lot-groups/<group_id>")

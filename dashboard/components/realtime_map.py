@@ -1,5 +1,10 @@
-"""Pieces of the user-side real-time map, shared by its pages and (later) content-page shortcodes
+"""Pieces of the user-side real-time map, shared by ``/real-time`` and the content-page shortcodes
 (``[real-time-map]``, ``[real-time-legend]``).
+
+- ``live_map``: the map itself, its live-update status, its error slot and its table alternative:
+  empty scaffolding whose pins arrive from ``pages.realtime.refresh`` (``Role.GUEST``). The ids are
+  fixed, so one page shows it once (the content parser turns a second ``[real-time-map]`` into a
+  notice).
 
 - ``donut``: the availability donut of a lot group (percent *available*), a plotly pie with a hole;
   ``donut_graph`` wraps it in a ``dcc.Graph`` inside a ``role="img"`` element whose label says
@@ -7,15 +12,26 @@
 - ``legend``: what the colours and icons mean (green = standard permits, yellow = temporary; pins
   in each group's map colour; stale and closed markers).
 - ``permit_badges``: the green/yellow badges of one lot.
+- ``render``: the pins, popups, tooltips and table alternative for guests or for signed-in users,
+  as plain JSON data, rebuilt only when the open API's cached list changes version; the
+  ``/real-time`` page's callbacks serve them (it is also what the embedded map uses).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
+import dash_leaflet as dl
 from dash import dcc, html
+from plotly.io.json import to_json_plotly
+
+from dashboard.components.live import live_updates
+from dashboard.services import maps
+from dashboard.services.maps import UserMapGroup
+from dashboard.services.open_data import CachedBody
 
 AVAILABLE_COLOR = "#198754"  # Bootstrap success
 TAKEN_COLOR = "#dee2e6"
@@ -23,6 +39,33 @@ STANDARD_COLOR = "success"  # green = standard permits
 TEMPORARY_COLOR = "warning"  # yellow = temporary permits
 STALE_DASH = "4 4"
 CLOSED_COLOR = "#6c757d"
+PREFIX = "realtime"  # ids and live-update channel of the map (``dashboard.components.live``)
+DEFAULT_CENTER = [20.0, 0.0]  # the world, until the first refresh fits the map to the pins
+
+
+def live_map(tile_url: str) -> html.Div:
+    """The user map, for a layout. ``tile_url`` is configuration (``PARKOPS_TILE_URL``), not data."""
+    return html.Div(
+        [
+            html.Div(live_updates(PREFIX), className="mb-1"),
+            dcc.Store(id=f"{PREFIX}-pins"),
+            html.Div(id=f"{PREFIX}-error"),
+            dl.Map(
+                [dl.TileLayer(url=tile_url), dl.LayerGroup(id=f"{PREFIX}-markers")],
+                id=f"{PREFIX}-map",
+                center=DEFAULT_CENTER,
+                zoom=2,
+                style={"height": "60vh", "minHeight": "320px", "width": "100%", "maxWidth": "100%"},
+                className="realtime-map border rounded",
+            ),
+            html.Details(
+                [html.Summary("The map as a table"), html.Div(id=f"{PREFIX}-table", className="mt-2")],
+                className="mt-3",
+                id=f"{PREFIX}-table-details",
+            ),
+        ],
+        className="realtime-live-map",
+    )
 
 
 def availability_text(percent_available: float | None, status: str = "open") -> str:
@@ -33,8 +76,11 @@ def availability_text(percent_available: float | None, status: str = "open") -> 
     return f"{percent_available:.0f}% available"
 
 
-def donut(percent_available: float | None, label: str, status: str = "open") -> go.Figure:
-    """A donut of availability: the green share is free. Closed or unknown: a grey ring."""
+def donut(percent_available: float | None, label: str, status: str = "open") -> dict[str, Any]:
+    """A donut of availability: the green share is free. Closed or unknown: a grey ring.
+
+    A plain figure dict, not a ``go.Figure``: building and validating one costs about 20 ms, and
+    the map's refresh draws one donut per pin on every pushed change (``bench/read.py``)."""
     text = availability_text(percent_available, status)
     if percent_available is None or status == "closed":
         values, colors = [1], [TAKEN_COLOR]
@@ -43,34 +89,35 @@ def donut(percent_available: float | None, label: str, status: str = "open") -> 
         free = max(0.0, min(100.0, float(percent_available)))
         values, colors = [free, 100.0 - free], [AVAILABLE_COLOR, TAKEN_COLOR]
         center = f"{free:.0f}%"
-    figure = go.Figure(
-        go.Pie(
-            values=values,
-            labels=["available", "taken"][: len(values)],
-            hole=0.65,
-            sort=False,
-            direction="clockwise",
-            marker={"colors": colors},
-            textinfo="none",
-            hoverinfo="skip",
-            showlegend=False,
-        )
-    )
-    figure.update_layout(
-        title={"text": f"{label}: {text}", "font": {"size": 12}, "x": 0.5, "xanchor": "center"},
-        annotations=[{"text": center, "showarrow": False, "font": {"size": 20}, "x": 0.5, "y": 0.5}],
-        margin={"l": 4, "r": 4, "t": 30, "b": 4},
-        height=170,
-        paper_bgcolor="rgba(0,0,0,0)",
-        meta={"alt": f"{label}: {text}"},
-    )
-    return figure
+    pie = {
+        "type": "pie",
+        "values": values,
+        "labels": ["available", "taken"][: len(values)],
+        "hole": 0.65,
+        "sort": False,
+        "direction": "clockwise",
+        "marker": {"colors": colors},
+        "textinfo": "none",
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+    layout = {
+        "title": {"text": f"{label}: {text}", "font": {"size": 12}, "x": 0.5, "xanchor": "center"},
+        "annotations": [{"text": center, "showarrow": False, "font": {"size": 20}, "x": 0.5, "y": 0.5}],
+        "margin": {"l": 4, "r": 4, "t": 30, "b": 4},
+        "height": 170,
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "meta": {"alt": f"{label}: {text}"},
+    }
+    return {"data": [pie], "layout": layout}
 
 
 def donut_graph(
     percent_available: float | None, label: str, status: str = "open", *, class_name: str = ""
 ) -> html.Div:
-    """The donut as a static graph, labelled for screen readers."""
+    """The donut as a static graph, labelled for screen readers. Its box has the graph's height
+    from the start: plotly loads after the popup opens, and a popup that grew then would already
+    have been panned into view at its smaller size, its top cut off by the map's edge."""
     return html.Div(
         dcc.Graph(
             figure=donut(percent_available, label, status),
@@ -80,7 +127,7 @@ def donut_graph(
         role="img",
         **{"aria-label": f"{label}: {availability_text(percent_available, status)}"},
         className=f"realtime-donut {class_name}".strip(),
-        style={"maxWidth": "240px", "margin": "0 auto"},
+        style={"maxWidth": "240px", "height": "170px", "margin": "0 auto"},
     )
 
 
@@ -136,3 +183,180 @@ def legend() -> html.Div:
         ],
         className="realtime-legend mt-3",
     )
+
+
+# --- the live map's pins, popups and table, rendered once per version of the public list ---
+
+
+def _lot_items(group: UserMapGroup) -> Any:
+    if not group.lots:
+        return html.P("No lots.", className="text-muted small mb-1")
+    return html.Ul(
+        [
+            html.Li(
+                [
+                    html.Span(lot.name),
+                    html.Span(
+                        f" {lot.percent_full:.0f}% full" if lot.percent_full is not None else " —",
+                        className="text-muted",
+                    ),
+                    *permit_badges(lot.offers_standard, lot.offers_temporary),
+                ],
+                className="realtime-lot",
+            )
+            for lot in group.lots
+        ],
+        className="list-unstyled small mb-2",
+    )
+
+
+def _book_link(group: UserMapGroup) -> Any:
+    return dcc.Link(
+        "Book permit",
+        href=f"/lot-groups/{group.group_id}",
+        className="btn btn-sm btn-primary text-white realtime-book",
+    )
+
+
+def _popup_content(group: UserMapGroup) -> list[Any]:
+    note = []
+    if group.status == "stale":
+        note = [html.P("The count is out of date.", className="small text-warning-emphasis mb-1")]
+    return [
+        html.H2(group.name, className="h6 mb-1"),
+        donut_graph(group.percent_available, group.name, group.status),
+        *note,
+        _lot_items(group),
+        _book_link(group),
+    ]
+
+
+def _tip_text(group: UserMapGroup) -> str:
+    return f"{group.name}: {availability_text(group.percent_available, group.status)}"
+
+
+def _marker(group: UserMapGroup) -> dl.CircleMarker:
+    """A pin. Its tooltip text and popup body sit in their own components, which
+    ``refresh_popups`` updates in place: re-creating the pin would close an open popup."""
+    closed = group.status == "closed"
+    color = CLOSED_COLOR if closed else group.color
+    return dl.CircleMarker(
+        [
+            dl.Tooltip(html.Span(_tip_text(group), id={"type": "realtime-tip", "group": group.group_id})),
+            dl.Popup(
+                html.Div(
+                    _popup_content(group),
+                    id={"type": "realtime-popup", "group": group.group_id},
+                    className="realtime-popup",
+                ),
+                minWidth=220,
+                maxWidth=260,
+            ),
+        ],
+        id=f"realtime-pin-{group.group_id}",
+        center=[group.lat, group.lon],
+        radius=12,
+        color=color,
+        weight=3,
+        fillColor=color,
+        fillOpacity=0.35 if group.status == "stale" else 0.8,
+        dashArray=STALE_DASH if group.status == "stale" else None,
+        className="realtime-pin",
+    )
+
+
+def _table(groups: list[UserMapGroup]) -> Any:
+    if not groups:
+        return html.P("No lot groups are on the map yet.", className="text-muted")
+    rows = []
+    for group in groups:
+        lots = [
+            html.Div(
+                [
+                    f"{lot.name}: "
+                    + (f"{lot.percent_full:.0f}% full" if lot.percent_full is not None else "no figure"),
+                    *permit_badges(lot.offers_standard, lot.offers_temporary),
+                ]
+            )
+            for lot in group.lots
+        ]
+        rows.append(
+            html.Tr(
+                [
+                    html.Th(group.name, scope="row"),
+                    html.Td(availability_text(group.percent_available, group.status)),
+                    html.Td(lots),
+                    html.Td(_book_link(group)),
+                ]
+            )
+        )
+    return dbc.Table(
+        [
+            html.Thead(
+                html.Tr([html.Th("Lot group"), html.Th("Availability"), html.Th("Lots"), html.Th("")])
+            ),
+            html.Tbody(rows),
+        ],
+        size="sm",
+        responsive=True,
+        className="small align-middle",
+    )
+
+
+def _viewport(groups: list[UserMapGroup]) -> dict[str, Any] | None:
+    if not groups:
+        return None
+    lats = [group.lat for group in groups if group.lat is not None]
+    lons = [group.lon for group in groups if group.lon is not None]
+    return {
+        "bounds": [[min(lats), min(lons)], [max(lats), max(lons)]],
+        "options": {"padding": [30, 30], "maxZoom": 16},
+    }
+
+
+def _signature(groups: list[UserMapGroup]) -> list[list[Any]]:
+    """What the pins themselves show (not the figures): they are re-created only when it changes."""
+    return [[g.group_id, g.name, g.lat, g.lon, g.color, g.status] for g in groups]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The map for one audience (guests, or signed-in users), rendered once per version of the
+    public list and kept as plain JSON data: every open map refreshes on every pushed change, and
+    building Dash components is most of a refresh's cost (``bench/read.py``)."""
+
+    etag: str
+    signature: list[list[Any]]
+    viewport: dict[str, Any] | None
+    markers: list[Any]
+    table: Any
+    popups: dict[int, Any]
+    tips: dict[int, str]
+
+
+_RENDERED: dict[bool, Rendered] = {}  # per process, by audience: the latest rendering only
+
+
+def _plain(component: Any) -> Any:
+    return json.loads(to_json_plotly(component))
+
+
+def render(body: CachedBody, *, logged_in: bool) -> Rendered:
+    """The map for this audience from the open API's cached list (``open_data.cached_list``: one
+    source of figures for the API and the maps, and no database read per refresh), re-rendered
+    only when the list's version changes."""
+    known = _RENDERED.get(logged_in)
+    if known is not None and known.etag == body.etag:
+        return known
+    groups = maps.from_public_list(json.loads(body.body)["lot_groups"], logged_in=logged_in)
+    rendered = Rendered(
+        etag=body.etag,
+        signature=_signature(groups),
+        viewport=_viewport(groups),
+        markers=_plain([_marker(group) for group in groups]),
+        table=_plain(_table(groups)),
+        popups={group.group_id: _plain(_popup_content(group)) for group in groups},
+        tips={group.group_id: _tip_text(group) for group in groups},
+    )
+    _RENDERED[logged_in] = rendered
+    return rendered

@@ -20,12 +20,15 @@ from models import Role
 # menu. Entries with a section are grouped in a drop-down, so the bar stays one line on a laptop.
 MENU: list[tuple[str | None, str, str, Role]] = [
     (None, "Home", "/", Role.GUEST),
+    (None, "Dashboard", "/admin", Role.MANAGER),
     (None, "Real-Time Map", "/real-time", Role.GUEST),
     (None, "Lot Status", "/officer", Role.OFFICER),
     ("Occupancy", "Real-Time Map (Admin)", "/admin/map", Role.MANAGER),
     ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
     ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
     ("Occupancy", "Sensor Feed Health", "/admin/ingest", Role.ADMIN),
+    ("Parking", "Lot Administration", "/admin/lots", Role.MANAGER),
+    ("Parking", "Lot Zones", "/admin/lot-zones", Role.ADMIN),
     ("System", "System Settings", "/admin/settings", Role.ADMIN),
     ("System", "System Task Logs", "/admin/tasks", Role.ADMIN),
     ("System", "Email Outbox", "/admin/outbox", Role.ADMIN),

@@ -7,19 +7,19 @@
   name="..."]``). An unknown shortcode or a bad parameter becomes a ``Notice`` with a harmless
   message (never the raw input), so a typo shows up on the page instead of breaking it.
 - ``render_html``: a body chunk as sanitised HTML (nh3: no script, no ``on*`` attributes, no
-  ``javascript:`` URLs). Markdown bodies are shown as plain-text paragraphs for now (the
-  ``markdown`` package is not installed); their HTML is escaped, not interpreted.
+  ``javascript:`` URLs). Markdown bodies are rendered with Python-Markdown first, so HTML written
+  inside them gets the same sanitising.
 
 No Flask or Dash here: pages call these inside a ``session_scope``.
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import markdown
 import nh3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -267,14 +267,19 @@ def _shortcode(name: str, raw_params: str) -> Segment:
 
 
 def parse_shortcodes(text: str | None) -> list[Segment]:
-    """The body as ``Html`` / ``Shortcode`` / ``Notice`` segments, in order (empty text dropped)."""
+    """The body as ``Html`` / ``Shortcode`` / ``Notice`` segments, in order (empty text dropped).
+    The live map is one set of components with fixed ids, so a second ``[real-time-map]`` is a
+    notice rather than a map that would never update."""
     segments: list[Segment] = []
     text = text or ""
     position = 0
     for match in _SHORTCODE_RE.finditer(text):
         if match.start() > position:
             segments.append(Html(text[position : match.start()]))
-        segments.append(_shortcode(match.group(1), match.group(2)))
+        segment = _shortcode(match.group(1), match.group(2))
+        if segment == Shortcode("real-time-map") and segment in segments:
+            segment = Notice("The real-time map is already on this page: it is shown once.")
+        segments.append(segment)
         position = match.end()
     if position < len(text):
         segments.append(Html(text[position:]))
@@ -284,19 +289,27 @@ def parse_shortcodes(text: str | None) -> list[Segment]:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _plain_paragraphs(text: str) -> str:
-    """Markdown without a Markdown library: escaped paragraphs, single newlines kept as breaks."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "".join(
-        "<p>" + "<br>".join(html_lib.escape(line) for line in p.splitlines()) + "</p>" for p in paragraphs
-    )
+MARKDOWN_EXTENSIONS = ["extra", "sane_lists"]  # tables, fenced code, footnotes, attribute lists
+_PRE_RE = re.compile(r"<pre\b.*?</pre>", re.DOTALL | re.IGNORECASE)
+
+
+def _one_block(markup: str) -> str:
+    """The HTML on one line inside a ``div``: ``dcc.Markdown`` then takes it as a single raw HTML
+    block, where it would otherwise read the text after a blank line (inside ``<pre>``, say) as
+    Markdown again. Newlines in ``<pre>`` become ``&#10;`` (the same character once parsed); the
+    others are whitespace in HTML anyway."""
+    markup = _PRE_RE.sub(lambda match: match.group(0).replace("\n", "&#10;"), markup)
+    return '<div class="content-html">' + markup.replace("\r", "").replace("\n", " ") + "</div>"
 
 
 def render_html(body: str | None, body_format: str) -> str:
-    """A body chunk as HTML that is safe to put in the page (always through nh3)."""
+    """A body chunk as HTML that is safe to put in the page: Markdown is rendered first (HTML
+    written inside Markdown included), and whatever the format, nh3 has the last word."""
     body = body or ""
-    markup = body if body_format == BodyFormat.HTML else _plain_paragraphs(body)
-    return nh3.clean(markup, url_schemes={"http", "https", "mailto", "tel"})
+    markup = (
+        body if body_format == BodyFormat.HTML else markdown.markdown(body, extensions=MARKDOWN_EXTENSIONS)
+    )
+    return _one_block(nh3.clean(markup, url_schemes={"http", "https", "mailto", "tel"}))
 
 
 # --- the parking_logix list --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -58,10 +59,11 @@ class UserMapGroup:
 def _percent_available(state: GroupOccupancy) -> float | None:
     if state.closed:
         return None
-    full = state.primary.percent
-    if full is None:
-        return None
-    return round(max(0.0, 100.0 - full), 1)
+    return _available(state.primary.percent)
+
+
+def _available(percent_full: float | None) -> float | None:
+    return None if percent_full is None else round(max(0.0, 100.0 - percent_full), 1)
 
 
 def _lot(lot: LotPermits, *, logged_in: bool) -> UserMapLot:
@@ -87,14 +89,45 @@ def _group(state: GroupOccupancy, *, logged_in: bool) -> UserMapGroup:
     )
 
 
+def from_public_list(groups: list[dict[str, Any]], *, logged_in: bool) -> list[UserMapGroup]:
+    """The map's groups from the open API's list (``open_data.public_group`` entries): the map
+    shows exactly what the API publishes, and can reuse its cached body (``open_data.cached_list``)
+    instead of reading the database and Redis on every refresh of every open map."""
+    found = []
+    for group in groups:
+        if group["lat"] is None or group["lon"] is None:
+            continue
+        closed = group["status"] == "closed"
+        lots = tuple(
+            UserMapLot(
+                lot_id=lot["id"],
+                name=lot["name"],
+                percent_full=lot["percent"],
+                offers_standard=logged_in and bool(lot["sells_standard"]),
+                offers_temporary=bool(lot["sells_temporary"]),
+            )
+            for lot in group["lots"]
+        )
+        found.append(
+            UserMapGroup(
+                group_id=group["id"],
+                name=group["name"],
+                color=group["color"],
+                lat=group["lat"],
+                lon=group["lon"],
+                status=group["status"],
+                percent_available=None if closed else _available(group["percent"]),
+                lots=lots,
+            )
+        )
+    return found
+
+
 def user_map_groups(
     session: Session, store: LiveStore, policy: Policy, now: datetime, *, logged_in: bool
 ) -> list[UserMapGroup]:
     """Every group shown on the map that has a location, ordered by name."""
-    groups = [
-        _group(state, logged_in=logged_in) for state in open_data.public_states(session, store, policy, now)
-    ]
-    return [group for group in groups if group.located]
+    return from_public_list(open_data.public_groups(session, store, policy, now), logged_in=logged_in)
 
 
 def lot_group_page(

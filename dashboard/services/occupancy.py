@@ -342,6 +342,26 @@ def apply_figures(
     return {update.group_id for update in changed}
 
 
+def announce_changes(
+    client: redis.Redis, messages: Iterable[Mapping[str, object]], now: datetime | None = None
+) -> None:
+    """Tell open pages that settings behind some groups changed (a group closed, moved, deleted;
+    a lot's allowance or group), after the change has committed: drop the public list's cached
+    body first, so the refresh each message triggers reads the change, then publish one message
+    per change. Public data only; ``changed_at`` keeps each message distinct (pages ignore one
+    identical to the previous). A Redis outage is logged: the change itself is saved, and pages
+    see it on their next poll."""
+    moment = (now or datetime.now(UTC)).isoformat()
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(PUBLIC_CACHE_KEY)
+    for message in messages:
+        pipe.publish(CHANNEL, json.dumps({**message, "changed_at": moment}))
+    try:
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("occupancy: could not announce a change", exc_info=True)
+
+
 def _write_snapshot(session: Session, group_id: int, figure: Figure) -> None:
     session.add(
         OccupancySnapshot(

@@ -50,6 +50,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
+from dashboard.db import Database
 from dashboard.services import occupancy, system_settings
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, Policy
@@ -329,6 +330,7 @@ class BodyCache:
     # A body confirmed this recently is served without asking Redis: under load that removes a
     # round trip from nearly every request, for at most this much extra delay on a change.
     local_ttl_s: ClassVar[float] = 0.1
+    FRESH_WAIT_S: ClassVar[float] = 2.0
 
     def __init__(
         self, client: redis.Redis, key: str, ttl_ms: int = 1000, lock_ms: int = 10_000, keep_ms: int = 60_000
@@ -339,15 +341,19 @@ class BodyCache:
         self.lock_ms = lock_ms
         self.keep_ms = keep_ms
 
-    def get(self, build: Callable[[], bytes]) -> CachedBody:
+    def get(self, build: Callable[[], bytes], *, fresh: bool = False) -> CachedBody:
+        """``fresh`` is for a reader that was just told of a change (a pushed message): the local
+        tenth of a second and the previous body served during a rebuild could both hide it until
+        its next refresh, so it asks Redis and waits for a rebuild in progress instead."""
         known = self._memo.get(self.key)
-        if known is not None and time.monotonic() - self._checked.get(self.key, 0.0) < self.local_ttl_s:
+        recent = time.monotonic() - self._checked.get(self.key, 0.0) < self.local_ttl_s
+        if not fresh and known is not None and recent:
             return known
-        cached = self._get(build)
+        cached = self._get(build, fresh)
         self._checked[self.key] = time.monotonic()
         return cached
 
-    def _get(self, build: Callable[[], bytes]) -> CachedBody:
+    def _get(self, build: Callable[[], bytes], fresh: bool) -> CachedBody:
         etag = self.redis.get(self.key)
         if etag is None:
             lock = self.redis.lock(self.key + ":lock", timeout=self.lock_ms / 1000, blocking=False)
@@ -358,10 +364,21 @@ class BodyCache:
                     # LockError: the build outlived the lock, whose expiry already freed it.
                     with contextlib.suppress(LockError):
                         lock.release()
-            etag = self.redis.get(self.key + ":last")
+            etag = self._wait_for_rebuild() if fresh else self.redis.get(self.key + ":last")
             if etag is None:
                 return self._cached(build())
         return self._read(etag.decode()) or self._cached(build())
+
+    def _wait_for_rebuild(self) -> bytes | None:
+        """The ETag another request is building, once it is stored (None after ``FRESH_WAIT_S``:
+        the caller then builds for itself)."""
+        deadline = time.monotonic() + self.FRESH_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            etag = self.redis.get(self.key)
+            if etag is not None:
+                return etag
+        return None
 
     def invalidate(self) -> None:
         self.redis.delete(self.key, self.key + ":last")
@@ -394,6 +411,25 @@ class BodyCache:
 
 def list_cache(client: redis.Redis) -> BodyCache:
     return BodyCache(client, LIST_CACHE_KEY)
+
+
+def cached_list(
+    database: Database,
+    client: redis.Redis,
+    secrets: SecretBox,
+    now: Callable[[], datetime],
+    *,
+    fresh: bool = False,
+) -> CachedBody:
+    """The list's body (``{"lot_groups": [...]}``), shared by the API and the user map's refresh:
+    built at most once a second for every process together (``BodyCache``; ``fresh`` as there)."""
+
+    def build() -> bytes:
+        with database.session() as session:
+            policy = occupancy.load_policy(session, secrets)
+            return dump({"lot_groups": public_groups(session, LiveStore(client), policy, now())})
+
+    return list_cache(client).get(build, fresh=fresh)
 
 
 def fiware_cache(client: redis.Redis, entity_type: str) -> BodyCache:

@@ -8,8 +8,12 @@ disagrees is visible), and the permit figure the seed keeps next to it on purpos
 Managers may look; only admins open or close a group, and the toggle callback itself declares
 ``Role.ADMIN``, so the gate refuses it to a manager whatever the browser sends. The layout is empty
 scaffolding; rows arrive through the role-checked refresh, which runs on every pushed change and
-on the poll (``dashboard.components.live``). Creating and editing groups is a later issue: it will
-add a toolbar above the table and buttons to the Actions column.
+on the poll (``dashboard.components.live``).
+
+Admins also get "Add lot group" above the table and, per row, "Edit" (both open the editor,
+``pages.admin.lot_group_edit``, which comes back here with a one-time message through Flask's
+``flash``) and "Delete". Delete asks first, in a dialog that names the group and says how many
+lots it holds and that they stay, without a group.
 
 "Edit Mistall lot" (admins) opens a dialog outside the table, so the live refresh, which replaces
 the table, neither closes it nor loses its selection. Its choices are the Mistall lots the Update
@@ -25,6 +29,7 @@ from typing import Any
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
+from flask import get_flashed_messages
 from redis.exceptions import RedisError
 
 from dashboard.auth import has_role
@@ -51,6 +56,9 @@ def layout(**_query: str) -> html.Div:
                 [html.H1("Manage Parking Lot Groups", className="h3 mb-0"), *live_updates(PREFIX)],
                 className="d-flex align-items-baseline gap-3",
             ),
+            dcc.Location(id="lotgroups-url"),
+            html.Div(id="lotgroups-toolbar", className="d-flex flex-wrap gap-2 my-2"),
+            dbc.Alert(id="lotgroups-notice", is_open=False, dismissable=True, duration=8000),
             html.P(
                 "Each lot group is one pin on the real-time maps. The physical count comes from Mistall, "
                 "else Parking Logix, else the live sensors; the permit count beside it is what has been "
@@ -61,8 +69,10 @@ def layout(**_query: str) -> html.Div:
             dcc.Store(id="lotgroups-version", data=0),
             dbc.Alert(id="lotgroups-mistall-flash", is_open=False, dismissable=True, duration=8000),
             dcc.Store(id="lotgroups-mistall-version", data=0),
+            dbc.Alert(id="lotgroups-delete-flash", is_open=False, dismissable=True, duration=12000),
             html.Div(id="lotgroups-table"),
             _mistall_modal(),
+            _delete_modal(),
         ]
     )
 
@@ -98,6 +108,32 @@ def _mistall_modal() -> Any:
             ),
         ],
         id="lotgroups-mistall-modal",
+        is_open=False,
+    )
+
+
+def _delete_modal() -> Any:
+    """Empty scaffolding: the group's name and its lots arrive when the dialog opens."""
+    return dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle("Delete lot group", id="lotgroups-delete-title")),
+            dbc.ModalBody(
+                [
+                    dcc.Store(id="lotgroups-delete-group"),
+                    html.Div(id="lotgroups-delete-body"),
+                    dbc.Alert(
+                        id="lotgroups-delete-error", color="danger", is_open=False, className="mt-3 mb-0"
+                    ),
+                ]
+            ),
+            dbc.ModalFooter(
+                [
+                    dbc.Button("Cancel", id="lotgroups-delete-cancel", color="secondary", n_clicks=0),
+                    dbc.Button("Delete", id="lotgroups-delete-confirm", color="danger", n_clicks=0),
+                ]
+            ),
+        ],
+        id="lotgroups-delete-modal",
         is_open=False,
     )
 
@@ -236,6 +272,30 @@ def _edit_mistall(row: LotGroupRow) -> Any:
     )
 
 
+def _edit(row: LotGroupRow) -> Any:
+    return dbc.Button(
+        "Edit",
+        href=edit_href(row.state.group_id),
+        size="sm",
+        color="outline-secondary",
+        id=f"lotgroups-edit-{row.state.group_id}",
+    )
+
+
+def _delete(row: LotGroupRow) -> Any:
+    return dbc.Button(
+        "Delete",
+        id={"type": "lotgroups-delete", "group": row.state.group_id},
+        size="sm",
+        color="outline-danger",
+        n_clicks=0,
+    )
+
+
+def edit_href(group_id: int) -> str:
+    return f"/admin/lot-groups/{group_id}/edit"
+
+
 def _table(rows: list[LotGroupRow], now: datetime, can_toggle: bool) -> Any:
     if not rows:
         return html.P("There are no lot groups yet.", className="text-muted")
@@ -262,7 +322,8 @@ def _table(rows: list[LotGroupRow], now: datetime, can_toggle: bool) -> Any:
             html.Td(_sources_cell(row, now)),
         ]
         if can_toggle:
-            cells.append(html.Td(html.Div([_toggle(row), _edit_mistall(row)], className="d-flex gap-1")))
+            actions = [_toggle(row), _edit(row), _edit_mistall(row), _delete(row)]
+            cells.append(html.Td(html.Div(actions, className="d-flex flex-wrap gap-1")))
         body.append(html.Tr(cells, id=f"lotgroups-row-{row.state.group_id}"))
     return dbc.Table(
         [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
@@ -464,3 +525,138 @@ def edit_mistall(
     except DomainError as exc:
         return _modal(error=str(exc), error_open=True)
     return _modal()
+
+
+# The message ``pages.admin.lot_group_edit`` leaves with Flask's ``flash`` after a save.
+EDITOR_FLASH = "lotgroups"
+
+
+@callback(
+    Output("lotgroups-toolbar", "children"),
+    Output("lotgroups-notice", "children"),
+    Output("lotgroups-notice", "color"),
+    Output("lotgroups-notice", "is_open"),
+    Input("lotgroups-url", "pathname"),
+    min_role=Role.MANAGER,
+)
+def toolbar(_path: str | None) -> tuple[Any, ...]:
+    """The admin's toolbar, and the editor's one-time message (taken, so a reload shows it no more)."""
+    if not has_role(Role.ADMIN):
+        return None, no_update, no_update, no_update
+    add = dbc.Button("Add lot group", href="/admin/lot-groups/new", color="primary", id="lotgroups-add")
+    messages = get_flashed_messages(category_filter=[EDITOR_FLASH])
+    if not messages:
+        return add, no_update, no_update, no_update
+    return add, " ".join(messages), "success", True
+
+
+def _lots_sentence(deletion: lot_groups.Deletion) -> str:
+    if not deletion.lot_count:
+        return "It has no lots."
+    names = ", ".join(deletion.lot_names[:5]) + (", …" if deletion.lot_count > 5 else "")
+    return (
+        f"It has {deletion.lot_count} lot(s) ({names}). They are kept, without a lot group, until you "
+        "assign them to another one."
+    )
+
+
+# Outputs of ``delete``, in order.
+DELETE_OUTPUTS = (
+    "modal_open",
+    "group",
+    "title",
+    "body",
+    "error",
+    "error_open",
+    "flash",
+    "flash_open",
+    "version",
+)
+
+
+def _deleting(**changes: Any) -> tuple[Any, ...]:
+    unknown = set(changes) - set(DELETE_OUTPUTS)
+    if unknown:
+        raise TypeError(f"not an output of delete: {sorted(unknown)}")
+    return tuple(changes.get(name, no_update) for name in DELETE_OUTPUTS)
+
+
+def _ask(group_id: int) -> tuple[Any, ...]:
+    with session_scope() as session:
+        found = lot_groups.deletion(session, group_id)
+    body = [
+        html.P(["Delete the lot group ", html.Strong(found.name), "? Its pin leaves the maps."]),
+        html.P(_lots_sentence(found)),
+        html.P("Its occupancy history is deleted with it. This cannot be undone.", className="mb-0"),
+    ]
+    return _deleting(
+        modal_open=True,
+        group=found.group_id,
+        title=f"Delete {found.name}?",
+        body=body,
+        error=None,
+        error_open=False,
+    )
+
+
+def _confirm(group_id: Any, version: int | None) -> tuple[Any, ...]:
+    if not isinstance(group_id, int):
+        return _deleting(error="Open the dialog from a lot group's row first.", error_open=True)
+    with session_scope() as session:
+        deleted = lot_groups.delete_group(session, group_id, current_user_id())
+    lot_groups.announce_deleted(core().redis, deleted.group_id)
+    kept = f" Its {deleted.lot_count} lot(s) are kept, without a lot group." if deleted.lot_count else ""
+    return _deleting(
+        modal_open=False,
+        group=None,
+        error=None,
+        error_open=False,
+        flash=f"Lot group {deleted.name} deleted.{kept}",
+        flash_open=True,
+        version=(version or 0) + 1,
+    )
+
+
+@callback(
+    Output("lotgroups-delete-modal", "is_open"),
+    Output("lotgroups-delete-group", "data"),
+    Output("lotgroups-delete-title", "children"),
+    Output("lotgroups-delete-body", "children"),
+    Output("lotgroups-delete-error", "children"),
+    Output("lotgroups-delete-error", "is_open"),
+    Output("lotgroups-delete-flash", "children"),
+    Output("lotgroups-delete-flash", "is_open"),
+    Output("lotgroups-version", "data", allow_duplicate=True),
+    Input({"type": "lotgroups-delete", "group": ALL}, "n_clicks"),
+    Input("lotgroups-delete-confirm", "n_clicks"),
+    Input("lotgroups-delete-cancel", "n_clicks"),
+    State("lotgroups-delete-group", "data"),
+    State("lotgroups-version", "data"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def delete(
+    _deletes: list[int | None],
+    _confirm_clicks: int | None,
+    _cancel_clicks: int | None,
+    group_id: Any,
+    version: int | None,
+) -> tuple[Any, ...]:
+    """Ask, delete or cancel. Only a real click acts (the live refresh re-creates the row buttons
+    with n_clicks 0), and the dialog names the group it was opened for, whatever the table shows
+    by the time the admin confirms. Bumping ``lotgroups-version`` re-reads the table at once."""
+    trigger = dash.ctx.triggered_id
+    clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
+    if not clicked:
+        return _deleting()
+    try:
+        if isinstance(trigger, dict) and trigger.get("type") == "lotgroups-delete":
+            target = trigger.get("group")
+            return _ask(target) if isinstance(target, int) else _deleting()
+        if trigger == "lotgroups-delete-confirm":
+            return _confirm(group_id, version)
+        if trigger == "lotgroups-delete-cancel":
+            return _deleting(modal_open=False, group=None, error=None, error_open=False)
+    except DomainError as exc:
+        return _deleting(error=str(exc), error_open=True)
+    return _deleting()

@@ -49,7 +49,7 @@ def test_guest_sees_a_published_page_with_shortcodes(app, login_as, pages):
     text = json.dumps(show(client, app, "welcome"))
     assert "Title welcome" in text and "<p>Hello</p>" in text
     assert '"dangerously_allow_html": true' in text
-    assert "Open the real-time map" in text and '"/real-time"' in text
+    assert '"realtime-markers"' in text and '"realtime-live-status"' in text  # the live map itself
     assert "North Garage" in text and "Hidden Lot" not in text and "Garages" in text
     assert "Unknown shortcode" in text and "bogus-code" not in text
     assert_clean(text)

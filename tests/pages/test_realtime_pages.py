@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import plotly.graph_objects as go
 import pytest
 from sqlalchemy import select
 
 from dashboard.auth import PAGES_ROUTER_OUTPUT
+from dashboard.components.realtime_map import donut
 from dashboard.services import demo
 from models import Lot, LotGroup, Role
 from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
@@ -25,8 +27,26 @@ def seeded(core, session, tmp_path) -> dict[str, int]:
     return {group.name: group.id for group in session.scalars(select(LotGroup))}
 
 
-def map_refresh(client, app) -> Any:
-    return dash_post(client, app, find_output(app, MARKERS), [None, 0])
+def map_refresh(client, app, pins: Any = None, triggered: str | None = None) -> Any:
+    return dash_post(client, app, find_output(app, MARKERS), [None, 0], [pins], triggered=triggered)
+
+
+def popups_refresh(client, app, group_ids: list[int]) -> Any:
+    """The in-place popup refresh, with the pins the browser has (pattern-matching outputs)."""
+    outputs = [
+        [{"id": {"type": kind, "group": g}, "property": "children"} for g in group_ids]
+        for kind in ("realtime-popup", "realtime-tip")
+    ]
+    body = {
+        "output": find_output(app, "realtime-popup"),
+        "outputs": outputs,
+        "inputs": [
+            {"id": "realtime-live", "property": "data", "value": "{}"},
+            {"id": "realtime-poll", "property": "n_intervals", "value": 3},
+        ],
+        "changedPropIds": ["realtime-live.data"],
+    }
+    return client.post("/_dash-update-component", json=body)
 
 
 def group_refresh(client, app, group_id: Any) -> Any:
@@ -66,6 +86,32 @@ def test_a_guest_map_offers_only_temporary_permits(app, login_as, seeded) -> Non
     assert "realtime-table" in out
 
 
+def test_pins_are_kept_while_only_figures_change(app, login_as, seeded) -> None:
+    """A poll that finds the same pins leaves them (and any open popup) alone; the popups and
+    tooltips are refreshed in place, with the visitor's own permit visibility."""
+    guest = login_as(Role.GUEST)
+    first = outputs_of(map_refresh(guest, app))
+    pins = first["realtime-pins"]["data"]
+    assert len(pins) == 7
+    again = outputs_of(map_refresh(guest, app, pins, triggered="realtime-poll.n_intervals"))
+    assert "realtime-markers" not in again and "realtime-map" not in again
+    assert "realtime-table" in again
+
+    columbia = seeded["Columbia Street Lots"]
+    response = popups_refresh(guest, app, [columbia, 999999])
+    assert response.status_code == 200, response.data[:300]
+    body = response.get_json()["response"]
+    popups = json.dumps(body['{"group":999999,"type":"realtime-popup"}'])
+    assert "no longer on the map" in popups
+    columbia_popup = json.dumps(body[f'{{"group":{columbia},"type":"realtime-popup"}}'])
+    assert "realtime-donut" in columbia_popup and "Book permit" in columbia_popup
+    assert "permit-temporary" in columbia_popup and "permit-standard" not in columbia_popup
+    tip = body[f'{{"group":{columbia},"type":"realtime-tip"}}']["children"]
+    assert tip.startswith("Columbia Street Lots: ") and "available" in tip
+    signed_in = json.dumps(popups_refresh(login_as(Role.USER), app, [columbia]).get_json())
+    assert "permit-standard" in signed_in
+
+
 def test_a_signed_in_map_offers_standard_permits(app, login_as, seeded) -> None:
     text = json.dumps(outputs_of(map_refresh(login_as(Role.USER), app)))
     assert "permit-standard" in text and "permit-temporary" in text
@@ -100,3 +146,13 @@ def test_unknown_or_hidden_groups_are_not_found(app, login_as, seeded, group_id)
     text = json.dumps(outputs_of(group_refresh(login_as(Role.USER), app, wanted)))
     assert "Lot group not found" in text
     assert "Central Services" not in text
+
+
+@pytest.mark.parametrize(
+    ("percent", "status", "center"), [(37.4, "open", "37%"), (None, "open", "—"), (80, "closed", "Closed")]
+)
+def test_the_donut_is_a_valid_plotly_figure(percent, status, center) -> None:
+    """The donut is a plain dict for speed; plotly's own validation must still accept it."""
+    figure = go.Figure(donut(percent, "North Garage", status))
+    assert figure.layout.annotations[0].text == center
+    assert figure.layout.meta["alt"].startswith("North Garage: ")

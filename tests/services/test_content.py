@@ -87,10 +87,34 @@ def test_html_is_sanitised():
     assert "<p>Hi</p>" in cleaned and 'href="https://ok.test"' in cleaned
 
 
-def test_markdown_bodies_are_escaped_plain_paragraphs():
-    cleaned = content.render_html("Line one\nline two\n\n<script>alert(1)</script>", "markdown")
-    assert cleaned.startswith("<p>Line one<br>line two</p><p>")
-    assert "<script" not in cleaned and "&lt;script&gt;" in cleaned
+def test_markdown_is_rendered_and_then_sanitised():
+    text = (
+        "# Parking help\n\nLine one\nline two\n\n- **north** lot\n- [south](https://ok.test)\n\n"
+        "<script>alert(1)</script>\n\n[bad](javascript:alert(2)) <img src=x onerror=alert(3)>"
+    )
+    cleaned = content.render_html(text, "markdown")
+    assert "<h1>Parking help</h1>" in cleaned
+    assert "<li><strong>north</strong> lot</li>" in cleaned
+    assert '<a href="https://ok.test"' in cleaned
+    for bad in ("<script", "alert(1)", "javascript:", "onerror"):
+        assert bad not in cleaned
+
+
+def test_rendered_html_is_one_block_so_dcc_markdown_never_reads_it_again():
+    """A blank line inside a code block must not end the raw HTML block (``dcc.Markdown`` would
+    read what follows as Markdown); newlines inside ``<pre>`` survive as character references."""
+    cleaned = content.render_html("```\nfirst\n\n    indented\n```\n\nafter *this*", "markdown")
+    assert "\n" not in cleaned
+    assert cleaned.startswith('<div class="content-html">') and cleaned.endswith("</div>")
+    assert "first&#10;&#10;    indented" in cleaned
+    assert "<em>this</em>" in cleaned
+
+
+def test_a_second_map_on_one_page_is_a_notice():
+    segments = content.parse_shortcodes("[real-time-map] text [real-time-map] [real-time-legend]")
+    assert segments[0] == Shortcode("real-time-map")
+    assert isinstance(segments[2], Notice) and "once" in segments[2].message
+    assert segments[3] == Shortcode("real-time-legend")
 
 
 # --- pages -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -293,6 +294,37 @@ def test_cache_serves_the_previous_body_while_another_request_rebuilds(core: Cor
     assert cache.get(build) == previous and build.calls == 1
     other.release()
     assert cache.get(build).body == b'{"n":2}'
+
+
+def test_a_fresh_read_waits_for_the_rebuild_instead_of_the_previous_body(core: Core) -> None:
+    """A page told of a change (pushed message) must not get the body from before it."""
+    cache, build = _cache(core), Builder()
+    cache.get(build)
+    core.redis.delete("test:body")  # a change dropped the current ETag
+    other = core.redis.lock("test:body:lock", timeout=10)
+    assert other.acquire(blocking=False)
+
+    def other_request_rebuilds() -> None:
+        time.sleep(0.2)
+        _cache(core)._store(b'{"n":"rebuilt"}')  # noqa: SLF001  (what the lock holder does)
+        other.release()
+
+    rebuilder = threading.Thread(target=other_request_rebuilds)
+    rebuilder.start()
+    assert cache.get(build, fresh=True).body == b'{"n":"rebuilt"}'
+    rebuilder.join()
+    assert build.calls == 1
+
+
+def test_a_fresh_read_skips_the_local_grace(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(open_data.BodyCache, "local_ttl_s", 30.0)
+    monkeypatch.setattr(open_data.BodyCache, "_memo", {})
+    monkeypatch.setattr(open_data.BodyCache, "_checked", {})
+    cache, build = _cache(core), Builder()
+    cache.get(build)
+    cache.invalidate()
+    assert cache.get(build).body == b'{"n":1}'  # within the local grace
+    assert cache.get(build, fresh=True).body == b'{"n":2}'
 
 
 def test_cold_cache_with_a_rebuild_in_progress_builds_without_storing(core: Core) -> None:
