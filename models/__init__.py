@@ -47,8 +47,17 @@ from models.payments import (
     PaymentAllocation,
     PaymentStatus,
     Refund,
+    SandboxCharge,
 )
-from models.permits import PayStationRecord, Permit, PermitSource, PermitStatus, PermitVehicle
+from models.permits import (
+    PayStationRecord,
+    Permit,
+    PermitSource,
+    PermitStatus,
+    PermitVehicle,
+    WaitlistEntry,
+    WaitlistStatus,
+)
 from models.system import ApiKey, AuditLog, SystemSetting, SystemTask, TaskOutcome, TaskRun
 from models.users import AuthSource, Role, User, UserType, Vehicle
 
@@ -94,6 +103,7 @@ __all__ = [
     "Pricing",
     "Refund",
     "Role",
+    "SandboxCharge",
     "SensingDevice",
     "UnknownDeviceMessage",
     "SystemSetting",
@@ -103,6 +113,8 @@ __all__ = [
     "User",
     "UserType",
     "Vehicle",
+    "WaitlistEntry",
+    "WaitlistStatus",
     "Violation",
     "ViolationItem",
     "ViolationStatus",

@@ -74,6 +74,8 @@ class Payment(TimestampMixin, Base):
     cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="SET NULL"))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     message: Mapped[str] = mapped_column(String(255), default="")
+    # The secret part of the receipt link (``/receipts/<token>``): how a guest finds a purchase again.
+    receipt_token: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     allocations: Mapped[list[PaymentAllocation]] = relationship(
         back_populates="payment", cascade="all, delete-orphan"
@@ -106,3 +108,21 @@ class Refund(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+class SandboxCharge(Base):
+    """The built-in sandbox card processor's own ledger: what a real processor keeps on its side.
+    A charge is found again by its idempotency key, so a retried request returns the first outcome
+    instead of charging twice."""
+
+    __tablename__ = "sandbox_charges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    card_last4: Mapped[str] = mapped_column(String(4))
+    status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus))
+    message: Mapped[str] = mapped_column(String(255), default="")
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -95,3 +95,32 @@ class PayStationRecord(Base):
     currency: Mapped[str] = mapped_column(String(3), default="CAD")
     raw: Mapped[dict | None] = mapped_column(JSON)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WaitlistStatus(enum.StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"  # a space is held for this person until ``offer_expires_at``
+    FULFILLED = "fulfilled"  # they bought it
+    EXPIRED = "expired"  # the offer lapsed; the space passed on
+    CANCELLED = "cancelled"
+
+
+class WaitlistEntry(Base):
+    """Someone waiting for a sold-out product, first come first served. An offer holds a space
+    (it counts against the lot's allowance) until it expires or is taken."""
+
+    __tablename__ = "waitlist_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("permit_products.id", ondelete="CASCADE"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[WaitlistStatus] = mapped_column(
+        str_enum(WaitlistStatus), default=WaitlistStatus.WAITING, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    offered_at: Mapped[datetime | None]
+    offer_expires_at: Mapped[datetime | None]
+    offer_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    product: Mapped[PermitProduct] = relationship()

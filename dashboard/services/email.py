@@ -224,6 +224,7 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
             "Valid: {{ valid_from }} to {{ valid_until }}\n"
             "Vehicles: {{ plates | join(', ') }}\n"
             "Paid: {{ amount_cents | money }}\n\n"
+            "Your receipt, any time: {{ receipt_url }}\n\n"
             "{{ site_name }} Parking Services\n"
         ),
         body_html=(
@@ -233,11 +234,13 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
             "<tr><th>Valid</th><td>{{ valid_from }} to {{ valid_until }}</td></tr>\n"
             "<tr><th>Vehicles</th><td>{{ plates | join(', ') }}</td></tr>\n"
             "<tr><th>Paid</th><td>{{ amount_cents | money }}</td></tr>\n</table>\n"
+            '<p><a href="{{ receipt_url }}">Your receipt</a>, to find this permit again.</p>\n'
             "<p>{{ site_name }} Parking Services</p>\n"
         ),
         sample={
             "name": "Alex Morgan",
             "permit_number": "P-2025-0042",
+            "receipt_url": "https://parking.example.edu/receipts/Zm9vYmFyYmF6cXV4cXV1eA",
             "permit_name": "Fall Term Student Permit",
             "lot_name": "Lot A",
             "valid_from": "2025-09-01",
@@ -331,6 +334,37 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
             "added_filename": "holds_added_20250901.txt",
             "released_count": 12,
             "released_filename": "holds_released_20250901.txt",
+        },
+    ),
+    DefaultTemplate(
+        key="waitlist-offer",
+        name="Waitlist Offer",
+        subject="A space is held for you: {{ product_name }} at {{ lot_name }}",
+        body_text=(
+            "Hello {{ name }},\n\n"
+            "A space opened up in {{ lot_name }}, and as the next person on the waitlist it is held "
+            "for you: {{ product_name }}.\n\n"
+            "Book it before {{ expires_at }}:\n{{ book_url }}\n\n"
+            "Sign in with the account you joined the waitlist with. After that time the space goes to "
+            "the next person waiting. If you no longer need it, there is nothing to do.\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello {{ name }},</p>\n"
+            "<p>A space opened up in {{ lot_name }}, and as the next person on the waitlist it is held "
+            "for you: <strong>{{ product_name }}</strong>.</p>\n"
+            '<p><a href="{{ book_url }}">Book it</a> before <strong>{{ expires_at }}</strong>.</p>\n'
+            "<p>Sign in with the account you joined the waitlist with. After that time the space goes "
+            "to the next person waiting. If you no longer need it, there is nothing to do.</p>\n"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "name": "Alex Morgan",
+            "product_name": "Winter Term Permit",
+            "lot_name": "Lot A",
+            "book_url": "https://parking.example.edu/permits/book/12",
+            "expires_at": "2026-12-02 10:00 EST",
+            "site_name": "Campus",
         },
     ),
 )

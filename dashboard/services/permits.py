@@ -1,0 +1,816 @@
+"""Permits: what a lot has left to sell, selling without overselling, permits other systems sold
+(pay-and-display machines, HotSpot, OC-TOMA clients), and the permits of a plate.
+
+Availability. A lot sells up to its allowance (``Lot.allowance``: the permits a manager allows,
+which may exceed the physical capacity on purpose). What counts against it for a period is every
+permit of the lot whose validity overlaps that period and that is active, or pending and still
+within its checkout hold (``HOLD``), plus the waitlist offers still open for the lot (an offer
+holds its space until it expires). Overlap, not "valid right now": a term permit bought in August
+for September holds its space in September.
+
+A buyer with an open waitlist offer for the product (``WaitlistEntry``, by account or email)
+buys the space the offer holds: ``reserve`` does not count it against them, and ``activate``
+fulfils the offer.
+
+Never oversell. ``reserve`` takes the lot's row first (``_lock_lot``: an UPDATE of the row, the
+first statement of its transaction), then counts and inserts. On PostgreSQL the UPDATE's row lock
+queues concurrent buyers of the lot, and the count (a new snapshot per statement under READ
+COMMITTED) sees every committed sale; on SQLite the same UPDATE takes the database's write lock
+before anything is read. The last space is sold once whatever the number of buyers or processes.
+
+A sale is two steps around the card charge (``dashboard.services.payments``): ``reserve`` commits
+a ``pending`` permit that holds the space, then ``activate`` or ``release`` once the processor has
+answered. A crash in between leaves a hold that lapses after ``HOLD`` (``expire_holds``).
+
+Third-party permits (``record_external_permit``) are idempotent on (source, external_id), are for a
+lot or for a zone, and are not refused for capacity: the machine already sold them; they count
+against the lot's allowance like any other lot permit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets as token_source
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
+from dashboard.services.plates import clean_plate, normalize_plate
+from models import (
+    Lot,
+    LotZone,
+    LotZoneSchedule,
+    PayStationRecord,
+    Permit,
+    PermitKind,
+    PermitProduct,
+    PermitSource,
+    PermitStatus,
+    PermitVehicle,
+    Pricing,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+
+HOLD = timedelta(minutes=15)  # how long a checkout may hold a space before paying
+MAX_PLATES = 3  # plates on one permit (a household's cars; one parks at a time)
+MAX_EXTERNAL_ID = 80
+MAX_AMOUNT_CENTS = 10_000_000  # $100,000: anything above is a typo, not a parking permit
+THIRD_PARTY_SOURCES = (PermitSource.API, PermitSource.HOTSPOT, PermitSource.PAYSTATION)
+
+
+class SoldOut(DomainError):
+    """The lot has nothing left for the period: shown as is, and the waitlist is offered."""
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Availability:
+    lot_id: int
+    allowance: int
+    taken: int  # sold, held by checkouts, and held by open waitlist offers
+
+    @property
+    def available(self) -> int:
+        return max(0, self.allowance - self.taken)
+
+
+@dataclass(frozen=True)
+class PermitView:
+    id: int
+    number: str
+    kind: str
+    status: str
+    source: str
+    external_id: str | None
+    lot_id: int | None
+    lot_name: str | None
+    zone_id: int | None
+    zone_name: str | None
+    product_id: int | None
+    product_name: str | None
+    plates: tuple[str, ...]
+    valid_from: datetime
+    valid_to: datetime
+    amount_cents: int
+    currency: str
+    email: str | None
+    user_id: int | None
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.status == PermitStatus.ACTIVE and self.valid_from <= moment < self.valid_to
+
+
+def view(permit: Permit) -> PermitView:
+    return PermitView(
+        id=permit.id,
+        number=permit.number,
+        kind=str(permit.kind),
+        status=str(permit.status),
+        source=str(permit.source),
+        external_id=permit.external_id,
+        lot_id=permit.lot_id,
+        lot_name=permit.lot.name if permit.lot else None,
+        zone_id=permit.zone_id,
+        zone_name=permit.zone.name if permit.zone else None,
+        product_id=permit.product_id,
+        product_name=permit.product.name if permit.product else None,
+        plates=tuple(vehicle.plate for vehicle in permit.vehicles),
+        valid_from=permit.valid_from,
+        valid_to=permit.valid_to,
+        amount_cents=permit.amount_cents,
+        currency=permit.currency,
+        email=permit.email,
+        user_id=permit.user_id,
+    )
+
+
+def get_permit(session: Session, permit_id: int) -> PermitView:
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise NotFound("That permit does not exist.")
+    return view(permit)
+
+
+# --- availability ------------------------------------------------------------------------------
+
+
+def _holding(now: datetime) -> ColumnElement[bool]:
+    """Permits that hold a space: active ones, and pending ones still within their hold."""
+    return or_(
+        Permit.status == PermitStatus.ACTIVE,
+        and_(Permit.status == PermitStatus.PENDING, Permit.created_at > now - HOLD),
+    )
+
+
+def _taken(
+    session: Session, lot_ids: Sequence[int], start: datetime, end: datetime, now: datetime
+) -> dict[int, int]:
+    permits = session.execute(
+        select(Permit.lot_id, func.count(Permit.id))
+        .where(
+            Permit.lot_id.in_(lot_ids),
+            _holding(now),
+            Permit.valid_from < end,
+            Permit.valid_to > start,
+        )
+        .group_by(Permit.lot_id)
+    )
+    offers = session.execute(
+        select(WaitlistEntry.lot_id, func.count(WaitlistEntry.id))
+        .where(
+            WaitlistEntry.lot_id.in_(lot_ids),
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > now,
+        )
+        .group_by(WaitlistEntry.lot_id)
+    )
+    taken = dict.fromkeys(lot_ids, 0)
+    for lot_id, count in [*permits, *offers]:
+        taken[lot_id] += count
+    return taken
+
+
+def availability(
+    session: Session, lot_ids: Iterable[int], start: datetime, end: datetime, now: datetime
+) -> dict[int, Availability]:
+    """What each lot has left for ``[start, end)``; unknown lots are absent."""
+    lots = {lot.id: lot for lot in session.scalars(select(Lot).where(Lot.id.in_(list(lot_ids))))}
+    if not lots:
+        return {}
+    taken = _taken(session, list(lots), start, end, now)
+    return {lot_id: Availability(lot_id, lot.allowance, taken[lot_id]) for lot_id, lot in lots.items()}
+
+
+def lot_availability(
+    session: Session, lot_id: int, start: datetime, end: datetime, now: datetime
+) -> Availability:
+    found = availability(session, [lot_id], start, end, now)
+    if lot_id not in found:
+        raise NotFound("That lot does not exist.")
+    return found[lot_id]
+
+
+# --- pricing -----------------------------------------------------------------------------------
+
+
+def local_day_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(UTC)
+
+
+def term_window(product: PermitProduct, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """A term permit is valid from local midnight of its first day to local midnight after its
+    last day."""
+    if product.term_start is None or product.term_end is None:
+        raise ValidationFailed({"product": "this permit has no term dates; ask the parking office"})
+    return local_day_start(product.term_start, tz), local_day_start(product.term_end + timedelta(days=1), tz)
+
+
+def quote(product: PermitProduct, start: datetime, end: datetime) -> int:
+    """The price in cents for ``[start, end)``: hourly and daily prices are charged per started
+    hour or day (a driver who stays 61 minutes pays two hours, as at a meter)."""
+    if end <= start:
+        raise ValidationFailed({"end": "must be after the start"})
+    minutes = (end - start).total_seconds() / 60
+    if product.max_duration_minutes and minutes > product.max_duration_minutes:
+        raise ValidationFailed(
+            {"duration": f"at most {_duration_text(product.max_duration_minutes)} for this permit"}
+        )
+    if product.pricing == Pricing.HOURLY:
+        return math.ceil(minutes / 60) * product.price_cents
+    if product.pricing == Pricing.DAILY:
+        return math.ceil(minutes / (24 * 60)) * product.price_cents
+    return product.price_cents
+
+
+def _duration_text(minutes: int) -> str:
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+# --- selling -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PermitRequest:
+    """One permit to sell, already priced and with plates cleaned (``plates.clean_plate``)."""
+
+    lot_id: int
+    product_id: int
+    plates: tuple[tuple[str, str], ...]  # (as typed, normalised)
+    valid_from: datetime
+    valid_to: datetime
+    amount_cents: int
+    currency: str
+    email: str | None
+    user_id: int | None
+    source: PermitSource = PermitSource.PORTAL
+
+
+def _lock_lot(session: Session, lot_id: int) -> Lot:
+    """Take the lot's row before reading anything (see the module's docstring)."""
+    locked = session.execute(update(Lot).where(Lot.id == lot_id).values(capacity=Lot.capacity))
+    if locked.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("That lot does not exist.")
+    lot = session.get(Lot, lot_id, populate_existing=True)
+    assert lot is not None  # just updated
+    return lot
+
+
+def new_number(kind: PermitKind | str) -> str:
+    """Short enough to read over the phone, random enough not to be guessed."""
+    prefix = "S" if kind == PermitKind.STANDARD else "T"
+    return f"{prefix}-{token_source.token_hex(4).upper()}"
+
+
+def reserve(session: Session, request: PermitRequest, now: datetime) -> PermitView:
+    """Hold a space: a ``pending`` permit, or ``SoldOut``. Must run at the start of its own
+    transaction (the caller commits it before charging the card)."""
+    lot = _lock_lot(session, request.lot_id)
+    product = session.get(PermitProduct, request.product_id)
+    if product is None or product.lot_id != lot.id or not product.is_active:
+        raise ValidationFailed({"product": "this permit is not sold in this lot any more"})
+    if not lot.is_active or not (
+        lot.sells_standard if product.kind == PermitKind.STANDARD else lot.sells_temporary
+    ):
+        raise ValidationFailed({"product": f"{lot.name} does not sell {product.kind} permits now"})
+    if not request.plates or len(request.plates) > MAX_PLATES:
+        raise ValidationFailed({"plates": f"one to {MAX_PLATES} licence plates"})
+    taken = _taken(session, [lot.id], request.valid_from, request.valid_to, now)[lot.id]
+    if _open_offer(session, product.id, request.user_id, request.email, now) is not None:
+        taken -= 1  # the space the buyer's waitlist offer holds is theirs
+    if taken >= lot.allowance:
+        raise SoldOut(f"{lot.name} is sold out for that time.")
+    permit = Permit(
+        number=new_number(product.kind),
+        kind=product.kind,
+        status=PermitStatus.PENDING,
+        source=request.source,
+        user_id=request.user_id,
+        email=request.email,
+        lot_id=lot.id,
+        product_id=product.id,
+        valid_from=request.valid_from,
+        valid_to=request.valid_to,
+        amount_cents=request.amount_cents,
+        currency=request.currency,
+        created_at=now,
+    )
+    permit.vehicles = [
+        PermitVehicle(plate=typed, plate_normalized=normal) for typed, normal in request.plates
+    ]
+    session.add(permit)
+    session.flush()
+    return view(permit)
+
+
+def _open_offer(
+    session: Session, product_id: int, user_id: int | None, email: str | None, now: datetime
+) -> WaitlistEntry | None:
+    """The buyer's open waitlist offer for this product (by account, else by email), if any."""
+    if user_id is None and not email:
+        return None
+    who = (
+        WaitlistEntry.user_id == user_id
+        if user_id is not None
+        else func.lower(WaitlistEntry.email) == email.lower()
+    )
+    return session.scalar(
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.product_id == product_id,
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > now,
+            who,
+        )
+        .order_by(WaitlistEntry.offered_at)
+        .limit(1)
+    )
+
+
+def activate(session: Session, permit_id: int, now: datetime) -> PermitView:
+    """The charge succeeded: the held permit becomes valid, and the buyer's waitlist offer for it,
+    if any, is fulfilled (its held space is now this permit). Activating twice changes nothing."""
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise NotFound("That permit does not exist.")
+    if permit.status == PermitStatus.PENDING:
+        permit.status = PermitStatus.ACTIVE
+        if permit.product_id is not None:
+            offer = _open_offer(session, permit.product_id, permit.user_id, permit.email, now)
+            if offer is not None:
+                offer.status = WaitlistStatus.FULFILLED
+        session.flush()
+    return view(permit)
+
+
+def release(session: Session, permit_id: int) -> None:
+    """The charge failed or was declined: give the held space back."""
+    permit = session.get(Permit, permit_id)
+    if permit is not None and permit.status == PermitStatus.PENDING:
+        permit.status = PermitStatus.CANCELLED
+        session.flush()
+
+
+def expire_holds(session: Session, now: datetime) -> int:
+    """Cancel pending permits whose hold has lapsed (a checkout that never came back); returns
+    how many. They already stopped counting against the allowance when the hold lapsed."""
+    result = session.execute(
+        update(Permit)
+        .where(Permit.status == PermitStatus.PENDING, Permit.created_at <= now - HOLD)
+        .values(status=PermitStatus.CANCELLED)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- permits sold by other systems ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExternalPermit:
+    """A permit a pay-and-display machine, HotSpot or another partner sold (validated by
+    ``record_external_permit``)."""
+
+    source: object
+    external_id: object
+    plate: object
+    lot: object = None  # a lot's name or code
+    zone: object = None  # a lot zone's name
+    start: object = None  # datetime, or ISO-8601 text with an offset
+    end: object = None
+    amount_cents: object = 0
+    currency: object = "CAD"
+
+
+def _instant(value: object, field: str, errors: dict[str, str]) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            errors[field] = "an ISO-8601 date and time with its offset, e.g. 2026-11-28T09:30:00-05:00"
+            return None
+    else:
+        errors[field] = "required"
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        errors[field] = "needs a time zone offset (e.g. -05:00 or Z)"
+        return None
+    return moment.astimezone(UTC)
+
+
+def find_lot(session: Session, name: str) -> Lot | None:
+    """A lot by its name or its code, ignoring case (partners type either)."""
+    wanted = name.strip().casefold()
+    return session.scalar(
+        select(Lot).where(or_(func.lower(Lot.name) == wanted, func.lower(Lot.code) == wanted))
+    )
+
+
+def find_zone(session: Session, name: str) -> LotZone | None:
+    return session.scalar(select(LotZone).where(func.lower(LotZone.name) == name.strip().casefold()))
+
+
+def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[PermitView, bool]:
+    """Store a permit sold elsewhere; ``(permit, created)``. A second call with the same source
+    and external id returns the first permit unchanged (``created`` False): partners retry."""
+    errors: dict[str, str] = {}
+    try:
+        source = PermitSource(permit.source)
+        if source not in THIRD_PARTY_SOURCES:
+            raise ValueError
+    except ValueError:
+        errors["source"] = "one of " + ", ".join(s.value for s in THIRD_PARTY_SOURCES)
+        source = PermitSource.API
+    external_id = permit.external_id.strip() if isinstance(permit.external_id, str) else ""
+    if not external_id or len(external_id) > MAX_EXTERNAL_ID:
+        errors["external_id"] = f"required, at most {MAX_EXTERNAL_ID} characters"
+    if not errors:
+        existing = session.scalar(
+            select(Permit)
+            .options(selectinload(Permit.vehicles))
+            .where(Permit.source == source, Permit.external_id == external_id)
+        )
+        if existing is not None:
+            return view(existing), False
+    plate = None
+    try:
+        plate = clean_plate(permit.plate)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    lot = zone = None
+    lot_name = permit.lot.strip() if isinstance(permit.lot, str) else ""
+    zone_name = permit.zone.strip() if isinstance(permit.zone, str) else ""
+    if bool(lot_name) == bool(zone_name):
+        errors["lot"] = "give either a lot or a zone"
+    elif lot_name:
+        lot = find_lot(session, lot_name)
+        if lot is None:
+            errors["lot"] = "no lot has this name or code"
+    else:
+        zone = find_zone(session, zone_name)
+        if zone is None:
+            errors["zone"] = "no lot zone has this name (Parking > Lot Zones)"
+    start = _instant(permit.start, "start", errors)
+    end = _instant(permit.end, "end", errors)
+    if start and end and end <= start:
+        errors["end"] = "must be after the start"
+    amount = permit.amount_cents
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT_CENTS:
+        errors["amount_cents"] = "a whole number of cents, 0 or more"
+    currency = permit.currency.strip().upper() if isinstance(permit.currency, str) else ""
+    if len(currency) != 3 or not currency.isalpha():
+        errors["currency"] = "a three-letter currency code such as CAD"
+    if errors:
+        raise ValidationFailed(errors)
+    assert plate and start and end and isinstance(amount, int)
+    row = Permit(
+        number=new_number(PermitKind.TEMPORARY),
+        kind=PermitKind.TEMPORARY,
+        status=PermitStatus.ACTIVE,
+        source=source,
+        external_id=external_id,
+        lot_id=lot.id if lot else None,
+        zone_id=zone.id if zone else None,
+        valid_from=start,
+        valid_to=end,
+        amount_cents=amount,
+        currency=currency,
+    )
+    row.vehicles = [PermitVehicle(plate=plate[0], plate_normalized=plate[1])]
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # The same permit arrived twice at once: the other request stored it first.
+        existing = session.scalar(
+            select(Permit).where(Permit.source == source, Permit.external_id == external_id)
+        )
+        if existing is None:
+            raise
+        return view(existing), False
+    return view(row), True
+
+
+# --- whether a plate may park ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaidSession:
+    """A pay-station record that covers the plate."""
+
+    id: int
+    source: str
+    zone_name: str | None
+    lot_id: int | None
+    start_at: datetime
+    end_at: datetime
+
+
+@dataclass(frozen=True)
+class PlateCheck:
+    plate: str  # normalised
+    lot_id: int
+    lot_name: str
+    at: datetime
+    valid: bool
+    reason: str
+    permits: tuple[PermitView, ...]  # valid here and now
+    sessions: tuple[PaidSession, ...]  # pay-station records valid here and now
+    elsewhere: tuple[PermitView, ...]  # the plate's other current or recent permits, for the officer
+
+
+def zones_at(session: Session, lot_id: int, at: datetime, tz: ZoneInfo) -> dict[int, str]:
+    """The zones scheduled on the lot at ``at`` (site-local day and time; the end minute is
+    included, so 00:00-23:59 covers the whole day)."""
+    local = at.astimezone(tz)
+    minute = local.time().replace(second=0, microsecond=0)
+    rows = session.execute(
+        select(
+            LotZone.id,
+            LotZone.name,
+            LotZoneSchedule.days,
+            LotZoneSchedule.start_time,
+            LotZoneSchedule.end_time,
+        )
+        .join(LotZoneSchedule, LotZoneSchedule.zone_id == LotZone.id)
+        .where(LotZoneSchedule.lot_id == lot_id)
+    )
+    return {
+        zone_id: name
+        for zone_id, name, days, start, end in rows
+        if len(days) == 7 and days[local.weekday()] == "1" and start <= minute <= end
+    }
+
+
+def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: ZoneInfo) -> PlateCheck:
+    """May this plate park in this lot at this moment, and why (which permit, zone rule or paid
+    session)? Cancelled and pending permits never make a plate valid."""
+    normalized = normalize_plate(plate)
+    if not normalized:
+        raise ValidationFailed({"plate": "enter the licence plate"})
+    lot = session.get(Lot, lot_id)
+    if lot is None:
+        raise NotFound("That lot does not exist.")
+    zones = zones_at(session, lot_id, at, tz)
+    candidates = [
+        view(permit)
+        for permit in session.scalars(
+            select(Permit)
+            .join(PermitVehicle, PermitVehicle.permit_id == Permit.id)
+            .options(selectinload(Permit.vehicles))
+            .where(
+                PermitVehicle.plate_normalized == normalized,
+                Permit.valid_to > at - timedelta(days=1),
+                Permit.valid_from <= at + timedelta(days=1),
+            )
+            .order_by(Permit.valid_to.desc())
+        )
+    ]
+    here = tuple(
+        p
+        for p in candidates
+        if p.valid_at(at) and (p.lot_id == lot_id or (p.zone_id is not None and p.zone_id in zones))
+    )
+    records = session.scalars(
+        select(PayStationRecord).where(
+            PayStationRecord.plate_normalized == normalized,
+            PayStationRecord.start_at <= at,
+            PayStationRecord.end_at > at,
+        )
+    )
+    paid = tuple(
+        PaidSession(r.id, r.source, r.zone_name, r.lot_id, r.start_at, r.end_at)
+        for r in records
+        if r.lot_id == lot_id or (r.zone_id is not None and r.zone_id in zones)
+    )
+    elsewhere = tuple(p for p in candidates if p not in here)
+    return PlateCheck(
+        plate=normalized,
+        lot_id=lot_id,
+        lot_name=lot.name,
+        at=at,
+        valid=bool(here or paid),
+        reason=_reason(here, paid, elsewhere, zones, at),
+        permits=here,
+        sessions=paid,
+        elsewhere=elsewhere,
+    )
+
+
+def _reason(
+    here: Sequence[PermitView],
+    paid: Sequence[PaidSession],
+    elsewhere: Sequence[PermitView],
+    zones: dict[int, str],
+    at: datetime,
+) -> str:
+    if here:
+        permit = here[0]
+        where = f"zone {permit.zone_name}" if permit.zone_id else "this lot"
+        return (
+            f"Valid: {permit.kind} permit {permit.number} for {where}, until {permit.valid_to.isoformat()}."
+        )
+    if paid:
+        record = paid[0]
+        where = f"zone {record.zone_name}" if record.zone_name else "this lot"
+        return f"Valid: paid at a {record.source} pay station for {where}, until {record.end_at.isoformat()}."
+    if not elsewhere:
+        return "No permit: this plate has no permit or paid session here now."
+    other = elsewhere[0]
+    if other.status != PermitStatus.ACTIVE:
+        return f"No valid permit: permit {other.number} is {other.status}."
+    if other.valid_to <= at:
+        return f"No valid permit: permit {other.number} expired at {other.valid_to.isoformat()}."
+    if other.valid_from > at:
+        return f"No valid permit: permit {other.number} starts at {other.valid_from.isoformat()}."
+    if other.zone_id is not None:
+        scheduled = ", ".join(sorted(zones.values())) or "none"
+        return (
+            f"No valid permit: permit {other.number} is for zone {other.zone_name}, which is not scheduled "
+            f"on this lot now (zones here now: {scheduled})."
+        )
+    return f"No valid permit: permit {other.number} is for {other.lot_name}, not this lot."
+
+
+# --- partners' references, updates, cancellations and zone counts (OC-TOMA) -----------------------
+#
+# OC-TOMA clients update and delete a permit by the ``referenceID`` ParkOps answered when they pushed
+# it, not by their own permit number. The model has no column for it, so the reference is derived:
+# a UUID (version 8, "vendor-specific", RFC 9562) whose low 48 bits are the permit's id and whose
+# other bits come from a SHA-256 of (source, external id). Finding the permit is one primary-key read,
+# and a reference is only accepted if its hash part matches the permit it names, so a partner cannot
+# reach another permit by counting ids.
+
+_ID_BITS = 48
+_ID_MASK = (1 << _ID_BITS) - 1
+
+
+def partner_reference(permit: PermitView) -> str | None:
+    """The ``referenceID`` of a permit another system sold; None for ParkOps' own permits."""
+    if permit.external_id is None or permit.source not in THIRD_PARTY_SOURCES:
+        return None
+    digest = hashlib.sha256(f"{permit.source}\x1f{permit.external_id}".encode()).digest()
+    value = (int.from_bytes(digest[:16], "big") & ~_ID_MASK) | (permit.id & _ID_MASK)
+    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC variant
+    return str(uuid.UUID(int=value))
+
+
+def _by_reference(session: Session, reference: object) -> Permit:
+    try:
+        parsed = uuid.UUID(str(reference).strip())
+    except ValueError:
+        raise ValidationFailed(
+            {"referenceID": "the referenceID answered when the permit was pushed"}
+        ) from None
+    permit = session.get(Permit, parsed.int & _ID_MASK)
+    if permit is None or partner_reference(view(permit)) != str(parsed):
+        raise NotFound("No permit has this referenceID.")
+    return permit
+
+
+def permit_by_reference(session: Session, reference: object) -> PermitView:
+    return view(_by_reference(session, reference))
+
+
+@dataclass(frozen=True)
+class PermitChange:
+    """What a partner may change on a permit it sold; None leaves a field as it is."""
+
+    plate: object = None
+    end: object = None  # datetime, or ISO-8601 text with an offset
+    amount_cents: object = None
+    currency: object = None
+
+
+def update_external_permit(session: Session, reference: object, change: PermitChange) -> PermitView:
+    """Extend or shorten a partner's permit, correct its plate, amount or currency. A cancelled
+    permit stays cancelled (``NotAllowed``): a late update must not bring it back."""
+    permit = _by_reference(session, reference)
+    if permit.status == PermitStatus.CANCELLED:
+        raise NotAllowed(f"Permit {permit.number} was cancelled; it cannot be changed.")
+    errors: dict[str, str] = {}
+    plate = end = amount = currency = None
+    if change.plate is not None:
+        try:
+            plate = clean_plate(change.plate)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if change.end is not None:
+        end = _instant(change.end, "end", errors)
+        if end is not None and end <= permit.valid_from:
+            errors["end"] = "must be after the permit's start"
+    if change.amount_cents is not None:
+        amount = change.amount_cents
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT_CENTS:
+            errors["amount_cents"] = "a whole number of cents, 0 or more"
+    if change.currency is not None:
+        currency = change.currency.strip().upper() if isinstance(change.currency, str) else ""
+        if len(currency) != 3 or not currency.isalpha():
+            errors["currency"] = "a three-letter currency code such as CAD"
+    if errors:
+        raise ValidationFailed(errors)
+    if plate is not None and [v.plate_normalized for v in permit.vehicles] != [plate[1]]:
+        permit.vehicles.clear()
+        session.flush()  # the old plate's row goes before the new one can take its place
+        permit.vehicles.append(PermitVehicle(plate=plate[0], plate_normalized=plate[1]))
+    if end is not None:
+        permit.valid_to = end
+    if isinstance(amount, int):
+        permit.amount_cents = amount
+    if currency is not None:
+        permit.currency = currency
+    session.flush()
+    return view(permit)
+
+
+def cancel_external_permit(session: Session, reference: object) -> PermitView:
+    """A partner withdrew a permit (refund, mistake). Cancelling twice is harmless; the row stays
+    so a repeated push of the same permit number still finds it and does not recreate it."""
+    permit = _by_reference(session, reference)
+    if permit.status != PermitStatus.CANCELLED:
+        permit.status = PermitStatus.CANCELLED
+        session.flush()
+    return view(permit)
+
+
+@dataclass(frozen=True)
+class ZoneCount:
+    zone: str
+    standard: int
+    temporary: int
+
+
+def zone_stats(session: Session, zone_names: Sequence[str] | None, now: datetime) -> list[ZoneCount]:
+    """Active permits valid at ``now`` per zone, by kind: permits sold for the zone, plus permits of
+    every lot that has the zone on its schedule (any day or time: a lot's permit holders are
+    the zone's regulars). ``zone_names`` None or empty: every zone. Unknown names are refused, so
+    that a typo is not read as "no permits"."""
+    query = select(LotZone).order_by(LotZone.name)
+    wanted = [name.strip() for name in zone_names or () if name and name.strip()]
+    zones = list(session.scalars(query))
+    if wanted:
+        by_name = {zone.name.casefold(): zone for zone in zones}
+        unknown = [name for name in wanted if name.casefold() not in by_name]
+        if unknown:
+            raise ValidationFailed({"zones": "no lot zone has the name " + ", ".join(unknown)})
+        zones = list({by_name[name.casefold()].id: by_name[name.casefold()] for name in wanted}.values())
+    if not zones:
+        return []
+    ids = [zone.id for zone in zones]
+    valid_now = (
+        Permit.status == PermitStatus.ACTIVE,
+        Permit.valid_from <= now,
+        Permit.valid_to > now,
+    )
+    counts: dict[tuple[int, str], int] = {}
+    for_zone = session.execute(
+        select(Permit.zone_id, Permit.kind, func.count(Permit.id))
+        .where(Permit.zone_id.in_(ids), *valid_now)
+        .group_by(Permit.zone_id, Permit.kind)
+    )
+    for_lots = session.execute(
+        select(LotZoneSchedule.zone_id, Permit.kind, func.count(func.distinct(Permit.id)))
+        .join(Permit, Permit.lot_id == LotZoneSchedule.lot_id)
+        .where(LotZoneSchedule.zone_id.in_(ids), *valid_now)
+        .group_by(LotZoneSchedule.zone_id, Permit.kind)
+    )
+    for zone_id, kind, count in [*for_zone, *for_lots]:
+        counts[(zone_id, str(kind))] = counts.get((zone_id, str(kind)), 0) + count
+    return [
+        ZoneCount(
+            zone=zone.name,
+            standard=counts.get((zone.id, PermitKind.STANDARD.value), 0),
+            temporary=counts.get((zone.id, PermitKind.TEMPORARY.value), 0),
+        )
+        for zone in zones
+    ]
+
+
+def lot_by_reference(session: Session, reference: str) -> Lot | None:
+    """A lot by its name or code (what partners type), else by its id when the text is a number."""
+    text = reference.strip()
+    if not text:
+        return None
+    lot = find_lot(session, text)
+    if lot is None and text.isdigit() and len(text) < 10:
+        lot = session.get(Lot, int(text))
+    return lot
