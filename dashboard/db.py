@@ -26,9 +26,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+        """``pool_size``: connections kept per process (SQLAlchemy's default, 5 + 10 overflow,
+        unless given; a benchmark driving many threads from one process sets more)."""
         self.url = url
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if pool_size is not None:
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=120)
         if url.startswith("sqlite"):
             if ":///" in url and not url.endswith(":memory:"):
                 Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     (None, "Dashboard", "/admin", Role.MANAGER),
     (None, "Real-Time Map", "/real-time", Role.GUEST),
     (None, "Lot Status", "/officer", Role.OFFICER),
+    (None, "Check a Plate", "/officer/check", Role.OFFICER),
     ("Occupancy", "Real-Time Map (Admin)", "/admin/map", Role.MANAGER),
     ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
     ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
