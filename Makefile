@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-services test-browser lint format clean bench-ingest bench-read bench-pages
+.PHONY: install run test test-services test-browser lint format clean bench-ingest bench-read bench-pages bench-checkout
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-read: install
 
 bench-pages: install
 	$(BIN)/python bench/pages.py
+
+# Empties the PostgreSQL database it is given (default: parkops_bench).
+bench-checkout: install
+	$(BIN)/python bench/checkout.py
 
 lint: install
 	$(BIN)/ruff check .
