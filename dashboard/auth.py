@@ -49,6 +49,11 @@ PUBLIC_PREFIXES = (
     "/api/v1/fiware/",
     "/api/v1/occupancy/stream",
     "/api/v1/ping",
+    # Partner APIs: no user session; each route authenticates an admin-issued API key itself.
+    "/api/v1/permits",
+    "/api/v1/openapi.json",
+    "/api/OC-TOMA/",
+    "/api/OC_TOMA/",
 )
 
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
-from dashboard.services import occupancy, system_settings
-from models import LotGroup, MistallLot, OccupancySource, utcnow
+from dashboard.services import occupancy, pay_stations, payments, system_settings, waitlist
+from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
+from workers import parkmobile
 from workers.mistall import MistallClient, MistallLotReading
 from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError
 
@@ -198,10 +199,62 @@ def update_mistall(ctx: TaskContext) -> TaskResult:
     ),
 )
 def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
-    raise TaskNotConfigured(
-        "ParkMobile API credentials are not set (System Settings > Third Party); "
-        "the ParkMobile import arrives with the permits work"
-    )
+    """Import the ParkMobile permits that changed since the last successful run (minus an overlap,
+    ``workers.parkmobile.since``) as pay-station records of zones with the same name.
+
+    Permits of unknown zones and malformed entries are skipped, counted and named in the message
+    (malformed ones are logged in full too); a run where every entry was malformed fails, because
+    that means ParkMobile's format changed. ``rows_touched``: records created plus records updated."""
+    keys = ("parkmobile_username", "parkmobile_password", "parkmobile_api_key", "parkmobile_base_url")
+    with ctx.session() as session:
+        config = _settings(session, ctx.core.secrets, keys)
+        last_success = session.scalar(
+            select(func.max(TaskRun.started_at)).where(
+                TaskRun.task_name == "fetch-parkmobile", TaskRun.outcome == TaskOutcome.SUCCESS
+            )
+        )
+    _require(config, keys)
+
+    now = utcnow()
+    updated_since = parkmobile.since(last_success, now)
+    with parkmobile.ParkMobileClient(
+        str(config["parkmobile_base_url"]),
+        str(config["parkmobile_username"]),
+        str(config["parkmobile_password"]),
+        str(config["parkmobile_api_key"]),
+    ) as client:
+        batch = client.permits(updated_since)
+    for entry in batch.rejected:
+        ctx.logger.warning("ParkMobile %s skipped (%s): %r", entry.ref, entry.reason, entry.raw)
+    records = [
+        pay_stations.IncomingRecord(
+            p.permit_id, p.plate, p.zone, p.start_at, p.end_at, p.amount_cents, p.currency, p.raw
+        )
+        for p in batch.permits
+    ]
+    with ctx.session() as session:
+        result = pay_stations.import_records(session, PermitSource.PARKMOBILE.value, records, now)
+
+    malformed = [f"{e.ref} ({e.reason})" for e in batch.rejected]
+    malformed += [f"{ref} ({reason})" for ref, reason in result.rejected]
+    received = len(batch.permits) + len(batch.rejected)
+
+    def first(items: list[str], limit: int = 20) -> list[str]:
+        return items[:limit] + ([f"and {len(items) - limit} more"] if len(items) > limit else [])
+
+    if received and len(malformed) == received:
+        raise parkmobile.ParkMobileError(
+            f"every one of the {received} ParkMobile permits was malformed, nothing was imported "
+            f"(ParkMobile's format may have changed): {'; '.join(first(malformed))}"
+        )
+    parts = [
+        f"{received} ParkMobile permits changed since {updated_since:%Y-%m-%d %H:%M} UTC",
+        f"{result.created} imported, {result.updated} updated, {result.unchanged} unchanged",
+    ]
+    zones = [f"{zone} ({count})" for zone, count in result.skipped_zones]
+    parts += _listed(f"{result.skipped} skipped, no lot zone of that name", first(zones))
+    parts += _listed(f"{len(malformed)} malformed, skipped", first(malformed))
+    return TaskResult(rows_touched=result.rows_touched, message="; ".join(parts))
 
 
 @REGISTRY.task(
@@ -332,6 +385,45 @@ def occupancy_snapshots(ctx: TaskContext) -> TaskResult:
         states = occupancy.group_states(session, store, policy.staleness, now)
         rows = occupancy.record_snapshots(session, store, states, now)
     return TaskResult(rows_touched=rows, message=f"{rows} snapshots of {len(states)} lot groups recorded")
+
+
+@REGISTRY.task(
+    "waitlist-offers",
+    title="Waitlist Offers",
+    interval_seconds=60,
+    description=(
+        "Expires waitlist offers nobody took and offers freed spaces to the next people waiting "
+        "(e-mailed, held for the Waitlist hold on System Settings > Occupancy)."
+    ),
+    default_enabled=True,
+)
+def waitlist_offers(ctx: TaskContext) -> TaskResult:
+    """Keep the waitlists moving: lapsed offers pass on, and every lot with people waiting offers
+    what it has free (space frees up without anyone here noticing: permits lapse, checkouts give up,
+    the lot editor raises an allowance). Checkouts abandoned at the card step are closed first
+    (``payments.expire_abandoned``), so their holds are gone before spaces are counted. Each lot in
+    its own transaction, so one lot's problem does not hold up the others. On by default: it needs
+    no configuration. Idempotent: a held space is no longer free, so a second run offers nothing
+    twice."""
+    now = utcnow()
+    settings = ctx.core.settings
+    with ctx.session() as session:
+        abandoned = payments.expire_abandoned(session, now)
+    with ctx.session() as session:
+        policy = waitlist.offer_policy(session, ctx.core.secrets, settings.base_url, settings.tz)
+        expiry = waitlist.expire_offers(session, now, policy)
+        lots_waiting = sorted(waitlist.waiting_counts(session))
+    offered = len(expiry.offered)
+    for lot_id in lots_waiting:
+        with ctx.session() as session:
+            offered += len(waitlist.offer_next(session, lot_id, now, policy))
+    return TaskResult(
+        rows_touched=abandoned + expiry.expired + offered,
+        message=(
+            f"{abandoned} abandoned checkouts closed; {expiry.expired} lapsed offers expired; "
+            f"{offered} offers made; {len(lots_waiting)} lots with people waiting"
+        ),
+    )
 
 
 @dataclass(frozen=True)

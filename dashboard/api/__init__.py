@@ -12,11 +12,16 @@ from flask import Blueprint, Flask, Response, jsonify
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
-    """The one error shape: ``{"error": ..., "field": ...}`` (field only for bad input)."""
-    body: dict[str, str] = {"error": message}
+def error(
+    status: int, message: str, field: str | None = None, fields: dict[str, str] | None = None
+) -> tuple[Response, int]:
+    """The one error shape: ``{"error": ..., "field": ..., "fields": {name: message}}``; ``field``
+    names the one bad query parameter, ``fields`` every bad field of a body (both only for bad input)."""
+    body: dict[str, object] = {"error": message}
     if field is not None:
         body["field"] = field
+    if fields is not None:
+        body["fields"] = dict(fields)
     return jsonify(body), status
 
 
@@ -28,6 +33,8 @@ def unknown(_rest: str) -> tuple[Response, int]:
 
 def register_api(server: Flask) -> None:
     """Attach the API to the app (once per app: the blueprint's routes are module-level)."""
-    from dashboard.api import occupancy  # noqa: F401  (its routes attach to ``api`` on import)
+    from dashboard.api import occupancy, openapi, permits  # noqa: F401  (their routes attach to ``api``)
+    from dashboard.api.oc_toma import register_oc_toma
 
     server.register_blueprint(api)
+    register_oc_toma(server)

@@ -388,6 +388,24 @@ def _known(database: Database, idempotency_key: str) -> CheckoutResult | None:
         return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, permit_views)
 
 
+def expire_abandoned(session: Session, now: datetime) -> int:
+    """Close checkouts that never came back from the card step (a crash, a killed worker): their
+    payments fail as abandoned and their holds are cancelled (they already stopped counting after
+    ``permits.HOLD``). Returns how many payments were closed."""
+    cutoff = now - permits.HOLD
+    stale = list(
+        session.scalars(
+            select(Payment).where(Payment.status == PaymentStatus.PENDING, Payment.created_at <= cutoff)
+        )
+    )
+    for payment in stale:
+        payment.status = PaymentStatus.FAILED
+        payment.message = "Abandoned: the checkout did not finish within the hold."
+    permits.expire_holds(session, now)
+    session.flush()
+    return len(stale)
+
+
 # --- receipts and refunds ----------------------------------------------------------------------
 
 

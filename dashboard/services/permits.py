@@ -12,7 +12,7 @@ A buyer with an open waitlist offer for the product (``WaitlistEntry``, by accou
 buys the space the offer holds: ``reserve`` does not count it against them, and ``activate``
 fulfils the offer.
 
-Never oversell. ``reserve`` takes the lot's row first (``_lock_lot``: an UPDATE of the row, the
+Never oversell. ``reserve`` takes the lot's row first (``lock_lot``: an UPDATE of the row, the
 first statement of its transaction), then counts and inserts. On PostgreSQL the UPDATE's row lock
 queues concurrent buyers of the lot, and the count (a new snapshot per statement under READ
 COMMITTED) sees every committed sale; on SQLite the same UPDATE takes the database's write lock
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -262,10 +262,17 @@ class PermitRequest:
     source: PermitSource = PermitSource.PORTAL
 
 
-def _lock_lot(session: Session, lot_id: int) -> Lot:
-    """Take the lot's row before reading anything (see the module's docstring)."""
+def lock_lot(session: Session, lot_id: int | ScalarSelect[int]) -> int:
+    """Take the lot's row before reading anything (see the module's docstring); returns how many
+    rows were taken (0: no such lot). Waitlist offers, joins and allowance changes take it too, so
+    everything that changes a lot's count queues behind one lock. ``lot_id`` may be a subquery
+    (the lot of a product), so even that look-up happens after the lock."""
     locked = session.execute(update(Lot).where(Lot.id == lot_id).values(capacity=Lot.capacity))
-    if locked.rowcount == 0:  # type: ignore[attr-defined]
+    return int(locked.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _locked_lot(session: Session, lot_id: int) -> Lot:
+    if lock_lot(session, lot_id) == 0:
         raise NotFound("That lot does not exist.")
     lot = session.get(Lot, lot_id, populate_existing=True)
     assert lot is not None  # just updated
@@ -281,7 +288,7 @@ def new_number(kind: PermitKind | str) -> str:
 def reserve(session: Session, request: PermitRequest, now: datetime) -> PermitView:
     """Hold a space: a ``pending`` permit, or ``SoldOut``. Must run at the start of its own
     transaction (the caller commits it before charging the card)."""
-    lot = _lock_lot(session, request.lot_id)
+    lot = _locked_lot(session, request.lot_id)
     product = session.get(PermitProduct, request.product_id)
     if product is None or product.lot_id != lot.id or not product.is_active:
         raise ValidationFailed({"product": "this permit is not sold in this lot any more"})
@@ -412,7 +419,26 @@ def _instant(value: object, field: str, errors: dict[str, str]) -> datetime | No
     if moment.tzinfo is None or moment.utcoffset() is None:
         errors[field] = "needs a time zone offset (e.g. -05:00 or Z)"
         return None
+    if not in_service_range(moment):
+        errors[field] = f"a date between {FIRST_YEAR} and {LAST_YEAR}"
+        return None
     return moment.astimezone(UTC)
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2199  # parking happens in between; the edges of datetime overflow
+
+
+def in_service_range(moment: datetime) -> bool:
+    return FIRST_YEAR <= moment.year <= LAST_YEAR
+
+
+def _text_field(value: object) -> str:
+    """Stripped text, or "" for anything else, control characters included (PostgreSQL refuses
+    NUL, and no name or id of ours contains one)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    return "" if any(ord(char) < 32 for char in text) else text
 
 
 def find_lot(session: Session, name: str) -> Lot | None:
@@ -438,7 +464,7 @@ def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[Pe
     except ValueError:
         errors["source"] = "one of " + ", ".join(s.value for s in THIRD_PARTY_SOURCES)
         source = PermitSource.API
-    external_id = permit.external_id.strip() if isinstance(permit.external_id, str) else ""
+    external_id = _text_field(permit.external_id)
     if not external_id or len(external_id) > MAX_EXTERNAL_ID:
         errors["external_id"] = f"required, at most {MAX_EXTERNAL_ID} characters"
     if not errors:
@@ -455,8 +481,8 @@ def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[Pe
     except ValidationFailed as exc:
         errors.update(exc.errors)
     lot = zone = None
-    lot_name = permit.lot.strip() if isinstance(permit.lot, str) else ""
-    zone_name = permit.zone.strip() if isinstance(permit.zone, str) else ""
+    lot_name = _text_field(permit.lot)
+    zone_name = _text_field(permit.zone)
     if bool(lot_name) == bool(zone_name):
         errors["lot"] = "give either a lot or a zone"
     elif lot_name:
@@ -566,6 +592,8 @@ def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: Zon
     normalized = normalize_plate(plate)
     if not normalized:
         raise ValidationFailed({"plate": "enter the licence plate"})
+    if not in_service_range(at):
+        raise ValidationFailed({"at": f"a date between {FIRST_YEAR} and {LAST_YEAR}"})
     lot = session.get(Lot, lot_id)
     if lot is None:
         raise NotFound("That lot does not exist.")
@@ -811,6 +839,6 @@ def lot_by_reference(session: Session, reference: str) -> Lot | None:
     if not text:
         return None
     lot = find_lot(session, text)
-    if lot is None and text.isdigit() and len(text) < 10:
+    if lot is None and text.isascii() and text.isdigit() and len(text) < 10:  # "²" is a digit too
         lot = session.get(Lot, int(text))
     return lot

@@ -211,6 +211,13 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "A live count above this share of capacity is shown flagged: a counter has probably drifted.",
         min_value=100, max_value=500,
     ),
+    SettingDef(
+        "waitlist_hold_minutes", "Waitlist Offer Holds a Space For (minutes)", OCCUPANCY, "Waitlist",
+        Kind.INT, 1440,
+        "When a space frees up in a sold-out lot, the first person waiting is e-mailed and the space is"
+        " held for them this long; then it passes to the next person.",
+        min_value=5, max_value=10080,
+    ),
 )  # fmt: skip
 
 _BY_KEY: dict[str, SettingDef] = {d.key: d for d in DEFINITIONS}

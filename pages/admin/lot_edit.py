@@ -96,6 +96,7 @@ def layout(lot_id: str | None = None, created: str | None = None, **_query: str)
             dcc.Store(id="lotedit-version", data=0),
             dcc.Link("← Lot Administration", href="/admin/lots", className="small"),
             html.H1("Lot", id="lotedit-title", className="h3 mt-1"),
+            _qr_link(lot_key(lot_id)),
             notice,
             html.Div(id="lotedit-missing"),
             dbc.Tabs(
@@ -122,6 +123,15 @@ def layout(lot_id: str | None = None, created: str | None = None, **_query: str)
             ),
         ],
         style={"maxWidth": "100%", "overflowX": "hidden"},
+    )
+
+
+def _qr_link(key: int | None) -> Any:
+    """The printable QR code of the lot's quick checkout (for the signs at the lot's entrances)."""
+    if key is None:
+        return None
+    return dcc.Link(
+        "QR code for the quick checkout", href=f"/admin/lot-qr/{key}", className="small d-block mb-2"
     )
 
 

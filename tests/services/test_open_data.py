@@ -301,7 +301,7 @@ def test_a_fresh_read_waits_for_the_rebuild_instead_of_the_previous_body(core: C
     cache, build = _cache(core), Builder()
     cache.get(build)
     core.redis.delete("test:body")  # a change dropped the current ETag
-    other = core.redis.lock("test:body:lock", timeout=10)
+    other = core.redis.lock("test:body:lock", timeout=10, thread_local=False)  # released by the thread
     assert other.acquire(blocking=False)
 
     def other_request_rebuilds() -> None:

@@ -216,3 +216,16 @@ def test_refunds_partial_then_full_cancel_the_permit(core, product, make_user):
         assert s.scalar(select(SandboxCharge.refunded_cents)) == 500
         assert s.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "payment.refund")) == 2
         assert permits.lot_availability(s, product.lot_id, NOW, NOW + timedelta(hours=1), NOW).available == 1
+
+
+def test_abandoned_checkouts_are_closed_after_the_hold(core, product):
+    """A checkout that never came back from the card step (the process died after reserving)."""
+    with core.db.session() as s:
+        held = permits.reserve(s, item(product), NOW)
+        s.add(Payment(idempotency_key="lost", provider="sandbox", amount_cents=500, created_at=NOW))
+    with core.db.session() as s:
+        assert payments.expire_abandoned(s, NOW + timedelta(minutes=5)) == 0
+        assert payments.expire_abandoned(s, NOW + permits.HOLD) == 1
+    with core.db.session() as s:
+        assert s.scalar(select(Payment.status)) == PaymentStatus.FAILED
+        assert s.get(Permit, held.id).status == PermitStatus.CANCELLED

@@ -269,6 +269,27 @@ def test_external_permits_are_idempotent_on_source_and_id(session, lot):
     assert created_other and other_source.id != first.id
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("start", "0001-01-01T00:00:00+01:00"),  # would overflow on the way to UTC
+        ("end", "9999-12-31T23:59:59-01:00"),
+        ("external_id", "PD\x00-1"),  # PostgreSQL refuses NUL characters
+        ("lot", "V\x001"),
+    ],
+)
+def test_external_permits_refuse_edge_dates_and_control_characters(session, lot, field, value):
+    with pytest.raises(ValidationFailed) as caught:
+        permits.record_external_permit(session, external(**{field: value}))
+    assert field in caught.value.errors
+
+
+def test_plate_checks_refuse_dates_outside_service(session, lot):
+    with pytest.raises(ValidationFailed) as caught:
+        permits.check_plate(session, "ABC123", lot["lot"], datetime(1, 1, 1, tzinfo=UTC), TZ)
+    assert "at" in caught.value.errors
+
+
 def test_external_permit_validation_names_each_field(session, lot):
     with pytest.raises(ValidationFailed) as caught:
         permits.record_external_permit(

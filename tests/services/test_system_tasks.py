@@ -20,9 +20,10 @@ SEED = {
     "managed-user-import": ("Managed User Import", 300),
     "peoplesoft-holds": ("PeopleSoft Holds Report", 86400),
     "occupancy-snapshots": ("Occupancy Snapshots", 300),
+    "waitlist-offers": ("Waitlist Offers", 60),
 }
 # History must be recorded out of the box; every integration waits for an admin to turn it on.
-ON_BY_DEFAULT = "occupancy-snapshots"
+ON_BY_DEFAULT = ("occupancy-snapshots", "waitlist-offers")
 
 
 @pytest.fixture
@@ -31,12 +32,13 @@ def synced(core):
     test decides what is due."""
     with core.db.session() as s:
         system_tasks.sync_registry(s, REGISTRY.definitions())
-        s.get(SystemTask, ON_BY_DEFAULT).enabled = False
+        for name in ON_BY_DEFAULT:
+            s.get(SystemTask, name).enabled = False
 
 
 def test_registry_holds_the_seed_tasks_and_only_history_is_on_by_default():
     assert {d.name: (d.title, d.default_interval_seconds) for d in REGISTRY.definitions()} == SEED
-    assert [d.name for d in REGISTRY.definitions() if d.default_enabled] == [ON_BY_DEFAULT]
+    assert [d.name for d in REGISTRY.definitions() if d.default_enabled] == list(ON_BY_DEFAULT)
     assert "update-mistall" in REGISTRY and "nope" not in REGISTRY
 
 
@@ -48,7 +50,7 @@ def test_sync_creates_rows_due_now_and_is_idempotent(core):
     with core.db.session() as s:
         tasks = system_tasks.list_tasks(s)
     assert {t.name: (t.title, t.interval_seconds) for t in tasks} == SEED
-    assert all(t.enabled == (t.name == ON_BY_DEFAULT) for t in tasks)
+    assert all(t.enabled == (t.name in ON_BY_DEFAULT) for t in tasks)
     assert all(t.last_run_at is None and t.last_outcome is None for t in tasks)
     assert all(before <= t.next_run_at <= utcnow() for t in tasks)
 

@@ -1,0 +1,482 @@
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 description of the partner and open-data APIs.
+
+Hand-written, because the routes are plain Flask and the contract is what partners code against:
+a change here is a change to a promise. ``tests/api/test_openapi_contract.py`` runs schemathesis
+against this document and the real app, so the document cannot drift from the routes unnoticed.
+The server URL is ``/api``, so the OC-TOMA-compatible calls (``/api/OC-TOMA/v1``) fit in one
+document beside ``/api/v1``. The live change stream (server-sent events) is left out: OpenAPI
+cannot describe a stream that never ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+
+from dashboard.api import api
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(name: str) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    descriptions = {
+        400: "The body is not a JSON object.",
+        401: "The API key is missing, unknown or revoked.",
+        403: "The API key lacks the scope this call needs.",
+        404: "Not found.",
+        409: "The permit was cancelled and cannot change.",
+        422: "Invalid input; `fields` names each bad field.",
+    }
+    return {str(status): _json(_ref("Error"), descriptions[status]) for status in statuses}
+
+
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+NULLABLE_INT: Schema = {"type": ["integer", "null"]}
+NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+TEXT: Schema = {"type": "string", "minLength": 1}
+INSTANT: Schema = {"type": "string", "format": "date-time"}
+OC_TOMA_TIME: Schema = {
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})?$",
+    "description": "Y-m-d\\TH:i:s in the site's time zone (UTC for the ...DateUtc spellings); "
+    "an offset may follow.",
+    "example": "2018-07-02T09:30:00",
+}
+AMOUNT: Schema = {
+    "type": ["string", "number"],
+    "pattern": r"^\d{1,6}(\.\d{1,2})?$",
+    "minimum": 0,
+    "description": "Decimal, at most two decimals; optional on push (0).",
+    "example": "14.50",
+}
+API_TOKEN: Schema = {"type": "string", "minLength": 1, "description": "An API key issued in API Keys."}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "field": {"type": "string", "description": "The bad query parameter."},
+            "fields": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Each bad field and what it should be.",
+            },
+        },
+    },
+    "PermitInput": {
+        "type": "object",
+        "description": "A permit sold by another system. Give `lot` (name or code) or `zone` (a lot "
+        "zone's name), not both. Recording is idempotent on (`source`, `external_id`).",
+        "required": ["plate", "start", "end", "external_id"],
+        "additionalProperties": False,
+        "properties": {
+            "plate": {"type": "string", "minLength": 2, "maxLength": 16, "example": "ABC 123"},
+            "lot": {"type": "string", "minLength": 1, "maxLength": 120},
+            "zone": {"type": "string", "minLength": 1, "maxLength": 80},
+            "start": {**INSTANT, "description": "ISO-8601 with its offset."},
+            "end": {**INSTANT, "description": "ISO-8601 with its offset; after `start`."},
+            "amount_cents": {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0},
+            "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "CAD"},
+            "source": {"type": "string", "enum": ["api", "hotspot", "paystation"], "default": "api"},
+            "external_id": {"type": "string", "minLength": 1, "maxLength": 80},
+        },
+        "oneOf": [
+            {"required": ["lot"], "not": {"required": ["zone"]}},
+            {"required": ["zone"], "not": {"required": ["lot"]}},
+        ],
+    },
+    "Permit": {
+        "type": "object",
+        "required": [
+            "id",
+            "number",
+            "reference",
+            "kind",
+            "status",
+            "source",
+            "external_id",
+            "lot",
+            "zone",
+            "plates",
+            "valid_from",
+            "valid_to",
+            "amount_cents",
+            "currency",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "number": {"type": "string"},
+            "reference": {
+                **NULLABLE_STRING,
+                "format": "uuid",
+                "description": "The OC-TOMA referenceID (permits sold by other systems only).",
+            },
+            "kind": {"type": "string", "enum": ["standard", "temporary"]},
+            "status": {"type": "string", "enum": ["pending", "active", "cancelled"]},
+            "source": {"type": "string"},
+            "external_id": NULLABLE_STRING,
+            "lot": {
+                "type": ["object", "null"],
+                "required": ["id", "name"],
+                "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+            },
+            "zone": NULLABLE_STRING,
+            "plates": {"type": "array", "items": {"type": "string"}},
+            "valid_from": INSTANT,
+            "valid_to": INSTANT,
+            "amount_cents": {"type": "integer"},
+            "currency": {"type": "string"},
+        },
+    },
+    "PaidSession": {
+        "type": "object",
+        "required": ["source", "zone", "lot_id", "start", "end"],
+        "properties": {
+            "source": {"type": "string"},
+            "zone": NULLABLE_STRING,
+            "lot_id": NULLABLE_INT,
+            "start": INSTANT,
+            "end": INSTANT,
+        },
+    },
+    "PlateCheck": {
+        "type": "object",
+        "required": ["plate", "lot", "at", "valid", "reason", "permits", "sessions"],
+        "properties": {
+            "plate": {"type": "string", "description": "Normalised: upper case, no spaces or dashes."},
+            "lot": {
+                "type": "object",
+                "required": ["id", "name"],
+                "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+            },
+            "at": INSTANT,
+            "valid": {"type": "boolean"},
+            "reason": {"type": "string"},
+            "permits": {"type": "array", "items": _ref("Permit")},
+            "sessions": {"type": "array", "items": _ref("PaidSession")},
+        },
+    },
+    "LotFigure": {
+        "type": "object",
+        "required": ["id", "name", "sold", "allowance", "available", "percent"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "sold": {"type": "integer"},
+            "allowance": {"type": "integer"},
+            "available": {"type": "integer"},
+            "percent": NULLABLE_NUMBER,
+            "sells_standard": {"type": "boolean"},
+            "sells_temporary": {"type": "boolean"},
+        },
+    },
+    "LotGroup": {
+        "type": "object",
+        "required": ["id", "name", "status", "stale", "source", "lots"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "lat": NULLABLE_NUMBER,
+            "lon": NULLABLE_NUMBER,
+            "color": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "stale", "closed"]},
+            "stale": {"type": "boolean"},
+            "capacity": NULLABLE_INT,
+            "occupied": NULLABLE_INT,
+            "available": NULLABLE_INT,
+            "percent": NULLABLE_NUMBER,
+            "source": {"type": "string"},
+            "updated_at": NULLABLE_STRING,
+            "lots": {"type": "array", "items": _ref("LotFigure")},
+        },
+    },
+    "OccupancyHistory": {
+        "type": "object",
+        "required": ["id", "from", "to", "source", "points"],
+        "properties": {
+            "id": {"type": "integer"},
+            "from": INSTANT,
+            "to": INSTANT,
+            "source": NULLABLE_STRING,
+            "points": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["recorded_at", "source", "occupied", "capacity", "percent"],
+                    "properties": {
+                        "recorded_at": INSTANT,
+                        "source": {"type": "string"},
+                        "occupied": {"type": "integer"},
+                        "capacity": {"type": "integer"},
+                        "percent": NULLABLE_NUMBER,
+                    },
+                },
+            },
+        },
+    },
+    "OcTomaPush": {
+        "type": "object",
+        "required": ["apiToken", "permitNo", "LicencePlate", "zone", "startTime", "endTime"],
+        "description": "Field names are matched ignoring case and underscores; `LicencePlate` may "
+        "be `plate`, `CurrencyID` may be `currency`, `startTime`/`endTime` may be "
+        "`StartDateUtc`/`EndDateUtc` (UTC).",
+        "properties": {
+            "apiToken": API_TOKEN,
+            "permitNo": {"type": ["string", "integer"], "minLength": 1, "maxLength": 80},
+            "LicencePlate": {"type": "string", "minLength": 2, "maxLength": 16},
+            "zone": {"type": ["string", "integer"], "minLength": 1, "description": "A lot zone's name."},
+            "startTime": OC_TOMA_TIME,
+            "endTime": OC_TOMA_TIME,
+            "Amount": AMOUNT,
+            "CurrencyID": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "CAD"},
+            "source": {"type": "string", "enum": ["paystation", "hotspot", "api"], "default": "paystation"},
+        },
+    },
+    "OcTomaUpdate": {
+        "type": "object",
+        "required": ["apiToken", "referenceID"],
+        "description": "`referenceID` may be spelt `referenceid` or `reference_id`; `endTime` may be "
+        "`EndDateUtc` (UTC). Send at least one field to change.",
+        "properties": {
+            "apiToken": API_TOKEN,
+            "referenceID": {"type": "string", "format": "uuid"},
+            "plate": {"type": "string", "minLength": 2, "maxLength": 16},
+            "Amount": AMOUNT,
+            "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
+            "endTime": OC_TOMA_TIME,
+        },
+    },
+    "OcTomaDelete": {
+        "type": "object",
+        "required": ["apiToken", "referenceID"],
+        "properties": {"apiToken": API_TOKEN, "referenceID": {"type": "string", "format": "uuid"}},
+    },
+    "OcTomaStatsRequest": {
+        "type": "object",
+        "required": ["apiToken"],
+        "properties": {
+            "apiToken": API_TOKEN,
+            "zones": {
+                "type": ["string", "array", "null"],
+                "items": {"type": "string"},
+                "description": 'Zone names separated by commas ("Lot 01,Lot 02") or as a list; '
+                "absent, null or empty: every zone.",
+            },
+        },
+    },
+    "OcTomaAnswer": {
+        "type": "object",
+        "required": ["referenceID", "permit"],
+        "properties": {
+            "referenceID": {"type": "string", "format": "uuid"},
+            "created": {"type": "boolean", "description": "push only: false for a repeated permitNo."},
+            "permit": _ref("Permit"),
+        },
+    },
+    "OcTomaStats": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "zone", "total"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["standard", "temp"]},
+                        "zone": {"type": "string"},
+                        "total": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                },
+            }
+        },
+    },
+}
+
+GROUP_ID: Schema = {"name": "group_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _oc_toma(summary: str, body: str, answer: str, *statuses: int) -> Schema:
+    return {
+        "post": {
+            "tags": ["OC-TOMA"],
+            "summary": summary,
+            "security": [],
+            "requestBody": _body(body),
+            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, *statuses)},
+        }
+    }
+
+
+PATHS: dict[str, Schema] = {
+    "/v1/permits": {
+        "post": {
+            "tags": ["Permits"],
+            "summary": "Record a permit sold by another system",
+            "security": [{"apiKey": ["permits:write"]}],
+            "requestBody": _body("PermitInput"),
+            "responses": {
+                "201": _json(_ref("Permit"), "Recorded."),
+                "200": _json(_ref("Permit"), "Recorded before (same source and external_id): unchanged."),
+                **_errors(400, 401, 403, 422),
+            },
+        }
+    },
+    "/v1/permits/validate": {
+        "get": {
+            "tags": ["Permits"],
+            "summary": "May this plate park in this lot now (or at `at`)?",
+            "security": [{"apiKey": ["permits:read"]}],
+            "parameters": [
+                {"name": "plate", "in": "query", "required": True, "schema": TEXT},
+                {
+                    "name": "lot",
+                    "in": "query",
+                    "required": True,
+                    "description": "The lot's name, code or id.",
+                    "schema": TEXT,
+                },
+                {"name": "at", "in": "query", "required": False, "schema": INSTANT},
+            ],
+            "responses": {"200": _json(_ref("PlateCheck"), "The verdict."), **_errors(401, 403, 422)},
+        }
+    },
+    "/v1/ping": {
+        "get": {
+            "tags": ["Open data"],
+            "summary": "Liveness of the API",
+            "security": [],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}, "Up."
+                )
+            },
+        }
+    },
+    "/v1/lot-groups": {
+        "get": {
+            "tags": ["Open data"],
+            "summary": "Availability of every lot group shown on the map",
+            "security": [],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["lot_groups"],
+                        "properties": {"lot_groups": {"type": "array", "items": _ref("LotGroup")}},
+                    },
+                    "The groups.",
+                ),
+                "304": {"description": "Not modified (ETag)."},
+            },
+        }
+    },
+    "/v1/lot-groups/{group_id}": {
+        "get": {
+            "tags": ["Open data"],
+            "summary": "One lot group",
+            "security": [],
+            "parameters": [GROUP_ID],
+            "responses": {"200": _json(_ref("LotGroup"), "The group."), **_errors(404)},
+        }
+    },
+    "/v1/lot-groups/{group_id}/occupancy": {
+        "get": {
+            "tags": ["Open data"],
+            "summary": "A lot group's occupancy history (at most 31 days; default the last 24 hours)",
+            "security": [],
+            "parameters": [
+                GROUP_ID,
+                {"name": "from", "in": "query", "schema": INSTANT},
+                {"name": "to", "in": "query", "schema": INSTANT},
+                {
+                    "name": "source",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["mistall", "parking_logix", "devices", "permits"]},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("OccupancyHistory"), "The points."),
+                "400": _json(_ref("Error"), "A bad query parameter (`field` names it)."),
+                **_errors(404),
+            },
+        }
+    },
+    "/v1/fiware/{entity_type}": {
+        "get": {
+            "tags": ["Open data"],
+            "summary": "FIWARE Smart Data Models entities (key-values)",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "entity_type",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["OffStreetParking", "ParkingGroup"]},
+                }
+            ],
+            "responses": {
+                "200": _json({"type": "array", "items": {"type": "object"}}, "The entities."),
+                "304": {"description": "Not modified (ETag)."},
+                **_errors(404),
+            },
+        }
+    },
+    "/OC-TOMA/v1/permits/push": _oc_toma("Record a permit (OC-TOMA)", "OcTomaPush", "OcTomaAnswer", 422),
+    "/OC-TOMA/v1/permits/update": _oc_toma(
+        "Change a pushed permit (OC-TOMA)", "OcTomaUpdate", "OcTomaAnswer", 404, 409, 422
+    ),
+    "/OC-TOMA/v1/permits/delete": _oc_toma(
+        "Cancel a pushed permit (ParkOps' path for OC-TOMA's delete call)",
+        "OcTomaDelete",
+        "OcTomaAnswer",
+        404,
+        422,
+    ),
+    "/OC-TOMA/v1/permits/stats": _oc_toma(
+        "Permits valid now per zone and kind (OC-TOMA)", "OcTomaStatsRequest", "OcTomaStats", 422
+    ),
+}
+
+DOCUMENT: Schema = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "ParkOps API",
+        "version": "1.0.0",
+        "description": "Open parking data, the partner permit API (Bearer API keys issued by an "
+        "administrator under System > API Keys) and the OC-TOMA-compatible push API (key in the "
+        "body as `apiToken`). Money is in integer cents; times are UTC ISO-8601 unless noted.",
+    },
+    "servers": [{"url": "/api"}],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Authorization: Bearer pk_... (scopes: permits:write, permits:read).",
+            }
+        },
+    },
+}
+
+
+@api.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(DOCUMENT)

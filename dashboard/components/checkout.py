@@ -1,0 +1,189 @@
+"""What the cart and the quick checkout share: the card form, the payment outcome, money and
+times as a buyer reads them, and the provider, mail backend and receipt context of a request.
+
+The card form is static scaffolding (labels, empty inputs, the sandbox's public test cards): no
+user data. The Pay button's callback disables it while it runs (``running=``), and the form's
+idempotency key makes a second submission that slips through answer with the first one's outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+from flask import request
+
+from dashboard.services import email, payments, system_settings
+from dashboard.services.lots import format_dollars
+from dashboard.services.payments import CheckoutResult, ReceiptContext, SandboxProvider
+from dashboard.services.permits import PermitView
+from dashboard.web import core, session_scope
+
+CARD_LABELS = {"card_number": "Card number", "expiry": "Expiry (MM/YY)", "cvc": "CVC"}
+
+
+def money(cents: int, currency: str = "CAD") -> str:
+    return f"${format_dollars(cents)} {currency}"
+
+
+def local(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%a %Y-%m-%d %H:%M") if moment else ""
+
+
+def term(valid_from: datetime | None, valid_to: datetime | None, tz: ZoneInfo) -> str:
+    """A term's first and last day: a term permit ends at local midnight after its last day."""
+    if valid_from is None or valid_to is None:
+        return ""
+    last = (valid_to.astimezone(tz) - timedelta(days=1)).date()
+    return f"{valid_from.astimezone(tz).date().isoformat()} to {last.isoformat()}"
+
+
+def new_key() -> str:
+    """One idempotency key per form shown (see ``payments.checkout``)."""
+    return str(uuid.uuid4())
+
+
+def base_url() -> str:
+    """``PARKOPS_BASE_URL``, else the host this request reached (for links in e-mails and QR codes)."""
+    return core().settings.base_url or request.host_url.rstrip("/")
+
+
+def provider() -> payments.PaymentProvider:
+    return SandboxProvider(core().db)
+
+
+def mail_backend() -> email.EmailBackend:
+    return email.OutboxBackend()
+
+
+def receipt_context(name: str | None) -> ReceiptContext:
+    with session_scope() as session:
+        site_name = str(system_settings.get(session, core().secrets, "site_name"))
+    return ReceiptContext(
+        name=name or "there", site_name=site_name, base_url=base_url(), tz=core().settings.tz
+    )
+
+
+def card_form(prefix: str) -> Any:
+    """Card number, expiry and CVC with their labels, and the sandbox's test cards."""
+
+    def field(key: str, label: str, autocomplete: str, placeholder: str, **col: Any) -> Any:
+        control_id = f"{prefix}-{key}"
+        return dbc.Col(
+            [
+                dbc.Label(label, html_for=control_id),
+                dbc.Input(
+                    id=control_id,
+                    type="text",
+                    inputMode="numeric",
+                    autoComplete=autocomplete,
+                    placeholder=placeholder,
+                    maxLength=23 if key == "card-number" else 7,
+                ),
+            ],
+            xs=12,
+            className="mb-3",
+            **col,
+        )
+
+    cards = [
+        html.Li([html.Code(" ".join(number[i : i + 4] for i in range(0, 16, 4))), f" {outcome}"])
+        for number, outcome in payments.TEST_CARDS.items()
+    ]
+    return html.Div(
+        [
+            dbc.Row(
+                [
+                    field(
+                        "card-number", CARD_LABELS["card_number"], "cc-number", "4242 4242 4242 4242", md=6
+                    ),
+                    field("card-expiry", CARD_LABELS["expiry"], "cc-exp", "MM/YY", sm=6, md=3),
+                    field("card-cvc", CARD_LABELS["cvc"], "cc-csc", "123", sm=6, md=3),
+                ]
+            ),
+            html.Details(
+                [
+                    html.Summary("Test cards (sandbox payments: no real card is charged)"),
+                    html.P("Any future expiry date and any 3-digit CVC:", className="mb-1"),
+                    html.Ul(cards, className="mb-0"),
+                ],
+                className="small text-muted mb-3",
+                id=f"{prefix}-test-cards",
+            ),
+        ]
+    )
+
+
+def permit_list(items: tuple[PermitView, ...], tz: ZoneInfo) -> Any:
+    return html.Ul(
+        [
+            html.Li(
+                [
+                    html.Strong(permit.number, className="checkout-permit-number"),
+                    f" · {permit.product_name or permit.kind} · {permit.lot_name or permit.zone_name or ''}",
+                    html.Br(),
+                    f"{', '.join(permit.plates)} · valid {local(permit.valid_from, tz)} to "
+                    f"{local(permit.valid_to, tz)}",
+                ]
+            )
+            for permit in items
+        ],
+        className="mb-2",
+    )
+
+
+def waitlist_link(product_id: int | None) -> Any:
+    if product_id is None:
+        return None
+    return dcc.Link("Join the waitlist", href=f"/waitlist/join/{product_id}", className="alert-link")
+
+
+def outcome(result: CheckoutResult, tz: ZoneInfo, sold_out_product: int | None = None) -> Any:
+    """What the buyer reads after pressing Pay."""
+    if result.paid:
+        receipt = f"/receipts/{result.receipt_token}" if result.receipt_token else None
+        return dbc.Alert(
+            [
+                html.H2("Payment received", className="h5"),
+                html.P(
+                    "Your permit is confirmed:" if len(result.permits) == 1 else "Your permits are confirmed:"
+                ),
+                permit_list(result.permits, tz),
+                html.P(
+                    [
+                        "A receipt was sent by e-mail. ",
+                        dcc.Link(
+                            "View your receipt",
+                            href=receipt,
+                            className="alert-link",
+                            id="checkout-receipt-link",
+                        )
+                        if receipt
+                        else None,
+                    ],
+                    className="mb-0",
+                ),
+            ],
+            color="success",
+            id="checkout-confirmation",
+        )
+    if result.status == "sold_out":
+        link = waitlist_link(sold_out_product)
+        return dbc.Alert(
+            [result.message, " Nothing was charged. ", link], color="warning", id="checkout-sold-out"
+        )
+    if result.status == "in_progress":
+        return dbc.Alert(result.message, color="info")
+    return dbc.Alert(
+        [
+            html.Strong("Not paid: "),
+            result.message,
+            " " if result.status == "failed" else " Your card was not charged; check it or try another.",
+        ],
+        color="danger",
+        id="checkout-declined",
+    )

@@ -1,0 +1,307 @@
+"""Pay Station Status (the seed's Parking Management > Temporary Permits > Pay Station Status): the
+paid sessions that pay stations and apps reported, ParkMobile's imported permits among them.
+
+Who parked where and when: filters by source, zone, lot, plate and a time window (records active
+at some moment in it, read in the site's time zone), a table with an "active now" badge, and totals
+over every match (not just the page shown), with the amount per currency because sources may bill
+in different currencies.
+
+Managers and up. The layout is empty scaffolding (Dash sends it to every browser); the filter
+choices and the records arrive through ``Role.MANAGER`` callbacks. The table refreshes every
+minute, so "active now" stays true without a reload; the ParkMobile import runs every 3 minutes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html, no_update
+
+from dashboard.callbacks import callback, register_page
+from dashboard.components.feedback import validation_alert
+from dashboard.services import pay_stations
+from dashboard.services.errors import ValidationFailed
+from dashboard.services.pay_stations import RecordPage, RecordRow
+from dashboard.web import core, session_scope
+from models import Role, utcnow
+
+register_page(__name__, path="/admin/pay-stations", title="Pay Station Status", min_role=Role.MANAGER)
+
+REFRESH_MS = 60_000
+LABELS = {"from": "From", "to": "To", "plate": "Plate"}
+FILTERS = (
+    "paystations-source",
+    "paystations-zone",
+    "paystations-lot",
+    "paystations-plate",
+    "paystations-from",
+    "paystations-to",
+)
+
+
+def _field(label: str, control: Any, **width: Any) -> Any:
+    return dbc.Col([dbc.Label(label, html_for=control.id, className="small mb-1"), control], **width)
+
+
+def _total(component_id: str, label: str, phone_width: int) -> Any:
+    return dbc.Col(
+        dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(label, className="text-muted small"),
+                    html.Div("—", id=component_id, className="h5 m-0 text-break"),
+                ]
+            )
+        ),
+        xs=phone_width,
+        sm=4,
+    )
+
+
+def layout(**_query: str) -> html.Div:
+    select_width = {"xs": 12, "sm": 6, "lg": 2}
+    return html.Div(
+        [
+            html.H1("Pay Station Status", className="h3"),
+            html.P(
+                "Paid sessions reported by pay stations and parking apps. ParkMobile permits are imported "
+                "every few minutes (System Task Logs > Fetch ParkMobile Stats) when their zone matches a "
+                "lot zone of the same name.",
+                className="text-muted",
+            ),
+            dcc.Interval(id="paystations-refresh", interval=REFRESH_MS),
+            dcc.Store(id="paystations-init", data=0),
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        dbc.Row(
+                            [
+                                _field(
+                                    "Source",
+                                    dbc.Select(id="paystations-source", value="", placeholder="All sources"),
+                                    **select_width,
+                                ),
+                                _field(
+                                    "Zone",
+                                    dbc.Select(id="paystations-zone", value="", placeholder="All zones"),
+                                    **select_width,
+                                ),
+                                _field(
+                                    "Lot",
+                                    dbc.Select(id="paystations-lot", value="", placeholder="All lots"),
+                                    **select_width,
+                                ),
+                                _field(
+                                    "Plate",
+                                    dbc.Input(
+                                        id="paystations-plate",
+                                        maxLength=16,
+                                        debounce=True,
+                                        placeholder="e.g. ABC 123",
+                                        autoComplete="off",
+                                    ),
+                                    **select_width,
+                                ),
+                                _field(
+                                    "From",
+                                    dbc.Input(id="paystations-from", type="datetime-local", debounce=True),
+                                    **select_width,
+                                ),
+                                _field(
+                                    "To",
+                                    dbc.Input(id="paystations-to", type="datetime-local", debounce=True),
+                                    **select_width,
+                                ),
+                            ],
+                            className="g-2",
+                        ),
+                        dbc.FormText(id="paystations-tz"),
+                    ]
+                ),
+                className="mb-3",
+            ),
+            html.Div(id="paystations-error", role="alert"),
+            dbc.Row(
+                [
+                    _total("paystations-count", "Records", 6),
+                    _total("paystations-active", "Active now", 6),
+                    _total("paystations-amount", "Amount", 12),
+                ],
+                className="g-2 mb-3",
+            ),
+            html.Div(id="paystations-range", className="small text-muted mb-1", role="status"),
+            html.Div(id="paystations-table"),
+            html.Nav(
+                dbc.Pagination(
+                    id="paystations-pages",
+                    max_value=1,
+                    active_page=1,
+                    fully_expanded=False,
+                    first_last=True,
+                    previous_next=True,
+                    size="sm",
+                ),
+                **{"aria-label": "Pages of records"},
+                className="d-flex justify-content-center mt-2",
+            ),
+        ]
+    )
+
+
+def _options(everything: str, choices: list[tuple[Any, str]]) -> list[dict[str, str]]:
+    return [{"label": everything, "value": ""}] + [
+        {"label": label, "value": str(value)} for value, label in choices
+    ]
+
+
+@callback(
+    Output("paystations-source", "options"),
+    Output("paystations-zone", "options"),
+    Output("paystations-lot", "options"),
+    Output("paystations-tz", "children"),
+    Input("paystations-init", "data"),
+    min_role=Role.MANAGER,
+)
+def load_options(_init: int | None) -> tuple[Any, ...]:
+    with session_scope() as session:
+        options = pay_stations.filter_options(session)
+    tz_name = getattr(core().settings.tz, "key", str(core().settings.tz))
+    return (
+        _options("All sources", [(s, pay_stations.source_label(s)) for s in options.sources]),
+        _options("All zones", list(options.zones)),
+        _options("All lots", list(options.lots)),
+        f"Times are in the site's time zone ({tz_name}). From/To show records active at some moment "
+        "between them.",
+    )
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{currency} {Decimal(cents) / 100:,.2f}"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _status(row: RecordRow, now: datetime) -> Any:
+    if row.active_at(now):
+        return dbc.Badge("Active now", color="success")
+    if row.start_at > now:
+        return dbc.Badge("Upcoming", color="info")
+    return dbc.Badge("Ended", color="secondary")
+
+
+def _zone(row: RecordRow) -> Any:
+    if row.zone is None:
+        return html.Span(row.zone_name or "—", className="text-muted", title="No local lot zone")
+    return row.zone
+
+
+def _table(result: RecordPage) -> Any:
+    if not result.rows:
+        return html.P("No records match these filters.", className="text-muted")
+    header = ["Plate", "Source", "Zone", "Lot", "Start", "End", "Amount", "Status"]
+    rows = [
+        html.Tr(
+            [
+                html.Td(html.Span(row.plate, className="fw-semibold text-nowrap")),
+                html.Td(pay_stations.source_label(row.source)),
+                html.Td(_zone(row)),
+                html.Td(", ".join(row.lot_names) or "—"),
+                html.Td(_when(row.start_at), className="text-nowrap"),
+                html.Td(_when(row.end_at), className="text-nowrap"),
+                html.Td(_money(row.amount_cents, row.currency), className="text-end text-nowrap"),
+                html.Td(_status(row, result.now)),
+            ],
+            id=f"paystations-row-{row.id}",
+        )
+        for row in result.rows
+    ]
+    return dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th(h, scope="col") for h in header])),
+            html.Tbody(rows),
+        ],
+        hover=True,
+        responsive=True,
+        size="sm",
+        className="align-middle",
+        id="paystations-grid",
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+@callback(
+    Output("paystations-error", "children"),
+    Output("paystations-count", "children"),
+    Output("paystations-active", "children"),
+    Output("paystations-amount", "children"),
+    Output("paystations-range", "children"),
+    Output("paystations-table", "children"),
+    Output("paystations-pages", "max_value"),
+    Output("paystations-pages", "active_page"),
+    Input("paystations-source", "value"),
+    Input("paystations-zone", "value"),
+    Input("paystations-lot", "value"),
+    Input("paystations-plate", "value"),
+    Input("paystations-from", "value"),
+    Input("paystations-to", "value"),
+    Input("paystations-pages", "active_page"),
+    Input("paystations-refresh", "n_intervals"),
+    min_role=Role.MANAGER,
+)
+def refresh(
+    source: str | None,
+    zone: str | None,
+    lot: str | None,
+    plate: str | None,
+    start: str | None,
+    end: str | None,
+    page: int | None,
+    _tick: int | None,
+) -> tuple[Any, ...]:
+    """A changed filter starts again at page 1; the minute tick and the pager keep the page."""
+    if dash.ctx.triggered_id in FILTERS:
+        page = 1
+    try:
+        window = pay_stations.parse_window(start, end, core().settings.tz)
+        with session_scope() as session:
+            result = pay_stations.search(
+                session,
+                now=utcnow(),
+                source=source or None,
+                zone_id=_int(zone),
+                lot_id=_int(lot),
+                plate=plate,
+                window=window,
+                page=_int(page) or 1,
+            )
+    except ValidationFailed as exc:
+        alert = validation_alert(exc, LABELS, heading="Not searched:")
+        return (alert, *([no_update] * 7))
+    amount = " + ".join(_money(cents, currency) for currency, cents in result.amounts) or "—"
+    shown = (
+        f"Showing {result.first}–{result.first + len(result.rows) - 1} of {result.total} records"
+        if result.rows
+        else ""
+    )
+    return (
+        None,
+        f"{result.total:,}",
+        f"{result.active_now:,}",
+        amount,
+        shown,
+        _table(result),
+        result.pages,
+        result.page,
+    )

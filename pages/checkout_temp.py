@@ -1,0 +1,371 @@
+"""Quick checkout for a temporary permit (``/checkout/temp/<lot id>``): everything on one page, no
+cart, no account: what the lot's QR code and the lot group page's temporary permit button open.
+
+Pick a temporary permit (hourly, daily or fixed), when it starts (now, or a time today or tomorrow
+in the site's time zone), how long, the plate and an e-mail for the receipt; the price and what is
+left update as the choices change (``quick_checkout.quote_order``); then the card and Pay. Signed-in
+users find their e-mail filled in.
+
+The layout holds only the lot id from the URL and empty controls. The ``Role.GUEST`` setup callback
+reads the lot and issues the form's idempotency key; Pay runs ``quick_checkout.buy``, is disabled
+while it runs, and a declined or failed attempt gets a new key for the retry (a processor error or
+a decline ends that attempt; see ``payments.checkout``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html, no_update
+from flask_login import current_user
+
+from dashboard.callbacks import callback, register_page
+from dashboard.components import checkout
+from dashboard.components.feedback import validation_alert
+from dashboard.services import quick_checkout
+from dashboard.services.errors import NotFound, ValidationFailed
+from dashboard.services.quick_checkout import LATER, NOW, TODAY, TOMORROW, TemporaryOffer, TemporaryOrder
+from dashboard.web import core, current_user_id, session_scope
+from models import Role
+
+register_page(
+    __name__,
+    path_template="/checkout/temp/<lot_id>",
+    path="/checkout/temp/none",
+    title="Temporary Permit",
+    min_role=Role.GUEST,
+)
+
+LABELS = {
+    "product": "Permit",
+    "start": "Start",
+    "day": "Day",
+    "at": "Start time",
+    "duration": "How long",
+    "plate": "Licence plate",
+    "email": "E-mail",
+    "form": "Form",
+    **checkout.CARD_LABELS,
+}
+HIDDEN = {"display": "none"}
+UNTIL_MIDNIGHT = "day"
+
+
+def layout(lot_id: str | None = None, **_query: str) -> html.Div:
+    return html.Div(
+        [
+            dcc.Store(id="checkout-lot", data=lot_id),
+            dcc.Store(id="checkout-key"),
+            html.H1("Temporary permit", id="checkout-title", className="h3"),
+            html.Div(id="checkout-missing"),
+            html.Div(_form(), id="checkout-form", style=HIDDEN),
+            html.Div(id="checkout-result", className="mt-3", role="status"),
+        ],
+        style={"maxWidth": "44rem"},
+    )
+
+
+def _form() -> Any:
+    return html.Div(
+        [
+            html.Fieldset(
+                [
+                    html.Legend("Permit", className="form-label fs-6 fw-semibold"),
+                    dbc.RadioItems(id="checkout-product", options=[]),
+                ],
+                className="mb-3",
+            ),
+            html.Fieldset(
+                [
+                    html.Legend("Start", className="form-label fs-6 fw-semibold"),
+                    dbc.RadioItems(
+                        id="checkout-start",
+                        options=[
+                            {"label": "Now", "value": NOW},
+                            {"label": "Later today or tomorrow", "value": LATER},
+                        ],
+                        value=NOW,
+                        inline=True,
+                    ),
+                    dbc.Collapse(
+                        dbc.Row(
+                            [
+                                dbc.Col(
+                                    [
+                                        dbc.Label("Day", html_for="checkout-day"),
+                                        dbc.Select(
+                                            id="checkout-day",
+                                            options=[
+                                                {"label": "Today", "value": TODAY},
+                                                {"label": "Tomorrow", "value": TOMORROW},
+                                            ],
+                                            value=TODAY,
+                                        ),
+                                    ],
+                                    xs=6,
+                                ),
+                                dbc.Col(
+                                    [
+                                        dbc.Label("Start time", html_for="checkout-at"),
+                                        dbc.Input(id="checkout-at", type="time"),
+                                    ],
+                                    xs=6,
+                                ),
+                            ],
+                            className="mt-2",
+                        ),
+                        id="checkout-later",
+                        is_open=False,
+                    ),
+                    dbc.FormText(id="checkout-tz"),
+                ],
+                className="mb-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        [
+                            dbc.Label("How long", html_for="checkout-duration"),
+                            dbc.Select(id="checkout-duration", options=[]),
+                        ],
+                        xs=12,
+                        md=4,
+                        className="mb-3",
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Label("Licence plate", html_for="checkout-plate"),
+                            dbc.Input(id="checkout-plate", type="text", maxLength=16, autoComplete="off"),
+                        ],
+                        xs=12,
+                        md=4,
+                        className="mb-3",
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Label("E-mail (for the receipt)", html_for="checkout-email"),
+                            dbc.Input(id="checkout-email", type="email", maxLength=254, autoComplete="email"),
+                        ],
+                        xs=12,
+                        md=4,
+                        className="mb-3",
+                    ),
+                ]
+            ),
+            html.Div(id="checkout-quote", className="mb-3", **{"aria-live": "polite"}),
+            checkout.card_form("checkout"),
+            dbc.Button("Pay", id="checkout-pay", color="primary", n_clicks=0),
+        ]
+    )
+
+
+def _lot_id(value: Any) -> int | None:
+    text = str(value or "")
+    return int(text) if text.isdigit() else None
+
+
+def _offer(lot_id: Any) -> TemporaryOffer | None:
+    wanted = _lot_id(lot_id)
+    if wanted is None:
+        return None
+    try:
+        with session_scope() as session:
+            return quick_checkout.temporary_offer(session, wanted)
+    except NotFound:
+        return None
+
+
+def _option_label(option: quick_checkout.TemporaryOption) -> str:
+    return f"{option.name}: {checkout.money(option.price_cents, option.currency)} {option.unit}"
+
+
+@callback(
+    Output("checkout-title", "children"),
+    Output("checkout-missing", "children"),
+    Output("checkout-form", "style"),
+    Output("checkout-product", "options"),
+    Output("checkout-product", "value"),
+    Output("checkout-email", "value"),
+    Output("checkout-key", "data"),
+    Output("checkout-tz", "children"),
+    Input("checkout-lot", "data"),
+    min_role=Role.GUEST,
+)
+def setup(lot_id: Any) -> tuple[Any, ...]:
+    offer = _offer(lot_id)
+    if offer is None:
+        missing = html.P(
+            ["This lot does not exist. See the ", dcc.Link("Real-Time Map", href="/real-time"), "."]
+        )
+        return "Lot not found", missing, HIDDEN, [], None, None, None, ""
+    title = f"Temporary permit: {offer.lot_name}"
+    if not offer.options:
+        missing = dbc.Alert(f"{offer.lot_name} sells no temporary permits online now.", color="secondary")
+        return title, missing, HIDDEN, [], None, None, None, ""
+    options = [{"label": _option_label(o), "value": o.product_id} for o in offer.options]
+    address = current_user.email if current_user.is_authenticated else None
+    tz_note = f"Times are {core().settings.timezone} time."
+    return title, None, {}, options, offer.options[0].product_id, address, checkout.new_key(), tz_note
+
+
+def _duration_label(minutes: int) -> str:
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+@callback(
+    Output("checkout-duration", "options"),
+    Output("checkout-duration", "value"),
+    Input("checkout-product", "value"),
+    State("checkout-lot", "data"),
+    min_role=Role.GUEST,
+)
+def durations(product_id: Any, lot_id: Any) -> tuple[list[dict[str, str]], str | None]:
+    offer = _offer(lot_id)
+    option = next((o for o in offer.options if o.product_id == product_id), None) if offer else None
+    if option is None:
+        return [], None
+    if not option.durations:
+        return [{"label": "Until the end of the day", "value": UNTIL_MIDNIGHT}], UNTIL_MIDNIGHT
+    choices = [{"label": _duration_label(m), "value": str(m)} for m in option.durations]
+    return choices, choices[0]["value"]
+
+
+@callback(
+    Output("checkout-later", "is_open"),
+    Input("checkout-start", "value"),
+    min_role=Role.GUEST,
+)
+def later(start: Any) -> bool:
+    return start == LATER
+
+
+def _order(
+    lot_id: Any, product: Any, start: Any, day: Any, at: Any, duration: Any, **more: Any
+) -> TemporaryOrder:
+    return TemporaryOrder(
+        lot_id=_lot_id(lot_id), product_id=product, start=start, day=day, at=at, duration=duration, **more
+    )
+
+
+@callback(
+    Output("checkout-quote", "children"),
+    Input("checkout-product", "value"),
+    Input("checkout-start", "value"),
+    Input("checkout-day", "value"),
+    Input("checkout-at", "value"),
+    Input("checkout-duration", "value"),
+    State("checkout-lot", "data"),
+    min_role=Role.GUEST,
+)
+def price(product: Any, start: Any, day: Any, at: Any, duration: Any, lot_id: Any) -> Any:
+    if product is None or _lot_id(lot_id) is None:
+        return None
+    tz = core().settings.tz
+    try:
+        with session_scope() as session:
+            quote = quick_checkout.quote_order(
+                session, _order(lot_id, product, start, day, at, duration), tz, datetime.now(UTC)
+            )
+    except ValidationFailed as exc:
+        return html.P(
+            "; ".join(f"{LABELS.get(k, k)}: {v}" for k, v in exc.errors.items()), className="text-muted small"
+        )
+    except NotFound:
+        return None
+    valid = f"Valid {checkout.local(quote.valid_from, tz)} to {checkout.local(quote.valid_to, tz)}"
+    if quote.sold_out:
+        return dbc.Alert(
+            [
+                f"{quote.product_name} at {quote.lot_name} is sold out for that time. ",
+                checkout.waitlist_link(quote.product_id),
+            ],
+            color="warning",
+            id="checkout-quote-sold-out",
+        )
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.Div(
+                    [html.Span("Price: "), html.Strong(checkout.money(quote.amount_cents, quote.currency))],
+                    id="checkout-price",
+                ),
+                html.Div(valid, className="small"),
+                html.Div(f"{quote.available} spaces left for that time", className="small text-muted"),
+            ]
+        )
+    )
+
+
+@callback(
+    Output("checkout-result", "children"),
+    Output("checkout-key", "data", allow_duplicate=True),
+    Output("checkout-form", "style", allow_duplicate=True),
+    Input("checkout-pay", "n_clicks"),
+    State("checkout-lot", "data"),
+    State("checkout-product", "value"),
+    State("checkout-start", "value"),
+    State("checkout-day", "value"),
+    State("checkout-at", "value"),
+    State("checkout-duration", "value"),
+    State("checkout-plate", "value"),
+    State("checkout-email", "value"),
+    State("checkout-card-number", "value"),
+    State("checkout-card-expiry", "value"),
+    State("checkout-card-cvc", "value"),
+    State("checkout-key", "data"),
+    running=[(Output("checkout-pay", "disabled"), True, False)],
+    prevent_initial_call=True,
+    min_role=Role.GUEST,
+)
+def pay(
+    clicks: Any,
+    lot_id: Any,
+    product: Any,
+    start: Any,
+    day: Any,
+    at: Any,
+    duration: Any,
+    plate: Any,
+    address: Any,
+    number: Any,
+    expiry: Any,
+    cvc: Any,
+    key: Any,
+) -> tuple[Any, Any, Any]:
+    if not clicks or _lot_id(lot_id) is None:
+        return no_update, no_update, no_update
+    order = _order(lot_id, product, start, day, at, duration, plate=plate, email=address)
+    name = current_user.name if current_user.is_authenticated else None
+    try:
+        result = quick_checkout.buy(
+            core().db,
+            checkout.provider(),
+            order,
+            number,
+            expiry,
+            cvc,
+            idempotency_key=key if isinstance(key, str) else "",
+            user_id=current_user_id(),
+            receipt=checkout.receipt_context(name),
+            backend=checkout.mail_backend(),
+            now=datetime.now(UTC),
+        )
+    except ValidationFailed as exc:
+        return validation_alert(exc, LABELS, heading="Not paid yet:"), no_update, no_update
+    except NotFound:
+        return dbc.Alert("This lot does not sell permits any more.", color="warning"), no_update, no_update
+    chosen = product if isinstance(product, int) else None
+    shown = checkout.outcome(result, core().settings.tz, sold_out_product=chosen)
+    if result.paid:
+        again = html.P(dcc.Link("Buy another permit for this lot", href=f"/checkout/temp/{_lot_id(lot_id)}"))
+        return [shown, again], no_update, HIDDEN
+    retry = result.status in ("declined", "failed")
+    return shown, checkout.new_key() if retry else no_update, no_update

@@ -1,0 +1,309 @@
+"""Pay-station records: the import is idempotent on (source, external_id), matches lot zones by
+name, and names what it skipped; the status query filters, totals and pages against the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dashboard.services import pay_stations
+from dashboard.services.errors import ValidationFailed
+from dashboard.services.pay_stations import IncomingRecord, Window
+from models import Lot, LotZone, LotZoneSchedule, PayStationRecord
+
+NOW = datetime(2024, 5, 1, 16, 0, tzinfo=UTC)
+TORONTO = ZoneInfo("America/Toronto")
+
+
+def incoming(external_id: str = "PM-1", zone: str = "1001", **changes: object) -> IncomingRecord:
+    values: dict[str, object] = {
+        "external_id": external_id,
+        "plate": "abc-123",
+        "zone_name": zone,
+        "start_at": NOW - timedelta(hours=1),
+        "end_at": NOW + timedelta(hours=1),
+        "amount_cents": 650,
+        "currency": "CAD",
+        "raw": {"permitId": external_id},
+    }
+    return IncomingRecord(**(values | changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def zone_ids(session: Session) -> dict[str, int]:
+    zones = [LotZone(name="1001"), LotZone(name="Visitor")]
+    session.add_all(zones)
+    session.flush()
+    return {zone.name: zone.id for zone in zones}
+
+
+def stored(session: Session) -> list[PayStationRecord]:
+    session.expire_all()
+    return list(session.scalars(select(PayStationRecord).order_by(PayStationRecord.external_id)))
+
+
+# Import
+
+
+def test_a_new_record_is_stored_with_a_normalised_plate(session, zone_ids):
+    result = pay_stations.import_records(session, "parkmobile", [incoming()], NOW)
+    assert (result.received, result.created, result.updated, result.unchanged) == (1, 1, 0, 0)
+    assert result.rows_touched == 1
+    (row,) = stored(session)
+    assert (row.source, row.external_id, row.plate, row.plate_normalized) == (
+        "parkmobile",
+        "PM-1",
+        "ABC-123",
+        "ABC123",
+    )
+    assert (row.zone_id, row.zone_name, row.lot_id, row.imported_at) == (zone_ids["1001"], "1001", None, NOW)
+    assert row.raw == {"permitId": "PM-1"}
+
+
+def test_the_same_record_twice_is_one_row_and_a_change_updates_it(session, zone_ids):
+    pay_stations.import_records(session, "parkmobile", [incoming()], NOW)
+    again = pay_stations.import_records(session, "parkmobile", [incoming()], NOW + timedelta(minutes=3))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+
+    later_end = NOW + timedelta(hours=3)
+    extended = incoming(end_at=later_end, amount_cents=975, raw={"permitId": "PM-1", "v": 2})
+    changed = pay_stations.import_records(session, "parkmobile", [extended], NOW + timedelta(minutes=6))
+    assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 0)
+    (row,) = stored(session)
+    assert (row.end_at, row.amount_cents, row.raw) == (later_end, 975, {"permitId": "PM-1", "v": 2})
+    assert row.imported_at == NOW
+
+
+def test_the_same_id_from_another_source_is_another_record(session, zone_ids):
+    pay_stations.import_records(session, "parkmobile", [incoming()], NOW)
+    pay_stations.import_records(session, "cale", [incoming()], NOW)
+    assert sorted(row.source for row in stored(session)) == ["cale", "parkmobile"]
+
+
+def test_an_id_twice_in_one_batch_keeps_the_later(session, zone_ids):
+    result = pay_stations.import_records(
+        session, "parkmobile", [incoming(amount_cents=100), incoming(amount_cents=200)], NOW
+    )
+    assert (result.received, result.created) == (2, 1)
+    assert [row.amount_cents for row in stored(session)] == [200]
+
+
+def test_zones_match_by_name_ignoring_case_and_spacing_and_others_are_counted(session, zone_ids):
+    batch = [
+        incoming("A", zone="visitor"),
+        incoming("B", zone=" 1001 "),
+        incoming("C", zone="9999"),
+        incoming("D", zone="9999"),
+        incoming("E", zone="Lot 7"),
+    ]
+    result = pay_stations.import_records(session, "parkmobile", batch, NOW)
+    assert result.created == 2
+    assert result.skipped_zones == (("9999", 2), ("Lot 7", 1))
+    assert result.skipped == 3
+    assert {row.external_id: row.zone_id for row in stored(session)} == {
+        "A": zone_ids["Visitor"],
+        "B": zone_ids["1001"],
+    }
+
+
+def test_an_exact_case_match_wins_and_an_ambiguous_name_is_skipped(session):
+    upper, lower = LotZone(name="NORTH"), LotZone(name="north")  # old data, from before the unique rule
+    session.add_all([upper, lower])
+    session.flush()
+    result = pay_stations.import_records(
+        session, "parkmobile", [incoming("A", zone="north"), incoming("B", zone="North")], NOW
+    )
+    assert result.skipped_zones == (("North", 1),)
+    assert [(row.external_id, row.zone_id) for row in stored(session)] == [("A", lower.id)]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"plate": "- . -"}, "the plate '- . -' is not letters and digits (spaces, dashes and dots aside)"),
+        ({"plate": "AB#12"}, "the plate 'AB#12' is not letters and digits (spaces, dashes and dots aside)"),
+        ({"plate": "ABCDEFGHIJKLMNOPQ"}, "the plate 'ABCDEFGHIJKLMNOPQ' is longer than 16 characters"),
+        ({"zone_name": "Z" * 81}, "the zone name is longer than 80 characters"),
+        ({"currency": "CA"}, "the currency 'CA' is not a three-letter code"),
+        ({"end_at": NOW - timedelta(hours=2)}, "it ends before it starts"),
+    ],
+)
+def test_what_cannot_be_stored_is_rejected_with_its_reason(session, zone_ids, change, reason):
+    result = pay_stations.import_records(session, "parkmobile", [incoming("PM-9", **change), incoming()], NOW)
+    assert result.rejected == (("permit PM-9", reason),)
+    assert [row.external_id for row in stored(session)] == ["PM-1"]
+
+
+def test_a_too_long_id_is_rejected(session, zone_ids):
+    result = pay_stations.import_records(session, "parkmobile", [incoming("X" * 81)], NOW)
+    assert result.rejected == ((f"permit {'X' * 80}", "the id is longer than 80 characters"),)
+    assert stored(session) == []
+
+
+# The status page's query
+
+
+@pytest.fixture
+def sample(session: Session) -> dict[str, int]:
+    """Two zones on lots, one record per situation (active, ended, upcoming, another currency)."""
+    north, south, empty = LotZone(name="1001"), LotZone(name="2002"), LotZone(name="3003")
+    garage, surface, other = Lot(name="North Garage"), Lot(name="North Surface"), Lot(name="South Lot")
+    session.add_all([north, south, empty, garage, surface, other])
+    session.flush()
+    session.add_all(
+        [
+            LotZoneSchedule(lot_id=garage.id, zone_id=north.id),
+            LotZoneSchedule(lot_id=surface.id, zone_id=north.id),
+            LotZoneSchedule(lot_id=other.id, zone_id=south.id),
+        ]
+    )
+
+    def record(ext: str, plate: str, zone: LotZone | None, start: int, end: int, cents: int, **kw: object):
+        session.add(
+            PayStationRecord(
+                source=kw.pop("source", "parkmobile"),
+                external_id=ext,
+                plate=plate,
+                plate_normalized=plate.replace(" ", "").replace("-", ""),
+                zone_id=zone.id if zone else None,
+                zone_name=zone.name if zone else "9999",
+                start_at=NOW + timedelta(hours=start),
+                end_at=NOW + timedelta(hours=end),
+                amount_cents=cents,
+                currency=kw.pop("currency", "CAD"),
+                **kw,
+            )
+        )
+
+    record("active", "ABC 123", north, -1, 1, 650)
+    record("ended", "XYZ-999", north, -5, -3, 325)
+    record("upcoming", "ABC 777", south, 2, 4, 1200)
+    record("usd", "NY 5555", south, -2, 2, 400, currency="USD")
+    record("cale", "CALE 1", None, -1, 1, 200, source="cale", lot_id=other.id)
+    session.flush()
+    return {"north": north.id, "south": south.id, "empty": empty.id, "garage": garage.id, "other": other.id}
+
+
+def ids(page: pay_stations.RecordPage) -> list[str]:
+    return [row.external_id for row in page.rows]
+
+
+def test_everything_newest_start_first_with_totals(session, sample):
+    page = pay_stations.search(session, now=NOW)
+    # Same start: the later record first.
+    assert ids(page) == ["upcoming", "cale", "active", "usd", "ended"]
+    assert (page.total, page.active_now) == (5, 3)
+    assert page.amounts == (("CAD", 650 + 325 + 1200 + 200), ("USD", 400))
+    assert (page.page, page.pages, page.first) == (1, 1, 1)
+
+
+def test_a_row_names_its_zone_and_the_lots_of_that_zone(session, sample):
+    rows = {row.external_id: row for row in pay_stations.search(session, now=NOW).rows}
+    assert (rows["active"].zone, rows["active"].lot_names) == ("1001", ("North Garage", "North Surface"))
+    assert (rows["cale"].zone, rows["cale"].zone_name, rows["cale"].lot_names) == (
+        None,
+        "9999",
+        ("South Lot",),
+    )
+    assert rows["active"].active_at(NOW) and not rows["ended"].active_at(NOW)
+    assert not rows["upcoming"].active_at(NOW)
+
+
+def test_filters_by_source_zone_and_lot(session, sample):
+    assert ids(pay_stations.search(session, now=NOW, source="cale")) == ["cale"]
+    assert sorted(ids(pay_stations.search(session, now=NOW, zone_id=sample["north"]))) == ["active", "ended"]
+    assert ids(pay_stations.search(session, now=NOW, zone_id=sample["empty"])) == []
+    # A lot takes the records of the zones it schedules and the records naming it.
+    assert sorted(ids(pay_stations.search(session, now=NOW, lot_id=sample["garage"]))) == ["active", "ended"]
+    assert sorted(ids(pay_stations.search(session, now=NOW, lot_id=sample["other"]))) == [
+        "cale",
+        "upcoming",
+        "usd",
+    ]
+    both = pay_stations.search(session, now=NOW, source="parkmobile", lot_id=sample["other"])
+    assert sorted(ids(both)) == ["upcoming", "usd"]
+    assert both.amounts == (("CAD", 1200), ("USD", 400))
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("abc-123", ["active"]), ("abc", ["upcoming", "active"]), (" xyz 999 ", ["ended"]), ("QQQ", [])],
+)
+def test_the_plate_matches_its_normalised_form(session, sample, typed, expected):
+    assert ids(pay_stations.search(session, now=NOW, plate=typed)) == expected
+
+
+def test_a_plate_of_only_separators_is_refused(session, sample):
+    with pytest.raises(ValidationFailed) as error:
+        pay_stations.search(session, now=NOW, plate=" - ")
+    assert error.value.errors == {"plate": "enter letters or digits of the plate"}
+
+
+def test_like_wildcards_in_the_plate_are_literal(session, sample):
+    assert ids(pay_stations.search(session, now=NOW, plate="%")) == []
+    assert ids(pay_stations.search(session, now=NOW, plate="A_C")) == []
+
+
+def test_the_window_takes_records_active_at_some_moment_in_it(session, sample):
+    window = Window(NOW - timedelta(hours=4), NOW - timedelta(hours=2, minutes=30))
+    assert ids(pay_stations.search(session, now=NOW, window=window)) == ["ended"]
+    # A record ending exactly when the window opens was not active in it.
+    touching = Window(NOW + timedelta(hours=4), None)
+    assert ids(pay_stations.search(session, now=NOW, window=touching)) == []
+    upto = Window(None, NOW - timedelta(hours=1))
+    assert sorted(ids(pay_stations.search(session, now=NOW, window=upto))) == ["ended", "usd"]
+
+
+def test_pages_are_limited_and_a_page_past_the_end_shows_the_last(session, sample):
+    first = pay_stations.search(session, now=NOW, page_size=2)
+    assert (len(first.rows), first.total, first.pages, first.first) == (2, 5, 3, 1)
+    last = pay_stations.search(session, now=NOW, page=99, page_size=2)
+    assert (last.page, last.first, len(last.rows)) == (3, 5, 1)
+    assert set(ids(first)).isdisjoint(ids(last))
+    assert last.amounts == first.amounts  # totals cover every match, not the page
+    assert pay_stations.search(session, now=NOW, page_size=10_000).page_size == pay_stations.PAGE_SIZE_MAX
+
+
+def test_no_records_is_one_empty_page(session):
+    page = pay_stations.search(session, now=NOW)
+    assert (page.rows, page.total, page.active_now, page.amounts, page.pages, page.first) == (
+        (),
+        0,
+        0,
+        (),
+        1,
+        0,
+    )
+
+
+def test_filter_options_list_sources_and_zones_in_use_and_every_lot(session, sample):
+    options = pay_stations.filter_options(session)
+    assert options.sources == ("cale", "parkmobile")
+    assert options.zones == ((sample["north"], "1001"), (sample["south"], "2002"))
+    assert [name for _id, name in options.lots] == ["North Garage", "North Surface", "South Lot"]
+
+
+def test_the_window_is_read_in_the_site_time_zone():
+    window = pay_stations.parse_window("2024-05-01T09:30", "2024-05-01T12:00:30", TORONTO)
+    assert window == Window(
+        datetime(2024, 5, 1, 13, 30, tzinfo=UTC), datetime(2024, 5, 1, 16, 0, 30, tzinfo=UTC)
+    )
+    assert pay_stations.parse_window("", None, TORONTO) == Window(None, None)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "errors"),
+    [
+        ("2024-05-01T10:00", "2024-05-01T10:00", {"to": "must be after From"}),
+        ("yesterday", "2024-05-01T10:00", {"from": "enter a date and time, e.g. 2024-05-01 09:30"}),
+        ("2024-05-01T10:00", "13/05/2024", {"to": "enter a date and time, e.g. 2024-05-01 09:30"}),
+    ],
+)
+def test_a_bad_window_says_which_field(start, end, errors):
+    with pytest.raises(ValidationFailed) as error:
+        pay_stations.parse_window(start, end, TORONTO)
+    assert error.value.errors == errors
