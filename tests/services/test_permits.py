@@ -376,6 +376,34 @@ def test_zone_permits_are_valid_on_scheduled_days_and_times(session, zoned, mome
         assert "zone 1001, which is not scheduled" in check.reason
 
 
+@pytest.mark.parametrize(
+    ("moment", "valid"),
+    [
+        (local(4, 0, 0), True),  # Friday at midnight: the day starts
+        (local(4, 23, 59, 59), True),  # 23:59 is the end minute, included
+        (local(5, 0, 0), False),  # Saturday at midnight: not a zone day
+        (local(6, 23, 59, 59), False),  # Sunday
+        (local(7, 0, 0), True),  # Monday again
+    ],
+)
+def test_all_day_weekday_zones_turn_at_midnight(session, lot, moment, valid):
+    zone = LotZone(name="Weekdays")
+    session.add(zone)
+    session.flush()
+    session.add(LotZoneSchedule(lot_id=lot["lot"], zone_id=zone.id, days="1111100"))  # 00:00-23:59
+    session.commit()
+    permits.record_external_permit(
+        session,
+        external(
+            lot=None,
+            zone="Weekdays",
+            start=datetime(2026, 11, 29, tzinfo=UTC),
+            end=datetime(2026, 12, 9, tzinfo=UTC),
+        ),
+    )
+    assert permits.check_plate(session, "ABC123", lot["lot"], moment, TZ).valid is valid
+
+
 def test_lot_permits_expire_on_time(session, lot):
     permit = sell(session, lot)
     assert permits.check_plate(session, "abc123", lot["lot"], NOW, TZ).valid
