@@ -16,8 +16,9 @@ baseline, all at saturation (each client asks again as soon as it is answered), 
 latency with the same clients each polling once a second, as open map pages do. Targets from the
 issue: ratio >= 0.5 (saturation) and p95 < 100 ms (the polling clients): at saturation, 200
 clients always queue for ``clients / throughput`` seconds whatever the code does. The user map's
-data callback (the POST a guest's open map sends on each push or poll) is driven the same way, at
-saturation and paced (``--map-poll``). The client shares the machine with the
+data callback is driven the same way: its first load (every pin, popup and table row) and the
+refresh an open map sends on each push or poll (pins known: only figures), at saturation and
+paced (``--map-poll``). The client shares the machine with the
 server, so its own CPU use is printed too: a client near one full core is part of the limit.
 
 The database is emptied and rebuilt (default: ``PARKOPS_TEST_DATABASE_URL``, else a local
@@ -59,6 +60,7 @@ LOTS_PER_GROUP = 3
 Request = tuple[str, bytes | None]  # a path, and a JSON body to POST (None: a GET)
 POST_HEADERS = {"Content-Type": "application/json"}
 MAP_OUTPUT = "realtime-markers.children"
+PINS_STORE = "realtime-pins"
 THREADS = 32  # as the README recommends: a thread blocked sending a large body to a slow client waits alone
 
 
@@ -259,26 +261,31 @@ def report(results: list[Result], baseline: Result, client_cpu: dict[str, float]
     print(f"(at saturation each request waits about clients / throughput = {queue_ms:.0f} ms in the queue)")
 
 
-async def map_callback(base: str) -> bytes:
-    """The body a guest's browser POSTs when the user map refreshes on a push or poll (the
-    ``pages.realtime.refresh`` callback), built from the app's own ``/_dash-dependencies``."""
-    async with aiohttp.ClientSession() as http, http.get(base + "/_dash-dependencies") as response:
-        dependencies = await response.json()
-    entry = next(d for d in dependencies if MAP_OUTPUT in d["output"])
-    outputs = [
-        {"id": part.split(".")[0], "property": part.split(".")[1]}
-        for part in entry["output"].strip(".").split("...")
-    ]
-    inputs = [dict(spec, value=None) for spec in entry["inputs"]]
-    return json.dumps(
-        {
-            "output": entry["output"],
-            "outputs": outputs,
-            "inputs": inputs,
-            "state": [dict(spec, value=None) for spec in entry["state"]],
-            "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
-        }
-    ).encode()
+async def map_callbacks(base: str) -> tuple[bytes, bytes, int]:
+    """The bodies a guest's browser POSTs for the user map (``pages.realtime.refresh``), built
+    from the app's own ``/_dash-dependencies``: the first load (no pins yet, so every pin comes
+    back) and a later refresh on a push or poll (the pins it has, so only the figures come back);
+    and the size of the first load's answer."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/_dash-dependencies") as response:
+            dependencies = await response.json()
+        entry = next(d for d in dependencies if MAP_OUTPUT in d["output"])
+        outputs = [
+            {"id": part.split(".")[0], "property": part.split(".")[1]}
+            for part in entry["output"].strip(".").split("...")
+        ]
+        inputs = [dict(spec, value=None) for spec in entry["inputs"]]
+
+        def body(pins: object, changed: list[str]) -> bytes:
+            state = [dict(spec, value=pins) for spec in entry["state"]]
+            payload = {"output": entry["output"], "outputs": outputs, "inputs": inputs, "state": state}
+            return json.dumps({**payload, "changedPropIds": changed}).encode()
+
+        first = body(None, [])
+        async with http.post(base + "/_dash-update-component", data=first, headers=POST_HEADERS) as response:
+            answer = await response.read()
+        pins = json.loads(answer)["response"][PINS_STORE]["data"]
+    return first, body(pins, [f"{inputs[0]['id']}.{inputs[0]['property']}"]), len(answer)
 
 
 async def run(args: argparse.Namespace, ids: list[int], base: str) -> None:
@@ -286,13 +293,17 @@ async def run(args: argparse.Namespace, ids: list[int], base: str) -> None:
         (f"/api/v1/lot-groups/{group_id}", None) for group_id in random.Random(3).sample(ids, len(ids))
     ]
     the_list: list[Request] = [("/api/v1/lot-groups", None)]
-    map_refresh: list[Request] = [("/_dash-update-component", await map_callback(base))]
+    first_load, later, size = await map_callbacks(base)
+    print(f"  the user map's first load answers {size / 1024:.0f} KiB of JSON (before gzip)")
+    map_load: list[Request] = [("/_dash-update-component", first_load)]
+    map_refresh: list[Request] = [("/_dash-update-component", later)]
     plan = [
         ("GET /api/v1/lot-groups", the_list, 0.0),
         ("GET /api/v1/lot-groups/<id>", group_paths, 0.0),
         ("GET /api/v1/ping (baseline)", [("/api/v1/ping", None)], 0.0),
-        ("POST user map data callback", map_refresh, 0.0),
-        (f"user map callback, each client every {args.map_poll:g}s", map_refresh, args.map_poll),
+        ("POST user map, first load", map_load, 0.0),
+        ("POST user map, refresh", map_refresh, 0.0),
+        (f"user map refresh, each client every {args.map_poll:g}s", map_refresh, args.map_poll),
         (f"GET /api/v1/lot-groups, each client every {args.poll:g}s", the_list, args.poll),
     ]
     results, cpu = [], {}

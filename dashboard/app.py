@@ -118,6 +118,10 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_api(server)
     register_push(server)
     _security_headers(server)
+    # Dash builds its callback map on the first request, unguarded: in a threaded worker two
+    # first requests at once can collide ("dictionary changed size during iteration", a 500).
+    # Building it here, once, before any request, takes the race away.
+    dash_app._setup_server()  # noqa: SLF001
     return server
 
 

@@ -184,7 +184,6 @@ def gate(dash_app: dash.Dash) -> Response | None:
 def _check_callback(dash_app: dash.Dash) -> Response | None:
     body = request.get_json(silent=True) or {}
     output = body.get("output")
-    dash_app._setup_server()  # fills callback_map on a worker's first request  # noqa: SLF001
     entry = dash_app.callback_map.get(output) if isinstance(output, str) else None
     if entry is None:
         return _deny(400, "unknown callback")

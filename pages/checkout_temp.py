@@ -24,7 +24,7 @@ from flask_login import current_user
 from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
-from dashboard.services import quick_checkout
+from dashboard.services import permits, quick_checkout
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.quick_checkout import LATER, NOW, TODAY, TOMORROW, TemporaryOffer, TemporaryOrder
 from dashboard.web import core, current_user_id, session_scope
@@ -210,16 +210,6 @@ def setup(lot_id: Any) -> tuple[Any, ...]:
     return title, None, {}, options, offer.options[0].product_id, address, checkout.new_key(), tz_note
 
 
-def _duration_label(minutes: int) -> str:
-    if minutes % (24 * 60) == 0:
-        days = minutes // (24 * 60)
-        return f"{days} day{'s' if days != 1 else ''}"
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minutes"
-
-
 @callback(
     Output("checkout-duration", "options"),
     Output("checkout-duration", "value"),
@@ -234,7 +224,7 @@ def durations(product_id: Any, lot_id: Any) -> tuple[list[dict[str, str]], str |
         return [], None
     if not option.durations:
         return [{"label": "Until the end of the day", "value": UNTIL_MIDNIGHT}], UNTIL_MIDNIGHT
-    choices = [{"label": _duration_label(m), "value": str(m)} for m in option.durations]
+    choices = [{"label": permits.duration_text(m), "value": str(m)} for m in option.durations]
     return choices, choices[0]["value"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Output, State, html, no_update
+from dash import ALL, Input, Output, State, html, no_update
 from redis.exceptions import RedisError
 
 from dashboard.auth import current_role
@@ -66,14 +66,18 @@ def _render() -> Rendered:
     Output("realtime-map", "viewport"),
     Output("realtime-pins", "data"),
     *live_inputs(PREFIX),
+    Input(f"{PREFIX}-table-collapse", "is_open"),
     State("realtime-pins", "data"),
     min_role=Role.GUEST,
 )
-def refresh(_message: str | None, _tick: int | None, pins: list[list[Any]] | None) -> tuple[Any, ...]:
+def refresh(
+    _message: str | None, _tick: int | None, table_shown: bool | None, pins: list[list[Any]] | None
+) -> tuple[Any, ...]:
     """Re-read the pins on a pushed change or a poll tick; the pushed message is only a trigger.
     Pins are re-created only when a group appears, moves, changes colour or status (open, stale,
-    closed); ``refresh_popups`` keeps the figures of the others current, so an open popup stays
-    open. The map is fitted to the pins on the first call only."""
+    closed); ``refresh_popups`` keeps the tooltips and the open popup current, so an open popup
+    stays open. The map is fitted to the pins on the first call only. The table alternative is
+    sent while it is shown (and when it is opened), not with every change."""
     try:
         rendered = _render()
     except RedisError:
@@ -83,21 +87,53 @@ def refresh(_message: str | None, _tick: int | None, pins: list[list[Any]] | Non
     unchanged = rendered.signature == pins and not first
     return (
         no_update if unchanged else rendered.markers,
-        rendered.table,
+        rendered.table if table_shown else no_update,
         None,
         rendered.viewport if first and rendered.viewport else no_update,
         no_update if unchanged else rendered.signature,
     )
 
 
+# The table alternative opens and closes in the browser; opening it asks ``refresh`` for the table.
+dash.clientside_callback(
+    """function(clicks, shown) {
+        const open = !shown;
+        return [open, open ? "Hide the table" : "Show the map as a table", String(open)];
+    }""",
+    Output(f"{PREFIX}-table-collapse", "is_open"),
+    Output(f"{PREFIX}-table-toggle", "children"),
+    Output(f"{PREFIX}-table-toggle", "aria-expanded"),
+    Input(f"{PREFIX}-table-toggle", "n_clicks"),
+    State(f"{PREFIX}-table-collapse", "is_open"),
+    prevent_initial_call=True,
+)
+
+
+# Which pin was clicked last, in the browser (no server data: no role to declare): the popup
+# refresh then sends that popup's content only, not every pin's.
+dash.clientside_callback(
+    """function(_clicks) {
+        const trigger = window.dash_clientside.callback_context.triggered_id;
+        return trigger ? trigger.group : window.dash_clientside.no_update;
+    }""",
+    Output(f"{PREFIX}-open", "data"),
+    Input({"type": f"{PREFIX}-pin", "group": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+
 @callback(
     Output({"type": "realtime-popup", "group": ALL}, "children"),
     Output({"type": "realtime-tip", "group": ALL}, "children"),
     *live_inputs(PREFIX),
+    Input(f"{PREFIX}-open", "data"),
     min_role=Role.GUEST,
 )
-def refresh_popups(_message: str | None, _tick: int | None) -> tuple[list[Any], list[Any]]:
-    """The current donut, lots and tooltip of every pin, updated in place."""
+def refresh_popups(_message: str | None, _tick: int | None, open_group: Any) -> tuple[list[Any], list[Any]]:
+    """Every tooltip, and the open popup's donut and lots, updated in place, on each change and
+    when a pin is clicked (so a popup opens with the current figures). The other popups keep what
+    they have until they are opened: with hundreds of pins, sending every popup on every change
+    would be most of the map's traffic (``bench/read.py``)."""
     popups = [output["id"]["group"] for output in dash.ctx.outputs_list[0]]
     tips = [output["id"]["group"] for output in dash.ctx.outputs_list[1]]
     if not popups and not tips:
@@ -108,6 +144,6 @@ def refresh_popups(_message: str | None, _tick: int | None) -> tuple[list[Any], 
         return [no_update] * len(popups), [no_update] * len(tips)
     gone = html.P("This lot group is no longer on the map.", className="text-muted small")
     return (
-        [rendered.popups.get(g, gone) for g in popups],
+        [rendered.popups.get(g, gone) if g == open_group else no_update for g in popups],
         [rendered.tips.get(g, no_update) for g in tips],
     )

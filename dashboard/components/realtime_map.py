@@ -49,6 +49,7 @@ def live_map(tile_url: str) -> html.Div:
         [
             html.Div(live_updates(PREFIX), className="mb-1"),
             dcc.Store(id=f"{PREFIX}-pins"),
+            dcc.Store(id=f"{PREFIX}-open"),  # the group whose pin was clicked last (its popup is open)
             html.Div(id=f"{PREFIX}-error"),
             dl.Map(
                 [dl.TileLayer(url=tile_url), dl.LayerGroup(id=f"{PREFIX}-markers")],
@@ -58,11 +59,16 @@ def live_map(tile_url: str) -> html.Div:
                 style={"height": "60vh", "minHeight": "320px", "width": "100%", "maxWidth": "100%"},
                 className="realtime-map border rounded",
             ),
-            html.Details(
-                [html.Summary("The map as a table"), html.Div(id=f"{PREFIX}-table", className="mt-2")],
-                className="mt-3",
-                id=f"{PREFIX}-table-details",
+            html.Button(
+                "Show the map as a table",
+                id=f"{PREFIX}-table-toggle",
+                type="button",
+                n_clicks=0,
+                className="btn btn-link px-0 mt-2",
+                **{"aria-controls": f"{PREFIX}-table-collapse", "aria-expanded": "false"},
             ),
+            # Filled only while shown: with hundreds of groups the table is most of a refresh.
+            dbc.Collapse(html.Div(id=f"{PREFIX}-table"), id=f"{PREFIX}-table-collapse", is_open=False),
         ],
         className="realtime-live-map",
     )
@@ -235,9 +241,18 @@ def _tip_text(group: UserMapGroup) -> str:
     return f"{group.name}: {availability_text(group.percent_available, group.status)}"
 
 
+def _popup_height(group: UserMapGroup) -> int:
+    """The popup's height in pixels, reserved before its content arrives: Leaflet pans a popup
+    into view when it opens, so one that grew afterwards could open with its top cut off."""
+    lines = sum(2 if len(lot.name) > 24 else 1 for lot in group.lots) or 1
+    return 28 + 170 + (22 if group.status == "stale" else 0) + 19 * lines + 8 + 31
+
+
 def _marker(group: UserMapGroup) -> dl.CircleMarker:
     """A pin. Its tooltip text and popup body sit in their own components, which
-    ``refresh_popups`` updates in place: re-creating the pin would close an open popup."""
+    ``refresh_popups`` updates in place: re-creating the pin would close an open popup. The popup
+    starts empty (its height reserved) and is filled when the pin is clicked: a first load carries
+    no popup content, a tenth of its size with hundreds of pins (``bench/read.py``)."""
     closed = group.status == "closed"
     color = CLOSED_COLOR if closed else group.color
     return dl.CircleMarker(
@@ -245,15 +260,16 @@ def _marker(group: UserMapGroup) -> dl.CircleMarker:
             dl.Tooltip(html.Span(_tip_text(group), id={"type": "realtime-tip", "group": group.group_id})),
             dl.Popup(
                 html.Div(
-                    _popup_content(group),
+                    html.Div("Loading…", className="text-muted small"),
                     id={"type": "realtime-popup", "group": group.group_id},
                     className="realtime-popup",
+                    style={"minHeight": f"{_popup_height(group)}px"},
                 ),
                 minWidth=220,
                 maxWidth=260,
             ),
         ],
-        id=f"realtime-pin-{group.group_id}",
+        id={"type": f"{PREFIX}-pin", "group": group.group_id},
         center=[group.lat, group.lon],
         radius=12,
         color=color,

@@ -224,7 +224,7 @@ def quote(product: PermitProduct, start: datetime, end: datetime) -> int:
     minutes = (end - start).total_seconds() / 60
     if product.max_duration_minutes and minutes > product.max_duration_minutes:
         raise ValidationFailed(
-            {"duration": f"at most {_duration_text(product.max_duration_minutes)} for this permit"}
+            {"duration": f"at most {duration_text(product.max_duration_minutes)} for this permit"}
         )
     if product.pricing == Pricing.HOURLY:
         return math.ceil(minutes / 60) * product.price_cents
@@ -233,7 +233,8 @@ def quote(product: PermitProduct, start: datetime, end: datetime) -> int:
     return product.price_cents
 
 
-def _duration_text(minutes: int) -> str:
+def duration_text(minutes: int) -> str:
+    """How a length reads in limits and choices: "90 minutes", "2 hours", "1 day"."""
     if minutes % (24 * 60) == 0:
         days = minutes // (24 * 60)
         return f"{days} day{'s' if days != 1 else ''}"

@@ -27,11 +27,11 @@ def seeded(core, session, tmp_path) -> dict[str, int]:
     return {group.name: group.id for group in session.scalars(select(LotGroup))}
 
 
-def map_refresh(client, app, pins: Any = None, triggered: str | None = None) -> Any:
-    return dash_post(client, app, find_output(app, MARKERS), [None, 0], [pins], triggered=triggered)
+def map_refresh(client, app, pins: Any = None, triggered: str | None = None, table: bool = True) -> Any:
+    return dash_post(client, app, find_output(app, MARKERS), [None, 0, table], [pins], triggered=triggered)
 
 
-def popups_refresh(client, app, group_ids: list[int]) -> Any:
+def popups_refresh(client, app, group_ids: list[int], open_group: int | None) -> Any:
     """The in-place popup refresh, with the pins the browser has (pattern-matching outputs)."""
     outputs = [
         [{"id": {"type": kind, "group": g}, "property": "children"} for g in group_ids]
@@ -43,6 +43,7 @@ def popups_refresh(client, app, group_ids: list[int]) -> Any:
         "inputs": [
             {"id": "realtime-live", "property": "data", "value": "{}"},
             {"id": "realtime-poll", "property": "n_intervals", "value": 3},
+            {"id": "realtime-open", "property": "data", "value": open_group},
         ],
         "changedPropIds": ["realtime-live.data"],
     }
@@ -83,6 +84,8 @@ def test_a_guest_map_offers_only_temporary_permits(app, login_as, seeded) -> Non
     markers = out["realtime-markers"]["children"]
     assert len(markers) == 7
     assert all(marker["type"] == "CircleMarker" for marker in markers)
+    # Popups are filled when opened (refresh_popups); their height is reserved from the start.
+    assert "realtime-donut" not in json.dumps(markers) and '"minHeight"' in json.dumps(markers)
     assert "realtime-table" in out
 
 
@@ -96,19 +99,27 @@ def test_pins_are_kept_while_only_figures_change(app, login_as, seeded) -> None:
     again = outputs_of(map_refresh(guest, app, pins, triggered="realtime-poll.n_intervals"))
     assert "realtime-markers" not in again and "realtime-map" not in again
     assert "realtime-table" in again
+    hidden = outputs_of(map_refresh(guest, app, pins, triggered="realtime-poll.n_intervals", table=False))
+    assert "realtime-table" not in hidden  # the table is sent only while it is shown
 
     columbia = seeded["Columbia Street Lots"]
-    response = popups_refresh(guest, app, [columbia, 999999])
+    response = popups_refresh(guest, app, [columbia, 999999], open_group=999999)
     assert response.status_code == 200, response.data[:300]
     body = response.get_json()["response"]
     popups = json.dumps(body['{"group":999999,"type":"realtime-popup"}'])
     assert "no longer on the map" in popups
-    columbia_popup = json.dumps(body[f'{{"group":{columbia},"type":"realtime-popup"}}'])
-    assert "realtime-donut" in columbia_popup and "Book permit" in columbia_popup
-    assert "permit-temporary" in columbia_popup and "permit-standard" not in columbia_popup
+    assert f'{{"group":{columbia},"type":"realtime-popup"}}' not in body  # closed: left as it is
     tip = body[f'{{"group":{columbia},"type":"realtime-tip"}}']["children"]
     assert tip.startswith("Columbia Street Lots: ") and "available" in tip
-    signed_in = json.dumps(popups_refresh(login_as(Role.USER), app, [columbia]).get_json())
+
+    opened = popups_refresh(guest, app, [columbia, 999999], open_group=columbia).get_json()["response"]
+    columbia_popup = json.dumps(opened[f'{{"group":{columbia},"type":"realtime-popup"}}'])
+    assert "realtime-donut" in columbia_popup and "Book permit" in columbia_popup
+    assert "permit-temporary" in columbia_popup and "permit-standard" not in columbia_popup
+    assert '{"group":999999,"type":"realtime-popup"}' not in opened
+    signed_in = json.dumps(
+        popups_refresh(login_as(Role.USER), app, [columbia], open_group=columbia).get_json()
+    )
     assert "permit-standard" in signed_in
 
 
