@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
+from dashboard.services.open_data import FIRST_YEAR, LAST_YEAR
 from dashboard.services.plates import clean_plate, normalize_plate
 from models import (
     Lot,
@@ -63,6 +64,7 @@ from models import (
 HOLD = timedelta(minutes=15)  # how long a checkout may hold a space before paying
 MAX_PLATES = 3  # plates on one permit (a household's cars; one parks at a time)
 MAX_EXTERNAL_ID = 80
+MAX_ROW_ID = 2**31 - 1  # an INTEGER primary key
 MAX_AMOUNT_CENTS = 10_000_000  # $100,000: anything above is a typo, not a parking permit
 THIRD_PARTY_SOURCES = (PermitSource.API, PermitSource.HOTSPOT, PermitSource.PAYSTATION)
 
@@ -426,9 +428,6 @@ def _instant(value: object, field: str, errors: dict[str, str]) -> datetime | No
     return moment.astimezone(UTC)
 
 
-FIRST_YEAR, LAST_YEAR = 1970, 2199  # parking happens in between; the edges of datetime overflow
-
-
 def in_service_range(moment: datetime) -> bool:
     return FIRST_YEAR <= moment.year <= LAST_YEAR
 
@@ -710,7 +709,10 @@ def _by_reference(session: Session, reference: object) -> Permit:
         raise ValidationFailed(
             {"referenceID": "the referenceID answered when the permit was pushed"}
         ) from None
-    permit = session.get(Permit, parsed.int & _ID_MASK)
+    permit_id = parsed.int & _ID_MASK
+    # Ids are 32-bit integers in the database: a larger one names no permit (and PostgreSQL
+    # would refuse to compare it).
+    permit = session.get(Permit, permit_id) if permit_id <= MAX_ROW_ID else None
     if permit is None or partner_reference(view(permit)) != str(parsed):
         raise NotFound("No permit has this referenceID.")
     return permit

@@ -360,3 +360,11 @@ def test_group_index_reads_one_group_of_the_list() -> None:
 def test_occupancy_drops_the_list_cache_on_change() -> None:
     """The two modules name one key: a change must reach the next reader of the list."""
     assert occupancy.PUBLIC_CACHE_KEY == open_data.LIST_CACHE_KEY
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_history_ranges_refuse_dates_at_the_edges_of_time(moment: str) -> None:
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    with pytest.raises(ValidationFailed) as caught:
+        open_data.parse_range(None, moment, None, now)
+    assert "between the years" in caught.value.errors["to"]
