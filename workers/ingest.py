@@ -66,6 +66,9 @@ MAX_EVENT_ID = 64
 MAX_PLATE = 16
 RECONNECT_MIN_SECONDS = 1
 RECONNECT_MAX_SECONDS = 30
+# A broker that accepted the TCP connection but never answered CONNECT (one going down as we
+# reached it): without a limit the ingester would wait for the keepalive, 45 s, before retrying.
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 class BadMessage(ValueError):
@@ -547,7 +550,8 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
     killed at any moment the ingester loses nothing (the broker redelivers to the persistent
     session) and double-counts nothing (event ids are claimed atomically). One thread rather than
     paho's network thread plus a worker: the two would only take turns on the GIL. Reconnects
-    back off from 1 s to 30 s; every connect resubscribes.
+    back off from 1 s to 30 s; a connection the broker does not answer within 5 s is dropped and
+    tried again; every connect resubscribes.
     """
     ingester = Ingester(core)
     received: list[mqtt.MQTTMessage] = []
@@ -582,6 +586,7 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
     pubsub = _watch_device_changes(core, ingester)
     delay = RECONNECT_MIN_SECONDS
     connected_before = False
+    connecting_since = 0.0
     first_at = 0.0
     last_flush = time.monotonic()
     try:
@@ -595,11 +600,18 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
                         client.connect(address.host, address.port, keepalive=30)
                         connected_before = True
                     delay = RECONNECT_MIN_SECONDS
+                    connecting_since = time.monotonic()
                 except OSError as exc:
                     log.warning("ingest: cannot reach the broker (%s); retrying in %ss", exc, delay)
                     stop.wait(delay)
                     delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                     continue
+            elif not client.is_connected() and time.monotonic() - connecting_since > CONNECT_TIMEOUT_SECONDS:
+                log.warning(
+                    "ingest: the broker did not answer within %ss; connecting again", CONNECT_TIMEOUT_SECONDS
+                )
+                client.disconnect()  # closes the socket on the next loop, and the branch above reconnects
+                connecting_since = time.monotonic()
             had = len(received)
             client.loop(timeout=0.001 if received else 0.25)
             if received and not had:

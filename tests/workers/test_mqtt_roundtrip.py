@@ -234,3 +234,31 @@ def test_the_ingester_reconnects_when_the_broker_comes_back(core: Core) -> None:
         thread.join(timeout=10)
         broker.stop()
     assert not thread.is_alive()
+
+
+def test_a_broker_that_never_answers_is_dropped_and_tried_again(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker going down can accept the TCP connection and never answer CONNECT: the ingester
+    gives up on it after CONNECT_TIMEOUT_SECONDS instead of waiting for the keepalive."""
+    monkeypatch.setattr(ingest, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    silent.settimeout(5)
+    port = silent.getsockname()[1]
+    own = dataclasses.replace(core, mqtt_url=f"mqtt://{EMBEDDED_USERNAME}@127.0.0.1:{port}")
+    stop = threading.Event()
+    thread = ingest.start_ingester_thread(own, stop, client_id=f"parkops-ingest-test-{uuid.uuid4().hex[:8]}")
+    accepted: list[socket.socket] = []
+    try:
+        for _ in range(2):
+            connection, _address = silent.accept()  # socket.timeout (a failure) if it never retries
+            accepted.append(connection)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for connection in accepted:
+            connection.close()
+        silent.close()
+    assert len(accepted) == 2 and not thread.is_alive()
