@@ -62,6 +62,12 @@ DEFAULT_HISTORY = timedelta(hours=24)
 # The years a date may have in our inputs: parking happens in between, and the edges of
 # ``datetime`` overflow in arithmetic (a day before 0001-01-01).
 FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
+def in_service_range(moment: datetime) -> bool:
+    return FIRST_YEAR <= moment.year <= LAST_YEAR
+
+
 MAX_HISTORY = timedelta(days=31)
 # FIWARE "almostFull": a driver heading there may find nothing by the time they arrive.
 ALMOST_FULL_PERCENT = 90
@@ -156,7 +162,7 @@ def _parse_instant(name: str, value: str, errors: dict[str, str]) -> datetime | 
     if parsed.tzinfo is None:
         errors[name] = "must include a time zone (Z or an offset such as +00:00)"
         return None
-    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:  # the edges of datetime overflow in arithmetic
+    if not in_service_range(parsed):
         errors[name] = f"must be between the years {FIRST_YEAR} and {LAST_YEAR}"
         return None
     return parsed.astimezone(UTC)

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
-from dashboard.services.open_data import FIRST_YEAR, LAST_YEAR
+from dashboard.services.open_data import FIRST_YEAR, LAST_YEAR, in_service_range
 from dashboard.services.plates import clean_plate, normalize_plate
 from models import (
     Lot,
@@ -426,10 +426,6 @@ def _instant(value: object, field: str, errors: dict[str, str]) -> datetime | No
         errors[field] = f"a date between {FIRST_YEAR} and {LAST_YEAR}"
         return None
     return moment.astimezone(UTC)
-
-
-def in_service_range(moment: datetime) -> bool:
-    return FIRST_YEAR <= moment.year <= LAST_YEAR
 
 
 def _text_field(value: object) -> str:
