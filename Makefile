@@ -22,9 +22,10 @@ run: install
 	$(BIN)/parkops run
 
 test: install
-	$(BIN)/pytest -m "not browser"
+	$(BIN)/pytest -m "not browser and not services"
 
-# The same suite on real PostgreSQL, Redis and Mosquitto (see .ci/run for the variables).
+# The same suite on real PostgreSQL, Redis and Mosquitto (see .ci/run for the variables), plus the
+# tests marked ``services`` that need those servers' own binaries (a broker restart, say).
 test-services: install
 	$(BIN)/pytest -m "not browser"
 

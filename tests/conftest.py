@@ -55,6 +55,17 @@ def _reset_schema(core: Core) -> None:
     core.db.upgrade()
 
 
+SERVICE_VARIABLES = ("PARKOPS_TEST_DATABASE_URL", "PARKOPS_REDIS_URL", "PARKOPS_MQTT_URL")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``services`` test run without the real services fails: it is never silently skipped."""
+    if item.get_closest_marker("services"):
+        missing = [name for name in SERVICE_VARIABLES if not os.environ.get(name)]
+        if missing:
+            pytest.fail(f"needs the real services ({', '.join(missing)} unset): run it with make test-services")
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return _test_settings(tmp_path_factory.mktemp("instance"))
