@@ -63,7 +63,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("services"):
         missing = [name for name in SERVICE_VARIABLES if not os.environ.get(name)]
         if missing:
-            pytest.fail(f"needs the real services ({', '.join(missing)} unset): run it with make test-services")
+            pytest.fail(f"needs the real services ({', '.join(missing)} unset): use make test-services")
 
 
 @pytest.fixture(scope="session")
