@@ -187,7 +187,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "LotGroup": {
         "type": "object",
-        "required": ["id", "name", "status", "stale", "source", "lots"],
+        "required": ["id", "name", "status", "stale", "source", "flags", "lots"],
         "properties": {
             "id": {"type": "integer"},
             "name": {"type": "string"},
@@ -202,6 +202,15 @@ SCHEMAS: dict[str, Schema] = {
             "percent": NULLABLE_NUMBER,
             "source": {"type": "string"},
             "updated_at": NULLABLE_STRING,
+            "flags": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["over_capacity", "below_zero", "other"]},
+                "description": "Why the figure is suspect, empty when it is not: `over_capacity` (the "
+                "count is far above the capacity: a drifted counter or a wrong capacity), `below_zero` "
+                "(a counter went below zero and was corrected to 0), `other` (flagged for another "
+                "reason). The figure is still the one reported. Empty for a closed group. The FIWARE "
+                "feed has the same as `statusFlags` (`overCapacity`, `belowZero`, `other`).",
+            },
             "lots": {"type": "array", "items": _ref("LotFigure")},
         },
     },
