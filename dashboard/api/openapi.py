@@ -43,6 +43,20 @@ def _errors(*statuses: int) -> dict[str, Schema]:
     return {str(status): _json(_ref("Error"), descriptions[status]) for status in statuses}
 
 
+# Every open-data read needs the live figures (Redis).
+UNAVAILABLE: Schema = {
+    "503": {
+        **_json(_ref("Error"), "Live data is unreachable for a moment (Redis is down); try again."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
+
+
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 NULLABLE_INT: Schema = {"type": ["integer", "null"]}
 NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
@@ -392,6 +406,7 @@ PATHS: dict[str, Schema] = {
                     "The groups.",
                 ),
                 "304": {"description": "Not modified (ETag)."},
+                **UNAVAILABLE,
             },
         }
     },
@@ -401,7 +416,7 @@ PATHS: dict[str, Schema] = {
             "summary": "One lot group",
             "security": [],
             "parameters": [GROUP_ID],
-            "responses": {"200": _json(_ref("LotGroup"), "The group."), **_errors(404)},
+            "responses": {"200": _json(_ref("LotGroup"), "The group."), **_errors(404), **UNAVAILABLE},
         }
     },
     "/v1/lot-groups/{group_id}/occupancy": {
@@ -423,6 +438,7 @@ PATHS: dict[str, Schema] = {
                 "200": _json(_ref("OccupancyHistory"), "The points."),
                 "400": _json(_ref("Error"), "A bad query parameter (`field` names it)."),
                 **_errors(404),
+                **UNAVAILABLE,
             },
         }
     },
@@ -443,6 +459,7 @@ PATHS: dict[str, Schema] = {
                 "200": _json({"type": "array", "items": {"type": "object"}}, "The entities."),
                 "304": {"description": "Not modified (ETag)."},
                 **_errors(404),
+                **UNAVAILABLE,
             },
         }
     },
