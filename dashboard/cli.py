@@ -218,6 +218,7 @@ def task_list(as_json: bool) -> None:
 @click.argument("name")
 def task_run(name: str) -> None:
     """Run task NAME now, in this process, and record the run."""
+    from models.system import FAILING_OUTCOMES
     from workers.jobs import execute_task
     from workers.tasks import REGISTRY
 
@@ -225,7 +226,7 @@ def task_run(name: str) -> None:
         raise click.ClickException(f"unknown task {name!r}; known: {', '.join(REGISTRY.names())}")
     run = execute_task(_core(), name, trigger="cli")
     click.echo(f"{name}: {run.outcome} in {run.duration_ms} ms, {run.rows_touched} rows. {run.message}")
-    if run.outcome == "failed":
+    if run.outcome in FAILING_OUTCOMES:
         sys.exit(1)
 
 

@@ -36,11 +36,21 @@ class SystemTask(Base):
 
 
 class TaskOutcome(enum.StrEnum):
+    """Stored as its value in a plain VARCHAR (``str_enum``, no CHECK), so a new value needs no
+    migration. Pages show the value in words ("partly failed")."""
+
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    # The run did part of its work and failed at the rest (one Parking Logix key of several was
+    # refused): it needs an admin as much as a failed run, and the message says which part.
+    PARTLY_FAILED = "partly_failed"
     NOT_CONFIGURED = "not_configured"
     SKIPPED = "skipped"
+
+
+# The outcomes that need attention: the task health widget counts them as failing.
+FAILING_OUTCOMES = frozenset({TaskOutcome.FAILED, TaskOutcome.PARTLY_FAILED})
 
 
 class TaskRun(Base):

@@ -57,3 +57,37 @@ def test_misconfiguration_is_a_clear_error(cli_env):
     result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
     assert result.exit_code != 0
     assert "PARKOPS_SECRET_KEY must be set" in result.output
+
+
+def test_task_run_exits_non_zero_when_the_run_partly_failed(core, httpserver, monkeypatch):
+    """``parkops task run`` in a cron job: a run where one Parking Logix key was refused must
+    not look like a success to the caller."""
+    from dashboard import cli
+    from dashboard.services import system_settings
+    from models import LotGroup
+    from tests.workers.payloads import load
+    from workers.parking_logix import MULTI_LOT_INFO
+
+    with core.db.session() as s:
+        system_settings.update(
+            s,
+            core.secrets,
+            {"parking_logix_enabled": True, "parking_logix_base_url": httpserver.url_for("")},
+            actor_id=None,
+        )
+        for name, logix, key in [("Mountaineer", "Mountaineer Garage", "key-a"), ("Old", "Lot A", "key-x")]:
+            encrypted = core.secrets.encrypt(key)
+            s.add(LotGroup(name=name, parking_logix_name=logix, parking_logix_api_key=encrypted))
+    httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-a"}).respond_with_json(
+        load("parking_logix_multi_lot_info")
+    )
+    httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-x"}).respond_with_json(
+        {"message": "Unauthorized"}, status=401
+    )
+    monkeypatch.setattr(cli, "_core", lambda: core)
+
+    result = CliRunner().invoke(main, ["task", "run", "parking-logix-sync"])
+
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("parking-logix-sync: partly_failed in ")
+    assert "key of Old: FAILED: Parking Logix answered HTTP 401" in result.output

@@ -32,6 +32,7 @@ from sqlalchemy import or_, select, update
 
 from dashboard.services.devices import DEVICE_ID_RE, DEVICES_CHANNEL
 from dashboard.services.occupancy import (
+    BELOW_ZERO_FLAG,
     FigureUpdate,
     LiveStore,
     Policy,
@@ -451,7 +452,7 @@ class Ingester:
             else:
                 result.applied += 1
                 if clamped:
-                    flags[device.lot_id] = "a counter went below zero and was corrected to 0"
+                    flags[device.lot_id] = BELOW_ZERO_FLAG
         if result.duplicates:
             self.core.redis.incrby(DUPLICATES_KEY, result.duplicates)
         with self.core.db.session() as session:

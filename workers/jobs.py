@@ -76,6 +76,9 @@ def execute_task(core: Core, name: str, trigger: str) -> RunView:
             outcome, message, rows = TaskOutcome.FAILED, str(exc) or type(exc).__name__, 0
         else:
             outcome, message, rows = TaskOutcome.SUCCESS, result.message, result.rows_touched
+            if result.partly_failed:
+                log.warning("system task %s partly failed (run %s): %s", name, run_id, message)
+                outcome = TaskOutcome.PARTLY_FAILED
         with core.db.session() as session:
             return system_tasks.finish_run(session, run_id, outcome, message, rows)
     finally:

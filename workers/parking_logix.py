@@ -152,6 +152,28 @@ class ParkingLogixClient(VendorClient):
         return payload
 
 
+def quoted(name: str) -> str:
+    """A Parking Logix name as the task log shows it: in double quotes, with what cannot be seen
+    made visible, because names must match exactly and ``"Mountaineer Garage "`` differs from
+    ``"Mountaineer Garage"`` only by a space nobody sees.
+
+    A space shows as itself only between two visible characters; at either end or beside other
+    whitespace it shows as ␠ (U+2420 SYMBOL FOR SPACE): ``"Mountaineer Garage␠"``,
+    ``"Lot␠␠A"``. Other whitespace and unprintable characters show as Python escapes (``\\t``,
+    ``\\xa0`` for a no-break space, ``\\u200b`` for a zero-width space), and a backslash as ``\\\\``."""
+    shown = []
+    last = len(name) - 1
+    for index, char in enumerate(name):
+        if char == " ":
+            inner = 0 < index < last and not name[index - 1].isspace() and not name[index + 1].isspace()
+            shown.append(" " if inner else "\u2420")
+        elif char == "\\" or char.isspace() or not char.isprintable():
+            shown.append(repr(char)[1:-1])
+        else:
+            shown.append(char)
+    return '"' + "".join(shown) + '"'
+
+
 def _error_detail(response: requests.Response) -> str:
     """The vendor's error code or message from an error body, if it sent one."""
     try:

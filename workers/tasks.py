@@ -28,7 +28,7 @@ from dashboard.services import occupancy, pay_stations, payments, system_setting
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
 from workers import parkmobile
 from workers.mistall import MistallClient, MistallLotReading
-from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError
+from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError, quoted
 
 if TYPE_CHECKING:
     from dashboard.app import Core
@@ -57,8 +57,13 @@ class TaskDefinition:
 
 @dataclass(frozen=True)
 class TaskResult:
+    """What a run did. ``partly_failed``: some of the work failed while the rest was done (the
+    message says which); the run is recorded ``partly_failed`` rather than ``success``, so the task
+    log and the task health widget show it."""
+
     rows_touched: int
     message: str
+    partly_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,11 +272,14 @@ def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
 )
 def parking_logix_sync(ctx: TaskContext) -> TaskResult:
     """Give each lot group with a Parking Logix key and name the count of the lot whose
-    ``location_name`` equals that name exactly (the seed's rule: no fuzzy matching that could show
-    one lot's count on another's pin).
+    ``location_name`` equals that name exactly, as stored (the seed's rule: no fuzzy matching that
+    could show one lot's count on another's pin; the lot group editor keeps spaces for that reason).
 
-    Groups sharing a key cost one call per run. A failing key is reported and the others carry on;
-    the run fails only when every key failed, so the task log shows an outage as ``failed``."""
+    Groups sharing a key cost one call per run. The message reports each key on its own line (its
+    groups updated, its names without a lot, or its error) and the lots no group claims, each once;
+    names are ``quoted`` so a stray space shows. A failing key (an error status, HTTP 200 with
+    ``"status": "ERROR"``, an unreadable stored key) does not stop the others, but the run is
+    ``partly_failed``; it is ``failed`` when no key worked."""
     with ctx.session() as session:
         config = _settings(session, ctx.core.secrets, ("parking_logix_enabled", "parking_logix_base_url"))
         if not config["parking_logix_enabled"]:
@@ -280,40 +288,52 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
     if not by_key:
         if unreadable:
             raise TaskNotConfigured(
-                f"The Parking Logix API keys of {', '.join(unreadable)} cannot be read with the current "
-                "secret key: enter them again on Manage Parking Lot Groups"
+                f"The Parking Logix API keys of {', '.join(g.name for g in unreadable)} cannot be read with "
+                "the current secret key: enter them again on Manage Parking Lot Groups"
             )
         raise TaskNotConfigured(
             "No lot group has both a Parking Logix API key and a Parking Logix name "
             "(Manage Parking Lot Groups)"
         )
 
-    answers: list[tuple[list[_LogixGroup], list[LotCount]]] = []
-    errors = [
-        f"API key of {name} cannot be read with the current secret key, enter it again" for name in unreadable
-    ]
+    answers: list[_KeyAnswer] = []
     with ParkingLogixClient(str(config["parking_logix_base_url"])) as client:
         for key, members in by_key.items():
             try:
-                answers.append((members, client.lots(key)))
+                answers.append(_KeyAnswer(members, lots=client.lots(key)))
             except ParkingLogixError as exc:
-                errors.append(f"key of {', '.join(m.name for m in members)}: {exc}")
-    if not answers:
-        raise ParkingLogixError("every Parking Logix call failed: " + "; ".join(errors))
+                answers.append(_KeyAnswer(members, error=str(exc)))
+    unreadable_lines = [
+        f"API key of {group.name} cannot be read with the current secret key, enter it again"
+        for group in unreadable
+    ]
+    if all(answer.lots is None for answer in answers):
+        failures = [f"{answer.label}: {answer.error}" for answer in answers]
+        raise ParkingLogixError("every Parking Logix call failed: " + "; ".join(failures + unreadable_lines))
 
     now = utcnow()
+    # Which keys see each lot, to tell "no such lot" from "that lot is under another key".
+    seen_by: dict[str, list[str]] = {}
+    for answer in answers:
+        for lot in answer.lots or []:
+            seen_by.setdefault(lot.location_name, []).append(answer.label)
     updated = 0
-    unmatched: list[str] = []
-    unclaimed: list[str] = []
+    lines: list[str] = []
     with ctx.session() as session:
         policy = occupancy.load_policy(session, ctx.core.secrets)
         store = occupancy.LiveStore(ctx.core.redis)
-        for members, lots in answers:
-            by_name = {lot.location_name: lot for lot in lots}
-            for member in members:
+        for answer in answers:
+            if answer.lots is None:
+                lines.append(f"{answer.label}: FAILED: {answer.error}")
+                continue
+            by_name = {lot.location_name: lot for lot in answer.lots}
+            missing: list[str] = []
+            for member in answer.members:
                 lot = by_name.get(member.logix_name)
                 if lot is None:
-                    unmatched.append(f"{member.name} ({member.logix_name!r})")
+                    elsewhere = seen_by.get(member.logix_name)
+                    hint = f" (only the {' and the '.join(elsewhere)} sees it)" if elsewhere else ""
+                    missing.append(f"{quoted(member.logix_name)} for {member.name}{hint}")
                     continue
                 _apply(
                     session,
@@ -326,13 +346,22 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
                     _observed_at(lot.updated_at, now),
                 )
                 updated += 1
-            claimed = {member.logix_name for member in members}
-            unclaimed.extend(name for name in by_name if name not in claimed)
-    parts = [f"{updated} lot groups updated from {len(answers)} of {len(by_key)} API keys"]
-    parts += _listed("no Parking Logix lot of that exact name for", unmatched)
-    parts += _listed("Parking Logix lots no lot group claims", sorted(unclaimed))
-    parts += _listed("errors", errors)
-    return TaskResult(rows_touched=updated, message="; ".join(parts))
+            done = len(answer.members) - len(missing)
+            parts = [f"{done} of {len(answer.members)} lot groups updated"]
+            parts += _listed("no Parking Logix lot of that exact name", missing)
+            lines.append(f"{answer.label}: " + "; ".join(parts))
+    claimed = {group.logix_name for answer in answers for group in answer.members}
+    claimed |= {group.logix_name for group in unreadable}
+    unclaimed = sorted(name for name in seen_by if name not in claimed)
+    working = sum(1 for answer in answers if answer.lots is not None)
+    summary = f"{updated} lot groups updated from {working} of {len(answers) + len(unreadable)} API keys"
+    lines += unreadable_lines
+    lines += _listed("Parking Logix lots no lot group claims", [quoted(name) for name in unclaimed])
+    return TaskResult(
+        rows_touched=updated,
+        message="\n".join([summary, *lines]),
+        partly_failed=working < len(answers) or bool(unreadable),
+    )
 
 
 @REGISTRY.task(
@@ -435,6 +464,20 @@ class _LogixGroup:
     logix_name: str
 
 
+@dataclass(frozen=True)
+class _KeyAnswer:
+    """One key's call: its lot groups, and the lots it sees or why the call failed."""
+
+    members: list[_LogixGroup]
+    lots: list[LotCount] | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The key as the log names it: by its groups, never by the key itself."""
+        return "key of " + ", ".join(member.name for member in self.members)
+
+
 def _settings(session: Session, secrets: SecretBox, keys: Iterable[str]) -> dict[str, system_settings.Value]:
     """Settings for a task; a secret stored under a rotated secret key makes the task not configured."""
     keys = list(keys)
@@ -457,26 +500,27 @@ def _require(config: dict[str, system_settings.Value], keys: Iterable[str]) -> N
 
 def _parking_logix_groups(
     session: Session, secrets: SecretBox
-) -> tuple[dict[str, list[_LogixGroup]], list[str]]:
+) -> tuple[dict[str, list[_LogixGroup]], list[_LogixGroup]]:
     """Configured lot groups by decrypted key (the same key encrypts differently for each group, so
-    only the plaintext shows which groups share one), and the names of groups whose key is unreadable."""
+    only the plaintext shows which groups share one), and the groups whose key is unreadable."""
     groups = session.scalars(
         select(LotGroup)
         .where(LotGroup.parking_logix_name.is_not(None), LotGroup.parking_logix_api_key.is_not(None))
         .order_by(LotGroup.name)
     )
     by_key: dict[str, list[_LogixGroup]] = {}
-    unreadable: list[str] = []
+    unreadable: list[_LogixGroup] = []
     for group in groups:
         if not group.parking_logix_name:
             continue
+        found = _LogixGroup(group.id, group.name, group.parking_logix_name)
         try:
             key = secrets.decrypt(group.parking_logix_api_key)
         except SecretError:
-            unreadable.append(group.name)
+            unreadable.append(found)
             continue
         if key:
-            by_key.setdefault(key, []).append(_LogixGroup(group.id, group.name, group.parking_logix_name))
+            by_key.setdefault(key, []).append(found)
     return by_key, unreadable
 
 

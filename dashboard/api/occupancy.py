@@ -3,13 +3,16 @@
 All public (see the gate's ``PUBLIC_PREFIXES``) and read-only. Answers may be cached one second
 by browsers and proxies (``Cache-Control: public, max-age=1``): availability moves by the minute,
 and a second is what the list's server-side cache holds it anyway (see ``open_data.BodyCache``).
+While Redis (live figures and that cache) is unreachable they answer JSON 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from flask import Response, current_app, request
+from redis.exceptions import RedisError
 
 from dashboard.api import api, error
 from dashboard.app import Core, core_of
@@ -20,11 +23,30 @@ from dashboard.services.occupancy import LiveStore
 CACHE_CONTROL = "public, max-age=1"
 FIWARE_TYPES = ("OffStreetParking", "ParkingGroup")
 GROUPS = open_data.GroupIndex()
+# Live figures and the answers' cache are in Redis: while it is down, clients are told when to
+# try again (a restart or failover takes seconds; the maps poll every few seconds anyway).
+RETRY_AFTER_SECONDS = 30
+log = logging.getLogger(__name__)
 
 
 @api.after_request
 def _cacheable(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", CACHE_CONTROL)
+    return response
+
+
+@api.errorhandler(RedisError)
+def _redis_unavailable(exc: RedisError) -> Response:
+    """A Redis outage is a temporary state, not a fault of the request: JSON 503 with
+    ``Retry-After`` (as ``/healthz`` answers 503), never Flask's HTML 500. Not cacheable. Registered
+    on the blueprint, so it covers every ``/api/v1`` route, not only these."""
+    log.warning("api: %s %s answered 503, Redis is unavailable: %s", request.method, request.path, exc)
+    response, status = error(
+        503, "temporarily unavailable (the live data store is unreachable); try again shortly"
+    )
+    response.status_code = status
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

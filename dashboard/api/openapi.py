@@ -43,6 +43,20 @@ def _errors(*statuses: int) -> dict[str, Schema]:
     return {str(status): _json(_ref("Error"), descriptions[status]) for status in statuses}
 
 
+# Every open-data read needs the live figures (Redis).
+UNAVAILABLE: Schema = {
+    "503": {
+        **_json(_ref("Error"), "Live data is unreachable for a moment (Redis is down); try again."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
+
+
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 NULLABLE_INT: Schema = {"type": ["integer", "null"]}
 NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
@@ -187,7 +201,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "LotGroup": {
         "type": "object",
-        "required": ["id", "name", "status", "stale", "source", "lots"],
+        "required": ["id", "name", "status", "stale", "source", "flags", "lots"],
         "properties": {
             "id": {"type": "integer"},
             "name": {"type": "string"},
@@ -202,6 +216,15 @@ SCHEMAS: dict[str, Schema] = {
             "percent": NULLABLE_NUMBER,
             "source": {"type": "string"},
             "updated_at": NULLABLE_STRING,
+            "flags": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["over_capacity", "below_zero", "other"]},
+                "description": "Why the figure is suspect, empty when it is not: `over_capacity` (the "
+                "count is far above the capacity: a drifted counter or a wrong capacity), `below_zero` "
+                "(a counter went below zero and was corrected to 0), `other` (flagged for another "
+                "reason). The figure is still the one reported. Empty for a closed group. The FIWARE "
+                "feed has the same as `statusFlags` (`overCapacity`, `belowZero`, `other`).",
+            },
             "lots": {"type": "array", "items": _ref("LotFigure")},
         },
     },
@@ -383,6 +406,7 @@ PATHS: dict[str, Schema] = {
                     "The groups.",
                 ),
                 "304": {"description": "Not modified (ETag)."},
+                **UNAVAILABLE,
             },
         }
     },
@@ -392,7 +416,7 @@ PATHS: dict[str, Schema] = {
             "summary": "One lot group",
             "security": [],
             "parameters": [GROUP_ID],
-            "responses": {"200": _json(_ref("LotGroup"), "The group."), **_errors(404)},
+            "responses": {"200": _json(_ref("LotGroup"), "The group."), **_errors(404), **UNAVAILABLE},
         }
     },
     "/v1/lot-groups/{group_id}/occupancy": {
@@ -414,6 +438,7 @@ PATHS: dict[str, Schema] = {
                 "200": _json(_ref("OccupancyHistory"), "The points."),
                 "400": _json(_ref("Error"), "A bad query parameter (`field` names it)."),
                 **_errors(404),
+                **UNAVAILABLE,
             },
         }
     },
@@ -434,6 +459,7 @@ PATHS: dict[str, Schema] = {
                 "200": _json({"type": "array", "items": {"type": "object"}}, "The entities."),
                 "304": {"description": "Not modified (ETag)."},
                 **_errors(404),
+                **UNAVAILABLE,
             },
         }
     },

@@ -327,7 +327,8 @@ def parking_logix_groups(session: Session, params: dict[str, object]) -> list[Lo
     show = params.get("show", "all")
     groups = []
     for group_id, name, logix_name, closed in rows:
-        names = {name.casefold(), (logix_name or "").casefold()}
+        # Forgiving, unlike the sync's exact match: a Parking Logix name may end in a space.
+        names = {name.casefold(), (logix_name or "").strip().casefold()}
         if only and not (names & only):
             continue
         if needle and needle not in name.casefold():

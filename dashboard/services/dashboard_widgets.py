@@ -50,6 +50,7 @@ from models import (
     Role,
     Violation,
 )
+from models.system import FAILING_OUTCOMES
 
 MISTALL_SETTING = "mistall_enabled"  # "Enable Mistall Usage"
 
@@ -592,8 +593,9 @@ class TaskHealth:
 
 
 def task_health(session: Session, now: datetime) -> TaskHealth:
-    """Failing: the last run failed. Overdue: an enabled task whose slot passed unclaimed, or whose
-    last run is more than two intervals old (claimed but never run: the workers are down)."""
+    """Failing: the last run failed, wholly or partly. Overdue: an enabled task whose slot passed
+    unclaimed, or whose last run is more than two intervals old (claimed but never run: the workers
+    are down)."""
     lines = []
     for task in system_tasks.list_tasks(session):
         missed_slot = task.next_run_at is not None and now - task.next_run_at > OVERDUE_GRACE
@@ -609,7 +611,7 @@ def task_health(session: Session, now: datetime) -> TaskHealth:
                 last_outcome=task.last_outcome,
                 last_run_at=task.last_run_at,
                 interval_seconds=task.interval_seconds,
-                failing=task.last_outcome == "failed",
+                failing=task.last_outcome in FAILING_OUTCOMES,
                 overdue=task.enabled and (missed_slot or late_run),
             )
         )

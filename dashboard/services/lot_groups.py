@@ -398,7 +398,7 @@ def _validate(
         and not _imported(session, new_mistall)
     ):
         errors["mistall_lot_id"] = _not_imported(new_mistall)
-    check("parking_logix_name", lambda: _text(data.parking_logix_name, PARKING_LOGIX_NAME_MAX) or None)
+    check("parking_logix_name", lambda: _exact_name(data.parking_logix_name, PARKING_LOGIX_NAME_MAX))
     return values, errors
 
 
@@ -413,6 +413,21 @@ def _text(raw: object, limit: int, required: bool = False) -> str:
     if len(text) > limit:
         raise ValueError(f"must be at most {limit} characters (this is {len(text)})")
     return text
+
+
+def _exact_name(raw: object, limit: int) -> str | None:
+    """A vendor's name kept exactly as typed, spaces at the ends included: the Parking Logix Sync
+    matches ``location_name`` exactly, and a vendor name may end in a space (the task log shows
+    such spaces as ␠). Only a name of nothing but whitespace counts as no name."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("must be text")
+    if not raw.strip():
+        return None
+    if len(raw) > limit:
+        raise ValueError(f"must be at most {limit} characters (this is {len(raw)})")
+    return raw
 
 
 def _name_taken(session: Session, name: str, group: LotGroup | None) -> bool:

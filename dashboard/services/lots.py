@@ -720,7 +720,9 @@ class ScheduleView:
 
     @property
     def hours_label(self) -> str:
-        return f"{self.start_time:%H:%M}–{self.end_time:%H:%M}"
+        """ "07:00 until 18:00:59": the end minute is included (``permits.zones_at`` compares whole
+        minutes, so 00:00 to 23:59 is the whole day), and the label says so rather than "18:00"."""
+        return f"{self.start_time:%H:%M} until {self.end_time:%H:%M}:59"
 
     @property
     def summary(self) -> str:

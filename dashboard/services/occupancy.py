@@ -92,12 +92,33 @@ def load_policy(session: Session, secrets: SecretBox) -> Policy:
     )
 
 
+# A flagged figure carries words for admins (``Figure.flag``, made by ``capacity_flag`` or the
+# ingester's ``BELOW_ZERO_FLAG``) and codes for machines (``Figure.flags``, in the open-data API).
+OVER_CAPACITY = "over_capacity"
+BELOW_ZERO = "below_zero"
+OTHER_FLAG = "other"  # a flag made elsewhere: published as "other" rather than hidden
+FLAG_CODES = (OVER_CAPACITY, BELOW_ZERO, OTHER_FLAG)
+BELOW_ZERO_FLAG = "a counter went below zero and was corrected to 0"
+_OVER_CAPACITY_WORDS = "% of capacity: the count may have drifted"
+
+
 def capacity_flag(occupied: int, capacity: int, policy: Policy) -> str | None:
     """The sanity flag of a count: far above capacity means a drifted counter or a wrong capacity;
     the figure is kept as reported and shown flagged, never silently clamped."""
     if capacity > 0 and occupied * 100 > capacity * policy.flag_above_percent:
-        return f"above {policy.flag_above_percent}% of capacity: the count may have drifted"
+        return f"above {policy.flag_above_percent}{_OVER_CAPACITY_WORDS}"
     return None
+
+
+def flag_codes(flag: str | None) -> list[str]:
+    """The codes of a figure's flag (``FLAG_CODES``); [] when it has none."""
+    if not flag:
+        return []
+    if flag == BELOW_ZERO_FLAG:
+        return [BELOW_ZERO]
+    if flag.startswith("above ") and flag.endswith(_OVER_CAPACITY_WORDS):
+        return [OVER_CAPACITY]
+    return [OTHER_FLAG]
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,10 @@ class Figure:
             return None
         return round(100.0 * self.occupied / self.capacity, 1)
 
+    @property
+    def flags(self) -> list[str]:
+        return flag_codes(self.flag)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": str(self.source),
@@ -130,6 +155,7 @@ class Figure:
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "stale": self.stale,
             "flag": self.flag,
+            "flags": self.flags,
         }
 
 
@@ -197,6 +223,7 @@ class GroupOccupancy:
             "available": None if self.closed else primary.available,
             "percent": None if self.closed else primary.percent,
             "updated_at": primary.updated_at.isoformat() if primary.updated_at else None,
+            "flags": [] if self.closed else primary.flags,
             "physical": self.physical.as_dict() if self.physical else None,
             "permits": self.permits.as_dict(),
             "sources": [figure.as_dict() for figure in self.sources],

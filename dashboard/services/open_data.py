@@ -20,7 +20,9 @@ Three shapes of the same occupancy state (``occupancy.group_states``):
   collide; renaming the site renames the ids. An entity needs a location (the schema requires
   it), so groups without coordinates are left out, with their lots (a ParkingGroup may not be
   orphaned). A stale figure is not published as current: the entity keeps its size and the time
-  of the last observation, and drops availability and status.
+  of the last observation, and drops availability and status. A flagged figure (far above
+  capacity, a counter corrected from below zero) is published with ``statusFlags`` beside its
+  ``status`` (``FIWARE_FLAGS``); the list has the same as ``flags``.
 
 The list is the hot path (every map refresh of every visitor), so its JSON body is cached in
 Redis for one second by ``BodyCache``: one request at a time rebuilds it while the others serve
@@ -71,6 +73,15 @@ def in_service_range(moment: datetime) -> bool:
 MAX_HISTORY = timedelta(days=31)
 # FIWARE "almostFull": a driver heading there may find nothing by the time they arrive.
 ALMOST_FULL_PERCENT = 90
+# A flagged count (``occupancy.FLAG_CODES``) in FIWARE's camelCase. The schema's ``status`` takes
+# only DATEX II values (an enum), none of which says "this count is suspect", so the codes go in
+# ``statusFlags`` beside it: the schema allows extra attributes, and a consumer reading ``status``
+# finds the flag next to it.
+FIWARE_FLAGS = {
+    occupancy.OVER_CAPACITY: "overCapacity",
+    occupancy.BELOW_ZERO: "belowZero",
+    occupancy.OTHER_FLAG: "other",
+}
 
 # The public contract of the list: the map's figure, not the admin map's per-source detail.
 GROUP_FIELDS = (
@@ -87,6 +98,7 @@ GROUP_FIELDS = (
     "percent",
     "source",
     "updated_at",
+    "flags",
 )
 LOT_FIELDS = ("name", "sold", "allowance", "available", "percent", "sells_standard", "sells_temporary")
 
@@ -237,6 +249,8 @@ def _off_street_parking(state: GroupOccupancy, site: str) -> dict[str, Any]:
     if figure.capacity > 0:
         entity["occupancy"] = min(round(figure.occupied / figure.capacity, 3), 1.0)
     entity["status"] = [_open_status(figure)]
+    if figure.flags:
+        entity["statusFlags"] = [FIWARE_FLAGS[code] for code in figure.flags]
     return entity
 
 

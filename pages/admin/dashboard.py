@@ -62,6 +62,7 @@ REDIS_DOWN = "Live counts are unavailable: the Redis server is not reachable."
 OUTCOME_COLOURS = {
     "success": "success",
     "failed": "danger",
+    "partly_failed": "danger",
     "not_configured": "warning",
     "skipped": "secondary",
     "running": "info",

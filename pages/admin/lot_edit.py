@@ -858,7 +858,9 @@ def _zone_form() -> Any:
                 [
                     dbc.Button("Save zone", id="lotedit-zone-add", color="primary", n_clicks=0),
                     dbc.FormText(
-                        "Local times; 00:00 to 23:59 (midnight to 11:59 PM) is all day.", className="ms-2"
+                        "Local times. The end minute is included: 07:00 to 18:00 runs until 18:00:59, "
+                        "and 00:00 to 23:59 (midnight to 11:59 PM) is all day.",
+                        className="ms-2",
                     ),
                 ],
                 xs=12,

@@ -213,7 +213,10 @@ def _form() -> html.Div:
                     dbc.Label("Parking Logix name", html_for="lotgroupedit-plx-name"),
                     dbc.Input(id="lotgroupedit-plx-name", maxLength=lot_groups.PARKING_LOGIX_NAME_MAX),
                     _feedback("parking_logix_name"),
-                    dbc.FormText("The lot's name in Parking Logix: it must match exactly."),
+                    dbc.FormText(
+                        "The lot's name in Parking Logix, exactly as Parking Logix writes it: case and "
+                        "spaces count, a space at either end too (System Task Logs shows it as ␠)."
+                    ),
                 ],
                 className="mb-3",
             ),

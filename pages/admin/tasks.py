@@ -33,6 +33,7 @@ LOG_LIMIT = 50
 OUTCOME_COLOURS = {
     "success": "success",
     "failed": "danger",
+    "partly_failed": "danger",
     "not_configured": "warning",
     "skipped": "secondary",
     "running": "info",
@@ -169,7 +170,8 @@ def _log_table(runs: list[RunView]) -> Any:
                 html.Td(_duration(run.duration_ms)),
                 html.Td(_badge(run.outcome)),
                 html.Td(run.rows_touched),
-                html.Td(run.message, className="small text-break"),
+                # pre-line: a message may report one line per part (the Parking Logix Sync, per key).
+                html.Td(run.message, className="small text-break", style={"whiteSpace": "pre-line"}),
             ]
         )
         for run in runs

@@ -96,8 +96,13 @@ def campus(core: Core, tmp_path: Path) -> dict[str, int]:
     ]
     with core.db.session() as session:
         store = LiveStore(core.redis)
+        policy = occupancy.load_policy(session, core.secrets)
         for name, source, occupied, capacity, ts in figures:
-            occupancy.apply_figure(session, store, ids[name], source, occupied, capacity, ts, step_percent=5)
+            # flagged as the tasks and the ingester flag a count far above capacity
+            flag = occupancy.capacity_flag(occupied, capacity, policy)
+            occupancy.apply_figure(
+                session, store, ids[name], source, occupied, capacity, ts, step_percent=5, flag=flag
+            )
     return ids
 
 
@@ -136,5 +141,22 @@ def test_the_feed_reflects_the_campus(client: FlaskClient, campus: dict[str, int
     assert "status" not in sites["Columbia Street Lots"]  # stale
     assert sites["West Campus Surface"]["status"] == ["closed"]
     assert sites["Health Sciences Deck"]["occupancy"] == 1.0
+    # The drifted counter's flag reaches the feed beside its status (validated above).
+    assert sites["Health Sciences Deck"]["status"] == ["full"]
+    assert sites["Health Sciences Deck"]["statusFlags"] == ["overCapacity"]
+    assert [name for name, site in sites.items() if "statusFlags" in site] == ["Health Sciences Deck"]
     assert sites["Village Residence Lots"]["occupancyDetectionType"] == ["modelBased"]  # permits only
     assert {lot["refParkingSite"] for lot in lots} == {site["id"] for site in sites.values()}
+
+
+def test_status_itself_cannot_carry_a_flag(validators: dict[str, Draft202012Validator]) -> None:
+    """Why flags go in ``statusFlags``: the schema's ``status`` is a closed DATEX II enum, so a
+    flag written there would make the entity invalid."""
+    entity = {"id": "x", "type": "OffStreetParking", "location": {"type": "Point", "coordinates": [1.0, 2.0]}}
+    assert _errors(validators["OffStreetParking"], {**entity, "status": ["full", "overCapacity"]})
+    assert (
+        _errors(
+            validators["OffStreetParking"], {**entity, "status": ["full"], "statusFlags": ["overCapacity"]}
+        )
+        == []
+    )

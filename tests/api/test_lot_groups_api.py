@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from dashboard.app import Core
 from dashboard.services import occupancy
 from dashboard.services.occupancy import LiveStore
-from models import Lot, LotGroup, OccupancySource
+from models import DeviceKind, Lot, LotGroup, OccupancySource, SensingDevice
+from workers.ingest import Ingester
 
 
 @pytest.fixture
@@ -213,3 +216,47 @@ def test_history_bad_input_is_a_json_400_naming_the_field(
 def test_ping(client: FlaskClient) -> None:
     response = client.get("/api/v1/ping")
     assert response.status_code == 200 and response.get_json() == {"ok": True}
+
+
+def test_flagged_counts_carry_their_flags(client: FlaskClient, core: Core, groups: dict[str, int]) -> None:
+    """The ingester's flags reach the open data, not only the admin pages: a counter that went
+    below zero, and a count far above capacity (the ingester's own path for both)."""
+    prefix = core.settings.mqtt_topic_prefix
+    with core.db.session() as session:
+        lots = {lot.lot_group_id: lot for lot in session.scalars(select(Lot))}
+        annex = LotGroup(name="Annex", latitude=43.48, longitude=-80.53)
+        annex_lot = Lot(name="Annex permits", capacity=10, lot_group=annex)
+        for device, lot in [
+            ("cnt-garage", lots[groups["Garage"]]),
+            ("cnt-annex", annex_lot),
+            ("cnt-deck", lots[groups["Closed Deck"]]),
+        ]:
+            session.add(SensingDevice(device_id=device, kind=DeviceKind.COUNTER, lot=lot))
+    ts = (_now() - timedelta(minutes=1)).isoformat()
+
+    def message(device: str, kind: str, **body: object) -> tuple[str, bytes]:
+        return f"{prefix}/counters/{device}/{kind}", json.dumps({"ts": ts, **body}).encode()
+
+    result = Ingester(core).process(
+        [
+            message("cnt-garage", "events", event_id="g1", direction="out"),  # 0 - 1: corrected to 0
+            message("cnt-annex", "count", occupied=30, capacity=10),  # 300 %: far above capacity
+            message("cnt-deck", "count", occupied=30, capacity=10),  # flagged, but the group is closed
+        ]
+    )
+    assert result.applied == 3
+
+    listed = {g["name"]: g for g in client.get("/api/v1/lot-groups").get_json()["lot_groups"]}
+    assert listed["Garage"]["flags"] == ["below_zero"] and listed["Garage"]["occupied"] == 0
+    assert listed["Annex"]["flags"] == ["over_capacity"] and listed["Annex"]["occupied"] == 30
+    assert listed["Closed Deck"]["flags"] == []  # a closed group publishes no figure
+    one = client.get(f"/api/v1/lot-groups/{groups['Garage']}").get_json()
+    assert one["flags"] == ["below_zero"]
+
+
+def test_an_unflagged_group_has_an_empty_flags_list(
+    client: FlaskClient, core: Core, groups: dict[str, int]
+) -> None:
+    _apply(core, groups["Garage"], 150, _now())
+    listed = client.get("/api/v1/lot-groups").get_json()["lot_groups"]
+    assert [g["flags"] for g in listed] == [[], []]

@@ -204,6 +204,16 @@ def test_an_admin_gets_the_admin_widgets_with_data(app, core, login_as):
     assert "1 failing" in tasks and "Update Mistall System Job Task" in tasks and "table-danger" in tasks
 
 
+def test_a_partly_failed_task_counts_as_failing_in_the_task_health_widget(app, core, login_as):
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, REGISTRY.definitions())
+        task = s.get(SystemTask, "parking-logix-sync")
+        task.enabled, task.last_outcome, task.last_run_at = True, "partly_failed", datetime.now(UTC)
+    out = cards(refresh(login_as(Role.ADMIN), app, ["task-health"]))
+    tasks = json.dumps(out["task-health"]["body"])
+    assert "1 failing" in tasks and "partly failed" in tasks and "table-danger" in tasks
+
+
 def test_occupancy_summary_shows_the_live_totals(app, core, login_as):
     with core.db.session() as s:
         group = LotGroup(name="North Garage", mistall_lot_id="M-1")

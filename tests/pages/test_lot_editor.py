@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from dashboard.auth import PAGES_ROUTER_OUTPUT
 from dashboard.services import demo
 from dashboard.services.occupancy import CHANNEL
 from models import (
@@ -28,7 +29,7 @@ from models import (
     Role,
     UserType,
 )
-from tests.dash_helpers import dash_post, find_output, outputs_of, press
+from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of, press
 
 LIST = "lots-table.children"
 LOAD = "lotedit-title.children"
@@ -532,13 +533,13 @@ def test_add_a_zone_by_days_with_the_defaults_then_delete_it(app, login_as, sess
             admin, app, ZONE_ACTION, "lotedit-zone-add", zone_form(world["level1"], zone=str(world["zone"]))
         )
     )
-    assert "Added 1001: Every day, 00:00–23:59." in _text_of(added)
+    assert "Added 1001: Every day, 00:00 until 23:59:59." in _text_of(added)
     assert added["lotedit-zone-version"]["data"] == 1
     schedule = session.scalars(select(LotZoneSchedule)).one()
     assert (schedule.lot_id, schedule.days) == (world["level1"], "1111111")
 
     listed = _text(zones(admin, app, world["level1"]))
-    assert "Every day" in listed and "00:00–23:59" in listed
+    assert "Every day" in listed and "00:00 until 23:59:59" in listed
 
     button = {"schedule": schedule.id, "type": "lotedit-schedule-delete"}
     removed = press(
@@ -553,11 +554,19 @@ def test_add_a_zone_by_days_with_the_defaults_then_delete_it(app, login_as, sess
     ]
 
 
+def test_the_zone_form_says_the_end_minute_is_included(app, login_as, world) -> None:
+    router = next(key for key in dash_app(app).callback_map if PAGES_ROUTER_OUTPUT in key)
+    page = json.dumps(
+        dash_post(login_as(Role.ADMIN), app, router, [f"/admin/lots/{world['level1']}", ""]).json
+    )
+    assert "The end minute is included: 07:00 to 18:00 runs until 18:00:59" in page
+
+
 def test_weekday_hours_are_stored_as_a_mask(app, login_as, session, world) -> None:
     values = zone_form(world["level1"], zone=str(world["zone"]), **{"zone-days": [0, 1, 2, 3, 4]})
     values.update({"lotedit-zone-start": "07:00", "lotedit-zone-end": "18:00"})
     text = _text(press(login_as(Role.ADMIN), app, ZONE_ACTION, "lotedit-zone-add", values))
-    assert "Mon–Fri, 07:00–18:00" in text
+    assert "Mon–Fri, 07:00 until 18:00:59" in text  # the end minute is included
     schedule = session.scalars(select(LotZoneSchedule)).one()
     assert schedule.days == "1111100" and f"{schedule.start_time:%H:%M}" == "07:00"
 

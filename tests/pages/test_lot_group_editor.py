@@ -323,6 +323,25 @@ def test_an_admin_edits_keeps_and_clears_the_key(app, login_as, core, session, g
     assert _audits(session)[-1].changes == {"parking_logix_api_key": "cleared"}
 
 
+def test_the_parking_logix_name_is_saved_and_shown_exactly_as_typed(app, login_as, session, group_id) -> None:
+    """Parking Logix names match exactly: a trailing space typed in the form is kept, and the
+    form shows it back; a name of spaces only is no name."""
+    admin = login_as(Role.ADMIN)
+    fields = {"name": "North Garage", "color": "#123456", "lat": 43.4762, "lon": -80.5478}
+    saved = outputs_of(save(admin, app, group_id, plx_name="Mountaineer Garage ", **fields))
+    assert saved["lotgroupedit-url"]["href"] == "/admin/lot-groups"
+    session.expire_all()
+    assert session.get(LotGroup, group_id).parking_logix_name == "Mountaineer Garage "
+    assert _audits(session)[-1].changes == {
+        "parking_logix_name": ["Mountaineer Garage", "Mountaineer Garage "]
+    }
+    assert outputs_of(load(admin, app, group_id))["lotgroupedit-plx-name"]["value"] == "Mountaineer Garage "
+
+    outputs_of(save(admin, app, group_id, plx_name="   ", **fields))
+    session.expire_all()
+    assert session.get(LotGroup, group_id).parking_logix_name is None
+
+
 def test_the_mistall_lot_must_be_imported(app, login_as, session, group_id) -> None:
     out = outputs_of(save(login_as(Role.ADMIN), app, "new", mistall="M-404"))
     assert "not an imported Mistall lot" in out["lotgroupedit-mistall-feedback"]["children"]

@@ -11,9 +11,12 @@ import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from models import AuditLog, Role, SystemTask, TaskRun, utcnow
+from dashboard.services import system_settings
+from models import AuditLog, LotGroup, Role, SystemTask, TaskRun, utcnow
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
+from tests.workers.payloads import load
 from workers import jobs
+from workers.parking_logix import MULTI_LOT_INFO
 from workers.tasks import REGISTRY
 
 TABLE = "tasks-table.children"
@@ -202,3 +205,38 @@ def test_a_forged_task_name_is_refused(app, core, login_as):
     assert queue(core).count == 0
     with core.db.session() as s:
         assert s.get(SystemTask, "not-a-task") is None
+
+
+def test_a_partly_failed_run_shows_in_words_with_one_line_per_key(app, core, login_as, httpserver):
+    """A Parking Logix run where one key of two was refused (HTTP 200 with "status": "ERROR"): the
+    log says "partly failed" in red, and the message keeps its per-key lines."""
+    with core.db.session() as s:
+        system_settings.update(
+            s,
+            core.secrets,
+            {"parking_logix_enabled": True, "parking_logix_base_url": httpserver.url_for("")},
+            actor_id=None,
+        )
+        for name, logix, key in [("Mountaineer", "Mountaineer Garage", "key-a"), ("Broken", "X", "key-x")]:
+            encrypted = core.secrets.encrypt(key)
+            s.add(LotGroup(name=name, parking_logix_name=logix, parking_logix_api_key=encrypted))
+    httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-a"}).respond_with_json(
+        load("parking_logix_multi_lot_info")
+    )
+    httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-x"}).respond_with_json(
+        load("parking_logix_error")
+    )
+    assert jobs.execute_task(core, "parking-logix-sync", trigger="manual").outcome == "partly_failed"
+
+    out = outputs_of(refresh(login_as(Role.ADMIN), app, log_filter="parking-logix-sync"))
+    rows = out["tasks-log"]["children"]["props"]["children"][1]["props"]["children"]
+    cells = [cell["props"]["children"] for cell in rows[0]["props"]["children"]]
+    outcome = cells[4]["props"]
+    assert (outcome["children"], outcome["color"]) == ("partly failed", "danger")
+    message = rows[0]["props"]["children"][6]["props"]
+    assert message["style"] == {"whiteSpace": "pre-line"}
+    assert message["children"].splitlines()[1] == (
+        f"key of Broken: FAILED: Parking Logix refused {MULTI_LOT_INFO}: INVALID_API_KEY"
+    )
+    task_row = json.dumps(out["tasks-table"]["children"])
+    assert '"children": "partly failed", "color": "danger"' in task_row

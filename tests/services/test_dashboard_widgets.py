@@ -494,6 +494,15 @@ def test_task_health_flags_failing_and_overdue_tasks(session):
                 last_outcome="failed",
             ),
             SystemTask(
+                name="partly",
+                title="C Partly broken",
+                enabled=True,
+                interval_seconds=600,
+                next_run_at=now + timedelta(minutes=5),
+                last_run_at=now - timedelta(minutes=5),
+                last_outcome="partly_failed",
+            ),
+            SystemTask(
                 name="stuck",
                 title="D Stuck",
                 enabled=True,
@@ -526,10 +535,11 @@ def test_task_health_flags_failing_and_overdue_tasks(session):
     by_name = {task.name: task for task in health.tasks}
     assert not by_name["ok"].failing and not by_name["ok"].overdue
     assert by_name["broken"].failing and not by_name["broken"].overdue
+    assert by_name["partly"].failing  # a partly failed run needs an admin too
     assert by_name["stuck"].overdue and by_name["unworked"].overdue
     assert not by_name["off"].overdue  # switched off: not expected to run
-    assert (health.failing, health.overdue) == (2, 2)
-    assert [task.name for task in health.tasks][:2] == ["off", "broken"]  # failing first
+    assert (health.failing, health.overdue) == (3, 2)
+    assert [task.name for task in health.tasks][:3] == ["off", "broken", "partly"]  # failing first
 
 
 def test_dead_letters_counts_the_last_day_and_lists_the_newest(core, session):

@@ -495,7 +495,7 @@ def test_add_list_and_delete_a_zone_schedule(session, world) -> None:
     )
     session.commit()
     assert (added.days, added.start_time, added.end_time) == ("1111100", time(7, 0), time(18, 0))
-    assert added.summary == "1001: Mon–Fri, 07:00–18:00"
+    assert added.summary == "1001: Mon–Fri, 07:00 until 18:00:59"
     assert [s.id for s in lots.list_schedules(session, world["level1"])] == [added.id]
     assert lots.list_lots(session, NOW)[0].zone_names == ("1001",)
 
@@ -503,8 +503,8 @@ def test_add_list_and_delete_a_zone_schedule(session, world) -> None:
     session.commit()
     assert removed.id == added.id and lots.list_schedules(session, world["level1"]) == []
     assert [(e.action, e.changes) for e in _audits(session)] == [
-        ("lot.zone_schedule.add", {"zone_schedule": [None, "1001: Mon–Fri, 07:00–18:00"]}),
-        ("lot.zone_schedule.delete", {"zone_schedule": ["1001: Mon–Fri, 07:00–18:00", None]}),
+        ("lot.zone_schedule.add", {"zone_schedule": [None, "1001: Mon–Fri, 07:00 until 18:00:59"]}),
+        ("lot.zone_schedule.delete", {"zone_schedule": ["1001: Mon–Fri, 07:00 until 18:00:59", None]}),
     ]
 
 

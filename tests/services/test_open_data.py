@@ -221,6 +221,53 @@ def test_off_street_parking_statuses(core: Core, session: Session) -> None:
     assert entities["Quiet"]["location"] == {"type": "Point", "coordinates": [-80.54, 43.47]}
 
 
+def test_flags_are_published_as_codes_and_only_with_a_current_figure(core: Core, session: Session) -> None:
+    """Every flag text maps to a code (an unknown one to ``other``, never to nothing); FIWARE has
+    them beside ``status``, so a stale or closed entity, which has no status, has none."""
+    policy = _policy(core, session)
+    texts = {
+        "Drifted": occupancy.capacity_flag(150, 100, policy),
+        "Clamped": occupancy.BELOW_ZERO_FLAG,
+        "Odd": "a flag some future source sets",
+        "Stale": occupancy.capacity_flag(150, 100, policy),
+        "Closed": occupancy.BELOW_ZERO_FLAG,
+    }
+    for name, flag in texts.items():
+        group = _group(session, name, is_closed=name == "Closed")
+        ts = NOW - timedelta(hours=3) if name == "Stale" else NOW
+        occupancy.apply_figure(
+            session,
+            LiveStore(core.redis),
+            group.id,
+            OccupancySource.DEVICES,
+            150,
+            100,
+            ts,
+            step_percent=5,
+            flag=flag,
+        )
+    states = _states(core, session)
+
+    listed = {
+        g["name"]: g["flags"] for g in open_data.public_groups(session, LiveStore(core.redis), policy, NOW)
+    }
+    assert listed == {
+        "Clamped": ["below_zero"],
+        "Closed": [],
+        "Drifted": ["over_capacity"],
+        "Odd": ["other"],
+        "Stale": ["over_capacity"],
+    }
+    entities = {e["name"]: e for e in open_data.off_street_parkings(states.values(), "gru")}
+    assert {name: e.get("statusFlags") for name, e in entities.items()} == {
+        "Clamped": ["belowZero"],
+        "Closed": None,
+        "Drifted": ["overCapacity"],
+        "Odd": ["other"],
+        "Stale": None,
+    }
+
+
 def test_groups_without_coordinates_and_their_lots_are_left_out(core: Core, session: Session) -> None:
     located = _group(session, "Located")
     nowhere = LotGroup(name="Nowhere")

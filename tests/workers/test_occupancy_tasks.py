@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 
 from dashboard.app import Core
-from dashboard.services import occupancy, system_settings, vendor_lots
+from dashboard.services import lot_groups, occupancy, system_settings, vendor_lots
 from models import Lot, LotGroup, MistallLot, OccupancySnapshot, OccupancySource, TaskRun, utcnow
 from tests.workers.payloads import load
 from workers.jobs import execute_task
@@ -227,11 +227,13 @@ def test_parking_logix_calls_each_key_once_and_matches_names_exactly(core, https
 
     assert run.outcome == "success"
     assert run.rows_touched == 3
-    assert run.message == (
-        "3 lot groups updated from 2 of 2 API keys; "
-        "no Parking Logix lot of that exact name for: Alpha Lowercase ('lot a'); "
-        "Parking Logix lots no lot group claims: Health Sciences Deck"
-    )
+    assert run.message.splitlines() == [
+        "3 lot groups updated from 2 of 2 API keys",
+        "key of Alpha, Alpha Lowercase, Mountaineer: 2 of 3 lot groups updated; "
+        'no Parking Logix lot of that exact name: "lot a" for Alpha Lowercase',
+        "key of Evansdale: 1 of 1 lot groups updated",
+        'Parking Logix lots no lot group claims: "Health Sciences Deck"',
+    ]
     calls = [(request.path, request.headers["x-api-key"]) for request, _response in httpserver.log]
     assert calls == [(MULTI_LOT_INFO, "key-a"), (MULTI_LOT_INFO, "key-b"), (LOCATION_INFO, "key-b")]
     for group, expected in [(garage, (833, 1143)), (lot_a, (970, 4380)), (evansdale, (155, 200))]:
@@ -260,7 +262,7 @@ def test_a_renamed_lot_is_reported_and_leaves_the_groups_figure_alone(core, http
     run = execute_task(core, "parking-logix-sync", trigger="test")
 
     assert run.outcome == "success" and run.rows_touched == 0
-    assert "no Parking Logix lot of that exact name for: Mountaineer ('Mountaineer Garage')" in run.message
+    assert 'no Parking Logix lot of that exact name: "Mountaineer Garage" for Mountaineer' in run.message
     assert "Mountaineer Parking Garage" in run.message
     assert figure(state(core, group), OccupancySource.PARKING_LOGIX).updated_at == before.updated_at
     assert figure(state(core, group), OccupancySource.PARKING_LOGIX).occupied == before.occupied == 833
@@ -280,14 +282,116 @@ def test_one_failing_key_is_reported_and_the_others_carry_on(core, httpserver, m
 
     run = execute_task(core, "parking-logix-sync", trigger="test")
 
-    assert run.outcome == "success"
-    assert "1 lot groups updated from 1 of 2 API keys" in run.message
-    assert (
-        f"errors: key of Broken One, Broken Two: Parking Logix refused {MULTI_LOT_INFO}: INVALID_API_KEY"
-        in run.message
-    )
+    assert run.outcome == "partly_failed"
+    assert run.message.splitlines() == [
+        "1 lot groups updated from 1 of 2 API keys",
+        f"key of Broken One, Broken Two: FAILED: Parking Logix refused {MULTI_LOT_INFO}: INVALID_API_KEY",
+        "key of Mountaineer: 1 of 1 lot groups updated",
+        'Parking Logix lots no lot group claims: "Health Sciences Deck", "Lot A"',
+    ]
     assert "key-bad" not in run.message
     assert state(core, garage).physical is not None
+    assert logged_runs(core, "parking-logix-sync") == [("test", "partly_failed")]
+
+
+def test_a_key_refused_with_http_401_makes_the_run_partly_failed(core, httpserver, make_group):
+    configure_logix(core, httpserver)
+    serve_keys(httpserver)
+    httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-old"}).respond_with_json(
+        {"message": "Unauthorized"}, status=401
+    )
+    make_group("Mountaineer", logix="Mountaineer Garage", key="key-a")
+    make_group("Expired", logix="Lot A", key="key-old")
+
+    run = execute_task(core, "parking-logix-sync", trigger="test")
+
+    assert run.outcome == "partly_failed" and run.rows_touched == 1
+    assert run.message.splitlines()[:3] == [
+        "1 lot groups updated from 1 of 2 API keys",
+        f"key of Expired: FAILED: Parking Logix answered HTTP 401 to {MULTI_LOT_INFO} (Unauthorized): "
+        "the API key was not accepted: check the Parking Logix API key on the lot group",
+        "key of Mountaineer: 1 of 1 lot groups updated",
+    ]
+
+
+def test_names_match_exactly_as_stored_and_the_log_shows_invisible_whitespace(core, httpserver, make_group):
+    """A vendor name with a trailing space matches a group whose name has it too, and only that
+    one; the log shows the space (and a no-break space) where an admin can see it."""
+    configure_logix(core, httpserver)
+    payload = load("parking_logix_multi_lot_info")
+    payload[0][0]["location_name"] = "Mountaineer Garage "
+    payload[0][1]["location_name"] = "Lot\u00a0A"
+    httpserver.expect_request(MULTI_LOT_INFO).respond_with_json(payload)
+    spaced = make_group("Mountaineer", logix="Mountaineer Garage ", key="key-a")
+    plain = make_group("Mountaineer Plain", logix="Mountaineer Garage", key="key-a")
+    make_group("Alpha", logix="Lot A", key="key-a")
+
+    run = execute_task(core, "parking-logix-sync", trigger="test")
+
+    assert run.outcome == "success" and run.rows_touched == 1
+    assert run.message.splitlines() == [
+        "1 lot groups updated from 1 of 1 API keys",
+        "key of Alpha, Mountaineer, Mountaineer Plain: 1 of 3 lot groups updated; "
+        'no Parking Logix lot of that exact name: "Lot A" for Alpha, '
+        '"Mountaineer Garage" for Mountaineer Plain',
+        'Parking Logix lots no lot group claims: "Health Sciences Deck", "Lot\\xa0A"',
+    ]
+    assert state(core, spaced).physical.occupied == 833
+    assert state(core, plain).physical is None
+
+
+def test_a_name_saved_with_a_trailing_space_in_the_editor_matches_the_vendors(core, httpserver):
+    """The editor used to strip the name, so a vendor name ending in a space could never match."""
+    configure_logix(core, httpserver)
+    payload = load("parking_logix_multi_lot_info")
+    payload[0][0]["location_name"] = "Mountaineer Garage "
+    httpserver.expect_request(MULTI_LOT_INFO).respond_with_json(payload)
+    with core.db.session() as s:
+        saved = lot_groups.save_group(
+            s,
+            core.secrets,
+            lot_groups.GroupInput(
+                name="Mountaineer", parking_logix_name="Mountaineer Garage ", parking_logix_api_key="key-a"
+            ),
+            actor_id=None,
+        )
+
+    run = execute_task(core, "parking-logix-sync", trigger="test")
+
+    assert (run.outcome, run.rows_touched) == ("success", 1)
+    assert run.message.splitlines()[1] == "key of Mountaineer: 1 of 1 lot groups updated"
+    assert state(core, saved.group_id).physical.occupied == 833
+
+
+def test_lots_are_listed_once_and_only_when_no_group_of_any_key_claims_them(core, httpserver, make_group):
+    """Two keys that see the same lots: each unclaimed lot is named once, a lot claimed through the
+    other key is not named, and a group whose key does not see its lot is told which key does."""
+    configure_logix(core, httpserver)
+    for key in ("key-a", "key-c"):
+        httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": key}).respond_with_json(
+            load("parking_logix_multi_lot_info")
+        )
+    httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-b"}).respond_with_data(
+        "", status=403
+    )
+    httpserver.expect_request(LOCATION_INFO, headers={"x-api-key": "key-b"}).respond_with_json(
+        load("parking_logix_location_info")
+    )
+    make_group("Mountaineer", logix="Mountaineer Garage", key="key-a")
+    make_group("Alpha", logix="Lot A", key="key-c")
+    make_group("Deck", logix="Health Sciences Deck", key="key-b")
+
+    run = execute_task(core, "parking-logix-sync", trigger="test")
+
+    assert run.outcome == "success" and run.rows_touched == 2
+    assert run.message.splitlines() == [
+        "2 lot groups updated from 3 of 3 API keys",
+        "key of Alpha: 1 of 1 lot groups updated",
+        "key of Deck: 0 of 1 lot groups updated; no Parking Logix lot of that exact name: "
+        '"Health Sciences Deck" for Deck (only the key of Alpha and the key of Mountaineer sees it)',
+        "key of Mountaineer: 1 of 1 lot groups updated",
+        'Parking Logix lots no lot group claims: "Evansdale Lot"',
+    ]
 
 
 def test_every_key_failing_fails_the_run(core, httpserver, make_group):
@@ -315,8 +419,10 @@ def test_a_key_unreadable_after_a_secret_key_rotation_is_reported(core, httpserv
 
     run = execute_task(core, "parking-logix-sync", trigger="test")
 
-    assert run.outcome == "success"
+    assert run.outcome == "partly_failed"
     assert "API key of Rotated cannot be read with the current secret key" in run.message
+    # Rotated still claims its lot by name: "Lot A" is not listed as nobody's.
+    assert 'Parking Logix lots no lot group claims: "Health Sciences Deck"' in run.message
 
 
 # Precedence and history

@@ -18,6 +18,7 @@ from workers.parking_logix import (
     LotCount,
     ParkingLogixClient,
     ParkingLogixError,
+    quoted,
 )
 
 KEY = "pl-key-1"
@@ -159,3 +160,21 @@ def test_an_unreachable_server_is_an_error_naming_the_url():
         pytest.raises(ParkingLogixError, match="could not reach Parking Logix at http://127.0.0.1:9/pl1/"),
     ):
         logix.lots(KEY)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Mountaineer Garage", '"Mountaineer Garage"'),
+        ("Mountaineer Garage ", '"Mountaineer Garage␠"'),
+        (" Lot A", '"␠Lot A"'),
+        ("Lot  A", '"Lot␠␠A"'),
+        ("Lot\tA", '"Lot\\tA"'),
+        ("Lot\u00a0A", '"Lot\\xa0A"'),
+        ("Lot\u200bA", '"Lot\\u200bA"'),
+        ("C:\\lots", '"C:\\\\lots"'),
+        (" ", '"␠"'),
+    ],
+)
+def test_quoted_names_show_invisible_whitespace(name, shown):
+    assert quoted(name) == shown

@@ -1,0 +1,112 @@
+"""A Redis outage, on a real ``redis-server`` of the test's own that is killed mid-test: the
+open-data API answers JSON 503 with ``Retry-After`` (not an HTML 500), the public map and lot
+group page say that live counts are unavailable, and everything answers again once Redis is back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dashboard.app import Core
+from dashboard.services import occupancy
+from dashboard.services.occupancy import LiveStore
+from dashboard.services.open_data import BodyCache
+from models import Lot, LotGroup, OccupancySource, Role
+from tests.dash_helpers import dash_post, find_output, outputs_of
+from tests.redis_process import RedisProcess
+
+UNAVAILABLE = "temporarily unavailable (the live data store is unreachable); try again shortly"
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def own_redis(core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisProcess]:
+    """The app's Redis client pointed at a private server this test may kill. The list's
+    per-process tenth-of-a-second memo is turned off, so every request asks Redis."""
+    with RedisProcess(tmp_path) as server:
+        client = server.client()
+        monkeypatch.setattr(core, "redis", client)
+        monkeypatch.setattr(BodyCache, "local_ttl_s", 0.0)
+        yield server
+        client.close()
+
+
+@pytest.fixture
+def group_id(core: Core, own_redis: RedisProcess) -> int:
+    with core.db.session() as session:
+        group = LotGroup(name="North Garage", latitude=43.47, longitude=-80.54)
+        session.add(group)
+        session.flush()
+        session.add(Lot(name="North A", lot_group_id=group.id, capacity=120))
+        occupancy.apply_figure(
+            session, LiveStore(core.redis), group.id, OccupancySource.DEVICES, 60, 120, NOW, step_percent=5
+        )
+        return group.id
+
+
+def _urls(group_id: int) -> list[str]:
+    return [
+        "/api/v1/lot-groups",
+        f"/api/v1/lot-groups/{group_id}",
+        f"/api/v1/lot-groups/{group_id}/occupancy",
+        "/api/v1/fiware/OffStreetParking",
+        "/api/v1/fiware/ParkingGroup",
+    ]
+
+
+def test_the_open_data_api_answers_json_503_while_redis_is_down(
+    client: FlaskClient, own_redis: RedisProcess, group_id: int
+) -> None:
+    for url in _urls(group_id):
+        assert client.get(url).status_code == 200, url
+
+    own_redis.stop()
+
+    for url in _urls(group_id):
+        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert (response.status_code, response.mimetype) == (503, "application/json"), url
+        assert response.get_json() == {"error": UNAVAILABLE}, url
+        assert response.headers["Retry-After"] == "30"
+        assert response.headers["Cache-Control"] == "no-store"
+
+    own_redis.start()  # back, empty (no persistence): the API answers again at once
+    for url in _urls(group_id):
+        assert client.get(url).status_code == 200, url
+    listed = client.get("/api/v1/lot-groups").get_json()["lot_groups"]
+    assert [(g["name"], g["source"]) for g in listed] == [("North Garage", "permits")]
+
+
+def test_the_public_map_and_lot_group_page_say_live_counts_are_unavailable(
+    app: Flask, login_as, own_redis: RedisProcess, group_id: int
+) -> None:
+    guest = login_as(Role.GUEST)
+
+    def group_page() -> str:
+        response = dash_post(guest, app, find_output(app, "lotgroup-content.children"), [group_id, None, 0])
+        assert response.status_code == 200
+        return json.dumps(outputs_of(response)["lotgroup-content"]["children"])
+
+    def map_refresh() -> dict:
+        response = dash_post(
+            guest, app, find_output(app, "realtime-markers.children"), [None, 0, True], [None]
+        )
+        assert response.status_code == 200
+        return outputs_of(response)
+
+    assert "North Garage" in group_page() and "unavailable" not in group_page()
+    assert map_refresh()["realtime-error"]["children"] is None
+
+    own_redis.stop()
+
+    assert "Live counts are unavailable right now." in group_page()
+    shown = map_refresh()
+    assert "Live counts are unavailable right now." in json.dumps(shown["realtime-error"]["children"])
+    assert "realtime-markers" not in shown  # the pins already shown stay
+    assert guest.get(f"/lot-groups/{group_id}").status_code == 200
+    assert guest.get("/real-time").status_code == 200
