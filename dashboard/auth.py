@@ -120,11 +120,29 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
     server.before_request(lambda: gate(dash_app))
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect after login is a phishing tool."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+# What a browser ignores in a URL (the WHATWG URL standard): leading and trailing C0 controls and
+# spaces, and tabs and newlines anywhere. "/\t/evil.example" is "//evil.example" to a browser.
+_URL_EDGES = "".join(map(chr, range(0x21)))
+_URL_DROPPED = str.maketrans("", "", "\t\n\r")
+
+
+def _safe_next(target: object) -> str:
+    """Only a same-site path, as the browser will read it: an open redirect after login is a
+    phishing tool. The target is normalised the way a browser normalises a ``Location`` (see
+    ``_URL_EDGES``), then must parse as a bare path: no scheme, no host, not ``//`` (a
+    protocol-relative URL), no backslash (browsers read it as ``/``) and no other control
+    character (a header cannot carry it). Anything else means the home page."""
+    if not isinstance(target, str):
         return "/"
-    return target
+    cleaned = target.strip(_URL_EDGES).translate(_URL_DROPPED)
+    if not cleaned.startswith("/") or cleaned.startswith("//") or "\\" in cleaned:
+        return "/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
+        return "/"
+    parts = urlsplit(cleaned)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return "/"
+    return cleaned
 
 
 def _same_origin() -> bool:

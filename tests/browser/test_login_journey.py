@@ -40,3 +40,15 @@ def test_plain_user_sees_no_admin_menu(page: Page, live_server, make_user):
     page.click("#login-submit")
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     expect(page.get_by_role("link", name="System Settings")).to_have_count(0)
+
+
+def test_a_next_link_with_a_tab_cannot_send_the_browser_off_site(page: Page, live_server, make_user):
+    """The issue's link: Chromium drops the tab from ``/\t/evil.example`` and would follow
+    ``//evil.example``; after the fix the login lands on this site's home page."""
+    user = make_user(Role.USER)
+    page.goto(f"{live_server}/login?next=/%09/evil.example")
+    page.fill("#login-email", user.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page).to_have_url(f"{live_server}/")
