@@ -21,6 +21,7 @@ import dash
 from dash import dcc, html
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.exceptions import SecurityError
 
 from dashboard.services import users as users_service
 from models import Role
@@ -84,7 +85,25 @@ def _database() -> Any:
     return current_app.extensions["parkops"].db
 
 
+def refuse_unknown_host() -> None:
+    """A request naming a host that is not ours (``PARKOPS_BASE_URL``, ``PARKOPS_ALLOWED_HOSTS``)
+    gets a 400 before anything else runs. Flask's ``TRUSTED_HOSTS`` finds it, but raises only when
+    the view is dispatched, after the ``before_request`` hooks: the gate would answer first (a
+    redirect to the login page, say). Behind trusted proxies (``PARKOPS_PROXY_HOPS``) ProxyFix
+    has already put ``X-Forwarded-Host`` in place of ``Host``, so the browser's host is checked."""
+    if isinstance(request.routing_exception, SecurityError):
+        log.warning(
+            "refused a request for unknown host %r: %s %s from %s",
+            request.headers.get("Host"),
+            request.method,
+            request.path,
+            request.remote_addr,
+        )
+        raise request.routing_exception
+
+
 def init_auth(server: Flask, dash_app: dash.Dash) -> None:
+    server.before_request(refuse_unknown_host)
     manager = LoginManager()
     manager.init_app(server)
     # "basic": an officer whose phone hops from Wi-Fi to LTE keeps the session (marked non-fresh)

@@ -37,6 +37,10 @@ def run(host: str | None, port: int | None) -> None:
     from workers import ingest, scheduler, simulator, worker
 
     core = _core()
+    # The options move the embedded default public URL (links in e-mails) and trusted hosts too.
+    core.settings = core.settings.with_overrides(
+        host=host or core.settings.host, port=port or core.settings.port
+    )
     prepare_database(core)
     settings = core.settings
     stop = threading.Event()
@@ -48,7 +52,7 @@ def run(host: str | None, port: int | None) -> None:
         simulator.start_simulator_thread(core, stop)
     app = create_app(core=core)
     credentials = demo.read_credentials(settings.instance_path)
-    url = f"http://{host or settings.host}:{port or settings.port}"
+    url = settings.public_url
     click.echo(f"\nParkOps is serving {url}  (health: {url}/healthz)")
     if credentials:
         click.echo("Demo accounts (e-mail / password):")
@@ -56,7 +60,7 @@ def run(host: str | None, port: int | None) -> None:
             click.echo(f"  {row['role']:<8} {row['email']:<32} {row['password']}")
     click.echo("")
     try:
-        app.run(host=host or settings.host, port=port or settings.port, threaded=True, use_reloader=False)
+        app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
     finally:
         stop.set()
 

@@ -134,12 +134,13 @@ def test_behind_a_proxy_the_forwarded_host_counts_as_same_origin(app, make_user)
         "/login", data={"email": user.email, "password": PASSWORD}, headers=headers
     )
     assert direct.status_code == 403  # without trusted proxies the forwarded host is ignored
-    original = app.wsgi_app
+    original, trusted = app.wsgi_app, app.config["TRUSTED_HOSTS"]
     trust_proxies(app, 1)
+    app.config["TRUSTED_HOSTS"] = [*trusted, "parking.example.edu"]  # its PARKOPS_BASE_URL's host
     try:
         response = app.test_client().post(
             "/login", data={"email": user.email, "password": PASSWORD}, headers=headers
         )
     finally:
-        app.wsgi_app = original
+        app.wsgi_app, app.config["TRUSTED_HOSTS"] = original, trusted
     assert response.status_code == 302 and response.headers["Location"] == "/"
