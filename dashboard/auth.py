@@ -23,6 +23,7 @@ from flask import Flask, Response, abort, current_app, jsonify, redirect, reques
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.exceptions import SecurityError
 
+from dashboard.services import throttle
 from dashboard.services import users as users_service
 from models import Role
 
@@ -123,11 +124,30 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
         email = (request.form.get("email") or "").strip()
         password = request.form.get("password") or ""
         target = _safe_next(request.form.get("next"))
+        redis_client = current_app.extensions["parkops"].redis
+        account, address = throttle.login_subjects(email, request.remote_addr)
+        try:
+            attempt = throttle.attempt(redis_client, (account, address))
+        except throttle.Throttled as exc:
+            log.info("login refused (throttled) for %r from %s", email, request.remote_addr)
+            return _throttled_login(exc, target)
         with _database().session() as session:
             found = users_service.authenticate(session, email, password)
         if found is None:
             log.info("failed login for %r from %s", email, request.remote_addr)
+            locked = attempt.failed()
+            if locked is not None:
+                whom = f"account {email!r}" if locked.subject is account else "address"
+                log.warning(
+                    "too many failed logins: %s locked for %d minutes (%d failures; last from %s)",
+                    whom,
+                    locked.minutes,
+                    locked.subject.limit.failures,
+                    request.remote_addr,
+                )
+                return _throttled_login(locked, target)
             return redirect("/login?" + urlencode({"error": "1", "next": target}))
+        attempt.succeeded(forget=[account])
         login_user(SessionUser(found.id, found.email, found.name, found.role))
         return redirect(target)
 
@@ -143,6 +163,11 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
 # spaces, and tabs and newlines anywhere. "/\t/evil.example" is "//evil.example" to a browser.
 _URL_EDGES = "".join(map(chr, range(0x21)))
 _URL_DROPPED = str.maketrans("", "", "\t\n\r")
+
+
+def _throttled_login(exc: throttle.Throttled, target: str) -> Response:
+    """Back to the login page, which says how long to wait (in whole minutes)."""
+    return redirect("/login?" + urlencode({"error": "throttled", "retry": exc.minutes, "next": target}))
 
 
 def _safe_next(target: object) -> str:

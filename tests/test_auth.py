@@ -1,9 +1,13 @@
 """Login, logout, the session cookie and the gate's redirects."""
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, quote, urlsplit
 
+import dash
 import pytest
 
+from dashboard.services import throttle
 from models import Role
 from tests.conftest import PASSWORD
 
@@ -144,3 +148,88 @@ def test_behind_a_proxy_the_forwarded_host_counts_as_same_origin(app, make_user)
     finally:
         app.wsgi_app, app.config["TRUSTED_HOSTS"] = original, trusted
     assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+# --- guessing passwords (issue 9, item 22) -----------------------------------------------------------
+
+
+def _login(client, email, password, address="192.0.2.10"):
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "next": "/permits"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def _query(response) -> dict[str, list[str]]:
+    assert response.status_code == 302
+    return parse_qs(urlsplit(response.headers["Location"]).query)
+
+
+def test_guessing_a_password_is_stopped_after_ten_failures(app, core, make_user, caplog):
+    user = make_user(Role.USER)
+    client = app.test_client()
+    answers = [_query(_login(client, user.email, f"guess-number-{n}"))["error"] for n in range(10)]
+    assert answers == [["1"]] * 9 + [["throttled"]]
+    locked = _query(_login(client, user.email, PASSWORD))
+    assert locked["error"] == ["throttled"] and locked["retry"] == ["15"]
+    assert client.get("/permits").status_code == 302  # the right password did not log in
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"too many failed logins: account {user.email!r} locked for 15 minutes" in w for w in warnings)
+    # Bounded: every counter expires within the 15-minute window, so the lock ends by itself.
+    keys = core.redis.keys(f"{throttle.KEY_PREFIX}*")
+    assert keys and all(0 < core.redis.ttl(key) <= 15 * 60 for key in keys)
+
+
+def test_the_account_lock_uses_the_email_as_looked_up(app, make_user):
+    user = make_user(Role.USER)
+    client = app.test_client()
+    for n in range(10):
+        _login(client, f"  {user.email.upper()} " if n % 2 else user.email, f"guess-{n}")
+    assert _query(_login(client, user.email, PASSWORD))["error"] == ["throttled"]
+
+
+def test_a_locked_account_does_not_lock_others_at_the_same_address(app, make_user):
+    victim, other = make_user(Role.USER), make_user(Role.USER)
+    client = app.test_client()
+    for n in range(10):
+        _login(client, victim.email, f"guess-{n}")
+    response = _login(app.test_client(), other.email, PASSWORD)
+    assert response.headers["Location"] == "/permits"
+
+
+def test_guessing_across_accounts_from_one_address_is_stopped(app, make_user, monkeypatch, caplog):
+    """The per-address limit (50 in production; 5 here to keep the test short) stops a guesser who
+    tries one password on many accounts; other addresses are not affected, and logging in to an
+    account of one's own does not clear the address's count."""
+    monkeypatch.setattr(throttle, "LOGIN_ADDRESS", throttle.Limit("login-address", 5, 15 * 60))
+    own, victim = make_user(Role.USER), make_user(Role.USER)
+    client = app.test_client()
+    for n in range(4):
+        assert _query(_login(client, f"someone{n}@campus.test", "Winter2026!"))["error"] == ["1"]
+    assert _login(app.test_client(), own.email, PASSWORD).headers["Location"] == "/permits"
+    assert _query(_login(client, "someone4@campus.test", "Winter2026!"))["error"] == ["throttled"]
+    assert any("too many failed logins: address locked" in r.getMessage() for r in caplog.records)
+    assert _query(_login(app.test_client(), victim.email, PASSWORD))["error"] == ["throttled"]
+    elsewhere = _login(app.test_client(), victim.email, PASSWORD, address="198.51.100.7")
+    assert elsewhere.headers["Location"] == "/permits"
+
+
+def test_guesses_sent_at_once_get_no_more_password_checks_than_the_limit(app, make_user):
+    user = make_user(Role.USER)
+
+    def guess(n: int) -> list[str]:
+        return _query(_login(app.test_client(), user.email, f"parallel-guess-{n}"))["error"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(guess, range(30)))
+    assert answers.count(["1"]) == 9 and answers.count(["throttled"]) == 21
+
+
+def test_the_login_page_says_how_long_to_wait(app):
+    layout = dash.page_registry["pages.login"]["layout"]
+    shown = json.dumps(layout(error="throttled", retry="15").to_plotly_json(), default=str)
+    assert "Too many attempts; try again in 15 minutes." in shown
+    for forged in ("999", "-1", "0", "soon", None):
+        shown = json.dumps(layout(error="throttled", retry=forged).to_plotly_json(), default=str)
+        assert "Too many attempts; try again later." in shown

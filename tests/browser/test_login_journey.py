@@ -52,3 +52,16 @@ def test_a_next_link_with_a_tab_cannot_send_the_browser_off_site(page: Page, liv
     page.click("#login-submit")
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     expect(page).to_have_url(f"{live_server}/")
+
+
+def test_after_ten_wrong_passwords_the_page_says_to_wait(page: Page, live_server, app, make_user):
+    user = make_user(Role.USER)
+    guesser = app.test_client()
+    for n in range(10):
+        guesser.post("/login", data={"email": user.email, "password": f"guess-{n}"})
+    page.goto(f"{live_server}/login")
+    page.fill("#login-email", user.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("Too many attempts; try again in 15 minutes.")
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()
