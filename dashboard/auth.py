@@ -12,6 +12,7 @@ Three layers, all on the server:
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import dash
 from dash import dcc, html
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request
+from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.exceptions import SecurityError
 
@@ -30,6 +32,7 @@ from models import Role
 log = logging.getLogger(__name__)
 
 ROLE_ATTR = "parkops_min_role"
+STAMP = "_parkops_stamp"  # the session's stamp (see ``load_user``)
 PAGES_ROUTER_OUTPUT = "_pages_content.children"
 
 # Prefixes served without a user: Dash's framework routes (callbacks are checked one by one in
@@ -111,10 +114,17 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
     # instead of being logged out mid-patrol, as "strong" would do on every IP change.
     manager.session_protection = "basic"
 
+    # Sessions are signed cookies, so ending one needs state on the server: each login stores the
+    # account's current stamp (``users.session_stamp``), and a session whose stamp is no longer
+    # current (logged out since, new password) or whose account was deactivated is anonymous.
+    stamp_key = hashlib.sha256(b"parkops-session-stamp:" + str(server.secret_key).encode()).digest()
+
     @manager.user_loader
     def load_user(user_id: str) -> SessionUser | None:
+        if not user_id.isdigit():
+            return None
         with _database().session() as session:
-            found = users_service.get_active(session, int(user_id)) if user_id.isdigit() else None
+            found = users_service.session_user(session, int(user_id), flask_session.get(STAMP), stamp_key)
         if found is None:
             return None
         return SessionUser(found.id, found.email, found.name, found.role)
@@ -133,6 +143,7 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
             return _throttled_login(exc, target)
         with _database().session() as session:
             found = users_service.authenticate(session, email, password)
+            stamp = users_service.session_stamp(session, found.id, stamp_key) if found else None
         if found is None:
             log.info("failed login for %r from %s", email, request.remote_addr)
             locked = attempt.failed()
@@ -149,11 +160,16 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
             return redirect("/login?" + urlencode({"error": "1", "next": target}))
         attempt.succeeded(forget=[account])
         login_user(SessionUser(found.id, found.email, found.name, found.role))
+        flask_session[STAMP] = stamp
         return redirect(target)
 
     @server.post("/logout")
     def logout_post() -> Response:
+        if current_user.is_authenticated:
+            with _database().session() as session:
+                users_service.end_sessions(session, int(current_user.id))
         logout_user()
+        flask_session.pop(STAMP, None)
         return redirect("/")
 
     server.before_request(lambda: gate(dash_app))

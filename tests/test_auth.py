@@ -233,3 +233,69 @@ def test_the_login_page_says_how_long_to_wait(app):
     for forged in ("999", "-1", "0", "soon", None):
         shown = json.dumps(layout(error="throttled", retry=forged).to_plotly_json(), default=str)
         assert "Too many attempts; try again later." in shown
+
+
+# --- ending sessions on the server (issue 9, item 23) --------------------------------------------------
+
+
+def _copy_of(client, app):
+    """Another browser holding the same session cookie (stolen, or copied before logging out)."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def _signed_in(client) -> bool:
+    return client.get("/admin/settings").status_code == 200
+
+
+def test_a_copied_cookie_stops_working_after_logout(app, login_as):
+    admin = login_as(Role.ADMIN)
+    copy = _copy_of(admin, app)
+    assert _signed_in(copy)
+    admin.post("/logout")
+    assert not _signed_in(copy)
+    assert not _signed_in(admin)
+
+
+def test_logging_out_ends_the_accounts_other_sessions_too(app, make_user):
+    user = make_user(Role.ADMIN)
+    phone, desk = app.test_client(), app.test_client()
+    for client in (phone, desk):
+        client.post("/login", data={"email": user.email, "password": PASSWORD})
+    phone.post("/logout")
+    assert not _signed_in(desk)
+    desk.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert _signed_in(desk)  # a new login works at once
+
+
+def test_a_new_password_ends_existing_sessions(app, login_as, session):
+    from dashboard.services import users
+    from models import User
+
+    admin = login_as(Role.ADMIN)
+    copy = _copy_of(admin, app)
+    session.get(User, admin.user.id).password_hash = users.hash_password("a-brand-new-password")
+    session.commit()
+    assert not _signed_in(copy) and not _signed_in(admin)
+    relogin = app.test_client()
+    relogin.post("/login", data={"email": admin.user.email, "password": "a-brand-new-password"})
+    assert _signed_in(relogin)
+
+
+def test_deactivating_a_user_ends_their_sessions(app, login_as, session):
+    from models import User
+
+    admin = login_as(Role.ADMIN)
+    session.get(User, admin.user.id).is_active = False
+    session.commit()
+    assert not _signed_in(admin)
+
+
+def test_a_session_cookie_without_the_stamp_is_not_a_login(app, login_as):
+    """A cookie signed with our key but minted without the server's stamp (e.g. before this fix, or
+    a remember-me style cookie) names a user id only: it does not log anyone in."""
+    admin = login_as(Role.ADMIN)
+    with admin.session_transaction() as cookie_session:
+        cookie_session.pop("_parkops_stamp")
+    assert not _signed_in(admin)
