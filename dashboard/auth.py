@@ -175,15 +175,15 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
     server.before_request(lambda: gate(dash_app))
 
 
+def _throttled_login(exc: throttle.Throttled, target: str) -> Response:
+    """Back to the login page, which says how long to wait (in whole minutes)."""
+    return redirect("/login?" + urlencode({"error": "throttled", "retry": exc.minutes, "next": target}))
+
+
 # What a browser ignores in a URL (the WHATWG URL standard): leading and trailing C0 controls and
 # spaces, and tabs and newlines anywhere. "/\t/evil.example" is "//evil.example" to a browser.
 _URL_EDGES = "".join(map(chr, range(0x21)))
 _URL_DROPPED = str.maketrans("", "", "\t\n\r")
-
-
-def _throttled_login(exc: throttle.Throttled, target: str) -> Response:
-    """Back to the login page, which says how long to wait (in whole minutes)."""
-    return redirect("/login?" + urlencode({"error": "throttled", "retry": exc.minutes, "next": target}))
 
 
 def _safe_next(target: object) -> str:

@@ -52,8 +52,10 @@ def run(host: str | None, port: int | None) -> None:
         simulator.start_simulator_thread(core, stop)
     app = create_app(core=core)
     credentials = demo.read_credentials(settings.instance_path)
-    url = settings.public_url
+    url = f"http://{settings.host}:{settings.port}"
     click.echo(f"\nParkOps is serving {url}  (health: {url}/healthz)")
+    if settings.public_url != url:
+        click.echo(f"Links in e-mails and QR codes point at {settings.public_url}")
     if credentials:
         click.echo("Demo accounts (e-mail / password):")
         for row in credentials:
