@@ -338,6 +338,7 @@ def main() -> int:
             "PARKOPS_REDIS_URL": core.redis_url,
             "PARKOPS_MQTT_URL": mqtt_url,
             "PARKOPS_SECRET_KEY": SECRET,
+            "PARKOPS_BASE_URL": settings.public_url,
             "PARKOPS_INSTANCE_PATH": str(workdir),
             "PARKOPS_LOG_LEVEL": "WARNING",
         }

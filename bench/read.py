@@ -160,6 +160,7 @@ def start_server(port: int, database_url: str, redis_url: str, instance: Path) -
         # Never contacted by the web process; set so that no embedded broker starts.
         "PARKOPS_MQTT_URL": "mqtt://127.0.0.1:1883",
         "PARKOPS_SECRET_KEY": secrets.token_hex(32),
+        "PARKOPS_BASE_URL": f"http://127.0.0.1:{port}",  # the benchmark's clients ask for this host
         "PARKOPS_INSTANCE_PATH": str(instance),
         "PARKOPS_LOG_LEVEL": "WARNING",
     }

@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         REMEMBER_COOKIE_SECURE=settings.secure_cookies,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+        TRUSTED_HOSTS=settings.trusted_hosts,  # any other Host header: 400 (see auth.refuse_unknown_host)
         TESTING=settings.testing,
     )
     server.extensions["parkops"] = core

@@ -12,6 +12,7 @@ Three layers, all on the server:
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +21,18 @@ from urllib.parse import urlencode, urlsplit
 import dash
 from dash import dcc, html
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request
+from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.exceptions import SecurityError
 
+from dashboard.services import throttle
 from dashboard.services import users as users_service
 from models import Role
 
 log = logging.getLogger(__name__)
 
 ROLE_ATTR = "parkops_min_role"
+STAMP = "_parkops_stamp"  # the session's stamp (see ``load_user``)
 PAGES_ROUTER_OUTPUT = "_pages_content.children"
 
 # Prefixes served without a user: Dash's framework routes (callbacks are checked one by one in
@@ -84,17 +89,42 @@ def _database() -> Any:
     return current_app.extensions["parkops"].db
 
 
+def refuse_unknown_host() -> None:
+    """A request naming a host that is not ours (``PARKOPS_BASE_URL``, ``PARKOPS_ALLOWED_HOSTS``)
+    gets a 400 before anything else runs. Flask's ``TRUSTED_HOSTS`` finds it, but raises only when
+    the view is dispatched, after the ``before_request`` hooks: the gate would answer first (a
+    redirect to the login page, say). Behind trusted proxies (``PARKOPS_PROXY_HOPS``) ProxyFix
+    has already put ``X-Forwarded-Host`` in place of ``Host``, so the browser's host is checked."""
+    if isinstance(request.routing_exception, SecurityError):
+        log.warning(
+            "refused a request for unknown host %r: %s %s from %s",
+            request.headers.get("Host"),
+            request.method,
+            request.path,
+            request.remote_addr,
+        )
+        raise request.routing_exception
+
+
 def init_auth(server: Flask, dash_app: dash.Dash) -> None:
+    server.before_request(refuse_unknown_host)
     manager = LoginManager()
     manager.init_app(server)
     # "basic": an officer whose phone hops from Wi-Fi to LTE keeps the session (marked non-fresh)
     # instead of being logged out mid-patrol, as "strong" would do on every IP change.
     manager.session_protection = "basic"
 
+    # Sessions are signed cookies, so ending one needs state on the server: each login stores the
+    # account's current stamp (``users.session_stamp``), and a session whose stamp is no longer
+    # current (logged out since, new password) or whose account was deactivated is anonymous.
+    stamp_key = hashlib.sha256(b"parkops-session-stamp:" + str(server.secret_key).encode()).digest()
+
     @manager.user_loader
     def load_user(user_id: str) -> SessionUser | None:
+        if not user_id.isdigit():
+            return None
         with _database().session() as session:
-            found = users_service.get_active(session, int(user_id)) if user_id.isdigit() else None
+            found = users_service.session_user(session, int(user_id), flask_session.get(STAMP), stamp_key)
         if found is None:
             return None
         return SessionUser(found.id, found.email, found.name, found.role)
@@ -104,27 +134,75 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
         email = (request.form.get("email") or "").strip()
         password = request.form.get("password") or ""
         target = _safe_next(request.form.get("next"))
+        redis_client = current_app.extensions["parkops"].redis
+        account, address = throttle.login_subjects(email, request.remote_addr)
+        try:
+            attempt = throttle.attempt(redis_client, (account, address))
+        except throttle.Throttled as exc:
+            log.info("login refused (throttled) for %r from %s", email, request.remote_addr)
+            return _throttled_login(exc, target)
         with _database().session() as session:
             found = users_service.authenticate(session, email, password)
+            stamp = users_service.session_stamp(session, found.id, stamp_key) if found else None
         if found is None:
             log.info("failed login for %r from %s", email, request.remote_addr)
+            locked = attempt.failed()
+            if locked is not None:
+                whom = f"account {email!r}" if locked.subject is account else "address"
+                log.warning(
+                    "too many failed logins: %s locked for %d minutes (%d failures; last from %s)",
+                    whom,
+                    locked.minutes,
+                    locked.subject.limit.failures,
+                    request.remote_addr,
+                )
+                return _throttled_login(locked, target)
             return redirect("/login?" + urlencode({"error": "1", "next": target}))
+        attempt.succeeded(forget=[account])
         login_user(SessionUser(found.id, found.email, found.name, found.role))
+        flask_session[STAMP] = stamp
         return redirect(target)
 
     @server.post("/logout")
     def logout_post() -> Response:
+        if current_user.is_authenticated:
+            with _database().session() as session:
+                users_service.end_sessions(session, int(current_user.id))
         logout_user()
+        flask_session.pop(STAMP, None)
         return redirect("/")
 
     server.before_request(lambda: gate(dash_app))
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect after login is a phishing tool."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+def _throttled_login(exc: throttle.Throttled, target: str) -> Response:
+    """Back to the login page, which says how long to wait (in whole minutes)."""
+    return redirect("/login?" + urlencode({"error": "throttled", "retry": exc.minutes, "next": target}))
+
+
+# What a browser ignores in a URL (the WHATWG URL standard): leading and trailing C0 controls and
+# spaces, and tabs and newlines anywhere. "/\t/evil.example" is "//evil.example" to a browser.
+_URL_EDGES = "".join(map(chr, range(0x21)))
+_URL_DROPPED = str.maketrans("", "", "\t\n\r")
+
+
+def _safe_next(target: object) -> str:
+    """Only a same-site path, as the browser will read it: an open redirect after login is a
+    phishing tool. The target is normalised the way a browser normalises a ``Location`` (see
+    ``_URL_EDGES``), then must parse as a bare path: no scheme, no host, not ``//`` (a
+    protocol-relative URL), no backslash (browsers read it as ``/``) and no other control
+    character (a header cannot carry it). Anything else means the home page."""
+    if not isinstance(target, str):
         return "/"
-    return target
+    cleaned = target.strip(_URL_EDGES).translate(_URL_DROPPED)
+    if not cleaned.startswith("/") or cleaned.startswith("//") or "\\" in cleaned:
+        return "/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in cleaned):
+        return "/"
+    parts = urlsplit(cleaned)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return "/"
+    return cleaned
 
 
 def _same_origin() -> bool:

@@ -37,6 +37,10 @@ def run(host: str | None, port: int | None) -> None:
     from workers import ingest, scheduler, simulator, worker
 
     core = _core()
+    # The options move the embedded default public URL (links in e-mails) and trusted hosts too.
+    core.settings = core.settings.with_overrides(
+        host=host or core.settings.host, port=port or core.settings.port
+    )
     prepare_database(core)
     settings = core.settings
     stop = threading.Event()
@@ -48,15 +52,17 @@ def run(host: str | None, port: int | None) -> None:
         simulator.start_simulator_thread(core, stop)
     app = create_app(core=core)
     credentials = demo.read_credentials(settings.instance_path)
-    url = f"http://{host or settings.host}:{port or settings.port}"
+    url = f"http://{settings.host}:{settings.port}"
     click.echo(f"\nParkOps is serving {url}  (health: {url}/healthz)")
+    if settings.public_url != url:
+        click.echo(f"Links in e-mails and QR codes point at {settings.public_url}")
     if credentials:
         click.echo("Demo accounts (e-mail / password):")
         for row in credentials:
             click.echo(f"  {row['role']:<8} {row['email']:<32} {row['password']}")
     click.echo("")
     try:
-        app.run(host=host or settings.host, port=port or settings.port, threaded=True, use_reloader=False)
+        app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
     finally:
         stop.set()
 

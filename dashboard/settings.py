@@ -7,10 +7,12 @@ that is set switches that part to the real service (PostgreSQL, Redis, an MQTT b
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +55,44 @@ def _int(name: str, value: str | None, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
 
 
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
+def _hosts(value: str | None) -> tuple[str, ...]:
+    """``PARKOPS_ALLOWED_HOSTS``: host names (no scheme, no port) separated by commas."""
+    hosts = tuple(h.strip().lower() for h in (value or "").split(",") if h.strip())
+    for host in hosts:
+        name = host.removeprefix(".")
+        if not name or not _HOST_NAME.fullmatch(name):
+            raise SettingsError(
+                f"PARKOPS_ALLOWED_HOSTS: {host!r} is not a host name (write e.g. parking.example.edu, "
+                "10.0.0.5 or .example.edu for every subdomain; no scheme, no port)"
+            )
+    return hosts
+
+
+def _check_base_url(url: str) -> None:
+    """Links are ``PARKOPS_BASE_URL`` + a path, and the app is served at the root: so a scheme and
+    a host (and a port), nothing else."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise SettingsError(
+            "PARKOPS_BASE_URL must be the site's public address, scheme and host only "
+            f"(e.g. https://parking.example.edu), got {url!r}"
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process configuration. Site behaviour that admins change lives in the database instead."""
@@ -67,6 +107,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8050
     base_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()
     timezone: str = "America/Toronto"
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     simulator: bool | None = None
@@ -93,7 +134,8 @@ class Settings:
             secret_key=get("PARKOPS_SECRET_KEY") or None,
             host=get("PARKOPS_HOST") or "127.0.0.1",
             port=_int("PARKOPS_PORT", get("PARKOPS_PORT"), 8050),
-            base_url=(get("PARKOPS_BASE_URL") or "").rstrip("/"),
+            base_url=(get("PARKOPS_BASE_URL") or "").strip().rstrip("/"),
+            allowed_hosts=_hosts(get("PARKOPS_ALLOWED_HOSTS")),
             timezone=get("PARKOPS_TIMEZONE") or "America/Toronto",
             tile_url=get("PARKOPS_TILE_URL") or cls.tile_url,
             simulator=_optional_bool(get("PARKOPS_SIMULATOR")),
@@ -115,6 +157,13 @@ class Settings:
             raise SettingsError(
                 "PARKOPS_SECRET_KEY must be set when PARKOPS_DATABASE_URL points at a real database: "
                 "it encrypts stored secrets and signs sessions"
+            )
+        if self.base_url:
+            _check_base_url(self.base_url)
+        elif not self.embedded_database and not self.testing:
+            raise SettingsError(
+                "PARKOPS_BASE_URL must be set when PARKOPS_DATABASE_URL points at a real database: "
+                "links in e-mails and QR codes are built from it (e.g. https://parking.example.edu)"
             )
 
     # -- derived values -----------------------------------------------------------------------
@@ -146,6 +195,24 @@ class Settings:
     @property
     def run_simulator(self) -> bool:
         return self.embedded_mqtt if self.simulator is None else self.simulator
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach the site: every link that leaves a request (e-mails, QR codes) starts
+        with it. Never the request's Host header, which whoever sends the request chooses."""
+        if self.base_url:
+            return self.base_url
+        host = "127.0.0.1" if self.host in {"", "0.0.0.0", "::"} else self.host  # noqa: S104
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host names a request may name (Flask's ``TRUSTED_HOSTS``; other hosts get a 400): the
+        public URL's, ``PARKOPS_ALLOWED_HOSTS``, and in embedded demo mode this machine's."""
+        hosts = [urlsplit(self.public_url).hostname or "", *self.allowed_hosts]
+        if self.embedded_database:
+            hosts += ["localhost", "127.0.0.1"]
+        return list(dict.fromkeys(f"[{h}]" if ":" in h else h for h in hosts if h))
 
     @property
     def secure_cookies(self) -> bool:

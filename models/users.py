@@ -54,6 +54,9 @@ class User(TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+    # Raised to end every session of the account at once (logging out): sessions carry a stamp
+    # derived from it and the password hash (``dashboard.services.users.session_stamp``).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     user_type: Mapped[UserType | None] = relationship()
     vehicles: Mapped[list[Vehicle]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -9,8 +9,23 @@ from models import Role
 register_page(__name__, path="/login", title="Log in", min_role=Role.GUEST)
 
 
-def layout(error: str | None = None, next: str = "/", **_query: str) -> html.Div:  # noqa: A002
-    alert = dbc.Alert("E-mail or password is incorrect.", color="danger", id="login-error") if error else None
+def _message(error: str | None, retry: str | None) -> str | None:
+    """The refusal the login route redirected with (``dashboard.auth``): wrong credentials, or too
+    many attempts and how many minutes to wait (from the query: only a number from 1 to 60 is shown)."""
+    if not error:
+        return None
+    if error != "throttled":
+        return "E-mail or password is incorrect."
+    shown = isinstance(retry, str) and retry.isdecimal() and len(retry) <= 2 and 1 <= int(retry) <= 60
+    if not shown:
+        return "Too many attempts; try again later."
+    minutes = int(str(retry))
+    return f"Too many attempts; try again in {minutes} minute{'' if minutes == 1 else 's'}."
+
+
+def layout(error: str | None = None, next: str = "/", retry: str | None = None, **_query: str) -> html.Div:  # noqa: A002
+    message = _message(error, retry)
+    alert = dbc.Alert(message, color="danger", id="login-error") if message else None
     return dbc.Row(
         dbc.Col(
             dbc.Card(

@@ -419,7 +419,7 @@ def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
     settings = core().settings
     try:
         with session_scope() as session:
-            policy = waitlist.offer_policy(session, core().secrets, settings.base_url, settings.tz)
+            policy = waitlist.offer_policy(session, core().secrets, settings.public_url, settings.tz)
             saved = capacity.set_allowance(session, lot_id, value, current_user_id(), now, policy)
     except ValidationFailed as exc:
         return _edit(error=validation_alert(exc, LABELS))

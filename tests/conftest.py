@@ -41,6 +41,9 @@ def _test_settings(instance: Path) -> Settings:
         embedded_mqtt_port=TEST_MQTT_PORT,
         mqtt_topic_prefix=os.environ.get("PARKOPS_TEST_MQTT_PREFIX") or "parkops",
         secret_key="test-secret-key-not-for-production",
+        # The test client's host and the browser tests' live server, in the service run too (where
+        # the database is not embedded, so only the public URL's host would be trusted).
+        allowed_hosts=("localhost", "127.0.0.1"),
         queue_name=f"parkops-test-{os.getpid()}",
         testing=True,
     )

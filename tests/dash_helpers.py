@@ -33,6 +33,7 @@ def dash_post(
     inputs: list[Any],
     state: list[Any] | None = None,
     triggered: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     """POST one callback call; returns the Flask response (``.json`` holds the ``response`` map)."""
     entry = callback_entry(app, output)
@@ -53,7 +54,9 @@ def dash_post(
     }
     # Wildcard ids (ALL, MATCH) serialise as Dash's renderer sends them, e.g. ["ALL"].
     payload = json.dumps(body, default=lambda o: json.loads(o.to_json()))
-    return client.post("/_dash-update-component", data=payload, content_type="application/json")
+    return client.post(
+        "/_dash-update-component", data=payload, content_type="application/json", headers=headers or {}
+    )
 
 
 def outputs_of(response: Any) -> dict[str, dict[str, Any]]:

@@ -91,3 +91,15 @@ def test_task_run_exits_non_zero_when_the_run_partly_failed(core, httpserver, mo
     assert result.exit_code == 1, result.output
     assert result.output.startswith("parking-logix-sync: partly_failed in ")
     assert "key of Old: FAILED: Parking Logix answered HTTP 401" in result.output
+
+
+def test_a_real_database_without_a_public_url_is_a_clear_error(cli_env):
+    env = dict(
+        cli_env,
+        PARKOPS_DATABASE_URL="postgresql+psycopg://u@127.0.0.1:1/none",
+        PARKOPS_SECRET_KEY="k" * 40,
+        PARKOPS_BASE_URL="",
+    )
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    assert result.exit_code != 0
+    assert "PARKOPS_BASE_URL must be set" in result.output

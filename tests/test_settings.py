@@ -48,6 +48,62 @@ def test_a_real_database_needs_a_secret_key():
         Settings.from_env({"PARKOPS_DATABASE_URL": "postgresql+psycopg://u@db/parkops"})
 
 
+REAL = {
+    "PARKOPS_DATABASE_URL": "postgresql+psycopg://u@db/parkops",
+    "PARKOPS_SECRET_KEY": "s" * 40,
+}
+
+
+def test_a_real_database_needs_a_base_url():
+    """E-mailed links are built from it, never from a request's Host header: checked at start."""
+    with pytest.raises(SettingsError, match="PARKOPS_BASE_URL must be set"):
+        Settings.from_env(REAL)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "parking.example.edu",
+        "ftp://parking.example.edu",
+        "https://",
+        "https://parking.example.edu/parking",
+        "https://parking.example.edu/?x=1",
+        "https://user:pw@parking.example.edu",
+        "https://parking.example.edu:99999",
+    ],
+)
+def test_a_base_url_is_a_scheme_and_a_host(value):
+    with pytest.raises(SettingsError, match="PARKOPS_BASE_URL must be the site's public address"):
+        Settings.from_env({**REAL, "PARKOPS_BASE_URL": value})
+
+
+def test_embedded_mode_links_to_where_it_serves_and_trusts_this_machine(tmp_path):
+    settings = Settings.from_env({"PARKOPS_INSTANCE_PATH": str(tmp_path), "PARKOPS_PORT": "9000"})
+    assert settings.public_url == "http://127.0.0.1:9000"
+    assert settings.trusted_hosts == ["127.0.0.1", "localhost"]
+    everywhere = Settings.from_env({"PARKOPS_INSTANCE_PATH": str(tmp_path), "PARKOPS_HOST": "0.0.0.0"})  # noqa: S104
+    assert everywhere.public_url == "http://127.0.0.1:8050"
+
+
+def test_production_trusts_the_base_url_host_and_the_allowed_hosts_only():
+    settings = Settings.from_env(
+        {
+            **REAL,
+            "PARKOPS_BASE_URL": "https://Parking.Example.edu:8443/",
+            "PARKOPS_ALLOWED_HOSTS": " 10.0.0.5, .internal.example.edu ,",
+        }
+    )
+    assert settings.public_url == "https://Parking.Example.edu:8443"
+    assert settings.allowed_hosts == ("10.0.0.5", ".internal.example.edu")
+    assert settings.trusted_hosts == ["parking.example.edu", "10.0.0.5", ".internal.example.edu"]
+
+
+@pytest.mark.parametrize("value", ["https://parking.example.edu", "parking.example.edu:443", "a b", "*"])
+def test_allowed_hosts_are_host_names(value):
+    with pytest.raises(SettingsError, match="PARKOPS_ALLOWED_HOSTS"):
+        Settings.from_env({"PARKOPS_ALLOWED_HOSTS": value})
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

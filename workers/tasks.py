@@ -439,7 +439,7 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
     with ctx.session() as session:
         abandoned = payments.expire_abandoned(session, now)
     with ctx.session() as session:
-        policy = waitlist.offer_policy(session, ctx.core.secrets, settings.base_url, settings.tz)
+        policy = waitlist.offer_policy(session, ctx.core.secrets, settings.public_url, settings.tz)
         expiry = waitlist.expire_offers(session, now, policy)
         lots_waiting = sorted(waitlist.waiting_counts(session))
     offered = len(expiry.offered)

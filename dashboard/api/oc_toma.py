@@ -32,9 +32,18 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from dashboard.api import error
-from dashboard.api.permits import invalid, now, permit_json, post_only, private, refused, unstorable_fields
+from dashboard.api.permits import (
+    authenticate_key,
+    invalid,
+    now,
+    permit_json,
+    post_only,
+    private,
+    refused,
+    unstorable_fields,
+)
 from dashboard.app import core_of
-from dashboard.services import api_keys, permits
+from dashboard.services import permits
 from dashboard.services.api_keys import KeyRefused, WrongScope
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
 from dashboard.services.permits import ExternalPermit, PermitChange, PermitView
@@ -181,7 +190,7 @@ def _handle(scope: str, action: Any) -> tuple[Response, int]:
         token = bearer if scheme.lower() == "bearer" else None
     with core_of(current_app).db.session() as session:  # type: ignore[arg-type]
         try:
-            api_keys.authenticate(session, token, scope, now())
+            authenticate_key(session, token, scope)
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
         unstorable = unstorable_fields(raw)

@@ -39,6 +39,7 @@ def _errors(*statuses: int) -> dict[str, Schema]:
         404: "Not found.",
         409: "The permit was cancelled and cannot change.",
         422: "Invalid input; `fields` names each bad field.",
+        429: "Too many unknown API keys from this address; `Retry-After` says how many seconds to wait.",
     }
     return {str(status): _json(_ref("Error"), descriptions[status]) for status in statuses}
 
@@ -341,7 +342,7 @@ def _oc_toma(summary: str, body: str, answer: str, *statuses: int) -> Schema:
             "summary": summary,
             "security": [],
             "requestBody": _body(body),
-            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, *statuses)},
+            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, 429, *statuses)},
         }
     }
 
@@ -356,7 +357,7 @@ PATHS: dict[str, Schema] = {
             "responses": {
                 "201": _json(_ref("Permit"), "Recorded."),
                 "200": _json(_ref("Permit"), "Recorded before (same source and external_id): unchanged."),
-                **_errors(400, 401, 403, 422),
+                **_errors(400, 401, 403, 422, 429),
             },
         }
     },
@@ -376,7 +377,7 @@ PATHS: dict[str, Schema] = {
                 },
                 {"name": "at", "in": "query", "required": False, "schema": INSTANT},
             ],
-            "responses": {"200": _json(_ref("PlateCheck"), "The verdict."), **_errors(401, 403, 422)},
+            "responses": {"200": _json(_ref("PlateCheck"), "The verdict."), **_errors(401, 403, 422, 429)},
         }
     },
     "/v1/ping": {

@@ -10,21 +10,24 @@ plates), unlike the open-data routes of this blueprint.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.orm import Session
 
 from dashboard.api import api, error
 from dashboard.app import core_of
-from dashboard.services import api_keys, permits
-from dashboard.services.api_keys import KeyRefused, WrongScope
+from dashboard.services import api_keys, permits, throttle
+from dashboard.services.api_keys import ApiKeyView, KeyRefused, UnknownKey, WrongScope
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.open_data import iso_utc
 from dashboard.services.permits import ExternalPermit, PaidSession, PermitView
 from dashboard.services.plates import normalize_plate
 
+log = logging.getLogger(__name__)
 SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # a check's look-back window must stay in the calendar
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
@@ -66,8 +69,50 @@ def private(response: Response, status: int = 200) -> tuple[Response, int]:
     return response, status
 
 
+class TooManyInvalidKeys(KeyRefused):
+    """This address sent too many unknown keys (``throttle.API_KEY_ADDRESS``): answered 429."""
+
+    def __init__(self, throttled: throttle.Throttled) -> None:
+        super().__init__(
+            f"too many invalid API keys from this address; try again in {throttled.minutes_text}"
+        )
+        self.retry_after = throttled.retry_after
+
+
+def authenticate_key(session: Session, presented: str | None, scope: str) -> ApiKeyView:
+    """``api_keys.authenticate`` behind the per-address throttle on unknown keys: a client that
+    keeps guessing is refused (429) before any key is looked up, for at most the throttle's window."""
+    redis_client = core_of(current_app).redis  # type: ignore[arg-type]
+    subject = throttle.Subject(throttle.API_KEY_ADDRESS, throttle.client_address(request.remote_addr))
+    try:
+        attempt = throttle.attempt(redis_client, [subject])
+    except throttle.Throttled as exc:
+        raise TooManyInvalidKeys(exc) from exc
+    try:
+        view = api_keys.authenticate(session, presented, scope, now())
+    except UnknownKey:
+        locked = attempt.failed()
+        if locked is not None:
+            log.warning(
+                "too many unknown API keys from %s: refused for %d minutes",
+                request.remote_addr,
+                locked.minutes,
+            )
+        raise
+    except (KeyRefused, WrongScope):
+        attempt.succeeded()  # not a guess: no key, a revoked key, or a valid key without the scope
+        raise
+    attempt.succeeded()
+    return view
+
+
 def refused(exc: KeyRefused | WrongScope) -> tuple[Response, int]:
-    """401 with a Bearer challenge for a key that does not authenticate; 403 for a missing scope."""
+    """401 with a Bearer challenge for a key that does not authenticate; 403 for a missing scope;
+    429 with ``Retry-After`` for an address that sent too many unknown keys."""
+    if isinstance(exc, TooManyInvalidKeys):
+        response, status = error(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return private(response, status)
     response, status = error(403 if isinstance(exc, WrongScope) else 401, str(exc))
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="parkops"'
@@ -110,7 +155,7 @@ def record_permit() -> tuple[Response, int]:
     body = request.get_json(silent=True)
     with core.db.session() as session:
         try:
-            api_keys.authenticate(session, _bearer(), "permits:write", now())
+            authenticate_key(session, _bearer(), "permits:write")
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
         if not isinstance(body, dict):
@@ -139,7 +184,7 @@ def validate_plate() -> tuple[Response, int]:
     args = request.args
     with core.db.session() as session:
         try:
-            api_keys.authenticate(session, _bearer(), "permits:read", now())
+            authenticate_key(session, _bearer(), "permits:read")
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
         errors = unstorable_fields(dict(args))

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
-from flask import request
 
 from dashboard.services import email, payments, system_settings
 from dashboard.services.lots import format_dollars
@@ -48,8 +47,9 @@ def new_key() -> str:
 
 
 def base_url() -> str:
-    """``PARKOPS_BASE_URL``, else the host this request reached (for links in e-mails and QR codes)."""
-    return core().settings.base_url or request.host_url.rstrip("/")
+    """The site's public URL (``PARKOPS_BASE_URL``) for links in e-mails and QR codes; never the
+    request's host, which the sender of the request chooses."""
+    return core().settings.public_url
 
 
 def provider() -> payments.PaymentProvider:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -90,11 +92,38 @@ def authenticate(session: Session, email: str, password: str) -> UserInfo | None
     return _info(user)
 
 
-def get_active(session: Session, user_id: int) -> UserInfo | None:
+def _stamp(user: User, key: bytes) -> str:
+    """Changes whenever the account's sessions must end: a log-out raises ``session_generation``,
+    and a new password changes the hash (by whatever path it is set: nothing has to remember to
+    end the sessions). Keyed, so the cookie (signed, not encrypted) reveals nothing of the hash."""
+    material = f"{user.id}:{user.session_generation}:{user.password_hash or ''}"
+    return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
+
+
+def session_stamp(session: Session, user_id: int, key: bytes) -> str | None:
+    """What a login keeps in its session, to present on every later request (``session_user``)."""
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         return None
+    return _stamp(user, key)
+
+
+def session_user(session: Session, user_id: int, stamp: object, key: bytes) -> UserInfo | None:
+    """The account a session belongs to, if it is active and the session's stamp is still current
+    (not logged out since, same password); else None and the request is anonymous."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or not isinstance(stamp, str):
+        return None
+    if not hmac.compare_digest(stamp, _stamp(user, key)):
+        return None
     return _info(user)
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every session of the account, on every device (a copied cookie included)."""
+    session.execute(
+        update(User).where(User.id == user_id).values(session_generation=User.session_generation + 1)
+    )
 
 
 def by_email(session: Session, email: str) -> UserInfo | None:

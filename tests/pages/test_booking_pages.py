@@ -419,9 +419,9 @@ def test_only_the_owner_removes_an_item(app, student, world, login_as, session) 
 # --- the lot's QR code ----------------------------------------------------------------------------
 
 
-def test_a_manager_gets_the_lots_qr_code(app, login_as, world) -> None:
+def test_a_manager_gets_the_lots_qr_code(app, login_as, world, settings) -> None:
     key = find_output(app, "lotqr-content.children")
     shown = text(dash_post(login_as(Role.MANAGER), app, key, [str(world["visitor"])]))
-    assert f"http://localhost/checkout/temp/{world['visitor']}" in shown
+    assert f"{settings.public_url}/checkout/temp/{world['visitor']}" in shown
     assert "data:image/svg+xml" in shown and "Visitor Lot" in shown
     assert dash_post(login_as(Role.USER), app, key, [str(world["visitor"])]).status_code == 403

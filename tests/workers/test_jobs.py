@@ -171,6 +171,7 @@ def cli_env(settings) -> dict[str, str]:
         "PARKOPS_SECRET_KEY": settings.secret_key,
         "PARKOPS_QUEUE": settings.queue_name,
         "PARKOPS_EMBEDDED_MQTT_PORT": str(settings.embedded_mqtt_port),
+        "PARKOPS_BASE_URL": settings.public_url,  # required with a real database
     }
     for name, value in [
         ("PARKOPS_DATABASE_URL", settings.database_url),
