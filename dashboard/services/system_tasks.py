@@ -366,20 +366,32 @@ class LostRun:
 
 def give_up_run(session: Session, run_id: int, tz: tzinfo, *, can_retry: bool) -> LostRun | None:
     """Record a run whose worker died as failed, saying so in words, and decide whether it is
-    retried: once, so a task that kills its worker every time does not do it forever. ``None`` when
-    the run is no longer running (it finished after all, or another scheduler recorded it first:
-    the UPDATE is conditional, so only one of them retries it).
+    retried: once, so a task that kills its worker every time does not do it forever, and only if
+    the task has not run since (a newer run, or the next slot, already did what a retry would do;
+    this also keeps runs left ``running`` by older versions from each queueing a retry). ``None``
+    when the run is no longer running (it finished after all, or another scheduler recorded it
+    first: the UPDATE is conditional, so only one of them retries it).
 
     ``can_retry``: the task is still registered (the caller knows the registry)."""
     run = session.get(TaskRun, run_id)
     if run is None or run.outcome is not TaskOutcome.RUNNING:
         return None
     last_seen = run.heartbeat_at or run.started_at
-    retry = can_retry and run.trigger != RETRY_TRIGGER
+    ran_since = session.scalar(
+        select(func.count(TaskRun.id)).where(
+            TaskRun.task_name == run.task_name,
+            TaskRun.id != run.id,
+            TaskRun.started_at >= run.started_at,
+            TaskRun.outcome.not_in([TaskOutcome.SKIPPED, TaskOutcome.MISSED]),
+        )
+    )
+    retry = can_retry and run.trigger != RETRY_TRIGGER and not ran_since
     if retry:
         then = "it is queued again, once (see the next run, trigger retry)."
     elif run.trigger == RETRY_TRIGGER:
         then = "not retried again: this run was already the retry."
+    elif ran_since:
+        then = "not retried: the task has run again since."
     else:
         then = "not retried: the task no longer exists in this version of ParkOps."
     message = (

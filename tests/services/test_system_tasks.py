@@ -239,3 +239,19 @@ def test_heartbeats_only_touch_running_runs_and_a_lost_run_is_given_up_once(core
         assert system_tasks.give_up_run(s, run_id, core.settings.tz, can_retry=True) is None
         assert not system_tasks.beat(s, run_id, later)
         assert system_tasks.silent_runs(s, later + timedelta(days=1)) == []
+
+
+def test_a_lost_run_is_not_retried_when_the_task_has_run_since(core, synced):
+    """E.g. runs left ``running`` by an older version: each is closed, none queues a retry, since a
+    newer run (not a skip) already did the work."""
+    with core.db.session() as s:
+        old = system_tasks.start_run(s, "update-mistall", "schedule")
+        skipped = system_tasks.start_run(s, "update-mistall", "manual")
+        system_tasks.finish_run(s, skipped, TaskOutcome.SKIPPED, "already running", 0)
+        assert system_tasks.give_up_run(s, old, core.settings.tz, can_retry=True).retry
+        older = system_tasks.start_run(s, "fetch-parkmobile", "schedule")
+        newer = system_tasks.start_run(s, "fetch-parkmobile", "schedule")
+        system_tasks.finish_run(s, newer, TaskOutcome.SUCCESS, "12 imported", 12)
+        lost = system_tasks.give_up_run(s, older, core.settings.tz, can_retry=True)
+    assert not lost.retry
+    assert lost.run.message.endswith("not retried: the task has run again since.")
