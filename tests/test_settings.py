@@ -112,6 +112,8 @@ def test_allowed_hosts_are_host_names(value):
         ("PARKOPS_SIMULATOR", "maybe"),
         ("PARKOPS_SIMULATOR_SPEED", "fast"),
         ("PARKOPS_SIMULATOR_SPEED", "0"),
+        ("PARKOPS_TASK_LEASE_SECONDS", "a minute"),
+        ("PARKOPS_TASK_LEASE_SECONDS", "2"),
     ],
 )
 def test_malformed_values_are_clear_errors(name, value):

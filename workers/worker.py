@@ -58,6 +58,16 @@ class ThreadWorker(SimpleWorker):
     def _install_signal_handlers(self) -> None:
         """No signals outside the main thread; ``stop_event`` replaces them."""
 
+    def unsubscribe(self) -> None:
+        """Stop rq's command listener before unsubscribing, so the unsubscribe reply is what wakes
+        it. rq does it the other way round: the listener can go back to a 60-second read, outlive
+        the one-second join, and have its connection closed under it (a traceback at every stop)."""
+        if self.pubsub_thread and self.pubsub:
+            self.pubsub_thread.stop()
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.join(timeout=5)
+            self.pubsub.close()
+
     def procline(self, message: str) -> None:
         """The process is the web server's: rq must not retitle it every poll."""
 

@@ -1,18 +1,20 @@
 """System tasks: the schedule admins control and the log of every run.
 
 Code declares the tasks (``workers.tasks``); rows here keep what admins change. Any number of
-schedulers may run: ``claim_due`` moves a task's ``next_run_at`` with a conditional UPDATE, so of
+schedulers may run: ``claim_slot`` moves a task's ``next_run_at`` with a conditional UPDATE, so of
 two schedulers that read the same due slot, only the one whose UPDATE matches the old value gets it.
+A run stamps a heartbeat while it works; ``silent_runs`` and ``give_up_run`` find and close the
+runs whose worker died.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, func, select, update
 from sqlalchemy.orm import Session
 
 from dashboard.services import audit
@@ -22,6 +24,7 @@ from models import SystemTask, TaskOutcome, TaskRun, utcnow
 MIN_INTERVAL_SECONDS = 60
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 MESSAGE_LIMIT = 4000  # a run message is a summary; a full traceback belongs in the worker's log
+RETRY_TRIGGER = "retry"  # the trigger of the one re-run of a run whose worker died
 
 
 class TaskDefinitionLike(Protocol):
@@ -200,40 +203,101 @@ def set_interval(session: Session, name: str, seconds: int, actor_id: int | None
     return _task_view(row)
 
 
-def claim_due(session: Session, now: datetime, only: Collection[str] | None = None) -> list[str]:
-    """Take every enabled task whose slot has come (optionally only among ``only``), moving its
-    next run to ``now + interval``; return the names this caller won.
+@dataclass(frozen=True)
+class Slot:
+    """A due slot as a scheduler read it; ``claim_slot`` takes it (or finds another scheduler did)."""
 
-    The UPDATE matches the ``next_run_at`` this caller read, so when two schedulers read the same
-    slot the second UPDATE matches no row (PostgreSQL re-checks the WHERE after the first commits;
-    SQLite serialises writers) and only one enqueues the task. A claim is committed before the job
-    is enqueued: if enqueueing then fails, that slot is lost and the next interval retries, which
-    is better than two runs of an import.
-    """
+    name: str
+    due_at: datetime | None
+    interval_seconds: int
+
+    def missed_runs(self, now: datetime) -> int:
+        """How many whole intervals late the slot is: the runs that would have happened meanwhile
+        had the slot been queued on time (0 for a slot late by less than one interval)."""
+        if self.due_at is None:
+            return 0
+        return max(0, int((now - self.due_at) / timedelta(seconds=self.interval_seconds)))
+
+
+def due_slots(session: Session, now: datetime, only: Collection[str] | None = None) -> list[Slot]:
+    """Every enabled task whose slot has come (optionally only among ``only``), by name."""
     query = select(SystemTask.name, SystemTask.next_run_at, SystemTask.interval_seconds).where(
         SystemTask.enabled.is_(True),
         (SystemTask.next_run_at.is_(None)) | (SystemTask.next_run_at <= now),
     )
     if only is not None:
         query = query.where(SystemTask.name.in_(list(only)))
-    claimed = []
-    for name, old_next, interval in session.execute(query.order_by(SystemTask.name)).all():
-        slot = SystemTask.next_run_at.is_(None) if old_next is None else SystemTask.next_run_at == old_next
-        result = session.execute(
-            update(SystemTask)
-            .where(SystemTask.name == name, slot)
-            .values(next_run_at=now + timedelta(seconds=interval))
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            claimed.append(name)
-    return claimed
+    return [Slot(*row) for row in session.execute(query.order_by(SystemTask.name)).all()]
+
+
+def claim_slot(session: Session, slot: Slot, now: datetime) -> bool:
+    """Move the task's next run to ``now + interval`` if the slot is still the one read; True when
+    this caller won it.
+
+    The UPDATE matches the ``next_run_at`` this caller read, so when two schedulers read the same
+    slot the second UPDATE matches no row (PostgreSQL re-checks the WHERE once the first commits;
+    SQLite serialises writers) and only one enqueues the task. The claim holds the row until the
+    caller's transaction ends: the scheduler enqueues the job *before* committing, so a queue that
+    fails undoes the claim and the slot stays due for the next tick (claim and enqueue happen both
+    or neither).
+    """
+    matches = (
+        SystemTask.next_run_at.is_(None) if slot.due_at is None else SystemTask.next_run_at == slot.due_at
+    )
+    result = session.execute(
+        update(SystemTask)
+        .where(SystemTask.name == slot.name, matches)
+        .values(next_run_at=now + timedelta(seconds=slot.interval_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def record_missed(
+    session: Session, slot: Slot, now: datetime, tz: tzinfo, queue_error: str | None = None
+) -> RunView | None:
+    """The rule for a late slot: it still runs (once, now), and when it is one interval late or
+    more, the runs that fell in the gap are logged as one ``missed`` entry saying when they were
+    due and why (``queue_error``: what this scheduler last saw when the queue refused the job).
+    Returns the entry, or ``None`` when nothing was missed. Like a skip, it leaves the task's last
+    run to the run that follows."""
+    count = slot.missed_runs(now)
+    if count == 0 or slot.due_at is None:
+        return None
+    last = slot.due_at + timedelta(seconds=slot.interval_seconds * (count - 1))
+    due = (
+        f"due at {when(slot.due_at, tz)}"
+        if count == 1
+        else f"due from {when(slot.due_at, tz)} to {when(last, tz)}"
+    )
+    why = (
+        f"the job queue (Redis) could not take jobs ({queue_error})"
+        if queue_error
+        else "no scheduler could queue the task in time (the job queue, the database or every scheduler "
+        "was down)"
+    )
+    runs = "1 scheduled run was" if count == 1 else f"{count} scheduled runs were"
+    run = TaskRun(
+        task_name=slot.name,
+        trigger="schedule",
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        outcome=TaskOutcome.MISSED,
+        message=f"{runs} missed ({due}): {why}. The task runs now instead."[:MESSAGE_LIMIT],
+    )
+    session.add(run)
+    session.flush()
+    return _run_view(run, _row(session, slot.name).title)
 
 
 def start_run(session: Session, name: str, trigger: str) -> int:
-    """Record that a run began (outcome ``running``) and return its id."""
+    """Record that a run began (outcome ``running``, alive as of now) and return its id."""
     _row(session, name)
-    run = TaskRun(task_name=name, trigger=trigger, started_at=utcnow(), outcome=TaskOutcome.RUNNING)
+    started = utcnow()
+    run = TaskRun(
+        task_name=name, trigger=trigger, started_at=started, heartbeat_at=started, outcome=TaskOutcome.RUNNING
+    )
     session.add(run)
     session.flush()
     return run.id
@@ -260,6 +324,106 @@ def finish_run(
         task.last_outcome = outcome.value
     session.flush()
     return _run_view(run, task.title)
+
+
+def beat(session: Session, run_id: int, now: datetime) -> bool:
+    """Stamp a run's heartbeat (its process is alive); False once the run is no longer running."""
+    result = session.execute(
+        update(TaskRun)
+        .where(TaskRun.id == run_id, TaskRun.outcome == TaskOutcome.RUNNING)
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class SilentRun:
+    id: int
+    task_name: str
+    trigger: str
+    last_seen: datetime
+
+
+def silent_runs(session: Session, silent_since: datetime) -> list[SilentRun]:
+    """Runs still ``running`` whose process has shown no sign of life since ``silent_since``."""
+    last_seen = func.coalesce(TaskRun.heartbeat_at, TaskRun.started_at)
+    rows = session.execute(
+        select(TaskRun.id, TaskRun.task_name, TaskRun.trigger, TaskRun.heartbeat_at, TaskRun.started_at)
+        .where(TaskRun.outcome == TaskOutcome.RUNNING, last_seen < silent_since)
+        .order_by(TaskRun.id)
+    ).all()
+    return [
+        SilentRun(id, name, trigger, heartbeat or started) for id, name, trigger, heartbeat, started in rows
+    ]
+
+
+@dataclass(frozen=True)
+class LostRun:
+    run: RunView
+    retry: bool  # the caller queues the task again (trigger ``RETRY_TRIGGER``)
+
+
+def give_up_run(session: Session, run_id: int, tz: tzinfo, *, can_retry: bool) -> LostRun | None:
+    """Record a run whose worker died as failed, saying so in words, and decide whether it is
+    retried: once, so a task that kills its worker every time does not do it forever, and only if
+    the task has not run since (a newer run, or the next slot, already did what a retry would do;
+    this also keeps runs left ``running`` by older versions from each queueing a retry). ``None``
+    when the run is no longer running (it finished after all, or another scheduler recorded it
+    first: the UPDATE is conditional, so only one of them retries it).
+
+    ``can_retry``: the task is still registered (the caller knows the registry)."""
+    run = session.get(TaskRun, run_id)
+    if run is None or run.outcome is not TaskOutcome.RUNNING:
+        return None
+    last_seen = run.heartbeat_at or run.started_at
+    ran_since = session.scalar(
+        select(func.count(TaskRun.id)).where(
+            TaskRun.task_name == run.task_name,
+            TaskRun.id != run.id,
+            TaskRun.started_at >= run.started_at,
+            TaskRun.outcome.not_in([TaskOutcome.SKIPPED, TaskOutcome.MISSED]),
+        )
+    )
+    retry = can_retry and run.trigger != RETRY_TRIGGER and not ran_since
+    if retry:
+        then = "it is queued again, once (see the next run, trigger retry)."
+    elif run.trigger == RETRY_TRIGGER:
+        then = "not retried again: this run was already the retry."
+    elif ran_since:
+        then = "not retried: the task has run again since."
+    else:
+        then = "not retried: the task no longer exists in this version of ParkOps."
+    message = (
+        f"The worker running it stopped (killed?) at {when(last_seen, tz)}, its last sign of life; "
+        f"its lock on the task has expired, and {then}"
+    )
+    result = session.execute(
+        update(TaskRun)
+        .where(TaskRun.id == run_id, TaskRun.outcome == TaskOutcome.RUNNING)
+        .values(
+            outcome=TaskOutcome.FAILED,
+            message=message,
+            finished_at=last_seen,
+            duration_ms=max(0, int((last_seen - run.started_at).total_seconds() * 1000)),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    session.refresh(run)
+    task = _row(session, run.task_name)
+    if task.last_run_at is None or task.last_run_at <= run.started_at:
+        task.last_run_at = run.started_at
+        task.last_outcome = TaskOutcome.FAILED.value
+    session.flush()
+    return LostRun(_run_view(run, task.title), retry)
+
+
+def when(moment: datetime, tz: tzinfo) -> str:
+    """A time for a run message, in the site's time zone, e.g. "14:03:22 EST on Tue 5 Jan 2027"."""
+    local = moment.astimezone(tz)
+    return f"{local:%H:%M:%S %Z} on {local:%a} {local.day} {local:%b %Y}"
 
 
 def recent_runs(session: Session, name: str | None = None, limit: int = 50) -> list[RunView]:

@@ -36,6 +36,7 @@ OUTCOME_COLOURS = {
     "partly_failed": "danger",
     "not_configured": "warning",
     "skipped": "secondary",
+    "missed": "warning",
     "running": "info",
 }
 
@@ -167,7 +168,7 @@ def _log_table(runs: list[RunView]) -> Any:
                 html.Td(run.task_title),
                 html.Td(run.trigger),
                 html.Td(_local(run.started_at)),
-                html.Td(_duration(run.duration_ms)),
+                html.Td("—" if run.outcome == "missed" else _duration(run.duration_ms)),
                 html.Td(_badge(run.outcome)),
                 html.Td(run.rows_touched),
                 # pre-line: a message may report one line per part (the Parking Logix Sync, per key).

@@ -4,6 +4,7 @@ editor change real state; a queued run shows up in the log after a worker runs i
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from dashboard.services import system_settings
+from dashboard.services import system_settings, system_tasks
 from models import AuditLog, LotGroup, Role, SystemTask, TaskRun, utcnow
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
 from tests.workers.payloads import load
@@ -240,3 +241,34 @@ def test_a_partly_failed_run_shows_in_words_with_one_line_per_key(app, core, log
     )
     task_row = json.dumps(out["tasks-table"]["children"])
     assert '"children": "partly failed", "color": "danger"' in task_row
+
+
+def test_a_lost_run_and_missed_slots_read_in_words_in_the_site_time_zone(app, core, login_as):
+    """What the scheduler records about a worker that died and slots nobody could queue shows on
+    the run log as sentences, with times in the site's time zone (America/Toronto in tests)."""
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, REGISTRY.definitions())
+        run = s.get(TaskRun, system_tasks.start_run(s, "update-mistall", "schedule"))
+        run.started_at = datetime(2026, 1, 5, 18, 50, tzinfo=UTC)
+        run.heartbeat_at = datetime(2026, 1, 5, 19, 3, 22, tzinfo=UTC)
+    [lost] = jobs.recover_lost_runs(core)
+    slot = system_tasks.Slot("fetch-parkmobile", datetime(2026, 7, 4, 6, 0, tzinfo=UTC), 180)
+    with core.db.session() as s:
+        system_tasks.record_missed(s, slot, slot.due_at + timedelta(seconds=3 * 180 + 20), core.settings.tz)
+
+    log = json.dumps(outputs_of(refresh(login_as(Role.ADMIN), app))["tasks-log"]["children"])
+    assert (
+        "The worker running it stopped (killed?) at 14:03:22 EST on Mon 5 Jan 2026, its last sign of life; "
+        "its lock on the task has expired, and it is queued again, once (see the next run, trigger retry)."
+    ) in log
+    assert "2026-01-05 13:50:00" in log  # started, local time
+    assert (
+        "3 scheduled runs were missed (due from 02:00:00 EDT on Sat 4 Jul 2026 to 02:06:00 EDT on Sat 4 Jul "
+        "2026): no scheduler could queue the task in time"
+    ) in log
+    assert '"children": "missed"' in log and '"color": "warning"' in log
+    assert lost.task_title == "Update Mistall System Job Task"
+    with core.db.session() as s:
+        tasks = {task.name: task for task in system_tasks.list_tasks(s)}
+    assert tasks["update-mistall"].last_outcome == "failed"
+    assert tasks["fetch-parkmobile"].last_outcome is None

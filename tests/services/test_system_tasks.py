@@ -26,6 +26,15 @@ SEED = {
 ON_BY_DEFAULT = ("occupancy-snapshots", "waitlist-offers")
 
 
+def claim_due(session, now, only=None) -> list[str]:
+    """What one scheduler tick claims (each claim committed with the session here)."""
+    return [
+        slot.name
+        for slot in system_tasks.due_slots(session, now, only=only)
+        if system_tasks.claim_slot(session, slot, now)
+    ]
+
+
 @pytest.fixture
 def synced(core):
     """The registry synced, with the one task that is on by default switched off, so that each
@@ -78,7 +87,7 @@ def test_enabling_schedules_an_immediate_run_and_is_audited(core, synced, make_u
         task = system_tasks.set_enabled(s, "peoplesoft-holds", True, admin.id)
     assert task.enabled and task.next_run_at <= utcnow()
     with core.db.session() as s:
-        assert system_tasks.claim_due(s, utcnow()) == ["peoplesoft-holds"]
+        assert claim_due(s, utcnow()) == ["peoplesoft-holds"]
         audit = s.scalars(select(AuditLog)).all()
     assert [(a.actor_id, a.action, a.entity_id, a.changes) for a in audit] == [
         (admin.id, "system_task.enable", "peoplesoft-holds", {"enabled": [False, True]})
@@ -89,7 +98,7 @@ def test_enabling_an_enabled_task_changes_nothing(core, synced):
     with core.db.session() as s:
         system_tasks.set_enabled(s, "update-mistall", True, None)
         claimed_at = utcnow()
-        system_tasks.claim_due(s, claimed_at)
+        claim_due(s, claimed_at)
     with core.db.session() as s:
         task = system_tasks.set_enabled(s, "update-mistall", True, None)
         assert s.scalar(select(AuditLog.id).where(AuditLog.action == "system_task.enable").offset(1)) is None
@@ -129,11 +138,11 @@ def test_claim_due_takes_each_slot_once_and_only_enabled_tasks(core, synced):
         system_tasks.set_enabled(s, "fetch-parkmobile", True, None)
     now = utcnow()
     with core.db.session() as s:
-        assert system_tasks.claim_due(s, now, only=["update-mistall"]) == ["update-mistall"]
-        assert system_tasks.claim_due(s, now) == ["fetch-parkmobile"]
-        assert system_tasks.claim_due(s, now) == []
-        assert system_tasks.claim_due(s, now + timedelta(seconds=180)) == ["fetch-parkmobile"]
-        assert system_tasks.claim_due(s, now + timedelta(seconds=600)) == [
+        assert claim_due(s, now, only=["update-mistall"]) == ["update-mistall"]
+        assert claim_due(s, now) == ["fetch-parkmobile"]
+        assert claim_due(s, now) == []
+        assert claim_due(s, now + timedelta(seconds=180)) == ["fetch-parkmobile"]
+        assert claim_due(s, now + timedelta(seconds=600)) == [
             "fetch-parkmobile",
             "update-mistall",
         ]
@@ -152,12 +161,12 @@ def test_claim_loses_when_another_scheduler_takes_the_slot_between_its_read_and_
         if statement.lstrip().upper().startswith("UPDATE SYSTEM_TASKS") and not won_by_a:
             won_by_a.append("racing")
             with core.db.session() as a:
-                won_by_a[:] = system_tasks.claim_due(a, now)
+                won_by_a[:] = claim_due(a, now)
 
     event.listen(core.db.engine, "before_cursor_execute", a_claims_first)
     try:
         with core.db.session() as b:
-            won_by_b = system_tasks.claim_due(b, now)
+            won_by_b = claim_due(b, now)
     finally:
         event.remove(core.db.engine, "before_cursor_execute", a_claims_first)
     assert won_by_a == ["update-mistall"]
@@ -189,3 +198,60 @@ def test_runs_are_logged_newest_first_and_skips_keep_the_last_outcome(core, sync
     )
     assert [r.id for r in only_mistall] == [second]
     assert runs[0].as_dict()["outcome"] == "success"
+
+
+def test_a_slot_late_by_less_than_an_interval_just_runs_and_one_later_is_logged_missed(core, synced):
+    due = utcnow() - timedelta(hours=1)
+    slot = system_tasks.Slot("update-mistall", due, 600)
+    assert [slot.missed_runs(due + timedelta(seconds=s)) for s in (0, 599, 600, 1199, 1200, 6000)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        10,
+    ]
+    assert system_tasks.Slot("update-mistall", None, 600).missed_runs(due) == 0
+    with core.db.session() as s:
+        assert system_tasks.record_missed(s, slot, due + timedelta(seconds=599), core.settings.tz) is None
+        missed = system_tasks.record_missed(
+            s, slot, due + timedelta(seconds=650), core.settings.tz, "ConnectionError: refused"
+        )
+    assert (missed.outcome, missed.trigger, missed.rows_touched) == ("missed", "schedule", 0)
+    assert missed.message.startswith("1 scheduled run was missed (due at ")
+    assert "the job queue (Redis) could not take jobs (ConnectionError: refused)" in missed.message
+    with core.db.session() as s:
+        assert len(system_tasks.recent_runs(s)) == 1
+        assert system_tasks.get_task(s, "update-mistall").last_outcome is None
+
+
+def test_heartbeats_only_touch_running_runs_and_a_lost_run_is_given_up_once(core, synced):
+    with core.db.session() as s:
+        run_id = system_tasks.start_run(s, "update-mistall", "schedule")
+        later = utcnow() + timedelta(seconds=30)
+        assert system_tasks.beat(s, run_id, later)
+        assert [r.id for r in system_tasks.silent_runs(s, later)] == []
+        assert [r.last_seen for r in system_tasks.silent_runs(s, later + timedelta(seconds=1))] == [later]
+        lost = system_tasks.give_up_run(s, run_id, core.settings.tz, can_retry=False)
+        assert lost is not None and not lost.retry
+        assert "not retried: the task no longer exists" in lost.run.message
+        assert lost.run.finished_at == later
+        assert system_tasks.give_up_run(s, run_id, core.settings.tz, can_retry=True) is None
+        assert not system_tasks.beat(s, run_id, later)
+        assert system_tasks.silent_runs(s, later + timedelta(days=1)) == []
+
+
+def test_a_lost_run_is_not_retried_when_the_task_has_run_since(core, synced):
+    """E.g. runs left ``running`` by an older version: each is closed, none queues a retry, since a
+    newer run (not a skip) already did the work."""
+    with core.db.session() as s:
+        old = system_tasks.start_run(s, "update-mistall", "schedule")
+        skipped = system_tasks.start_run(s, "update-mistall", "manual")
+        system_tasks.finish_run(s, skipped, TaskOutcome.SKIPPED, "already running", 0)
+        assert system_tasks.give_up_run(s, old, core.settings.tz, can_retry=True).retry
+        older = system_tasks.start_run(s, "fetch-parkmobile", "schedule")
+        newer = system_tasks.start_run(s, "fetch-parkmobile", "schedule")
+        system_tasks.finish_run(s, newer, TaskOutcome.SUCCESS, "12 imported", 12)
+        lost = system_tasks.give_up_run(s, older, core.settings.tz, can_retry=True)
+    assert not lost.retry
+    assert lost.run.message.endswith("not retried: the task has run again since.")

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -14,8 +22,10 @@ from sqlalchemy import select
 
 from dashboard.cli import main
 from dashboard.services import system_tasks
-from models import SystemTask, TaskRun
+from models import SystemTask, TaskRun, utcnow
+from tests.workers import task_worker
 from workers import jobs
+from workers.scheduler import Scheduler
 from workers.tasks import TaskContext, TaskRegistry, TaskResult, UnknownTask
 from workers.worker import start_inprocess_worker
 
@@ -72,6 +82,10 @@ def runs(core, name: str | None = None) -> list[TaskRun]:
         if name:
             query = query.where(TaskRun.task_name == name)
         return list(s.scalars(query))
+
+
+def queue_of(core) -> Queue:
+    return Queue(core.settings.queue_name, connection=core.redis)
 
 
 def burst(core) -> None:
@@ -199,3 +213,164 @@ def test_cli_lists_and_runs_tasks(core, settings):
 
     unknown = runner.invoke(main, ["task", "run", "nope"], env=cli_env(settings))
     assert unknown.exit_code != 0 and "unknown task 'nope'" in unknown.output
+
+
+# -- runs whose worker died -------------------------------------------------------------------------
+
+LEASE = 3  # seconds; production's is a minute (PARKOPS_TASK_LEASE_SECONDS)
+
+
+def short_lease(core):
+    return dataclasses.replace(core, settings=core.settings.with_overrides(task_lease_seconds=LEASE))
+
+
+@pytest.fixture
+def blocking_registry(monkeypatch) -> TaskRegistry:
+    """The registry the worker subprocess runs with (``tests.workers.task_worker``), here too."""
+    registry = TaskRegistry()
+    task_worker.register(registry)
+    monkeypatch.setattr(jobs, "REGISTRY", registry)
+    return registry
+
+
+def worker_process(core, *args: str) -> subprocess.Popen:
+    """``parkops worker`` (with the blocking test task registered) on the test's database and Redis,
+    in a process group of its own, so that the test can kill it and its work horse together."""
+    env = dict(os.environ)
+    env.update(
+        PARKOPS_DATABASE_URL=core.db.url,
+        PARKOPS_REDIS_URL=core.redis_url,
+        PARKOPS_MQTT_URL=core.mqtt_url,
+        PARKOPS_SECRET_KEY=core.settings.secret_key,
+        PARKOPS_QUEUE=core.settings.queue_name,
+        PARKOPS_INSTANCE_PATH=str(core.settings.instance_path),
+        PARKOPS_TASK_LEASE_SECONDS=str(LEASE),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.workers.task_worker", "worker", *args],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
+        time.sleep(0.1)
+    return result
+
+
+def test_a_worker_killed_mid_run_is_found_recorded_failed_and_retried_once(core, blocking_registry):
+    """``kill -9`` of ``parkops worker`` and its work horse in the middle of a task: within a lease
+    the scheduler records the run failed in words, the lock is free, and the task runs once more."""
+    name = task_worker.BLOCKING_TASK
+    short = short_lease(core)
+    worker = worker_process(core)
+    horse = None
+    try:
+        jobs.enqueue_task(core, name, "manual")
+        horse = int(
+            wait_for(lambda: core.redis.get(task_worker.ENTERED_KEY), 60, "the worker starting the task")
+        )
+        # rq runs the job in a work horse, its child in a process group of its own.
+        assert f"PPid:\t{worker.pid}\n" in Path(f"/proc/{horse}/status").read_text()
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        if horse is not None:
+            os.kill(horse, signal.SIGKILL)
+        worker.wait(10)
+    killed_at = time.monotonic()
+    [running] = runs(core, name)
+    assert running.outcome.value == "running"
+
+    scheduler = Scheduler(short, registry=blocking_registry)
+
+    def recorded() -> list[TaskRun]:
+        scheduler.tick()
+        return [r for r in runs(core, name) if r.outcome.value != "running"]
+
+    [lost] = wait_for(recorded, 120, "finding the dead run")
+    assert time.monotonic() - killed_at < 120
+    last_seen = lost.heartbeat_at.astimezone(ZoneInfo("America/Toronto"))
+    assert lost.outcome.value == "failed"
+    when = f"{last_seen:%H:%M:%S %Z} on {last_seen:%a} {last_seen.day} {last_seen:%b %Y}"
+    assert lost.message.startswith(
+        f"The worker running it stopped (killed?) at {when}, its last sign of life"
+    )
+    assert "queued again, once" in lost.message
+    assert not core.redis.exists(jobs.lock_key(name))
+    with core.db.session() as s:
+        assert s.get(SystemTask, name).last_outcome == "failed"
+    assert [job.args for job in queue_of(core).get_jobs()] == [(name, "retry")]
+
+    # Nothing else is recovered or queued on later ticks; the retry runs on a new worker.
+    scheduler.tick()
+    assert queue_of(core).count == 1
+    core.redis.set(task_worker.RELEASE_KEY, 1)
+    retry_worker = worker_process(core, "--burst")
+    assert retry_worker.wait(60) == 0
+    assert [(r.trigger, r.outcome.value, r.message) for r in runs(core, name)] == [
+        ("manual", "failed", lost.message),
+        ("retry", "success", "released"),
+    ]
+    assert not core.redis.exists(jobs.lock_key(name))
+
+
+def test_a_long_healthy_run_keeps_its_lock_and_is_never_declared_dead(core, test_registry, gate):
+    """A run lasting several leases renews its lock and heartbeat: the scheduler leaves it alone."""
+    short = short_lease(core)
+    results = {}
+    thread = threading.Thread(
+        target=lambda: results.setdefault("run", jobs.execute_task(short, "test-waits", "schedule"))
+    )
+    thread.start()
+    try:
+        assert gate.entered.wait(10)
+        [run] = runs(core, "test-waits")
+        until = time.monotonic() + 2.5 * LEASE
+        while time.monotonic() < until:
+            assert jobs.recover_lost_runs(short, test_registry) == []
+            time.sleep(0.2)
+        holder = core.redis.get(jobs.lock_key("test-waits")).decode()
+        assert holder.startswith(f"{run.id}:")
+        assert 0 < core.redis.pttl(jobs.lock_key("test-waits")) <= LEASE * 1000
+    finally:
+        gate.release.set()
+        thread.join(10)
+    assert results["run"].outcome == "success"
+    assert [r.outcome.value for r in runs(core, "test-waits")] == ["success"]
+    assert queue_of(core).count == 0
+
+
+def silent_run(core, name: str, trigger: str, minutes_ago: int = 10) -> int:
+    """A ``running`` run whose last heartbeat was ``minutes_ago`` (its worker is gone)."""
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, jobs.REGISTRY.definitions())
+        run_id = system_tasks.start_run(s, name, trigger)
+        run = s.get(TaskRun, run_id)
+        run.started_at = run.heartbeat_at = utcnow() - timedelta(minutes=minutes_ago)
+    return run_id
+
+
+def test_a_lost_retry_is_not_retried_again(core, test_registry):
+    silent_run(core, "test-ok", "retry")
+    [lost] = jobs.recover_lost_runs(core, test_registry)
+    assert lost.outcome == "failed"
+    assert "not retried again: this run was already the retry" in lost.message
+    assert queue_of(core).count == 0
+
+
+def test_a_run_whose_lock_is_still_renewed_is_not_lost_even_if_its_heartbeat_is_late(core, test_registry):
+    """Its process lives (it renews the lock under the run's token), only its database writes fail."""
+    run_id = silent_run(core, "test-ok", "schedule")
+    core.redis.set(jobs.lock_key("test-ok"), f"{run_id}:token", px=60_000)
+    assert jobs.recover_lost_runs(core, test_registry) == []
+    core.redis.set(jobs.lock_key("test-ok"), "someone-else:token", px=60_000)
+    [lost] = jobs.recover_lost_runs(core, test_registry)
+    assert lost.id == run_id and "queued again, once" in lost.message
+    assert [job.args for job in queue_of(core).get_jobs()] == [("test-ok", "retry")]
+    # Another scheduler doing the same finds nothing left to do: one retry.
+    assert jobs.recover_lost_runs(core, test_registry) == []
+    assert queue_of(core).count == 1

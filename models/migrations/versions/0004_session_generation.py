@@ -1,14 +1,14 @@
 """users.session_generation: logging out ends the account's sessions on the server
 
-Revision ID: 0004_auth
+Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-05
+Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_auth"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
