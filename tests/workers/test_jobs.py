@@ -245,6 +245,7 @@ def worker_process(core, *args: str) -> subprocess.Popen:
         PARKOPS_QUEUE=core.settings.queue_name,
         PARKOPS_INSTANCE_PATH=str(core.settings.instance_path),
         PARKOPS_TASK_LEASE_SECONDS=str(LEASE),
+        PARKOPS_BASE_URL=core.settings.public_url,  # required with a real database
     )
     return subprocess.Popen(
         [sys.executable, "-m", "tests.workers.task_worker", "worker", *args],
