@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from dashboard.services import permits
 from dashboard.services.errors import NotFound, ValidationFailed
-from dashboard.services.permits import ExternalPermit, PermitRequest, SoldOut
+from dashboard.services.permits import ExternalPermit, Partner, PermitRequest, SoldOut
 from dashboard.services.plates import clean_plate, normalize_plate
 from models import (
     Lot,
@@ -259,13 +259,20 @@ def external(**changes) -> ExternalPermit:
     return ExternalPermit(**{**values, **changes})
 
 
+EVERY_SOURCE = Partner(frozenset({"api", "hotspot", "paystation"}))
+
+
+def record(session, permit: ExternalPermit, partner: Partner = EVERY_SOURCE):
+    return permits.record_external_permit(session, permit, partner=partner, now=NOW)
+
+
 def test_external_permits_are_idempotent_on_source_and_id(session, lot):
-    first, created = permits.record_external_permit(session, external())
-    again, created_again = permits.record_external_permit(session, external(amount_cents=999))
+    first, created = record(session, external())
+    again, created_again = record(session, external(amount_cents=999))
     assert created and not created_again and again.id == first.id and again.amount_cents == 500
     assert first.lot_name == "Visitor Lot" and first.plates == ("ABC 123",) and first.currency == "CAD"
     assert first.valid_from == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
-    other_source, created_other = permits.record_external_permit(session, external(source="hotspot"))
+    other_source, created_other = record(session, external(source="hotspot"))
     assert created_other and other_source.id != first.id
 
 
@@ -280,7 +287,7 @@ def test_external_permits_are_idempotent_on_source_and_id(session, lot):
 )
 def test_external_permits_refuse_edge_dates_and_control_characters(session, lot, field, value):
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(session, external(**{field: value}))
+        record(session, external(**{field: value}))
     assert field in caught.value.errors
 
 
@@ -292,7 +299,7 @@ def test_plate_checks_refuse_dates_outside_service(session, lot):
 
 def test_external_permit_validation_names_each_field(session, lot):
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(
+        record(
             session,
             external(
                 source="portal",
@@ -316,10 +323,10 @@ def test_external_permit_validation_names_each_field(session, lot):
         "currency",
     }
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(session, external(lot=None, zone="9999"))
+        record(session, external(lot=None, zone="9999"))
     assert "no lot zone" in caught.value.errors["zone"]
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(session, external(end="2026-11-30T09:00:00-05:00"))
+        record(session, external(end="2026-11-30T09:00:00-05:00"))
     assert caught.value.errors == {"end": "must be after the start"}
 
 
@@ -357,7 +364,7 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     ],
 )
 def test_zone_permits_are_valid_on_scheduled_days_and_times(session, zoned, moment, valid):
-    permits.record_external_permit(
+    record(
         session,
         external(
             source="hotspot",
@@ -392,7 +399,7 @@ def test_all_day_weekday_zones_turn_at_midnight(session, lot, moment, valid):
     session.flush()
     session.add(LotZoneSchedule(lot_id=lot["lot"], zone_id=zone.id, days="1111100"))  # 00:00-23:59
     session.commit()
-    permits.record_external_permit(
+    record(
         session,
         external(
             lot=None,
