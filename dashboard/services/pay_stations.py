@@ -166,9 +166,12 @@ def import_records(
     limited = sorted({zone.id for record, zone in matched if zone.capacity is not None})
     for zone_id in limited:  # in id order, so two imports cannot wait on each other
         lock_zone(session, zone_id)
-    capacities = dict(
-        session.execute(select(LotZone.id, LotZone.capacity).where(LotZone.id.in_(limited))).tuples().all()
-    )
+    capacities = {
+        zone_id: capacity
+        for zone_id, capacity in session.execute(
+            select(LotZone.id, LotZone.capacity).where(LotZone.id.in_(limited))
+        )
+    }
     over: Counter[str] = Counter()
     created = updated = unchanged = 0
     for record, zone in matched:
