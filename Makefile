@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-services test-browser lint format clean bench-ingest bench-read bench-pages bench-checkout
+.PHONY: install run test test-services test-browser fuzz-api lint format clean bench-ingest bench-read bench-pages bench-checkout
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-services: install
 # Journeys in Debian's Chromium driven by Playwright (apt-get install chromium).
 test-browser: install
 	$(BIN)/pytest -m browser
+
+# Random examples against the OpenAPI document, a few minutes (tests/api/fuzz_openapi.py; the fixed set
+# runs in make test). PARKOPS_FUZZ_EXAMPLES: examples per operation. Uses the PARKOPS_TEST_* services.
+fuzz-api: install
+	$(BIN)/pytest tests/api/fuzz_openapi.py
 
 # Performance figures (README, "Performance"). bench-read empties the PostgreSQL database and the
 # Redis database it is given (defaults: parkops_bench, Redis db 14).

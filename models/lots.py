@@ -68,11 +68,13 @@ class Lot(TimestampMixin, Base):
 
 class LotZone(Base):
     """A named zone (HotSpot, ParkMobile, pay stations speak zones): valid in every lot that has
-    it scheduled at that day and time."""
+    it scheduled at that day and time. ``capacity``: how many zone permits and pay-station records
+    may overlap at any time (None: no limit)."""
 
     __tablename__ = "lot_zones"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
+    capacity: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

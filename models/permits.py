@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
@@ -27,16 +28,24 @@ class PermitStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+def new_reference() -> str:
+    """A permit's ``reference`` (the OC-TOMA ``referenceID``): random, so that knowing one permit
+    tells nothing about another."""
+    return str(uuid.uuid4())
+
+
 class Permit(TimestampMixin, Base):
     """A right to park: for one lot, or for a zone (valid wherever the zone is scheduled).
 
-    Third-party permits are idempotent on (source, external_id).
+    Third-party permits are idempotent on (source, external_id). ``over_allowance``: recorded past
+    its lot's allowance or its zone's capacity by a partner key holding ``permits:over-allowance``.
     """
 
     __tablename__ = "permits"
     __table_args__ = (UniqueConstraint("source", "external_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
+    reference: Mapped[str] = mapped_column(String(36), unique=True, index=True, default=new_reference)
     kind: Mapped[PermitKind] = mapped_column(str_enum(PermitKind))
     status: Mapped[PermitStatus] = mapped_column(str_enum(PermitStatus), default=PermitStatus.ACTIVE)
     source: Mapped[PermitSource] = mapped_column(str_enum(PermitSource), default=PermitSource.PORTAL)
@@ -50,6 +59,7 @@ class Permit(TimestampMixin, Base):
     valid_to: Mapped[datetime] = mapped_column(index=True)
     amount_cents: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="CAD")
+    over_allowance: Mapped[bool] = mapped_column(default=False)
 
     lot: Mapped[Lot | None] = relationship()
     zone: Mapped[LotZone | None] = relationship()
@@ -76,7 +86,8 @@ class PermitVehicle(Base):
 class PayStationRecord(Base):
     """A paid session from a pay station, meter or app (Cale, ParkMobile, HotSpot, API).
 
-    ``zone_name`` keeps what the vendor sent even when it matched no local zone.
+    ``zone_name`` keeps what the vendor sent even when it matched no local zone. ``over_capacity``:
+    imported when its zone's capacity was already taken (a pulled record cannot be refused).
     """
 
     __tablename__ = "pay_station_records"
@@ -94,6 +105,7 @@ class PayStationRecord(Base):
     amount_cents: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="CAD")
     raw: Mapped[dict | None] = mapped_column(JSON)
+    over_capacity: Mapped[bool] = mapped_column(default=False)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -77,7 +77,9 @@ class TaskRun(Base):
 
 class ApiKey(Base):
     """A partner's key. Only a SHA-256 of the key is kept (keys are 256-bit random, so a slow hash
-    adds nothing); ``prefix`` lets admins recognise a key without it being recoverable."""
+    adds nothing); ``prefix`` lets admins recognise a key without it being recoverable. ``sources``:
+    the permit sources (``PermitSource`` values) the key acts for: it records, sees and changes
+    only permits of those sources."""
 
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -85,6 +87,7 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sources: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     last_used_at: Mapped[datetime | None]

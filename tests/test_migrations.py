@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
@@ -54,5 +55,25 @@ def test_upgrade_on_an_empty_database_matches_the_models(empty_database_url):
             )
         assert diff == [], f"models and migrations disagree: {diff}"
         database.upgrade()  # a second upgrade is a no-op
+    finally:
+        database.dispose()
+
+
+def test_migrating_a_sqlite_database_down_and_up_keeps_the_rows_that_refer_to_rebuilt_tables(tmp_path):
+    """SQLite batch mode rebuilds a table (``users`` when a column is dropped) by dropping the
+    original: with foreign keys on, that drop would delete every user's vehicles (ON DELETE
+    CASCADE). The migrations run with foreign keys off and check the references instead."""
+    database = Database(f"sqlite:///{tmp_path / 'kept.db'}")
+    try:
+        database.upgrade()
+        with database.session() as s:
+            user = models.User(email="kept@campus.test", first_name="Kept", password_hash="x")
+            user.vehicles.append(models.Vehicle(plate="ABC 123", plate_normalized="ABC123"))
+            s.add(user)
+        command.downgrade(database.alembic_config(), "0003")
+        command.upgrade(database.alembic_config(), "head")
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT plate FROM vehicles")).scalars().all() == ["ABC 123"]
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     finally:
         database.dispose()

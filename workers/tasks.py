@@ -258,6 +258,9 @@ def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
     ]
     zones = [f"{zone} ({count})" for zone, count in result.skipped_zones]
     parts += _listed(f"{result.skipped} skipped, no lot zone of that name", first(zones))
+    full = [f"{zone} ({count})" for zone, count in result.over_capacity]
+    over = sum(count for _zone, count in result.over_capacity)
+    parts += _listed(f"{over} imported past their zone's capacity, flagged on Pay Station Status", full)
     parts += _listed(f"{len(malformed)} malformed, skipped", first(malformed))
     return TaskResult(rows_touched=result.rows_touched, message="; ".join(parts))
 

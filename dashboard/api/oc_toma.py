@@ -8,7 +8,13 @@ without changes (field names, time format and answers follow OC-TOMA's public de
   delete call exists but not its path; this is ours). ``POST permits/stats``: permits valid now
   per zone and kind.
 * The key travels in the body as ``apiToken`` (an admin-issued key: ``permits:write`` for push,
-  update and delete, ``permits:read`` for stats); a ``Bearer`` header is accepted too.
+  update and delete, ``permits:read`` for stats); a ``Bearer`` header is accepted instead. An
+  ``apiToken`` that is sent empty is refused (401), whatever the header says.
+* A key acts for its sources only: it pushes permits of those sources (a push that names none
+  records for the key's only source, else ``paystation``), and updates and deletes only its own
+  permits (another partner's ``referenceID`` is "not found"). A push past the lot's allowance or
+  the zone's capacity is refused with 409, unless the key holds ``permits:over-allowance``; an
+  extension (``endTime`` later than before) counts the added time the same way.
 * Field names are matched ignoring case and underscores, with the documented alternatives
   (``LicencePlate``/``plate``, ``CurrencyID``/``currency``, ``endTime``/``EndDateUtc``,
   ``referenceID``/``referenceid``/``reference_id``). Errors name the field as the client spelt it.
@@ -18,7 +24,8 @@ without changes (field names, time format and answers follow OC-TOMA's public de
   ``zone`` must name a lot zone; ``permitNo`` and ``zone`` may come as JSON numbers. Permits are
   recorded with source ``paystation`` unless the body says ``"source": "hotspot"`` (or ``"api"``).
 * Answers are JSON: ``{"referenceID": ..., "permit": {...}}``; errors use the API's error shape
-  (401 token, 403 scope, 404 unknown reference, 409 cancelled permit, 422 fields, 400 bad JSON).
+  (401 token, 403 scope or source, 404 unknown reference, 409 cancelled permit or full lot or zone,
+  422 fields, 400 bad JSON). A refused call leaves nothing behind (its transaction is rolled back).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from dashboard.api import error
 from dashboard.api.permits import (
     authenticate_key,
+    declined,
     invalid,
     now,
     permit_json,
@@ -44,9 +52,9 @@ from dashboard.api.permits import (
 )
 from dashboard.app import core_of
 from dashboard.services import permits
-from dashboard.services.api_keys import KeyRefused, WrongScope
+from dashboard.services.api_keys import ApiKeyView, KeyRefused, MissingKey, WrongScope
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
-from dashboard.services.permits import ExternalPermit, PermitChange, PermitView
+from dashboard.services.permits import ExternalPermit, PermitChange, PermitView, SoldOut, SourceNotAllowed
 
 oc_toma = Blueprint("oc_toma", __name__, url_prefix="/api/OC-TOMA/v1")
 
@@ -179,31 +187,40 @@ def _answer(permit: PermitView, **extra: Any) -> tuple[Response, int]:
 
 
 def _handle(scope: str, action: Any) -> tuple[Response, int]:
-    """Authenticate the body's token, run ``action(session, body)``, turn domain errors into JSON."""
+    """Authenticate the body's token (else a Bearer header), run ``action(session, body, key)``,
+    turn domain errors into JSON. A refused call is rolled back, whatever it got to."""
     raw = request.get_json(force=True, silent=True)  # some pay stations omit the Content-Type
     if not isinstance(raw, dict):
         return private(*error(400, "the body must be a JSON object (Content-Type: application/json)"))
     body = Body(raw)
-    token = body.get("token")
-    if not isinstance(token, str) or not token:
+    if "token" in body.used:
+        token = body.get("token")
+        if not isinstance(token, str) or not token.strip():
+            return refused(MissingKey(f"{body.name('token')} is empty: send the API key issued in API Keys"))
+    else:
         scheme, _, bearer = (request.headers.get("Authorization") or "").partition(" ")
         token = bearer if scheme.lower() == "bearer" else None
     with core_of(current_app).db.session() as session:  # type: ignore[arg-type]
         try:
-            authenticate_key(session, token, scope)
+            key = authenticate_key(session, token, scope)
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
         unstorable = unstorable_fields(raw)
         if unstorable:
             return invalid(ValidationFailed(unstorable))
         try:
-            with session.begin_nested():  # a refused call leaves nothing behind, whatever it got to
-                return action(session, body)
+            return action(session, body, key)
         except ValidationFailed as exc:
+            session.rollback()
             return invalid(body.errors(exc.errors))
         except NotFound as exc:
+            session.rollback()
             return private(*error(404, str(exc)))
+        except (SourceNotAllowed, SoldOut) as exc:
+            session.rollback()
+            return declined(exc)
         except NotAllowed as exc:
+            session.rollback()
             return private(*error(409, str(exc)))
 
 
@@ -215,7 +232,7 @@ def push() -> tuple[Response, int]:
     return _handle("permits:write", _push)
 
 
-def _push(session: Any, body: Body) -> tuple[Response, int]:
+def _push(session: Any, body: Body, key: ApiKeyView) -> tuple[Response, int]:
     errors: dict[str, str] = {}
     times = _times(body, ("start", "end"), errors)
     for field in ("start", "end", "zone"):
@@ -227,7 +244,7 @@ def _push(session: Any, body: Body) -> tuple[Response, int]:
             amount = parse_amount(body.get("amount"))
         except ValueError as exc:
             errors[body.name("amount")] = str(exc)
-    source = body.get("source") if body.has("source") else DEFAULT_SOURCE
+    source = body.get("source") if body.has("source") else key.partner.default_source(DEFAULT_SOURCE)
     external = ExternalPermit(
         source=source,
         external_id=_text(body.get("permit_no")),
@@ -239,9 +256,12 @@ def _push(session: Any, body: Body) -> tuple[Response, int]:
         currency=body.get("currency") if body.has("currency") else "CAD",
     )
     try:
-        permit, created = permits.record_external_permit(session, external)
+        permit, created = permits.record_external_permit(session, external, partner=key.partner, now=now())
     except ValidationFailed as exc:
         errors = {**body.errors(exc.errors).errors, **errors}
+    except SoldOut:
+        if not errors:  # an invalid push is answered as invalid, full lot or not
+            raise
     if errors:
         raise ValidationFailed(errors)
     return _answer(permit, created=created)
@@ -262,7 +282,7 @@ def update() -> tuple[Response, int]:
     return _handle("permits:write", _update)
 
 
-def _update(session: Any, body: Body) -> tuple[Response, int]:
+def _update(session: Any, body: Body, key: ApiKeyView) -> tuple[Response, int]:
     errors: dict[str, str] = {}
     if not body.has("reference"):
         errors[body.name("reference")] = "required: the referenceID answered by permits/push"
@@ -284,7 +304,9 @@ def _update(session: Any, body: Body) -> tuple[Response, int]:
     if errors:
         raise ValidationFailed(errors)
     try:
-        permit = permits.update_external_permit(session, body.get("reference"), change)
+        permit = permits.update_external_permit(
+            session, body.get("reference"), change, partner=key.partner, now=now()
+        )
     except ValidationFailed as exc:
         raise body.errors(exc.errors) from None
     return _answer(permit)
@@ -298,11 +320,11 @@ def delete() -> tuple[Response, int]:
     return _handle("permits:write", _delete)
 
 
-def _delete(session: Any, body: Body) -> tuple[Response, int]:
+def _delete(session: Any, body: Body, key: ApiKeyView) -> tuple[Response, int]:
     if not body.has("reference"):
         raise ValidationFailed({body.name("reference"): "required: the referenceID answered by permits/push"})
     try:
-        permit = permits.cancel_external_permit(session, body.get("reference"))
+        permit = permits.cancel_external_permit(session, body.get("reference"), partner=key.partner)
     except ValidationFailed as exc:
         raise body.errors(exc.errors) from None
     return _answer(permit)
@@ -316,7 +338,7 @@ def stats() -> tuple[Response, int]:
     return _handle("permits:read", _stats)
 
 
-def _stats(session: Any, body: Body) -> tuple[Response, int]:
+def _stats(session: Any, body: Body, _key: ApiKeyView) -> tuple[Response, int]:
     wanted = body.get("zones")
     if isinstance(wanted, str):
         names: list[str] | None = [name for name in wanted.split(",") if name.strip()]

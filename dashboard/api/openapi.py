@@ -35,9 +35,10 @@ def _errors(*statuses: int) -> dict[str, Schema]:
     descriptions = {
         400: "The body is not a JSON object.",
         401: "The API key is missing, unknown or revoked.",
-        403: "The API key lacks the scope this call needs.",
-        404: "Not found.",
-        409: "The permit was cancelled and cannot change.",
+        403: "The API key lacks the scope this call needs, or acts for other permit sources.",
+        404: "Not found (or another partner's permit).",
+        409: "Refused: the lot or zone has no space left for that time (a key with "
+        "`permits:over-allowance` records it anyway, flagged), or the permit was cancelled.",
         422: "Invalid input; `fields` names each bad field.",
         429: "Too many unknown API keys from this address; `Retry-After` says how many seconds to wait.",
     }
@@ -77,7 +78,12 @@ AMOUNT: Schema = {
     "description": "Decimal, at most two decimals; optional on push (0).",
     "example": "14.50",
 }
-API_TOKEN: Schema = {"type": "string", "minLength": 1, "description": "An API key issued in API Keys."}
+API_TOKEN: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "description": "An API key issued in API Keys. Without it, the key must come as "
+    "`Authorization: Bearer`; sent empty, it is refused (401).",
+}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -96,7 +102,9 @@ SCHEMAS: dict[str, Schema] = {
     "PermitInput": {
         "type": "object",
         "description": "A permit sold by another system. Give `lot` (name or code) or `zone` (a lot "
-        "zone's name), not both. Recording is idempotent on (`source`, `external_id`).",
+        "zone's name), not both. Recording is idempotent on (`source`, `external_id`). A lot permit "
+        "counts against the lot's allowance, a zone permit against the zone's capacity (when set): "
+        "past it, 409.",
         "required": ["plate", "start", "end", "external_id"],
         "additionalProperties": False,
         "properties": {
@@ -107,7 +115,11 @@ SCHEMAS: dict[str, Schema] = {
             "end": {**INSTANT, "description": "ISO-8601 with its offset; after `start`."},
             "amount_cents": {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0},
             "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "CAD"},
-            "source": {"type": "string", "enum": ["api", "hotspot", "paystation"], "default": "api"},
+            "source": {
+                "type": "string",
+                "enum": ["api", "hotspot", "paystation"],
+                "description": "One of the key's sources; absent: the key's only source, else `api`.",
+            },
             "external_id": {"type": "string", "minLength": 1, "maxLength": 80},
         },
         "oneOf": [
@@ -121,6 +133,7 @@ SCHEMAS: dict[str, Schema] = {
             "id",
             "number",
             "reference",
+            "over_allowance",
             "kind",
             "status",
             "source",
@@ -156,6 +169,11 @@ SCHEMAS: dict[str, Schema] = {
             "valid_to": INSTANT,
             "amount_cents": {"type": "integer"},
             "currency": {"type": "string"},
+            "over_allowance": {
+                "type": "boolean",
+                "description": "Recorded past the lot's allowance or the zone's capacity "
+                "(a key with `permits:over-allowance`).",
+            },
         },
     },
     "PaidSession": {
@@ -255,7 +273,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "OcTomaPush": {
         "type": "object",
-        "required": ["apiToken", "permitNo", "LicencePlate", "zone", "startTime", "endTime"],
+        "required": ["permitNo", "LicencePlate", "zone", "startTime", "endTime"],
         "description": "Field names are matched ignoring case and underscores; `LicencePlate` may "
         "be `plate`, `CurrencyID` may be `currency`, `startTime`/`endTime` may be "
         "`StartDateUtc`/`EndDateUtc` (UTC).",
@@ -268,12 +286,16 @@ SCHEMAS: dict[str, Schema] = {
             "endTime": OC_TOMA_TIME,
             "Amount": AMOUNT,
             "CurrencyID": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "CAD"},
-            "source": {"type": "string", "enum": ["paystation", "hotspot", "api"], "default": "paystation"},
+            "source": {
+                "type": "string",
+                "enum": ["paystation", "hotspot", "api"],
+                "description": "One of the key's sources; absent: the key's only source, else `paystation`.",
+            },
         },
     },
     "OcTomaUpdate": {
         "type": "object",
-        "required": ["apiToken", "referenceID"],
+        "required": ["referenceID"],
         "description": "`referenceID` may be spelt `referenceid` or `reference_id`; `endTime` may be "
         "`EndDateUtc` (UTC). Send at least one field to change.",
         "properties": {
@@ -287,12 +309,11 @@ SCHEMAS: dict[str, Schema] = {
     },
     "OcTomaDelete": {
         "type": "object",
-        "required": ["apiToken", "referenceID"],
+        "required": ["referenceID"],
         "properties": {"apiToken": API_TOKEN, "referenceID": {"type": "string", "format": "uuid"}},
     },
     "OcTomaStatsRequest": {
         "type": "object",
-        "required": ["apiToken"],
         "properties": {
             "apiToken": API_TOKEN,
             "zones": {
@@ -335,12 +356,14 @@ SCHEMAS: dict[str, Schema] = {
 GROUP_ID: Schema = {"name": "group_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
-def _oc_toma(summary: str, body: str, answer: str, *statuses: int) -> Schema:
+def _oc_toma(summary: str, scope: str, body: str, answer: str, *statuses: int) -> Schema:
+    """The key comes as the body's ``apiToken`` or, instead, as a Bearer header: so the header is
+    optional (``{}``), and the body's token is not required by the schema."""
     return {
         "post": {
             "tags": ["OC-TOMA"],
             "summary": summary,
-            "security": [],
+            "security": [{"apiKey": [scope]}, {}],
             "requestBody": _body(body),
             "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, 429, *statuses)},
         }
@@ -357,14 +380,15 @@ PATHS: dict[str, Schema] = {
             "responses": {
                 "201": _json(_ref("Permit"), "Recorded."),
                 "200": _json(_ref("Permit"), "Recorded before (same source and external_id): unchanged."),
-                **_errors(400, 401, 403, 422, 429),
+                **_errors(400, 401, 403, 409, 422, 429),
             },
         }
     },
     "/v1/permits/validate": {
         "get": {
             "tags": ["Permits"],
-            "summary": "May this plate park in this lot now (or at `at`)?",
+            "summary": "May this plate park in this lot now (or at `at`)? Every key gets the verdict; "
+            "`permits` lists only the key's own permits.",
             "security": [{"apiKey": ["permits:read"]}],
             "parameters": [
                 {"name": "plate", "in": "query", "required": True, "schema": TEXT},
@@ -464,19 +488,26 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
-    "/OC-TOMA/v1/permits/push": _oc_toma("Record a permit (OC-TOMA)", "OcTomaPush", "OcTomaAnswer", 422),
+    "/OC-TOMA/v1/permits/push": _oc_toma(
+        "Record a permit (OC-TOMA)", "permits:write", "OcTomaPush", "OcTomaAnswer", 409, 422
+    ),
     "/OC-TOMA/v1/permits/update": _oc_toma(
-        "Change a pushed permit (OC-TOMA)", "OcTomaUpdate", "OcTomaAnswer", 404, 409, 422
+        "Change a pushed permit (OC-TOMA)", "permits:write", "OcTomaUpdate", "OcTomaAnswer", 404, 409, 422
     ),
     "/OC-TOMA/v1/permits/delete": _oc_toma(
         "Cancel a pushed permit (ParkOps' path for OC-TOMA's delete call)",
+        "permits:write",
         "OcTomaDelete",
         "OcTomaAnswer",
         404,
         422,
     ),
     "/OC-TOMA/v1/permits/stats": _oc_toma(
-        "Permits valid now per zone and kind (OC-TOMA)", "OcTomaStatsRequest", "OcTomaStats", 422
+        "Permits valid now per zone and kind (OC-TOMA)",
+        "permits:read",
+        "OcTomaStatsRequest",
+        "OcTomaStats",
+        422,
     ),
 }
 
@@ -497,7 +528,8 @@ DOCUMENT: Schema = {
             "apiKey": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "Authorization: Bearer pk_... (scopes: permits:write, permits:read).",
+                "description": "Authorization: Bearer pk_... (scopes: permits:write, permits:read, "
+                "permits:over-allowance). A key acts for its permit sources only.",
             }
         },
     },

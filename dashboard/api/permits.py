@@ -3,9 +3,12 @@ they sold, and check whether a plate may park.
 
 Partners authenticate with an admin-issued key (``Authorization: Bearer <key>``, see
 ``dashboard.services.api_keys``): 401 for a missing, unknown or revoked key, 403 for a key without
-the call's scope. Recording is idempotent on (source, external_id): a partner that retries after a
-time-out gets the same permit back with 200 instead of 201. Answers are never cached (they hold
-plates), unlike the open-data routes of this blueprint.
+the call's scope or for a source the key does not act for. Recording is idempotent on (source,
+external_id): a partner that retries after a time-out gets the same permit back with 200 instead
+of 201. A permit past its lot's allowance or its zone's capacity is refused with 409 (unless the
+key holds ``permits:over-allowance``). A key sees only its own sources' permits: the plate check
+gives every key the verdict, and lists only the key's own permits. Answers are never cached (they
+hold plates), unlike the open-data routes of this blueprint.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from dashboard.api import api, error
 from dashboard.app import core_of
 from dashboard.services import api_keys, permits, throttle
 from dashboard.services.api_keys import ApiKeyView, KeyRefused, UnknownKey, WrongScope
-from dashboard.services.errors import ValidationFailed
+from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.open_data import iso_utc
-from dashboard.services.permits import ExternalPermit, PaidSession, PermitView
+from dashboard.services.permits import ExternalPermit, PaidSession, PermitView, SoldOut, SourceNotAllowed
 from dashboard.services.plates import normalize_plate
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ def permit_json(permit: PermitView) -> dict[str, Any]:
         "valid_to": iso_utc(permit.valid_to),
         "amount_cents": permit.amount_cents,
         "currency": permit.currency,
+        "over_allowance": permit.over_allowance,
     }
 
 
@@ -123,6 +127,12 @@ def invalid(exc: ValidationFailed) -> tuple[Response, int]:
     return private(*error(422, "the request has invalid fields", fields=exc.errors))
 
 
+def declined(exc: DomainError) -> tuple[Response, int]:
+    """403 for a source the key does not act for; 409 for a full lot or zone (the message says
+    which, and that nothing was recorded)."""
+    return private(*error(403 if isinstance(exc, SourceNotAllowed) else 409, str(exc)))
+
+
 def _bearer() -> str | None:
     scheme, _, key = (request.headers.get("Authorization") or "").partition(" ")
     return key.strip() if scheme.lower() == "bearer" else None
@@ -155,7 +165,7 @@ def record_permit() -> tuple[Response, int]:
     body = request.get_json(silent=True)
     with core.db.session() as session:
         try:
-            authenticate_key(session, _bearer(), "permits:write")
+            key = authenticate_key(session, _bearer(), "permits:write")
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
         if not isinstance(body, dict):
@@ -167,13 +177,17 @@ def record_permit() -> tuple[Response, int]:
         unstorable = unstorable_fields(fields, instants=("start", "end"))
         if unstorable:
             return invalid(ValidationFailed(unstorable))
-        fields.setdefault("source", "api")
+        fields.setdefault("source", key.partner.default_source("api"))
         fields.setdefault("external_id", None)
         fields.setdefault("plate", None)
         try:
-            permit, created = permits.record_external_permit(session, ExternalPermit(**fields))
+            permit, created = permits.record_external_permit(
+                session, ExternalPermit(**fields), partner=key.partner, now=now()
+            )
         except ValidationFailed as exc:
             return invalid(exc)
+        except (SourceNotAllowed, SoldOut) as exc:
+            return declined(exc)
     return private(jsonify(permit_json(permit)), 201 if created else 200)
 
 
@@ -184,7 +198,7 @@ def validate_plate() -> tuple[Response, int]:
     args = request.args
     with core.db.session() as session:
         try:
-            authenticate_key(session, _bearer(), "permits:read")
+            key = authenticate_key(session, _bearer(), "permits:read")
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
         errors = unstorable_fields(dict(args))
@@ -216,7 +230,7 @@ def validate_plate() -> tuple[Response, int]:
                 "at": iso_utc(check.at),
                 "valid": check.valid,
                 "reason": check.reason,
-                "permits": [permit_json(p) for p in check.permits],
+                "permits": [permit_json(p) for p in check.permits if key.partner.owns(p)],
                 "sessions": [_session_json(s) for s in check.sessions],
             }
         )

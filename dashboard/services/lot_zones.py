@@ -6,6 +6,11 @@ scheduled at that moment. ParkMobile permits are imported only when their zone n
 here exactly, which is why names are unique regardless of case (two zones differing only in case
 would make that match a guess) and why a rename is worth a second thought.
 
+A zone's optional capacity is how many zone permits and pay-station records may overlap at any time
+(the rule is in ``dashboard.services.permits``): partners are refused past it, pulled ParkMobile
+records are flagged. A zone permit takes no space of any one lot, so a lot that also hosts a zone
+sells its own allowance; set the two so that together they fit the lot.
+
 A zone still scheduled on a lot, or named by a permit, cannot be deleted: the database refuses it
 anyway (``ondelete="RESTRICT"``), and the error here names the lots and counts the permits so the
 admin knows what to change first. Pay-station records keep the vendor's zone name and merely lose
@@ -15,27 +20,32 @@ the link, so they do not block a delete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.services import audit
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
+from dashboard.services.permits import zone_taken
 from models import Lot, LotZone, LotZoneSchedule, Permit
 
 NAME_MAX = 80
+CAPACITY_MAX = 100_000
 
 
 @dataclass(frozen=True)
 class ZoneView:
-    """One zone with what uses it: the lots that schedule it (by name) and the permits naming it."""
+    """One zone with what uses it: the lots that schedule it (by name) and the permits naming it;
+    ``capacity`` (None: no limit) and ``taken_now`` (what counts against it at the moment listed)."""
 
     id: int
     name: str
     created_at: datetime
     lot_names: tuple[str, ...]
     permit_count: int
+    capacity: int | None = None
+    taken_now: int = 0
 
     @property
     def in_use(self) -> bool:
@@ -82,16 +92,28 @@ def _usage(
     return lots, permits
 
 
-def _view(zone: LotZone, lots: dict[int, list[str]], permits: dict[int, int]) -> ZoneView:
+def _view(
+    zone: LotZone, lots: dict[int, list[str]], permits: dict[int, int], taken: dict[int, int] | None = None
+) -> ZoneView:
     return ZoneView(
-        zone.id, zone.name, zone.created_at, tuple(lots.get(zone.id, ())), permits.get(zone.id, 0)
+        zone.id,
+        zone.name,
+        zone.created_at,
+        tuple(lots.get(zone.id, ())),
+        permits.get(zone.id, 0),
+        zone.capacity,
+        (taken or {}).get(zone.id, 0),
     )
 
 
-def list_zones(session: Session) -> list[ZoneView]:
-    """Every zone with its usage, ordered by name."""
+def list_zones(session: Session, now: datetime | None = None) -> list[ZoneView]:
+    """Every zone with its usage, ordered by name; with ``now``, what each one has taken then."""
     lots, permits = _usage(session)
-    return [_view(zone, lots, permits) for zone in session.scalars(select(LotZone).order_by(LotZone.name))]
+    zones = list(session.scalars(select(LotZone).order_by(LotZone.name)))
+    taken = None
+    if now is not None and zones:
+        taken = zone_taken(session, [zone.id for zone in zones], now, now + timedelta(seconds=1), now)
+    return [_view(zone, lots, permits, taken) for zone in zones]
 
 
 def zone_choices(session: Session) -> list[tuple[int, str]]:
@@ -129,9 +151,36 @@ def _clean_name(session: Session, name: str | None, zone_id: int | None = None) 
     return cleaned
 
 
-def add_zone(session: Session, name: str | None, actor_id: int | None) -> ZoneView:
-    cleaned = _clean_name(session, name)
-    zone = LotZone(name=cleaned)
+def _clean_capacity(value: object) -> int | None:
+    """None or "" (no limit), else a whole number 0 .. ``CAPACITY_MAX`` (a number or its digits)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= CAPACITY_MAX:
+        raise ValidationFailed(
+            {"capacity": f"a whole number from 0 to {CAPACITY_MAX:,}, or empty for no limit"}
+        )
+    return value
+
+
+def add_zone(session: Session, name: str | None, actor_id: int | None, capacity: object = None) -> ZoneView:
+    errors: dict[str, str] = {}
+    cleaned = limit = None
+    try:
+        cleaned = _clean_name(session, name)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    try:
+        limit = _clean_capacity(capacity)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    assert cleaned is not None
+    zone = LotZone(name=cleaned, capacity=limit)
     session.add(zone)
     session.flush()
     audit.record(
@@ -140,9 +189,28 @@ def add_zone(session: Session, name: str | None, actor_id: int | None) -> ZoneVi
         action="lot_zone.add",
         entity_type="lot_zone",
         entity_id=str(zone.id),
-        changes={"name": [None, cleaned]},
+        changes={"name": [None, cleaned], **({"capacity": [None, limit]} if limit is not None else {})},
     )
-    return ZoneView(zone.id, zone.name, zone.created_at, (), 0)
+    return ZoneView(zone.id, zone.name, zone.created_at, (), 0, limit)
+
+
+def set_capacity(session: Session, zone_id: int, capacity: object, actor_id: int | None) -> ZoneView:
+    """Set or clear (None, "") the zone's capacity. Lowering it below what is already sold cancels
+    nothing: new sales are refused until the zone has room again."""
+    zone = _row(session, zone_id)
+    limit = _clean_capacity(capacity)
+    if limit != zone.capacity:
+        audit.record(
+            session,
+            actor_id=actor_id,
+            action="lot_zone.capacity",
+            entity_type="lot_zone",
+            entity_id=str(zone.id),
+            changes={"capacity": [zone.capacity, limit]},
+        )
+        zone.capacity = limit
+        session.flush()
+    return get_zone(session, zone.id)
 
 
 def rename_zone(session: Session, zone_id: int, name: str | None, actor_id: int | None) -> ZoneView:

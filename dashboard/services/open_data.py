@@ -139,12 +139,14 @@ class HistoryRange:
 
 
 def parse_range(start: str | None, end: str | None, source: str | None, now: datetime) -> HistoryRange:
-    """Validate the history query; raises ``ValidationFailed`` keyed by the query field's name."""
+    """Validate the history query; raises ``ValidationFailed`` keyed by the query field's name.
+    An absent field takes its default; a field sent empty (``?from=``) is refused like any other
+    value that is not what the OpenAPI document says."""
     errors: dict[str, str] = {}
-    end_at = _parse_instant("to", end, errors) if end else now
-    start_at = _parse_instant("from", start, errors) if start else None
+    end_at = _parse_instant("to", end, errors) if end is not None else now
+    start_at = _parse_instant("from", start, errors) if start is not None else None
     chosen: OccupancySource | None = None
-    if source:
+    if source is not None:
         try:
             chosen = OccupancySource(source)
         except ValueError:

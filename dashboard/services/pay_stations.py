@@ -14,6 +14,10 @@ Import rules (``import_records``):
   permits are skipped and counted by zone name, so the admin sees which zone to create.
 * **Nothing is dropped silently.** An entry that cannot be stored (a plate or id longer than the
   columns, a plate without a letter or digit) is rejected with its reason, for the run log.
+* **Zone capacity.** A record counts against its zone's capacity like a zone permit (the rule in
+  ``dashboard.services.permits``), under the zone's lock. A pulled record was sold already and
+  cannot be refused: one imported when its zone was full is kept and flagged ``over_capacity``
+  (Pay Station Status shows it, the run log counts it by zone).
 
 A zone is valid in every lot that schedules it, so an imported record names its zone and leaves
 ``lot_id`` empty; the status page shows the lots that schedule the zone.
@@ -31,6 +35,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.services.errors import ValidationFailed
+from dashboard.services.permits import lock_zone, zone_taken
 from dashboard.services.plates import normalize_plate
 from models import Lot, LotZone, LotZoneSchedule, PayStationRecord
 
@@ -74,7 +79,8 @@ class IncomingRecord:
 @dataclass(frozen=True)
 class ImportResult:
     """What one import did. ``skipped_zones``: (zone name as sent, records) with no local zone of
-    that name, most records first; ``rejected``: (which record, why) that could not be stored."""
+    that name, most records first; ``rejected``: (which record, why) that could not be stored;
+    ``over_capacity``: (zone, records) imported when the zone's capacity was already taken."""
 
     received: int
     created: int
@@ -82,6 +88,7 @@ class ImportResult:
     unchanged: int
     skipped_zones: tuple[tuple[str, int], ...] = ()
     rejected: tuple[tuple[str, str], ...] = ()
+    over_capacity: tuple[tuple[str, int], ...] = ()
 
     @property
     def skipped(self) -> int:
@@ -156,6 +163,16 @@ def import_records(
             matched.append((record, zone))
 
     existing = _existing(session, source, [record.external_id for record, _zone in matched])
+    limited = sorted({zone.id for record, zone in matched if zone.capacity is not None})
+    for zone_id in limited:  # in id order, so two imports cannot wait on each other
+        lock_zone(session, zone_id)
+    capacities = {
+        zone_id: capacity
+        for zone_id, capacity in session.execute(
+            select(LotZone.id, LotZone.capacity).where(LotZone.id.in_(limited))
+        )
+    }
+    over: Counter[str] = Counter()
     created = updated = unchanged = 0
     for record, zone in matched:
         values = {
@@ -171,8 +188,22 @@ def import_records(
         }
         row = existing.get(record.external_id)
         if row is None:
+            full = False
+            capacity = capacities.get(zone.id)
+            if capacity is not None:
+                session.flush()  # the records added so far count too
+                taken = zone_taken(session, [zone.id], record.start_at, record.end_at, now)[zone.id]
+                full = taken >= capacity
+            if full:
+                over[zone.name] += 1
             session.add(
-                PayStationRecord(source=source, external_id=record.external_id, imported_at=now, **values)
+                PayStationRecord(
+                    source=source,
+                    external_id=record.external_id,
+                    imported_at=now,
+                    over_capacity=full,
+                    **values,
+                )
             )
             created += 1
         elif any(getattr(row, name) != value for name, value in values.items()):
@@ -189,6 +220,7 @@ def import_records(
         unchanged=unchanged,
         skipped_zones=tuple(sorted(skipped.items(), key=lambda item: (-item[1], item[0]))),
         rejected=tuple(rejected),
+        over_capacity=tuple(sorted(over.items())),
     )
 
 
@@ -251,6 +283,7 @@ class RecordRow:
     end_at: datetime
     amount_cents: int
     currency: str
+    over_capacity: bool = False  # imported when its zone's capacity was taken
 
     def active_at(self, moment: datetime) -> bool:
         return self.start_at <= moment < self.end_at
@@ -364,6 +397,7 @@ def search(
             end_at=record.end_at,
             amount_cents=record.amount_cents,
             currency=record.currency,
+            over_capacity=record.over_capacity,
         )
         for record, zone_name in found
     )

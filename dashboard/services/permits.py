@@ -22,14 +22,23 @@ A sale is two steps around the card charge (``dashboard.services.payments``): ``
 a ``pending`` permit that holds the space, then ``activate`` or ``release`` once the processor has
 answered. A crash in between leaves a hold that lapses after ``HOLD`` (``expire_holds``).
 
-Third-party permits (``record_external_permit``) are idempotent on (source, external_id), are for a
-lot or for a zone, and are not refused for capacity: the machine already sold them; they count
-against the lot's allowance like any other lot permit.
+One rule for every channel (README, "Permits"). Whatever sells a permit valid in a lot (the quick
+checkout and the cart through ``reserve``, partners through ``record_external_permit``: the permit
+API and OC-TOMA pushes) counts against that lot's availability under that lot's lock, and is refused
+(``SoldOut``) once the allowance is taken. A zone permit is valid in every lot the zone is
+scheduled on, so it takes no space of any one lot: it counts against its zone's ``capacity`` when
+one is set (zone permits and pay-station records of the zone overlapping the period, under the
+zone's lock, ``lock_zone``), and against nothing when none is. A partner key holding
+``permits:over-allowance`` records past either limit; the permit then says ``over_allowance``.
+Pulled records (ParkMobile, ``pay_stations.import_records``) cannot be refused: they are flagged.
+
+Third-party permits are idempotent on (source, external_id) and belong to their source: a partner
+(``Partner``: the sources its API key acts for) records, sees and changes only permits of its own
+sources, by their random ``reference``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import secrets as token_source
 import uuid
@@ -64,13 +73,35 @@ from models import (
 HOLD = timedelta(minutes=15)  # how long a checkout may hold a space before paying
 MAX_PLATES = 3  # plates on one permit (a household's cars; one parks at a time)
 MAX_EXTERNAL_ID = 80
-MAX_ROW_ID = 2**31 - 1  # an INTEGER primary key
 MAX_AMOUNT_CENTS = 10_000_000  # $100,000: anything above is a typo, not a parking permit
 THIRD_PARTY_SOURCES = (PermitSource.API, PermitSource.HOTSPOT, PermitSource.PAYSTATION)
 
 
 class SoldOut(DomainError):
-    """The lot has nothing left for the period: shown as is, and the waitlist is offered."""
+    """The lot (or a zone) has nothing left for the period: shown as is, and the waitlist is
+    offered; partners get a 409."""
+
+
+class SourceNotAllowed(NotAllowed):
+    """A partner's key acts for other sources than the one named (answered 403)."""
+
+
+@dataclass(frozen=True)
+class Partner:
+    """Who records a third-party permit: the sources its API key acts for, and whether the key
+    holds ``permits:over-allowance`` (it may record past a lot's or a zone's limit)."""
+
+    sources: frozenset[str]
+    over_allowance: bool = False
+
+    def default_source(self, fallback: str) -> str:
+        """The source a call that names none records for: the key's only source, else ``fallback``."""
+        return next(iter(self.sources)) if len(self.sources) == 1 else fallback
+
+    def owns(self, permit: Permit | PermitView) -> bool:
+        """Its own permits: third-party permits of one of its sources."""
+        source = str(permit.source)
+        return permit.external_id is not None and source in THIRD_PARTY_SOURCES and source in self.sources
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -91,6 +122,7 @@ class Availability:
 class PermitView:
     id: int
     number: str
+    reference: str
     kind: str
     status: str
     source: str
@@ -108,6 +140,7 @@ class PermitView:
     currency: str
     email: str | None
     user_id: int | None
+    over_allowance: bool = False
 
     def valid_at(self, moment: datetime) -> bool:
         return self.status == PermitStatus.ACTIVE and self.valid_from <= moment < self.valid_to
@@ -117,6 +150,7 @@ def view(permit: Permit) -> PermitView:
     return PermitView(
         id=permit.id,
         number=permit.number,
+        reference=permit.reference,
         kind=str(permit.kind),
         status=str(permit.status),
         source=str(permit.source),
@@ -134,6 +168,7 @@ def view(permit: Permit) -> PermitView:
         currency=permit.currency,
         email=permit.email,
         user_id=permit.user_id,
+        over_allowance=permit.over_allowance,
     )
 
 
@@ -201,6 +236,31 @@ def lot_availability(
     if lot_id not in found:
         raise NotFound("That lot does not exist.")
     return found[lot_id]
+
+
+def zone_taken(
+    session: Session, zone_ids: Sequence[int], start: datetime, end: datetime, now: datetime
+) -> dict[int, int]:
+    """What counts against each zone's capacity for ``[start, end)``: its zone permits that hold a
+    space and its pay-station records (ParkMobile and others), overlapping the period."""
+    permits = session.execute(
+        select(Permit.zone_id, func.count(Permit.id))
+        .where(Permit.zone_id.in_(zone_ids), _holding(now), Permit.valid_from < end, Permit.valid_to > start)
+        .group_by(Permit.zone_id)
+    )
+    records = session.execute(
+        select(PayStationRecord.zone_id, func.count(PayStationRecord.id))
+        .where(
+            PayStationRecord.zone_id.in_(zone_ids),
+            PayStationRecord.start_at < end,
+            PayStationRecord.end_at > start,
+        )
+        .group_by(PayStationRecord.zone_id)
+    )
+    taken = dict.fromkeys(zone_ids, 0)
+    for zone_id, count in [*permits, *records]:
+        taken[zone_id] += count
+    return taken
 
 
 # --- pricing -----------------------------------------------------------------------------------
@@ -271,6 +331,12 @@ def lock_lot(session: Session, lot_id: int | ScalarSelect[int]) -> int:
     everything that changes a lot's count queues behind one lock. ``lot_id`` may be a subquery
     (the lot of a product), so even that look-up happens after the lock."""
     locked = session.execute(update(Lot).where(Lot.id == lot_id).values(capacity=Lot.capacity))
+    return int(locked.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def lock_zone(session: Session, zone_id: int) -> int:
+    """``lock_lot`` for a zone: whatever counts against a zone's capacity queues behind its row."""
+    locked = session.execute(update(LotZone).where(LotZone.id == zone_id).values(capacity=LotZone.capacity))
     return int(locked.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -449,9 +515,56 @@ def find_zone(session: Session, name: str) -> LotZone | None:
     return session.scalar(select(LotZone).where(func.lower(LotZone.name) == name.strip().casefold()))
 
 
-def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[PermitView, bool]:
+def _find_external(session: Session, source: PermitSource, external_id: str) -> Permit | None:
+    return session.scalar(
+        select(Permit)
+        .options(selectinload(Permit.vehicles))
+        .where(Permit.source == source, Permit.external_id == external_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _check_source(partner: Partner, source: PermitSource) -> None:
+    if source.value not in partner.sources:
+        acts_for = ", ".join(sorted(partner.sources))
+        raise SourceNotAllowed(
+            f"this API key records {acts_for} permits, not {source.value}"
+            if acts_for
+            else "this API key acts for no permit source yet: an administrator sets its sources (API Keys)"
+        )
+
+
+def _limit(
+    session: Session, lot: Lot | None, zone: LotZone | None, start: datetime, end: datetime, now: datetime
+) -> tuple[str, int | None, int]:
+    """Lock the permit's lot or zone, then count: ``(what, limit, taken)``; limit None: none set."""
+    if lot is not None:
+        locked = _locked_lot(session, lot.id)
+        return locked.name, locked.allowance, _taken(session, [lot.id], start, end, now)[lot.id]
+    assert zone is not None
+    lock_zone(session, zone.id)
+    capacity = session.scalar(select(LotZone.capacity).where(LotZone.id == zone.id))
+    if capacity is None:
+        return f"zone {zone.name}", None, 0
+    return f"zone {zone.name}", capacity, zone_taken(session, [zone.id], start, end, now)[zone.id]
+
+
+def _full(what: str, limit: int) -> SoldOut:
+    return SoldOut(
+        f"{what[0].upper()}{what[1:]} has no space left for that time: "
+        f"all {limit} permit{'s' if limit != 1 else ''} it allows are taken. Nothing was recorded."
+    )
+
+
+def record_external_permit(
+    session: Session, permit: ExternalPermit, *, partner: Partner, now: datetime
+) -> tuple[PermitView, bool]:
     """Store a permit sold elsewhere; ``(permit, created)``. A second call with the same source
-    and external id returns the first permit unchanged (``created`` False): partners retry."""
+    and external id returns the first permit unchanged (``created`` False), even once the lot is
+    full: partners retry. ``SourceNotAllowed`` for a source the partner does not act for;
+    ``SoldOut`` past the lot's allowance or the zone's capacity (the module's rule) unless the
+    partner may go over, which the permit then records. Like ``reserve``, it takes the lot's or
+    zone's lock before counting; on SQLite nothing before it in the transaction may have read."""
     errors: dict[str, str] = {}
     try:
         source = PermitSource(permit.source)
@@ -460,15 +573,13 @@ def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[Pe
     except ValueError:
         errors["source"] = "one of " + ", ".join(s.value for s in THIRD_PARTY_SOURCES)
         source = PermitSource.API
+    else:
+        _check_source(partner, source)
     external_id = _text_field(permit.external_id)
     if not external_id or len(external_id) > MAX_EXTERNAL_ID:
         errors["external_id"] = f"required, at most {MAX_EXTERNAL_ID} characters"
     if not errors:
-        existing = session.scalar(
-            select(Permit)
-            .options(selectinload(Permit.vehicles))
-            .where(Permit.source == source, Permit.external_id == external_id)
-        )
+        existing = _find_external(session, source, external_id)
         if existing is not None:
             return view(existing), False
     plate = None
@@ -502,6 +613,14 @@ def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[Pe
     if errors:
         raise ValidationFailed(errors)
     assert plate and start and end and isinstance(amount, int)
+    what, limit, taken = _limit(session, lot, zone, start, end, now)
+    existing = _find_external(session, source, external_id)  # stored while this call waited for the lock
+    if existing is not None:
+        return view(existing), False
+    over = limit is not None and taken >= limit
+    if over and not partner.over_allowance:
+        assert limit is not None
+        raise _full(what, limit)
     row = Permit(
         number=new_number(PermitKind.TEMPORARY),
         kind=PermitKind.TEMPORARY,
@@ -514,6 +633,8 @@ def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[Pe
         valid_to=end,
         amount_cents=amount,
         currency=currency,
+        over_allowance=over,
+        created_at=now,
     )
     row.vehicles = [PermitVehicle(plate=plate[0], plate_normalized=plate[1])]
     try:
@@ -522,9 +643,7 @@ def record_external_permit(session: Session, permit: ExternalPermit) -> tuple[Pe
             session.flush()
     except IntegrityError:
         # The same permit arrived twice at once: the other request stored it first.
-        existing = session.scalar(
-            select(Permit).where(Permit.source == source, Permit.external_id == external_id)
-        )
+        existing = _find_external(session, source, external_id)
         if existing is None:
             raise
         return view(existing), False
@@ -677,45 +796,32 @@ def _reason(
 # --- partners' references, updates, cancellations and zone counts (OC-TOMA) -----------------------
 #
 # OC-TOMA clients update and delete a permit by the ``referenceID`` ParkOps answered when they pushed
-# it, not by their own permit number. The model has no column for it, so the reference is derived:
-# a UUID (version 8, "vendor-specific", RFC 9562) whose low 48 bits are the permit's id and whose
-# other bits come from a SHA-256 of (source, external id). Finding the permit is one primary-key read,
-# and a reference is only accepted if its hash part matches the permit it names, so a partner cannot
-# reach another permit by counting ids.
-
-_ID_BITS = 48
-_ID_MASK = (1 << _ID_BITS) - 1
+# it: the permit's random ``reference`` (a UUID). A partner reaches only permits of its own sources
+# (``Partner.owns``); another partner's reference is "not found", exactly like one that names nothing.
 
 
 def partner_reference(permit: PermitView) -> str | None:
     """The ``referenceID`` of a permit another system sold; None for ParkOps' own permits."""
     if permit.external_id is None or permit.source not in THIRD_PARTY_SOURCES:
         return None
-    digest = hashlib.sha256(f"{permit.source}\x1f{permit.external_id}".encode()).digest()
-    value = (int.from_bytes(digest[:16], "big") & ~_ID_MASK) | (permit.id & _ID_MASK)
-    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC variant
-    return str(uuid.UUID(int=value))
+    return permit.reference
 
 
-def _by_reference(session: Session, reference: object) -> Permit:
+def _by_reference(session: Session, reference: object, partner: Partner) -> Permit:
     try:
         parsed = uuid.UUID(str(reference).strip())
     except ValueError:
         raise ValidationFailed(
             {"referenceID": "the referenceID answered when the permit was pushed"}
         ) from None
-    permit_id = parsed.int & _ID_MASK
-    # Ids are 32-bit integers in the database: a larger one names no permit (and PostgreSQL
-    # would refuse to compare it).
-    permit = session.get(Permit, permit_id) if permit_id <= MAX_ROW_ID else None
-    if permit is None or partner_reference(view(permit)) != str(parsed):
+    permit = session.scalar(select(Permit).where(Permit.reference == str(parsed)))
+    if permit is None or not partner.owns(permit):
         raise NotFound("No permit has this referenceID.")
     return permit
 
 
-def permit_by_reference(session: Session, reference: object) -> PermitView:
-    return view(_by_reference(session, reference))
+def permit_by_reference(session: Session, reference: object, *, partner: Partner) -> PermitView:
+    return view(_by_reference(session, reference, partner))
 
 
 @dataclass(frozen=True)
@@ -728,10 +834,14 @@ class PermitChange:
     currency: object = None
 
 
-def update_external_permit(session: Session, reference: object, change: PermitChange) -> PermitView:
-    """Extend or shorten a partner's permit, correct its plate, amount or currency. A cancelled
-    permit stays cancelled (``NotAllowed``): a late update must not bring it back."""
-    permit = _by_reference(session, reference)
+def update_external_permit(
+    session: Session, reference: object, change: PermitChange, *, partner: Partner, now: datetime
+) -> PermitView:
+    """Extend or shorten a partner's own permit, correct its plate, amount or currency. A cancelled
+    permit stays cancelled (``NotAllowed``): a late update must not bring it back. An extension
+    is a sale of the added time: it counts like a new permit for ``[old end, new end)`` (``SoldOut``
+    when the lot or zone is full then, unless the partner may go over)."""
+    permit = _by_reference(session, reference, partner)
     if permit.status == PermitStatus.CANCELLED:
         raise NotAllowed(f"Permit {permit.number} was cancelled; it cannot be changed.")
     errors: dict[str, str] = {}
@@ -755,6 +865,12 @@ def update_external_permit(session: Session, reference: object, change: PermitCh
             errors["currency"] = "a three-letter currency code such as CAD"
     if errors:
         raise ValidationFailed(errors)
+    if end is not None and end > permit.valid_to and permit.status == PermitStatus.ACTIVE:
+        what, limit, taken = _limit(session, permit.lot, permit.zone, permit.valid_to, end, now)
+        if limit is not None and taken >= limit:
+            if not partner.over_allowance:
+                raise _full(what, limit)
+            permit.over_allowance = True
     if plate is not None and [v.plate_normalized for v in permit.vehicles] != [plate[1]]:
         permit.vehicles.clear()
         session.flush()  # the old plate's row goes before the new one can take its place
@@ -769,10 +885,10 @@ def update_external_permit(session: Session, reference: object, change: PermitCh
     return view(permit)
 
 
-def cancel_external_permit(session: Session, reference: object) -> PermitView:
-    """A partner withdrew a permit (refund, mistake). Cancelling twice is harmless; the row stays
-    so a repeated push of the same permit number still finds it and does not recreate it."""
-    permit = _by_reference(session, reference)
+def cancel_external_permit(session: Session, reference: object, *, partner: Partner) -> PermitView:
+    """A partner withdrew one of its permits (refund, mistake). Cancelling twice is harmless; the
+    row stays so a repeated push of the same permit number still finds it and does not recreate it."""
+    permit = _by_reference(session, reference, partner)
     if permit.status != PermitStatus.CANCELLED:
         permit.status = PermitStatus.CANCELLED
         session.flush()

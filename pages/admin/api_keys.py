@@ -2,8 +2,12 @@
 
 A new key is shown once, in a read-only field with a copy button, and never again: only its hash
 is stored (``dashboard.services.api_keys``). The list shows what identifies a key without
-revealing it: its prefix, scopes, who created it, and when it was last used. Revoking asks first,
-because every system using the key is refused from the next request on.
+revealing it: its prefix, scopes, sources, who created it, and when it was last used. Revoking asks
+first, because every system using the key is refused from the next request on.
+
+A key acts for its sources (pay stations, HotSpot, other partners): it records, sees and changes
+only permits of those sources. A key made before sources existed has none and is refused writes:
+its Sources button binds it without issuing a new key (the partner's configuration stays as it is).
 
 Admins only; the layout is empty scaffolding; keys and the list arrive through ``Role.ADMIN``
 callbacks.
@@ -28,8 +32,10 @@ from models import Role, utcnow
 
 register_page(__name__, path="/admin/api-keys", title="API Keys", min_role=Role.ADMIN)
 
-LABELS = {"name": "Name", "scopes": "Scopes"}
+LABELS = {"name": "Name", "scopes": "Scopes", "sources": "Sources"}
 SCOPE_OPTIONS = [{"label": f"{scope}: {text}", "value": scope} for scope, text in api_keys.SCOPES.items()]
+SOURCE_OPTIONS = [{"label": text, "value": source} for source, text in api_keys.SOURCES.items()]
+SOURCES_HINT = "Whose permits the key records, sees and changes. Required to record permits."
 REFRESH_MS = 60_000  # "last used" moves at most once a minute
 HIDDEN = {"display": "none"}
 
@@ -55,11 +61,15 @@ def layout(**_query: str) -> html.Div:
             dcc.Store(id="api-keys-created", data=0),
             dcc.Store(id="api-keys-revoked", data=0),
             dcc.Store(id="api-keys-pending"),
+            dcc.Store(id="api-keys-sources-key"),
+            dcc.Store(id="api-keys-sources-saved", data=0),
             dbc.Card([dbc.CardHeader("New key"), dbc.CardBody(_form())], className="mb-3"),
             _issued(),
             html.Div(id="api-keys-flash", role="status"),
+            html.Div(id="api-keys-sources-flash", role="status"),
             html.Div(id="api-keys-table"),
             _confirm(),
+            _sources_dialog(),
         ]
     )
 
@@ -82,12 +92,21 @@ def _form() -> Any:
                     md=5,
                 ),
                 dbc.Col(
-                    html.Fieldset(
-                        [
-                            html.Legend("Scopes", className="form-label fs-6 mb-1"),
-                            dbc.Checklist(id="api-keys-scopes", options=SCOPE_OPTIONS, value=[]),
-                        ]
-                    ),
+                    [
+                        html.Fieldset(
+                            [
+                                html.Legend("Scopes", className="form-label fs-6 mb-1"),
+                                dbc.Checklist(id="api-keys-scopes", options=SCOPE_OPTIONS, value=[]),
+                            ]
+                        ),
+                        html.Fieldset(
+                            [
+                                html.Legend("Sources", className="form-label fs-6 mb-1 mt-2"),
+                                dbc.Checklist(id="api-keys-sources", options=SOURCE_OPTIONS, value=[]),
+                                dbc.FormText(SOURCES_HINT),
+                            ]
+                        ),
+                    ],
                     xs=12,
                     md=7,
                 ),
@@ -145,6 +164,43 @@ def _confirm() -> Any:
     )
 
 
+def _sources_dialog() -> Any:
+    return dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle(id="api-keys-sources-title")),
+            dbc.ModalBody(
+                html.Fieldset(
+                    [
+                        html.Legend("Sources", className="form-label fs-6 mb-1"),
+                        dbc.Checklist(id="api-keys-sources-edit", options=SOURCE_OPTIONS, value=[]),
+                        dbc.FormText(SOURCES_HINT),
+                        html.Div(id="api-keys-sources-error", className="mt-2"),
+                    ]
+                )
+            ),
+            dbc.ModalFooter(
+                [
+                    dbc.Button("Cancel", id="api-keys-sources-cancel", color="secondary", n_clicks=0),
+                    dbc.Button("Save", id="api-keys-sources-save", color="primary", n_clicks=0),
+                ]
+            ),
+        ],
+        id="api-keys-sources-dialog",
+        is_open=False,
+    )
+
+
+def _sources(key: ApiKeyView) -> Any:
+    if key.sources:
+        return [
+            dbc.Badge(api_keys.SOURCES[s], color="light", text_color="dark", className="me-1")
+            for s in key.sources
+        ]
+    if api_keys.WRITE in key.scopes:
+        return dbc.Badge("none: records nothing", color="warning", text_color="dark")
+    return html.Span("none", className="text-muted")
+
+
 def _local(moment: datetime | None, empty: str = "never") -> str:
     return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M") if moment else empty
 
@@ -156,12 +212,24 @@ def _row(key: ApiKeyView) -> html.Tr:
         else html.Span([dbc.Badge("revoked", color="secondary"), " ", _local(key.revoked_at)])
     )
     action: Any = (
-        dbc.Button(
-            "Revoke",
-            id={"type": "api-keys-revoke", "key": key.id},
-            size="sm",
-            color="outline-danger",
-            n_clicks=0,
+        html.Div(
+            [
+                dbc.Button(
+                    "Sources",
+                    id={"type": "api-keys-edit-sources", "key": key.id},
+                    size="sm",
+                    color="outline-primary",
+                    n_clicks=0,
+                ),
+                dbc.Button(
+                    "Revoke",
+                    id={"type": "api-keys-revoke", "key": key.id},
+                    size="sm",
+                    color="outline-danger",
+                    n_clicks=0,
+                ),
+            ],
+            className="d-flex gap-1",
         )
         if key.active
         else None
@@ -171,6 +239,7 @@ def _row(key: ApiKeyView) -> html.Tr:
             html.Td(key.name, className="fw-semibold"),
             html.Td(html.Code(key.prefix + "…")),
             html.Td([dbc.Badge(scope, color="info", className="me-1") for scope in key.scopes]),
+            html.Td(_sources(key)),
             html.Td(
                 [html.Div(_local(key.created_at)), html.Small(key.created_by or "", className="text-muted")]
             ),
@@ -188,14 +257,15 @@ def _row(key: ApiKeyView) -> html.Tr:
     Input("api-keys-refresh", "n_intervals"),
     Input("api-keys-created", "data"),
     Input("api-keys-revoked", "data"),
+    Input("api-keys-sources-saved", "data"),
     min_role=Role.ADMIN,
 )
-def refresh(_tick: int | None, _created: int | None, _revoked: int | None) -> Any:
+def refresh(_tick: int | None, _created: int | None, _revoked: int | None, _saved: int | None = None) -> Any:
     with session_scope() as session:
         keys = api_keys.list_keys(session)
     if not keys:
         return html.P("No API keys yet.", className="text-muted")
-    header = ["Name", "Key", "Scopes", "Created", "Last used", "Status", ""]
+    header = ["Name", "Key", "Scopes", "Sources", "Created", "Last used", "Status", ""]
     return dbc.Table(
         [
             html.Thead(html.Tr([html.Th(h, scope="col") for h in header])),
@@ -216,28 +286,35 @@ def refresh(_tick: int | None, _created: int | None, _revoked: int | None) -> An
     Output("api-keys-created", "data"),
     Output("api-keys-name", "value"),
     Output("api-keys-scopes", "value"),
+    Output("api-keys-sources", "value"),
     Input("api-keys-create", "n_clicks"),
     Input("api-keys-issued-done", "n_clicks"),
     State("api-keys-name", "value"),
     State("api-keys-scopes", "value"),
     State("api-keys-created", "data"),
+    State("api-keys-sources", "value"),
     min_role=Role.ADMIN,
     prevent_initial_call=True,
 )
 def create(
-    _create: int | None, _done: int | None, name: str | None, scopes: list[str] | None, created: int | None
+    _create: int | None,
+    _done: int | None,
+    name: str | None,
+    scopes: list[str] | None,
+    created: int | None,
+    sources: list[str] | None = None,
 ) -> tuple[Any, ...]:
     """Create shows the key in the one-time panel and clears the form; Done empties the panel."""
     if not (dash.ctx.triggered and dash.ctx.triggered[0]["value"]):
-        return (no_update,) * 6
+        return (no_update,) * 7
     if dash.ctx.triggered_id == "api-keys-issued-done":
-        return "", HIDDEN, no_update, no_update, no_update, no_update
+        return "", HIDDEN, no_update, no_update, no_update, no_update, no_update
     try:
         with session_scope() as session:
-            issued = api_keys.create_key(session, name, scopes or [], current_user_id())
+            issued = api_keys.create_key(session, name, scopes or [], current_user_id(), sources or [])
     except ValidationFailed as exc:
-        return no_update, no_update, validation_alert(exc, LABELS), no_update, no_update, no_update
-    return issued.key, {}, None, (created or 0) + 1, "", []
+        return (no_update, no_update, validation_alert(exc, LABELS)) + (no_update,) * 4
+    return issued.key, {}, None, (created or 0) + 1, "", [], []
 
 
 @callback(
@@ -284,3 +361,65 @@ def revoke(
         flash = dbc.Alert(f"“{key.name}” is revoked.", color="success", dismissable=True)
         return False, no_update, None, flash, (revoked or 0) + 1
     return (no_update,) * 5
+
+
+@callback(
+    Output("api-keys-sources-dialog", "is_open"),
+    Output("api-keys-sources-title", "children"),
+    Output("api-keys-sources-edit", "value"),
+    Output("api-keys-sources-key", "data"),
+    Output("api-keys-sources-error", "children"),
+    Output("api-keys-sources-flash", "children"),
+    Output("api-keys-sources-saved", "data"),
+    Input({"type": "api-keys-edit-sources", "key": ALL}, "n_clicks"),
+    Input("api-keys-sources-save", "n_clicks"),
+    Input("api-keys-sources-cancel", "n_clicks"),
+    State("api-keys-sources-key", "data"),
+    State("api-keys-sources-edit", "value"),
+    State("api-keys-sources-saved", "data"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def edit_sources(
+    _rows: list[int | None],
+    _save: int | None,
+    _cancel: int | None,
+    key_id: Any,
+    chosen: list[str] | None,
+    saved: int | None,
+) -> tuple[Any, ...]:
+    """A row's Sources opens the dialog with the key's sources; Save binds the key to the ones
+    ticked (the partner keeps its key). A refreshed table's buttons report ``n_clicks`` 0."""
+    trigger = dash.ctx.triggered_id
+    if not (dash.ctx.triggered and dash.ctx.triggered[0]["value"]):
+        return (no_update,) * 7
+    if isinstance(trigger, dict) and trigger.get("type") == "api-keys-edit-sources":
+        try:
+            with session_scope() as session:
+                key = api_keys.get_key(session, int(trigger["key"]))
+        except DomainError as exc:
+            return (no_update,) * 5 + (dbc.Alert(str(exc), color="warning"), (saved or 0) + 1)
+        title = f"Sources of “{key.name}” ({key.prefix}…)"
+        return True, title, list(key.sources), key.id, None, no_update, no_update
+    if trigger == "api-keys-sources-cancel":
+        return False, no_update, no_update, None, None, no_update, no_update
+    if trigger == "api-keys-sources-save" and isinstance(key_id, int):
+        try:
+            with session_scope() as session:
+                key = api_keys.set_sources(session, key_id, chosen or [], current_user_id())
+        except ValidationFailed as exc:
+            return (no_update,) * 4 + (validation_alert(exc, LABELS), no_update, no_update)
+        except DomainError as exc:
+            return (
+                False,
+                no_update,
+                no_update,
+                None,
+                None,
+                dbc.Alert(str(exc), color="danger"),
+                (saved or 0) + 1,
+            )
+        names = ", ".join(api_keys.SOURCES[s] for s in key.sources) or "no source"
+        flash = dbc.Alert(f"“{key.name}” now acts for: {names}.", color="success", dismissable=True)
+        return False, no_update, no_update, None, None, flash, (saved or 0) + 1
+    return (no_update,) * 7

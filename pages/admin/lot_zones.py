@@ -3,7 +3,9 @@
 The seed's two set-ups meet here: a HotSpot zone is added here and then put on lots in the lot
 editor ("Add Zone by Days"); a ParkMobile permit is imported only when its zone name matches one
 here exactly. So the list shows where each zone is used, a rename warns that vendors match on the
-name, and a zone still in use is not deleted: the refusal names the lots to change first.
+name, and a zone still in use is not deleted: the refusal names the lots to change first. A zone's
+optional capacity caps the zone permits and pay-station records valid at once (partners past it are
+refused, ParkMobile records flagged); the list shows what is taken now.
 
 Admins only; the layout is empty scaffolding and the rows arrive through ``Role.ADMIN`` callbacks.
 """
@@ -22,11 +24,12 @@ from dashboard.services import lot_zones
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.lot_zones import ZoneView
 from dashboard.web import current_user_id, session_scope
-from models import Role
+from models import Role, utcnow
 
 register_page(__name__, path="/admin/lot-zones", title="Manage Lot Zones", min_role=Role.ADMIN)
 
-LABELS = {"name": "Name"}
+LABELS = {"name": "Name", "capacity": "Capacity"}
+CAPACITY_HINT = "Zone permits and pay-station records valid at the same time; empty: no limit."
 
 
 def layout(**_query: str) -> html.Div:
@@ -36,7 +39,9 @@ def layout(**_query: str) -> html.Div:
             html.H1("Manage Lot Zones", className="h3 mt-1"),
             html.P(
                 "A zone is valid in every lot that has it scheduled (Lot Administration > a lot > Zones & "
-                "Location). HotSpot and ParkMobile permits are matched to a zone by its exact name.",
+                "Location). HotSpot and ParkMobile permits are matched to a zone by its exact name. A zone "
+                "permit takes no space of any one lot: give the zone a capacity, and leave room for it in "
+                "the lots' allowances.",
                 className="text-muted",
             ),
             dcc.Store(id="lotzones-version", data=0),
@@ -53,6 +58,21 @@ def layout(**_query: str) -> html.Div:
                                 xs=12,
                                 sm=8,
                                 md=5,
+                            ),
+                            dbc.Col(
+                                [
+                                    dbc.Label("Capacity (optional)", html_for="lotzones-new-capacity"),
+                                    dbc.Input(
+                                        id="lotzones-new-capacity",
+                                        type="number",
+                                        min=0,
+                                        step=1,
+                                        placeholder="no limit",
+                                    ),
+                                ],
+                                xs=12,
+                                sm=4,
+                                md=3,
                             ),
                             dbc.Col(
                                 dbc.Button("Add Zone", id="lotzones-add", color="primary", n_clicks=0),
@@ -89,6 +109,15 @@ def _modal() -> Any:
                                 "ParkMobile permits match zones by name: rename here only when the vendor's "
                                 "name changed too."
                             ),
+                            dbc.Label("Capacity", html_for="lotzones-modal-capacity", className="mt-3"),
+                            dbc.Input(
+                                id="lotzones-modal-capacity",
+                                type="number",
+                                min=0,
+                                step=1,
+                                placeholder="no limit",
+                            ),
+                            dbc.FormText(CAPACITY_HINT),
                         ],
                         id="lotzones-modal-rename",
                     ),
@@ -109,6 +138,16 @@ def _modal() -> Any:
     )
 
 
+def _capacity(zone: ZoneView) -> Any:
+    if zone.capacity is None:
+        return html.Span(f"no limit ({zone.taken_now} now)", className="text-muted")
+    full = zone.taken_now >= zone.capacity
+    return html.Span(
+        f"{zone.taken_now} of {zone.capacity} taken now",
+        className="text-danger fw-semibold" if full else None,
+    )
+
+
 def _row(zone: ZoneView) -> Any:
     used = ", ".join(zone.lot_names) if zone.lot_names else html.Span("no lots", className="text-muted")
     return html.Tr(
@@ -116,11 +155,12 @@ def _row(zone: ZoneView) -> Any:
             html.Td(html.Span(zone.name, className="fw-semibold")),
             html.Td(used),
             html.Td(zone.permit_count, className="text-end"),
+            html.Td(_capacity(zone)),
             html.Td(
                 html.Div(
                     [
                         dbc.Button(
-                            "Rename",
+                            "Edit",
                             id={"type": "lotzones-rename", "zone": zone.id},
                             size="sm",
                             color="outline-primary",
@@ -149,10 +189,10 @@ def _row(zone: ZoneView) -> Any:
 )
 def refresh(_version: int | None) -> Any:
     with session_scope() as session:
-        zones = lot_zones.list_zones(session)
+        zones = lot_zones.list_zones(session, utcnow())
     if not zones:
         return html.P("There are no lot zones yet.", className="text-muted")
-    header = ["Zone", "Scheduled on lots", "Permits", "Actions"]
+    header = ["Zone", "Scheduled on lots", "Permits", "Capacity", "Actions"]
     return dbc.Table(
         [
             html.Thead(html.Tr([html.Th(h, scope="col") for h in header])),
@@ -171,10 +211,12 @@ OUTPUTS = (
     "flash",
     "version",
     "new_name",
+    "new_capacity",
     "modal_open",
     "editing",
     "title",
     "name",
+    "capacity",
     "rename_style",
     "text",
     "error",
@@ -205,8 +247,9 @@ def _open(action: str, zone_id: int) -> tuple[Any, ...]:
         return _out(
             modal_open=True,
             editing=editing,
-            title=f"Rename zone {zone.name}",
+            title=f"Edit zone {zone.name}",
             name=zone.name,
+            capacity=zone.capacity,
             rename_style=SHOWN,
             text=None,
             error=None,
@@ -236,10 +279,12 @@ def _open(action: str, zone_id: int) -> tuple[Any, ...]:
     Output("lotzones-flash", "children"),
     Output("lotzones-version", "data"),
     Output("lotzones-new-name", "value"),
+    Output("lotzones-new-capacity", "value"),
     Output("lotzones-modal", "is_open"),
     Output("lotzones-editing", "data"),
     Output("lotzones-modal-title", "children"),
     Output("lotzones-modal-name", "value"),
+    Output("lotzones-modal-capacity", "value"),
     Output("lotzones-modal-rename", "style"),
     Output("lotzones-modal-text", "children"),
     Output("lotzones-modal-error", "children"),
@@ -252,8 +297,10 @@ def _open(action: str, zone_id: int) -> tuple[Any, ...]:
     Input("lotzones-modal-delete", "n_clicks"),
     Input("lotzones-modal-cancel", "n_clicks"),
     State("lotzones-new-name", "value"),
+    State("lotzones-new-capacity", "value"),
     State("lotzones-editing", "data"),
     State("lotzones-modal-name", "value"),
+    State("lotzones-modal-capacity", "value"),
     State("lotzones-version", "data"),
     min_role=Role.ADMIN,
     prevent_initial_call=True,
@@ -266,12 +313,14 @@ def act(
     _delete: int | None,
     _cancel: int | None,
     new_name: str | None,
+    new_capacity: Any,
     editing: Any,
     name: str | None,
+    capacity: Any,
     version: int | None,
 ) -> tuple[Any, ...]:
-    """Add a zone; open the rename or delete dialog from a row; save or confirm in the dialog. A
-    refreshed table reports its buttons with ``n_clicks`` 0, which is no click."""
+    """Add a zone; open the edit (name, capacity) or delete dialog from a row; save or confirm in
+    the dialog. A refreshed table reports its buttons with ``n_clicks`` 0, which is no click."""
     trigger = dash.ctx.triggered_id
     clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
     if not clicked:
@@ -280,9 +329,12 @@ def act(
     try:
         if trigger == "lotzones-add":
             with session_scope() as session:
-                added = lot_zones.add_zone(session, new_name, current_user_id())
+                added = lot_zones.add_zone(session, new_name, current_user_id(), new_capacity)
             return _success(
-                f"Zone {added.name} added. Put it on lots in the lot editor.", version, new_name=""
+                f"Zone {added.name} added. Put it on lots in the lot editor.",
+                version,
+                new_name="",
+                new_capacity=None,
             )
         if isinstance(trigger, dict) and trigger.get("type") in ("lotzones-rename", "lotzones-delete"):
             action = "rename" if trigger["type"] == "lotzones-rename" else "delete"
@@ -293,8 +345,15 @@ def act(
             return _out(error=dbc.Alert("Open the dialog from a zone's row first.", color="warning"))
         if trigger == "lotzones-modal-save":
             with session_scope() as session:
-                renamed = lot_zones.rename_zone(session, zone_id, name, current_user_id())
-            return _success(f"Zone renamed to {renamed.name}.", version, modal_open=False, editing=None)
+                before = lot_zones.get_zone(session, zone_id)
+                lot_zones.set_capacity(session, zone_id, capacity, current_user_id())
+                saved = lot_zones.rename_zone(session, zone_id, name, current_user_id())
+            said = [f"Zone renamed to {saved.name}."] if saved.name != before.name else []
+            if saved.capacity != before.capacity:
+                limit = "no limit" if saved.capacity is None else f"{saved.capacity} at a time"
+                said.append(f"Zone {saved.name}: capacity {limit}.")
+            message = " ".join(said) or f"Zone {saved.name}: nothing changed."
+            return _success(message, version, modal_open=False, editing=None)
         if trigger == "lotzones-modal-delete":
             with session_scope() as session:
                 deleted = lot_zones.delete_zone(session, zone_id, current_user_id())

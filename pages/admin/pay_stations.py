@@ -189,10 +189,21 @@ def _when(moment: datetime) -> str:
 
 def _status(row: RecordRow, now: datetime) -> Any:
     if row.active_at(now):
-        return dbc.Badge("Active now", color="success")
-    if row.start_at > now:
-        return dbc.Badge("Upcoming", color="info")
-    return dbc.Badge("Ended", color="secondary")
+        badge = dbc.Badge("Active now", color="success")
+    elif row.start_at > now:
+        badge = dbc.Badge("Upcoming", color="info")
+    else:
+        badge = dbc.Badge("Ended", color="secondary")
+    if not row.over_capacity:
+        return badge
+    flag = dbc.Badge(
+        "Over zone capacity",
+        color="warning",
+        text_color="dark",
+        className="ms-1",
+        title="Imported when the zone's capacity (Manage Lot Zones) was already taken",
+    )
+    return [badge, flag]
 
 
 def _zone(row: RecordRow) -> Any:

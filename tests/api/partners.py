@@ -27,9 +27,13 @@ def make_place(core) -> Place:
         return Place(north.id, south.id, zone.name)
 
 
-def issue_key(core, *scopes: str, revoked: bool = False) -> str:
+ALL_SOURCES = ("api", "hotspot", "paystation")
+
+
+def issue_key(core, *scopes: str, revoked: bool = False, sources: tuple[str, ...] = ALL_SOURCES) -> str:
+    """A key as an admin issues it; by default it acts for every partner source."""
     with core.db.session() as s:
-        issued = api_keys.create_key(s, "partner", list(scopes), None)
+        issued = api_keys.create_key(s, "partner", list(scopes), None, list(sources))
         if revoked:
             api_keys.revoke_key(s, issued.view.id, None, issued.view.created_at)
     return issued.key

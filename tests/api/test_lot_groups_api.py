@@ -201,6 +201,10 @@ def test_history_range_and_source(client: FlaskClient, core: Core, groups: dict[
         ({"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, "from"),
         ({"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "from"),
         ({"source": "cameras"}, "source"),
+        # Sent empty: not a date-time or a source, as the OpenAPI document types them (schemathesis).
+        ({"from": ""}, "from"),
+        ({"to": ""}, "to"),
+        ({"source": ""}, "source"),
     ],
 )
 def test_history_bad_input_is_a_json_400_naming_the_field(

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from models import LotZone, Permit
+from models import ApiKey, LotZone, Permit
 from tests.api.partners import bearer, issue_key, make_place
 
 BASE = "/api/OC-TOMA/v1/permits"
@@ -300,3 +300,72 @@ def test_numeric_permit_numbers_and_zones_are_read_as_text(client, core, place, 
     assert first["permit"]["external_id"] == "555"
     assert pushed(client, token, site_tz, permitNo="555")["referenceID"] == first["referenceID"]
     assert permit_count(core) == 1
+
+
+# --- a key acts for its own sources ------------------------------------------------------------------
+
+
+def test_another_partner_cannot_read_update_or_delete_a_permit(client, core, place, site_tz):
+    """The first partner's permitNo and referenceID give a second partner's key nothing."""
+    cale = issue_key(core, "permits:write", "permits:read", sources=("paystation",))
+    hotspot = issue_key(core, "permits:write", "permits:read", sources=("hotspot",))
+    first = pushed(client, cale, site_tz)
+    reference = first["referenceID"]
+
+    # Re-pushing the same permitNo under the first partner's source: refused, nothing revealed.
+    taken = client.post(f"{BASE}/push", json=push_body(hotspot, site_tz, source="paystation"))
+    assert taken.status_code == 403 and reference not in taken.get_data(as_text=True)
+    assert "records hotspot permits, not paystation" in taken.json["error"]
+    for call, extra in (("update", {"Amount": "0"}), ("delete", {})):
+        response = client.post(
+            f"{BASE}/{call}", json={"apiToken": hotspot, "referenceID": reference, **extra}
+        )
+        assert response.status_code == 404 and response.json == {"error": "No permit has this referenceID."}
+    # Under its own source the same permitNo is the second partner's own, separate permit.
+    own = pushed(client, hotspot, site_tz)
+    assert own["permit"]["source"] == "hotspot" and own["referenceID"] != reference
+    with core.db.session() as s:
+        permit = s.scalar(select(Permit).where(Permit.source == "paystation"))
+        assert (permit.status, permit.amount_cents) == ("active", 1450)
+    assert client.post(f"{BASE}/delete", json={"apiToken": cale, "referenceID": reference}).status_code == 200
+
+
+def test_a_push_without_a_source_records_for_the_key_s_only_source(client, core, place, site_tz):
+    hotspot = issue_key(core, "permits:write", sources=("hotspot",))
+    assert pushed(client, hotspot, site_tz)["permit"]["source"] == "hotspot"
+    both = issue_key(core, "permits:write", sources=("hotspot", "paystation"))
+    assert pushed(client, both, site_tz, permitNo="2")["permit"]["source"] == "paystation"
+
+
+def test_a_key_from_before_sources_is_refused_writes_until_bound(client, core, place, site_tz):
+    """The migration leaves existing keys without a source: they read, and may not write."""
+    legacy = issue_key(core, "permits:write", "permits:read")
+    with core.db.session() as s:
+        s.scalar(select(ApiKey)).sources = []
+    refused = client.post(f"{BASE}/push", json=push_body(legacy, site_tz))
+    assert refused.status_code == 403 and "acts for no permit source yet" in refused.json["error"]
+    assert client.post(f"{BASE}/stats", json={"apiToken": legacy}).status_code == 200
+    assert permit_count(core) == 0
+
+
+# --- the key: in the body, or as a Bearer header; never an empty apiToken ------------------------------
+
+
+@pytest.mark.parametrize("call", ["push", "update", "delete", "stats"])
+@pytest.mark.parametrize("empty", ["", "   ", None, 42])
+def test_an_empty_api_token_is_refused_whatever_the_header(client, core, place, token, site_tz, call, empty):
+    """The schema says an ``apiToken`` that is sent is a non-empty string: a Bearer header does not
+    stand in for one that is sent empty (schemathesis found stats answering 200)."""
+    body = {
+        **push_body(token, site_tz),
+        "apiToken": empty,
+        "referenceID": "00000000-0000-4000-8000-000000000001",
+    }
+    response = client.post(f"{BASE}/{call}", json=body, headers=bearer(token))
+    assert response.status_code == 401 and "apiToken is empty" in response.json["error"]
+    assert permit_count(core) == 0
+
+
+def test_without_an_api_token_the_bearer_header_is_the_key(client, place, token, site_tz):
+    assert client.post(f"{BASE}/stats", json={}, headers=bearer(token)).status_code == 200
+    assert client.post(f"{BASE}/stats", json={}).status_code == 401

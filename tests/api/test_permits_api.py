@@ -3,6 +3,7 @@ recording, field validation, lot or zone, and the plate check."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -237,3 +238,32 @@ def test_validate_reports_bad_parameters(client, place, writer, query, fields):
 
 def test_validate_needs_a_key(client, place):
     assert client.get("/api/v1/permits/validate?plate=ABC123&lot=NG").status_code == 401
+
+
+# --- a key acts for its own sources ------------------------------------------------------------------
+
+
+def test_a_key_records_only_for_its_sources_and_defaults_to_its_only_one(client, core, place):
+    hotspot = issue_key(core, "permits:write", sources=("hotspot",))
+    refused = client.post("/api/v1/permits", json=body(), headers=bearer(hotspot))  # source paystation
+    assert refused.status_code == 403 and refused.json == {
+        "error": "this API key records hotspot permits, not paystation"
+    }
+    defaulted = client.post("/api/v1/permits", json=body(source=...), headers=bearer(hotspot))
+    assert defaulted.status_code == 201 and defaulted.json["source"] == "hotspot"
+    assert permit_count(core) == 1
+
+
+def test_a_second_partner_cannot_see_the_first_partner_s_permit(client, core, place):
+    """The plate check gives every key the verdict, and lists only the key's own permits."""
+    cale = issue_key(core, "permits:write", "permits:read", sources=("paystation",))
+    hotspot = issue_key(core, "permits:write", "permits:read", sources=("hotspot",))
+    recorded = client.post("/api/v1/permits", json=body(), headers=bearer(cale)).json
+    url = "/api/v1/permits/validate?plate=ABC123&lot=NG"
+    own = client.get(url, headers=bearer(cale)).json
+    assert own["valid"] is True and [p["reference"] for p in own["permits"]] == [recorded["reference"]]
+    other = client.get(url, headers=bearer(hotspot)).json
+    assert other["valid"] is True and other["permits"] == []
+    assert recorded["reference"] not in json.dumps(other)
+    again = client.post("/api/v1/permits", json=body(), headers=bearer(hotspot))  # Cale's external_id
+    assert again.status_code == 403 and recorded["reference"] not in again.get_data(as_text=True)

@@ -22,16 +22,28 @@ REFUSED = [(Role.GUEST, 401), (Role.USER, 403), (Role.OFFICER, 403), (Role.MANAG
 @pytest.fixture
 def existing(core) -> dict[str, Any]:
     with core.db.session() as s:
-        issued = api_keys.create_key(s, "Cale pay stations", ["permits:write"], None)
+        issued = api_keys.create_key(s, "Cale pay stations", ["permits:write"], None, ["paystation"])
     return {"id": issued.view.id, "key": issued.key, "prefix": issued.view.prefix}
 
 
 def refresh(client, app) -> Any:
-    return dash_post(client, app, find_output(app, TABLE), [None, 0, 0])
+    return dash_post(client, app, find_output(app, TABLE), [None, 0, 0, 0])
 
 
-def create(client, app, name: str | None, scopes: list[str] | None, trigger: str = "api-keys-create") -> Any:
-    values = {"api-keys-name": name, "api-keys-scopes": scopes, "api-keys-created": 0}
+def create(
+    client,
+    app,
+    name: str | None,
+    scopes: list[str] | None,
+    trigger: str = "api-keys-create",
+    sources: list[str] | None = None,
+) -> Any:
+    values = {
+        "api-keys-name": name,
+        "api-keys-scopes": scopes,
+        "api-keys-created": 0,
+        "api-keys-sources": sources,
+    }
     return press(client, app, CREATE, trigger, values)
 
 
@@ -76,10 +88,12 @@ def test_the_list_shows_prefix_scopes_and_use_but_never_the_key(app, login_as, e
 
 def test_an_admin_creates_a_key_that_is_shown_once_and_works(app, login_as, session) -> None:
     client = login_as(Role.ADMIN)
-    made = outputs_of(create(client, app, "HotSpot", ["permits:write", "permits:read"]))
+    made = outputs_of(create(client, app, "HotSpot", ["permits:write", "permits:read"], sources=["hotspot"]))
     key = made["api-keys-issued-key"]["value"]
     assert key.startswith("pk_") and made["api-keys-issued"]["style"] == {}
     assert made["api-keys-name"]["value"] == "" and made["api-keys-scopes"]["value"] == []
+    assert made["api-keys-sources"]["value"] == []
+    assert api_keys.authenticate(session, key, "permits:write", utcnow()).sources == ("hotspot",)
     assert made["api-keys-created"]["data"] == 1
     assert api_keys.authenticate(session, key, "permits:read", utcnow()).name == "HotSpot"
     listed = text_of(refresh(client, app))
@@ -94,7 +108,11 @@ def test_an_admin_creates_a_key_that_is_shown_once_and_works(app, login_as, sess
 
 @pytest.mark.parametrize(
     ("name", "scopes", "message"),
-    [("", ["permits:write"], "Name:"), ("Meters", [], "Scopes: choose at least one scope")],
+    [
+        ("", ["permits:write"], "Name:"),
+        ("Meters", [], "Scopes: choose at least one scope"),
+        ("Meters", ["permits:write"], "Sources: choose the source(s)"),
+    ],
 )
 def test_validation_is_shown_and_nothing_is_created(app, login_as, session, name, scopes, message) -> None:
     made = create(login_as(Role.ADMIN), app, name, scopes)
@@ -139,3 +157,47 @@ def test_a_refreshed_table_is_no_click(app, login_as, session, existing) -> None
         clicks=0,
     )
     assert outputs_of(zero) == {}
+
+
+def sources(client, app, trigger: Any, key_ids: list[int], editing: Any = None, chosen: Any = None) -> Any:
+    rows = {"api-keys-edit-sources": [{"type": "api-keys-edit-sources", "key": key_id} for key_id in key_ids]}
+    values = {"api-keys-sources-key": editing, "api-keys-sources-edit": chosen, "api-keys-sources-saved": 0}
+    return press(client, app, "api-keys-sources-dialog.is_open", trigger, values, rows)
+
+
+def test_an_admin_binds_a_key_from_before_sources_to_its_source(app, login_as, session, existing) -> None:
+    """What the migration leaves: a writing key with no source, shown as such, and refused writes
+    until an admin ticks its source; the partner keeps its key."""
+    session.get(ApiKey, existing["id"]).sources = []
+    session.commit()
+    client = login_as(Role.ADMIN)
+    assert "none: records nothing" in text_of(refresh(client, app))
+    opened = outputs_of(
+        sources(client, app, {"type": "api-keys-edit-sources", "key": existing["id"]}, [existing["id"]])
+    )
+    assert opened["api-keys-sources-dialog"]["is_open"] is True
+    assert (
+        opened["api-keys-sources-edit"]["value"] == []
+        and opened["api-keys-sources-key"]["data"] == existing["id"]
+    )
+    refused = sources(client, app, "api-keys-sources-save", [existing["id"]], existing["id"], [])
+    assert "Sources: choose the source(s)" in text_of(refused)
+    saved = outputs_of(
+        sources(client, app, "api-keys-sources-save", [existing["id"]], existing["id"], ["paystation"])
+    )
+    assert saved["api-keys-sources-dialog"]["is_open"] is False
+    assert "now acts for: Pay stations" in json.dumps(saved["api-keys-sources-flash"])
+    assert api_keys.authenticate(session, existing["key"], "permits:write", utcnow()).sources == (
+        "paystation",
+    )
+    assert "Pay stations (pay-and-display, meters)" in text_of(refresh(client, app))
+
+
+@pytest.mark.parametrize(("role", "status"), REFUSED)
+def test_lower_roles_cannot_change_sources(app, login_as, session, existing, role, status) -> None:
+    response = sources(
+        login_as(role), app, "api-keys-sources-save", [existing["id"]], existing["id"], ["api"]
+    )
+    assert response.status_code == status
+    session.expire_all()
+    assert session.get(ApiKey, existing["id"]).sources == ["paystation"]

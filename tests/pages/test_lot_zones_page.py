@@ -153,3 +153,28 @@ def test_a_rerendered_row_button_is_no_click(app, login_as, zones) -> None:
         login_as(Role.ADMIN), app, {"type": "lotzones-delete", "zone": zones["free"]}, zones, clicks=0
     )
     assert "lotzones-modal" not in outputs_of(response)
+
+
+def test_an_admin_sets_a_zone_capacity_when_adding_and_editing(app, login_as, session, zones) -> None:
+    admin = login_as(Role.ADMIN)
+    added = outputs_of(act(admin, app, "lotzones-add", zones, new_name="1002", new_capacity=5))
+    assert "Zone 1002 added" in json.dumps(added["lotzones-flash"])
+    assert added["lotzones-new-capacity"]["value"] is None
+    assert session.scalar(select(LotZone.capacity).where(LotZone.name == "1002")) == 5
+    listed = _text(refresh(admin, app))
+    assert "0 of 5 taken now" in listed and "no limit (0 now)" in listed
+
+    opened = outputs_of(act(admin, app, {"type": "lotzones-rename", "zone": zones["used"]}, zones))
+    assert opened["lotzones-modal-capacity"]["value"] is None
+    editing = opened["lotzones-editing"]["data"]
+    refused = outputs_of(
+        act(admin, app, "lotzones-modal-save", zones, editing=editing, modal_name="1001", modal_capacity=-3)
+    )
+    assert "Capacity: a whole number from 0" in json.dumps(refused["lotzones-modal-error"])
+    saved = outputs_of(
+        act(admin, app, "lotzones-modal-save", zones, editing=editing, modal_name="1001", modal_capacity=20)
+    )
+    assert "Zone 1001: capacity 20 at a time." in json.dumps(saved["lotzones-flash"])
+    session.expire_all()
+    assert session.get(LotZone, zones["used"]).capacity == 20
+    assert [entry.action for entry in _audits(session)][-1] == "lot_zone.capacity"

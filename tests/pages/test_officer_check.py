@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboard.services import permits
-from dashboard.services.permits import ExternalPermit
+from dashboard.services.permits import ExternalPermit, Partner
 from models import Lot, Role
 from tests.dash_helpers import dash_post, find_output, outputs_of
 
@@ -33,6 +33,8 @@ def lot(session) -> int:
             end=now + timedelta(hours=1),
             amount_cents=300,
         ),
+        partner=Partner(frozenset({"paystation"})),
+        now=now,
     )
     session.commit()
     return row.id

@@ -137,6 +137,14 @@ def test_a_manager_sees_every_record_with_totals_and_the_active_badge(app, login
     assert got["paystations-error"]["children"] is None
 
 
+def test_a_record_imported_past_its_zone_capacity_is_flagged(app, login_as, session, sample) -> None:
+    record = session.query(PayStationRecord).filter_by(external_id="PM-1").one()
+    record.over_capacity = True
+    session.commit()
+    grid = text(out(table(login_as(Role.MANAGER), app))["paystations-table"]["children"])
+    assert grid.count("Over zone capacity") == 1 and "Active now" in grid
+
+
 def test_filters_narrow_the_records_and_the_totals(app, login_as, sample) -> None:
     client = login_as(Role.MANAGER)
     by_source = out(table(client, app, source="cale"))

@@ -152,3 +152,44 @@ def test_delete_an_unused_zone_keeps_pay_station_records(session: Session) -> No
     session.refresh(record)
     assert (record.zone_id, record.zone_name) == (None, "Old")
     assert _audits(session)[-1].changes == {"name": ["Old", None]}
+
+
+def test_a_zone_capacity_is_set_cleared_validated_and_audited(session: Session) -> None:
+    added = lot_zones.add_zone(session, "1001", None, capacity="12")
+    assert added.capacity == 12
+    assert lot_zones.set_capacity(session, added.id, 8, None).capacity == 8
+    assert lot_zones.set_capacity(session, added.id, "", None).capacity is None  # no limit
+    session.commit()
+    changes = [entry.changes for entry in _audits(session)]
+    assert changes == [
+        {"name": [None, "1001"], "capacity": [None, 12]},
+        {"capacity": [12, 8]},
+        {"capacity": [8, None]},
+    ]
+    for bad in (-1, 2.5, "ten", True, lot_zones.CAPACITY_MAX + 1):
+        with pytest.raises(ValidationFailed) as caught:
+            lot_zones.set_capacity(session, added.id, bad, None)
+        assert "empty for no limit" in caught.value.errors["capacity"]
+    with pytest.raises(ValidationFailed) as caught:
+        lot_zones.add_zone(session, "", None, capacity=-1)
+    assert set(caught.value.errors) == {"name", "capacity"}
+
+
+def test_the_list_says_what_each_zone_has_taken_now(session: Session) -> None:
+    zone = lot_zones.add_zone(session, "1001", None, capacity=3)
+    for n, (start, end) in enumerate([(-1, 1), (-2, -1), (1, 2)]):  # now, ended, upcoming
+        session.add(
+            PayStationRecord(
+                source="parkmobile",
+                external_id=f"PM-{n}",
+                plate="ABC",
+                plate_normalized="ABC",
+                zone_id=zone.id,
+                zone_name="1001",
+                start_at=NOW + timedelta(hours=start),
+                end_at=NOW + timedelta(hours=end),
+            )
+        )
+    session.commit()
+    [listed] = lot_zones.list_zones(session, NOW)
+    assert (listed.capacity, listed.taken_now) == (3, 1)

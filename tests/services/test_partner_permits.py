@@ -1,5 +1,5 @@
-"""Partners' permits after they are pushed: the OC-TOMA referenceID, updates, cancellations,
-per-zone counts, and finding a lot by what a partner typed."""
+"""Partners' permits after they are pushed: the OC-TOMA referenceID (random, and only the owning
+partner's), updates, cancellations, per-zone counts, and finding a lot by what a partner typed."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 
 from dashboard.services import permits
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
-from dashboard.services.permits import ExternalPermit, PermitChange
+from dashboard.services.permits import ExternalPermit, Partner, PermitChange, SourceNotAllowed
 from models import Lot, LotZone, LotZoneSchedule, Permit, PermitKind, PermitStatus, PermitVehicle
 
 T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+PAYSTATION = Partner(frozenset({"paystation"}))
+HOTSPOT = Partner(frozenset({"hotspot"}))
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ def place(session):
     return {"north": north.id, "south": south.id}
 
 
-def push(session, external_id="P-1", **fields):
+def push(session, external_id="P-1", partner=PAYSTATION, **fields):
     values = {
         "source": "paystation",
         "external_id": external_id,
@@ -42,7 +44,7 @@ def push(session, external_id="P-1", **fields):
         "amount_cents": 450,
     }
     values.update(fields)
-    permit, _ = permits.record_external_permit(session, ExternalPermit(**values))
+    permit, _ = permits.record_external_permit(session, ExternalPermit(**values), partner=partner, now=T0)
     session.commit()
     return permit
 
@@ -62,29 +64,42 @@ def standard_permit(session, lot_id, status=PermitStatus.ACTIVE, end=T0 + timede
     return row.id
 
 
-def test_the_reference_is_a_stable_uuid_for_partner_permits_only(session, place):
+def test_the_reference_is_a_random_uuid_for_partner_permits_only(session, place):
     pushed = push(session)
     reference = permits.partner_reference(pushed)
     parsed = uuid.UUID(reference)
-    assert str(parsed) == reference and parsed.version == 8 and parsed.variant == uuid.RFC_4122
+    assert str(parsed) == reference and parsed.version == 4
     assert permits.partner_reference(permits.get_permit(session, pushed.id)) == reference
     assert permits.partner_reference(push(session)) == reference  # a repeated push: same answer
     assert permits.partner_reference(push(session, "P-2")) != reference
     portal = permits.get_permit(session, standard_permit(session, place["north"]))
     assert permits.partner_reference(portal) is None
-    assert permits.permit_by_reference(session, reference.upper()).id == pushed.id
+    assert permits.permit_by_reference(session, reference.upper(), partner=PAYSTATION).id == pushed.id
 
 
-def test_a_reference_that_names_another_permit_is_not_found(session, place):
-    reference = uuid.UUID(permits.partner_reference(push(session)))
-    other = push(session, "P-2")
-    forged = uuid.UUID(int=(reference.int & ~((1 << 48) - 1)) | other.id)  # right hash, wrong id
+def test_a_reference_is_found_only_by_its_own_partner(session, place):
+    """A second partner's key cannot reach the first one's permit, by reference or by permit number."""
+    reference = permits.partner_reference(push(session))
+    for other in (HOTSPOT, Partner(frozenset())):
+        with pytest.raises(NotFound):
+            permits.permit_by_reference(session, reference, partner=other)
+        with pytest.raises(NotFound):
+            permits.cancel_external_permit(session, reference, partner=other)
+        with pytest.raises(NotFound):
+            permits.update_external_permit(
+                session, reference, PermitChange(amount_cents=1), partner=other, now=T0
+            )
+    with pytest.raises(SourceNotAllowed):
+        push(session, partner=HOTSPOT)  # the first partner's permit number, under its source
+    session.rollback()
+    assert permits.permit_by_reference(session, reference, partner=PAYSTATION).status == "active"
+    portal = permits.get_permit(session, standard_permit(session, place["north"]))
     with pytest.raises(NotFound):
-        permits.permit_by_reference(session, str(forged))
+        permits.permit_by_reference(session, portal.reference, partner=PAYSTATION)
     with pytest.raises(NotFound):
-        permits.permit_by_reference(session, str(uuid.uuid4()))
+        permits.permit_by_reference(session, str(uuid.uuid4()), partner=PAYSTATION)
     with pytest.raises(ValidationFailed) as caught:
-        permits.permit_by_reference(session, "not-a-uuid")
+        permits.permit_by_reference(session, "not-a-uuid", partner=PAYSTATION)
     assert "referenceID" in caught.value.errors
 
 
@@ -92,7 +107,11 @@ def test_update_changes_plate_end_amount_and_currency(session, place):
     reference = permits.partner_reference(push(session))
     later = T0 + timedelta(hours=5)
     updated = permits.update_external_permit(
-        session, reference, PermitChange(plate="zz-99 x", end=later, amount_cents=900, currency="usd")
+        session,
+        reference,
+        PermitChange(plate="zz-99 x", end=later, amount_cents=900, currency="usd"),
+        partner=PAYSTATION,
+        now=T0,
     )
     session.commit()
     assert updated.plates == ("ZZ-99 X",) and updated.valid_to == later
@@ -100,7 +119,9 @@ def test_update_changes_plate_end_amount_and_currency(session, place):
     check = permits.check_plate(session, "ZZ99X", place["north"], T0 + timedelta(hours=4), UTC)
     assert check.valid
     assert not permits.check_plate(session, "ABC123", place["north"], T0, UTC).valid
-    same = permits.update_external_permit(session, reference, PermitChange(end="2026-11-28T20:00:00-05:00"))
+    same = permits.update_external_permit(
+        session, reference, PermitChange(end="2026-11-28T20:00:00-05:00"), partner=PAYSTATION, now=T0
+    )
     assert same.valid_to == datetime(2026, 11, 29, 1, 0, tzinfo=UTC) and same.plates == ("ZZ-99 X",)
 
 
@@ -119,7 +140,9 @@ def test_update_changes_plate_end_amount_and_currency(session, place):
 def test_update_validates_each_field_and_changes_nothing_on_error(session, place, change, field):
     pushed = push(session)
     with pytest.raises(ValidationFailed) as caught:
-        permits.update_external_permit(session, permits.partner_reference(pushed), change)
+        permits.update_external_permit(
+            session, permits.partner_reference(pushed), change, partner=PAYSTATION, now=T0
+        )
     assert field in caught.value.errors
     session.rollback()
     assert permits.get_permit(session, pushed.id) == pushed
@@ -128,12 +151,14 @@ def test_update_validates_each_field_and_changes_nothing_on_error(session, place
 def test_cancel_is_idempotent_and_a_cancelled_permit_cannot_change(session, place):
     pushed = push(session)
     reference = permits.partner_reference(pushed)
-    assert permits.cancel_external_permit(session, reference).status == "cancelled"
-    assert permits.cancel_external_permit(session, reference).status == "cancelled"
+    assert permits.cancel_external_permit(session, reference, partner=PAYSTATION).status == "cancelled"
+    assert permits.cancel_external_permit(session, reference, partner=PAYSTATION).status == "cancelled"
     session.commit()
     assert not permits.check_plate(session, "ABC123", place["north"], T0, UTC).valid
     with pytest.raises(NotAllowed):
-        permits.update_external_permit(session, reference, PermitChange(end=T0 + timedelta(days=1)))
+        permits.update_external_permit(
+            session, reference, PermitChange(end=T0 + timedelta(days=1)), partner=PAYSTATION, now=T0
+        )
     again = push(session)  # the partner retries the original push: no second permit
     assert again.id == pushed.id and again.status == "cancelled"
 
@@ -144,7 +169,7 @@ def test_zone_stats_count_permits_valid_now_by_kind(session, place):
     push(session, "P-3", start=T0 + timedelta(hours=1))  # not yet valid
     push(session, "P-4", end=T0)  # just expired
     cancelled = push(session, "P-5")
-    permits.cancel_external_permit(session, permits.partner_reference(cancelled))
+    permits.cancel_external_permit(session, permits.partner_reference(cancelled), partner=PAYSTATION)
     push(session, "P-6", zone=None, lot="South Lot")  # a lot permit in a lot without the zone
     standard_permit(session, place["north"])
     standard_permit(session, place["north"])

@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 
 from dashboard.services import permits
 from dashboard.services.errors import NotFound, ValidationFailed
-from dashboard.services.permits import ExternalPermit, PermitRequest, SoldOut
+from dashboard.services.permits import (
+    ExternalPermit,
+    Partner,
+    PermitChange,
+    PermitRequest,
+    SoldOut,
+    SourceNotAllowed,
+)
 from dashboard.services.plates import clean_plate, normalize_plate
 from models import (
     Lot,
@@ -259,14 +266,150 @@ def external(**changes) -> ExternalPermit:
     return ExternalPermit(**{**values, **changes})
 
 
+EVERY_SOURCE = Partner(frozenset({"api", "hotspot", "paystation"}))
+
+
+def record(session, permit: ExternalPermit, partner: Partner = EVERY_SOURCE):
+    return permits.record_external_permit(session, permit, partner=partner, now=NOW)
+
+
 def test_external_permits_are_idempotent_on_source_and_id(session, lot):
-    first, created = permits.record_external_permit(session, external())
-    again, created_again = permits.record_external_permit(session, external(amount_cents=999))
+    first, created = record(session, external())
+    again, created_again = record(session, external(amount_cents=999))
     assert created and not created_again and again.id == first.id and again.amount_cents == 500
     assert first.lot_name == "Visitor Lot" and first.plates == ("ABC 123",) and first.currency == "CAD"
     assert first.valid_from == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
-    other_source, created_other = permits.record_external_permit(session, external(source="hotspot"))
+    other_source, created_other = record(session, external(source="hotspot"))
     assert created_other and other_source.id != first.id
+
+
+# --- one limit for every channel: partners count against the lot, zone permits against the zone ----
+
+OVER = Partner(frozenset({"paystation"}), over_allowance=True)
+
+
+def test_a_partner_lot_permit_counts_against_the_lot_like_a_sale(session, lot):
+    """Nine checkouts (one still a hold) and one pay-station permit fill the lot; then a partner is
+    refused, a checkout is refused, and a retry of the recorded permit still answers it."""
+    for n in range(8):
+        sell(session, lot, plate=f"CAR{n:03d}")
+    permits.reserve(session, request(lot, plate="HELD1"), NOW)  # a checkout in progress
+    session.commit()
+    first, created = record(session, external())
+    assert created and not first.over_allowance
+    session.commit()
+    with pytest.raises(SoldOut) as caught:
+        record(session, external(external_id="PD-0002", plate="XYZ 789"))
+    assert "Visitor Lot has no space left for that time" in str(caught.value)
+    session.rollback()
+    with pytest.raises(SoldOut):
+        permits.reserve(session, request(lot, plate="LATE1"), NOW)
+    session.rollback()
+    again, created_again = record(session, external())
+    assert again.id == first.id and not created_again
+    later = external(
+        external_id="PD-0003", start="2026-11-30T12:00:00-05:00", end="2026-11-30T13:00:00-05:00"
+    )
+    assert record(session, later)[1]  # after the two-hour sales end, the lot has room again
+    assert session.scalar(select(func.count(Permit.id)).where(Permit.lot_id == lot["lot"])) == 11
+
+
+def test_a_key_with_over_allowance_records_past_the_limit_and_the_permit_says_so(session, lot):
+    session.get(Lot, lot["lot"]).permits_allowed = 1
+    session.commit()
+    within, _ = record(session, external(), partner=OVER)
+    past, _ = record(session, external(external_id="PD-0002"), partner=OVER)
+    session.commit()
+    assert not within.over_allowance and past.over_allowance
+    assert session.get(Permit, past.id).over_allowance is True
+    assert permits.lot_availability(session, lot["lot"], NOW, NOW + timedelta(hours=1), NOW).taken == 2
+
+
+@pytest.fixture
+def zone(session, lot) -> int:
+    """Zone 1001, capacity 2, scheduled on the lot every day all day."""
+    row = LotZone(name="1001", capacity=2)
+    session.add(row)
+    session.flush()
+    session.add(LotZoneSchedule(lot_id=lot["lot"], zone_id=row.id))
+    session.commit()
+    return row.id
+
+
+def zone_permit(external_id: str, **changes) -> ExternalPermit:
+    return external(source="hotspot", external_id=external_id, lot=None, zone="1001", **changes)
+
+
+def test_zone_permits_count_against_the_zone_capacity_with_pay_station_records(session, lot, zone):
+    session.add(
+        PayStationRecord(
+            source="parkmobile",
+            external_id="PM-1",
+            plate="PMM 1",
+            plate_normalized="PMM1",
+            zone_id=zone,
+            zone_name="1001",
+            start_at=NOW - timedelta(hours=1),
+            end_at=NOW + timedelta(hours=1),
+        )
+    )
+    session.commit()
+    assert record(session, zone_permit("HS-1"))[1]
+    session.commit()
+    with pytest.raises(SoldOut) as caught:
+        record(session, zone_permit("HS-2", plate="DEF 456"))
+    assert "Zone 1001 has no space left for that time: all 2 permits it allows are taken" in str(caught.value)
+    session.rollback()
+    # A zone permit takes no space of the lot: the lot still sells all ten.
+    assert permits.lot_availability(session, lot["lot"], NOW, NOW + timedelta(hours=1), NOW).available == 10
+    assert permits.zone_taken(session, [zone], NOW, NOW + timedelta(minutes=1), NOW) == {zone: 2}
+    session.get(LotZone, zone).capacity = None  # no capacity: no limit
+    session.commit()
+    assert record(session, zone_permit("HS-2", plate="DEF 456"))[1]
+
+
+def test_an_extension_is_a_sale_of_the_added_time(session, lot, zone):
+    session.get(LotZone, zone).capacity = 1
+    session.commit()
+    first, _ = record(session, zone_permit("HS-1"))  # 15:00-17:00 UTC
+    second, _ = record(
+        session,
+        zone_permit(
+            "HS-2", plate="DEF 456", start="2026-11-30T12:00:00-05:00", end="2026-11-30T14:00:00-05:00"
+        ),
+    )  # 17:00-19:00 UTC
+    session.commit()
+    with pytest.raises(SoldOut):
+        permits.update_external_permit(
+            session,
+            first.reference,
+            PermitChange(end=NOW + timedelta(hours=3)),
+            partner=EVERY_SOURCE,
+            now=NOW,
+        )
+    session.rollback()
+    shorter = permits.update_external_permit(
+        session, first.reference, PermitChange(end=NOW + timedelta(hours=1)), partner=EVERY_SOURCE, now=NOW
+    )
+    assert shorter.valid_to == NOW + timedelta(hours=1)
+    over = Partner(EVERY_SOURCE.sources, over_allowance=True)
+    extended = permits.update_external_permit(
+        session, second.reference, PermitChange(end=NOW + timedelta(hours=5)), partner=over, now=NOW
+    )
+    assert extended.valid_to == NOW + timedelta(hours=5) and not extended.over_allowance  # room after 17:00
+    longer = permits.update_external_permit(
+        session, first.reference, PermitChange(end=NOW + timedelta(hours=3)), partner=over, now=NOW
+    )
+    assert longer.over_allowance
+
+
+def test_a_partner_records_only_for_its_own_sources(session, lot):
+    with pytest.raises(SourceNotAllowed) as caught:
+        record(session, external(source="hotspot"), partner=Partner(frozenset({"paystation"})))
+    assert "records paystation permits, not hotspot" in str(caught.value)
+    with pytest.raises(SourceNotAllowed) as caught:
+        record(session, external(), partner=Partner(frozenset()))
+    assert "acts for no permit source" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -280,7 +423,7 @@ def test_external_permits_are_idempotent_on_source_and_id(session, lot):
 )
 def test_external_permits_refuse_edge_dates_and_control_characters(session, lot, field, value):
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(session, external(**{field: value}))
+        record(session, external(**{field: value}))
     assert field in caught.value.errors
 
 
@@ -292,7 +435,7 @@ def test_plate_checks_refuse_dates_outside_service(session, lot):
 
 def test_external_permit_validation_names_each_field(session, lot):
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(
+        record(
             session,
             external(
                 source="portal",
@@ -316,10 +459,10 @@ def test_external_permit_validation_names_each_field(session, lot):
         "currency",
     }
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(session, external(lot=None, zone="9999"))
+        record(session, external(lot=None, zone="9999"))
     assert "no lot zone" in caught.value.errors["zone"]
     with pytest.raises(ValidationFailed) as caught:
-        permits.record_external_permit(session, external(end="2026-11-30T09:00:00-05:00"))
+        record(session, external(end="2026-11-30T09:00:00-05:00"))
     assert caught.value.errors == {"end": "must be after the start"}
 
 
@@ -357,7 +500,7 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     ],
 )
 def test_zone_permits_are_valid_on_scheduled_days_and_times(session, zoned, moment, valid):
-    permits.record_external_permit(
+    record(
         session,
         external(
             source="hotspot",
@@ -392,7 +535,7 @@ def test_all_day_weekday_zones_turn_at_midnight(session, lot, moment, valid):
     session.flush()
     session.add(LotZoneSchedule(lot_id=lot["lot"], zone_id=zone.id, days="1111100"))  # 00:00-23:59
     session.commit()
-    permits.record_external_permit(
+    record(
         session,
         external(
             lot=None,

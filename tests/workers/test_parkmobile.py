@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 
 from dashboard.app import Core
 from dashboard.services import system_settings
-from models import LotZone, PayStationRecord, TaskRun
+from models import LotZone, PayStationRecord, Permit, PermitKind, PermitSource, TaskRun
 from tests.workers.payloads import load
 from workers import parkmobile
 from workers.jobs import execute_task
@@ -344,6 +344,39 @@ def test_an_extended_permit_updates_its_end_and_amount(core, httpserver, zones):
     assert extended.raw["updatedAt"] == "2024-05-01T11:20:15-04:00"
     assert extended.imported_at == imported_at
     assert len(records(core)) == 3
+
+
+def test_records_past_the_zone_capacity_are_imported_and_flagged(core, httpserver, zones):
+    """A pulled permit was sold already: it is never refused, but one imported when its zone was
+    full (here by a HotSpot permit pushed for the same time) is flagged and counted in the log."""
+    with core.db.session() as s:
+        s.get(LotZone, zones["1001"]).capacity = 1
+        s.get(LotZone, zones["2002"]).capacity = 1
+        s.add(
+            Permit(
+                number="T-HOTSPOT1",
+                kind=PermitKind.TEMPORARY,
+                source=PermitSource.HOTSPOT,
+                external_id="HS-1",
+                zone_id=zones["1001"],
+                valid_from=datetime(2024, 5, 1, 14, 0, tzinfo=UTC),
+                valid_to=datetime(2024, 5, 1, 15, 0, tzinfo=UTC),
+            )
+        )
+    configure(core, httpserver)
+    serve(httpserver, payload("permits"))
+
+    run = execute_task(core, TASK, trigger="test")
+
+    assert run.outcome == "success", run.message
+    assert run.message.endswith(
+        "; 1 imported past their zone's capacity, flagged on Pay Station Status: 1001 (1)"
+    ), run.message
+    found = records(core)
+    assert sorted(found) == ["40211874", "PM-40211873", "PM-40211882"]  # all three imported
+    assert found["PM-40211873"].over_capacity is True
+    assert found["40211874"].over_capacity is False  # zone 2002 had room
+    assert found["PM-40211882"].over_capacity is False  # no capacity set: no limit
 
 
 def test_malformed_entries_are_skipped_counted_and_named(core, httpserver, zones, caplog):
