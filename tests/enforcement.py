@@ -33,7 +33,9 @@ def make_place(core: Core, boot_names: tuple[str, ...] = ("Red Boot 01", "Red Bo
         )  # fmt: skip
         fl = OffenceType(code="FL", name="Fire lane", fine_cents=10000)
         boot = OffenceType(code="BOOT", name="Boot applied", fine_cents=7500, apply_boot=True)
-        rows = [Boot(name=name, release_code=core.secrets.encrypt(f"48{n}1")) for n, name in enumerate(boot_names)]
+        rows = [
+            Boot(name=name, release_code=core.secrets.encrypt(f"48{n}1")) for n, name in enumerate(boot_names)
+        ]
         s.add_all([lot, nvp, fl, boot, *rows])
         s.flush()
         return Place(lot.id, nvp.id, fl.id, boot.id, tuple(r.id for r in rows))

@@ -91,7 +91,9 @@ def test_a_signed_in_owner_appeals_with_the_ticket_number_alone(core, make_user,
     session.commit()
     place = make_place(core)
     ticket = write_ticket(core, make_user(Role.OFFICER).id, place, plate="OWN 1")
-    assert submit(core, ticket.ticket_number, plate="", user_id=owner.id).ticket_number == ticket.ticket_number
+    assert (
+        submit(core, ticket.ticket_number, plate="", user_id=owner.id).ticket_number == ticket.ticket_number
+    )
     with pytest.raises(NotFound):
         submit(core, ticket.ticket_number, plate="", user_id=None)
 

@@ -61,17 +61,29 @@ def booted_and_paid(core, officer, place, boot_index: int = 0) -> violations.Tic
 
 def test_release_codes_are_encrypted_at_rest_and_masked_in_lists(core, session):
     saved = boots.save_boot(
-        session, core.secrets, None, name="Yellow Boot 01", release_code="739164", is_active=True, actor_id=None
+        session,
+        core.secrets,
+        None,
+        name="Yellow Boot 01",
+        release_code="739164",
+        is_active=True,
+        actor_id=None,
     )
     stored = session.scalar(select(Boot.release_code).where(Boot.id == saved.id))
     assert stored.startswith("enc:v1:") and "739164" not in stored
     assert "739164" not in saved.code_mask
-    boots.save_boot(session, core.secrets, saved.id, name="Yellow Boot 1", release_code="", is_active=True, actor_id=None)
-    assert core.secrets.decrypt(session.scalar(select(Boot.release_code).where(Boot.id == saved.id))) == "739164"
+    boots.save_boot(
+        session, core.secrets, saved.id, name="Yellow Boot 1", release_code="", is_active=True, actor_id=None
+    )
+    assert (
+        core.secrets.decrypt(session.scalar(select(Boot.release_code).where(Boot.id == saved.id))) == "739164"
+    )
     changes = [row.changes for row in session.scalars(select(AuditLog).where(AuditLog.entity_type == "boot"))]
     assert "739164" not in str(changes)
     with pytest.raises(ValidationFailed):
-        boots.save_boot(session, core.secrets, None, name="yellow boot 1", release_code="1", is_active=True, actor_id=None)
+        boots.save_boot(
+            session, core.secrets, None, name="yellow boot 1", release_code="1", is_active=True, actor_id=None
+        )
 
 
 def test_the_dropdown_lists_available_boots_first_then_released_then_issued(core, place, officer):
@@ -113,7 +125,9 @@ def test_two_officers_racing_for_one_boot_get_it_once(core, place, make_user):
     def race(officer_id: int, n: int) -> None:
         barrier.wait()
         try:
-            outcomes.append(write_ticket(core, officer_id, place, plate=f"RACE {n}", boot_id=place.boot_ids[0]))
+            outcomes.append(
+                write_ticket(core, officer_id, place, plate=f"RACE {n}", boot_id=place.boot_ids[0])
+            )
         except Exception as exc:  # noqa: BLE001 (kept for the assertion)
             outcomes.append(exc)
 
@@ -273,7 +287,10 @@ def test_unreturned_boots_are_flagged_once_with_one_late_fee(core, place, office
         assert boots.summary(s, now, 3).not_returned == 1
         flagged = boots.report(s, ReportFilters(status="not_returned"), now, TZ, non_return_days=3)
         assert [r.assignment_id for r in flagged.rows] == [assignment_id]
-        assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "boot.not_returned")) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "boot.not_returned"))
+            == 1
+        )
 
 
 def test_the_report_shows_every_date_and_exports_what_matches(core, place, officer):

@@ -25,7 +25,9 @@ def test_apply_boot_and_apply_discount_together_are_refused_with_the_reason(sess
         offences.save_offence_type(
             session,
             None,
-            values(code="BOOT", apply_boot=True, apply_discount=True, discount_percent="10", discount_days="5"),
+            values(
+                code="BOOT", apply_boot=True, apply_discount=True, discount_percent="10", discount_days="5"
+            ),
             None,
         )
     assert "Apply Boot" in refused.value.errors["apply_discount"]

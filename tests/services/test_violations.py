@@ -44,7 +44,9 @@ def test_a_ticket_gets_a_friendly_unique_number_its_items_and_a_due_date(core, p
     assert ticket.early_total_cents == 14000 and ticket.discount_until == now + timedelta(days=7)
     assert ticket.officer_name == "Marcus Chen"
     with core.db.session() as s:
-        assert s.scalar(select(AuditLog.action).where(AuditLog.entity_id == str(ticket.id))) == "violation.issue"
+        assert (
+            s.scalar(select(AuditLog.action).where(AuditLog.entity_id == str(ticket.id))) == "violation.issue"
+        )
     numbers = {write_ticket(core, officer.id, place, plate=f"P{n}X").ticket_number for n in range(30)}
     assert len(numbers) == 30
 
