@@ -430,6 +430,28 @@ def mark_returned(
     session.flush()
 
 
+def keep_deposit(session: Session, assignment_id: int, reason: str, actor_id: int | None) -> None:
+    """Record why a returned boot's deposit is kept (a damaged boot); audited."""
+    clean = " ".join((reason or "").split())
+    if not clean or len(clean) > REASON_MAX:
+        raise ValidationFailed({"reason": f"say why the deposit is kept (at most {REASON_MAX} characters)"})
+    assignment = session.get(BootAssignment, assignment_id)
+    if assignment is None:
+        raise NotFound("That boot assignment does not exist.")
+    if assignment.status != BootStatus.RETURNED:
+        raise NotAllowed("Mark the boot returned first.")
+    assignment.refund_skipped_reason = clean
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="boot.keep_deposit",
+        entity_type="boot_assignment",
+        entity_id=str(assignment_id),
+        changes={"refund_skipped_reason": clean},
+    )
+    session.flush()
+
+
 @dataclass(frozen=True)
 class RefundOutcome:
     succeeded: bool

@@ -44,6 +44,7 @@ from models import (
     Payment,
     PaymentAllocation,
     PaymentStatus,
+    Role,
     User,
     Vehicle,
     Violation,
@@ -305,6 +306,16 @@ def get_ticket(session: Session, ticket_number: str, now: datetime) -> TicketVie
     if not found:
         raise NotFound("There is no ticket with that number.")
     return _view(session, found[0], now)
+
+
+def officer_choices(session: Session) -> list[tuple[int, str]]:
+    """(id, name) of every officer and above: who may have written a ticket."""
+    rows = session.execute(
+        select(User.id, User.first_name, User.last_name, User.email)
+        .where(User.role >= int(Role.OFFICER))
+        .order_by(User.last_name, User.first_name, User.email)
+    )
+    return [(uid, f"{first} {last}".strip() or email) for uid, first, last, email in rows]
 
 
 def recent_for_officer(session: Session, officer_id: int, now: datetime, limit: int = 10) -> list[TicketView]:
