@@ -31,6 +31,7 @@ USE_RECORD_INTERVAL = timedelta(minutes=1)
 SCOPES = {
     "permits:write": "Record, update and cancel permits sold elsewhere (pay stations, HotSpot, OC-TOMA)",
     "permits:read": "Check whether a plate may park; OC-TOMA permit statistics",
+    "violations:read": "Read a plate's violations and the boot inventory (never release codes)",
 }
 
 

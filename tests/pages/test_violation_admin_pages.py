@@ -16,6 +16,7 @@ from tests.dash_helpers import dash_post, find_output, outputs_of, press
 from tests.enforcement import make_place, write_ticket
 
 LIST = "..violations-error.children...violations-range.children"
+SHOW = "..violation-content.children...violation-appeal-card"
 
 
 @pytest.fixture
@@ -60,15 +61,22 @@ def test_the_csv_export_holds_the_filtered_list(app, login_as, tickets):
 def test_a_manager_voids_a_violation_with_a_reason(app, login_as, core, tickets):
     _old, new = tickets
     manager = login_as(Role.MANAGER)
-    shown = outputs_of(dash_post(manager, app, find_output(app, "..violation-content.children...violation-appeal-card"), [str(new.id)]))
+    shown = outputs_of(
+        dash_post(
+            manager,
+            app,
+            find_output(app, SHOW),
+            [str(new.id)],
+        )
+    )
     assert new.ticket_number in json.dumps(shown) and "display" not in shown["violation-void-card"]["style"]
     act = "..violation-status.children"
     refused = json.dumps(
         outputs_of(press(manager, app, act, "violation-void", {"violation-id": str(new.id)}))
     )
     assert "say why" in refused
-    done = outputs_of(press(manager, app, act, "violation-void",
-                            {"violation-id": str(new.id), "violation-void-reason": "Plate misread"}))  # fmt: skip
+    values = {"violation-id": str(new.id), "violation-void-reason": "Plate misread"}
+    done = outputs_of(press(manager, app, act, "violation-void", values))
     assert "is void" in json.dumps(done["violation-status"]) and "Plate misread" in json.dumps(done)
     with core.db.session() as s:
         entry = s.scalar(select(AuditLog).where(AuditLog.action == "violation.void"))
@@ -85,7 +93,14 @@ def test_a_manager_decides_an_appeal_and_the_owner_is_emailed(app, login_as, cor
             backend=email.OutboxBackend(), now=datetime.now(UTC),
         )  # fmt: skip
     manager = login_as(Role.MANAGER)
-    shown = outputs_of(dash_post(manager, app, find_output(app, "..violation-content.children...violation-appeal-card"), [str(old.id)]))
+    shown = outputs_of(
+        dash_post(
+            manager,
+            app,
+            find_output(app, SHOW),
+            [str(old.id)],
+        )
+    )
     assert (
         "I had a valid permit" in json.dumps(shown)
         and "display" not in shown["violation-appeal-card"]["style"]
