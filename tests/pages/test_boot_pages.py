@@ -124,11 +124,11 @@ def test_keeping_a_deposit_needs_a_reason(app, login_as, core, make_user, place)
         manager, app, assignment_id, **{"bootreport-refund.value": False, "bootreport-refund.disabled": False}
     )
     assert "say why the deposit is kept" in json.dumps(refused)
-    kept = save(manager, app, assignment_id, **{"bootreport-refund.value": False, "bootreport-refund.disabled": False,
-                                                "bootreport-reason": "damaged boot"})  # fmt: skip
+    keep = {"bootreport-refund.value": False, "bootreport-refund.disabled": False, "bootreport-reason": "damaged"}
+    kept = save(manager, app, assignment_id, **keep)
     assert "returned and available again" in json.dumps(kept)
     with core.db.session() as s:
-        assert boots.report_row(s, assignment_id, datetime.now(UTC), 3).refund == "kept: damaged boot"
+        assert boots.report_row(s, assignment_id, datetime.now(UTC), 3).refund == "kept: damaged"
 
 
 def test_a_never_paid_violation_says_there_is_nothing_to_refund(app, login_as, core, make_user, place):

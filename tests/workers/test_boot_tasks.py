@@ -24,8 +24,8 @@ def test_unreturned_boots_are_flagged_and_charged_once(core, make_user):
     with core.db.session() as s:
         email.ensure_default_templates(s)
         boots.release_boot_for_paid_violation(
-            s, core.secrets, ticket.id, ReleaseMail("o@example.com", "O", "Campus", ""), email.OutboxBackend(),
-            datetime.now(UTC) - timedelta(days=4),
+            s, core.secrets, ticket.id, ReleaseMail("o@example.com", "O", "Campus", ""),
+            email.OutboxBackend(), datetime.now(UTC) - timedelta(days=4),
         )  # fmt: skip
     run = execute_task(core, "boot-non-return", "test")
     assert run.outcome == "success" and run.rows_touched == 2
