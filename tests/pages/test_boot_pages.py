@@ -124,7 +124,8 @@ def test_keeping_a_deposit_needs_a_reason(app, login_as, core, make_user, place)
         manager, app, assignment_id, **{"bootreport-refund.value": False, "bootreport-refund.disabled": False}
     )
     assert "say why the deposit is kept" in json.dumps(refused)
-    keep = {"bootreport-refund.value": False, "bootreport-refund.disabled": False, "bootreport-reason": "damaged"}
+    keep = {"bootreport-refund.value": False, "bootreport-refund.disabled": False}
+    keep["bootreport-reason"] = "damaged"
     kept = save(manager, app, assignment_id, **keep)
     assert "returned and available again" in json.dumps(kept)
     with core.db.session() as s:
