@@ -76,10 +76,11 @@ def layout(boot: str | None = None, **_query: str) -> html.Div:
                                         dbc.Select(
                                             id="bootreport-status",
                                             value="",
+                                            placeholder="All statuses",
                                             options=[{"label": t, "value": v} for v, t in STATUS_CHOICES],
                                         ),
                                     ),
-                                    _field("Boot", dbc.Select(id="bootreport-boot", value="")),
+                                    _field("Boot", dbc.Select(id="bootreport-boot", value="", placeholder="All boots")),
                                     _field(
                                         "Ticket",
                                         dbc.Input(id="bootreport-ticket", debounce=True, maxLength=32),
