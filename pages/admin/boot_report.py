@@ -80,7 +80,10 @@ def layout(boot: str | None = None, **_query: str) -> html.Div:
                                             options=[{"label": t, "value": v} for v, t in STATUS_CHOICES],
                                         ),
                                     ),
-                                    _field("Boot", dbc.Select(id="bootreport-boot", value="", placeholder="All boots")),
+                                    _field(
+                                        "Boot",
+                                        dbc.Select(id="bootreport-boot", value="", placeholder="All boots"),
+                                    ),
                                     _field(
                                         "Ticket",
                                         dbc.Input(id="bootreport-ticket", debounce=True, maxLength=32),

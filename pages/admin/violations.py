@@ -57,7 +57,10 @@ def layout(**_query: str) -> html.Div:
                             _field("Ticket", dbc.Input(id="violations-ticket", debounce=True, maxLength=32)),
                             _field("Plate", dbc.Input(id="violations-plate", debounce=True, maxLength=16)),
                             _field("Lot", dbc.Select(id="violations-lot", value="", placeholder="All lots")),
-                            _field("Officer", dbc.Select(id="violations-officer", value="", placeholder="All officers")),
+                            _field(
+                                "Officer",
+                                dbc.Select(id="violations-officer", value="", placeholder="All officers"),
+                            ),
                             _field(
                                 "Status",
                                 dbc.Select(
