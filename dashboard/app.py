@@ -22,6 +22,7 @@ from dashboard.auth import guard_pages, has_role, init_auth
 from dashboard.components import shell
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
+from dashboard.enforcement_routes import register_enforcement_routes
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     _register_health(server)
     register_api(server)
     register_push(server)
+    register_enforcement_routes(server)
     _security_headers(server)
     # Dash builds its callback map on the first request, unguarded: in a threaded worker two
     # first requests at once can collide ("dictionary changed size during iteration", a 500).

@@ -12,12 +12,16 @@ from models.content import (
     OutboxStatus,
 )
 from models.enforcement import (
+    Appeal,
+    AppealStatus,
     Boot,
     BootAssignment,
     BootStatus,
+    ItemKind,
     OffenceType,
     Violation,
     ViolationItem,
+    ViolationPhoto,
     ViolationStatus,
 )
 from models.lots import (
@@ -63,6 +67,8 @@ from models.users import AuthSource, Role, User, UserType, Vehicle
 
 __all__ = [
     "ApiKey",
+    "Appeal",
+    "AppealStatus",
     "AuditLog",
     "AuthSource",
     "Base",
@@ -79,6 +85,7 @@ __all__ = [
     "DeviceKind",
     "EmailTemplate",
     "IngestDeadLetter",
+    "ItemKind",
     "Lot",
     "LotGroup",
     "LotZone",
@@ -117,6 +124,7 @@ __all__ = [
     "WaitlistStatus",
     "Violation",
     "ViolationItem",
+    "ViolationPhoto",
     "ViolationStatus",
     "utcnow",
 ]

@@ -60,6 +60,14 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/devices",
         "/admin/ingest",
         "/admin/lot-groups/new",
+        "/officer/ticket",
+        "/officer/tickets/none",
+        "/admin/offence-types",
+        "/admin/violations",
+        "/admin/violations/none",
+        "/admin/boots",
+        "/admin/boot-label/none",
+        "/admin/boot-report",
     } <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles

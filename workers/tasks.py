@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
-from dashboard.services import occupancy, pay_stations, payments, system_settings, waitlist
+from dashboard.services import boots, occupancy, pay_stations, payments, system_settings, waitlist
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
 from workers import parkmobile
 from workers.mistall import MistallClient, MistallLotReading
@@ -456,6 +456,42 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
             f"{offered} offers made; {len(lots_waiting)} lots with people waiting"
         ),
     )
+
+
+@REGISTRY.task(
+    "boot-non-return",
+    title="Unreturned Boots",
+    interval_seconds=3600,
+    description=(
+        "Flags released boots not returned within the days set on System Settings > Third Party > "
+        "Universal Boot, and charges the late fee set there (once per boot)."
+    ),
+)
+def boot_non_return(ctx: TaskContext) -> TaskResult:
+    """Flag boots whose release code went out ``boot_non_return_days`` ago and that are not back;
+    with a late fee set, add it to the owner's account as a new violation. Idempotent: a boot is
+    flagged and charged once (``boots.flag_non_returned``), every change audited. Off by default like
+    every task that charges money; the report and the dashboard show unreturned boots without it."""
+    keys = ("boot_universal_enabled", "boot_non_return_days", "boot_late_fee_dollars", "violation_due_days")
+    with ctx.session() as session:
+        config = _settings(session, ctx.core.secrets, keys)
+    if not config["boot_universal_enabled"]:
+        raise TaskNotConfigured(f"Universal Boot Enabled is off ({THIRD_PARTY_HINT})")
+    with ctx.session() as session:
+        result = boots.flag_non_returned(
+            session,
+            utcnow(),
+            days=int(config["boot_non_return_days"]),
+            fee_cents=int(config["boot_late_fee_dollars"]) * 100,
+            due_days=int(config["violation_due_days"]),
+        )
+    parts = [
+        f"{len(result.flagged)} boots newly flagged as not returned",
+        f"{len(result.fees)} late fees charged",
+    ]
+    parts += _listed("flagged", list(result.flagged))
+    parts += _listed("late-fee tickets", list(result.fees))
+    return TaskResult(rows_touched=len(result.flagged) + len(result.fees), message="; ".join(parts))
 
 
 @dataclass(frozen=True)

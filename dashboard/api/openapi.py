@@ -351,6 +351,72 @@ SCHEMAS: dict[str, Schema] = {
             }
         },
     },
+    "Violation": {
+        "type": "object",
+        "required": [
+            "ticket_number",
+            "status",
+            "plate",
+            "lot",
+            "issued_at",
+            "due_at",
+            "total_cents",
+            "items",
+            "boot",
+        ],
+        "properties": {
+            "ticket_number": {"type": "string", "example": "T-7K3-9QX"},
+            "status": {"type": "string", "enum": ["unpaid", "overdue", "under_appeal", "paid", "void"]},
+            "plate": {"type": "string"},
+            "lot": {
+                "type": ["object", "null"],
+                "required": ["id", "name"],
+                "properties": {"id": {"type": "integer"}, "name": {"type": ["string", "null"]}},
+            },
+            "issued_at": INSTANT,
+            "due_at": {"type": ["string", "null"], "format": "date-time"},
+            "total_cents": {
+                "type": "integer",
+                "description": "What is owed, before any early-payment discount.",
+            },
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "kind", "description", "amount_cents"],
+                    "properties": {
+                        "code": NULLABLE_STRING,
+                        "kind": {"type": "string", "enum": ["offence", "late_fee", "reduction"]},
+                        "description": {"type": "string"},
+                        "amount_cents": {"type": "integer"},
+                    },
+                },
+            },
+            "boot": {
+                "type": ["object", "null"],
+                "description": "The boot put on the car for this ticket (null when none, or boots are off).",
+                "required": ["name", "status"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "status": {"type": "string", "enum": ["in_use", "released", "returned"]},
+                },
+            },
+        },
+    },
+    "Boot": {
+        "type": "object",
+        "required": ["id", "name", "status", "in_service", "ticket_number"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["available", "in_use", "released"]},
+            "in_service": {"type": "boolean"},
+            "ticket_number": {
+                **NULLABLE_STRING,
+                "description": "The ticket it is on, while in use or released.",
+            },
+        },
+    },
 }
 
 GROUP_ID: Schema = {"name": "group_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -402,6 +468,47 @@ PATHS: dict[str, Schema] = {
                 {"name": "at", "in": "query", "required": False, "schema": INSTANT},
             ],
             "responses": {"200": _json(_ref("PlateCheck"), "The verdict."), **_errors(401, 403, 422, 429)},
+        }
+    },
+    "/v1/violations": {
+        "get": {
+            "tags": ["Enforcement"],
+            "summary": "A plate's violations, newest first",
+            "security": [{"apiKey": ["violations:read"]}],
+            "parameters": [{"name": "plate", "in": "query", "required": True, "schema": TEXT}],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["plate", "violations"],
+                        "properties": {
+                            "plate": {"type": "string", "description": "Normalised."},
+                            "violations": {"type": "array", "items": _ref("Violation")},
+                        },
+                    },
+                    "The violations.",
+                ),
+                **_errors(401, 403, 422),
+            },
+        }
+    },
+    "/v1/boots": {
+        "get": {
+            "tags": ["Enforcement"],
+            "summary": "The boot inventory and where each boot is (never release codes)",
+            "security": [{"apiKey": ["violations:read"]}],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["boots"],
+                        "properties": {"boots": {"type": "array", "items": _ref("Boot")}},
+                    },
+                    "The boots.",
+                ),
+                "404": _json(_ref("Error"), "Boot management is turned off (Universal Boot Enabled)."),
+                **_errors(401, 403),
+            },
         }
     },
     "/v1/ping": {
@@ -529,7 +636,7 @@ DOCUMENT: Schema = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "Authorization: Bearer pk_... (scopes: permits:write, permits:read, "
-                "permits:over-allowance). A key acts for its permit sources only.",
+                "permits:over-allowance, violations:read). A key acts for its permit sources only.",
             }
         },
     },

@@ -25,8 +25,14 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("My Parking", "My Permits", "/permits", Role.USER),
     ("My Parking", "My Waitlist", "/waitlist", Role.USER),
     ("My Parking", "Cart", "/cart", Role.USER),
+    ("My Parking", "Appeal a Ticket", "/appeal", Role.GUEST),
     ("Enforcement", "Lot Status", "/officer", Role.OFFICER),
     ("Enforcement", "Check a Plate", "/officer/check", Role.OFFICER),
+    ("Enforcement", "Write a Ticket", "/officer/ticket", Role.OFFICER),
+    ("Enforcement", "Violations", "/admin/violations", Role.MANAGER),
+    ("Enforcement", "Universal Boot Devices", "/admin/boot-report", Role.MANAGER),
+    ("Enforcement", "Offence Types", "/admin/offence-types", Role.ADMIN),
+    ("Enforcement", "Setup Boot Devices", "/admin/boots", Role.ADMIN),
     ("Occupancy", "Real-Time Map (Admin)", "/admin/map", Role.MANAGER),
     ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
     ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
@@ -42,6 +48,23 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("System", "Editing Pages", "/admin/pages", Role.ADMIN),
     ("System", "API Keys", "/admin/api-keys", Role.ADMIN),
 ]
+
+# Menu entries shown only while a system setting is on (Universal Boot Enabled hides every boot screen).
+FEATURE_SETTINGS: dict[str, str] = {
+    "/admin/boot-report": "boot_universal_enabled",
+    "/admin/boots": "boot_universal_enabled",
+}
+
+
+def hidden_features() -> frozenset[str]:
+    """The menu hrefs whose feature is switched off now."""
+    from dashboard.services import system_settings
+    from dashboard.web import core, session_scope
+
+    keys = sorted(set(FEATURE_SETTINGS.values()))
+    with session_scope() as session:
+        values = system_settings.get_many(session, core().secrets, keys)
+    return frozenset(href for href, key in FEATURE_SETTINGS.items() if not values[key])
 
 
 def layout() -> Any:
@@ -75,11 +98,11 @@ def layout() -> Any:
     )
 
 
-def nav_for(role: Role, path: str) -> list[Any]:
+def nav_for(role: Role, path: str, hidden: frozenset[str] = frozenset()) -> list[Any]:
     items: list[Any] = []
     sections: dict[str, list[Any]] = {}
     for section, label, href, min_role in MENU:
-        if role < min_role:
+        if role < min_role or href in hidden:
             continue
         if section is None:
             items.append(dbc.NavItem(dbc.NavLink(label, href=href, active=(href == path))))
@@ -103,8 +126,9 @@ def register_callbacks(app: dash.Dash) -> None:
         from flask_login import current_user
 
         role = current_role()
+        hidden = hidden_features()
         if not current_user.is_authenticated:
-            return nav_for(role, pathname or "/"), html.A(
+            return nav_for(role, pathname or "/", hidden), html.A(
                 "Log in", href="/login", className="btn btn-light btn-sm"
             )
         user = html.Div(
@@ -119,7 +143,7 @@ def register_callbacks(app: dash.Dash) -> None:
             ],
             className="d-flex align-items-center gap-2",
         )
-        return nav_for(role, pathname or "/"), user
+        return nav_for(role, pathname or "/", hidden), user
 
     @callback(
         Output("shell-collapse", "is_open"),

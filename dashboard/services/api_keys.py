@@ -42,6 +42,7 @@ SCOPES = {
     WRITE: "Record, update and cancel permits sold elsewhere (pay stations, HotSpot, OC-TOMA)",
     "permits:read": "Check whether a plate may park; OC-TOMA permit statistics",
     OVER_ALLOWANCE: "Record permits even when the lot or zone is full (each one is flagged)",
+    "violations:read": "Read a plate's violations and the boot inventory (never release codes)",
 }
 SOURCES = {
     "paystation": "Pay stations (pay-and-display, meters)",

@@ -29,7 +29,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
-from dashboard.services import devices, occupancy, system_settings, system_tasks
+from dashboard.services import boots, devices, occupancy, system_settings, system_tasks
 from dashboard.services.devices import DeadLetterView, IngestCounters
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore, Policy, Staleness
@@ -53,6 +53,7 @@ from models import (
 from models.system import FAILING_OUTCOMES
 
 MISTALL_SETTING = "mistall_enabled"  # "Enable Mistall Usage"
+BOOT_SETTING = "boot_universal_enabled"  # "Universal Boot Enabled" hides every boot screen
 
 # -- the registry --------------------------------------------------------------------------------
 
@@ -73,6 +74,10 @@ class WidgetDef:
 
 def _mistall_enabled(session: Session, secrets: SecretBox) -> bool:
     return bool(system_settings.get(session, secrets, MISTALL_SETTING))
+
+
+def _boots_enabled(session: Session, secrets: SecretBox) -> bool:
+    return bool(system_settings.get(session, secrets, BOOT_SETTING))
 
 
 REGISTRY: tuple[WidgetDef, ...] = (
@@ -98,8 +103,10 @@ REGISTRY: tuple[WidgetDef, ...] = (
     WidgetDef(
         "boots-in-use",
         "Boots In Use",
-        "Boots currently applied to vehicles.",
+        "Boots currently applied to vehicles, and released boots not returned in time.",
         Role.MANAGER,
+        available=_boots_enabled,
+        requires="Needs the system setting Universal Boot Enabled.",
     ),
     WidgetDef(
         "mistall-lot-stats",
@@ -543,10 +550,14 @@ class BootLine:
 class BootsInUse:
     count: int
     latest: tuple[BootLine, ...]
+    not_returned: int = 0  # released boots past System Settings' non-return days
 
 
-def boots_in_use(session: Session, latest: int = 5) -> BootsInUse:
-    """Assignments still in use (applied, not yet released), newest first."""
+def boots_in_use(
+    session: Session, latest: int = 5, now: datetime | None = None, non_return_days: int | None = None
+) -> BootsInUse:
+    """Assignments still in use (applied, not yet released), newest first; with ``now`` and
+    ``non_return_days``, also how many released boots count as not returned."""
     in_use = BootAssignment.status == BootStatus.IN_USE
     count = session.scalar(select(func.count()).select_from(BootAssignment).where(in_use)) or 0
     rows = session.execute(
@@ -558,7 +569,10 @@ def boots_in_use(session: Session, latest: int = 5) -> BootsInUse:
         .order_by(BootAssignment.applied_at.desc(), BootAssignment.id.desc())
         .limit(latest)
     )
-    return BootsInUse(count=count, latest=tuple(BootLine(*row) for row in rows))
+    late = 0
+    if now is not None and non_return_days is not None:
+        late = boots.summary(session, now, non_return_days).not_returned
+    return BootsInUse(count=count, latest=tuple(BootLine(*row) for row in rows), not_returned=late)
 
 
 # -- task-health -----------------------------------------------------------------------------------

@@ -213,6 +213,70 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
         },
     ),
     DefaultTemplate(
+        key="appeal-received",
+        name="Appeal Received",
+        subject="We received your appeal of ticket {{ ticket_number }}",
+        body_text=(
+            "Hello,\n\n"
+            "We received your appeal of parking ticket {{ ticket_number }} (vehicle {{ plate }}) on "
+            "{{ submitted_at }}. While it is reviewed the ticket is on hold: it does not become "
+            "overdue.\n\n"
+            "Your appeal:\n{{ appeal_text }}\n\n"
+            "You will receive the decision by e-mail.\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello,</p>\n"
+            "<p>We received your appeal of parking ticket <strong>{{ ticket_number }}</strong> (vehicle "
+            "{{ plate }}) on {{ submitted_at }}. While it is reviewed the ticket is on hold: it does not "
+            "become overdue.</p>\n"
+            "<p>Your appeal:</p>\n<blockquote>{{ appeal_text }}</blockquote>\n"
+            "<p>You will receive the decision by e-mail.</p>\n"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "ticket_number": "T-7K3-9QX",
+            "plate": "ABCD 123",
+            "submitted_at": "Tuesday 1 December 2026 at 14:05",
+            "appeal_text": "The pay station was out of order.",
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
+        key="appeal-decision",
+        name="Appeal Decision",
+        subject="Decision on your appeal of ticket {{ ticket_number }}: {{ outcome }}",
+        body_text=(
+            "Hello,\n\n"
+            "Your appeal of parking ticket {{ ticket_number }} (vehicle {{ plate }}) was decided: "
+            "{{ outcome }}.\n\n"
+            "{% if note %}{{ note }}\n\n{% endif %}"
+            "{% if amount_due_cents %}Amount due: {{ amount_due_cents | money }}, by {{ due_date }}.\n"
+            "Pay online: {{ pay_url }}\n\n{% else %}Nothing is owed for this ticket.\n\n{% endif %}"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello,</p>\n"
+            "<p>Your appeal of parking ticket <strong>{{ ticket_number }}</strong> (vehicle {{ plate }}) "
+            "was decided: <strong>{{ outcome }}</strong>.</p>\n"
+            "{% if note %}<p>{{ note }}</p>\n{% endif %}"
+            "{% if amount_due_cents %}<p>Amount due: {{ amount_due_cents | money }}, by {{ due_date }}. "
+            '<a href="{{ pay_url }}">Pay online</a>.</p>\n'
+            "{% else %}<p>Nothing is owed for this ticket.</p>\n{% endif %}"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "ticket_number": "T-7K3-9QX",
+            "plate": "ABCD 123",
+            "outcome": "Reduced",
+            "note": "The pay station log shows a fault that morning; the fine is halved.",
+            "amount_due_cents": 2500,
+            "due_date": "Thursday 31 December 2026",
+            "pay_url": "https://parking.example.edu/pay-violation?ticket=T-7K3-9QX",
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
         key="permit-receipt",
         name="Permit Receipt",
         subject="Your permit {{ permit_number }}: {{ permit_name }}",
@@ -425,6 +489,12 @@ def _render(subject: str, body_text: str, body_html: str, context: Mapping[str, 
         text=_render_part("body_text", body_text, context, _TEXT_ENV),
         html=_render_part("body_html", body_html, context, _HTML_ENV) if body_html.strip() else None,
     )
+
+
+def render_source(subject: str, body_text: str, body_html: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render template source that is not stored (a shipped default, when an admin's edit of a
+    message that must go out, such as a boot release code, fails to render)."""
+    return _render(subject, body_text, body_html, context)
 
 
 def _template(session: Session, key: str) -> EmailTemplate:

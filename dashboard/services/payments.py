@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets as token_source
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -452,9 +452,14 @@ def refund(
     amount_cents: int,
     reason: str,
     actor_id: int | None,
+    claim: Callable[[Session, int], None] | None = None,
 ) -> PaymentStatus:
     """Refund part or all of a successful payment; a full refund cancels its permits (their spaces
-    become available again). Recorded and audited whatever the processor answers."""
+    become available again). Recorded and audited whatever the processor answers.
+
+    ``claim(session, refund_id)`` runs in the transaction that records the refund, before the
+    processor is called: a caller that must refund something once (a boot deposit) links the refund
+    there, and raising refuses it with nothing written."""
     with database.session() as session:
         payment = session.get(Payment, payment_id)
         if payment is None:
@@ -469,6 +474,8 @@ def refund(
         )
         session.add(row)
         session.flush()
+        if claim is not None:
+            claim(session, row.id)
         refund_id, reference = row.id, payment.provider_ref or ""
     try:
         result = provider.refund(

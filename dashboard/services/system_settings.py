@@ -87,6 +87,11 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "Shown in page titles and e-mails.",
     ),
     SettingDef(
+        "violation_due_days", "Violations Are Due After (days)", GENERAL, "Violations", Kind.INT, 30,
+        "A ticket's due date: unpaid after it, a violation is overdue.",
+        min_value=1, max_value=365,
+    ),
+    SettingDef(
         "system_reply_to_email", "Reply-to Admin Email Address", GENERAL, "System Emails", Kind.EMAIL, "",
         "The system default address that appears as the sender of system-level and task-automation"
         " e-mail messages.",
@@ -158,6 +163,24 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "boot_require_overdue_paid", "Require Overdue Paid", THIRD_PARTY, "Universal Boot", Kind.BOOL, False,
         "Off: paying the booted violation releases the code. On: every overdue violation on the"
         " account must be paid first.",
+    ),
+    SettingDef(
+        "boot_return_location", "Boot Return Location", THIRD_PARTY, "Universal Boot", Kind.TEXT, "",
+        "Where owners bring a released boot back; the Boot Release Email names it.",
+    ),
+    SettingDef(
+        "boot_non_return_days", "Boot Counts As Not Returned After (days)", THIRD_PARTY, "Universal Boot",
+        Kind.INT, 3,
+        "Days after the release code was sent; such boots are flagged on the Boot Device Report and"
+        " the Dashboard.",
+        min_value=1, max_value=365,
+    ),
+    SettingDef(
+        "boot_late_fee_dollars", "Boot Non-Return Late Fee (dollars)", THIRD_PARTY, "Universal Boot",
+        Kind.INT, 0,
+        "Charged once, as a new violation for the same vehicle, when a boot counts as not returned."
+        " 0: no fee, the boot is only flagged.",
+        min_value=0, max_value=10000,
     ),
     # Third Party: PeopleSoft Holds
     SettingDef(

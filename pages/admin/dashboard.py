@@ -30,7 +30,7 @@ from dashboard.callbacks import callback, register_page
 from dashboard.components.figures import SOURCE_LABELS, ago, percent
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.services import dashboard_widgets as widgets
-from dashboard.services import occupancy
+from dashboard.services import occupancy, system_settings
 from dashboard.services.dashboard_widgets import (
     BootsInUse,
     DeadLetters,
@@ -546,8 +546,18 @@ def _permits(session: Session, now: datetime) -> Rendered:
 
 
 def _boots(session: Session, now: datetime) -> Rendered:
-    boots: BootsInUse = widgets.boots_in_use(session)
+    days = int(system_settings.get(session, core().secrets, "boot_non_return_days"))
+    boots: BootsInUse = widgets.boots_in_use(session, now=now, non_return_days=days)
     parts: list[Any] = [_big(f"{boots.count:,}", "boot(s) applied now", "dashboard-boots-count")]
+    if boots.not_returned:
+        parts.append(
+            dcc.Link(
+                f"{boots.not_returned} released boot(s) not returned after {days} days",
+                href="/admin/boot-report",
+                className="text-danger fw-semibold d-block mb-2",
+                id="dashboard-boots-not-returned",
+            )
+        )
     if boots.latest:
         rows = [
             [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
@@ -113,6 +114,14 @@ def _answer(check: PlateCheck) -> Any:
             className="mb-3",
         )
     ]
+    sections.append(
+        dcc.Link(
+            "Write a ticket for this plate",
+            href="/officer/ticket?" + urlencode({"lot": check.lot_id, "plate": check.plate}),
+            className="btn btn-outline-danger w-100 mb-3",
+            id="check-write-ticket",
+        )
+    )
     if check.permits or check.sessions:
         sections.append(html.H2("Valid here now", className="h6"))
         sections.append(

@@ -25,7 +25,10 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 def mistall(core) -> None:
     now = datetime.now(UTC)
     with core.db.session() as s:
-        system_settings.update(s, core.secrets, {"mistall_enabled": True}, actor_id=None)
+        # Universal Boot on: the admin's default dashboard then holds Boots In Use too (six widgets).
+        system_settings.update(
+            s, core.secrets, {"mistall_enabled": True, "boot_universal_enabled": True}, actor_id=None
+        )
         s.add_all(
             [
                 MistallLot(

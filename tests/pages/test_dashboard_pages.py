@@ -23,6 +23,7 @@ from models import (
     SystemTask,
 )
 from tests.dash_helpers import dash_post, find_output, outputs_of
+from tests.enforcement import enable_boots
 from workers.tasks import REGISTRY
 
 GRID = "dashboard-grid.children"
@@ -31,6 +32,12 @@ ACT = "dashedit-status.children"
 ACTION = "dashedit-action"
 CHARTS = {"mistall-lot-stats", "occupancy-today"}
 MANAGER_DEFAULT = ["occupancy-summary", "occupancy-today", "permits-today", "boots-in-use"]
+
+
+@pytest.fixture(autouse=True)
+def _boots_on(core):
+    """The default layouts below include Boots In Use, which needs Universal Boot Enabled."""
+    enable_boots(core)
 
 
 def build(client, app) -> Any:

@@ -35,10 +35,17 @@ from models import (
     SystemTask,
     Violation,
 )
+from tests.enforcement import enable_boots
 
 TORONTO = ZoneInfo("America/Toronto")
 MANAGER_DEFAULT = ["occupancy-summary", "occupancy-today", "permits-today", "boots-in-use"]
 ADMIN_DEFAULT = [*MANAGER_DEFAULT, "task-health", "dead-letters"]
+
+
+@pytest.fixture(autouse=True)
+def _boots_on(core):
+    """The default layouts below include Boots In Use, which needs Universal Boot Enabled."""
+    enable_boots(core)
 
 
 @pytest.fixture
@@ -563,3 +570,23 @@ def test_dead_letters_counts_the_last_day_and_lists_the_newest(core, session):
     assert [letter.reason for letter in letters.latest] == ["no count", "bad json"]
     assert letters.counters is not None and letters.counters.messages == 40
     assert dw.dead_letters(session, None, now).counters is None
+
+
+def test_boots_in_use_is_hidden_with_universal_boot_off_and_counts_unreturned_boots(core, session, secrets):
+    enable_boots(core, False)
+    assert "boots-in-use" not in [w.key for w in dw.available_widgets(session, secrets, Role.ADMIN)]
+    enable_boots(core)
+    assert "boots-in-use" in [w.key for w in dw.available_widgets(session, secrets, Role.ADMIN)]
+    lot = _lot(session)
+    now = datetime.now(UTC)
+    boot = Boot(name="Late Boot", release_code=core.secrets.encrypt("1"), status=BootStatus.RELEASED)
+    violation = Violation(ticket_number="T-LATE", plate="L 1", plate_normalized="L1", lot_id=lot.id)
+    session.add_all([boot, violation])
+    session.flush()
+    session.add(
+        BootAssignment(boot_id=boot.id, violation_id=violation.id, status=BootStatus.RELEASED,
+                       applied_at=now - timedelta(days=6), released_at=now - timedelta(days=4))
+    )  # fmt: skip
+    session.flush()
+    assert dw.boots_in_use(session, now=now, non_return_days=3).not_returned == 1
+    assert dw.boots_in_use(session, now=now, non_return_days=5).not_returned == 0

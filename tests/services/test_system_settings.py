@@ -22,7 +22,11 @@ def box(core):
 def test_every_setting_the_documentation_names_exists_on_its_tab():
     labels = {tab: [d.label for d in ss.definitions(tab)] for tab in ss.tabs()}
     assert ss.tabs() == ["General", "Third Party", "Email", "Occupancy"]
-    assert labels["General"] == ["Site Name", "Reply-to Admin Email Address"]
+    assert labels["General"] == [
+        "Site Name",
+        "Violations Are Due After (days)",
+        "Reply-to Admin Email Address",
+    ]
     assert labels["Third Party"] == [
         "Enable Parking Logix Integration",
         "Parking Logix API Base URL",
@@ -40,6 +44,9 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "Failed Import Email",
         "Universal Boot Enabled",
         "Require Overdue Paid",
+        "Boot Return Location",
+        "Boot Counts As Not Returned After (days)",
+        "Boot Non-Return Late Fee (dollars)",
         "PeopleSoft Holds Notification Email",
     ]
     assert labels["Email"] == [

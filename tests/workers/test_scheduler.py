@@ -51,7 +51,7 @@ def enable(core, *names: str) -> None:
 def test_first_tick_syncs_the_registry_and_enqueues_only_the_history_task(core):
     assert Scheduler(core).tick() == ["occupancy-snapshots", "waitlist-offers"]
     with core.db.session() as s:
-        assert len(system_tasks.list_tasks(s)) == len(REGISTRY.definitions()) == 7
+        assert len(system_tasks.list_tasks(s)) == len(REGISTRY.definitions()) == 8
     assert queue(core).count == 2
 
 
