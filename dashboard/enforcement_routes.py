@@ -43,7 +43,7 @@ def register_enforcement_routes(server: Flask) -> None:
                 abort(404)
             site_name = str(system_settings.get(session, core.secrets, "site_name"))
             boots_shown = boots.enabled(session, core.secrets)
-        base = core.settings.base_url or request.host_url.rstrip("/")
+        base = core.settings.public_url
         body = ticket_pdf.render(
             ticket,
             site_name=site_name,

@@ -3,7 +3,7 @@
 
 The paper (``.ticket-paper``) is 72 mm wide; ``assets/ticket-print.css`` gives it a named page of
 that width and hides the navigation and buttons when printing. The QR code opens the ticket's
-payment page (``/pay-violation?ticket=...``, absolute: ``PARKOPS_BASE_URL`` or the host reached).
+payment page (``/pay-violation?ticket=...``, absolute, from ``PARKOPS_BASE_URL``).
 The words are the PDF's (``ticket_pdf.ticket_lines``), so both say the same.
 """
 

@@ -160,7 +160,7 @@ def test_the_print_view_and_the_pdf_carry_the_ticket_and_a_qr_to_the_payment_pag
         dash_post(officer, app, find_output(app, "ticketprint-content.children"), [ticket.ticket_number])
     )
     text = json.dumps(shown)
-    url = f"http://localhost/pay-violation?ticket={ticket.ticket_number}"
+    url = f"{core.settings.public_url}/pay-violation?ticket={ticket.ticket_number}"
     assert ticket.ticket_number in text and url in text and "ticket-paper" in text
     assert shown["ticketprint-pdf"]["href"] == f"/tickets/{ticket.ticket_number}.pdf"
 
