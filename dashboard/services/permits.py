@@ -49,6 +49,9 @@ from models import (
     Lot,
     LotZone,
     LotZoneSchedule,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
     PayStationRecord,
     Permit,
     PermitKind,
@@ -379,10 +382,21 @@ def release(session: Session, permit_id: int) -> None:
 
 def expire_holds(session: Session, now: datetime) -> int:
     """Cancel pending permits whose hold has lapsed (a checkout that never came back); returns
-    how many. They already stopped counting against the allowance when the hold lapsed."""
+    how many. They already stopped counting against the allowance when the hold lapsed. A hold
+    whose payment is still pending is kept: the card may have been charged, and only the
+    processor can say (``payments.reconcile_pending`` settles or releases it)."""
+    unresolved = (
+        select(PaymentAllocation.permit_id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(Payment.status == PaymentStatus.PENDING, PaymentAllocation.permit_id.is_not(None))
+    )
     result = session.execute(
         update(Permit)
-        .where(Permit.status == PermitStatus.PENDING, Permit.created_at <= now - HOLD)
+        .where(
+            Permit.status == PermitStatus.PENDING,
+            Permit.created_at <= now - HOLD,
+            Permit.id.not_in(unresolved),
+        )
         .values(status=PermitStatus.CANCELLED)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
