@@ -596,9 +596,30 @@ def zones_at(session: Session, lot_id: int, at: datetime, tz: ZoneInfo) -> dict[
     }
 
 
+PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+
+
+def _issued() -> ColumnElement[bool]:
+    """Permits that were ever in force: active ones, and cancelled ones that had been (a refund, a
+    partner's cancellation). Not the holds of checkouts (``reserve``): pending, or cancelled after
+    a decline, a failed or abandoned payment, which were never permits. Every hold is a portal
+    permit, and a portal permit was in force only if its payment went through."""
+    paid = (
+        select(PaymentAllocation.id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(PaymentAllocation.permit_id == Permit.id, Payment.status.in_(PAID))
+        .exists()
+    )
+    return or_(
+        Permit.status == PermitStatus.ACTIVE,
+        and_(Permit.status == PermitStatus.CANCELLED, or_(Permit.source != PermitSource.PORTAL, paid)),
+    )
+
+
 def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: ZoneInfo) -> PlateCheck:
     """May this plate park in this lot at this moment, and why (which permit, zone rule or paid
-    session)? Cancelled and pending permits never make a plate valid."""
+    session)? Cancelled permits never make a plate valid; checkout holds (``_issued``) are not
+    shown at all, so a declined card does not read as "permit ... is cancelled"."""
     normalized = normalize_plate(plate)
     if not normalized:
         raise ValidationFailed({"plate": "enter the licence plate"})
@@ -618,6 +639,7 @@ def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: Zon
                 PermitVehicle.plate_normalized == normalized,
                 Permit.valid_to > at - timedelta(days=1),
                 Permit.valid_from <= at + timedelta(days=1),
+                _issued(),
             )
             .order_by(Permit.valid_to.desc())
         )
