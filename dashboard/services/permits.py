@@ -20,7 +20,8 @@ before anything is read. The last space is sold once whatever the number of buye
 
 A sale is two steps around the card charge (``dashboard.services.payments``): ``reserve`` commits
 a ``pending`` permit that holds the space, then ``activate`` or ``release`` once the processor has
-answered. A crash in between leaves a hold that lapses after ``HOLD`` (``expire_holds``).
+answered. A crash in between leaves a pending payment, which the card processor's answer settles
+or releases (``payments.reconcile_pending``); the hold stops counting after ``HOLD``.
 
 Third-party permits (``record_external_permit``) are idempotent on (source, external_id), are for a
 lot or for a zone, and are not refused for capacity: the machine already sold them; they count
