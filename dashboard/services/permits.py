@@ -602,19 +602,15 @@ PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus
 
 def _issued() -> ColumnElement[bool]:
     """Permits that were ever in force: active ones, and cancelled ones that had been (a refund, a
-    partner's cancellation). Not the holds of checkouts (``reserve``): pending, or cancelled after
-    a decline, a failed or abandoned payment, which were never permits. Every hold is a portal
-    permit, and a portal permit was in force only if its payment went through."""
-    paid = (
+    partner's cancellation). Not the holds of checkouts (``reserve``): pending, or cancelled with
+    a payment that never went through (declined, failed, abandoned), which were never permits."""
+    unpaid = (
         select(PaymentAllocation.id)
         .join(Payment, Payment.id == PaymentAllocation.payment_id)
-        .where(PaymentAllocation.permit_id == Permit.id, Payment.status.in_(PAID))
+        .where(PaymentAllocation.permit_id == Permit.id, Payment.status.not_in(PAID))
         .exists()
     )
-    return or_(
-        Permit.status == PermitStatus.ACTIVE,
-        and_(Permit.status == PermitStatus.CANCELLED, or_(Permit.source != PermitSource.PORTAL, paid)),
-    )
+    return or_(Permit.status == PermitStatus.ACTIVE, and_(Permit.status == PermitStatus.CANCELLED, ~unpaid))
 
 
 def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: ZoneInfo) -> PlateCheck:
