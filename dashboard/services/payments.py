@@ -72,8 +72,8 @@ from models import (
 log = logging.getLogger(__name__)
 
 RECEIPT_TEMPLATE = "permit-receipt"
-# Waits between attempts of a database step whose connection dropped: about 3.5 s in all, then the
-# request gives up and the payment is left to ``reconcile``.
+# Waits between attempts of a database step whose connection dropped: about 3.3 s in all, then the
+# request gives up ("being confirmed") and the payment is left pending for ``_reconcile``.
 RETRY_DELAYS = (0.05, 0.25, 1.0, 2.0)
 # A pending payment with nothing at the processor may still be on its way to the card step for
 # this long (a slow request, a double-click's first submission); after it, it is abandoned.
