@@ -9,7 +9,13 @@ web requests would:
 1. throughput: ``--purchases`` temporary permits bought by ``--workers`` threads across 50 lots
    with room to spare (lot locks rarely collide), reported as purchases per second and latency;
 2. contention: ``--buyers`` threads released at once on one lot with ``--spaces`` spaces; exactly
-   ``--spaces`` must be sold and every other buyer told "sold out", with no charge for them.
+   ``--spaces`` must be sold and every other buyer told "sold out", with no charge for them;
+3. dropped connections: ``--fault-buyers`` guests pay while every connection to the database is
+   terminated (``pg_terminate_backend``) every 50 ms for ``--fault-seconds``. Each buyer does what
+   the page lets them: Pay again after "being confirmed" or "briefly unavailable", a new form after
+   a final answer, until paid; then the Waitlist Offers task's reconciling runs. Every card charged
+   must have its active permit and one receipt, none charged twice, and no buyer whose card was
+   charged told it was not.
 
 The threads share a pool of ``POOL_SIZE`` connections, as a web process's requests would: buyers
 beyond it queue for a connection, then for the lot's row.
@@ -21,6 +27,7 @@ missing) is emptied and rebuilt: point it at nothing that holds real data.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -42,7 +49,18 @@ from dashboard.services import email, payments  # noqa: E402
 from dashboard.services.payments import SUCCESS_CARD, ReceiptContext, SandboxProvider  # noqa: E402
 from dashboard.services.permits import PermitRequest  # noqa: E402
 from dashboard.services.plates import clean_plate  # noqa: E402
-from models import Lot, Payment, Permit, PermitKind, PermitProduct, Pricing, SandboxCharge  # noqa: E402
+from models import (  # noqa: E402
+    Lot,
+    OutboxMessage,
+    Payment,
+    PaymentStatus,
+    Permit,
+    PermitKind,
+    PermitProduct,
+    PermitStatus,
+    Pricing,
+    SandboxCharge,
+)
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/parkops_bench"
 RECEIPT = ReceiptContext(name="Bench", site_name="Bench", base_url="http://bench", tz=ZoneInfo("UTC"))
@@ -83,7 +101,7 @@ def add_lot(database: Database, name: str, allowance: int) -> tuple[int, int]:
 
 
 def buy(
-    database: Database, provider: SandboxProvider, lot: tuple[int, int], number: int
+    database: Database, provider: SandboxProvider, lot: tuple[int, int], number: int, key: str | None = None
 ) -> tuple[str, float]:
     now = datetime.now(UTC)
     item = PermitRequest(
@@ -103,7 +121,7 @@ def buy(
         provider,
         items=[item],
         card=CARD,
-        idempotency_key=uuid.uuid4().hex,
+        idempotency_key=key or uuid.uuid4().hex,
         email_address=item.email or "",
         user_id=None,
         receipt=RECEIPT,
@@ -167,6 +185,95 @@ def contention(database: Database, buyers: int, spaces: int) -> bool:
     return ok
 
 
+def dropped_connections(database: Database, buyers: int, seconds: float) -> bool:
+    provider = SandboxProvider(database)
+    lot = add_lot(database, "Unreliable Lot", buyers)
+    admin_url = database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    stop = threading.Event()
+    killed: list[int] = []
+    told: list[tuple[int, str, str]] = []  # buyer, key, what the buyer was told
+    with database.session() as session:
+        receipts_before = session.scalar(select(func.count(OutboxMessage.id)))
+
+    def kill() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            while not stop.is_set():
+                pids = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                ).fetchall()
+                for (pid,) in pids:
+                    if admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
+                        killed.append(pid)
+                stop.wait(0.05)
+
+    def one(number: int) -> None:
+        form, deadline = 1, time.monotonic() + 180
+        while time.monotonic() < deadline:
+            key = f"fault-{number}-{form}"
+            try:
+                status = buy(database, provider, lot, 2_000_000 + number, key)[0]
+            except Exception as exc:  # noqa: BLE001 (what a buyer would get: a 500)
+                status = f"error: {type(exc).__name__}"
+            told.append((number, key, status))
+            if status == "paid":
+                return
+            if status in ("declined", "failed") or status.startswith("error"):
+                form += 1  # a final answer (or a crash): the buyer starts a new form
+            else:
+                time.sleep(0.05)  # "being confirmed" or "briefly unavailable": Pay again shortly
+
+    killer = threading.Thread(target=kill)
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(buyers)]
+    started = time.perf_counter()
+    logging.disable(logging.ERROR)  # each dropped connection is logged; the figures are below
+    killer.start()
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    killer.join()
+    for thread in threads:
+        thread.join()
+    logging.disable(logging.NOTSET)
+    elapsed = time.perf_counter() - started
+    payments.reconcile_pending(
+        database,
+        datetime.now(UTC) + payments.ABANDONED_AFTER,
+        receipt=RECEIPT,
+        backend=email.OutboxBackend(),
+    )
+    with database.session() as session:
+        charged = {
+            c.idempotency_key
+            for c in session.scalars(
+                select(SandboxCharge).where(SandboxCharge.status == PaymentStatus.SUCCEEDED)
+            )
+            if c.idempotency_key.startswith("fault-")
+        }
+        orphaned = 0
+        for payment in session.scalars(select(Payment).where(Payment.idempotency_key.in_(charged))):
+            statuses = {session.get(Permit, a.permit_id).status for a in payment.allocations}
+            orphaned += payment.status != PaymentStatus.SUCCEEDED or statuses != {PermitStatus.ACTIVE}
+        receipts = session.scalar(select(func.count(OutboxMessage.id))) - receipts_before
+    per_buyer = [key.split("-")[1] for key in charged]
+    twice = len(per_buyer) - len(set(per_buyer))
+    lied = sum(1 for _n, key, status in told if key in charged and status in ("declined", "failed"))
+    crashed = sum(1 for _n, _key, status in told if status.startswith("error"))
+    paid = len({n for n, _key, status in told if status == "paid"})
+    counts = {s: sum(1 for *_x, t in told if t == s) for s in ("in_progress", "busy", "failed")}
+    ok = paid == buyers == len(charged) == receipts and not (orphaned or twice or lied or crashed)
+    print(
+        f"dropped connections: {buyers} buyers while {len(killed)} connections were terminated in "
+        f"{seconds:.0f} s; all done in {elapsed:.1f} s: {paid} paid after {len(told)} attempts "
+        f"({counts['in_progress']} told 'being confirmed', {counts['busy']} 'briefly unavailable', "
+        f"{counts['failed']} 'not charged', {crashed} errors), {len(charged)} cards charged, "
+        f"{orphaned} charged without an active permit, {twice} charged twice, {lied} told 'not "
+        f"charged' although charged, {receipts} receipts in the outbox -> {'OK' if ok else 'WRONG'}"
+    )
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -176,6 +283,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument("--spaces", type=int, default=10)
+    parser.add_argument("--fault-buyers", type=int, default=30)
+    parser.add_argument("--fault-seconds", type=float, default=5.0)
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         parser.error("the benchmark runs on PostgreSQL (--database-url postgresql+psycopg://...)")
@@ -184,6 +293,7 @@ def main() -> None:
     database = Database(args.database_url, pool_size=POOL_SIZE)
     throughput(database, args.purchases, args.workers)
     ok = contention(database, args.buyers, args.spaces)
+    ok = dropped_connections(database, args.fault_buyers, args.fault_seconds) and ok
     database.dispose()
     sys.exit(0 if ok else 1)
 

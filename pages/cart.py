@@ -8,7 +8,10 @@ the whole cart (``carts.checkout_cart``).
 The layout is empty scaffolding. The ``Role.USER`` refresh renders the items and, with the card
 form, the form's idempotency key and the total it shows (a changed total is refused, not
 charged). Pay is disabled while it runs; a double submission that slips through carries the same
-key and is charged once. A decline or a processor error keeps the form and issues a new key.
+key and is charged once. A decline or a processor error keeps the form and issues a new key. A
+payment for the cart left pending (its answer was lost, or it is being confirmed) is reconciled
+with the card processor when the cart is shown again (``carts.interrupted_payment``): charged,
+its confirmation shows and the cart is empty; unknown yet, it says so and offers no Pay button.
 """
 
 from __future__ import annotations
@@ -143,8 +146,19 @@ def _items(view: CartView) -> Any:
     min_role=Role.USER,
 )
 def refresh(_version: Any) -> tuple[Any, Any, Any, Any]:
+    now = datetime.now(UTC)
+    interrupted = carts.interrupted_payment(
+        core().db,
+        checkout.provider(),
+        _user_id(),
+        receipt=checkout.receipt_context(current_user.name),
+        backend=checkout.mail_backend(),
+        now=now,
+    )
     with session_scope() as session:
-        view = carts.cart_view(session, _user_id(), core().settings.tz, datetime.now(UTC))
+        view = carts.cart_view(session, _user_id(), core().settings.tz, now)
+    if interrupted is not None:  # paid (the cart is closed) or still being confirmed: no Pay
+        return [checkout.outcome(interrupted, core().settings.tz), _items(view)], HIDDEN, None, None
     if not view.payable:
         return _items(view), HIDDEN, None, None
     return _items(view), {}, checkout.new_key(), view.total_cents
@@ -223,6 +237,6 @@ def pay(
     shown = _outcome(outcome)
     if outcome.status in ("declined", "failed"):
         return shown, checkout.new_key(), no_update
-    if outcome.status == "in_progress":
+    if outcome.status in ("in_progress", "busy"):  # the same form (key) finds the same payment
         return shown, no_update, no_update
     return shown, no_update, (version or 0) + 1

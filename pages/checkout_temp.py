@@ -7,9 +7,12 @@ left update as the choices change (``quick_checkout.quote_order``); then the car
 users find their e-mail filled in.
 
 The layout holds only the lot id from the URL and empty controls. The ``Role.GUEST`` setup callback
-reads the lot and issues the form's idempotency key; Pay runs ``quick_checkout.buy``, is disabled
-while it runs, and a declined or failed attempt gets a new key for the retry (a processor error or
-a decline ends that attempt; see ``payments.checkout``).
+reads the lot and issues the form's idempotency key; Pay runs ``quick_checkout.buy`` and is disabled
+while it runs. The key lives in the tab's session storage until the buyer has been told a final
+outcome (paid, declined, not charged), then a new one is issued. So a buyer told "being confirmed",
+or whose answer never arrived (a dropped connection, a closed laptop), who reloads the page or
+presses Pay again, reaches the same payment: setup shows its outcome, reconciled with the card
+processor (``payments.resume``), and nothing is charged twice.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from flask_login import current_user
 from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
-from dashboard.services import permits, quick_checkout
+from dashboard.services import payments, permits, quick_checkout
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.quick_checkout import LATER, NOW, TODAY, TOMORROW, TemporaryOffer, TemporaryOrder
 from dashboard.web import core, current_user_id, session_scope
@@ -57,7 +60,7 @@ def layout(lot_id: str | None = None, **_query: str) -> html.Div:
     return html.Div(
         [
             dcc.Store(id="checkout-lot", data=lot_id),
-            dcc.Store(id="checkout-key"),
+            dcc.Store(id="checkout-key", storage_type="session"),
             html.H1("Temporary permit", id="checkout-title", className="h3"),
             html.Div(id="checkout-missing"),
             html.Div(_form(), id="checkout-form", style=HIDDEN),
@@ -190,24 +193,59 @@ def _option_label(option: quick_checkout.TemporaryOption) -> str:
     Output("checkout-email", "value"),
     Output("checkout-key", "data"),
     Output("checkout-tz", "children"),
+    Output("checkout-result", "children"),
     Input("checkout-lot", "data"),
+    State("checkout-key", "data"),
     min_role=Role.GUEST,
 )
-def setup(lot_id: Any) -> tuple[Any, ...]:
+def setup(lot_id: Any, stored_key: Any) -> tuple[Any, ...]:
+    earlier, key, paid = _earlier(stored_key)
     offer = _offer(lot_id)
     if offer is None:
         missing = html.P(
             ["This lot does not exist. See the ", dcc.Link("Real-Time Map", href="/real-time"), "."]
         )
-        return "Lot not found", missing, HIDDEN, [], None, None, None, ""
+        return "Lot not found", missing, HIDDEN, [], None, None, key, "", earlier
     title = f"Temporary permit: {offer.lot_name}"
     if not offer.options:
         missing = dbc.Alert(f"{offer.lot_name} sells no temporary permits online now.", color="secondary")
-        return title, missing, HIDDEN, [], None, None, None, ""
+        return title, missing, HIDDEN, [], None, None, key, "", earlier
     options = [{"label": _option_label(o), "value": o.product_id} for o in offer.options]
     address = current_user.email if current_user.is_authenticated else None
     tz_note = f"Times are {core().settings.timezone} time."
-    return title, None, {}, options, offer.options[0].product_id, address, checkout.new_key(), tz_note
+    form = HIDDEN if paid else {}  # the confirmation, with "buy another"
+    return title, None, form, options, offer.options[0].product_id, address, key, tz_note, earlier
+
+
+def _earlier(stored_key: Any) -> tuple[Any, str, bool]:
+    """What became of the payment under the key this tab kept (shown again: the buyer may never
+    have seen it), and the key for the form: the same while that payment is unresolved or the
+    key unused, a new one once it has a final outcome."""
+    if not isinstance(stored_key, str) or not stored_key:
+        return None, checkout.new_key(), False
+    name = current_user.name if current_user.is_authenticated else None
+    result = payments.resume(
+        core().db,
+        checkout.provider(),
+        stored_key,
+        receipt=checkout.receipt_context(name),
+        backend=checkout.mail_backend(),
+        now=datetime.now(UTC),
+    )
+    if result is None:
+        return None, stored_key, False
+    shown = checkout.outcome(result, core().settings.tz)
+    if result.paid:
+        return [shown, _buy_another(result)], checkout.new_key(), True
+    return shown, checkout.new_key() if result.settled else stored_key, False
+
+
+def _buy_another(result: payments.CheckoutResult) -> Any:
+    lot_id = result.permits[0].lot_id if result.permits else None
+    if lot_id is None:
+        return None
+    # A full load: a link to the page already shown would not run the setup again.
+    return html.P(dcc.Link("Buy another permit for this lot", href=f"/checkout/temp/{lot_id}", refresh=True))
 
 
 @callback(
@@ -295,7 +333,7 @@ def price(product: Any, start: Any, day: Any, at: Any, duration: Any, lot_id: An
 
 
 @callback(
-    Output("checkout-result", "children"),
+    Output("checkout-result", "children", allow_duplicate=True),
     Output("checkout-key", "data", allow_duplicate=True),
     Output("checkout-form", "style", allow_duplicate=True),
     Input("checkout-pay", "n_clicks"),
@@ -354,8 +392,9 @@ def pay(
         return dbc.Alert("This lot does not sell permits any more.", color="warning"), no_update, no_update
     chosen = product if isinstance(product, int) else None
     shown = checkout.outcome(result, core().settings.tz, sold_out_product=chosen)
+    # A final answer ends this form's key; "being confirmed" keeps it, so Pay or a reload finds
+    # the same payment.
+    key = checkout.new_key() if result.settled else no_update
     if result.paid:
-        again = html.P(dcc.Link("Buy another permit for this lot", href=f"/checkout/temp/{_lot_id(lot_id)}"))
-        return [shown, again], no_update, HIDDEN
-    retry = result.status in ("declined", "failed")
-    return shown, checkout.new_key() if retry else no_update, no_update
+        return [shown, _buy_another(result)], key, HIDDEN
+    return shown, key, no_update

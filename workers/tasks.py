@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
-from dashboard.services import boots, occupancy, pay_stations, payments, system_settings, waitlist
+from dashboard.services import boots, email, occupancy, pay_stations, payments, system_settings, waitlist
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
 from workers import parkmobile
 from workers.mistall import MistallClient, MistallLotReading
@@ -424,7 +424,8 @@ def occupancy_snapshots(ctx: TaskContext) -> TaskResult:
     title="Waitlist Offers",
     interval_seconds=60,
     description=(
-        "Expires waitlist offers nobody took and offers freed spaces to the next people waiting "
+        "Settles or releases card payments left pending (asking the card processor), expires "
+        "waitlist offers nobody took and offers freed spaces to the next people waiting "
         "(e-mailed, held for the Waitlist hold on System Settings > Occupancy)."
     ),
     default_enabled=True,
@@ -432,15 +433,18 @@ def occupancy_snapshots(ctx: TaskContext) -> TaskResult:
 def waitlist_offers(ctx: TaskContext) -> TaskResult:
     """Keep the waitlists moving: lapsed offers pass on, and every lot with people waiting offers
     what it has free (space frees up without anyone here noticing: permits lapse, checkouts give up,
-    the lot editor raises an allowance). Checkouts abandoned at the card step are closed first
-    (``payments.expire_abandoned``), so their holds are gone before spaces are counted. Each lot in
-    its own transaction, so one lot's problem does not hold up the others. On by default: it needs
-    no configuration. Idempotent: a held space is no longer free, so a second run offers nothing
-    twice."""
+    the lot editor raises an allowance). Payments left pending are resolved first with the card
+    processor (``payments.reconcile_pending``: a charged one is settled and its receipt sent, the
+    others released), so abandoned holds are gone before spaces are counted. Each lot in its own
+    transaction, so one lot's problem does not hold up the others. On by default: it needs no
+    configuration. Idempotent: a held space is no longer free, so a second run offers nothing
+    twice, and a settled payment is not settled again."""
     now = utcnow()
     settings = ctx.core.settings
     with ctx.session() as session:
-        abandoned = payments.expire_abandoned(session, now)
+        site_name = str(system_settings.get(session, ctx.core.secrets, "site_name"))
+    receipt = payments.ReceiptContext("there", site_name, settings.public_url, settings.tz)
+    checkouts = payments.reconcile_pending(ctx.core.db, now, receipt=receipt, backend=email.OutboxBackend())
     with ctx.session() as session:
         policy = waitlist.offer_policy(session, ctx.core.secrets, settings.public_url, settings.tz)
         expiry = waitlist.expire_offers(session, now, policy)
@@ -450,10 +454,11 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
         with ctx.session() as session:
             offered += len(waitlist.offer_next(session, lot_id, now, policy))
     return TaskResult(
-        rows_touched=abandoned + expiry.expired + offered,
+        rows_touched=checkouts.settled + checkouts.released + expiry.expired + offered,
         message=(
-            f"{abandoned} abandoned checkouts closed; {expiry.expired} lapsed offers expired; "
-            f"{offered} offers made; {len(lots_waiting)} lots with people waiting"
+            f"{checkouts.released} abandoned checkouts closed; {checkouts.settled} charged checkouts "
+            f"settled; {checkouts.waiting} payments awaiting the processor; {expiry.expired} lapsed "
+            f"offers expired; {offered} offers made; {len(lots_waiting)} lots with people waiting"
         ),
     )
 

@@ -176,8 +176,10 @@ def outcome(result: CheckoutResult, tz: ZoneInfo, sold_out_product: int | None =
         return dbc.Alert(
             [result.message, " Nothing was charged. ", link], color="warning", id="checkout-sold-out"
         )
-    if result.status == "in_progress":
-        return dbc.Alert(result.message, color="info")
+    if result.status in ("in_progress", "busy"):
+        # Never "not charged": the card may have been charged; the same form finds the payment.
+        color = "info" if result.status == "in_progress" else "warning"
+        return dbc.Alert(result.message, color=color, id="checkout-confirming")
     return dbc.Alert(
         [
             html.Strong("Not paid: "),

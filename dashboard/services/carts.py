@@ -37,6 +37,7 @@ from models import (
     CartStatus,
     Lot,
     Payment,
+    PaymentStatus,
     PermitKind,
     PermitProduct,
     User,
@@ -124,7 +125,7 @@ class CartView:
 
 @dataclass(frozen=True)
 class CartCheckout:
-    """``status``: paid, declined, failed, in_progress and sold_out as ``payments.checkout``
+    """``status``: paid, declined, failed, in_progress, busy and sold_out as ``payments.checkout``
     answers; ``unavailable`` (an item cannot be sold any more) and ``changed`` (the total is not
     the one shown) are refused before anything is reserved or charged. ``problems`` names the
     items that stopped the sale."""
@@ -408,6 +409,37 @@ def _problems_message(problems: Sequence[CartLine]) -> str:
     return f"Nothing was charged. {named}."
 
 
+def interrupted_payment(
+    database: Database,
+    provider: PaymentProvider,
+    user_id: int,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    now: datetime,
+) -> CheckoutResult | None:
+    """The payment for the user's open cart still pending (its page gave up, or its answer was
+    lost), reconciled with the processor: paid (its settling closed the cart), or still being
+    confirmed. None when there is none, or the processor said it was not charged (its holds are
+    released, and the cart can be paid again)."""
+    with database.session() as session:
+        cart = _open_cart(session, user_id)
+        key = (
+            session.scalar(
+                select(Payment.idempotency_key)
+                .where(Payment.cart_id == cart.id, Payment.status == PaymentStatus.PENDING)
+                .order_by(Payment.id)
+                .limit(1)
+            )
+            if cart is not None
+            else None
+        )
+    if key is None:
+        return None
+    result = payments.resume(database, provider, key, receipt=receipt, backend=backend, now=now)
+    return None if result is None or result.status in ("declined", "failed") else result
+
+
 def checkout_cart(
     database: Database,
     provider: PaymentProvider,
@@ -420,12 +452,20 @@ def checkout_cart(
     now: datetime,
     expected_total_cents: int | None = None,
 ) -> CartCheckout:
-    """Pay for the user's open cart; on success it is checked out. A repeated submission with the
-    same key answers with the first one's outcome (one charge), even once the cart is closed."""
+    """Pay for the user's open cart; on success it is checked out (by the payment's settling). A
+    repeated submission with the same key answers with the first one's outcome (one charge), even
+    once the cart is closed. A payment for the cart still pending under another key (its page gave
+    up or was reloaded) is reconciled first: charged, it paid the cart; not known yet, nothing new
+    is charged; only once the processor said it was not charged does a new payment start."""
     tz = receipt.tz
     with database.session() as session:
-        user = _user(session, user_id)
         earlier = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
+    if earlier is None:
+        before = interrupted_payment(database, provider, user_id, receipt=receipt, backend=backend, now=now)
+        if before is not None:
+            return CartCheckout(before.status, before.message, payment=before)
+    with database.session() as session:
+        user = _user(session, user_id)
         if earlier is not None:
             cart = session.get(Cart, earlier.cart_id) if earlier.cart_id is not None else None
             if earlier.user_id != user_id or cart is None or not cart.items:
@@ -460,11 +500,7 @@ def checkout_cart(
         now=now,
         cart_id=cart_id,
     )
-    if result.paid:
-        with database.session() as session:
-            cart = session.get(Cart, cart_id)
-            if cart is not None and cart.status == CartStatus.OPEN:
-                cart.status = CartStatus.CHECKED_OUT
+    if result.paid:  # the settling closed the cart
         return CartCheckout("paid", result.message, payment=result)
     if result.status == "sold_out":
         with database.session() as session:

@@ -1,38 +1,55 @@
 """Card payments: one provider interface, a built-in sandbox processor, checkout and refunds.
 
-``PaymentProvider`` is what a real processor adapter implements (charge, refund, each with an
-idempotency key). ``SandboxProvider`` behaves like one, with its own ledger (``SandboxCharge``) and
-test cards (``TEST_CARDS``): one succeeds, some decline, one fails as if the network dropped.
+``PaymentProvider`` is what a real processor adapter implements: charge and refund, each under an
+idempotency key, and two questions about a key whose charge had no clear answer (``find_charge``,
+``cancel``). ``SandboxProvider`` behaves like one, with its own ledger (``SandboxCharge``) and test
+cards (``TEST_CARDS``): one succeeds, some decline, one fails as if the network dropped.
 
-``checkout`` sells permits in three steps, each a transaction of its own, so nothing is ever half
-done:
+``checkout`` sells permits in three steps, each a transaction of its own:
 
 1. reserve: the permits are held (``permits.reserve``: pending, counted against the allowance) and
    a ``pending`` payment is written under the checkout's idempotency key, in one commit;
 2. charge the card (outside any transaction: a processor may take seconds);
-3. settle: on success the permits become active, the payment ``succeeded`` and a receipt email
-   goes to the outbox; on a decline or a processor error the holds are released and the payment
-   records why. The card was not charged in either case.
+3. settle: the processor's answer is recorded. Charged: the permits become active, the payment
+   ``succeeded`` and the receipt email goes to the outbox. Declined, or never charged: the holds
+   are released.
 
-The idempotency key comes from the checkout form (one per form shown), so a double-click or a
-retried request finds the first attempt's payment (the key is unique) and answers with its
-outcome: the card is charged once. A crash between steps leaves a pending payment and holds that
-lapse after ``permits.HOLD``.
+A database step that loses its connection (a failover, a restart, a terminated backend) is run
+again on a fresh connection (``RETRY_DELAYS``); settling is idempotent (only a ``pending`` payment
+is settled, in one conditional UPDATE), so a retry whose first COMMIT did go through neither
+activates nor emails twice.
+
+A payment left ``pending`` (the request gave up, or died) is never guessed at: the processor is
+asked what it holds under the idempotency key (``_reconcile``). Charged: settle. Declined: release.
+Nothing there: while the checkout may still be running (``ABANDONED_AFTER``), the same form sent
+again goes on to the card under the same key (the processor charges a key once) and a reloaded page
+is told it is being processed; after that, the key is cancelled at the processor (a late charge
+under it is refused) and only then is the hold released and the buyer told nothing was charged.
+That happens when the same form is submitted again, when its page is reloaded (``resume``) and in
+the Waitlist Offers task (``reconcile_pending``), which settles a charged payment whose buyer never
+came back and sends its receipt.
+
+The idempotency key comes from the checkout form (one per form; kept across a reload of the page
+until the buyer has been told the outcome), so a double-click, a retried request or a reload finds
+the first attempt's payment (the key is unique) and answers with its outcome: the card is charged
+once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets as token_source
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Protocol
+from datetime import date, datetime, timedelta
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from dashboard.db import Database
@@ -40,6 +57,8 @@ from dashboard.services import audit, email, permits
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.permits import PermitRequest, PermitView, SoldOut
 from models import (
+    Cart,
+    CartStatus,
     Payment,
     PaymentAllocation,
     PaymentStatus,
@@ -47,15 +66,51 @@ from models import (
     PermitStatus,
     Refund,
     SandboxCharge,
+    User,
 )
 
 log = logging.getLogger(__name__)
 
 RECEIPT_TEMPLATE = "permit-receipt"
+# Waits between attempts of a database step whose connection dropped: about 3.3 s in all, then the
+# request gives up ("being confirmed") and the payment is left pending for ``_reconcile``.
+RETRY_DELAYS = (0.05, 0.25, 1.0, 2.0)
+# A pending payment with nothing at the processor may still be on its way to the card step for
+# this long (a slow request, a double-click's first submission); after it, it is abandoned.
+ABANDONED_AFTER = timedelta(minutes=2)
+T = TypeVar("T")
 
 
 class ProviderUnavailable(Exception):
-    """The processor could not be reached or failed: the charge did not happen."""
+    """The processor gave no answer (unreachable, timed out, failed): whether a charge happened is
+    unknown until it is asked again (``PaymentProvider.find_charge``)."""
+
+
+class DatabaseUnavailable(Exception):
+    """A database step kept losing its connection through every retry."""
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def with_retries(step: Callable[[], T], what: str) -> T:
+    """Run ``step`` (one whole transaction of its own) and run it again, on a fresh connection, when
+    the database connection drops; ``DatabaseUnavailable`` once ``RETRY_DELAYS`` are spent. Only
+    for steps that are safe to repeat."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return step()
+        except DBAPIError as exc:
+            if not _lost_connection(exc):
+                raise
+            if delay is None:
+                raise DatabaseUnavailable(f"{what}: {exc.orig or exc}") from exc
+            log.warning("%s: the database connection dropped (%s); trying again", what, exc.orig or exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -116,6 +171,10 @@ class ChargeResult:
 
 
 class PaymentProvider(Protocol):
+    """A card processor. A real adapter (Stripe, say) passes the key on as its own idempotency key
+    and finds the charge again by it (a PaymentIntent created with the key in its metadata, looked
+    up by it; ``cancel`` cancels that PaymentIntent, which refuses any later confirmation)."""
+
     name: str
 
     def charge(
@@ -123,6 +182,16 @@ class PaymentProvider(Protocol):
     ) -> ChargeResult:
         """Charge once per ``idempotency_key`` (a repeat returns the first result); raise
         ``ProviderUnavailable`` when the outcome is an error rather than an answer."""
+        ...
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """What was charged under ``idempotency_key``: the charge (succeeded or declined), or None
+        when nothing was. ``ProviderUnavailable`` when the processor cannot be asked."""
+        ...
+
+    def cancel(self, *, idempotency_key: str) -> ChargeResult | None:
+        """Make sure nothing is ever charged under ``idempotency_key``: None once that is so (a
+        later ``charge`` with the key is refused), else the charge that got there first."""
         ...
 
     def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> ChargeResult: ...
@@ -140,51 +209,105 @@ TEST_CARDS = {
     INSUFFICIENT_FUNDS_CARD: "is declined (insufficient funds)",
     NETWORK_ERROR_CARD: "fails with a processor error (nothing is charged)",
 }
+CANCELLED = "Cancelled before any charge."
 
 
 class SandboxProvider:
     """A card processor for demos and tests, with a ledger of its own (its own transactions, as a
-    remote processor's would be)."""
+    remote processor's would be). A cancelled key is a ledger row too (``FAILED``, no amount), so
+    that a charge arriving after the cancellation finds it and is refused. A database error inside
+    the sandbox is what a network error is for a remote processor: ``ProviderUnavailable``, outcome
+    unknown (a COMMIT whose answer was lost may have gone through)."""
 
     name = "sandbox"
 
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def charge(
-        self, *, amount_cents: int, currency: str, card: Card, idempotency_key: str, description: str
-    ) -> ChargeResult:
-        if card.number == NETWORK_ERROR_CARD:
-            raise ProviderUnavailable("the sandbox processor did not answer (test card 4000 0000 0000 0119)")
+    @staticmethod
+    def _result(row: SandboxCharge) -> ChargeResult:
+        return ChargeResult(row.status == PaymentStatus.SUCCEEDED, row.reference, row.message)
+
+    def _record(self, idempotency_key: str, row: Callable[[], SandboxCharge]) -> SandboxCharge:
+        """The ledger row under the key: the one there, else ``row()`` inserted. Of two inserts
+        under one key the first wins and the second finds it, as a processor's idempotency does."""
+        try:
+            try:
+                return self._insert_once(idempotency_key, row)
+            except IntegrityError:
+                return self._insert_once(idempotency_key, row)
+        except DBAPIError as exc:
+            raise ProviderUnavailable(f"the sandbox processor failed: {exc.orig or exc}") from exc
+
+    def _insert_once(self, idempotency_key: str, row: Callable[[], SandboxCharge]) -> SandboxCharge:
         with self.database.session() as session:
             known = session.scalar(
                 select(SandboxCharge).where(SandboxCharge.idempotency_key == idempotency_key)
             )
             if known is not None:
-                return ChargeResult(known.status == PaymentStatus.SUCCEEDED, known.reference, known.message)
-            succeeded = card.number == SUCCESS_CARD
-            message = {
-                SUCCESS_CARD: "Approved",
-                DECLINED_CARD: "Your card was declined.",
-                INSUFFICIENT_FUNDS_CARD: "Your card has insufficient funds.",
-            }.get(card.number, "Declined: use one of the sandbox test cards.")
-            row = SandboxCharge(
+                return known
+            created = row()
+            session.add(created)
+            session.flush()
+            return created
+
+    def charge(
+        self, *, amount_cents: int, currency: str, card: Card, idempotency_key: str, description: str
+    ) -> ChargeResult:
+        if card.number == NETWORK_ERROR_CARD:
+            raise ProviderUnavailable("the sandbox processor did not answer (test card 4000 0000 0000 0119)")
+        succeeded = card.number == SUCCESS_CARD
+        message = {
+            SUCCESS_CARD: "Approved",
+            DECLINED_CARD: "Your card was declined.",
+            INSUFFICIENT_FUNDS_CARD: "Your card has insufficient funds.",
+        }.get(card.number, "Declined: use one of the sandbox test cards.")
+        return self._result(
+            self._record(
+                idempotency_key,
+                lambda: SandboxCharge(
+                    reference="sbx_" + token_source.token_hex(10),
+                    idempotency_key=idempotency_key,
+                    amount_cents=amount_cents,
+                    currency=currency,
+                    card_last4=card.last4,
+                    status=PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.DECLINED,
+                    message=message,
+                ),
+            )
+        )
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        try:
+            with self.database.session() as session:
+                row = session.scalar(
+                    select(SandboxCharge).where(SandboxCharge.idempotency_key == idempotency_key)
+                )
+        except DBAPIError as exc:
+            raise ProviderUnavailable(f"the sandbox processor failed: {exc.orig or exc}") from exc
+        if row is None or row.status == PaymentStatus.FAILED:
+            return None
+        return self._result(row)
+
+    def cancel(self, *, idempotency_key: str) -> ChargeResult | None:
+        row = self._record(
+            idempotency_key,
+            lambda: SandboxCharge(
                 reference="sbx_" + token_source.token_hex(10),
                 idempotency_key=idempotency_key,
-                amount_cents=amount_cents,
-                currency=currency,
-                card_last4=card.last4,
-                status=PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.DECLINED,
-                message=message,
-            )
-            session.add(row)
-            session.flush()
-            return ChargeResult(succeeded, row.reference, message)
+                amount_cents=0,
+                currency="",
+                card_last4="",
+                status=PaymentStatus.FAILED,
+                message=CANCELLED,
+            ),
+        )
+        return None if row.status == PaymentStatus.FAILED else self._result(row)
 
     def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> ChargeResult:
         with self.database.session() as session:
             charge = session.scalar(select(SandboxCharge).where(SandboxCharge.reference == reference))
-            if charge is None or charge.status == PaymentStatus.DECLINED:
+            if charge is None or charge.status != PaymentStatus.SUCCEEDED:
                 return ChargeResult(False, reference, "No such charge to refund.")
             if charge.refunded_cents + amount_cents > charge.amount_cents:
                 return ChargeResult(False, reference, "The refund exceeds what is left of the charge.")
@@ -192,13 +315,26 @@ class SandboxProvider:
             return ChargeResult(True, f"{reference}_r{charge.refunded_cents}", "Refunded")
 
 
+PROVIDERS: dict[str, Callable[[Database], PaymentProvider]] = {SandboxProvider.name: SandboxProvider}
+
+
+def provider_for(name: str, database: Database) -> PaymentProvider:
+    """The processor a payment was made with (``Payment.provider``), to ask it about the payment."""
+    try:
+        return PROVIDERS[name](database)
+    except KeyError:
+        raise NotFound(f"No card processor is called {name!r}.") from None
+
+
 # --- checkout ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CheckoutResult:
-    """``status``: paid, declined, failed (processor error), sold_out, or in_progress (the same
-    checkout is being processed by another request: a double-click)."""
+    """``status``: paid; declined; failed (nothing was charged: the processor said so); sold_out;
+    in_progress (being processed or confirmed: the buyer must not pay again, and the same form
+    finds it again); busy (the database could not be reached before anything was decided:
+    press Pay again, with the same key)."""
 
     status: str
     message: str
@@ -210,6 +346,21 @@ class CheckoutResult:
     def paid(self) -> bool:
         return self.status == "paid"
 
+    @property
+    def settled(self) -> bool:
+        """The buyer has a final answer: a new attempt needs a new key."""
+        return self.status in ("paid", "declined", "failed")
+
+
+PROCESSING = "Your payment is being processed."
+CONFIRMING = (
+    "Your payment is being confirmed. You will not be charged twice: reload this page in a minute "
+    "to see the outcome; the receipt comes by e-mail."
+)
+BUSY = "Payments are briefly unavailable. Press Pay again in a moment: you will not be charged twice."
+NOT_CHARGED = "That attempt did not go through and nothing was charged; please try again."
+PROCESSOR_DOWN = "The card processor could not be reached, and your card was not charged. Please try again."
+
 
 @dataclass(frozen=True)
 class ReceiptContext:
@@ -219,6 +370,20 @@ class ReceiptContext:
     site_name: str
     base_url: str
     tz: ZoneInfo
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A payment whose outcome is not recorded yet, with what its charge is."""
+
+    id: int
+    idempotency_key: str
+    provider: str
+    created_at: datetime
+    amount_cents: int
+    currency: str
+    description: str
+    payer_name: str | None = None
 
 
 def checkout(
@@ -235,98 +400,367 @@ def checkout(
     now: datetime,
     cart_id: int | None = None,
 ) -> CheckoutResult:
-    """Sell ``items`` with one card payment (see the module's docstring)."""
+    """Sell ``items`` with one card payment (see the module's docstring). A key already used
+    answers with its payment's outcome, reconciled with the processor if it is still pending; a
+    pending one the processor has nothing for yet goes on to the card under the same key (the
+    form was sent again: a double-click, or a retry after a dropped connection), which the
+    processor's idempotency charges once."""
     if not idempotency_key or len(idempotency_key) > 80:
         raise ValidationFailed({"form": "reload the page and try again"})
     if not items:
         raise ValidationFailed({"items": "nothing to pay for"})
-    known = _known(database, idempotency_key)
-    if known is not None:
-        return known
-    total = sum(item.amount_cents for item in items)
-    currency = items[0].currency
+    attempts = 0
+
+    def reserve() -> _Pending | CheckoutResult:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:  # the attempt whose connection dropped may have committed (answer lost)
+            found = _look_up(database, idempotency_key)
+            if found is not None:
+                return found
+        return _reserve(
+            database, provider.name, items, card, idempotency_key, email_address, user_id, cart_id, now
+        )
+
     try:
-        with database.session() as session:
-            held = [permits.reserve(session, item, now) for item in sorted(items, key=lambda i: i.lot_id)]
-            payment = Payment(
-                idempotency_key=idempotency_key,
-                provider=provider.name,
-                status=PaymentStatus.PENDING,
-                amount_cents=total,
-                currency=currency,
-                payer_email=email_address,
-                user_id=user_id,
-                cart_id=cart_id,
-                card_last4=card.last4,
-            )
-            payment.allocations = [
-                PaymentAllocation(permit_id=p.id, amount_cents=p.amount_cents) for p in held
-            ]
-            session.add(payment)
-            session.flush()
-            payment_id = payment.id
+        known = _resume(database, provider, idempotency_key, now, receipt, backend, card)
+        if known is not None:
+            return known
+        reserved = with_retries(reserve, "reserving a checkout")
     except SoldOut as exc:
         return CheckoutResult("sold_out", str(exc))
     except IntegrityError:
-        # The same form was submitted twice at once; the other request holds its payment.
-        return _known(database, idempotency_key) or CheckoutResult(
-            "in_progress", "Your payment is being processed."
+        # The same form was submitted twice at once: the other request's payment goes on.
+        try:
+            return _resume(database, provider, idempotency_key, now, receipt, backend, card) or (
+                CheckoutResult("in_progress", PROCESSING)
+            )
+        except DatabaseUnavailable:
+            return CheckoutResult("busy", BUSY)
+    except DatabaseUnavailable as exc:
+        log.error(
+            "checkout %s: nothing done in this attempt, the database is unreachable: %s", idempotency_key, exc
         )
-    description = ", ".join(f"{p.product_name or p.kind} permit {p.number}" for p in held)
-    try:
-        result = provider.charge(
-            amount_cents=total,
-            currency=currency,
-            card=card,
+        return CheckoutResult("busy", BUSY)
+    if isinstance(reserved, CheckoutResult):
+        return reserved
+    if attempts > 1:  # maybe found, not made, by this request: ask the processor first
+        return _reconcile(database, provider, reserved, now, receipt, backend, card)
+    return _charge(database, provider, reserved, card, now, receipt, backend)
+
+
+def _reserve(
+    database: Database,
+    provider_name: str,
+    items: Sequence[PermitRequest],
+    card: Card,
+    idempotency_key: str,
+    email_address: str,
+    user_id: int | None,
+    cart_id: int | None,
+    now: datetime,
+) -> _Pending:
+    """Step 1 in one transaction: the holds and the pending payment."""
+    with database.session() as session:
+        held = [permits.reserve(session, item, now) for item in sorted(items, key=lambda i: i.lot_id)]
+        payment = Payment(
             idempotency_key=idempotency_key,
-            description=description,
+            provider=provider_name,
+            status=PaymentStatus.PENDING,
+            amount_cents=sum(item.amount_cents for item in items),
+            currency=items[0].currency,
+            payer_email=email_address,
+            user_id=user_id,
+            cart_id=cart_id,
+            card_last4=card.last4,
+            created_at=now,
+        )
+        payment.allocations = [PaymentAllocation(permit_id=p.id, amount_cents=p.amount_cents) for p in held]
+        session.add(payment)
+        session.flush()
+        return _pending(payment, held)
+
+
+def _pending(payment: Payment, held: Sequence[PermitView], payer_name: str | None = None) -> _Pending:
+    return _Pending(
+        id=payment.id,
+        idempotency_key=payment.idempotency_key,
+        provider=payment.provider,
+        created_at=payment.created_at,
+        amount_cents=payment.amount_cents,
+        currency=payment.currency,
+        description=", ".join(f"{p.product_name or p.kind} permit {p.number}" for p in held),
+        payer_name=payer_name,
+    )
+
+
+def _charge(
+    database: Database,
+    provider: PaymentProvider,
+    pending: _Pending,
+    card: Card,
+    now: datetime,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+) -> CheckoutResult:
+    """Step 2, then step 3. A processor that gives no answer is asked what it holds under the key;
+    if nothing, the key is cancelled there before the buyer is told nothing was charged."""
+    key = pending.idempotency_key
+    try:
+        answer = provider.charge(
+            amount_cents=pending.amount_cents,
+            currency=pending.currency,
+            card=card,
+            idempotency_key=key,
+            description=pending.description,
         )
     except ProviderUnavailable as exc:
-        log.warning("payment %s: processor error: %s", payment_id, exc)
-        _settle(database, payment_id, PaymentStatus.FAILED, None, str(exc)[:255], now)
-        return CheckoutResult(
-            "failed",
-            "The card processor could not be reached, and your card was not charged. Please try again.",
-            payment_id,
+        log.warning("payment %s: processor error: %s", pending.id, exc)
+        try:
+            answer = _ask(lambda: provider.find_charge(idempotency_key=key))
+            if answer is None:
+                answer = _ask(lambda: provider.cancel(idempotency_key=key))
+        except ProviderUnavailable as again:
+            log.error("payment %s: left pending, the processor cannot be asked: %s", pending.id, again)
+            return CheckoutResult("in_progress", CONFIRMING, pending.id)
+        reason = f"the processor failed ({exc})"
+        return _record_answer(database, pending.id, answer, now, receipt, backend, reason, PROCESSOR_DOWN)
+    return _record_answer(database, pending.id, answer, now, receipt, backend)
+
+
+def _ask(question: Callable[[], T]) -> T:
+    """Ask the processor, again after a pause when it does not answer (``RETRY_DELAYS``)."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return question()
+        except ProviderUnavailable:
+            if delay is None:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _record_answer(
+    database: Database,
+    payment_id: int,
+    answer: ChargeResult | None,
+    now: datetime,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    reason: str = "abandoned before the card step",
+    not_charged: str = NOT_CHARGED,
+) -> CheckoutResult:
+    """Settle with the processor's answer (None: nothing was charged, and the key is cancelled),
+    retried on a fresh connection. A charge that cannot be recorded is "being confirmed", never
+    "not charged": the payment stays pending for ``reconcile``."""
+    try:
+        return with_retries(
+            lambda: _settle(database, payment_id, answer, now, receipt, backend, reason, not_charged),
+            f"settling payment {payment_id}",
         )
-    if not result.succeeded:
-        _settle(database, payment_id, PaymentStatus.DECLINED, result.reference, result.message, now)
-        return CheckoutResult("declined", result.message, payment_id)
-    token = _settle(
-        database, payment_id, PaymentStatus.SUCCEEDED, result.reference, result.message, now, receipt, backend
-    )
-    with database.session() as session:
-        views = tuple(permits.get_permit(session, p.id) for p in held)
-    return CheckoutResult("paid", "Payment received.", payment_id, token, views)
+    except DatabaseUnavailable as exc:
+        log.error("payment %s: processor answered, but it is not recorded yet: %s", payment_id, exc)
+        if answer is None:
+            return CheckoutResult("failed", not_charged, payment_id)
+        if not answer.succeeded:
+            return CheckoutResult("declined", answer.message, payment_id)
+        return CheckoutResult("in_progress", CONFIRMING, payment_id)
 
 
 def _settle(
     database: Database,
     payment_id: int,
-    status: PaymentStatus,
-    reference: str | None,
-    message: str,
+    answer: ChargeResult | None,
     now: datetime,
-    receipt: ReceiptContext | None = None,
-    backend: email.EmailBackend | None = None,
-) -> str | None:
-    """Record the processor's answer: activate or release the held permits with the payment, and
-    queue the receipt emails in the same commit. Returns the receipt token on success."""
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    reason: str,
+    not_charged: str,
+) -> CheckoutResult:
+    """Step 3, one transaction: record the processor's answer, activate or release the held
+    permits with the payment, queue the receipt emails and close the cart in the same commit.
+    Only a pending payment is settled (a conditional UPDATE, which also queues a concurrent
+    settler behind this one), so settling again changes nothing and answers the recorded outcome."""
+    if answer is None:
+        status, reference, message = PaymentStatus.FAILED, None, f"Not charged: {reason}; cancelled."
+    elif answer.succeeded:
+        status, reference, message = PaymentStatus.SUCCEEDED, answer.reference, answer.message
+    else:
+        status, reference, message = PaymentStatus.DECLINED, answer.reference, answer.message
     with database.session() as session:
+        claimed = session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
+            .values(status=status, provider_ref=reference, message=message[:255])
+        )
         payment = session.get(Payment, payment_id)
-        assert payment is not None  # written by this checkout
-        payment.status, payment.provider_ref, payment.message = status, reference, message
+        assert payment is not None  # written by the checkout
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            return _outcome(session, payment, not_charged)
         permit_ids = [a.permit_id for a in payment.allocations if a.permit_id is not None]
         if status != PaymentStatus.SUCCEEDED:
             for permit_id in permit_ids:
                 permits.release(session, permit_id)
-            return None
+            return _outcome(session, payment, not_charged)
         payment.receipt_token = token_source.token_urlsafe(24)
+        views = []
         for permit_id in permit_ids:
             view = permits.activate(session, permit_id, now)
-            if receipt is not None and backend is not None and payment.payer_email:
+            views.append(view)
+            if payment.payer_email:
                 _send_receipt(session, view, payment.payer_email, payment.receipt_token, receipt, backend)
-        return payment.receipt_token
+        cart = session.get(Cart, payment.cart_id) if payment.cart_id is not None else None
+        if cart is not None and cart.status == CartStatus.OPEN:
+            cart.status = CartStatus.CHECKED_OUT
+        return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, tuple(views))
+
+
+def _outcome(session: Session, payment: Payment, not_charged: str = NOT_CHARGED) -> CheckoutResult:
+    """What the buyer is told about a payment as recorded."""
+    if payment.status == PaymentStatus.PENDING:
+        return CheckoutResult("in_progress", PROCESSING, payment.id)
+    if payment.status == PaymentStatus.DECLINED:
+        return CheckoutResult("declined", payment.message, payment.id)
+    if payment.status == PaymentStatus.FAILED:
+        # Recorded only once the processor said nothing was charged (and the key is cancelled).
+        return CheckoutResult("failed", not_charged, payment.id)
+    views = tuple(
+        permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id is not None
+    )
+    return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, views)
+
+
+def _look_up(database: Database, idempotency_key: str) -> CheckoutResult | _Pending | None:
+    with database.session() as session:
+        payment = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
+        if payment is None:
+            return None
+        if payment.status != PaymentStatus.PENDING:
+            return _outcome(session, payment)
+        held = [permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id]
+        return _pending(payment, held)
+
+
+def _resume(
+    database: Database,
+    provider: PaymentProvider,
+    idempotency_key: str,
+    now: datetime,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    card: Card | None = None,
+) -> CheckoutResult | None:
+    """The outcome of an earlier checkout with this key (None: there was none); a pending one is
+    reconciled first. ``DatabaseUnavailable`` when it cannot be read."""
+    found = with_retries(lambda: _look_up(database, idempotency_key), "looking up a checkout")
+    if not isinstance(found, _Pending):
+        return found
+    if found.provider != provider.name:
+        provider = provider_for(found.provider, database)
+    return _reconcile(database, provider, found, now, receipt, backend, card)
+
+
+def _reconcile(
+    database: Database,
+    provider: PaymentProvider,
+    pending: _Pending,
+    now: datetime,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    card: Card | None = None,
+) -> CheckoutResult:
+    """Ask the processor about a pending payment and settle it accordingly (module docstring).
+    With the ``card`` (the form was sent again), a recent payment with nothing at the processor
+    goes on to the charge under its key."""
+    key = pending.idempotency_key
+    try:
+        answer = _ask(lambda: provider.find_charge(idempotency_key=key))
+        if answer is None:
+            if now - pending.created_at < ABANDONED_AFTER:
+                if card is not None:
+                    return _charge(database, provider, pending, card, now, receipt, backend)
+                return CheckoutResult("in_progress", PROCESSING, pending.id)
+            answer = _ask(lambda: provider.cancel(idempotency_key=key))
+    except ProviderUnavailable as exc:
+        log.warning("payment %s: still pending, the processor cannot be asked: %s", pending.id, exc)
+        return CheckoutResult("in_progress", CONFIRMING, pending.id)
+    return _record_answer(database, pending.id, answer, now, receipt, backend)
+
+
+def resume(
+    database: Database,
+    provider: PaymentProvider,
+    idempotency_key: object,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    now: datetime,
+) -> CheckoutResult | None:
+    """Where the checkout under a form's key stands (None: the key is unused), reconciled with the
+    processor if it is pending: what a reloaded checkout page shows instead of charging again."""
+    if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 80:
+        return None
+    try:
+        return _resume(database, provider, idempotency_key, now, receipt, backend)
+    except DatabaseUnavailable:
+        return CheckoutResult("busy", BUSY)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    settled: int  # charged: permits active, receipts queued
+    released: int  # declined or never charged: holds released
+    waiting: int  # the processor could not be asked, or the checkout may still be running
+
+
+def reconcile_pending(
+    database: Database, now: datetime, *, receipt: ReceiptContext, backend: email.EmailBackend
+) -> Reconciled:
+    """Resolve every pending payment with its processor (a checkout whose request gave up or
+    died): charged ones are settled (permit active, receipt to the payer, by name when the payer
+    has an account), the others released. Then lapsed holds without a pending payment are
+    cancelled. Safe to run while checkouts run and to run twice."""
+
+    def listed() -> list[_Pending]:
+        with database.session() as session:
+            rows = session.execute(
+                select(Payment, User)
+                .outerjoin(User, User.id == Payment.user_id)
+                .where(Payment.status == PaymentStatus.PENDING)
+                .order_by(Payment.id)
+            ).all()
+            return [
+                _pending(
+                    payment,
+                    [permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id],
+                    user.name if user else None,
+                )
+                for payment, user in rows
+            ]
+
+    settled = released = waiting = 0
+    for pending in with_retries(listed, "listing pending payments"):
+        try:
+            provider = provider_for(pending.provider, database)
+            named = dataclasses.replace(receipt, name=pending.payer_name) if pending.payer_name else receipt
+            result = _reconcile(database, provider, pending, now, named, backend)
+        except (NotFound, DatabaseUnavailable) as exc:
+            log.error("payment %s: cannot be reconciled now: %s", pending.id, exc)
+            waiting += 1
+            continue
+        if result.paid:
+            settled += 1
+        elif result.settled:
+            released += 1
+        else:
+            waiting += 1
+
+    def expire() -> None:
+        with database.session() as session:
+            permits.expire_holds(session, now)
+
+    with_retries(expire, "cancelling lapsed holds")
+    return Reconciled(settled, released, waiting)
 
 
 def receipt_url(base_url: str, token: str) -> str:
@@ -365,45 +799,6 @@ def _send_receipt(
         )
         return
     email.send_email(session, message, backend)
-
-
-def _known(database: Database, idempotency_key: str) -> CheckoutResult | None:
-    """The outcome of an earlier checkout with this key, if there was one."""
-    with database.session() as session:
-        payment = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
-        if payment is None:
-            return None
-        permit_views = tuple(
-            permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id is not None
-        )
-        if payment.status == PaymentStatus.PENDING:
-            return CheckoutResult("in_progress", "Your payment is being processed.", payment.id)
-        if payment.status == PaymentStatus.DECLINED:
-            return CheckoutResult("declined", payment.message, payment.id)
-        if payment.status == PaymentStatus.FAILED:
-            # A processor error ends that attempt; the form issues a new key for the next try.
-            return CheckoutResult(
-                "failed", "That attempt failed and nothing was charged; please try again.", payment.id
-            )
-        return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, permit_views)
-
-
-def expire_abandoned(session: Session, now: datetime) -> int:
-    """Close checkouts that never came back from the card step (a crash, a killed worker): their
-    payments fail as abandoned and their holds are cancelled (they already stopped counting after
-    ``permits.HOLD``). Returns how many payments were closed."""
-    cutoff = now - permits.HOLD
-    stale = list(
-        session.scalars(
-            select(Payment).where(Payment.status == PaymentStatus.PENDING, Payment.created_at <= cutoff)
-        )
-    )
-    for payment in stale:
-        payment.status = PaymentStatus.FAILED
-        payment.message = "Abandoned: the checkout did not finish within the hold."
-    permits.expire_holds(session, now)
-    session.flush()
-    return len(stale)
 
 
 # --- receipts and refunds ----------------------------------------------------------------------

@@ -20,7 +20,8 @@ before anything is read. The last space is sold once whatever the number of buye
 
 A sale is two steps around the card charge (``dashboard.services.payments``): ``reserve`` commits
 a ``pending`` permit that holds the space, then ``activate`` or ``release`` once the processor has
-answered. A crash in between leaves a hold that lapses after ``HOLD`` (``expire_holds``).
+answered. A crash in between leaves a pending payment, which the card processor's answer settles
+or releases (``payments.reconcile_pending``); the hold stops counting after ``HOLD``.
 
 One rule for every channel (README, "Permits"). Whatever sells a permit valid in a lot (the quick
 checkout and the cart through ``reserve``, partners through ``record_external_permit``: the permit
@@ -58,6 +59,9 @@ from models import (
     Lot,
     LotZone,
     LotZoneSchedule,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
     PayStationRecord,
     Permit,
     PermitKind,
@@ -445,10 +449,21 @@ def release(session: Session, permit_id: int) -> None:
 
 def expire_holds(session: Session, now: datetime) -> int:
     """Cancel pending permits whose hold has lapsed (a checkout that never came back); returns
-    how many. They already stopped counting against the allowance when the hold lapsed."""
+    how many. They already stopped counting against the allowance when the hold lapsed. A hold
+    whose payment is still pending is kept: the card may have been charged, and only the
+    processor can say (``payments.reconcile_pending`` settles or releases it)."""
+    unresolved = (
+        select(PaymentAllocation.permit_id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(Payment.status == PaymentStatus.PENDING, PaymentAllocation.permit_id.is_not(None))
+    )
     result = session.execute(
         update(Permit)
-        .where(Permit.status == PermitStatus.PENDING, Permit.created_at <= now - HOLD)
+        .where(
+            Permit.status == PermitStatus.PENDING,
+            Permit.created_at <= now - HOLD,
+            Permit.id.not_in(unresolved),
+        )
         .values(status=PermitStatus.CANCELLED)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -701,9 +716,26 @@ def zones_at(session: Session, lot_id: int, at: datetime, tz: ZoneInfo) -> dict[
     }
 
 
+PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+
+
+def _issued() -> ColumnElement[bool]:
+    """Permits that were ever in force: active ones, and cancelled ones that had been (a refund, a
+    partner's cancellation). Not the holds of checkouts (``reserve``): pending, or cancelled with
+    a payment that never went through (declined, failed, abandoned), which were never permits."""
+    unpaid = (
+        select(PaymentAllocation.id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(PaymentAllocation.permit_id == Permit.id, Payment.status.not_in(PAID))
+        .exists()
+    )
+    return or_(Permit.status == PermitStatus.ACTIVE, and_(Permit.status == PermitStatus.CANCELLED, ~unpaid))
+
+
 def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: ZoneInfo) -> PlateCheck:
     """May this plate park in this lot at this moment, and why (which permit, zone rule or paid
-    session)? Cancelled and pending permits never make a plate valid."""
+    session)? Cancelled permits never make a plate valid; checkout holds (``_issued``) are not
+    shown at all, so a declined card does not read as "permit ... is cancelled"."""
     normalized = normalize_plate(plate)
     if not normalized:
         raise ValidationFailed({"plate": "enter the licence plate"})
@@ -723,6 +755,7 @@ def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: Zon
                 PermitVehicle.plate_normalized == normalized,
                 Permit.valid_to > at - timedelta(days=1),
                 Permit.valid_from <= at + timedelta(days=1),
+                _issued(),
             )
             .order_by(Permit.valid_to.desc())
         )

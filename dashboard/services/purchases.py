@@ -15,10 +15,9 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from dashboard.services.permits import PermitView, view
-from models import Payment, PaymentAllocation, PaymentStatus, Permit, PermitStatus
+from dashboard.services.permits import PAID, PermitView, view
+from models import Payment, PaymentAllocation, Permit, PermitStatus
 
-PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 PAST_LIMIT = 50
 
 

@@ -9,7 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models import ApiKey, Permit
+from dashboard.services import email, payments
+from dashboard.services.payments import DECLINED_CARD, ReceiptContext, SandboxProvider
+from dashboard.services.permits import PermitRequest
+from dashboard.services.plates import clean_plate
+from models import ApiKey, Lot, Permit, PermitKind, PermitProduct, Pricing
 from tests.api.partners import bearer, issue_key, make_place
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -216,6 +220,48 @@ def test_validate_by_lot_id_and_at_a_given_time(client, core, place, writer):
         f"/api/v1/permits/validate?plate=ABC123&lot={place.other_lot_id}", headers=bearer(writer)
     ).json
     assert elsewhere["valid"] is False and "not this lot" in elsewhere["reason"]
+
+
+def test_validate_ignores_the_hold_of_a_declined_checkout(client, core, place, writer):
+    """A guest's card was declined in North Garage: the released hold was never a permit."""
+    with core.db.session() as s:
+        s.get(Lot, place.lot_id).sells_temporary = True
+        product = PermitProduct(
+            lot_id=place.lot_id,
+            kind=PermitKind.TEMPORARY,
+            name="Hourly",
+            pricing=Pricing.HOURLY,
+            price_cents=300,
+        )
+        s.add(product)
+        s.flush()
+        request = PermitRequest(
+            place.lot_id,
+            product.id,
+            (clean_plate("ABC 123"),),
+            NOW,
+            NOW + timedelta(hours=1),
+            300,
+            "CAD",
+            None,
+            None,
+        )
+    declined = payments.checkout(
+        core.db,
+        SandboxProvider(core.db),
+        items=[request],
+        card=payments.clean_card(DECLINED_CARD, "12/39", "123", NOW.date()),
+        idempotency_key="declined-form",
+        email_address="guest@example.com",
+        user_id=None,
+        receipt=ReceiptContext("Guest", "Campus", "http://localhost", core.settings.tz),
+        backend=email.OutboxBackend(),
+        now=NOW,
+    )
+    assert declined.status == "declined"
+    verdict = client.get("/api/v1/permits/validate?plate=ABC123&lot=NG", headers=bearer(writer)).json
+    assert verdict["valid"] is False and verdict["permits"] == []
+    assert verdict["reason"] == "No permit: this plate has no permit or paid session here now."
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,21 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from dashboard.services import demo, email, permits
-from models import Lot, OutboxMessage, Permit, PermitKind, PermitStatus
+from dashboard.services import demo, email, payments, permits
+from models import (
+    Lot,
+    OutboxMessage,
+    PaymentStatus,
+    Permit,
+    PermitKind,
+    PermitProduct,
+    PermitStatus,
+    Pricing,
+    SandboxCharge,
+)
+from tests.faults import DropConnection
 
 pytestmark = pytest.mark.browser
 
@@ -131,3 +142,49 @@ def test_a_student_books_a_standard_permit_through_the_cart(
     expect(mine).to_contain_text(permit.number)
     mine.get_by_role("link", name="Receipt").click()
     expect(journey.locator("#receipt-content")).to_contain_text("LMNO 345")
+
+
+def test_a_guest_whose_payment_could_not_be_settled_reloads_and_finds_the_permit(
+    page: Page, live_server, core, session, monkeypatch
+) -> None:
+    """The database drops every connection that tries to settle a charged card: the guest is told
+    the payment is being confirmed (never "not charged"). The database comes back; a reload of the
+    page (the form's key survives it in the tab) shows the permit, charged once, one receipt."""
+    monkeypatch.setattr(payments, "RETRY_DELAYS", (0.01, 0.01))
+    email.ensure_default_templates(session)
+    lot = Lot(name="Faulty Lot", code="FL", capacity=5, sells_temporary=True)
+    session.add(lot)
+    session.flush()
+    session.add(
+        PermitProduct(
+            lot_id=lot.id, kind=PermitKind.TEMPORARY, name="Hourly", pricing=Pricing.HOURLY, price_cents=300
+        )
+    )
+    session.commit()
+    page.goto(f"{live_server}/checkout/temp/{lot.id}")
+    page.fill("#checkout-plate", "DROP 42")
+    page.fill("#checkout-email", "driver@example.com")
+    expect(page.locator("#checkout-price")).to_contain_text("$3.00 CAD")
+    key = page.evaluate("JSON.parse(sessionStorage.getItem('checkout-key'))")
+    with DropConnection(core.db, "payments", after="^INSERT INTO sandbox_charges", times=None) as drop:
+        pay_by_card(page, "checkout")
+        expect(page.locator("#checkout-confirming")).to_contain_text("being confirmed")
+    assert drop.fired >= 3
+    expect(page.locator("#checkout-result")).not_to_contain_text("not charged")
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('checkout-key'))") == key
+
+    page.reload()
+    confirmation = page.locator("#checkout-confirmation")
+    expect(confirmation).to_contain_text("Payment received")
+    session.expire_all()
+    permit = session.scalars(select(Permit).where(Permit.lot_id == lot.id)).one()
+    expect(confirmation).to_contain_text(permit.number)
+    assert permit.status == PermitStatus.ACTIVE
+    paid = select(func.count(SandboxCharge.id)).where(SandboxCharge.status == PaymentStatus.SUCCEEDED)
+    assert session.scalar(paid) == 1
+    assert session.scalar(select(func.count(OutboxMessage.id))) == 1
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('checkout-key'))") != key  # told: a new form
+
+    page.get_by_role("link", name="Buy another permit for this lot").click()
+    expect(page.locator("#checkout-pay")).to_be_visible()
+    expect(page.locator("#checkout-confirmation")).to_have_count(0)

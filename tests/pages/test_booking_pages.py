@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.services import email, permits
+from dashboard.services import email, payments, permits
 from dashboard.services.payments import DECLINED_CARD, NETWORK_ERROR_CARD
 from models import (
     CartItem,
@@ -34,6 +34,7 @@ from models import (
 )
 from tests.conftest import PASSWORD
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of, press
+from tests.faults import DropConnection
 
 TZ = ZoneInfo("America/Toronto")  # the test settings' default site time zone
 CARD = "4242 4242 4242 4242"
@@ -141,11 +142,12 @@ def test_guests_get_nothing_from_the_user_callbacks(app, login_as, world, fragme
 
 SETUP = "..checkout-title.children"
 PRICE = "checkout-quote.children"
-PAY = "..checkout-result.children"
+PAY = "..checkout-result.children@"  # the Pay callback (the setup callback fills it first)
 
 
-def setup(client, app, lot_id: int) -> dict[str, dict[str, Any]]:
-    return outputs_of(dash_post(client, app, find_output(app, SETUP), [str(lot_id)]))
+def setup(client, app, lot_id: int, key: str | None = None) -> dict[str, dict[str, Any]]:
+    """The page's setup, as on opening it (``key``: the form key the tab kept, on a reload)."""
+    return outputs_of(dash_post(client, app, find_output(app, SETUP), [str(lot_id)], [key]))
 
 
 def quote(client, app, lot_id: int, product: int, duration: str = "120", **start: Any) -> str:
@@ -241,6 +243,39 @@ def test_a_card_that_fails_leaves_nothing_and_gets_a_new_key(
     assert count(session, paid) == 0
     assert session.scalars(select(Payment.status)).one() == status
     assert count(session, select(func.count(OutboxMessage.id))) == 0
+
+
+def test_a_charge_that_could_not_be_settled_is_confirmed_on_reload_and_never_charged_twice(
+    app, login_as, world, session, core, monkeypatch
+) -> None:
+    """The database drops every connection that settles the charged card: the buyer is told the
+    payment is being confirmed and keeps the form's key; a reload (the tab's stored key) during
+    the outage still says so; once the database is back, a reload shows the permit, and the old
+    form sent again answers with it. One charge, one receipt."""
+    monkeypatch.setattr(payments, "RETRY_DELAYS", (0.01, 0.01))
+    guest = login_as(Role.GUEST)
+    key = setup(guest, app, world["visitor"])["checkout-key"]["data"]
+    with DropConnection(core.db, "payments", after="^INSERT INTO sandbox_charges", times=None):
+        told = quick_pay(guest, app, world, key)
+        during = setup(guest, app, world["visitor"], key)
+    for shown in (json.dumps(told["checkout-result"]), json.dumps(during["checkout-result"])):
+        assert "charged twice" in shown and "not charged" not in shown and "nothing" not in shown.lower()
+    assert "being confirmed" in json.dumps(told["checkout-result"])
+    assert "checkout-key" not in told and during["checkout-key"]["data"] == key
+
+    reloaded = setup(guest, app, world["visitor"], key)
+    confirmation = json.dumps(reloaded["checkout-result"])
+    permit = session.scalars(select(Permit)).one()
+    assert "Payment received" in confirmation and permit.number in confirmation
+    assert permit.status == PermitStatus.ACTIVE
+    assert reloaded["checkout-key"]["data"] not in (None, key)  # told: the next form is a new one
+    assert reloaded["checkout-form"]["style"] == {"display": "none"}
+    assert permit.number in json.dumps(quick_pay(guest, app, world, key))
+    paid = select(func.count(SandboxCharge.id)).where(SandboxCharge.status == PaymentStatus.SUCCEEDED)
+    assert count(session, paid) == 1 and count(session, select(func.count(OutboxMessage.id))) == 1
+    assert setup(guest, app, world["visitor"], reloaded["checkout-key"]["data"])["checkout-result"] == {
+        "children": None
+    }
 
 
 def test_the_form_is_checked_before_anything_is_sold(app, login_as, world, session) -> None:
@@ -386,6 +421,40 @@ def test_a_declined_cart_payment_keeps_the_cart_and_issues_a_new_key(app, studen
     assert result["cart-key"]["data"] != shown["cart-key"]["data"]
     assert count(session, select(func.count(Permit.id)).where(Permit.status == PermitStatus.ACTIVE)) == 0
     assert "Fall Term" in json.dumps(cart(student, app)["cart-items"])
+
+
+def test_a_cart_charge_that_could_not_be_settled_is_shown_on_reload_and_not_charged_again(
+    app, student, world, session, core, monkeypatch
+) -> None:
+    monkeypatch.setattr(payments, "RETRY_DELAYS", (0.01, 0.01))
+    add(student, app, world, world["fall"])
+    shown = cart(student, app)
+    with DropConnection(core.db, "payments", after="^INSERT INTO sandbox_charges", times=None):
+        told = cart_pay(student, app, shown["cart-key"]["data"], 16500)
+    assert "being confirmed" in json.dumps(told["cart-result"]) and "cart-key" not in told
+    assert "not charged" not in json.dumps(told["cart-result"])
+
+    reloaded = cart(student, app)  # the database is back: the cart page reconciles the payment
+    assert "Payment received" in json.dumps(reloaded["cart-items"]) and "cart-empty" in json.dumps(reloaded)
+    assert reloaded["cart-pay-section"]["style"] == {"display": "none"}
+    permit = session.scalars(select(Permit)).one()
+    assert permit.status == PermitStatus.ACTIVE and permit.number in json.dumps(reloaded)
+    paid = select(func.count(SandboxCharge.id)).where(SandboxCharge.status == PaymentStatus.SUCCEEDED)
+    assert count(session, paid) == 1 and count(session, select(func.count(OutboxMessage.id))) == 1
+
+
+def test_a_cart_paid_again_with_a_new_form_while_its_payment_is_pending_is_not_charged_twice(
+    app, student, world, session, core, monkeypatch
+) -> None:
+    monkeypatch.setattr(payments, "RETRY_DELAYS", (0.01, 0.01))
+    add(student, app, world, world["fall"])
+    shown = cart(student, app)
+    with DropConnection(core.db, "payments", after="^INSERT INTO sandbox_charges", times=None):
+        cart_pay(student, app, shown["cart-key"]["data"], 16500)
+    again = cart_pay(student, app, "another-form", 16500)  # e.g. a second tab's form
+    assert "Payment received" in json.dumps(again["cart-result"])
+    paid = select(func.count(SandboxCharge.id)).where(SandboxCharge.status == PaymentStatus.SUCCEEDED)
+    assert count(session, paid) == 1 and count(session, select(func.count(Payment.id))) == 1
 
 
 def test_an_item_that_sold_out_before_paying_is_named(app, student, world, session) -> None:
