@@ -22,6 +22,7 @@ from dashboard.auth import guard_pages, has_role, init_auth
 from dashboard.components import shell
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
+from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
         TESTING=settings.testing,
     )
+    server.json = BoundedJSONProvider(server)
     server.extensions["parkops"] = core
     if settings.proxy_hops:
         trust_proxies(server, settings.proxy_hops)

@@ -182,7 +182,9 @@ def gate(dash_app: dash.Dash) -> Response | None:
 
 
 def _check_callback(dash_app: dash.Dash) -> Response | None:
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)  # None for malformed or too deeply nested JSON
+    if not isinstance(body, dict):
+        return _deny(400, "the body must be a JSON object (a Dash callback call)")
     output = body.get("output")
     entry = dash_app.callback_map.get(output) if isinstance(output, str) else None
     if entry is None:

@@ -33,11 +33,12 @@ def _body(name: str) -> Schema:
 
 def _errors(*statuses: int) -> dict[str, Schema]:
     descriptions = {
-        400: "The body is not a JSON object.",
+        400: "The body is not a JSON object (malformed, or nested more than 64 levels deep).",
         401: "The API key is missing, unknown or revoked.",
         403: "The API key lacks the scope this call needs.",
         404: "Not found.",
         409: "The permit was cancelled and cannot change.",
+        413: "The body is larger than 8 MiB.",
         422: "Invalid input; `fields` names each bad field.",
     }
     return {str(status): _json(_ref("Error"), descriptions[status]) for status in statuses}
@@ -67,6 +68,7 @@ API_TOKEN: Schema = {"type": "string", "minLength": 1, "description": "An API ke
 SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
+        "description": "Every error of every call, the framework's own (405, 413, 500) included.",
         "required": ["error"],
         "properties": {
             "error": {"type": "string"},
@@ -318,7 +320,7 @@ def _oc_toma(summary: str, body: str, answer: str, *statuses: int) -> Schema:
             "summary": summary,
             "security": [],
             "requestBody": _body(body),
-            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, *statuses)},
+            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, 413, *statuses)},
         }
     }
 
@@ -333,7 +335,7 @@ PATHS: dict[str, Schema] = {
             "responses": {
                 "201": _json(_ref("Permit"), "Recorded."),
                 "200": _json(_ref("Permit"), "Recorded before (same source and external_id): unchanged."),
-                **_errors(400, 401, 403, 422),
+                **_errors(400, 401, 403, 413, 422),
             },
         }
     },
