@@ -34,6 +34,7 @@ def main() -> None:
 def run(host: str | None, port: int | None) -> None:
     """Serve the web app; with embedded services, also run the worker, scheduler, ingester and simulator."""
     from dashboard.services import demo
+    from dashboard.serving import QuietRequestHandler
     from workers import ingest, scheduler, simulator, worker
 
     core = _core()
@@ -56,7 +57,13 @@ def run(host: str | None, port: int | None) -> None:
             click.echo(f"  {row['role']:<8} {row['email']:<32} {row['password']}")
     click.echo("")
     try:
-        app.run(host=host or settings.host, port=port or settings.port, threaded=True, use_reloader=False)
+        app.run(
+            host=host or settings.host,
+            port=port or settings.port,
+            threaded=True,
+            use_reloader=False,
+            request_handler=QuietRequestHandler,
+        )
     finally:
         stop.set()
 
