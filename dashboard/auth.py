@@ -22,6 +22,7 @@ from dash import dcc, html
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
+from dashboard.inputs import malformed_call, router_problem
 from dashboard.services import users as users_service
 from models import Role
 
@@ -190,14 +191,17 @@ def _check_callback(dash_app: dash.Dash) -> Response | None:
     if entry is None:
         return _deny(400, "unknown callback")
     if PAGES_ROUTER_OUTPUT in output:
-        return None  # the pages router: each page layout is guarded (see guard_pages)
+        # The pages router: each page layout is guarded (see guard_pages).
+        problem = malformed_call(body, entry) or router_problem(body)
+        return _deny(400, problem) if problem else None
     min_role = getattr(entry.get("callback"), ROLE_ATTR, None)
     if min_role is None:
         log.error("refused callback %s: it declares no role", output)
         return _deny(403, "callback declares no role")
     if not has_role(min_role):
         return _deny(403 if current_user.is_authenticated else 401, "not allowed")
-    return None
+    problem = malformed_call(body, entry)
+    return _deny(400, problem) if problem else None
 
 
 def _deny(status: int, message: str) -> Response:
