@@ -24,22 +24,16 @@ HUGE = 10**20
 HOSTILE: list[Any] = [
     HUGE,
     2**31,  # one past PostgreSQL's integer: an id the database cannot look up
-    -HUGE,
     -1,
-    0,
     1.5,
     True,
     "abc",
-    str(HUGE),
-    "-1",
+    str(HUGE),  # ids from a page's address arrive as text
     "",
     "\x00",
-    "9999-12-31",
-    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00+14:00",  # a date that leaves the calendar once moved to UTC
     "x" * 100_000,
     [],
-    {},
-    [None],
     {"a": 1},
     None,
 ]
