@@ -8,21 +8,25 @@ imports ``pages/`` and registers their callbacks, so it is built once per proces
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import dash
 import redis
-from flask import Flask, jsonify
+from dash.exceptions import DependencyException
+from flask import Flask, Response, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard import embedded
 from dashboard.api import register_api
-from dashboard.auth import guard_pages, has_role, init_auth
+from dashboard.auth import guard_pages, has_role, init_auth, page_for_path
 from dashboard.components import shell
 from dashboard.crypto import SecretBox
+from dashboard.csp import content_security_policy
 from dashboard.db import Database
 from dashboard.enforcement_routes import register_enforcement_routes
+from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
@@ -91,11 +95,12 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         TRUSTED_HOSTS=settings.trusted_hosts,  # any other Host header: 400 (see auth.refuse_unknown_host)
         TESTING=settings.testing,
     )
+    server.json = BoundedJSONProvider(server)
     server.extensions["parkops"] = core
     if settings.proxy_hops:
         trust_proxies(server, settings.proxy_hops)
 
-    dash_app = dash.Dash(
+    dash_app = _Dash(
         "parkops",
         server=server,
         use_pages=True,
@@ -120,12 +125,39 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_api(server)
     register_push(server)
     register_enforcement_routes(server)
-    _security_headers(server)
     # Dash builds its callback map on the first request, unguarded: in a threaded worker two
     # first requests at once can collide ("dictionary changed size during iteration", a 500).
     # Building it here, once, before any request, takes the race away.
     dash_app._setup_server()  # noqa: SLF001
+    _security_headers(server, lambda: content_security_policy(dash_app, settings.tile_url))
+    _not_found_status(server)
     return server
+
+
+class _Dash(dash.Dash):
+    def _config(self) -> dict:
+        """Dash's page config without the server's Python version (an attacker's hint; the
+        renderer shows it only in debug tools, which are off)."""
+        config = super()._config()
+        config.pop("python_version", None)
+        return config
+
+
+def _not_found_status(server: Flask) -> None:
+    """Dash answers every path with the app shell; a path no page claims now says 404 while the
+    shell still shows the "not found" page (``pages/not_found_404.py``). Pages reached inside
+    the app are routed in the browser and never come here. A component bundle Dash does not
+    know (``/_dash-component-suites/os/path.py``) is a 404 too, not Dash's 500."""
+
+    @server.after_request
+    def unknown_path(response: Response) -> Response:
+        if request.endpoint == "/<path:path>" and page_for_path(request.path) is None:
+            response.status_code = 404
+        return response
+
+    @server.errorhandler(DependencyException)
+    def unknown_bundle(_exc: DependencyException) -> tuple[str, int, dict[str, str]]:
+        return "not found", 404, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def trust_proxies(server: Flask, hops: int) -> None:
@@ -157,9 +189,10 @@ def _register_health(server: Flask) -> None:
         return jsonify(body), 200 if healthy else 503
 
 
-def _security_headers(server: Flask) -> None:
+def _security_headers(server: Flask, policy: Callable[[], str]) -> None:
     @server.after_request
     def headers(response):  # noqa: ANN001, ANN202
+        response.headers.setdefault("Content-Security-Policy", policy())
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -25,6 +25,7 @@ from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.exceptions import SecurityError
 
+from dashboard.inputs import malformed_call, router_problem
 from dashboard.services import throttle
 from dashboard.services import users as users_service
 from models import Role
@@ -260,20 +261,25 @@ def gate(dash_app: dash.Dash) -> Response | None:
 
 
 def _check_callback(dash_app: dash.Dash) -> Response | None:
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)  # None for malformed or too deeply nested JSON
+    if not isinstance(body, dict):
+        return _deny(400, "the body must be a JSON object (a Dash callback call)")
     output = body.get("output")
     entry = dash_app.callback_map.get(output) if isinstance(output, str) else None
     if entry is None:
         return _deny(400, "unknown callback")
     if PAGES_ROUTER_OUTPUT in output:
-        return None  # the pages router: each page layout is guarded (see guard_pages)
+        # The pages router: each page layout is guarded (see guard_pages).
+        problem = malformed_call(body, entry) or router_problem(body)
+        return _deny(400, problem) if problem else None
     min_role = getattr(entry.get("callback"), ROLE_ATTR, None)
     if min_role is None:
         log.error("refused callback %s: it declares no role", output)
         return _deny(403, "callback declares no role")
     if not has_role(min_role):
         return _deny(403 if current_user.is_authenticated else 401, "not allowed")
-    return None
+    problem = malformed_call(body, entry)
+    return _deny(400, problem) if problem else None
 
 
 def _deny(status: int, message: str) -> Response:

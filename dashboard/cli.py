@@ -58,6 +58,7 @@ def _serve(
     core: Core, stop: threading.Event, threads: list[threading.Thread], host: str | None, port: int | None
 ) -> None:
     from dashboard.services import demo
+    from dashboard.serving import QuietRequestHandler
     from workers import ingest, scheduler, simulator, worker
 
     # The options move the embedded default public URL (links in e-mails) and trusted hosts too.
@@ -83,7 +84,13 @@ def _serve(
         for row in credentials:
             click.echo(f"  {row['role']:<8} {row['email']:<32} {row['password']}")
     click.echo("")
-    app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+    app.run(
+        host=settings.host,
+        port=settings.port,
+        threaded=True,
+        use_reloader=False,
+        request_handler=QuietRequestHandler,
+    )
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

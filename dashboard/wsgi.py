@@ -5,5 +5,7 @@ Each web process builds its own app; workers, the scheduler and the ingester run
 """
 
 from dashboard.app import create_app
+from dashboard.serving import quiet_gunicorn
 
+quiet_gunicorn()
 app = create_app()

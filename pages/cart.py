@@ -27,6 +27,7 @@ from flask_login import current_user
 from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import require_id
 from dashboard.services import carts, payments
 from dashboard.services.carts import CartCheckout, CartLine, CartView
 from dashboard.services.errors import DomainError, ValidationFailed
@@ -178,7 +179,7 @@ def remove(clicks: list[Any], version: Any) -> tuple[Any, Any]:
         return no_update, no_update
     try:
         with session_scope() as session:
-            carts.remove_item(session, _user_id(), int(trigger["item"]))
+            carts.remove_item(session, _user_id(), require_id(trigger["item"], "cart item"))
     except DomainError as exc:
         return no_update, dbc.Alert(str(exc), color="warning")
     return (version or 0) + 1, None

@@ -27,6 +27,7 @@ from flask_login import current_user
 from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id
 from dashboard.services import payments, permits, quick_checkout
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.quick_checkout import LATER, NOW, TODAY, TOMORROW, TemporaryOffer, TemporaryOrder
@@ -165,8 +166,7 @@ def _form() -> Any:
 
 
 def _lot_id(value: Any) -> int | None:
-    text = str(value or "")
-    return int(text) if text.isdigit() else None
+    return as_id(value)
 
 
 def _offer(lot_id: Any) -> TemporaryOffer | None:

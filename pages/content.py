@@ -1,8 +1,8 @@
 """Public content pages at ``/p/<slug>`` (System Messaging > Editing Pages).
 
 The layout holds only the slug from the URL; the ``Role.GUEST`` callback loads the page, and only
-if it is published. Body text is sanitised with nh3 (``content.render_html``) before it reaches
-``dcc.Markdown(dangerously_allow_html=True)``. Shortcodes:
+if it is published. Body text is sanitised with nh3 (``content.render_html``), then built into
+Dash components (``rich_text.from_html``): no raw HTML reaches the browser. Shortcodes:
 
 - ``[real-time-legend]``: the real-time map's legend;
 - ``[real-time-map]``: the live user map itself (``realtime_map.live_map``), served by the
@@ -18,6 +18,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components import rich_text
 from dashboard.components.realtime_map import legend, live_map
 from dashboard.services import content
 from dashboard.web import core, session_scope
@@ -65,9 +66,7 @@ def _logix_list(session: Any, params: dict[str, object]) -> Any:
 
 def _segment(session: Any, segment: content.Segment, body_format: str) -> Any:
     if isinstance(segment, content.Html):
-        return dcc.Markdown(
-            content.render_html(segment.text, body_format), dangerously_allow_html=True, className="mb-2"
-        )
+        return html.Div(rich_text.from_html(content.render_html(segment.text, body_format)), className="mb-2")
     if isinstance(segment, content.Notice):
         return dbc.Alert(segment.message, color="secondary", className="small py-1 content-notice")
     if segment.name == "real-time-legend":

@@ -21,6 +21,7 @@ from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.components.realtime_map import donut_graph, legend, permit_badges
+from dashboard.inputs import as_id
 from dashboard.services import maps, occupancy
 from dashboard.services.errors import NotFound
 from dashboard.services.maps import UserMapGroup, UserMapLot
@@ -138,9 +139,8 @@ def _content(group: UserMapGroup, logged_in: bool) -> Any:
     min_role=Role.GUEST,
 )
 def refresh(group_id: Any, _message: str | None, _tick: int | None) -> Any:
-    try:
-        wanted = int(group_id)
-    except (TypeError, ValueError):
+    wanted = as_id(group_id)
+    if wanted is None:
         return _not_found()
     logged_in = current_role() > Role.GUEST
     now = datetime.now(UTC)

@@ -22,6 +22,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id
 from dashboard.services import capacity, lots, waitlist
 from dashboard.services.capacity import AllowanceChange, LotCapacity
 from dashboard.services.errors import DomainError, ValidationFailed
@@ -413,7 +414,8 @@ def _open(lot_id: int, days: Any, margin: Any) -> tuple[Any, ...]:
 
 
 def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
-    if not isinstance(lot_id, int):
+    lot_id = as_id(lot_id)
+    if lot_id is None:
         return _edit(error=dbc.Alert("Open the dialog from a lot's row first.", color="danger"))
     now = datetime.now(UTC)
     settings = core().settings
@@ -491,7 +493,7 @@ def edit(
         return _edit()
     try:
         if isinstance(trigger, dict) and trigger.get("type") == "capacity-edit":
-            target = trigger.get("lot")
+            target = as_id(trigger.get("lot"))
             return _open(target, days, margin) if isinstance(target, int) else _edit()
         if trigger == "capacity-use-suggestion":
             return _edit(value=str(suggested)) if isinstance(suggested, int) else _edit()

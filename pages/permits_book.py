@@ -21,6 +21,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id, require_id
 from dashboard.services import carts
 from dashboard.services.carts import StandardOffer, StandardOption
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
@@ -87,8 +88,7 @@ def layout(lot_id: str | None = None, **_query: str) -> html.Div:
 
 
 def _lot_id(value: Any) -> int | None:
-    text = str(value or "")
-    return int(text) if text.isdigit() else None
+    return as_id(value)
 
 
 def _option(option: StandardOption) -> Any:
@@ -183,15 +183,16 @@ def add(clicks: list[Any], lot_id: Any, *plates: Any) -> Any:
         return no_update
     user_id = current_user_id()
     assert user_id is not None  # Role.USER
+    product_id = require_id(trigger["product"], "permit")
     try:
         with session_scope() as session:
             line = carts.add_standard_item(
-                session, user_id, int(trigger["product"]), list(plates), core().settings.tz, datetime.now(UTC)
+                session, user_id, product_id, list(plates), core().settings.tz, datetime.now(UTC)
             )
     except ValidationFailed as exc:
         return validation_alert(exc, LABELS, heading="Not added to your cart:")
     except SoldOut as exc:
-        return dbc.Alert([str(exc), " ", checkout.waitlist_link(int(trigger["product"]))], color="warning")
+        return dbc.Alert([str(exc), " ", checkout.waitlist_link(product_id)], color="warning")
     except DomainError as exc:
         return dbc.Alert(str(exc), color="danger")
     return dbc.Alert(

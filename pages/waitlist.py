@@ -18,6 +18,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.inputs import as_id
 from dashboard.services import waitlist
 from dashboard.services.errors import DomainError
 from dashboard.services.waitlist import EntryView
@@ -182,7 +183,7 @@ def leave(_clicks: list[int | None], version: int | None) -> tuple[Any, ...]:
     the signed-in person's own, which the service checks."""
     trigger = dash.ctx.triggered_id
     clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
-    entry_id = trigger.get("entry") if isinstance(trigger, dict) else None
+    entry_id = as_id(trigger.get("entry")) if isinstance(trigger, dict) else None
     user_id = current_user_id()
     if not clicked or not isinstance(entry_id, int) or user_id is None:
         return (no_update,) * 4

@@ -20,6 +20,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id
 from dashboard.services import waitlist
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.waitlist import ProductWaitlist
@@ -60,8 +61,7 @@ def layout(product_id: str | None = None, **_query: str) -> html.Div:
 
 
 def _product_id(raw: Any) -> int | None:
-    text = str(raw or "")
-    return int(text) if text.isdigit() and len(text) < 10 else None
+    return as_id(raw)
 
 
 def _hold_text(hold: timedelta) -> str:

@@ -2,12 +2,16 @@
 
 Routes are thin (parse, call a service, render JSON). Access is the gate's business
 (``dashboard.auth.PUBLIC_PREFIXES`` lists the open-data prefixes); every answer, errors included,
-is JSON, because API clients do not read Dash's HTML "not found" page.
+is JSON, because API clients do not read Dash's HTML "not found" page. Routes answer errors with
+``error``; what Flask or Werkzeug refuse before or around a route (a body over 8 MiB, malformed or
+too deeply nested JSON, a wrong method, a crash) gets the same shape from ``register_json_errors``,
+on every API path and on Dash's callback endpoint.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -25,6 +29,36 @@ def error(
     return jsonify(body), status
 
 
+# Paths whose clients read JSON: the APIs and Dash's callback endpoint (the renderer reads a JSON
+# error; an HTML page there is noise in the browser console).
+JSON_PATHS = ("/api/", "/_dash-update-component")
+MESSAGES = {  # Werkzeug's descriptions are written for HTML pages; these say what to change.
+    400: "the request could not be read (malformed or too deeply nested JSON?)",
+    404: "no such resource",
+    405: "this method is not allowed here",
+    413: "the body is too large (at most 8 MiB)",
+    415: "the body must be JSON (Content-Type: application/json)",
+    500: "internal error (it was logged)",
+}
+
+
+def register_json_errors(server: Flask) -> None:
+    """Errors raised outside a route's own handling, in the API's shape on ``JSON_PATHS``; other
+    paths (pages) keep Flask's HTML pages."""
+
+    @server.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response | HTTPException:
+        if not request.path.startswith(JSON_PATHS):
+            return exc
+        response = exc.get_response()  # keeps headers such as Allow on a 405
+        status = exc.code or 500
+        custom = exc.description != type(exc).description  # e.g. abort(403, "cross-site request refused")
+        message = exc.description if custom and status < 500 else MESSAGES.get(status, exc.name.lower())
+        response.set_data(jsonify({"error": message}).get_data())
+        response.mimetype = "application/json"
+        return response
+
+
 @api.get("/<path:_rest>")
 def unknown(_rest: str) -> tuple[Response, int]:
     """Without it, an unknown /api/v1 path would fall through to Dash's catch-all page (200, HTML)."""
@@ -38,3 +72,4 @@ def register_api(server: Flask) -> None:
 
     server.register_blueprint(api)
     register_oc_toma(server)
+    register_json_errors(server)

@@ -33,12 +33,13 @@ def _body(name: str) -> Schema:
 
 def _errors(*statuses: int) -> dict[str, Schema]:
     descriptions = {
-        400: "The body is not a JSON object.",
+        400: "The body is not a JSON object (malformed, or nested more than 64 levels deep).",
         401: "The API key is missing, unknown or revoked.",
         403: "The API key lacks the scope this call needs, or acts for other permit sources.",
         404: "Not found (or another partner's permit).",
         409: "Refused: the lot or zone has no space left for that time (a key with "
         "`permits:over-allowance` records it anyway, flagged), or the permit was cancelled.",
+        413: "The body is larger than 8 MiB.",
         422: "Invalid input; `fields` names each bad field.",
         429: "Too many unknown API keys from this address; `Retry-After` says how many seconds to wait.",
     }
@@ -88,6 +89,7 @@ API_TOKEN: Schema = {
 SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
+        "description": "Every error of every call, the framework's own (405, 413, 500) included.",
         "required": ["error"],
         "properties": {
             "error": {"type": "string"},
@@ -431,7 +433,7 @@ def _oc_toma(summary: str, scope: str, body: str, answer: str, *statuses: int) -
             "summary": summary,
             "security": [{"apiKey": [scope]}, {}],
             "requestBody": _body(body),
-            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, 429, *statuses)},
+            "responses": {"200": _json(_ref(answer), "Done."), **_errors(400, 401, 403, 413, 429, *statuses)},
         }
     }
 
@@ -446,7 +448,7 @@ PATHS: dict[str, Schema] = {
             "responses": {
                 "201": _json(_ref("Permit"), "Recorded."),
                 "200": _json(_ref("Permit"), "Recorded before (same source and external_id): unchanged."),
-                **_errors(400, 401, 403, 409, 422, 429),
+                **_errors(400, 401, 403, 409, 413, 422, 429),
             },
         }
     },

@@ -93,7 +93,18 @@ def layout() -> Any:
                 dark=True,
                 expand="md",
             ),
-            html.Main(dbc.Container(dash.page_container, fluid=True, className="py-3"), id="main"),
+            html.Main(
+                dbc.Container(
+                    [
+                        # Filled by ``dashboard.callbacks.refuse`` when a callback refuses an input.
+                        dbc.Alert(id="shell-notice", color="warning", is_open=False, dismissable=True),
+                        dash.page_container,
+                    ],
+                    fluid=True,
+                    className="py-3",
+                ),
+                id="main",
+            ),
         ]
     )
 

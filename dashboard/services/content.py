@@ -290,26 +290,18 @@ def parse_shortcodes(text: str | None) -> list[Segment]:
 
 
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists"]  # tables, fenced code, footnotes, attribute lists
-_PRE_RE = re.compile(r"<pre\b.*?</pre>", re.DOTALL | re.IGNORECASE)
-
-
-def _one_block(markup: str) -> str:
-    """The HTML on one line inside a ``div``: ``dcc.Markdown`` then takes it as a single raw HTML
-    block, where it would otherwise read the text after a blank line (inside ``<pre>``, say) as
-    Markdown again. Newlines in ``<pre>`` become ``&#10;`` (the same character once parsed); the
-    others are whitespace in HTML anyway."""
-    markup = _PRE_RE.sub(lambda match: match.group(0).replace("\n", "&#10;"), markup)
-    return '<div class="content-html">' + markup.replace("\r", "").replace("\n", " ") + "</div>"
 
 
 def render_html(body: str | None, body_format: str) -> str:
     """A body chunk as HTML that is safe to put in the page: Markdown is rendered first (HTML
-    written inside Markdown included), and whatever the format, nh3 has the last word."""
+    written inside Markdown included), and whatever the format, nh3 has the last word. The page
+    turns it into components (``dashboard.components.rich_text``), never into raw HTML."""
     body = body or ""
     markup = (
         body if body_format == BodyFormat.HTML else markdown.markdown(body, extensions=MARKDOWN_EXTENSIONS)
     )
-    return _one_block(nh3.clean(markup, url_schemes={"http", "https", "mailto", "tel"}))
+    clean = nh3.clean(markup, url_schemes={"http", "https", "mailto", "tel"})
+    return f'<div class="content-html">{clean}</div>'
 
 
 # --- the parking_logix list --------------------------------------------------------------------

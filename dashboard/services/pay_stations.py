@@ -28,13 +28,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.services.errors import ValidationFailed
+from dashboard.services.open_data import FIRST_YEAR, LAST_YEAR, in_service_range
 from dashboard.services.permits import lock_zone, zone_taken
 from dashboard.services.plates import normalize_plate
 from models import Lot, LotZone, LotZoneSchedule, PayStationRecord
@@ -267,7 +268,11 @@ def _local(text: str | None, tz: tzinfo, name: str, errors: dict[str, str]) -> d
     except ValueError:
         errors[name] = "enter a date and time, e.g. 2024-05-01 09:30"
         return None
-    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    moment = moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    if not in_service_range(moment) or not in_service_range(moment.astimezone(UTC)):
+        errors[name] = f"must be between the years {FIRST_YEAR} and {LAST_YEAR}"
+        return None
+    return moment
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import require_id
 from dashboard.services import api_keys
 from dashboard.services.api_keys import ApiKeyView
 from dashboard.services.errors import DomainError, ValidationFailed
@@ -342,7 +343,7 @@ def revoke(
     if isinstance(trigger, dict) and trigger.get("type") == "api-keys-revoke":
         try:
             with session_scope() as session:
-                key = api_keys.get_key(session, int(trigger["key"]))
+                key = api_keys.get_key(session, require_id(trigger["key"], "API key"))
         except DomainError as exc:
             return no_update, no_update, None, dbc.Alert(str(exc), color="warning"), (revoked or 0) + 1
         text = (

@@ -18,6 +18,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from redis.exceptions import RedisError
 
 from dashboard.callbacks import callback, register_page
+from dashboard.inputs import as_id
 from dashboard.services import devices
 from dashboard.services.devices import DeviceView, UnknownDeviceView
 from dashboard.services.errors import DomainError, NotFound
@@ -281,7 +282,7 @@ def _announce() -> str:
 
 
 def _lot_id(value: Any) -> int | None:
-    return int(value) if value not in (None, "") and str(value).isdigit() else None
+    return as_id(value)
 
 
 Flash = tuple[Any, str, bool]

@@ -20,6 +20,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id, require_id
 from dashboard.services import lot_zones, lots
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.lots import DAY_NAMES, GeneralFields, ProductFields, ProductView, ScheduleView
@@ -76,8 +77,7 @@ SELLS_OPTIONS = [
 
 def lot_key(value: Any) -> int | None:
     """The lot id in the URL, or None for ``new`` or anything that is not an id."""
-    text = str(value or "")
-    return int(text) if text.isdigit() else None
+    return as_id(value)
 
 
 def layout(lot_id: str | None = None, created: str | None = None, **_query: str) -> html.Div:
@@ -702,10 +702,10 @@ def product_action(
     bumped = (version or 0) + 1
     try:
         if isinstance(trigger, dict) and trigger.get("type") == "lotedit-product-edit":
-            return _edit_form(key, int(trigger["product"]))
+            return _edit_form(key, require_id(trigger["product"], "product"))
         if isinstance(trigger, dict) and trigger.get("type") == "lotedit-product-toggle":
             with session_scope() as session:
-                current = lots.get_product(session, key, int(trigger["product"]))
+                current = lots.get_product(session, key, require_id(trigger["product"], "product"))
                 view = lots.set_product_active(
                     session, key, current.id, not current.is_active, current_user_id()
                 )
@@ -971,7 +971,8 @@ def zone_action(
     try:
         with session_scope() as session:
             if isinstance(trigger, dict) and trigger.get("type") == "lotedit-schedule-delete":
-                removed = lots.delete_schedule(session, key, int(trigger["schedule"]), current_user_id())
+                schedule_id = require_id(trigger["schedule"], "schedule")
+                removed = lots.delete_schedule(session, key, schedule_id, current_user_id())
                 message = f"Removed {removed.summary}."
             elif trigger == "lotedit-zone-add":
                 added = lots.add_schedule(session, key, zone_id, days or [], start, end, current_user_id())

@@ -30,6 +30,7 @@ from flask import flash
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id
 from dashboard.services import lot_groups
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.lot_groups import GroupForm, GroupInput, MapPoint
@@ -79,14 +80,14 @@ def parse_target(target: str | None) -> int | str | None:
     if target == NEW:
         return NEW
     match = _EDIT_RE.match(target or "")
-    return int(match.group(1)) if match else None
+    return as_id(match.group(1)) if match else None
 
 
 def _editing(target: Any) -> tuple[bool, int | None]:
     """(whether the address is this editor's, the group id or None for a new group)."""
     if target == NEW:
         return True, None
-    if isinstance(target, int) and not isinstance(target, bool):
+    if as_id(target) is not None and isinstance(target, int):
         return True, target
     return False, None
 

@@ -36,6 +36,7 @@ from dashboard.auth import has_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.figures import ago, percent, source_label
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
+from dashboard.inputs import as_id
 from dashboard.services import lot_groups, occupancy
 from dashboard.services.errors import DomainError
 from dashboard.services.lot_groups import LotGroupRow
@@ -370,7 +371,7 @@ def toggle(_clicks: list[int | None], version: int | None) -> tuple[Any, ...]:
     already closed the group) asks for the state the admin meant, and changes nothing twice."""
     trigger = dash.ctx.triggered_id
     clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
-    group_id = trigger.get("group") if isinstance(trigger, dict) else None
+    group_id = as_id(trigger.get("group")) if isinstance(trigger, dict) else None
     action = trigger.get("action") if isinstance(trigger, dict) else None
     if not isinstance(group_id, int) or action not in ("close", "open") or not clicked:
         return (no_update,) * 4
@@ -450,7 +451,8 @@ def _open(group_id: int) -> tuple[Any, ...]:
 
 
 def _save(group_id: Any, mistall_id: str | None, version: int | None) -> tuple[Any, ...]:
-    if not isinstance(group_id, int):
+    group_id = as_id(group_id)
+    if group_id is None:
         return _modal(error="Open the dialog from a lot group's row first.", error_open=True)
     with session_scope() as session:
         changed = lot_groups.set_mistall_lot(session, group_id, mistall_id, current_user_id())
@@ -514,7 +516,7 @@ def edit_mistall(
         return _modal()
     try:
         if isinstance(trigger, dict) and trigger.get("type") == "lotgroups-mistall-edit":
-            edit_group = trigger.get("group")
+            edit_group = as_id(trigger.get("group"))
             return _open(edit_group) if isinstance(edit_group, int) else _modal()
         if trigger == "lotgroups-mistall-save":
             return _save(group_id, mistall_id, version)
@@ -600,7 +602,8 @@ def _ask(group_id: int) -> tuple[Any, ...]:
 
 
 def _confirm(group_id: Any, version: int | None) -> tuple[Any, ...]:
-    if not isinstance(group_id, int):
+    group_id = as_id(group_id)
+    if group_id is None:
         return _deleting(error="Open the dialog from a lot group's row first.", error_open=True)
     with session_scope() as session:
         deleted = lot_groups.delete_group(session, group_id, current_user_id())
@@ -651,7 +654,7 @@ def delete(
         return _deleting()
     try:
         if isinstance(trigger, dict) and trigger.get("type") == "lotgroups-delete":
-            target = trigger.get("group")
+            target = as_id(trigger.get("group"))
             return _ask(target) if isinstance(target, int) else _deleting()
         if trigger == "lotgroups-delete-confirm":
             return _confirm(group_id, version)

@@ -20,6 +20,7 @@ from dash import Input, Output, dcc, html
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.checkout import base_url
+from dashboard.inputs import as_id
 from dashboard.services import lots, qr
 from dashboard.services.errors import NotFound
 from dashboard.web import session_scope
@@ -53,8 +54,7 @@ def layout(lot_id: str | None = None, **_query: str) -> html.Div:
 
 
 def _lot_id(value: Any) -> int | None:
-    text = str(value or "")
-    return int(text) if text.isdigit() else None
+    return as_id(value)
 
 
 @callback(Output("lotqr-content", "children"), Input("lotqr-lot", "data"), min_role=Role.MANAGER)

@@ -20,6 +20,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import require_id
 from dashboard.services import lot_zones
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.lot_zones import ZoneView
@@ -338,7 +339,7 @@ def act(
             )
         if isinstance(trigger, dict) and trigger.get("type") in ("lotzones-rename", "lotzones-delete"):
             action = "rename" if trigger["type"] == "lotzones-rename" else "delete"
-            return _open(action, int(trigger["zone"]))
+            return _open(action, require_id(trigger["zone"], "zone"))
         if trigger == "lotzones-modal-cancel":
             return _out(modal_open=False, editing=None)
         if not isinstance(zone_id, int):

@@ -16,6 +16,7 @@ import nh3
 from dash import ALL, Input, Output, ctx, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.inputs import as_id
 from dashboard.services import email as email_service
 from dashboard.services.errors import ValidationFailed
 from dashboard.web import core, session_scope
@@ -172,7 +173,7 @@ def show_message(_clicks: list[int | None]) -> Any:
     """Fires for a click, and also when a refresh redraws the rows (n_clicks None): the latter
     leaves the open message in place."""
     trigger = ctx.triggered_id
-    message_id = trigger.get("index") if isinstance(trigger, dict) else None
+    message_id = as_id(trigger.get("index")) if isinstance(trigger, dict) else None
     if not isinstance(message_id, int) or not ctx.triggered[0].get("value"):
         return no_update
     with session_scope() as session:

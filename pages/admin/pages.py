@@ -13,6 +13,7 @@ from dash import Input, Output, State, ctx, dcc, html
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id, require_id
 from dashboard.services import content
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.web import current_user_id, session_scope
@@ -109,13 +110,14 @@ def load_list(_path: str | None, _changed: Any) -> tuple[list[dict[str, Any]], A
     Input("pages-select", "value"),
     min_role=Role.ADMIN,
 )
-def load_page(page_id: Any) -> tuple[str, str, str, bool, str]:
-    if page_id in (None, NEW):
+def load_page(page_id: int | str | None) -> tuple[str, str, str, bool, str]:
+    wanted = as_id(page_id)
+    if wanted is None:
         return "", "", "markdown", False, ""
     try:
         with session_scope() as session:
-            page = content.get_page(session, int(page_id))
-    except (NotFound, TypeError, ValueError):
+            page = content.get_page(session, wanted)
+    except NotFound:
         return "", "", "markdown", False, ""
     return page.slug, page.title, page.body_format, page.is_published, page.body
 
@@ -142,14 +144,14 @@ def _errors(exc: ValidationFailed) -> Any:
 def save_or_delete(
     _save: int | None,
     _delete: int | None,
-    page_id: Any,
+    page_id: int | str | None,
     slug: str | None,
     title: str | None,
     body_format: str | None,
     published: bool | None,
     body: str | None,
 ) -> tuple[Any, Any, Any]:
-    existing = None if page_id in (None, NEW) else int(page_id)
+    existing = None if page_id in (None, NEW) else require_id(page_id, "page")
     try:
         with session_scope() as session:
             if ctx.triggered_id == "pages-delete-btn":

@@ -23,6 +23,7 @@ from dash import Input, Output, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import as_id
 from dashboard.services import pay_stations
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.pay_stations import RecordPage, RecordRow
@@ -246,10 +247,7 @@ def _table(result: RecordPage) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+    return as_id(value)
 
 
 @callback(

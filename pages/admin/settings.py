@@ -20,6 +20,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.inputs import InvalidInput
 from dashboard.services import system_settings
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.system_settings import Kind, SettingDef
@@ -117,7 +118,14 @@ def _secret_placeholder(masked: object) -> str:
 
 
 def _keys(specs: list[dict[str, Any]]) -> list[str]:
-    return [spec["id"]["key"] for spec in specs]
+    """The setting keys of a pattern's rows, each one a setting this form shows."""
+    keys = [spec["id"]["key"] for spec in specs]
+    for key in keys:
+        try:
+            system_settings.definition(key)
+        except (KeyError, TypeError):
+            raise InvalidInput("setting", "not a setting of this form") from None
+    return keys
 
 
 @callback(

@@ -73,7 +73,8 @@ def load_lots(_ts: Any, remembered: Any) -> tuple[list[dict[str, Any]], Any]:
         choices = lots.lot_choices(session)
     options = [{"label": label, "value": lot_id} for lot_id, label in choices]
     known = {lot_id for lot_id, _label in choices}
-    return options, remembered if remembered in known else no_update
+    # The remembered lot lives in the browser's storage: anything there but a known lot id is ignored.
+    return options, remembered if isinstance(remembered, int) and remembered in known else no_update
 
 
 def _local(moment: datetime) -> str:

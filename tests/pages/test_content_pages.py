@@ -47,8 +47,8 @@ def test_guest_sees_a_published_page_with_shortcodes(app, login_as, pages):
     client = login_as(Role.GUEST)
     assert client.get("/p/welcome").status_code == 200
     text = json.dumps(show(client, app, "welcome"))
-    assert "Title welcome" in text and "<p>Hello</p>" in text
-    assert '"dangerously_allow_html": true' in text
+    assert "Title welcome" in text and '{"props": {"children": ["Hello"]}, "type": "P"' in text
+    assert "dangerously_allow_html" not in text
     assert '"realtime-markers"' in text and '"realtime-live-status"' in text  # the live map itself
     assert "North Garage" in text and "Hidden Lot" not in text and "Garages" in text
     assert "Unknown shortcode" in text and "bogus-code" not in text

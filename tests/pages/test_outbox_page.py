@@ -136,7 +136,9 @@ def test_a_failed_message_shows_its_error(app, login_as, messages):
 def test_a_missing_or_malformed_message_id_is_handled(app, login_as):
     client = login_as(Role.ADMIN)
     assert "no longer exists" in json.dumps(outputs_of(open_message(client, 987654)))
-    assert outputs_of(open_message(client, ["not", "an", "id"])) == {}
+    assert outputs_of(open_message(client, 2**31)) == {}  # past any row id: nothing to open
+    refused = open_message(client, ["not", "an", "id"])  # no row id is a list: not a call a page makes
+    assert refused.status_code == 400 and "outbox-open" in refused.get_json()["error"]
 
 
 def test_redrawn_rows_do_not_replace_the_open_message(app, login_as, messages):

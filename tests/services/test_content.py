@@ -100,13 +100,11 @@ def test_markdown_is_rendered_and_then_sanitised():
         assert bad not in cleaned
 
 
-def test_rendered_html_is_one_block_so_dcc_markdown_never_reads_it_again():
-    """A blank line inside a code block must not end the raw HTML block (``dcc.Markdown`` would
-    read what follows as Markdown); newlines inside ``<pre>`` survive as character references."""
+def test_rendered_html_is_one_block_and_keeps_code_blocks():
+    """A blank line inside a code block stays inside it; the block is one ``content-html`` div."""
     cleaned = content.render_html("```\nfirst\n\n    indented\n```\n\nafter *this*", "markdown")
-    assert "\n" not in cleaned
     assert cleaned.startswith('<div class="content-html">') and cleaned.endswith("</div>")
-    assert "first&#10;&#10;    indented" in cleaned
+    assert "first\n\n    indented" in cleaned
     assert "<em>this</em>" in cleaned
 
 
