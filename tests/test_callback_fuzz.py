@@ -201,8 +201,10 @@ def test_an_id_out_of_range_in_the_address_is_not_found(app, login_as, role, fra
     """``/lot-groups/<id>``, ``/checkout/temp/<id>``, ``/permits/book/<id>``: the page's store
     holds the id from the address as text; the database never sees one it cannot hold."""
     output = find_output(app, fragment)
-    extra = len(_server_callbacks(app)[output]["inputs"]) - 1  # the live-update triggers
-    answer = dash_post(login_as(role), app, output, [lot_id, *[None] * extra])
+    entry = _server_callbacks(app)[output]
+    extra = len(entry["inputs"]) - 1  # the live-update triggers
+    state = [None] * len(entry["state"])  # e.g. the quick checkout's kept form key: none yet
+    answer = dash_post(login_as(role), app, output, [lot_id, *[None] * extra], state)
     assert answer.status_code == 200
     assert text in json.dumps(outputs_of(answer))
 

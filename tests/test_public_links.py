@@ -30,7 +30,7 @@ from tests.dash_helpers import dash_post, find_output, outputs_of, press
 
 CARD = "4242 4242 4242 4242"
 EXPIRY = f"12/{(datetime.now(UTC).year + 2) % 100:02d}"
-PAY = "..checkout-result.children"
+PAY = "..checkout-result.children@"  # the Pay callback (the setup callback fills it first)
 FORGED = {"Host": "evil.example"}
 PERMITTED = {"Host": "localhost"}  # trusted (tests' PARKOPS_ALLOWED_HOSTS), but not the public URL
 

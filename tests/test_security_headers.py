@@ -105,6 +105,7 @@ def test_gunicorn_names_no_server(tmp_path: Path):
         "PARKOPS_INSTANCE_PATH": str(tmp_path),
         "PARKOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'gunicorn.db'}",
         "PARKOPS_SECRET_KEY": "test-secret-key-not-for-production",
+        "PARKOPS_BASE_URL": f"http://127.0.0.1:{port}",  # required with a real database
         "PARKOPS_EMBEDDED_MQTT_PORT": str(_free_port()),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
