@@ -33,6 +33,7 @@ from models.lots import (
 from models.occupancy import (
     DeviceKind,
     IngestDeadLetter,
+    LotDeviceState,
     OccupancySnapshot,
     OccupancySource,
     SensingDevice,
@@ -79,6 +80,7 @@ __all__ = [
     "DeviceKind",
     "EmailTemplate",
     "IngestDeadLetter",
+    "LotDeviceState",
     "Lot",
     "LotGroup",
     "LotZone",
