@@ -25,6 +25,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import json
 import logging
@@ -212,9 +213,8 @@ def _text(data: dict[str, Any], field: str, max_len: int) -> str:
         raise BadMessage(f"{field} missing or not a non-empty string")
     if len(value) > max_len:
         raise BadMessage(f"{field} longer than {max_len} characters")
-    if _CONTROL.search(
-        value
-    ):  # "\u0000" and friends: no id or plate has them, and a database may refuse them
+    # "\u0000" and friends: no id or plate has them, and a database may refuse them.
+    if _CONTROL.search(value):
         raise BadMessage(f"{field} holds control characters")
     return value
 
@@ -290,22 +290,26 @@ SENSOR_TS_KEY = "parkops:occ:sensor-ts"
 LIVE_KEY = "parkops:occ:live"
 DUPLICATE, OUT_OF_DATE, ALREADY_APPLIED, STATE_LOST = -1, -2, -3, -9
 
-# One call applies a whole batch: ARGV[1..4] are the claim TTL, the ingester's clock (epoch
-# seconds), the recent-events window and its size limit, then seven fields per message:
+# One call applies a whole batch and reads back the lots the caller needs (those of the lot
+# groups the batch touched). ARGV[1..4] are the claim TTL, the ingester's clock (epoch seconds),
+# the recent-events window and its size limit; ARGV[5] the number of lots to read back, then one
+# argument per lot ("c<id>" counted by counters, "s<id>" by sensors), then seven fields per message:
 #   e   lot  event_id  token  delta     -         ts   (a counter event, delta +1/-1)
 #   c   lot  event_id  token  occupied  capacity  ts   (an absolute count, as of ts)
 #   s1  lot  event_id  token  -         sensor    ts   (a space sensor occupied; s0: free)
 # It returns two numbers per message: the code (the new count, or -1 duplicate, -2 older than
 # the last absolute count / reading, -3 already applied by this very delivery) and 1 if a count
-# was clamped at zero; or the single code -9 when the live state is missing. Times go to Redis as
+# was clamped at zero; then each lot's state (count, capacity, time of the last count; or the
+# occupied sensors); or the single code -9 when the live state is missing. Times go to Redis as
 # the strings they arrived as (a Lua number prints with 14 digits, losing the microseconds).
 # One round trip per batch matters: per-command client overhead, not Redis, limits an ingester.
 APPLY_BATCH_LUA = """
 if redis.call('EXISTS', 'parkops:occ:live') == 0 then return {-9} end
 local ttl, now_s, window, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = tonumber(now_s)
-local out, counted = {}, {}
-for i = 5, #ARGV, 7 do
+local out, counted, states = {}, {}, {}
+local lots = tonumber(ARGV[5])
+for i = 6 + lots, #ARGV, 7 do
   local kind, lot, id, token, value, extra, ts_s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local ts = tonumber(ts_s)
@@ -373,7 +377,16 @@ for lot in pairs(counted) do
     end
   end
 end
-return out
+for j = 6, 5 + lots do
+  local lot = string.sub(ARGV[j], 2)
+  if string.sub(ARGV[j], 1, 1) == 'c' then
+    local key = 'parkops:occ:lot:' .. lot .. ':counter'
+    states[#states + 1] = redis.call('HMGET', key, 'count', 'capacity', 'abs_ts')
+  else
+    states[#states + 1] = redis.call('SMEMBERS', 'parkops:occ:lot:' .. lot .. ':occupied-sensors')
+  end
+end
+return {out, states}
 """
 
 
@@ -432,6 +445,7 @@ class Ingester:
         self._seen: dict[str, datetime] = {}
         self._refresh_needed = threading.Event()
         self._refreshed_at = 0.0
+        self._unsaved: set[int] = set()  # lots changed since their state was last saved
         self.refresh()
 
     # -- configuration ----------------------------------------------------------------------
@@ -531,15 +545,24 @@ class Ingester:
                 dead.append(_dead_letter(topic, payload, exc.reason))
             if parsed_out is not None:
                 parsed_out.append(message)
-        codes = self._run_script(script_args) if pending else []
+        touched_lots = {device.lot_id for device in pending}
+        group_ids = sorted(
+            {info.group_id for lot in touched_lots if (info := self.lots.get(lot)) and info.group_id}
+        )
+        wanted = [
+            self.lots[lot_id]
+            for lot_id in sorted(
+                {*touched_lots, *(lot for g in group_ids for lot in self.group_lots.get(g, []))}
+            )
+            if lot_id in self.lots
+        ]
+        codes, live = self._run_script(script_args, wanted) if pending else ([], {})
         result.dead_letters = len(dead)
         result.unknown = sum(unknown.values())
-        touched_lots: set[int] = set()
         flags: dict[int, str] = {}
+        # Every touched group is recomputed, even for duplicates: a retried batch must still
+        # publish the figure that its first, failed attempt had already counted.
         for index, device in enumerate(pending):
-            # Recomputed even for duplicates: a retried batch must still publish the figure that
-            # its first, failed attempt had already counted.
-            touched_lots.add(device.lot_id)
             code, clamped = codes[2 * index], codes[2 * index + 1]
             if code == DUPLICATE:
                 result.duplicates += 1
@@ -549,28 +572,26 @@ class Ingester:
                 result.applied += 1
                 if clamped:
                     flags[device.lot_id] = "a counter went below zero and was corrected to 0"
-        group_ids = sorted(
-            {info.group_id for lot in touched_lots if (info := self.lots.get(lot)) and info.group_id}
-        )
-        live = self._read_lots(
-            {*touched_lots, *(lot for g in group_ids for lot in self.group_lots.get(g, []))}
-        )
         with self.core.db.session() as session:
             session.add_all(dead)
             session.add_all(kept)
-            _save_lot_states(session, {lot: live[lot] for lot in touched_lots if lot in live}, now)
             result.groups_changed = self._update_groups(session, group_ids, live, flags, now)
+        self._unsaved |= touched_lots
         self._count(len(batch), len(dead), unknown, result.duplicates)
         return result
 
-    def _run_script(self, script_args: list[object]) -> list[int]:
-        header = [SEEN_TTL_SECONDS, repr(time.time()), RECENT_WINDOW_SECONDS, RECENT_MAX_EVENTS]
-        codes = self._apply_batch(args=[*header, *script_args])
-        if len(codes) == 1 and codes[0] == STATE_LOST:
+    def _run_script(
+        self, script_args: list[object], lots: list[LotInfo]
+    ) -> tuple[list[int], dict[int, LotLive]]:
+        header = [SEEN_TTL_SECONDS, repr(time.time()), RECENT_WINDOW_SECONDS, RECENT_MAX_EVENTS, len(lots)]
+        wanted = [f"{'c' if lot.has_counter else 's'}{lot.lot_id}" for lot in lots]
+        answer = self._apply_batch(args=[*header, *wanted, *script_args])
+        if answer == [STATE_LOST]:
             log.warning("ingest: Redis lost the live occupancy state; rebuilding it from the database")
             self.rebuild()
-            codes = self._apply_batch(args=[*header, *script_args])
-        return codes
+            answer = self._apply_batch(args=[*header, *wanted, *script_args])
+        codes, states = answer
+        return codes, {lot.lot_id: _lot_live(lot, state) for lot, state in zip(lots, states, strict=True)}
 
     def _count(self, messages: int, dead: int, unknown: Counter[str], duplicates: int) -> None:
         """The feed's counters, once the batch is kept (a retried batch must not inflate them).
@@ -635,23 +656,24 @@ class Ingester:
 
     def _read_lots(self, lot_ids: set[int]) -> dict[int, LotLive]:
         """The live state of device-counted lots, in one round trip."""
+        return self._read_lots_checked(lot_ids, check_live=False) or {}
+
+    def _read_lots_checked(self, lot_ids: set[int], *, check_live: bool = True) -> dict[int, LotLive] | None:
+        """As ``_read_lots``, but None when Redis lost the live state (checked in the same
+        transaction): empty lots then are not the lots' state."""
         lots = [self.lots[lot_id] for lot_id in sorted(lot_ids) if lot_id in self.lots]
-        pipe = self.core.redis.pipeline(transaction=False)
+        pipe = self.core.redis.pipeline(transaction=check_live)
+        if check_live:
+            pipe.exists(LIVE_KEY)
         for lot in lots:
             if lot.has_counter:
                 pipe.hmget(LOT_COUNTER_KEY.format(lot.lot_id), "count", "capacity", "abs_ts")
             else:
                 pipe.smembers(LOT_SENSORS_KEY.format(lot.lot_id))
-        live = {}
-        for lot, value in zip(lots, pipe.execute() if lots else [], strict=True):
-            if lot.has_counter:
-                count, reported, abs_ts = value
-                live[lot.lot_id] = LotLive(
-                    int(count or 0), int(reported) if reported else None, float(abs_ts) if abs_ts else None
-                )
-            else:
-                live[lot.lot_id] = LotLive(sensors=tuple(sorted(m.decode() for m in value)))
-        return live
+        answers = pipe.execute() if lots or check_live else []
+        if check_live and not answers.pop(0):
+            return None
+        return {lot.lot_id: _lot_live(lot, value) for lot, value in zip(lots, answers, strict=True)}
 
     # -- the live state: kept in the database, rebuilt from it -------------------------------------
     def ensure_live_state(self) -> None:
@@ -667,11 +689,27 @@ class Ingester:
                 self.rebuild()
                 return
             redis_client.set(LIVE_KEY, repr(time.time()))
-        live = self._read_lots(
-            {lot.lot_id for lot in self.lots.values() if lot.has_counter or lot.has_sensors}
-        )
-        with self.core.db.session() as session:
-            _save_lot_states(session, live, utcnow())
+        self._unsaved |= {lot.lot_id for lot in self.lots.values() if lot.has_counter or lot.has_sensors}
+        self.save_lot_states()
+
+    def save_lot_states(self) -> None:
+        """Save the live state of the lots changed since the last save (the run loop calls this
+        every ``SAVE_SECONDS``, so a rebuild misses at most that much), in one statement. Its
+        commit need not wait for the disk: a database crash would lose the same second again."""
+        if not self._unsaved:
+            return
+        lots, self._unsaved = self._unsaved, set()
+        try:
+            live = self._read_lots_checked(lots)
+            if live is None:  # Redis lost the state: keep the copy as it is for the rebuild
+                return
+            with self.core.db.session() as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                _save_lot_states(session, live, utcnow())
+        except Exception:
+            self._unsaved |= lots
+            raise
 
     def rebuild(self) -> list[int]:
         """Put the live state back from ``lot_device_states`` after Redis lost it, and show each
@@ -769,13 +807,25 @@ class Ingester:
 
     def services_answer(self) -> bool:
         """Do Redis and the database take writes? Asked when a batch fails, before blaming one
-        of its messages: an outage (or a read-only failover) is nobody's poison. The database
-        write is rolled back."""
+        of its messages: an outage, a read-only failover or a table refusing every row is
+        nobody's poison. The database probe writes a harmless row to each table a batch writes
+        to, and rolls them all back."""
         try:
             self.core.redis.set("parkops:ingest:probe", "1", ex=60)
-            with self.core.db.engine.connect() as conn, conn.begin() as transaction:
-                conn.execute(text("UPDATE lot_device_states SET saved_at = saved_at WHERE lot_id = -1"))
-                transaction.rollback()
+            with self.core.db.session() as session:
+                session.add(IngestDeadLetter(topic="probe", payload="", reason="probe"))
+                session.add(UnknownDeviceMessage(device_id="probe", topic="probe", payload=""))
+                group_id = session.scalar(
+                    select(Lot.lot_group_id).where(Lot.lot_group_id.is_not(None)).limit(1)
+                )
+                if group_id is not None:
+                    session.add(
+                        OccupancySnapshot(
+                            lot_group_id=group_id, source=OccupancySource.DEVICES, occupied=0, capacity=0
+                        )
+                    )
+                session.flush()
+                session.rollback()
         except Exception:
             log.warning("ingest: Redis or the database does not take writes", exc_info=True)
             return False
@@ -783,6 +833,16 @@ class Ingester:
 
 
 EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _lot_live(lot: LotInfo, value: Any) -> LotLive:
+    """A lot's state as Redis answers it: HMGET count, capacity, abs_ts; or the sensor set."""
+    if lot.has_counter:
+        count, reported, abs_ts = value
+        return LotLive(
+            int(count or 0), int(reported) if reported else None, float(abs_ts) if abs_ts else None
+        )
+    return LotLive(sensors=tuple(sorted(m.decode() if isinstance(m, bytes) else m for m in value)))
 
 
 def _script_fields(message: ParsedMessage, device: Device, token: str) -> tuple[object, ...]:
@@ -812,13 +872,18 @@ def _save_lot_states(session: Session, live: dict[int, LotLive], now: datetime) 
         }
         for lot_id, state in sorted(live.items())
     ]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(LotDeviceState).values(rows)
+    session.execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _upsert(dialect_name: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE of ``lot_device_states``, built once per dialect and run
+    with many rows (SQLAlchemy sends them as one multi-row statement)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(LotDeviceState)
     columns = ("count", "reported_capacity", "count_ts", "occupied_sensors", "saved_at")
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[LotDeviceState.lot_id], set_={name: statement.excluded[name] for name in columns}
-        )
+    return statement.on_conflict_do_update(
+        index_elements=[LotDeviceState.lot_id], set_={name: statement.excluded[name] for name in columns}
     )
 
 
@@ -1066,6 +1131,7 @@ BATCH_WAIT_SECONDS = 0.02
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 SEEN_FLUSH_SECONDS = 5.0
+SAVE_SECONDS = 1.0
 BEAT_SECONDS = 1.0
 SESSION_KEY = "parkops:ingest:session:{}"  # set once the broker holds a session for this client id
 
@@ -1162,7 +1228,7 @@ class _Subscriber:
         _quietly(self.ingester.ensure_live_state, "check the live state")
         delay = RECONNECT_MIN_SECONDS
         connecting_since = 0.0
-        last_flush = time.monotonic()
+        last_flush = last_save = time.monotonic()
         self._beat(force=True)
         try:
             while not self.stop.is_set() and not self.lock_lost:
@@ -1198,6 +1264,9 @@ class _Subscriber:
                 if self._batch_due():
                     self._apply_batch()
                 self._beat()
+                if time.monotonic() - last_save > SAVE_SECONDS:
+                    _quietly(self.ingester.save_lot_states, "save the lots' live state")
+                    last_save = time.monotonic()
                 if time.monotonic() - last_flush > SEEN_FLUSH_SECONDS:
                     _quietly(self.ingester.flush_last_seen, "write last-seen times")
                     _quietly(self.ingester.refresh_if_due, "reload devices")
@@ -1216,6 +1285,7 @@ class _Subscriber:
             if pubsub is not None:
                 pubsub.stop()
             _quietly(self.ingester.flush_last_seen, "write last-seen times")
+            _quietly(self.ingester.save_lot_states, "save the lots' live state")
             _quietly(lambda: self.core.redis.hset(STATUS_KEY, mapping=self._status(stopped=True)))
             log.info("ingest: stopped")
 

@@ -337,6 +337,7 @@ def apply_figures(
         marks.hget(SNAPSHOT_KEY.format(update.group_id), str(update.source))
     pipe = store.redis.pipeline(transaction=False)
     pipe.delete(PUBLIC_CACHE_KEY)
+    written = False
     for update, last in zip(changed, marks.execute(), strict=True):
         figure = update.figure
         pipe.publish(CHANNEL, json.dumps({"group_id": update.group_id, **figure.as_dict()}))
@@ -344,6 +345,11 @@ def apply_figures(
         if last is None or abs(percent - float(last)) >= step_percent:
             _write_snapshot(session, update.group_id, figure)
             pipe.hset(SNAPSHOT_KEY.format(update.group_id), str(update.source), percent)
+            written = True
+    if written:
+        # A history row the database refuses must not leave its mark behind: the caller's retry
+        # would then see no step and never write it.
+        session.flush()
     try:
         pipe.execute()
     except redis.RedisError:

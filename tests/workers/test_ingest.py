@@ -445,22 +445,26 @@ def test_a_message_the_database_refuses_is_isolated_and_dead_lettered(
 def test_a_failure_every_message_shares_keeps_them_all_waiting_and_counts_nothing_twice(
     core: Core, campus: dict[str, int], session: Session
 ) -> None:
-    """Not the messages' fault (the database refuses every batch): nothing is dead-lettered,
-    nothing acknowledged; tried again once the database takes writes, each message counts once,
-    and the feed's counters move once (they used to grow on every retry)."""
+    """Not the messages' fault (the database refuses every row of a table the batch writes to):
+    nothing is dead-lettered, nothing acknowledged; tried again once the database takes writes,
+    each message counts once (the events the failed tries had already counted in Redis are not
+    duplicates), and the feed's counters move once (they used to grow on every retry)."""
     ingester = Ingester(core)
-    batch = [_ev("w1"), _ev("w2"), _count(20, 50, 2), _sensor(1, True, 3)]
+    unknown = (f"{P}/counters/cnt-new/events", _json({"event_id": "u1", "direction": "in", "ts": _at(1)}))
+    batch = [_ev("w1"), _ev("w2"), _count(20, 50, 2), _sensor(1, True, 3), unknown]
     deliveries = [Delivery(topic, payload, f"tok-{n}", mid=n) for n, (topic, payload) in enumerate(batch)]
-    with refused_writes(core, "lot_device_states"):
+    with refused_writes(core, "unknown_device_messages"):
         for attempt in range(3):
             outcome = apply_isolating(ingester, deliveries, from_end=attempt % 2 == 1)
-            assert outcome.done == [] and len(outcome.waiting) == 4
+            assert outcome.done == [] and len(outcome.waiting) == 5
             assert "refused by the test" in (outcome.error or "")
     assert _letters(session) == [] and core.redis.get(MESSAGES_KEY) is None
     outcome = apply_isolating(ingester, deliveries)
-    assert len(outcome.done) == 4 and outcome.poison == 0
+    assert len(outcome.done) == 5 and outcome.poison == 0
     assert _devices_figure(core, campus["group"]).occupied == 21  # the count (20), then one sensor
-    assert int(core.redis.get(MESSAGES_KEY)) == 4 and core.redis.get(DUPLICATES_KEY) is None
+    assert int(core.redis.get(MESSAGES_KEY)) == 5 and core.redis.get(DUPLICATES_KEY) is None
+    assert core.redis.hgetall(UNKNOWN_DEVICES_KEY) == {b"cnt-new": b"1"}
+    assert len(session.scalars(select(UnknownDeviceMessage)).all()) == 1
 
 
 def test_a_repeated_count_moves_nothing(core: Core, campus: dict[str, int]) -> None:
@@ -498,12 +502,13 @@ def test_a_count_applies_as_of_its_own_time(core: Core, campus: dict[str, int]) 
     assert _devices_figure(core, campus["group"]).occupied == 52  # 50 + in(14) + in(15)
 
 
-def test_each_batch_saves_the_lots_it_touched(core: Core, campus: dict[str, int], session: Session) -> None:
+def test_the_lots_a_batch_touched_are_saved(core: Core, campus: dict[str, int], session: Session) -> None:
     """The copy the live state is rebuilt from after Redis loses it."""
     ingester = Ingester(core)
     counted_at = _at(1)
     count = (f"{P}/counters/cnt-a/count", _json({"occupied": 12, "capacity": 60, "ts": counted_at}))
     ingester.process([count, _ev("s1", minutes=2), _sensor(2, True, 3), _sensor(4, True, 3)])
+    ingester.save_lot_states()  # the run loop does this every second
     states = {row.lot_id: row for row in session.scalars(select(LotDeviceState))}
     counter, sensors = states[campus["lot_a"]], states[campus["lot_b"]]
     assert (counter.count, counter.reported_capacity) == (13, 60)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.app import Core
@@ -32,7 +33,7 @@ from dashboard.embedded import EMBEDDED_USERNAME, EmbeddedBroker
 from dashboard.services import dashboard_widgets, feed_health
 from dashboard.services.feed_health import LOCK_KEY
 from dashboard.services.occupancy import LiveStore, Staleness, group_states
-from models import DeviceKind, Lot, LotGroup, Role, SensingDevice
+from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevice
 from tests.conftest import TEST_MQTT_PORT
 from tests.dash_helpers import dash_post, find_output, outputs_of
 from tests.workers.conftest import PrivateMosquitto, PrivateRedis, free_port
@@ -151,22 +152,25 @@ def _one_more(core: Core, garage: Garage, message: tuple[str, bytes] | None = No
 def test_a_stuck_ingester_turns_healthz_503_and_shows_why(
     app, core: Core, garage: Garage, client, login_as, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The database refuses every batch (a trigger): the messages wait, unacknowledged; after
-    the threshold ``/healthz`` answers 503 for the MQTT part (anonymous callers read "ingester
-    stuck", an admin reads why) and the dashboard's feed widget says so. Once the database takes
-    writes again, the waiting event is applied once and the counters moved once."""
+    """The database refuses to keep messages of unknown devices (a trigger): one such message
+    waits, unacknowledged; after the threshold ``/healthz`` answers 503 for the MQTT part
+    (anonymous callers read "ingester stuck", an admin reads why) and the dashboard's feed widget
+    says so. Once the database takes writes again, the message is kept once and the counters
+    moved once."""
     monkeypatch.setattr(feed_health, "STUCK_AFTER_SECONDS", 1)
     monkeypatch.setattr(ingest, "RETRY_MAX_SECONDS", 1.0)
     client_id = f"parkops-ingest-test-{uuid.uuid4().hex[:8]}"
     admin = login_as(Role.ADMIN)
+    body = {"event_id": "u-1", "direction": "in", "ts": datetime.now(UTC).isoformat()}
+    unknown = (f"{core.settings.mqtt_topic_prefix}/counters/cnt-unmapped/events", json.dumps(body).encode())
     try:
         with _ingester(core, client_id):
             _until_subscribed(core, client_id)
             seen = _one_more(core, garage)
             messages_before = int(core.redis.get(ingest.MESSAGES_KEY))
             assert client.get("/healthz").status_code == 200
-            with refused_writes(core, "lot_device_states"):
-                _publish(core.mqtt_url, [_event(core, garage)])
+            with refused_writes(core, "unknown_device_messages"):
+                _publish(core.mqtt_url, [unknown])
                 _wait_for(lambda: client.get("/healthz").status_code == 503, "/healthz to turn 503")
                 body = client.get("/healthz").get_json()
                 assert body["checks"]["mqtt"]["error"] == "ingester stuck"
@@ -176,7 +180,8 @@ def test_a_stuck_ingester_turns_healthz_503_and_shows_why(
                 widget = dashboard_widgets.dead_letters(session, core.redis, datetime.now(UTC))
                 assert widget.stuck and "1 message(s) waiting" in widget.stuck
             _wait_for(lambda: client.get("/healthz").status_code == 200, "/healthz to recover")
-            assert _count_in_redis(core, garage) == seen + 1
+            assert _count_in_redis(core, garage) == seen
+            assert core.redis.hgetall(ingest.UNKNOWN_DEVICES_KEY) == {b"cnt-unmapped": b"1"}
             assert int(core.redis.get(ingest.MESSAGES_KEY)) == messages_before + 1
             assert core.redis.get(ingest.DUPLICATES_KEY) is None
     finally:
@@ -459,16 +464,18 @@ def test_after_a_redis_restart_the_live_figures_come_back_stale_until_the_device
         with _ingester(own, client_id):
             _until_subscribed(own, client_id)
             assert _one_more(own, garage, _count(own, garage, 333, 500)) == 333
+            _wait_for(lambda: _saved_count(own, garage) == 333, "the lot's state to be saved (every second)")
             assert _devices_state(own, garage) == ("open", "devices", 333, 500, False)
             private_redis.restart()
             _wait_for(
                 lambda: _quiet(lambda: _devices_state(own, garage)) == ("stale", "devices", 333, 500, True),
-                "the restored figure",
+                "the restored figure " + str(_quiet(lambda: _devices_state(own, garage))),
             )
             _publish(own.mqtt_url, [_event(own, garage)])
             _wait_for(
                 lambda: _devices_state(own, garage) == ("open", "devices", 334, 500, False), "the next car"
             )
+            _wait_for(lambda: _saved_count(own, garage) == 334, "the lot's state to be saved")
         private_redis.restart()
         with _ingester(own, client_id):
             _wait_for(
@@ -481,6 +488,11 @@ def test_after_a_redis_restart_the_live_figures_come_back_stale_until_the_device
             )
     finally:
         _drop_session(own.mqtt_url, client_id)
+
+
+def _saved_count(core: Core, garage: Garage) -> int | None:
+    with core.db.session() as s:
+        return s.scalar(select(LotDeviceState.count).where(LotDeviceState.lot_id == garage.lot_id))
 
 
 def _quiet(read: Callable[[], object]) -> object:
