@@ -10,9 +10,9 @@ Why it is shaped this way:
   script that moves the count). Exactly one ingester runs: a Redis lock refuses a second one.
 * Counts live in Redis (per lot: the counters' count, the events newer than the last absolute
   count, and the occupied space sensors), so a redelivery cannot race; each batch then recomputes
-  the live-device figure of the lot groups it touched, hands it to
-  ``dashboard.services.occupancy`` (publish, history) and saves each touched lot's state in
-  ``lot_device_states``, from which the state is rebuilt if Redis comes back empty.
+  the live-device figure of the lot groups it touched and hands it to
+  ``dashboard.services.occupancy`` (publish, history). Every second the changed lots' state is
+  copied to ``lot_device_states``, from which it is rebuilt if Redis comes back empty.
 * Messages come from devices we do not control. ``parse_message`` is pure and strict; whatever
   fails it is kept in ``ingest_dead_letters`` with the reason, counted, and never stops the loop.
   A message that passes it and still cannot be applied (a "poison" message: the database refuses
@@ -430,8 +430,9 @@ class BatchResult:
 
 class Ingester:
     """Applies messages in batches: one Redis round trip for the counts, one database transaction
-    for what must be kept (dead letters, unknown devices' messages, lot states, history), then the
-    caller acknowledges the batch. Safe to run again on a retried or redelivered batch."""
+    for what must be kept (dead letters, unknown devices' messages, history), then the caller
+    acknowledges the batch. Safe to run again on a retried or redelivered batch. The lots' live
+    state is copied to the database apart, about once a second (``save_lot_states``)."""
 
     def __init__(self, core: Core) -> None:
         self.core = core

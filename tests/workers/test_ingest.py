@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.app import Core
@@ -25,6 +23,7 @@ from models import (
     SensingDevice,
     UnknownDeviceMessage,
 )
+from tests.workers.servers import refused_writes
 from workers.ingest import (
     DEAD_LETTERS_KEY,
     DUPLICATES_KEY,
@@ -350,47 +349,6 @@ def _next_message(listener: Any) -> dict[str, Any]:
 
 
 # -- hardening (issue 9) -----------------------------------------------------------------------
-
-
-@contextmanager
-def refused_writes(core: Core, table: str, when: str | None = None) -> Iterator[None]:
-    """A real database refusing writes to ``table`` (rows matching ``when``, an SQL condition on
-    NEW): a trigger that raises, on SQLite or PostgreSQL. Dropped again on exit."""
-    postgres = core.db.engine.dialect.name == "postgresql"
-    with core.db.engine.begin() as conn:
-        if postgres:
-            conn.execute(
-                text(
-                    "CREATE OR REPLACE FUNCTION parkops_test_refuse() RETURNS trigger LANGUAGE plpgsql "
-                    "AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
-                )
-            )
-            condition = f"WHEN ({when})" if when else ""
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER parkops_test_refuse BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW "
-                    f"{condition} EXECUTE FUNCTION parkops_test_refuse()"
-                )
-            )
-        else:
-            for event in ("INSERT", "UPDATE"):
-                condition = f"WHEN {when}" if when else ""
-                conn.execute(
-                    text(
-                        f"CREATE TRIGGER parkops_test_refuse_{event.lower()} BEFORE {event} ON {table} "
-                        f"{condition} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-                    )
-                )
-    try:
-        yield
-    finally:
-        with core.db.engine.begin() as conn:
-            if postgres:
-                conn.execute(text(f"DROP TRIGGER IF EXISTS parkops_test_refuse ON {table}"))
-                conn.execute(text("DROP FUNCTION IF EXISTS parkops_test_refuse()"))
-            else:
-                for event in ("insert", "update"):
-                    conn.execute(text(f"DROP TRIGGER IF EXISTS parkops_test_refuse_{event}"))
 
 
 def _letters(session: Session) -> list[IngestDeadLetter]:

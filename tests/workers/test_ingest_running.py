@@ -36,8 +36,7 @@ from dashboard.services.occupancy import LiveStore, Staleness, group_states
 from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevice
 from tests.conftest import TEST_MQTT_PORT
 from tests.dash_helpers import dash_post, find_output, outputs_of
-from tests.workers.conftest import PrivateMosquitto, PrivateRedis, free_port
-from tests.workers.test_ingest import refused_writes
+from tests.workers.servers import PrivateMosquitto, PrivateRedis, free_port, refused_writes
 from workers import ingest
 from workers.mqtt import make_client, probe
 
