@@ -85,13 +85,14 @@ def scheduler_cmd() -> None:
 def ingest_cmd() -> None:
     """Subscribe to the MQTT broker and ingest sensor and camera feeds (one ingester at a time)."""
     from workers import ingest
+    from workers.ingest_lock import AnotherIngesterRunning
 
     core = _core()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         ingest.run_ingester(core, stop)
-    except ingest.AnotherIngesterRunning as exc:
+    except AnotherIngesterRunning as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -70,6 +69,8 @@ from models import (
     UnknownDeviceMessage,
     utcnow,
 )
+from workers import ingest_lock
+from workers.ingest_lock import IngestLock, holder_text
 from workers.mqtt import make_client
 
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
@@ -928,6 +929,7 @@ class Delivery:
     token: str
     mid: int = 0
     qos: int = 1
+    received_at: float = 0.0  # epoch seconds
 
 
 @dataclass
@@ -1007,125 +1009,6 @@ def _describe(exc: BaseException) -> str:
     return _clean(f"{type(exc).__name__}: {first_line}"[:200])
 
 
-# -- one ingester at a time --------------------------------------------------------------------
-LOCK_TTL_SECONDS = 15
-LOCK_REFRESH_SECONDS = 3.0
-
-# Keep the lock if it is ours (or take it back if Redis lost it); 0 when another ingester has it.
-REFRESH_LOCK_LUA = """
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not current then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE_LOCK_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-_ENDED_LOCKS: set[str] = set()  # ids of this process's ingester locks that are over
-
-
-class AnotherIngesterRunning(RuntimeError):
-    """A second ingester was started: two would evict each other from the broker (one client id)."""
-
-
-class IngestLock:
-    """Only one ingester may run: it shares one client id and one persistent session with every
-    other, and the broker would let them evict each other in a loop. The lock lives in Redis with
-    a short expiry that the running ingester keeps renewing: a killed ingester's lock expires in
-    ``LOCK_TTL_SECONDS`` (at once when it ran on this host and its process is gone)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
-        self.host = socket.gethostname()
-        self.value = json.dumps(
-            {"host": self.host, "pid": os.getpid(), "since": utcnow().isoformat(), "id": uuid.uuid4().hex}
-        )
-        self._refresh = client.register_script(REFRESH_LOCK_LUA)
-        self._release = client.register_script(RELEASE_LOCK_LUA)
-        self.refreshed_at = 0.0
-
-    def acquire(self, stop: threading.Event, wait: float | None = None) -> bool:
-        """Take the lock, waiting up to ``wait`` seconds (the lock's expiry) for a holder that
-        stopped renewing it. Raises ``AnotherIngesterRunning`` naming the holder. False if
-        ``stop`` was set meanwhile."""
-        deadline = time.monotonic() + (LOCK_TTL_SECONDS + 1 if wait is None else wait)
-        told = False
-        while not stop.is_set():
-            try:
-                if self.redis.set(LOCK_KEY, self.value, nx=True, ex=LOCK_TTL_SECONDS):
-                    self.refreshed_at = time.monotonic()
-                    return True
-                holder = self.redis.get(LOCK_KEY)
-            except redis.RedisError as exc:
-                log.warning("ingest: Redis does not answer (%s); waiting to take the ingester lock", exc)
-                stop.wait(1.0)
-                continue
-            if holder is None:
-                continue
-            if self._holder_is_gone(holder):
-                log.warning("ingest: the previous ingester on this host is gone; taking its lock")
-                self.redis.delete(LOCK_KEY)
-                continue
-            if time.monotonic() >= deadline:
-                raise AnotherIngesterRunning(_holder_text(holder))
-            if not told:
-                log.warning(
-                    "ingest: %s; waiting up to %ss for it to go", _holder_text(holder), LOCK_TTL_SECONDS
-                )
-                told = True
-            stop.wait(0.5)
-        return False
-
-    def _holder_is_gone(self, holder: bytes) -> bool:
-        """True when the holder ran on this host and is over: its process is gone, or it was an
-        earlier ingester of this very process (one that could not release the lock)."""
-        try:
-            info = json.loads(holder)
-            if info.get("host") != self.host:
-                return False
-            if int(info["pid"]) == os.getpid():
-                return info.get("id") in _ENDED_LOCKS
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (ValueError, KeyError, TypeError, PermissionError):
-            return False
-        return False
-
-    def refresh(self) -> bool:
-        """Renew the lock; False when another ingester holds it now."""
-        self.refreshed_at = time.monotonic()
-        return bool(self._refresh(keys=[LOCK_KEY], args=[self.value, LOCK_TTL_SECONDS]))
-
-    def release(self) -> None:
-        _ENDED_LOCKS.add(json.loads(self.value)["id"])
-        try:
-            self._release(keys=[LOCK_KEY], args=[self.value])
-        except redis.RedisError:
-            log.warning("ingest: could not release the ingester lock (it expires in %ss)", LOCK_TTL_SECONDS)
-
-
-def _holder_text(holder: bytes) -> str:
-    try:
-        info = json.loads(holder)
-        who = f"host {info['host']}, process {info['pid']}, since {info['since']}"
-    except (ValueError, KeyError, TypeError):
-        who = "unknown holder"
-    return (
-        f"another ParkOps ingester is running ({who}); only one may run at a time "
-        "(they share the broker session), see README, Production"
-    )
-
-
 # -- the subscriber ----------------------------------------------------------------------------
 BATCH_MAX = 1000
 BATCH_WAIT_SECONDS = 0.02
@@ -1169,7 +1052,6 @@ class _Subscriber:
         self.retry_at = 0.0
         self.retry_delay = RETRY_MIN_SECONDS
         self.tries = 0
-        self.waiting_since: float | None = None
         self.last_error: str | None = None
         self.applied_at: float | None = None
         self.connected_before = False
@@ -1186,10 +1068,8 @@ class _Subscriber:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         if not self.waiting:
             self.first_at = time.monotonic()
-        if self.waiting_since is None:
-            self.waiting_since = time.time()
         token = f"{self._run_id}.{next(self._tokens)}"
-        self.waiting.append(Delivery(msg.topic, msg.payload, token, msg.mid, msg.qos))
+        self.waiting.append(Delivery(msg.topic, msg.payload, token, msg.mid, msg.qos, time.time()))
 
     def _on_connect(self, c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
         if reason.is_failure:
@@ -1236,7 +1116,7 @@ class _Subscriber:
                 if not self.client.is_connected() and self.client.socket() is None:
                     # Unacknowledged: the broker sends them again on the new session.
                     self.waiting.clear()
-                    self.waiting_since, self.tries, self.retry_at = None, 0, 0.0
+                    self.tries, self.retry_at = 0, 0.0
                     try:
                         if self.connected_before:
                             self.client.reconnect()
@@ -1327,8 +1207,6 @@ class _Subscriber:
         self.last_error = None
         if self.waiting:
             self.first_at = time.monotonic()
-        else:
-            self.waiting_since = None
 
     def _status(self, *, stopped: bool = False) -> dict[str, object]:
         return {
@@ -1337,7 +1215,9 @@ class _Subscriber:
             "beat_at": repr(time.time()),
             "applied_at": repr(self.applied_at) if self.applied_at else "",
             "waiting": len(self.waiting),
-            "waiting_since": "" if stopped or self.waiting_since is None else repr(self.waiting_since),
+            # The oldest message not applied yet: under a steady flow the head moves on, so only a
+            # message that really waits (a failing batch) makes this old.
+            "waiting_since": "" if stopped or not self.waiting else repr(self.waiting[0].received_at),
             "last_error": self.last_error or "",
             "connected": "1" if self.client.is_connected() and not stopped else "0",
             "stopped_at": repr(time.time()) if stopped else "",
@@ -1350,8 +1230,11 @@ class _Subscriber:
         self._beat_at = time.monotonic()
         try:
             self.core.redis.hset(STATUS_KEY, mapping=self._status())
-            if time.monotonic() - self.lock.refreshed_at >= LOCK_REFRESH_SECONDS and not self.lock.refresh():
-                log.error("ingest: %s; this one stops", _holder_text(self.core.redis.get(LOCK_KEY) or b""))
+            if (
+                time.monotonic() - self.lock.refreshed_at >= ingest_lock.LOCK_REFRESH_SECONDS
+                and not self.lock.refresh()
+            ):
+                log.error("ingest: %s; this one stops", holder_text(self.core.redis.get(LOCK_KEY) or b""))
                 self.lock_lost = True
         except redis.RedisError:
             log.debug("ingest: could not report to Redis", exc_info=True)

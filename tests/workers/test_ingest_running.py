@@ -37,7 +37,7 @@ from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevic
 from tests.conftest import TEST_MQTT_PORT
 from tests.dash_helpers import dash_post, find_output, outputs_of
 from tests.workers.servers import PrivateMosquitto, PrivateRedis, free_port, refused_writes
-from workers import ingest
+from workers import ingest, ingest_lock
 from workers.mqtt import make_client, probe
 
 DEADLINE_SECONDS = 20.0
@@ -383,8 +383,8 @@ def test_a_second_ingester_refuses_to_start_and_the_first_runs_on(
 ) -> None:
     """Two ingesters would share the client id and evict each other from the broker: the second
     one refuses, naming the first (host and process), and the first keeps counting."""
-    monkeypatch.setattr(ingest, "LOCK_TTL_SECONDS", 3)
-    monkeypatch.setattr(ingest, "LOCK_REFRESH_SECONDS", 0.5)
+    monkeypatch.setattr(ingest_lock, "LOCK_TTL_SECONDS", 3)
+    monkeypatch.setattr(ingest_lock, "LOCK_REFRESH_SECONDS", 0.5)
     first_id = f"parkops-ingest-test-{uuid.uuid4().hex[:8]}"
     second_stop = threading.Event()
     timer = threading.Timer(10, second_stop.set)  # without the lock the second would run until stopped
@@ -393,7 +393,7 @@ def test_a_second_ingester_refuses_to_start_and_the_first_runs_on(
             _until_subscribed(core, first_id)
             timer.start()
             with pytest.raises(
-                ingest.AnotherIngesterRunning, match=r"another ParkOps ingester is running \(host"
+                ingest_lock.AnotherIngesterRunning, match=r"another ParkOps ingester is running \(host"
             ):
                 ingest.run_ingester(core, second_stop, client_id=first_id)
             _one_more(core, garage)  # the first still counts
@@ -405,7 +405,7 @@ def test_a_second_ingester_refuses_to_start_and_the_first_runs_on(
 def test_parkops_ingest_exits_with_a_clear_message_when_another_runs(
     core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest, "LOCK_TTL_SECONDS", 1)
+    monkeypatch.setattr(ingest_lock, "LOCK_TTL_SECONDS", 1)
     other = {"host": "ingest-host-2", "pid": 4242, "since": "2026-12-01T08:00:00+00:00", "id": "x"}
     core.redis.set(LOCK_KEY, json.dumps(other), ex=60)
     env = {
@@ -427,7 +427,7 @@ def test_a_killed_ingesters_lock_on_this_host_is_taken_at_once(core: Core) -> No
     its process is gone and takes it without waiting."""
     gone = subprocess.Popen(["true"])
     gone.wait()
-    lock = ingest.IngestLock(core.redis)
+    lock = ingest_lock.IngestLock(core.redis)
     core.redis.set(
         LOCK_KEY, json.dumps({"host": lock.host, "pid": gone.pid, "since": "-", "id": "old"}), ex=60
     )
