@@ -32,7 +32,7 @@ from dashboard.crypto import SecretBox
 from dashboard.services import devices, feed_health, occupancy, system_settings, system_tasks
 from dashboard.services.devices import DeadLetterView, IngestCounters
 from dashboard.services.errors import ValidationFailed
-from dashboard.services.feed_health import IngesterStatus, SessionsLost
+from dashboard.services.feed_health import SessionsLost
 from dashboard.services.occupancy import LiveStore, Policy, Staleness
 from models import (
     Boot,
@@ -633,15 +633,13 @@ def task_health(session: Session, now: datetime) -> TaskHealth:
 
 @dataclass(frozen=True)
 class DeadLetters:
-    """``counters`` are the ingester's totals since their reset; they, ``ingester`` (its last
-    report) and ``sessions_lost`` are None when Redis is unreachable. ``stuck`` says why live
-    occupancy is frozen, when it is."""
+    """``counters`` are the ingester's totals since their reset; they and ``sessions_lost`` are
+    None when Redis is unreachable. ``stuck`` says why live occupancy is frozen, when it is."""
 
     total: int
     last_24h: int
     latest: tuple[DeadLetterView, ...]
     counters: IngestCounters | None
-    ingester: IngesterStatus | None = None
     stuck: str | None = None
     sessions_lost: SessionsLost | None = None
 
@@ -669,7 +667,6 @@ def dead_letters(session: Session, client: redis.Redis | None, now: datetime, la
         last_24h=recent,
         latest=tuple(devices.dead_letters(session, limit=latest)),
         counters=counters,
-        ingester=status,
         stuck=status.stuck(now) if status else None,
         sessions_lost=lost,
     )
