@@ -19,6 +19,13 @@ Method, so that each figure means one thing:
     ``GET /api/v1/lot-groups`` is polled until the group's figure shows the change.
 (e) a second batch is published live while the ingester is killed (SIGKILL) a third of the way
     through and restarted; every event must be counted exactly once across both batches.
+(f) faults injected with the ingester running: two payloads with a NUL (a raw byte, and an
+    escaped one in event_id) must become two dead letters and stop nothing; a count repeated after
+    two cars, and a count older than an event that arrived before it, on a probe counter of its
+    own, must read 61; then the database refuses history rows (a trigger; every batch for a lot of
+    10 spaces writes one), a tenth of N events for that lot arrive and wait, the ingester is
+    stopped with SIGTERM mid-failure, the database takes them again and the ingester restarts:
+    none of those events may be lost or counted twice.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.app import Core, build_core, create_app, prepare_database  # noqa: E402
 from dashboard.embedded import EMBEDDED_USERNAME, EmbeddedBroker  # noqa: E402
+from dashboard.services.feed_health import STATUS_KEY  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
-from models import DeviceKind, Lot, LotGroup, SensingDevice  # noqa: E402
+from models import DeviceKind, IngestDeadLetter, Lot, LotGroup, SensingDevice  # noqa: E402
 from workers.ingest import CLIENT_ID, DUPLICATES_KEY, LOT_COUNTER_KEY, subscriptions  # noqa: E402
 from workers.mqtt import make_client  # noqa: E402
 
@@ -62,9 +70,10 @@ SECRET = "bench-secret-key-not-for-production"
 MOSQUITTO_CONF = """listener {port} 127.0.0.1
 allow_anonymous true
 persistence false
-# What ParkOps recommends: keep everything queued for the ingester's session while it restarts,
-# and let it have enough messages in flight to apply them in batches.
-max_queued_messages 0
+# The README's queue settings: keep what arrives for the ingester's session while it restarts,
+# and let it have enough messages in flight to apply them in batches. (No persistence or users:
+# this broker is private and is not restarted.)
+max_queued_messages 1000000
 max_inflight_messages 1000
 set_tcp_nodelay true
 """
@@ -140,6 +149,94 @@ def seed(core: Core, groups: int, lots_per_group: int) -> list[tuple[str, int]]:
                 counters.append((device_id, group))
         session.flush()
         return [(device_id, group.id) for device_id, group in counters]
+
+
+PROBE = "bench-probe-cnt"
+REFUSED = "bench-refused-cnt"
+
+
+def seed_lot(core: Core, counter_id: str, capacity: int) -> int:
+    """A lot group of its own with one lot and one counter, for (f); returns the lot's id."""
+    with core.db.session() as session:
+        group = LotGroup(name=f"Bench {counter_id}", map_color="#999999")
+        lot = Lot(name=f"Bench {counter_id} lot", capacity=capacity, lot_group=group)
+        session.add(SensingDevice(device_id=counter_id, kind=DeviceKind.COUNTER, lot=lot))
+        session.flush()
+        return lot.id
+
+
+def probe_messages() -> list[tuple[str, bytes]]:
+    """Count 40 at T, two cars in, the same count again (a redelivery: moves nothing); then a car
+    at T+10 and a count of 60 taken at T+5 that arrives after it (applied as of T+5): 61."""
+    t0 = datetime.now(UTC).timestamp() - 120
+
+    def at(seconds: float) -> str:
+        return datetime.fromtimestamp(t0 + seconds, UTC).isoformat()
+
+    def car(seconds: float) -> tuple[str, bytes]:
+        body = {"event_id": str(uuid.uuid4()), "direction": "in", "ts": at(seconds)}
+        return f"{PREFIX}/counters/{PROBE}/events", json.dumps(body).encode()
+
+    def count(occupied: int, seconds: float) -> tuple[str, bytes]:
+        body = {"occupied": occupied, "capacity": 100, "ts": at(seconds)}
+        return f"{PREFIX}/counters/{PROBE}/count", json.dumps(body).encode()
+
+    first = count(40, 0)
+    return [first, car(1), car(2), first, car(10), count(60, 5)]
+
+
+def nul_messages(counter_id: str) -> list[tuple[str, bytes]]:
+    topic = f"{PREFIX}/counters/{counter_id}/events"
+    ts = datetime.now(UTC).isoformat()
+    raw = b'{"event_id": "bench-\x00", "direction": "in", "ts": "' + ts.encode() + b'"}'
+    escaped = json.dumps({"event_id": "bench-\u0000", "direction": "in", "ts": ts}).encode()
+    return [(topic, raw), (topic, escaped)]
+
+
+REFUSE_TABLE = "occupancy_snapshots"
+
+
+def refuse_writes(core: Core, on: bool) -> None:
+    """Make the database refuse history rows (a trigger), or take them again."""
+    postgres = core.db.engine.dialect.name == "postgresql"
+    with core.db.engine.begin() as conn:
+        if postgres and on:
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION bench_refuse() RETURNS trigger LANGUAGE plpgsql "
+                    "AS $$ BEGIN RAISE EXCEPTION 'bench: the database refuses writes'; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER bench_refuse BEFORE INSERT OR UPDATE ON {REFUSE_TABLE} "
+                    "FOR EACH ROW EXECUTE FUNCTION bench_refuse()"
+                )
+            )
+        elif postgres:
+            conn.execute(text(f"DROP TRIGGER IF EXISTS bench_refuse ON {REFUSE_TABLE}"))
+        else:
+            for event_name in ("insert", "update"):
+                if on:
+                    conn.execute(
+                        text(
+                            f"CREATE TRIGGER bench_refuse_{event_name} BEFORE {event_name.upper()} "
+                            f"ON {REFUSE_TABLE} BEGIN SELECT RAISE(ABORT, 'bench: the database refuses "
+                            "writes'); END"
+                        )
+                    )
+                else:
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS bench_refuse_{event_name}"))
+
+
+def wait_until(condition: object, what: str, timeout: float = 60) -> bool:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    print(f"  timed out waiting for {what}")
+    return False
 
 
 def event(counter_id: str) -> tuple[str, bytes]:
@@ -332,6 +429,7 @@ def main() -> int:
         prepare_database(core)
         core.redis.flushdb()
         counters = seed(core, args.groups, 2)
+        probe_lot, refused_lot = seed_lot(core, PROBE, 100), seed_lot(core, REFUSED, 10)  # for (f)
         env = {
             **os.environ,
             "PARKOPS_DATABASE_URL": database_url,
@@ -382,10 +480,32 @@ def main() -> int:
             wait_for_count(core, counters, expected, timeout=600)
         except RuntimeError as exc:
             print(f"  {exc}")
+
+        # (f): faults injected while the ingester runs.
+        publish_all(mqtt_url, nul_messages(counters[0][0]) + probe_messages())
+        wait_until(
+            lambda: lot_count(core, probe_lot) == 61 and dead_letters(core) >= 2,
+            "the probe counter to read 61 and the NUL dead letters",
+        )
+        refuse_writes(core, True)
+        failing = max(n // 10, 100)
+        publish_all(mqtt_url, [event(REFUSED) for _ in range(failing)])
+        wait_until(
+            lambda: (
+                core.redis.hget(STATUS_KEY, "last_error") and int(core.redis.hget(STATUS_KEY, "waiting") or 0)
+            ),
+            "the ingester to fail on the refused writes",
+        )
+        ingest.stop()  # SIGTERM mid-failure: nothing it holds was applied, so nothing is acknowledged
+        refuse_writes(core, False)
+        ingest.start()
+        wait_until(lambda: lot_count(core, refused_lot) >= failing, "the refused lot's events", timeout=120)
         time.sleep(1.0)  # anything double-counted would land now
         total = counted(core, counters)
         ingest.stop()
         duplicates = int(core.redis.get(DUPLICATES_KEY) or 0)
+        probe, refused = lot_count(core, probe_lot), lot_count(core, refused_lot)
+        nul_letters = dead_letters(core)
 
     lost, doubled = max(expected - total, 0), max(total - expected, 0)
     latencies.sort()
@@ -401,8 +521,20 @@ def main() -> int:
     )
     print(f"  (e) lost {lost}, double-counted {doubled} of {expected} events (ingester killed and restarted;")
     print(f"      {duplicates} redelivered events were recognised as duplicates)   target 0 and 0")
+    print(f"  (f) NUL payloads kept as dead letters      {nul_letters:10}            target 2")
+    print(f"      repeated count, count older than an event: the probe lot reads {probe}   target 61")
+    print(f"      stopped mid-failure: {refused} of {failing} events counted, each once   target {failing}")
     shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if lost or doubled else 0
+    return 1 if lost or doubled or probe != 61 or nul_letters != 2 or refused != failing else 0
+
+
+def lot_count(core: Core, lot_id: int) -> int:
+    return int(core.redis.hget(LOT_COUNTER_KEY.format(lot_id), "count") or 0)
+
+
+def dead_letters(core: Core) -> int:
+    with core.db.session() as session:
+        return session.query(IngestDeadLetter).filter(IngestDeadLetter.topic.contains("/counters/")).count()
 
 
 if __name__ == "__main__":

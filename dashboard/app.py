@@ -167,7 +167,13 @@ def trust_proxies(server: Flask, hops: int) -> None:
 
 
 def _register_health(server: Flask) -> None:
+    from dashboard.services.feed_health import IngesterStuck, ensure_not_stuck
     from workers.mqtt import probe
+
+    def mqtt_feed(core: Core) -> None:
+        """The broker answers, and the ingester is not stuck: live occupancy is not frozen."""
+        probe(core.mqtt_url, timeout=3)
+        ensure_not_stuck(core.redis)
 
     @server.get("/healthz")
     def healthz():  # noqa: ANN202
@@ -175,14 +181,17 @@ def _register_health(server: Flask) -> None:
         checks = [
             run_check("database", core.db.ping),
             run_check("redis", core.redis.ping),
-            run_check("mqtt", lambda: probe(core.mqtt_url, timeout=3)),
+            run_check("mqtt", lambda: mqtt_feed(core)),
         ]
         healthy = all(c.ok for c in checks)
         # Load balancers call this anonymously: error texts name internal hosts, so only admins see them.
         detailed = has_role(Role.ADMIN)
 
         def shown(check: Check) -> dict[str, object]:
-            error = check.error if detailed or check.ok else "unreachable"
+            error = check.error
+            if not (detailed or check.ok):
+                stuck = (error or "").startswith(IngesterStuck.__name__)
+                error = "ingester stuck" if stuck else "unreachable"
             return {"ok": check.ok, "latency_ms": check.latency_ms, "error": error}
 
         body = {"status": "ok" if healthy else "degraded", "checks": {c.name: shown(c) for c in checks}}

@@ -148,13 +148,17 @@ def scheduler_cmd() -> None:
 
 @main.command("ingest")
 def ingest_cmd() -> None:
-    """Subscribe to the MQTT broker and ingest sensor and camera feeds."""
+    """Subscribe to the MQTT broker and ingest sensor and camera feeds (one ingester at a time)."""
     from workers import ingest
+    from workers.ingest_lock import AnotherIngesterRunning
 
     core = _core()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ingest.run_ingester(core, stop)
+    try:
+        ingest.run_ingester(core, stop)
+    except AnotherIngesterRunning as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("simulate")

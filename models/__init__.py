@@ -37,6 +37,7 @@ from models.lots import (
 from models.occupancy import (
     DeviceKind,
     IngestDeadLetter,
+    LotDeviceState,
     OccupancySnapshot,
     OccupancySource,
     SensingDevice,
@@ -86,6 +87,7 @@ __all__ = [
     "EmailTemplate",
     "IngestDeadLetter",
     "ItemKind",
+    "LotDeviceState",
     "Lot",
     "LotGroup",
     "LotZone",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, str_enum, utcnow
@@ -51,6 +51,26 @@ class SensingDevice(TimestampMixin, Base):
     last_seen_at: Mapped[datetime | None]
 
     lot: Mapped[Lot] = relationship()
+
+
+class LotDeviceState(Base):
+    """The ingester's live state of one device-counted lot, saved with every batch it applies.
+
+    The live state itself lives in Redis (``workers.ingest``); this copy is what the ingester
+    rebuilds it from when Redis comes back empty (a restart without persistence), so a counted
+    lot resumes from its last figure instead of 0. Group totals in ``occupancy_snapshots`` cannot
+    do that: the next event must move the right lot's count."""
+
+    __tablename__ = "lot_device_states"
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="CASCADE"), primary_key=True)
+    # Counter lots: the count, the capacity the counter reported, and the time (epoch seconds, as
+    # the devices stamped it) of the last absolute count applied.
+    count: Mapped[int | None] = mapped_column(Integer)
+    reported_capacity: Mapped[int | None] = mapped_column(Integer)
+    count_ts: Mapped[float | None] = mapped_column(Float)
+    # Sensor lots: the ids of the occupied space sensors, as a JSON list.
+    occupied_sensors: Mapped[str] = mapped_column(Text, default="[]")
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IngestDeadLetter(Base):

@@ -3,34 +3,51 @@
 Why it is shaped this way:
 
 * A fixed client id with a persistent session (``clean_session=False``), QoS 1 subscriptions and
-  manual acknowledgements: paho's thread only queues messages; ``run_ingester`` applies them in
-  batches and acknowledges a batch once it is applied. Stopped or killed at any point, nothing is
-  lost (the broker redelivers what was not acknowledged) and nothing is counted twice (each event
-  id is claimed atomically in Redis, in the same script that moves the count).
-* Counts live in Redis (per lot: the counters' count and the occupied space sensors), so several
-  ingesters or a redelivery cannot race; each batch then recomputes the live-device figure of the
-  lot groups it touched and hands it to ``dashboard.services.occupancy`` (publish, history).
+  manual acknowledgements: paho only hands messages over; ``run_ingester`` applies them in
+  batches and acknowledges a message once it is applied, never before (not even when stopping:
+  the broker redelivers what was not acknowledged). Killed or stopped at any point, nothing is
+  lost and nothing is counted twice (each message is claimed atomically in Redis, in the same
+  script that moves the count). Exactly one ingester runs: a Redis lock refuses a second one.
+* Counts live in Redis (per lot: the counters' count, the events newer than the last absolute
+  count, and the occupied space sensors), so a redelivery cannot race; each batch then recomputes
+  the live-device figure of the lot groups it touched and hands it to
+  ``dashboard.services.occupancy`` (publish, history). Every second the changed lots' state is
+  copied to ``lot_device_states``, from which it is rebuilt if Redis comes back empty.
 * Messages come from devices we do not control. ``parse_message`` is pure and strict; whatever
   fails it is kept in ``ingest_dead_letters`` with the reason, counted, and never stops the loop.
+  A message that passes it and still cannot be applied (a "poison" message: the database refuses
+  something in it) is isolated by splitting the batch and dead-lettered alone, so the feed flows
+  on; a failure every message shares (Redis or the database down) keeps them all waiting,
+  unacknowledged, and shows as a stuck ingester (``dashboard.services.feed_health``).
   Messages of unknown device ids are kept in ``unknown_device_messages`` for an admin to map.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import itertools
 import json
 import logging
+import os
+import re
 import threading
 import time
+import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import or_, select, update
+import redis
+from sqlalchemy import desc, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from dashboard.services.devices import DEVICE_ID_RE, DEVICES_CHANNEL
+from dashboard.services.feed_health import LOCK_KEY, SESSIONS_LOST_KEY, STATUS_KEY
 from dashboard.services.occupancy import (
     BELOW_ZERO_FLAG,
     FigureUpdate,
@@ -40,16 +57,21 @@ from dashboard.services.occupancy import (
     apply_figures,
     capacity_flag,
     load_policy,
+    restore_figures,
 )
 from models import (
     DeviceKind,
     IngestDeadLetter,
     Lot,
+    LotDeviceState,
+    OccupancySnapshot,
     OccupancySource,
     SensingDevice,
     UnknownDeviceMessage,
     utcnow,
 )
+from workers import ingest_lock
+from workers.ingest_lock import IngestLock, holder_text
 from workers.mqtt import make_client
 
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
@@ -65,6 +87,8 @@ UNKNOWN_DEVICES_KEY = "parkops:ingest:unknown_devices"
 DUPLICATES_KEY = "parkops:ingest:duplicates"
 MAX_EVENT_ID = 64
 MAX_PLATE = 16
+# Far above any real lot, far below the database's INTEGER: a larger figure is a broken device.
+MAX_FIGURE = 1_000_000
 RECONNECT_MIN_SECONDS = 1
 RECONNECT_MAX_SECONDS = 30
 # A broker that accepted the TCP connection but never answered CONNECT (one going down as we
@@ -101,12 +125,15 @@ class CounterEvent:
 
 @dataclass(frozen=True)
 class CounterCount:
-    """An absolute reading from a counter; lets the occupancy model correct drift."""
+    """An absolute reading from a counter, as of ``ts``; lets the occupancy model correct drift.
+    ``event_id`` is the device's id for it, or "device@time" when it sent none: the same reading
+    delivered twice is one reading."""
 
     device_id: str
     ts: datetime
     occupied: int
     capacity: int
+    event_id: str
 
 
 @dataclass(frozen=True)
@@ -132,6 +159,7 @@ def subscriptions(prefix: str) -> list[tuple[str, int]]:
 
 
 _FEEDS = {feed.value: feed for feed in Feed}  # a dict look-up: this runs for every message
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _split_topic(topic: str, prefix: str) -> tuple[Feed, str]:
@@ -153,6 +181,8 @@ def _split_topic(topic: str, prefix: str) -> tuple[Feed, str]:
 def _decode(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadMessage(f"payload too large ({len(payload)} bytes > {MAX_PAYLOAD_BYTES})")
+    if b"\x00" in payload:
+        raise BadMessage("payload holds a NUL byte")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -185,6 +215,9 @@ def _text(data: dict[str, Any], field: str, max_len: int) -> str:
         raise BadMessage(f"{field} missing or not a non-empty string")
     if len(value) > max_len:
         raise BadMessage(f"{field} longer than {max_len} characters")
+    # "\u0000" and friends: no id or plate has them, and a database may refuse them.
+    if _CONTROL.search(value):
+        raise BadMessage(f"{field} holds control characters")
     return value
 
 
@@ -195,6 +228,8 @@ def _count(data: dict[str, Any], field: str) -> int:
         raise BadMessage(f"{field} missing or not an integer")
     if value < 0:
         raise BadMessage(f"{field} is negative")
+    if value > MAX_FIGURE:
+        raise BadMessage(f"{field} is larger than {MAX_FIGURE:,}")
     return value
 
 
@@ -211,12 +246,20 @@ def parse_message(topic: str, payload: bytes, prefix: str) -> ParsedMessage:
         if direction not in ("in", "out"):
             raise BadMessage("direction must be 'in' or 'out'")
         plate = data.get("plate")
-        if plate is not None and (not isinstance(plate, str) or len(plate) > MAX_PLATE):
-            raise BadMessage(f"plate must be a string of at most {MAX_PLATE} characters")
+        if plate is not None:
+            if not isinstance(plate, str) or len(plate) > MAX_PLATE:
+                raise BadMessage(f"plate must be a string of at most {MAX_PLATE} characters")
+            if _CONTROL.search(plate):
+                raise BadMessage("plate holds control characters")
         return CounterEvent(device_id, ts, _text(data, "event_id", MAX_EVENT_ID), direction, plate or None)
     if feed is Feed.COUNTER_COUNT:
         # occupied > capacity is accepted: counters drift, and clamping is the model's decision.
-        return CounterCount(device_id, ts, _count(data, "occupied"), _count(data, "capacity"))
+        event_id = (
+            _text(data, "event_id", MAX_EVENT_ID)
+            if "event_id" in data
+            else f"{device_id}@{ts.astimezone(UTC).isoformat()}"
+        )
+        return CounterCount(device_id, ts, _count(data, "occupied"), _count(data, "capacity"), event_id)
     occupied = data.get("occupied")
     if not isinstance(occupied, bool):
         raise BadMessage("occupied missing or not a boolean")
@@ -228,63 +271,124 @@ def parse_message(topic: str, payload: bytes, prefix: str) -> ParsedMessage:
 
 
 # -- applying messages -------------------------------------------------------------------------
-# Each script runs atomically in Redis, so concurrent ingesters (or a redelivery racing the
-# original) cannot double-count: the event id is claimed with SET NX in the same step that moves
-# the count. Return codes: -1 duplicate, -2 older than the last absolute count / reading.
+# The batch script runs atomically in Redis, so a redelivery racing the original cannot double-
+# count: each message is claimed with SET NX in the same step that moves the count. The claim's
+# value is the delivery's token, so the ingester's own retry of a delivery it already applied
+# (a batch whose database part failed) is told apart from a redelivered or repeated message.
 SEEN_TTL_SECONDS = 7 * 24 * 3600
 UNKNOWN_RECHECK_SECONDS = 1.0
+# Events newer than a lot's last absolute count are kept (per lot, by time) so that a count is
+# applied as of its own time: count + the events after it. Counts arrive every few minutes; an
+# hour (and at most this many events per lot) bounds the memory of a lot whose counter sends none.
+RECENT_WINDOW_SECONDS = 3600
+RECENT_MAX_EVENTS = 20_000
 # The script below spells these out too (Lua cannot format Python strings).
 LOT_COUNTER_KEY = "parkops:occ:lot:{}:counter"
+LOT_RECENT_KEY = "parkops:occ:lot:{}:recent"
 LOT_SENSORS_KEY = "parkops:occ:lot:{}:occupied-sensors"
-DUPLICATE, OUT_OF_DATE = -1, -2
+SENSOR_TS_KEY = "parkops:occ:sensor-ts"
+# Set once the live state is in place (kept, or rebuilt from the database): a Redis that lost it
+# (restarted without persistence, flushed) has no such key, and the script then refuses to run.
+LIVE_KEY = "parkops:occ:live"
+DUPLICATE, OUT_OF_DATE, ALREADY_APPLIED, STATE_LOST = -1, -2, -3, -9
 
-# One call applies a whole batch: ARGV[1] is the event-id TTL, then five fields per message:
-#   e  lot  event_id   delta     ts     (a counter event, delta +1/-1)
-#   c  lot  -          occupied  ts     capacity in the event_id slot (an absolute count)
-#   s  lot  event_id   sensor    ts     occupied 1/0 appended to the kind: s1 / s0 (space sensor)
-# It returns two numbers per message: the code (the new count, or -1 / -2) and 1 if a count was
-# clamped at zero. One round trip per batch matters: per-command client overhead, not Redis, is
-# what limits a Python ingester.
+# One call applies a whole batch and reads back the lots the caller needs (those of the lot
+# groups the batch touched). ARGV[1..4] are the claim TTL, the ingester's clock (epoch seconds),
+# the recent-events window and its size limit; ARGV[5] the number of lots to read back, then one
+# argument per lot ("c<id>" counted by counters, "s<id>" by sensors), then seven fields per message:
+#   e   lot  event_id  token  delta     -         ts   (a counter event, delta +1/-1)
+#   c   lot  event_id  token  occupied  capacity  ts   (an absolute count, as of ts)
+#   s1  lot  event_id  token  -         sensor    ts   (a space sensor occupied; s0: free)
+# It returns two numbers per message: the code (the new count, or -1 duplicate, -2 older than
+# the last absolute count / reading, -3 already applied by this very delivery) and 1 if a count
+# was clamped at zero; then each lot's state (count, capacity, time of the last count; or the
+# occupied sensors); or the single code -9 when the live state is missing. Times go to Redis as
+# the strings they arrived as (a Lua number prints with 14 digits, losing the microseconds).
+# One round trip per batch matters: per-command client overhead, not Redis, limits an ingester.
 APPLY_BATCH_LUA = """
-local ttl = ARGV[1]
-local out = {}
-for i = 2, #ARGV, 5 do
-  local kind, lot, id, value, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+if redis.call('EXISTS', 'parkops:occ:live') == 0 then return {-9} end
+local ttl, now_s, window, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = tonumber(now_s)
+local out, counted, states = {}, {}, {}
+local lots = tonumber(ARGV[5])
+for i = 6 + lots, #ARGV, 7 do
+  local kind, lot, id, token, value, extra, ts_s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local ts = tonumber(ts_s)
   local code, clamped = 0, 0
-  if kind == 'c' then
-    local key = 'parkops:occ:lot:' .. lot .. ':counter'
-    if ts < tonumber(redis.call('HGET', key, 'abs_ts') or '0') then
-      code = -2
-    else
-      redis.call('HSET', key, 'count', value, 'capacity', id, 'abs_ts', ts)
-      code = tonumber(value)
-    end
-  elseif redis.call('SET', 'parkops:occ:seen:' .. id, '1', 'NX', 'EX', ttl) == false then
-    code = -1
-  elseif kind == 'e' then
-    local key = 'parkops:occ:lot:' .. lot .. ':counter'
-    if ts < tonumber(redis.call('HGET', key, 'abs_ts') or '0') then
-      code = -2
-    else
-      code = tonumber(redis.call('HGET', key, 'count') or '0') + tonumber(value)
-      if code < 0 then code = 0; clamped = 1 end
-      redis.call('HSET', key, 'count', code)
-    end
-  else
-    local last = tonumber(redis.call('HGET', 'parkops:occ:sensor-ts', value) or '0')
+  local seen = 'parkops:occ:seen:' .. id
+  if not redis.call('SET', seen, token, 'NX', 'EX', ttl) then
+    if redis.call('GET', seen) == token then code = -3 else code = -1 end
+  elseif kind == 's1' or kind == 's0' then
+    local last = tonumber(redis.call('HGET', 'parkops:occ:sensor-ts', extra) or '0')
     if ts < last then
       code = -2
     else
       local set = 'parkops:occ:lot:' .. lot .. ':occupied-sensors'
-      redis.call('HSET', 'parkops:occ:sensor-ts', value, ts)
-      if kind == 's1' then redis.call('SADD', set, value) else redis.call('SREM', set, value) end
+      redis.call('HSET', 'parkops:occ:sensor-ts', extra, ts_s)
+      if kind == 's1' then redis.call('SADD', set, extra) else redis.call('SREM', set, extra) end
       code = redis.call('SCARD', set)
+    end
+  else
+    local key = 'parkops:occ:lot:' .. lot .. ':counter'
+    local recent = 'parkops:occ:lot:' .. lot .. ':recent'
+    local state = redis.call('HMGET', key, 'count', 'abs_ts', 'trim_ts')
+    local count = tonumber(state[1] or '0')
+    if ts < tonumber(state[2] or '0') or (kind == 'c' and ts <= tonumber(state[3] or '0')) then
+      code = -2
+    elseif kind == 'e' then
+      local delta = tonumber(value)
+      count = count + delta
+      if count < 0 then count = 0; clamped = 1 end
+      redis.call('HSET', key, 'count', count)
+      -- a device clock running ahead must not keep its events "after" every later count
+      redis.call('ZADD', recent, ts > now and now_s or ts_s, value .. ':' .. id)
+      counted[lot] = true
+      code = count
+    else
+      count = tonumber(value)
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', recent, ts_s, '+inf')) do
+        count = count + tonumber(string.match(member, '^(-?%d+):'))
+      end
+      redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. ts_s)
+      if count < 0 then count = 0; clamped = 1 end
+      redis.call('HSET', key, 'count', count, 'capacity', extra, 'abs_ts', ts_s)
+      code = count
     end
   end
   out[#out + 1] = code
   out[#out + 1] = clamped
 end
-return out
+-- Forget events older than the window, or beyond the size limit; trim_ts records how far, so
+-- that a count older than that (whose later events are partly gone) is refused as out of date.
+for lot in pairs(counted) do
+  local recent = 'parkops:occ:lot:' .. lot .. ':recent'
+  local cutoff = string.format('%.6f', now - window)
+  local trimmed = nil
+  if redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. cutoff) > 0 then trimmed = tonumber(cutoff) end
+  local excess = redis.call('ZCARD', recent) - keep
+  if excess > 0 then
+    local last = redis.call('ZRANGE', recent, excess - 1, excess - 1, 'WITHSCORES')
+    redis.call('ZREMRANGEBYRANK', recent, 0, excess - 1)
+    if trimmed == nil or tonumber(last[2]) > trimmed then trimmed = tonumber(last[2]) end
+  end
+  if trimmed ~= nil then
+    local key = 'parkops:occ:lot:' .. lot .. ':counter'
+    if trimmed > tonumber(redis.call('HGET', key, 'trim_ts') or '0') then
+      redis.call('HSET', key, 'trim_ts', string.format('%.6f', trimmed))
+    end
+  end
+end
+for j = 6, 5 + lots do
+  local lot = string.sub(ARGV[j], 2)
+  if string.sub(ARGV[j], 1, 1) == 'c' then
+    local key = 'parkops:occ:lot:' .. lot .. ':counter'
+    states[#states + 1] = redis.call('HMGET', key, 'count', 'capacity', 'abs_ts')
+  else
+    states[#states + 1] = redis.call('SMEMBERS', 'parkops:occ:lot:' .. lot .. ':occupied-sensors')
+  end
+end
+return {out, states}
 """
 
 
@@ -306,6 +410,16 @@ class LotInfo:
     has_sensors: bool
 
 
+@dataclass(frozen=True)
+class LotLive:
+    """One lot's live state as Redis holds it (what ``lot_device_states`` keeps a copy of)."""
+
+    count: int | None = None
+    reported_capacity: int | None = None
+    count_ts: float | None = None
+    sensors: tuple[str, ...] = ()
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
@@ -313,13 +427,14 @@ class BatchResult:
     out_of_date: int = 0
     dead_letters: int = 0
     unknown: int = 0
-    groups_changed: set[int] | None = None
+    groups_changed: set[int] = field(default_factory=set)
 
 
 class Ingester:
     """Applies messages in batches: one Redis round trip for the counts, one database transaction
     for what must be kept (dead letters, unknown devices' messages, history), then the caller
-    acknowledges the batch. Safe to run again on a redelivered batch (see the Lua scripts)."""
+    acknowledges the batch. Safe to run again on a retried or redelivered batch. The lots' live
+    state is copied to the database apart, about once a second (``save_lot_states``)."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -333,6 +448,7 @@ class Ingester:
         self._seen: dict[str, datetime] = {}
         self._refresh_needed = threading.Event()
         self._refreshed_at = 0.0
+        self._unsaved: set[int] = set()  # lots changed since their state was last saved
         self.refresh()
 
     # -- configuration ----------------------------------------------------------------------
@@ -378,19 +494,26 @@ class Ingester:
         return parsed[0]
 
     def process(
-        self, batch: list[tuple[str, bytes]], parsed_out: list[ParsedMessage | None] | None = None
+        self,
+        batch: Sequence[tuple[str, bytes]],
+        parsed_out: list[ParsedMessage | None] | None = None,
+        tokens: Sequence[str] | None = None,
     ) -> BatchResult:
-        """Apply a batch. Raises only when Redis or the database fail: the caller then retries the
-        same batch (nothing is acknowledged), and the scripts make the retry harmless."""
-        result = BatchResult(groups_changed=set())
+        """Apply a batch. ``tokens`` name each delivery (the same message object, tried again,
+        keeps its token); fresh ones by default. Raises when Redis or the database fail: nothing
+        is acknowledged then, and applying the same deliveries again is harmless. The feed's
+        counters move only once the batch is kept."""
+        if tokens is None:
+            base = uuid.uuid4().hex
+            tokens = [f"{base}.{n}" for n in range(len(batch))]
+        result = BatchResult()
         dead: list[IngestDeadLetter] = []
         kept: list[UnknownDeviceMessage] = []
-        pipe = self.core.redis.pipeline(transaction=False)
         pending: list[Device] = []  # the script's messages, in order
-        script_args: list[object] = [SEEN_TTL_SECONDS]
+        script_args: list[object] = []
         unknown: Counter[str] = Counter()
         now = utcnow()
-        for topic, payload in batch:
+        for (topic, payload), token in zip(batch, tokens, strict=True):
             message: ParsedMessage | None = None
             try:
                 message = parse_message(topic, payload, self.prefix)
@@ -403,7 +526,7 @@ class Ingester:
                 if device is None:
                     kept.append(
                         UnknownDeviceMessage(
-                            device_id=message.device_id, topic=topic, payload=_text_of(payload)
+                            device_id=message.device_id, topic=_clean(topic)[:255], payload=_text_of(payload)
                         )
                     )
                     unknown[message.device_id] += 1
@@ -415,35 +538,34 @@ class Ingester:
                     )
                     if device.kind is not expected:
                         raise BadMessage(f"device {device.device_id} is a {device.kind}, not a {expected}")
-                    script_args.extend(_script_fields(message, device))
+                    script_args.extend(_script_fields(message, device, token))
                     pending.append(device)
                     seen = min(message.ts, now)
                     if seen > self._seen.get(device.device_id, EPOCH):
                         self._seen[device.device_id] = seen
             except BadMessage as exc:
                 message = None
-                dead.append(
-                    IngestDeadLetter(topic=topic[:255], payload=_text_of(payload), reason=exc.reason[:255])
-                )
+                dead.append(_dead_letter(topic, payload, exc.reason))
             if parsed_out is not None:
                 parsed_out.append(message)
-        if pending:
-            self._apply_batch(args=script_args, client=pipe)
-        for device_id, count in unknown.items():
-            pipe.hincrby(UNKNOWN_DEVICES_KEY, device_id, count)
-        result.unknown = sum(unknown.values())
-        pipe.incrby(MESSAGES_KEY, len(batch))
-        if dead:
-            pipe.incrby(DEAD_LETTERS_KEY, len(dead))
-        outcomes = pipe.execute()
+        touched_lots = {device.lot_id for device in pending}
+        group_ids = sorted(
+            {info.group_id for lot in touched_lots if (info := self.lots.get(lot)) and info.group_id}
+        )
+        wanted = [
+            self.lots[lot_id]
+            for lot_id in sorted(
+                {*touched_lots, *(lot for g in group_ids for lot in self.group_lots.get(g, []))}
+            )
+            if lot_id in self.lots
+        ]
+        codes, live = self._run_script(script_args, wanted) if pending else ([], {})
         result.dead_letters = len(dead)
-        touched_lots: set[int] = set()
+        result.unknown = sum(unknown.values())
         flags: dict[int, str] = {}
-        codes = outcomes[0] if pending else []
+        # Every touched group is recomputed, even for duplicates: a retried batch must still
+        # publish the figure that its first, failed attempt had already counted.
         for index, device in enumerate(pending):
-            # Recomputed even for duplicates: a retried batch must still publish the figure that
-            # its first, failed attempt had already counted.
-            touched_lots.add(device.lot_id)
             code, clamped = codes[2 * index], codes[2 * index + 1]
             if code == DUPLICATE:
                 result.duplicates += 1
@@ -453,19 +575,61 @@ class Ingester:
                 result.applied += 1
                 if clamped:
                     flags[device.lot_id] = BELOW_ZERO_FLAG
-        if result.duplicates:
-            self.core.redis.incrby(DUPLICATES_KEY, result.duplicates)
         with self.core.db.session() as session:
             session.add_all(dead)
             session.add_all(kept)
-            result.groups_changed = self._update_groups(session, touched_lots, flags, now)
+            result.groups_changed = self._update_groups(session, group_ids, live, flags, now)
+        self._unsaved |= touched_lots
+        self._count(len(batch), len(dead), unknown, result.duplicates)
         return result
 
-    def _update_groups(self, session: Any, lots: set[int], flags: dict[int, str], now: datetime) -> set[int]:
-        """Recompute the live-device figure of every group a batch touched, in one round trip."""
-        group_ids = sorted({info.group_id for lot in lots if (info := self.lots.get(lot)) and info.group_id})
+    def _run_script(
+        self, script_args: list[object], lots: list[LotInfo]
+    ) -> tuple[list[int], dict[int, LotLive]]:
+        header = [SEEN_TTL_SECONDS, repr(time.time()), RECENT_WINDOW_SECONDS, RECENT_MAX_EVENTS, len(lots)]
+        wanted = [f"{'c' if lot.has_counter else 's'}{lot.lot_id}" for lot in lots]
+        answer = self._apply_batch(args=[*header, *wanted, *script_args])
+        if answer == [STATE_LOST]:
+            log.warning("ingest: Redis lost the live occupancy state; rebuilding it from the database")
+            self.rebuild()
+            answer = self._apply_batch(args=[*header, *wanted, *script_args])
+        codes, states = answer
+        return codes, {lot.lot_id: _lot_live(lot, state) for lot, state in zip(lots, states, strict=True)}
+
+    def _count(self, messages: int, dead: int, unknown: Counter[str], duplicates: int) -> None:
+        """The feed's counters, once the batch is kept (a retried batch must not inflate them).
+        Statistics only: a failure here is logged, never a reason to apply the batch again."""
+        try:
+            pipe = self.core.redis.pipeline(transaction=False)
+            pipe.incrby(MESSAGES_KEY, messages)
+            if dead:
+                pipe.incrby(DEAD_LETTERS_KEY, dead)
+            for device_id, count in unknown.items():
+                pipe.hincrby(UNKNOWN_DEVICES_KEY, device_id, count)
+            if duplicates:
+                pipe.incrby(DUPLICATES_KEY, duplicates)
+            pipe.execute()
+        except redis.RedisError:
+            log.warning("ingest: could not update the feed counters", exc_info=True)
+
+    def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
+        """Keep one message that could not be applied (a poison message) as a dead letter."""
+        with self.core.db.session() as session:
+            session.add(_dead_letter(topic, payload, reason))
+        self._count(1, 1, Counter(), 0)
+
+    def _update_groups(
+        self,
+        session: Session,
+        group_ids: list[int],
+        live: dict[int, LotLive],
+        flags: dict[int, str],
+        now: datetime,
+    ) -> set[int]:
+        """Recompute the live-device figure of every group a batch touched."""
         updates = []
-        for group_id, (occupied, capacity) in zip(group_ids, self.device_figures(group_ids), strict=True):
+        for group_id in group_ids:
+            occupied, capacity = self._group_figure(group_id, live)
             flag = next((flags[lot] for lot in self.group_lots.get(group_id, []) if lot in flags), None)
             flag = capacity_flag(occupied, capacity, self.policy) or flag
             updates.append(FigureUpdate(group_id, OccupancySource.DEVICES, occupied, capacity, now, flag))
@@ -475,31 +639,158 @@ class Ingester:
         return self.device_figures([group_id])[0]
 
     def device_figures(self, group_ids: list[int]) -> list[tuple[int, int]]:
-        """(occupied, capacity) of groups from their devices: per lot, the counters' count when the
-        lot has counters, else its occupied space sensors; the capacity a counter reported wins
-        over the lot's configured one."""
-        pipe = self.core.redis.pipeline(transaction=False)
-        for group_id in group_ids:
-            for lot_id in self.group_lots.get(group_id, []):
-                if self.lots[lot_id].has_counter:
-                    pipe.hmget(LOT_COUNTER_KEY.format(lot_id), "count", "capacity")
-                else:
-                    pipe.scard(LOT_SENSORS_KEY.format(lot_id))
-        answers = iter(pipe.execute())
-        figures = []
-        for group_id in group_ids:
-            occupied = capacity = 0
-            for lot_id in self.group_lots.get(group_id, []):
-                lot, value = self.lots[lot_id], next(answers)
-                if lot.has_counter:
-                    count, reported = value
-                    occupied += int(count or 0)
-                    capacity += int(reported) if reported else lot.capacity
-                else:
-                    occupied += int(value)
-                    capacity += lot.capacity
-            figures.append((occupied, capacity))
-        return figures
+        """(occupied, capacity) of groups from their devices (see ``_group_figure``)."""
+        live = self._read_lots({lot for g in group_ids for lot in self.group_lots.get(g, [])})
+        return [self._group_figure(group_id, live) for group_id in group_ids]
+
+    def _group_figure(self, group_id: int, live: dict[int, LotLive]) -> tuple[int, int]:
+        """Per lot, the counters' count when the lot has counters, else its occupied space
+        sensors; the capacity a counter reported wins over the lot's configured one."""
+        occupied = capacity = 0
+        for lot_id in self.group_lots.get(group_id, []):
+            lot, state = self.lots[lot_id], live[lot_id]
+            if lot.has_counter:
+                occupied += state.count or 0
+                capacity += state.reported_capacity if state.reported_capacity is not None else lot.capacity
+            else:
+                occupied += len(state.sensors)
+                capacity += lot.capacity
+        return occupied, capacity
+
+    def _read_lots(self, lot_ids: set[int]) -> dict[int, LotLive]:
+        """The live state of device-counted lots, in one round trip."""
+        return self._read_lots_checked(lot_ids, check_live=False) or {}
+
+    def _read_lots_checked(self, lot_ids: set[int], *, check_live: bool = True) -> dict[int, LotLive] | None:
+        """As ``_read_lots``, but None when Redis lost the live state (checked in the same
+        transaction): empty lots then are not the lots' state."""
+        lots = [self.lots[lot_id] for lot_id in sorted(lot_ids) if lot_id in self.lots]
+        pipe = self.core.redis.pipeline(transaction=check_live)
+        if check_live:
+            pipe.exists(LIVE_KEY)
+        for lot in lots:
+            if lot.has_counter:
+                pipe.hmget(LOT_COUNTER_KEY.format(lot.lot_id), "count", "capacity", "abs_ts")
+            else:
+                pipe.smembers(LOT_SENSORS_KEY.format(lot.lot_id))
+        answers = pipe.execute() if lots or check_live else []
+        if check_live and not answers.pop(0):
+            return None
+        return {lot.lot_id: _lot_live(lot, value) for lot, value in zip(lots, answers, strict=True)}
+
+    # -- the live state: kept in the database, rebuilt from it -------------------------------------
+    def ensure_live_state(self) -> None:
+        """On start: if Redis holds the live state, save all of it (so the copy is complete);
+        if Redis lost it, rebuild it. A Redis from before ``LIVE_KEY`` existed is adopted."""
+        redis_client = self.core.redis
+        if not redis_client.exists(LIVE_KEY):
+            device_lots = [lot for lot in self.lots.values() if lot.has_counter or lot.has_sensors]
+            pipe = redis_client.pipeline(transaction=False)
+            for lot in device_lots:
+                pipe.exists(LOT_COUNTER_KEY.format(lot.lot_id), LOT_SENSORS_KEY.format(lot.lot_id))
+            if not any(pipe.execute() if device_lots else []):
+                self.rebuild()
+                return
+            redis_client.set(LIVE_KEY, repr(time.time()))
+        self._unsaved |= {lot.lot_id for lot in self.lots.values() if lot.has_counter or lot.has_sensors}
+        self.save_lot_states()
+
+    def save_lot_states(self) -> None:
+        """Save the live state of the lots changed since the last save (the run loop calls this
+        every ``SAVE_SECONDS``, so a rebuild misses at most that much), in one statement. Its
+        commit need not wait for the disk: a database crash would lose the same second again."""
+        if not self._unsaved:
+            return
+        lots, self._unsaved = self._unsaved, set()
+        try:
+            live = self._read_lots_checked(lots)
+            if live is None:  # Redis lost the state: keep the copy as it is for the rebuild
+                return
+            with self.core.db.session() as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                _save_lot_states(session, live, utcnow())
+        except Exception:
+            self._unsaved |= lots
+            raise
+
+    def rebuild(self) -> list[int]:
+        """Put the live state back from ``lot_device_states`` after Redis lost it, and show each
+        device-counted group's figure as restored (stale) until its devices report again. Counts
+        taken before now are refused from here on: the events between them and now are gone with
+        the old state, so such a count cannot be brought up to date. Returns the restored groups."""
+        now = utcnow()
+        with self.core.db.session() as session:
+            saved = {row.lot_id: row for row in session.scalars(select(LotDeviceState))}
+            bare = [
+                group_id
+                for group_id, lots in self.group_lots.items()
+                if not any(lot in saved for lot in lots)
+            ]
+            snapshots = _last_device_snapshots(session, bare)
+        pipe = self.core.redis.pipeline(transaction=True)
+        restored_at: dict[int, datetime] = {}
+        for group_id, lots in self.group_lots.items():
+            for lot_id in lots:
+                lot, state = self.lots[lot_id], saved.get(lot_id)
+                if state is None:
+                    continue
+                restored_at[group_id] = max(restored_at.get(group_id, state.saved_at), state.saved_at)
+                if lot.has_counter and state.count is not None:
+                    mapping: dict[str, object] = {"count": state.count, "trim_ts": repr(now.timestamp())}
+                    if state.reported_capacity is not None:
+                        mapping["capacity"] = state.reported_capacity
+                    if state.count_ts is not None:
+                        mapping["abs_ts"] = repr(state.count_ts)
+                    pipe.delete(LOT_COUNTER_KEY.format(lot_id), LOT_RECENT_KEY.format(lot_id))
+                    pipe.hset(LOT_COUNTER_KEY.format(lot_id), mapping=mapping)
+                elif lot.has_sensors:
+                    pipe.delete(LOT_SENSORS_KEY.format(lot_id))
+                    members = json.loads(state.occupied_sensors or "[]")
+                    if members:
+                        pipe.sadd(LOT_SENSORS_KEY.format(lot_id), *members)
+        display: dict[int, tuple[int, int, datetime]] = {}
+        for group_id, snapshot in snapshots.items():
+            # No lot of this group was ever saved (state from before lot_device_states): its last
+            # history row is all there is. A single counted lot can resume from it exactly.
+            lots = self.group_lots[group_id]
+            if len(lots) == 1 and self.lots[lots[0]].has_counter:
+                pipe.hset(
+                    LOT_COUNTER_KEY.format(lots[0]),
+                    mapping={"count": snapshot.occupied, "trim_ts": repr(now.timestamp())},
+                )
+                restored_at[group_id] = snapshot.recorded_at
+            else:
+                display[group_id] = (snapshot.occupied, snapshot.capacity, snapshot.recorded_at)
+        pipe.set(LIVE_KEY, repr(now.timestamp()))
+        pipe.execute()
+        figures = dict(zip(restored_at, self.device_figures(list(restored_at)), strict=True))
+        updates = [
+            FigureUpdate(group_id, OccupancySource.DEVICES, occupied, capacity, at, self._restored_flag(at))
+            for group_id, at in restored_at.items()
+            for occupied, capacity in [figures[group_id]]
+        ] + [
+            FigureUpdate(group_id, OccupancySource.DEVICES, occupied, capacity, at, self._restored_flag(at))
+            for group_id, (occupied, capacity, at) in display.items()
+        ]
+        restore_figures(self.store, updates)
+        log.warning(
+            "ingest: rebuilt the live state of %d lot(s); %d lot group(s) show their restored figure as "
+            "stale until their devices report",
+            len(saved),
+            len(updates),
+        )
+        return sorted(update.group_id for update in updates)
+
+    def _restored_flag(self, at: datetime) -> str:
+        local = at.astimezone(self.core.settings.tz)
+        return (
+            f"restored from the figure saved at {local:%H:%M} on {local:%b} {local.day} after Redis lost the "
+            "live state; waiting for the devices to report"
+        )
+
+    def live_state_lost(self) -> bool:
+        return not self.core.redis.exists(LIVE_KEY)
 
     def flush_last_seen(self) -> None:
         """Write devices' last-seen times (batched: once every few seconds, not per message)."""
@@ -517,149 +808,467 @@ class Ingester:
                     .values(last_seen_at=ts)
                 )
 
+    def services_answer(self) -> bool:
+        """Do Redis and the database take writes? Asked when a batch fails, before blaming one
+        of its messages: an outage, a read-only failover or a table refusing every row is
+        nobody's poison. The database probe writes a harmless row to each table a batch writes
+        to, and rolls them all back."""
+        try:
+            self.core.redis.set("parkops:ingest:probe", "1", ex=60)
+            with self.core.db.session() as session:
+                session.add(IngestDeadLetter(topic="probe", payload="", reason="probe"))
+                session.add(UnknownDeviceMessage(device_id="probe", topic="probe", payload=""))
+                group_id = session.scalar(
+                    select(Lot.lot_group_id).where(Lot.lot_group_id.is_not(None)).limit(1)
+                )
+                if group_id is not None:
+                    session.add(
+                        OccupancySnapshot(
+                            lot_group_id=group_id, source=OccupancySource.DEVICES, occupied=0, capacity=0
+                        )
+                    )
+                session.flush()
+                session.rollback()
+        except Exception:
+            log.warning("ingest: Redis or the database does not take writes", exc_info=True)
+            return False
+        return True
+
 
 EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-def _script_fields(message: ParsedMessage, device: Device) -> tuple[object, ...]:
-    """The five ``APPLY_BATCH_LUA`` fields of one message."""
-    ts = message.ts.timestamp()
+def _lot_live(lot: LotInfo, value: Any) -> LotLive:
+    """A lot's state as Redis answers it: HMGET count, capacity, abs_ts; or the sensor set."""
+    if lot.has_counter:
+        count, reported, abs_ts = value
+        return LotLive(
+            int(count or 0), int(reported) if reported else None, float(abs_ts) if abs_ts else None
+        )
+    return LotLive(sensors=tuple(sorted(m.decode() if isinstance(m, bytes) else m for m in value)))
+
+
+def _script_fields(message: ParsedMessage, device: Device, token: str) -> tuple[object, ...]:
+    """The seven ``APPLY_BATCH_LUA`` fields of one message."""
+    ts = repr(message.ts.timestamp())
     if isinstance(message, CounterEvent):
-        return ("e", device.lot_id, message.event_id, 1 if message.direction == "in" else -1, ts)
+        delta = 1 if message.direction == "in" else -1
+        return ("e", device.lot_id, message.event_id, token, delta, "", ts)
     if isinstance(message, CounterCount):
-        return ("c", device.lot_id, message.capacity, message.occupied, ts)
+        return ("c", device.lot_id, message.event_id, token, message.occupied, message.capacity, ts)
     kind = "s1" if message.occupied else "s0"
-    return (kind, device.lot_id, message.event_id, device.device_id, ts)
+    return (kind, device.lot_id, message.event_id, token, "", device.device_id, ts)
+
+
+def _save_lot_states(session: Session, live: dict[int, LotLive], now: datetime) -> None:
+    """Upsert the copy of these lots' live state (one statement)."""
+    if not live:
+        return
+    rows = [
+        {
+            "lot_id": lot_id,
+            "count": state.count,
+            "reported_capacity": state.reported_capacity,
+            "count_ts": state.count_ts,
+            "occupied_sensors": json.dumps(list(state.sensors)),
+            "saved_at": now,
+        }
+        for lot_id, state in sorted(live.items())
+    ]
+    session.execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _upsert(dialect_name: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE of ``lot_device_states``, built once per dialect and run
+    with many rows (SQLAlchemy sends them as one multi-row statement)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(LotDeviceState)
+    columns = ("count", "reported_capacity", "count_ts", "occupied_sensors", "saved_at")
+    return statement.on_conflict_do_update(
+        index_elements=[LotDeviceState.lot_id], set_={name: statement.excluded[name] for name in columns}
+    )
+
+
+def _last_device_snapshots(session: Session, group_ids: list[int]) -> dict[int, OccupancySnapshot]:
+    found = {}
+    for group_id in group_ids:
+        row = session.scalars(
+            select(OccupancySnapshot)
+            .where(
+                OccupancySnapshot.lot_group_id == group_id,
+                OccupancySnapshot.source == OccupancySource.DEVICES,
+            )
+            .order_by(desc(OccupancySnapshot.recorded_at))
+            .limit(1)
+        ).first()
+        if row is not None:
+            found[group_id] = row
+    return found
+
+
+def _clean(value: str) -> str:
+    """Text a database will store: PostgreSQL refuses NUL in text, so it is shown as U+2400 (␀)."""
+    return value.replace("\x00", "\u2400")
 
 
 def _text_of(payload: bytes) -> str:
-    return payload[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+    return _clean(payload[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="replace"))
+
+
+def _dead_letter(topic: str, payload: bytes, reason: str) -> IngestDeadLetter:
+    return IngestDeadLetter(topic=_clean(topic)[:255], payload=_text_of(payload), reason=_clean(reason)[:255])
+
+
+# -- applying with isolation -------------------------------------------------------------------
+@dataclass
+class Delivery:
+    """One received message, with the token that names this delivery of it."""
+
+    topic: str
+    payload: bytes
+    token: str
+    mid: int = 0
+    qos: int = 1
+    received_at: float = 0.0  # epoch seconds
+
+
+@dataclass
+class Outcome:
+    """``done``: applied or dead-lettered, to acknowledge. ``waiting``: to try again later."""
+
+    done: list[Delivery]
+    waiting: list[Delivery]
+    poison: int = 0
+    error: str | None = None
+
+
+# A failure that every message shares (no part of the batch applies) is not the messages' fault;
+# after this many failed tries without one success, splitting stops and the batch waits.
+MAX_FAILED_TRIES = 24
+
+
+def apply_isolating(ingester: Ingester, batch: list[Delivery], *, from_end: bool = False) -> Outcome:
+    """Apply ``batch``; if it fails, split it until the messages that fail on their own are
+    isolated, and dead-letter those, provided something else applied meanwhile (the evidence
+    that the failure is theirs). When nothing applies, or Redis or the database does not take
+    writes, everything stays waiting. ``from_end`` splits from the other end: alternating it
+    between tries keeps a run of poison messages at the start from looking like an outage."""
+    try:
+        _process(ingester, batch)
+        return Outcome(batch, [])
+    except Exception as exc:
+        first_error = exc
+    error = _describe(first_error)
+    log.warning("ingest: could not apply %d message(s): %s", len(batch), error)
+    if not ingester.services_answer():
+        return Outcome([], batch, error=error)
+    applied: list[Delivery] = []
+    failed: list[tuple[Delivery, Exception]] = []
+    tries = itertools.count(1)
+
+    def attempt(part: list[Delivery], known_error: Exception | None) -> bool:
+        """False once splitting should stop (nothing applies)."""
+        if known_error is None:
+            try:
+                _process(ingester, part)
+                applied.extend(part)
+                return True
+            except Exception as exc:
+                known_error = exc
+                if not applied and next(tries) >= MAX_FAILED_TRIES:
+                    return False
+        if len(part) == 1:
+            failed.append((part[0], known_error))
+            return True
+        middle = len(part) // 2
+        halves = [part[:middle], part[middle:]]
+        return all(attempt(half, None) for half in (reversed(halves) if from_end else halves))
+
+    attempt(batch, first_error)
+    if not applied:
+        return Outcome([], batch, error=error)
+    done, waiting = list(applied), []
+    for delivery, exc in failed:
+        reason = f"could not be applied: {_describe(exc)}"
+        try:
+            ingester.dead_letter(delivery.topic, delivery.payload, reason)
+            log.error("ingest: dead-lettered a message on %s that %s", delivery.topic, reason)
+            done.append(delivery)
+        except Exception:
+            log.exception("ingest: could not keep a message that failed as a dead letter")
+            waiting.append(delivery)
+    return Outcome(done, waiting, poison=len(done) - len(applied), error=error if waiting else None)
+
+
+def _process(ingester: Ingester, part: list[Delivery]) -> None:
+    ingester.process([(d.topic, d.payload) for d in part], tokens=[d.token for d in part])
+
+
+def _describe(exc: BaseException) -> str:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return _clean(f"{type(exc).__name__}: {first_line}"[:200])
 
 
 # -- the subscriber ----------------------------------------------------------------------------
 BATCH_MAX = 1000
 BATCH_WAIT_SECONDS = 0.02
-RETRY_SECONDS = 2.0
+RETRY_MIN_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 SEEN_FLUSH_SECONDS = 5.0
+SAVE_SECONDS = 1.0
+BEAT_SECONDS = 1.0
+SESSION_KEY = "parkops:ingest:session:{}"  # set once the broker holds a session for this client id
 
 
 def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_ID) -> None:
-    """Subscribe and ingest until ``stop`` is set.
+    """Subscribe and ingest until ``stop`` is set. Raises ``AnotherIngesterRunning`` when
+    another ingester holds the lock.
 
     One thread drives the network loop itself and, between reads, applies what arrived in batches
-    and then acknowledges them (``manual_ack``): a message is acknowledged only once applied, so
-    killed at any moment the ingester loses nothing (the broker redelivers to the persistent
-    session) and double-counts nothing (event ids are claimed atomically). One thread rather than
-    paho's network thread plus a worker: the two would only take turns on the GIL. Reconnects
+    and then acknowledges what was applied (``manual_ack``): killed at any moment the ingester
+    loses nothing (the broker redelivers to the persistent session) and double-counts nothing.
+    A batch that fails waits (backing off from 1 s to 30 s) while the network loop keeps the
+    connection alive and new messages join it; stopping then acknowledges none of it. Reconnects
     back off from 1 s to 30 s; a connection the broker does not answer within 5 s is dropped and
-    tried again; every connect resubscribes.
+    tried again; every connect resubscribes, and one that finds the session gone says so loudly.
     """
-    ingester = Ingester(core)
-    received: list[mqtt.MQTTMessage] = []
-    client, address = make_client(core.mqtt_url, client_id, persistent=True, manual_ack=True)
-    topics = subscriptions(ingester.prefix)
+    lock = IngestLock(core.redis)
+    if not lock.acquire(stop):
+        return
+    try:
+        _Subscriber(core, stop, client_id, lock).run()
+    finally:
+        lock.release()
 
-    def on_connect(c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
+
+class _Subscriber:
+    def __init__(self, core: Core, stop: threading.Event, client_id: str, lock: IngestLock) -> None:
+        self.core, self.stop, self.client_id, self.lock = core, stop, client_id, lock
+        self.ingester = Ingester(core)
+        self.client, self.address = make_client(core.mqtt_url, client_id, persistent=True, manual_ack=True)
+        self.topics = subscriptions(self.ingester.prefix)
+        self.waiting: list[Delivery] = []  # received, not applied yet, in order: none acknowledged
+        self.first_at = 0.0
+        self.retry_at = 0.0
+        self.retry_delay = RETRY_MIN_SECONDS
+        self.tries = 0
+        self.last_error: str | None = None
+        self.applied_at: float | None = None
+        self.connected_before = False
+        self.lock_lost = False
+        self._tokens = itertools.count()
+        self._run_id = uuid.uuid4().hex[:12]
+        self._beat_at = 0.0
+        self.started_at = time.time()
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    # -- paho callbacks -------------------------------------------------------------------------
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if not self.waiting:
+            self.first_at = time.monotonic()
+        token = f"{self._run_id}.{next(self._tokens)}"
+        self.waiting.append(Delivery(msg.topic, msg.payload, token, msg.mid, msg.qos, time.time()))
+
+    def _on_connect(self, c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
         if reason.is_failure:
             log.warning("ingest: broker refused the connection: %s", reason)
             return
-        log.info(
-            "ingest: connected to %s:%s (session present: %s)",
-            address.host,
-            address.port,
-            flags.session_present,
-        )
-        c.subscribe(topics)
+        address = f"{self.address.host}:{self.address.port}"
+        if flags.session_present:
+            log.info("ingest: connected to %s (session present)", address)
+        elif self.connected_before or _quietly(
+            lambda: self.core.redis.exists(SESSION_KEY.format(self.client_id))
+        ):
+            log.warning(
+                "ingest: the broker at %s forgot this ingester's session: whatever it queued for the "
+                "ingester while it was away is lost. Give the broker persistence (README, Production)",
+                address,
+            )
+            _quietly(lambda: _record_session_lost(self.core.redis))
+        else:
+            log.info("ingest: connected to %s (new session)", address)
+        self.connected_before = True
+        c.subscribe(self.topics)
 
-    def on_subscribe(c: mqtt.Client, _u: object, _mid: int, reasons: list[Any], _p: object) -> None:
+    def _on_subscribe(self, c: mqtt.Client, _u: object, _mid: int, reasons: list[Any], _p: object) -> None:
         refused = [str(reason) for reason in reasons if reason.is_failure]
         if refused:
             log.warning(
                 "ingest: the broker refused a subscription (%s); subscribing again", ", ".join(refused)
             )
-            c.subscribe(topics)
-        else:
-            log.info("ingest: subscribed to %s", ", ".join(topic for topic, _qos in topics))
-
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = lambda _c, _u, msg: received.append(msg)
-    pubsub = _watch_device_changes(core, ingester)
-    delay = RECONNECT_MIN_SECONDS
-    connected_before = False
-    connecting_since = 0.0
-    first_at = 0.0
-    last_flush = time.monotonic()
-    try:
-        while not stop.is_set():
-            if not client.is_connected() and client.socket() is None:
-                received.clear()  # unacknowledged: the broker sends them again on the new session
-                try:
-                    if connected_before:
-                        client.reconnect()
-                    else:
-                        client.connect(address.host, address.port, keepalive=30)
-                        connected_before = True
-                    delay = RECONNECT_MIN_SECONDS
-                    connecting_since = time.monotonic()
-                except OSError as exc:
-                    log.warning("ingest: cannot reach the broker (%s); retrying in %ss", exc, delay)
-                    stop.wait(delay)
-                    delay = min(delay * 2, RECONNECT_MAX_SECONDS)
-                    continue
-            elif not client.is_connected() and time.monotonic() - connecting_since > CONNECT_TIMEOUT_SECONDS:
-                log.warning(
-                    "ingest: the broker did not answer within %ss; connecting again", CONNECT_TIMEOUT_SECONDS
-                )
-                client.disconnect()  # closes the socket on the next loop, and the branch above reconnects
-                connecting_since = time.monotonic()
-            had = len(received)
-            client.loop(timeout=0.001 if received else 0.25)
-            if received and not had:
-                first_at = time.monotonic()
-            if received and (len(received) >= BATCH_MAX or time.monotonic() - first_at >= BATCH_WAIT_SECONDS):
-                batch = received[:]
-                received.clear()
-                _apply_until_done(ingester, batch, stop)
-                for msg in batch:
-                    client.ack(msg.mid, msg.qos)
-            if time.monotonic() - last_flush > SEEN_FLUSH_SECONDS:
-                _quietly(ingester.flush_last_seen, "write last-seen times")
-                _quietly(ingester.refresh_if_due, "reload devices")
-                last_flush = time.monotonic()
-    finally:
-        client.disconnect()
-        if pubsub is not None:
-            pubsub.stop()
-        _quietly(ingester.flush_last_seen, "write last-seen times")
-        log.info("ingest: stopped")
-
-
-def _apply_until_done(ingester: Ingester, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
-    """Retry a batch while Redis or the database is down; nothing is acknowledged meanwhile."""
-    while True:
-        try:
-            ingester.process([(msg.topic, msg.payload) for msg in batch])
+            c.subscribe(self.topics)
             return
-        except Exception:
-            log.exception("ingest: could not apply %d messages; retrying in %ss", len(batch), RETRY_SECONDS)
-            if stop.wait(RETRY_SECONDS):
-                return
+        log.info("ingest: subscribed to %s", ", ".join(topic for topic, _qos in self.topics))
+        _quietly(lambda: self.core.redis.set(SESSION_KEY.format(self.client_id), "1"))
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        pubsub = _watch_device_changes(self.core, self.ingester)
+        _quietly(self.ingester.ensure_live_state, "check the live state")
+        delay = RECONNECT_MIN_SECONDS
+        connecting_since = 0.0
+        last_flush = last_save = time.monotonic()
+        self._beat(force=True)
+        try:
+            while not self.stop.is_set() and not self.lock_lost:
+                if not self.client.is_connected() and self.client.socket() is None:
+                    # Unacknowledged: the broker sends them again on the new session.
+                    self.waiting.clear()
+                    self.tries, self.retry_at = 0, 0.0
+                    try:
+                        if self.connected_before:
+                            self.client.reconnect()
+                        else:
+                            self.client.connect(self.address.host, self.address.port, keepalive=30)
+                        delay = RECONNECT_MIN_SECONDS
+                        connecting_since = time.monotonic()
+                    except OSError as exc:
+                        log.warning("ingest: cannot reach the broker (%s); retrying in %ss", exc, delay)
+                        self._beat()
+                        self.stop.wait(delay)
+                        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                        continue
+                elif (
+                    not self.client.is_connected()
+                    and time.monotonic() - connecting_since > CONNECT_TIMEOUT_SECONDS
+                ):
+                    log.warning(
+                        "ingest: the broker did not answer within %ss; connecting again",
+                        CONNECT_TIMEOUT_SECONDS,
+                    )
+                    # Closes the socket on the next loop; the branch above reconnects.
+                    self.client.disconnect()
+                    connecting_since = time.monotonic()
+                self.client.loop(timeout=0.001 if self._due_soon() else 0.25)
+                if self._batch_due():
+                    self._apply_batch()
+                self._beat()
+                if time.monotonic() - last_save > SAVE_SECONDS:
+                    _quietly(self.ingester.save_lot_states, "save the lots' live state")
+                    last_save = time.monotonic()
+                if time.monotonic() - last_flush > SEEN_FLUSH_SECONDS:
+                    _quietly(self.ingester.flush_last_seen, "write last-seen times")
+                    _quietly(self.ingester.refresh_if_due, "reload devices")
+                    if _quietly(self.ingester.live_state_lost, "check the live state"):
+                        _quietly(self.ingester.rebuild, "rebuild the live state")
+                    last_flush = time.monotonic()
+        finally:
+            # Whatever is still waiting was not applied: it stays unacknowledged, and the broker
+            # delivers it again to the next ingester on this session.
+            if self.waiting:
+                log.warning(
+                    "ingest: stopping with %d message(s) not applied; the broker will deliver them again",
+                    len(self.waiting),
+                )
+            self.client.disconnect()
+            if pubsub is not None:
+                pubsub.stop()
+            _quietly(self.ingester.flush_last_seen, "write last-seen times")
+            _quietly(self.ingester.save_lot_states, "save the lots' live state")
+            _quietly(lambda: self.core.redis.hset(STATUS_KEY, mapping=self._status(stopped=True)))
+            log.info("ingest: stopped")
+
+    def _due_soon(self) -> bool:
+        return bool(self.waiting) and time.monotonic() >= self.retry_at
+
+    def _batch_due(self) -> bool:
+        if not self.waiting or time.monotonic() < self.retry_at:
+            return False
+        return (
+            self.tries > 0
+            or len(self.waiting) >= BATCH_MAX
+            or time.monotonic() - self.first_at >= BATCH_WAIT_SECONDS
+        )
+
+    def _apply_batch(self) -> None:
+        batch = self.waiting[:BATCH_MAX]
+        outcome = apply_isolating(self.ingester, batch, from_end=self.tries % 2 == 1)
+        for delivery in outcome.done:
+            self.client.ack(delivery.mid, delivery.qos)
+        self.waiting = outcome.waiting + self.waiting[len(batch) :]
+        if outcome.done:
+            self.applied_at = time.time()
+        if outcome.waiting:
+            self.tries += 1
+            self.last_error = outcome.error
+            self.retry_at = time.monotonic() + self.retry_delay
+            log.warning(
+                "ingest: %d message(s) wait unapplied (%s); trying again in %ss",
+                len(outcome.waiting),
+                outcome.error,
+                self.retry_delay,
+            )
+            self.retry_delay = min(self.retry_delay * 2, RETRY_MAX_SECONDS)
+            self._beat(force=True)
+            return
+        self.tries, self.retry_at, self.retry_delay = 0, 0.0, RETRY_MIN_SECONDS
+        self.last_error = None
+        if self.waiting:
+            self.first_at = time.monotonic()
+
+    def _status(self, *, stopped: bool = False) -> dict[str, object]:
+        return {
+            "owner": f"{self.lock.host}, process {os.getpid()}",
+            "started_at": repr(self.started_at),
+            "beat_at": repr(time.time()),
+            "applied_at": repr(self.applied_at) if self.applied_at else "",
+            "waiting": len(self.waiting),
+            # The oldest message not applied yet: under a steady flow the head moves on, so only a
+            # message that really waits (a failing batch) makes this old.
+            "waiting_since": "" if stopped or not self.waiting else repr(self.waiting[0].received_at),
+            "last_error": self.last_error or "",
+            "connected": "1" if self.client.is_connected() and not stopped else "0",
+            "stopped_at": repr(time.time()) if stopped else "",
+        }
+
+    def _beat(self, force: bool = False) -> None:
+        """Report to ``STATUS_KEY`` and renew the lock, about once a second."""
+        if not force and time.monotonic() - self._beat_at < BEAT_SECONDS:
+            return
+        self._beat_at = time.monotonic()
+        try:
+            self.core.redis.hset(STATUS_KEY, mapping=self._status())
+            if (
+                time.monotonic() - self.lock.refreshed_at >= ingest_lock.LOCK_REFRESH_SECONDS
+                and not self.lock.refresh()
+            ):
+                log.error("ingest: %s; this one stops", holder_text(self.core.redis.get(LOCK_KEY) or b""))
+                self.lock_lost = True
+        except redis.RedisError:
+            log.debug("ingest: could not report to Redis", exc_info=True)
 
 
-def _quietly(action: Any, what: str) -> None:
+def _record_session_lost(client: redis.Redis) -> None:
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(SESSIONS_LOST_KEY, "count", 1)
+    pipe.hset(SESSIONS_LOST_KEY, "last_at", repr(time.time()))
+    pipe.execute()
+
+
+def _quietly(action: Callable[[], Any], what: str = "report to Redis") -> Any:
     try:
-        action()
+        return action()
     except Exception:
         log.exception("ingest: could not %s", what)
+        return None
 
 
 def _watch_device_changes(core: Core, ingester: Ingester) -> Any:
     """Reload the device map as soon as an admin registers or maps a device."""
+
+    def on_error(exc: BaseException, _pubsub: Any, _thread: Any) -> None:
+        # Redis restarting: the subscription comes back with the connection; reload meanwhile.
+        log.warning("ingest: lost the device-change channel (%s); retrying", exc)
+        ingester.request_refresh()
+        time.sleep(1.0)
+
     try:
         pubsub = core.redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(**{DEVICES_CHANNEL: lambda _message: ingester.request_refresh()})
-        return pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+        return pubsub.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=on_error)
     except Exception:
         log.exception("ingest: device changes will be picked up by the periodic reload only")
         return None

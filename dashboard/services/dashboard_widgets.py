@@ -29,9 +29,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
-from dashboard.services import boots, devices, occupancy, system_settings, system_tasks
+from dashboard.services import boots, devices, feed_health, occupancy, system_settings, system_tasks
 from dashboard.services.devices import DeadLetterView, IngestCounters
 from dashboard.services.errors import ValidationFailed
+from dashboard.services.feed_health import SessionsLost
 from dashboard.services.occupancy import LiveStore, Policy, Staleness
 from models import (
     Boot,
@@ -392,6 +393,7 @@ class OccupancySummary:
     stale: int
     closed: int
     fullest: tuple[GroupLine, ...]
+    feed_frozen: bool = False  # the ingester is stuck: live sensor figures are not moving
 
     @property
     def percent(self) -> float | None:
@@ -426,7 +428,16 @@ def occupancy_summary(
         stale=sum(1 for line in lines if line.stale),
         closed=len(states) - len(open_states),
         fullest=tuple(ranked[:fullest]),
+        feed_frozen=_feed_stuck(store.redis, now) is not None,
     )
+
+
+def _feed_stuck(client: redis.Redis, now: datetime) -> str | None:
+    try:
+        status = feed_health.read_status(client)
+    except redis.RedisError:
+        return None
+    return status.stuck(now) if status else None
 
 
 @dataclass(frozen=True)
@@ -638,12 +649,15 @@ def task_health(session: Session, now: datetime) -> TaskHealth:
 
 @dataclass(frozen=True)
 class DeadLetters:
-    """``counters`` are the ingester's totals since their reset; None when Redis is unreachable."""
+    """``counters`` are the ingester's totals since their reset; they and ``sessions_lost`` are
+    None when Redis is unreachable. ``stuck`` says why live occupancy is frozen, when it is."""
 
     total: int
     last_24h: int
     latest: tuple[DeadLetterView, ...]
     counters: IngestCounters | None
+    stuck: str | None = None
+    sessions_lost: SessionsLost | None = None
 
 
 def dead_letters(session: Session, client: redis.Redis | None, now: datetime, latest: int = 3) -> DeadLetters:
@@ -656,15 +670,19 @@ def dead_letters(session: Session, client: redis.Redis | None, now: datetime, la
         )
         or 0
     )
-    counters = None
+    counters = status = lost = None
     if client is not None:
         try:
             counters = devices.ingest_counters(client)
+            status = feed_health.read_status(client)
+            lost = feed_health.read_sessions_lost(client)
         except redis.RedisError:
-            counters = None
+            counters = status = lost = None
     return DeadLetters(
         total=total,
         last_24h=recent,
         latest=tuple(devices.dead_letters(session, limit=latest)),
         counters=counters,
+        stuck=status.stuck(now) if status else None,
+        sessions_lost=lost,
     )

@@ -262,6 +262,8 @@ class LiveStore:
                 "ts": update.ts.timestamp(),
                 "flag": update.flag,
             }
+            if update.restored:
+                value["restored"] = True
             pipe.hget(key, str(update.source))
             pipe.hset(key, str(update.source), json.dumps(value))
         answers = pipe.execute()
@@ -292,12 +294,15 @@ class LiveStore:
 
 
 def _figure(source: OccupancySource, raw: bytes | str) -> Figure:
+    """A stored figure; one restored from saved state (see ``restore_figures``) reads as stale
+    whatever its age, until its source reports again."""
     data = json.loads(raw)
     return Figure(
         source=source,
         occupied=int(data["occupied"]),
         capacity=int(data["capacity"]),
         updated_at=datetime.fromtimestamp(float(data["ts"]), UTC),
+        stale=bool(data.get("restored")),
         flag=data.get("flag"),
     )
 
@@ -310,10 +315,13 @@ class FigureUpdate:
     capacity: int
     ts: datetime
     flag: str | None = None
+    restored: bool = False
 
     @property
     def figure(self) -> Figure:
-        return Figure(self.source, int(self.occupied), int(self.capacity), self.ts, flag=self.flag)
+        return Figure(
+            self.source, int(self.occupied), int(self.capacity), self.ts, self.restored, flag=self.flag
+        )
 
 
 def apply_figure(
@@ -346,6 +354,7 @@ def apply_figures(
         update
         for update, before in zip(updates, previous, strict=True)
         if before is None
+        or before.stale  # a restored figure that its source now confirms is news: live again
         or (before.occupied, before.capacity, before.flag) != (update.occupied, update.capacity, update.flag)
     ]
     if not changed:
@@ -355,6 +364,7 @@ def apply_figures(
         marks.hget(SNAPSHOT_KEY.format(update.group_id), str(update.source))
     pipe = store.redis.pipeline(transaction=False)
     pipe.delete(PUBLIC_CACHE_KEY)
+    written = False
     for update, last in zip(changed, marks.execute(), strict=True):
         figure = update.figure
         pipe.publish(CHANNEL, json.dumps({"group_id": update.group_id, **figure.as_dict()}))
@@ -362,11 +372,35 @@ def apply_figures(
         if last is None or abs(percent - float(last)) >= step_percent:
             _write_snapshot(session, update.group_id, figure)
             pipe.hset(SNAPSHOT_KEY.format(update.group_id), str(update.source), percent)
+            written = True
+    if written:
+        # A history row the database refuses must not leave its mark behind: the caller's retry
+        # would then see no step and never write it.
+        session.flush()
     try:
         pipe.execute()
     except redis.RedisError:
         log.warning("occupancy: could not publish %d changes", len(changed), exc_info=True)
     return {update.group_id for update in changed}
+
+
+def restore_figures(store: LiveStore, updates: list[FigureUpdate]) -> None:
+    """Put back figures that Redis lost (a restart without persistence), rebuilt from saved state:
+    recorded as restored (every reader sees them stale, never as a live figure, until their
+    source reports again and ``apply_figures`` replaces them) and published, with no history row,
+    since nothing was measured."""
+    if not updates:
+        return
+    restored = [
+        FigureUpdate(u.group_id, u.source, u.occupied, u.capacity, u.ts, u.flag, restored=True)
+        for u in updates
+    ]
+    store.record_many(restored)
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.delete(PUBLIC_CACHE_KEY)
+    for update in restored:
+        pipe.publish(CHANNEL, json.dumps({"group_id": update.group_id, **update.figure.as_dict()}))
+    pipe.execute()
 
 
 def announce_changes(
@@ -500,7 +534,7 @@ def _with_staleness(figure: Figure, staleness: Staleness, now: datetime) -> Figu
     limit = staleness.limit(figure.source)
     if limit is None or figure.updated_at is None:
         return figure
-    stale = now - figure.updated_at > timedelta(seconds=limit)
+    stale = figure.stale or now - figure.updated_at > timedelta(seconds=limit)
     return Figure(figure.source, figure.occupied, figure.capacity, figure.updated_at, stale, figure.flag)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
+from dashboard.components.feed_status import feed_alerts
 from dashboard.components.figures import SOURCE_LABELS, ago, percent
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.services import dashboard_widgets as widgets
@@ -406,6 +407,18 @@ def _summary(session: Session, now: datetime) -> Rendered:
         )
     if summary.closed:
         badges.append(dbc.Badge(f"{summary.closed} closed", color="dark", className="me-1"))
+    frozen = (
+        [
+            dbc.Alert(
+                "Live sensor figures are frozen: the sensor feed ingester is stuck (an admin sees why on "
+                "Sensor Feed Health).",
+                color="danger",
+                className="small py-2 mb-2",
+            )
+        ]
+        if summary.feed_frozen
+        else []
+    )
     value = summary.percent or 0.0
     fullest = [
         html.Li(
@@ -425,6 +438,7 @@ def _summary(session: Session, now: datetime) -> Rendered:
     return Rendered(
         html.Div(
             [
+                *frozen,
                 _big(
                     f"{summary.occupied:,} / {summary.capacity:,}",
                     f"occupied across {summary.open_groups} open lot group(s), "
@@ -619,11 +633,12 @@ def _tasks(session: Session, now: datetime) -> Rendered:
 def _dead_letters(session: Session, now: datetime) -> Rendered:
     letters: DeadLetters = widgets.dead_letters(session, core().redis, now)
     parts: list[Any] = [
+        *feed_alerts(letters.stuck, letters.sessions_lost, now, core().settings.tz, recent_only=True),
         _big(
             f"{letters.last_24h:,}",
             f"in the last 24 h · {letters.total:,} kept in total",
             "dashboard-dead-24h",
-        )
+        ),
     ]
     if letters.counters is not None:
         counters = letters.counters

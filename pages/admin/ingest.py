@@ -2,12 +2,14 @@
 
 The counters are the ingester's own totals in Redis; the dead letters are the messages it could
 not use, with the reason, so that an admin can tell a misconfigured device (one reason, one
-topic, again and again) from noise. The layout holds no data; an admin-checked callback fills it
-every ``REFRESH_MS``.
+topic, again and again) from noise. Above them, the ingester's own report: running or stopped,
+stuck (live occupancy frozen) and why, and how often the broker forgot its session. The layout
+holds no data; an admin-checked callback fills it every ``REFRESH_MS``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -15,7 +17,8 @@ from dash import Input, Output, dcc, html
 from redis.exceptions import RedisError
 
 from dashboard.callbacks import callback, register_page
-from dashboard.services import devices
+from dashboard.components.feed_status import feed_alerts, status_line
+from dashboard.services import devices, feed_health
 from dashboard.services.devices import DeadLetterView
 from dashboard.web import core, session_scope
 from models import Role
@@ -30,6 +33,7 @@ COUNTERS = [
     ("ingest-dead-letters", "Dead letters"),
     ("ingest-unknown", "From unknown devices"),
     ("ingest-duplicates", "Duplicates ignored"),
+    ("ingest-sessions-lost", "Sessions the broker forgot"),
 ]
 
 
@@ -40,7 +44,7 @@ def _counter_card(component_id: str, label: str) -> Any:
                 [html.Div(label, className="text-muted small"), html.Div(id=component_id, className="h4 m-0")]
             )
         ),
-        md=3,
+        md=True,
     )
 
 
@@ -54,6 +58,7 @@ def layout(**_query: str) -> html.Div:
                 className="text-muted",
             ),
             dcc.Interval(id="ingest-refresh", interval=REFRESH_MS),
+            html.Div(id="ingest-status", className="mb-3"),
             dbc.Row([_counter_card(cid, label) for cid, label in COUNTERS], className="g-3 mb-2"),
             html.Div(id="ingest-counters-note", className="small text-danger mb-3"),
             dbc.Row(
@@ -102,11 +107,22 @@ def _table(letters: list[DeadLetterView]) -> Any:
     )
 
 
+def _status(now: datetime) -> tuple[Any, str]:
+    """The ingester's report and alerts, and the forgotten-session count."""
+    client = core().redis
+    status = feed_health.read_status(client)
+    lost = feed_health.read_sessions_lost(client)
+    alerts = feed_alerts(status.stuck(now) if status else None, lost, now, core().settings.tz)
+    return html.Div([*alerts, html.P(status_line(status, now), className="small mb-0")]), f"{lost.count:,}"
+
+
 @callback(
+    Output("ingest-status", "children"),
     Output("ingest-messages", "children"),
     Output("ingest-dead-letters", "children"),
     Output("ingest-unknown", "children"),
     Output("ingest-duplicates", "children"),
+    Output("ingest-sessions-lost", "children"),
     Output("ingest-counters-note", "children"),
     Output("ingest-reason", "options"),
     Output("ingest-table", "children"),
@@ -117,15 +133,19 @@ def _table(letters: list[DeadLetterView]) -> Any:
 def refresh(_tick: int | None, reason: str | None) -> tuple[Any, ...]:
     try:
         counters = devices.ingest_counters(core().redis)
+        status, lost = _status(datetime.now(UTC))
         figures: tuple[Any, ...] = (
+            status,
             f"{counters.messages:,}",
             f"{counters.dead_letters:,}",
             f"{counters.unknown:,}",
             f"{counters.duplicates:,}",
+            lost,
             "",
         )
     except RedisError:
-        figures = ("—", "—", "—", "—", "Redis is unreachable: the counters are unavailable.")
+        unavailable = "Redis is unreachable: the counters and the ingester's state are unavailable."
+        figures = ("", "—", "—", "—", "—", "—", unavailable)
     with session_scope() as session:
         reasons = devices.dead_letter_reasons(session)
         letters = devices.dead_letters(session, limit=LIMIT, reason=reason or None)

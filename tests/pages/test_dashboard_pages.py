@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dashboard.services import system_settings, system_tasks
+from dashboard.services import feed_health, system_settings, system_tasks
 from dashboard.services.occupancy import LiveStore, apply_figure
 from models import (
     DashboardWidget,
@@ -243,6 +243,55 @@ def test_occupancy_summary_shows_the_live_totals(app, core, login_as):
     today = out["occupancy-today"]
     assert [trace["name"] for trace in today["figure"]["data"]] == ["North Garage"]
     assert "North Garage" in json.dumps(today["table"])
+
+
+def _ingester_reported(core, *, waiting_for: timedelta | None, error: str = "") -> None:
+    """What the running ingester writes to Redis about once a second (``workers.ingest``)."""
+    now = datetime.now(UTC).timestamp()
+    since = now - waiting_for.total_seconds() if waiting_for else None
+    core.redis.hset(
+        feed_health.STATUS_KEY,
+        mapping={
+            "owner": "ingest-1, process 77",
+            "beat_at": repr(now),
+            "applied_at": repr(since or now),
+            "waiting": 40 if since else 0,
+            "waiting_since": repr(since) if since else "",
+            "last_error": error,
+            "connected": "1",
+            "stopped_at": "",
+        },
+    )
+
+
+def test_a_stuck_ingester_and_a_forgotten_session_show_on_the_dashboard(app, core, login_as):
+    """The admin's feed widget says why live occupancy is frozen and that the broker forgot the
+    ingester's session; a manager's Live Occupancy says the sensor figures are frozen, without
+    the internals."""
+    admin, manager = login_as(Role.ADMIN), login_as(Role.MANAGER)
+    _ingester_reported(core, waiting_for=timedelta(minutes=3), error="OperationalError: disk full")
+    core.redis.hset(
+        feed_health.SESSIONS_LOST_KEY, mapping={"count": 2, "last_at": repr(datetime.now(UTC).timestamp())}
+    )
+    with core.db.session() as s:
+        s.add(LotGroup(name="North Garage"))
+    dead = json.dumps(cards(refresh(admin, app, ["dead-letters"]))["dead-letters"]["body"])
+    assert "The ingester is stuck, live sensor figures are frozen: 40 message(s) waiting" in dead
+    assert "disk full" in dead
+    assert "forgot the ingester's session 2 time(s)" in dead
+    summary = json.dumps(cards(refresh(manager, app, ["occupancy-summary"]))["occupancy-summary"]["body"])
+    assert "Live sensor figures are frozen" in summary and "disk full" not in summary
+
+    _ingester_reported(core, waiting_for=None)
+    core.redis.hset(
+        feed_health.SESSIONS_LOST_KEY, "last_at", repr((datetime.now(UTC) - timedelta(days=2)).timestamp())
+    )
+    dead = json.dumps(cards(refresh(admin, app, ["dead-letters"]))["dead-letters"]["body"])
+    assert (
+        "stuck" not in dead and "forgot" not in dead
+    )  # an old forgotten session stays on Sensor Feed Health
+    summary = json.dumps(cards(refresh(manager, app, ["occupancy-summary"]))["occupancy-summary"]["body"])
+    assert "frozen" not in summary
 
 
 # -- editing ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ worker) and reads the dead letters."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from dashboard.services import devices
+from dashboard.services import devices, feed_health
 from models import (
     AuditLog,
     IngestDeadLetter,
@@ -260,6 +261,34 @@ def test_mapping_without_a_lot_keeps_the_modal_open(app, core, login_as, lot_id)
     assert out["devices-unknown-flash"]["color"] == "warning" and "devices-map-modal" not in out
     with core.db.session() as s:
         assert s.scalars(select(SensingDevice)).all() == []
+
+
+def test_sensor_feed_health_shows_the_ingesters_state(app, core, login_as):
+    """Running, stuck (and why), stopped, or never reported: the ingester's own report."""
+    client = login_as(Role.ADMIN)
+    status = lambda: json.dumps(outputs_of(refresh_ingest(client, app))["ingest-status"]["children"])  # noqa: E731
+    assert "No ingester has reported" in status()
+    now = datetime.now(UTC).timestamp()
+    core.redis.hset(
+        feed_health.STATUS_KEY,
+        mapping={
+            "owner": "ingest-1, process 77",
+            "beat_at": repr(now),
+            "applied_at": repr(now - 300),
+            "waiting": 12,
+            "waiting_since": repr(now - 300),
+            "last_error": "OperationalError: server closed the connection",
+            "connected": "1",
+        },
+    )
+    stuck = status()
+    assert "The ingester is stuck, live sensor figures are frozen: 12 message(s) waiting" in stuck
+    assert "server closed the connection" in stuck and "Ingester ingest-1, process 77: connected" in stuck
+    core.redis.hset(feed_health.STATUS_KEY, mapping={"stopped_at": repr(now), "waiting_since": ""})
+    stopped = status()
+    assert "stopped" in stopped and "stuck" not in stopped
+    core.redis.hset(feed_health.STATUS_KEY, mapping={"stopped_at": "", "beat_at": repr(now - 600)})
+    assert re.search(r"has not reported for 6\d\d s: killed or hung", status())
 
 
 def test_admin_sees_feed_counters_and_dead_letters(app, core, login_as):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,26 +17,31 @@ from models import (
     DeviceKind,
     IngestDeadLetter,
     Lot,
+    LotDeviceState,
     LotGroup,
     OccupancySource,
     SensingDevice,
     UnknownDeviceMessage,
 )
+from tests.workers.servers import refused_writes
 from workers.ingest import (
     DEAD_LETTERS_KEY,
+    DUPLICATES_KEY,
     MAX_PAYLOAD_BYTES,
     MESSAGES_KEY,
     UNKNOWN_DEVICES_KEY,
     BadMessage,
     CounterCount,
     CounterEvent,
+    Delivery,
     Ingester,
     SensorState,
+    apply_isolating,
     parse_message,
     subscriptions,
 )
 
-P = "parkops"
+P = os.environ.get("PARKOPS_TEST_MQTT_PREFIX") or "parkops"  # the prefix the ``core`` fixture uses
 TS = "2026-11-03T13:45:10+00:00"
 
 
@@ -62,7 +68,7 @@ def test_counter_event_without_plate_and_with_extra_fields() -> None:
 
 def test_absolute_count_and_sensor_state() -> None:
     count = parse_message(f"{P}/counters/cnt-a/count", _json({"occupied": 12, "capacity": 40, "ts": TS}), P)
-    assert count == CounterCount("cnt-a", datetime.fromisoformat(TS), 12, 40)
+    assert count == CounterCount("cnt-a", datetime.fromisoformat(TS), 12, 40, f"cnt-a@{TS}")
     state = parse_message(
         f"{P}/sensors/spc-1/state", _json({"occupied": True, "ts": TS, "event_id": "s1"}), P
     )
@@ -314,6 +320,7 @@ def test_when_the_database_fails_the_batch_is_retried_without_double_counting(
     core: Core, campus: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ingester = Ingester(core)
+    ingester.ensure_live_state()
     batch = [_ev("d1"), _ev("d2"), (f"{P}/counters/cnt-a/events", b"{broken")]
     real_session = core.db.session
     with monkeypatch.context() as patch:
@@ -339,3 +346,129 @@ def _next_message(listener: Any) -> dict[str, Any]:
         if message:
             return json.loads(message["data"])
     raise AssertionError("nothing published")
+
+
+# -- hardening (issue 9) -----------------------------------------------------------------------
+
+
+def _letters(session: Session) -> list[IngestDeadLetter]:
+    session.expire_all()
+    return session.scalars(select(IngestDeadLetter).order_by(IngestDeadLetter.id)).all()
+
+
+def test_a_nul_byte_becomes_one_dead_letter_and_the_feed_flows_on(
+    core: Core, campus: dict[str, int], session: Session
+) -> None:
+    """On PostgreSQL (the service run) the dead letter itself used to fail: text cannot hold NUL,
+    and the whole batch was retried forever. A raw NUL byte and an escaped one in event_id are
+    both refused by the parser, kept readable (U+2400 for the byte) and the rest is applied."""
+    raw_nul = b'{"event_id": "a\x00b", "direction": "in", "ts": "' + _at(1).encode() + b'"}'
+    escaped = _json({"event_id": "x\u0000y", "direction": "in", "ts": _at(1)})
+    topic = f"{P}/counters/cnt-a/events"
+    result = Ingester(core).process([_ev("n1"), (topic, raw_nul), (topic, escaped), _ev("n2")])
+    assert (result.applied, result.dead_letters) == (2, 2)
+    assert _devices_figure(core, campus["group"]).occupied == 2
+    letters = _letters(session)
+    assert [letter.reason for letter in letters] == [
+        "payload holds a NUL byte",
+        "event_id holds control characters",
+    ]
+    assert letters[0].payload == raw_nul.decode().replace("\x00", "\u2400")
+    assert letters[1].payload == escaped.decode() and "\\u0000" in letters[1].payload
+    assert int(core.redis.get(DEAD_LETTERS_KEY)) == 2
+
+
+def test_a_message_the_database_refuses_is_isolated_and_dead_lettered(
+    core: Core, campus: dict[str, int], session: Session
+) -> None:
+    """The general case: a message that passes validation and still cannot be applied (here the
+    database refuses the unknown device's kept message) is found by splitting the batch and kept
+    as a dead letter with the reason; everything else in the batch is applied."""
+    ingester = Ingester(core)
+    poison = (f"{P}/counters/cnt-poison/events", _json({"event_id": "p1", "direction": "in", "ts": _at(1)}))
+    batch = [_ev("i1"), _ev("i2"), poison, _ev("i3"), _ev("i4", "out"), _ev("i5")]
+    deliveries = [Delivery(topic, payload, f"tok-{n}", mid=n) for n, (topic, payload) in enumerate(batch)]
+    with refused_writes(core, "unknown_device_messages", "NEW.device_id = 'cnt-poison'"):
+        outcome = apply_isolating(ingester, deliveries)
+    assert {d.mid for d in outcome.done} == set(range(6)) and outcome.waiting == []
+    assert outcome.poison == 1
+    assert _devices_figure(core, campus["group"]).occupied == 3
+    (letter,) = _letters(session)
+    assert letter.topic == poison[0] and letter.payload == poison[1].decode()
+    assert letter.reason.startswith("could not be applied:") and "refused by the test" in letter.reason
+    assert int(core.redis.get(MESSAGES_KEY)) == 6  # five in batches that applied, one dead letter
+    assert core.redis.get(DUPLICATES_KEY) is None  # the script's own retries are not duplicates
+
+
+def test_a_failure_every_message_shares_keeps_them_all_waiting_and_counts_nothing_twice(
+    core: Core, campus: dict[str, int], session: Session
+) -> None:
+    """Not the messages' fault (the database refuses every row of a table the batch writes to):
+    nothing is dead-lettered, nothing acknowledged; tried again once the database takes writes,
+    each message counts once (the events the failed tries had already counted in Redis are not
+    duplicates), and the feed's counters move once (they used to grow on every retry)."""
+    ingester = Ingester(core)
+    unknown = (f"{P}/counters/cnt-new/events", _json({"event_id": "u1", "direction": "in", "ts": _at(1)}))
+    batch = [_ev("w1"), _ev("w2"), _count(20, 50, 2), _sensor(1, True, 3), unknown]
+    deliveries = [Delivery(topic, payload, f"tok-{n}", mid=n) for n, (topic, payload) in enumerate(batch)]
+    with refused_writes(core, "unknown_device_messages"):
+        for attempt in range(3):
+            outcome = apply_isolating(ingester, deliveries, from_end=attempt % 2 == 1)
+            assert outcome.done == [] and len(outcome.waiting) == 5
+            assert "refused by the test" in (outcome.error or "")
+    assert _letters(session) == [] and core.redis.get(MESSAGES_KEY) is None
+    outcome = apply_isolating(ingester, deliveries)
+    assert len(outcome.done) == 5 and outcome.poison == 0
+    assert _devices_figure(core, campus["group"]).occupied == 21  # the count (20), then one sensor
+    assert int(core.redis.get(MESSAGES_KEY)) == 5 and core.redis.get(DUPLICATES_KEY) is None
+    assert core.redis.hgetall(UNKNOWN_DEVICES_KEY) == {b"cnt-new": b"1"}
+    assert len(session.scalars(select(UnknownDeviceMessage)).all()) == 1
+
+
+def test_a_repeated_count_moves_nothing(core: Core, campus: dict[str, int]) -> None:
+    """Count 40 at T, two cars in, then the same count again (a QoS 1 redelivery, or the
+    ingester's own retry): still 42; the repeat is a duplicate. A count's optional event_id
+    identifies it like an event's."""
+    ingester = Ingester(core)
+    count = _count(40, 50, minutes=10)
+    ingester.process([count])
+    ingester.process([_ev("c1", minutes=11), _ev("c2", minutes=12)])
+    again = ingester.process([count])
+    assert (again.duplicates, _devices_figure(core, campus["group"]).occupied) == (1, 42)
+
+    topic = f"{P}/counters/cnt-a/count"
+    with_id = _json({"occupied": 30, "capacity": 50, "ts": _at(20), "event_id": "count-7"})
+    ingester.process([(topic, with_id)])
+    ingester.process([_ev("c3", minutes=21)])
+    repeated = ingester.process([(topic, with_id)])
+    assert (repeated.duplicates, _devices_figure(core, campus["group"]).occupied) == (1, 31)
+
+
+def test_a_count_applies_as_of_its_own_time(core: Core, campus: dict[str, int]) -> None:
+    """An event at T2 that arrives before a count taken at T1 < T2 is kept: 60 + 1, not 60.
+    Events before the count are in it already; a count older than the last one is out of date."""
+    ingester = Ingester(core)
+    ingester.process([_ev("t-early", minutes=5), _ev("t2", minutes=12), _ev("t3", "out", minutes=13)])
+    ingester.process([_ev("t4", minutes=14)])
+    result = ingester.process([_count(60, 80, minutes=11)])
+    assert result.applied == 1
+    assert _devices_figure(core, campus["group"]).occupied == 61  # 60 + in(12) - out(13) + in(14)
+    late = ingester.process([_ev("t-late", minutes=10.5), _count(70, 80, minutes=9)])
+    assert late.out_of_date == 2
+    assert _devices_figure(core, campus["group"]).occupied == 61
+    ingester.process([_count(50, 80, minutes=13.5), _ev("t5", minutes=15)])
+    assert _devices_figure(core, campus["group"]).occupied == 52  # 50 + in(14) + in(15)
+
+
+def test_the_lots_a_batch_touched_are_saved(core: Core, campus: dict[str, int], session: Session) -> None:
+    """The copy the live state is rebuilt from after Redis loses it."""
+    ingester = Ingester(core)
+    counted_at = _at(1)
+    count = (f"{P}/counters/cnt-a/count", _json({"occupied": 12, "capacity": 60, "ts": counted_at}))
+    ingester.process([count, _ev("s1", minutes=2), _sensor(2, True, 3), _sensor(4, True, 3)])
+    ingester.save_lot_states()  # the run loop does this every second
+    states = {row.lot_id: row for row in session.scalars(select(LotDeviceState))}
+    counter, sensors = states[campus["lot_a"]], states[campus["lot_b"]]
+    assert (counter.count, counter.reported_capacity) == (13, 60)
+    assert counter.count_ts == pytest.approx(datetime.fromisoformat(counted_at).timestamp(), abs=1e-6)
+    assert json.loads(sensors.occupied_sensors) == ["spc-2", "spc-4"]
