@@ -415,6 +415,7 @@ def test_parkops_ingest_exits_with_a_clear_message_when_another_runs(
         "PARKOPS_REDIS_URL": core.redis_url,
         "PARKOPS_MQTT_URL": core.mqtt_url,
         "PARKOPS_SECRET_KEY": "test-secret-key-not-for-production",
+        "PARKOPS_BASE_URL": core.settings.public_url,  # required with a real database
     }
     result = CliRunner().invoke(main, ["ingest"], env=env)
     assert result.exit_code == 1
