@@ -75,7 +75,7 @@ def layout(ticket: str | None = None, **_query: str) -> html.Div:
 
 
 @callback(Output("appeal-email", "value"), Input("appeal-init", "data"), min_role=Role.GUEST)
-def fill_email(_init: Any) -> Any:
+def fill_email(_init: int | None) -> Any:
     user_id = current_user_id()
     if user_id is None:
         return no_update
@@ -89,8 +89,8 @@ def fill_email(_init: Any) -> Any:
     min_role=Role.GUEST,
     prevent_initial_call=True,
 )
-def photo_name(name: Any) -> Any:
-    return f"Attached: {str(name)[:80]}" if name else None
+def photo_name(name: str | None) -> str | None:
+    return f"Attached: {name[:80]}" if name else None
 
 
 @callback(
@@ -106,7 +106,14 @@ def photo_name(name: Any) -> Any:
     prevent_initial_call=True,
     running=[(Output("appeal-submit", "disabled"), True, False)],
 )
-def submit(_clicks: Any, ticket: Any, plate: Any, address: Any, text: Any, photo: Any) -> tuple[Any, Any]:
+def submit(
+    _clicks: int | None,
+    ticket: str | None,
+    plate: str | None,
+    address: str | None,
+    text: str | None,
+    photo: str | None,
+) -> tuple[Any, Any]:
     if ctx.triggered_id != "appeal-submit":
         return no_update, no_update
     the_site = site()
@@ -115,10 +122,10 @@ def submit(_clicks: Any, ticket: Any, plate: Any, address: Any, text: Any, photo
         with session_scope() as session:
             done = appeals.submit_appeal(
                 session,
-                ticket=str(ticket or ""),
-                plate=str(plate or ""),
-                text=str(text or ""),
-                email_address=str(address or ""),
+                ticket=ticket or "",
+                plate=plate or "",
+                text=text or "",
+                email_address=address or "",
                 user_id=current_user_id(),
                 photo=data,
                 instance_path=core().settings.instance_path,

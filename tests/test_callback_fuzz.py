@@ -19,6 +19,7 @@ import pytest
 from dashboard.services.demo import seed_demo
 from models import Role
 from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
+from tests.enforcement import enable_boots
 
 HUGE = 10**20
 HOSTILE: list[Any] = [
@@ -32,6 +33,7 @@ HOSTILE: list[Any] = [
     "",
     "\x00",
     "0001-01-01T00:00:00+14:00",  # a date that leaves the calendar once moved to UTC
+    "9999-12-31",  # a day with no day after it
     "x" * 100_000,
     [],
     {"a": 1},
@@ -147,9 +149,11 @@ def _calls(app) -> list[tuple[str, set[int], Any]]:
 
 @pytest.fixture
 def demo_campus(core, tmp_path) -> None:
-    """Real rows behind the ids, so that callbacks get past "not found" to their deeper paths."""
+    """Real rows behind the ids, so that callbacks get past "not found" to their deeper paths; with
+    Universal Boot on, so that the boot screens and the ticket's Apply Boot answer too."""
     with core.db.session() as session:
         seed_demo(session, core.secrets, tmp_path)
+    enable_boots(core)
 
 
 def test_no_callback_answers_a_server_error_to_hostile_input(app, login_as, demo_campus):

@@ -27,7 +27,7 @@ import csv
 import io
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from dashboard.crypto import SecretBox, SecretError, mask
 from dashboard.db import Database
 from dashboard.services import audit, email, system_settings
+from dashboard.services.days import day_bounds
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
 from models import (
     Boot,
@@ -640,8 +641,11 @@ class ReportPage:
 
 
 def _report_query(filters: ReportFilters, now: datetime, non_return_days: int, tz: tzinfo) -> Select:
-    from dashboard.services.violations import clean_ticket_number
+    from dashboard.services.violations import TICKET_SEARCH_MAX, clean_ticket_number
 
+    if filters.ticket and len(filters.ticket) > TICKET_SEARCH_MAX:
+        raise ValidationFailed({"ticket": f"at most {TICKET_SEARCH_MAX} characters"})
+    start, end = day_bounds(filters.applied_from, filters.applied_to, tz)
     query = (
         select(BootAssignment, Boot.name, Violation.ticket_number, Violation.plate)
         .join(Boot, Boot.id == BootAssignment.boot_id)
@@ -662,13 +666,9 @@ def _report_query(filters: ReportFilters, now: datetime, non_return_days: int, t
         query = query.where(BootAssignment.boot_id == filters.boot_id)
     if filters.ticket and filters.ticket.strip():
         query = query.where(Violation.ticket_number == clean_ticket_number(filters.ticket))
-    if filters.applied_from and filters.applied_to and filters.applied_from > filters.applied_to:
-        raise ValidationFailed({"to": "the end date is before the start date"})
-    if filters.applied_from is not None:
-        start = datetime.combine(filters.applied_from, time.min, tzinfo=tz).astimezone(UTC)
+    if start is not None:
         query = query.where(BootAssignment.applied_at >= start)
-    if filters.applied_to is not None:
-        end = datetime.combine(filters.applied_to + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    if end is not None:
         query = query.where(BootAssignment.applied_at < end)
     return query.order_by(BootAssignment.applied_at.desc(), BootAssignment.id.desc())
 

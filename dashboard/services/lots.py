@@ -450,11 +450,15 @@ def parse_dollars(value: Any) -> int:
         raise ValueError("enter a price in dollars, e.g. 265.00")
     if amount < 0:
         raise ValueError("cannot be negative")
+    # Compared before any arithmetic: "1e999999999" is a finite Decimal, but a hundred times it
+    # leaves Decimal's range (``decimal.Overflow``, not a ValueError).
+    if amount > Decimal(PRICE_MAX_CENTS) / 100:
+        raise ValueError(f"at most {format_dollars(PRICE_MAX_CENTS)}")
+    if amount and amount.adjusted() < -2:
+        raise ValueError("at most two decimals (whole cents)")
     cents = amount * 100
     if cents != cents.to_integral_value():
         raise ValueError("at most two decimals (whole cents)")
-    if cents > PRICE_MAX_CENTS:
-        raise ValueError(f"at most {format_dollars(PRICE_MAX_CENTS)}")
     return int(cents)
 
 

@@ -24,15 +24,16 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.services import audit, boots, offences
+from dashboard.services.days import day_bounds
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
-from dashboard.services.plates import clean_plate, normalize_plate
+from dashboard.services.plates import MAX_TYPED, clean_plate, normalize_plate
 from models import (
     Appeal,
     AppealStatus,
@@ -60,6 +61,7 @@ NOTES_MAX = 2000
 MAX_ITEMS = 10
 MAX_PHOTOS = 6
 REASON_MAX = 255
+TICKET_SEARCH_MAX = 32  # the column's size
 PAGE_SIZE = 50
 EXPORT_LIMIT = 50_000
 OVERDUE = "overdue"
@@ -562,7 +564,22 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def check_search_text(ticket: str | None, plate: str | None) -> None:
+    """A ticket number or a plate searched by is no longer than either can be: a longer one
+    matches nothing, and a LIKE pattern of thousands of characters is refused by SQLite
+    ("LIKE or GLOB pattern too complex")."""
+    errors = {}
+    if ticket and len(ticket) > TICKET_SEARCH_MAX:
+        errors["ticket"] = f"at most {TICKET_SEARCH_MAX} characters"
+    if plate and len(plate) > MAX_TYPED:
+        errors["plate"] = f"at most {MAX_TYPED} characters"
+    if errors:
+        raise ValidationFailed(errors)
+
+
 def _filtered(filters: Filters, now: datetime, tz: tzinfo) -> Select:
+    check_search_text(filters.ticket, filters.plate)
+    start, end = day_bounds(filters.issued_from, filters.issued_to, tz)
     query = select(Violation)
     if filters.ticket and filters.ticket.strip():
         query = query.where(
@@ -589,14 +606,10 @@ def _filtered(filters: Filters, now: datetime, tz: tzinfo) -> Select:
                 query = query.where(Violation.status == ViolationStatus(filters.status))
             except ValueError:
                 raise ValidationFailed({"status": "not one of the offered statuses"}) from None
-    if filters.issued_from is not None:
-        start = datetime.combine(filters.issued_from, time.min, tzinfo=tz).astimezone(UTC)
+    if start is not None:
         query = query.where(Violation.issued_at >= start)
-    if filters.issued_to is not None:
-        end = datetime.combine(filters.issued_to + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    if end is not None:
         query = query.where(Violation.issued_at < end)
-    if filters.issued_from and filters.issued_to and filters.issued_from > filters.issued_to:
-        raise ValidationFailed({"to": "the end date is before the start date"})
     return query
 
 

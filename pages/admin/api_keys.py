@@ -333,7 +333,11 @@ def create(
     prevent_initial_call=True,
 )
 def revoke(
-    _rows: list[int | None], _confirm: int | None, _cancel: int | None, pending: Any, revoked: int | None
+    _rows: list[int | None],
+    _confirm: int | None,
+    _cancel: int | None,
+    pending: int | None,
+    revoked: int | None,
 ) -> tuple[Any, ...]:
     """A row's Revoke asks; the dialog's Revoke does it. A refreshed table reports its buttons
     with ``n_clicks`` 0, which is no click."""
@@ -353,10 +357,12 @@ def revoke(
         return True, text, key.id, no_update, no_update
     if trigger == "api-keys-confirm-cancel":
         return False, no_update, None, no_update, no_update
-    if trigger == "api-keys-confirm-revoke" and isinstance(pending, int):
+    if trigger == "api-keys-confirm-revoke" and pending is not None:
         try:
             with session_scope() as session:
-                key = api_keys.revoke_key(session, pending, current_user_id(), utcnow())
+                key = api_keys.revoke_key(
+                    session, require_id(pending, "API key"), current_user_id(), utcnow()
+                )
         except DomainError as exc:
             return False, no_update, None, dbc.Alert(str(exc), color="danger"), (revoked or 0) + 1
         flash = dbc.Alert(f"“{key.name}” is revoked.", color="success", dismissable=True)
@@ -385,7 +391,7 @@ def edit_sources(
     _rows: list[int | None],
     _save: int | None,
     _cancel: int | None,
-    key_id: Any,
+    key_id: int | None,
     chosen: list[str] | None,
     saved: int | None,
 ) -> tuple[Any, ...]:
@@ -397,17 +403,19 @@ def edit_sources(
     if isinstance(trigger, dict) and trigger.get("type") == "api-keys-edit-sources":
         try:
             with session_scope() as session:
-                key = api_keys.get_key(session, int(trigger["key"]))
+                key = api_keys.get_key(session, require_id(trigger["key"], "API key"))
         except DomainError as exc:
             return (no_update,) * 5 + (dbc.Alert(str(exc), color="warning"), (saved or 0) + 1)
         title = f"Sources of “{key.name}” ({key.prefix}…)"
         return True, title, list(key.sources), key.id, None, no_update, no_update
     if trigger == "api-keys-sources-cancel":
         return False, no_update, no_update, None, None, no_update, no_update
-    if trigger == "api-keys-sources-save" and isinstance(key_id, int):
+    if trigger == "api-keys-sources-save" and key_id is not None:
         try:
             with session_scope() as session:
-                key = api_keys.set_sources(session, key_id, chosen or [], current_user_id())
+                key = api_keys.set_sources(
+                    session, require_id(key_id, "API key"), chosen or [], current_user_id()
+                )
         except ValidationFailed as exc:
             return (no_update,) * 4 + (validation_alert(exc, LABELS), no_update, no_update)
         except DomainError as exc:

@@ -15,6 +15,7 @@ from dash import ClientsideFunction, Input, Output, dcc, html
 from dashboard.callbacks import callback, register_page
 from dashboard.components.checkout import base_url
 from dashboard.components.enforcement import boots_off_notice, boots_on
+from dashboard.inputs import as_id
 from dashboard.services import boots, qr
 from dashboard.services.errors import NotFound
 from dashboard.web import core, session_scope
@@ -59,14 +60,16 @@ def label_url(base: str, boot_id: int) -> str:
 
 
 @callback(Output("bootlabel-content", "children"), Input("bootlabel-id", "data"), min_role=Role.ADMIN)
-def show(raw: Any) -> Any:
+def show(raw: str | None) -> Any:
+    """``raw`` is the address's id, as text: anything but an id ParkOps can hold is "not found"."""
     if not boots_on():
         return boots_off_notice()
+    boot_id = as_id(raw)
     try:
-        if not str(raw or "").isdigit():
+        if boot_id is None:
             raise NotFound("That boot does not exist.")
         with session_scope() as session:
-            boot = boots.get_boot(session, core().secrets, int(raw))
+            boot = boots.get_boot(session, core().secrets, boot_id)
     except NotFound as exc:
         return html.H1(str(exc), className="h4")
     url = label_url(base_url(), boot.id)

@@ -12,7 +12,7 @@ and shows nothing else. ``?boot=<id>`` (the boot's QR label) filters to one boot
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
@@ -30,9 +30,11 @@ from dashboard.components.enforcement import (
     short_when,
 )
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import require_id
 from dashboard.services import boots
 from dashboard.services.boots import ReportFilters
-from dashboard.services.errors import DomainError, ValidationFailed
+from dashboard.services.days import parse_day
+from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
 
@@ -48,6 +50,7 @@ STATUS_CHOICES = [
     ("returned", "Returned"),
 ]
 RETURN = "returned"
+FILTER_LABELS = {"status": "Status", "ticket": "Ticket", "from": "Created from", "to": "Created to"}
 
 
 def _field(label: str, control: Any) -> Any:
@@ -169,7 +172,8 @@ def layout(boot: str | None = None, **_query: str) -> html.Div:
     Input("bootreport-init", "data"),
     min_role=Role.MANAGER,
 )
-def load(boot_query: Any) -> tuple[Any, ...]:
+def load(boot_query: str | None) -> tuple[Any, ...]:
+    """``boot_query`` is the address's ``?boot=<id>`` (a boot's QR label), as text."""
     if not boots_on():
         return boots_off_notice(), True, no_update, no_update
     with session_scope() as session:
@@ -179,22 +183,16 @@ def load(boot_query: Any) -> tuple[Any, ...]:
     return None, False, options, wanted if any(o["value"] == wanted for o in options) else ""
 
 
-def _date(value: Any, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationFailed({field: "a date as YYYY-MM-DD"}) from None
-
-
-def filters_from(status: Any, boot: Any, ticket: Any, start: Any, end: Any) -> ReportFilters:
+def filters_from(
+    status: str | None, boot: str | None, ticket: str | None, start: str | None, end: str | None
+) -> ReportFilters:
+    """The Boot choice holds ids the page gave out ("" for all)."""
     return ReportFilters(
         status=status or None,
-        boot_id=int(boot) if str(boot or "").isdigit() else None,
+        boot_id=require_id(boot, "boot") if boot else None,
         ticket=ticket or None,
-        applied_from=_date(start, "from"),
-        applied_to=_date(end, "to"),
+        applied_from=parse_day(start, "from"),
+        applied_to=parse_day(end, "to"),
     )
 
 
@@ -271,8 +269,16 @@ def _table(page: boots.ReportPage) -> Any:
     min_role=Role.MANAGER,
     prevent_initial_call="initial_duplicate",
 )
-def refresh(*args: Any) -> tuple[Any, ...]:
-    *values, page, _version = args
+def refresh(
+    status: str | None,
+    boot: str | None,
+    ticket: str | None,
+    start: str | None,
+    end: str | None,
+    page: int | None,
+    _version: int | None,
+) -> tuple[Any, ...]:
+    values = (status, boot, ticket, start, end)
     if not boots_on():
         return (no_update,) * 5
     if dash.ctx.triggered_id in FILTERS:
@@ -285,9 +291,7 @@ def refresh(*args: Any) -> tuple[Any, ...]:
                 page=page or 1,
             )  # fmt: skip
     except ValidationFailed as exc:
-        return validation_alert(exc, {"from": "Created from", "to": "Created to"}, "Not searched:"), *(
-            [no_update] * 4
-        )
+        return validation_alert(exc, FILTER_LABELS, "Not searched:"), *([no_update] * 4)
     first = (result.page - 1) * boots.PAGE_SIZE + 1
     shown = f"{first}–{first + len(result.rows) - 1} of {result.total}" if result.rows else ""
     return no_update, shown, _table(result), result.pages, result.page
@@ -305,18 +309,22 @@ def refresh(*args: Any) -> tuple[Any, ...]:
     Output("bootreport-refund-note", "children"),
     Output("bootreport-reason", "value"),
     Output("bootreport-modal-error", "children"),
+    Output("bootreport-message", "children", allow_duplicate=True),
     Input({"type": EDIT, "id": ALL}, "n_clicks"),
     min_role=Role.MANAGER,
     prevent_initial_call=True,
 )
-def open_edit(_clicks: Any) -> tuple[Any, ...]:
+def open_edit(_clicks: list[int | None]) -> tuple[Any, ...]:
     trigger = dash.ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(c for c in (_clicks or []) if c) or not boots_on():
-        return (no_update,) * 11
-    assignment_id = int(trigger["id"])
-    with session_scope() as session:
-        row = boots.report_row(session, assignment_id, datetime.now(UTC), _non_return_days())
-        plan = boots.refund_plan(session, assignment_id)
+    if not isinstance(trigger, dict) or not any(_clicks) or not boots_on():
+        return (no_update,) * 12
+    assignment_id = require_id(trigger["id"], "boot use")
+    try:
+        with session_scope() as session:
+            row = boots.report_row(session, assignment_id, datetime.now(UTC), _non_return_days())
+            plan = boots.refund_plan(session, assignment_id)
+    except NotFound as exc:
+        return (*(no_update,) * 11, dbc.Alert(str(exc), color="warning"))
     facts = [
         html.Div(f"Ticket {row.ticket_number} · {row.plate}"),
         html.Div(f"Created {short_when(row.applied_at)}"),
@@ -353,6 +361,7 @@ def open_edit(_clicks: Any) -> tuple[Any, ...]:
         note,
         "",
         None,
+        no_update,
     )
 
 
@@ -362,7 +371,7 @@ def open_edit(_clicks: Any) -> tuple[Any, ...]:
     Input("bootreport-refund", "disabled"),
     min_role=Role.MANAGER,
 )
-def reason_shown(refund: Any, disabled: Any) -> bool:
+def reason_shown(refund: bool | None, disabled: bool | None) -> bool:
     """Keeping a deposit that could be refunded needs a reason."""
     return bool(refund) or bool(disabled)
 
@@ -384,10 +393,17 @@ def reason_shown(refund: Any, disabled: Any) -> bool:
     running=[(Output("bootreport-save", "disabled"), True, False)],
 )
 def save(
-    clicks: Any, assignment_id: Any, status: Any, refund: Any, cannot_refund: Any, reason: Any, version: Any
+    clicks: int | None,
+    selected: int | None,
+    status: str | None,
+    refund: bool | None,
+    cannot_refund: bool | None,
+    reason: str | None,
+    version: int | None,
 ) -> tuple[Any, ...]:
-    if not clicks or not isinstance(assignment_id, int) or not boots_on():
+    if not clicks or selected is None or not boots_on():
         return (no_update,) * 4
+    assignment_id = require_id(selected, "boot use")
     actor = current_user_id()
     now = datetime.now(UTC)
     messages: list[str] = []
@@ -396,17 +412,17 @@ def save(
             row = boots.report_row(session, assignment_id, now, _non_return_days())
         if status != RETURN:
             raise ValidationFailed({"status": "choose Return to mark the boot returned"})
-        if not refund and not cannot_refund and not str(reason or "").strip():
+        if not refund and not cannot_refund and not (reason or "").strip():
             raise ValidationFailed({"reason": "say why the deposit is kept, or tick Process Refund"})
         if row.status != RETURN:
             with session_scope() as session:
                 boots.mark_returned(
-                    session, assignment_id, actor, now, skip_reason="" if refund else str(reason or "")
+                    session, assignment_id, actor, now, skip_reason="" if refund else reason or ""
                 )
             messages.append(f"{row.boot_name} is returned and available again.")
         elif not refund and reason:
             with session_scope() as session:
-                boots.keep_deposit(session, assignment_id, str(reason), actor)
+                boots.keep_deposit(session, assignment_id, reason, actor)
             messages.append("The deposit is kept.")
         if refund and not cannot_refund:
             outcome = boots.refund_deposit(core().db, provider(), assignment_id, actor)
@@ -436,7 +452,15 @@ def save(
     min_role=Role.MANAGER,
     prevent_initial_call=True,
 )
-def export(clicks: Any, *values: Any) -> tuple[Any, Any]:
+def export(
+    clicks: int | None,
+    status: str | None,
+    boot: str | None,
+    ticket: str | None,
+    start: str | None,
+    end: str | None,
+) -> tuple[Any, Any]:
+    values = (status, boot, ticket, start, end)
     if not clicks or not boots_on():
         return no_update, no_update
     try:
@@ -446,6 +470,6 @@ def export(clicks: Any, *values: Any) -> tuple[Any, Any]:
                 session, filters, datetime.now(UTC), core().settings.tz, non_return_days=_non_return_days()
             )
     except ValidationFailed as exc:
-        return no_update, validation_alert(exc, {"from": "Created from", "to": "Created to"}, "Not exported:")
+        return no_update, validation_alert(exc, FILTER_LABELS, "Not exported:")
     stamp = datetime.now(core().settings.tz).strftime("%Y%m%d-%H%M")
     return dcc.send_string(text, f"boot-devices-{stamp}.csv", type="text/csv"), None

@@ -15,6 +15,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.enforcement import boot_badge, boots_off_notice, boots_on, field_errors
+from dashboard.inputs import as_id, require_id
 from dashboard.services import boots
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.web import core, current_user_id, session_scope
@@ -124,7 +125,7 @@ def _options(rows: list[boots.BootView]) -> list[dict[str, str]]:
     Input("boots-init", "data"),
     min_role=Role.ADMIN,
 )
-def load(_init: Any) -> tuple[Any, ...]:
+def load(_init: int | None) -> tuple[Any, ...]:
     if not boots_on():
         return boots_off_notice(), True, None, no_update
     with session_scope() as session:
@@ -140,12 +141,13 @@ def load(_init: Any) -> tuple[Any, ...]:
     min_role=Role.ADMIN,
     prevent_initial_call=True,
 )
-def fill(which: Any) -> tuple[Any, Any, Any]:
-    if not str(which or "").isdigit():
+def fill(which: str | None) -> tuple[Any, Any, Any]:
+    boot_id = as_id(which)
+    if boot_id is None:
         return "", "", True
     try:
         with session_scope() as session:
-            boot = boots.get_boot(session, core().secrets, int(which))
+            boot = boots.get_boot(session, core().secrets, boot_id)
     except DomainError:
         return no_update, no_update, no_update
     return boot.name, "", boot.is_active
@@ -164,14 +166,16 @@ def fill(which: Any) -> tuple[Any, Any, Any]:
     min_role=Role.ADMIN,
     prevent_initial_call=True,
 )
-def save(_clicks: Any, which: Any, name: Any, code: Any, active: Any) -> tuple[Any, ...]:
+def save(
+    _clicks: int | None, which: str | None, name: str | None, code: str | None, active: bool | None
+) -> tuple[Any, ...]:
     if ctx.triggered_id != "boots-save" or not boots_on():
         return (no_update,) * 4
-    target = int(which) if str(which or "").isdigit() else None
+    target = None if which in (None, "", NEW) else require_id(which, "boot")
     try:
         with session_scope() as session:
             saved = boots.save_boot(
-                session, core().secrets, target, name=str(name or ""), release_code=str(code or ""),
+                session, core().secrets, target, name=name or "", release_code=code or "",
                 is_active=bool(active), actor_id=current_user_id(),
             )  # fmt: skip
             rows = boots.list_boots(session, core().secrets)

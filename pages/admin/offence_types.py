@@ -16,6 +16,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.enforcement import boots_on, field_errors, money
+from dashboard.inputs import as_id, require_id
 from dashboard.services import offences
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.web import current_user_id, session_scope
@@ -155,7 +156,7 @@ def _options(types: list[offences.OffenceTypeView]) -> list[dict[str, str]]:
     Input("offence-init", "data"),
     min_role=Role.ADMIN,
 )
-def load(_init: Any) -> tuple[Any, Any, bool]:
+def load(_init: int | None) -> tuple[Any, Any, bool]:
     show_boot = boots_on()
     with session_scope() as session:
         types = offences.list_offence_types(session)
@@ -175,12 +176,13 @@ def load(_init: Any) -> tuple[Any, Any, bool]:
     min_role=Role.ADMIN,
     prevent_initial_call=True,
 )
-def fill(which: Any) -> tuple[Any, ...]:
-    if not str(which or "").isdigit():
+def fill(which: str | None) -> tuple[Any, ...]:
+    offence_type_id = as_id(which)
+    if offence_type_id is None:
         return "", "", "", False, False, None, None, True
     try:
         with session_scope() as session:
-            t = offences.get_offence_type(session, int(which))
+            t = offences.get_offence_type(session, offence_type_id)
     except DomainError:
         return (no_update,) * 8
     return (
@@ -202,7 +204,7 @@ def fill(which: Any) -> tuple[Any, ...]:
     State("offence-apply-discount", "value"),
     min_role=Role.ADMIN,
 )
-def boot_greys_out_discount(apply_boot: Any, discount: Any) -> tuple[bool, Any]:
+def boot_greys_out_discount(apply_boot: bool | None, discount: bool | None) -> tuple[bool, bool]:
     """The seed: Apply Discount is greyed out (and off) while Apply Boot is on."""
     if apply_boot:
         return True, False
@@ -228,16 +230,16 @@ def boot_greys_out_discount(apply_boot: Any, discount: Any) -> tuple[bool, Any]:
     prevent_initial_call=True,
 )
 def save(
-    _clicks: Any,
-    which: Any,
-    code: Any,
-    name: Any,
-    fine: Any,
-    apply_boot: Any,
-    apply_discount: Any,
-    percent: Any,
-    days: Any,
-    active: Any,
+    _clicks: int | None,
+    which: str | None,
+    code: str | None,
+    name: str | None,
+    fine: str | None,
+    apply_boot: bool | None,
+    apply_discount: bool | None,
+    percent: int | float | None,
+    days: int | float | None,
+    active: bool | None,
 ) -> tuple[Any, ...]:
     if ctx.triggered_id != "offence-save":
         return (no_update,) * 4
@@ -251,7 +253,7 @@ def save(
         "discount_days": days,
         "is_active": bool(active),
     }
-    target = int(which) if str(which or "").isdigit() else None
+    target = None if which in (None, "", NEW) else require_id(which, "offence type")
     try:
         with session_scope() as session:
             saved = offences.save_offence_type(session, target, values, current_user_id())

@@ -26,6 +26,7 @@ from dashboard.components.enforcement import (
     violation_badge,
     when,
 )
+from dashboard.inputs import as_id
 from dashboard.services import appeals, violations
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.lots import parse_dollars
@@ -202,14 +203,14 @@ def _content(ticket: TicketView, show_boot: bool) -> Any:
     return html.Div(parts)
 
 
-def _load(raw: Any) -> tuple[Any, dict[str, str], dict[str, str]]:
+def _load(violation_id: int | None) -> tuple[Any, dict[str, str], dict[str, str]]:
     hidden = {"maxWidth": "40rem", "display": "none"}
     shown = {"maxWidth": "40rem"}
     try:
-        if not str(raw or "").isdigit():
+        if violation_id is None:
             raise NotFound("That violation does not exist.")
         with session_scope() as session:
-            ticket = violations.get_violation(session, int(raw), datetime.now(UTC))
+            ticket = violations.get_violation(session, violation_id, datetime.now(UTC))
     except NotFound as exc:
         return html.H1(str(exc), className="h4"), hidden, hidden
     pending = ticket.appeal is not None and ticket.appeal.status == "pending"
@@ -227,8 +228,9 @@ def _load(raw: Any) -> tuple[Any, dict[str, str], dict[str, str]]:
     Input("violation-id", "data"),
     min_role=Role.MANAGER,
 )
-def show(raw: Any) -> tuple[Any, Any, Any]:
-    return _load(raw)
+def show(raw: str | None) -> tuple[Any, Any, Any]:
+    """``raw`` is the address's id, as text: anything but an id ParkOps can hold is "not found"."""
+    return _load(as_id(raw))
 
 
 @callback(
@@ -247,20 +249,27 @@ def show(raw: Any) -> tuple[Any, Any, Any]:
     prevent_initial_call=True,
 )
 def act(
-    _void: Any, _decide: Any, raw: Any, reason: Any, outcome: Any, note: Any, reduced_to: Any
+    _void: int | None,
+    _decide: int | None,
+    raw: str | None,
+    reason: str | None,
+    outcome: str | None,
+    note: str | None,
+    reduced_to: str | None,
 ) -> tuple[Any, ...]:
     trigger = ctx.triggered_id
-    if trigger not in ("violation-void", "violation-decide") or not str(raw or "").isdigit():
+    violation_id = as_id(raw)
+    if trigger not in ("violation-void", "violation-decide") or violation_id is None:
         return (no_update,) * 4
     now = datetime.now(UTC)
     due_days, the_site = int(setting("violation_due_days")), site()
     try:
         with session_scope() as session:
             if trigger == "violation-void":
-                violations.void_violation(session, int(raw), str(reason or ""), current_user_id(), now)
+                violations.void_violation(session, violation_id, reason or "", current_user_id(), now)
                 message = "The violation is void."
             else:
-                ticket = violations.get_violation(session, int(raw), now)
+                ticket = violations.get_violation(session, violation_id, now)
                 if ticket.appeal is None:
                     raise NotFound("This violation has no appeal.")
                 cents = None
@@ -272,8 +281,8 @@ def act(
                 appeals.decide_appeal(
                     session,
                     ticket.appeal.id,
-                    outcome=str(outcome or ""),
-                    note=str(note or ""),
+                    outcome=outcome or "",
+                    note=note or "",
                     reduced_to_cents=cents,
                     actor_id=current_user_id(),
                     due_days=due_days,
@@ -286,5 +295,5 @@ def act(
         return field_errors(exc.errors, LABELS), no_update, no_update, no_update
     except DomainError as exc:
         return dbc.Alert(str(exc), color="danger"), no_update, no_update, no_update
-    content, appeal_style, void_style = _load(raw)
+    content, appeal_style, void_style = _load(violation_id)
     return dbc.Alert(message, color="success"), content, appeal_style, void_style

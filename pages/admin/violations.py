@@ -8,7 +8,7 @@ scaffolding; choices and rows arrive through ``Role.MANAGER`` callbacks.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
@@ -18,7 +18,9 @@ from dash import Input, Output, State, dcc, html, no_update
 from dashboard.callbacks import callback, register_page
 from dashboard.components.enforcement import boots_on, money, short_when, violation_badge
 from dashboard.components.feedback import validation_alert
+from dashboard.inputs import require_id
 from dashboard.services import lots, violations
+from dashboard.services.days import parse_day
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.violations import Filters
 from dashboard.web import core, session_scope
@@ -36,6 +38,7 @@ FILTERS = (
     "violations-to",
 )
 STATUSES = ["unpaid", "overdue", "under_appeal", "paid", "void"]
+LABELS = {"ticket": "Ticket", "plate": "Plate", "status": "Status", "from": "Issued from", "to": "Issued to"}
 
 
 def _field(label: str, control: Any) -> Any:
@@ -111,7 +114,7 @@ def layout(**_query: str) -> html.Div:
     Input("violations-init", "data"),
     min_role=Role.MANAGER,
 )
-def load_options(_init: Any) -> tuple[Any, Any]:
+def load_options(_init: int | None) -> tuple[Any, Any]:
     with session_scope() as session:
         lot_choices = lots.lot_choices(session)
         officers = violations.officer_choices(session)
@@ -123,30 +126,24 @@ def load_options(_init: Any) -> tuple[Any, Any]:
     )
 
 
-def _date(value: Any, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationFailed({field: "a date as YYYY-MM-DD"}) from None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if str(value or "").isdigit() else None
-
-
 def filters_from(
-    ticket: Any, plate: Any, lot: Any, officer: Any, status: Any, start: Any, end: Any
+    ticket: str | None,
+    plate: str | None,
+    lot: str | None,
+    officer: str | None,
+    status: str | None,
+    start: str | None,
+    end: str | None,
 ) -> Filters:
+    """The Lot and Officer choices hold ids the page gave out ("" for all)."""
     return Filters(
         ticket=ticket or None,
         plate=plate or None,
-        lot_id=_int(lot),
-        officer_id=_int(officer),
+        lot_id=require_id(lot, "lot") if lot else None,
+        officer_id=require_id(officer, "officer") if officer else None,
         status=status or None,
-        issued_from=_date(start, "from"),
-        issued_to=_date(end, "to"),
+        issued_from=parse_day(start, "from"),
+        issued_to=parse_day(end, "to"),
     )
 
 
@@ -199,8 +196,17 @@ def _table(page: violations.SearchPage, show_boot: bool) -> Any:
     Input("violations-pages", "active_page"),
     min_role=Role.MANAGER,
 )
-def refresh(*args: Any) -> tuple[Any, ...]:
-    *values, page = args
+def refresh(
+    ticket: str | None,
+    plate: str | None,
+    lot: str | None,
+    officer: str | None,
+    status: str | None,
+    start: str | None,
+    end: str | None,
+    page: int | None,
+) -> tuple[Any, ...]:
+    values = (ticket, plate, lot, officer, status, start, end)
     if dash.ctx.triggered_id in FILTERS:
         page = 1
     try:
@@ -210,9 +216,7 @@ def refresh(*args: Any) -> tuple[Any, ...]:
                 session, filters, datetime.now(UTC), core().settings.tz, page=page or 1
             )
     except ValidationFailed as exc:
-        return validation_alert(exc, {"from": "Issued from", "to": "Issued to"}, "Not searched:"), *(
-            [no_update] * 4
-        )
+        return validation_alert(exc, LABELS, "Not searched:"), *([no_update] * 4)
     first = (result.page - 1) * violations.PAGE_SIZE + 1
     shown = f"{first}–{first + len(result.rows) - 1} of {result.total}" if result.rows else ""
     return None, shown, _table(result, boots_on()), result.pages, result.page
@@ -226,7 +230,17 @@ def refresh(*args: Any) -> tuple[Any, ...]:
     min_role=Role.MANAGER,
     prevent_initial_call=True,
 )
-def export(clicks: Any, *values: Any) -> tuple[Any, Any]:
+def export(
+    clicks: int | None,
+    ticket: str | None,
+    plate: str | None,
+    lot: str | None,
+    officer: str | None,
+    status: str | None,
+    start: str | None,
+    end: str | None,
+) -> tuple[Any, Any]:
+    values = (ticket, plate, lot, officer, status, start, end)
     if not clicks:
         return no_update, no_update
     try:
@@ -234,6 +248,6 @@ def export(clicks: Any, *values: Any) -> tuple[Any, Any]:
         with session_scope() as session:
             text = violations.export_csv(session, filters, datetime.now(UTC), core().settings.tz)
     except ValidationFailed as exc:
-        return no_update, validation_alert(exc, {"from": "Issued from", "to": "Issued to"}, "Not exported:")
+        return no_update, validation_alert(exc, LABELS, "Not exported:")
     stamp = datetime.now(core().settings.tz).strftime("%Y%m%d-%H%M")
     return dcc.send_string(text, f"violations-{stamp}.csv", type="text/csv"), None

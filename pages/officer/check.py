@@ -20,6 +20,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.inputs import require_id
 from dashboard.services import lots, permits
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.permits import PaidSession, PermitView, PlateCheck
@@ -68,7 +69,9 @@ def layout(**_query: str) -> html.Div:
     State("check-lot-memory", "data"),
     min_role=Role.OFFICER,
 )
-def load_lots(_ts: Any, remembered: Any) -> tuple[list[dict[str, Any]], Any]:
+def load_lots(_ts: int | None, remembered: Any) -> tuple[list[dict[str, Any]], Any]:
+    """``remembered`` is whatever the browser's storage holds (an older page's value, say): not
+    checked here, used only when it is one of the lots offered."""
     with session_scope() as session:
         choices = lots.lot_choices(session)
     options = [{"label": label, "value": lot_id} for lot_id, label in choices]
@@ -147,14 +150,17 @@ def _answer(check: PlateCheck) -> Any:
     min_role=Role.OFFICER,
     prevent_initial_call=True,
 )
-def check(_clicks: int | None, _submits: int | None, plate: Any, lot_id: Any) -> tuple[Any, Any]:
-    if not isinstance(lot_id, int):
+def check(
+    _clicks: int | None, _submits: int | None, plate: str | None, chosen: int | None
+) -> tuple[Any, Any]:
+    if chosen is None:
         return dbc.Alert("Choose the lot first.", color="warning"), no_update
+    lot_id = require_id(chosen, "lot")
     try:
         with session_scope() as session:
             answer = permits.check_plate(
                 session,
-                plate if isinstance(plate, str) else "",
+                plate or "",
                 lot_id,
                 datetime.now(UTC),
                 core().settings.tz,

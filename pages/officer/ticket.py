@@ -23,6 +23,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
+from typing_extensions import TypedDict  # pydantic reads typing's own only from Python 3.12
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.enforcement import (
@@ -34,6 +35,7 @@ from dashboard.components.enforcement import (
     violation_badge,
     when,
 )
+from dashboard.inputs import require_id
 from dashboard.services import boots, lots, offences, photos, violations
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.violations import TicketDraft
@@ -41,6 +43,14 @@ from dashboard.web import core, current_user_id, session_scope
 from models import Role
 
 register_page(__name__, path="/officer/ticket", title="Write a Ticket", min_role=Role.OFFICER)
+
+
+class AttachedPhoto(TypedDict):
+    """A photo already stored for this form (``ticket-photos``), as the submit sends it back."""
+
+    id: int
+    name: str
+
 
 LABELS = {
     "lot": "Lot",
@@ -181,7 +191,8 @@ def _recent(officer_id: int | None) -> Any:
     Input("ticket-init", "data"),
     min_role=Role.OFFICER,
 )
-def load(init: Any) -> tuple[Any, ...]:
+def load(init: dict[str, str | None] | None) -> tuple[Any, ...]:
+    """``init`` holds the address's ``lot`` and ``plate`` (Check a Plate's link), as text."""
     with_boot = boots_on()
     with session_scope() as session:
         choices = lots.lot_choices(session)
@@ -227,9 +238,9 @@ def boot_options() -> list[dict[str, Any]]:
     State("ticket-boot", "value"),
     min_role=Role.OFFICER,
 )
-def show_boot(chosen: Any, current: Any) -> tuple[bool, Any, Any]:
+def show_boot(chosen: list[int] | None, current: int | None) -> tuple[bool, Any, Any]:
     """The Apply Boot dropdown appears only with an Apply Boot item (and boots on)."""
-    ids = [i for i in (chosen or []) if isinstance(i, int)]
+    ids = chosen or []
     if not ids or not boots_on():
         return True, [], None
     with session_scope() as session:
@@ -251,7 +262,12 @@ def show_boot(chosen: Any, current: Any) -> tuple[bool, Any, Any]:
     min_role=Role.OFFICER,
     prevent_initial_call=True,
 )
-def add_photos(contents: Any, names: Any, key: Any, current: Any) -> tuple[Any, Any]:
+def add_photos(
+    contents: str | list[str] | None,
+    names: str | list[str] | None,
+    key: str | None,
+    current: list[AttachedPhoto] | None,
+) -> tuple[Any, Any]:
     """Each chosen photo is checked and stored at once; a refused one is named with the reason."""
     kept = list(current or [])
     problems: list[str] = []
@@ -263,16 +279,16 @@ def add_photos(contents: Any, names: Any, key: Any, current: Any) -> tuple[Any, 
             stored = photos.store_photo(core().settings.instance_path, photos.decode_data_url(data))
             with session_scope() as session:
                 photo_id = violations.add_draft_photo(
-                    session, submit_key=str(key or ""), officer_id=int(current_user_id() or 0), stored=stored,
+                    session, submit_key=key or "", officer_id=int(current_user_id() or 0), stored=stored,
                     now=datetime.now(UTC),
                 )  # fmt: skip
-            kept.append({"id": photo_id, "name": label})
+            kept.append(AttachedPhoto(id=photo_id, name=label))
         except ValidationFailed as exc:
             problems.append(f"{label}: {next(iter(exc.errors.values()))}")
     return kept, _photo_list(kept, problems)
 
 
-def _photo_list(kept: list[dict[str, Any]], problems: list[str] | None = None) -> Any:
+def _photo_list(kept: list[AttachedPhoto], problems: list[str] | None = None) -> Any:
     parts: list[Any] = []
     if kept:
         parts.append(html.Div(f"{len(kept)} photo(s) attached: " + ", ".join(p["name"] for p in kept)))
@@ -304,22 +320,31 @@ def _photo_list(kept: list[dict[str, Any]], problems: list[str] | None = None) -
     running=[(Output("ticket-submit", "disabled"), True, False)],
 )
 def submit(
-    _clicks: Any, key: Any, lot_id: Any, plate: Any, chosen: Any, boot_id: Any, notes: Any, attached: Any
+    _clicks: int | None,
+    key: str | None,
+    lot_id: int | None,
+    plate: str | None,
+    chosen: list[int] | None,
+    boot_id: int | None,
+    notes: str | None,
+    attached: list[AttachedPhoto] | None,
 ) -> tuple[Any, ...]:
+    """The lot, offence, boot and photo ids are the ones the page was given: any other did not
+    come from it."""
     unchanged = (no_update,) * 8
     if ctx.triggered_id != "ticket-submit":
         return (no_update, *unchanged)
     officer_id = current_user_id()
     assert officer_id is not None  # the role check ran
     draft = TicketDraft(
-        submit_key=str(key or ""),
+        submit_key=key or "",
         officer_id=officer_id,
-        lot_id=lot_id if isinstance(lot_id, int) else None,
-        plate=plate if isinstance(plate, str) else "",
-        offence_type_ids=[i for i in (chosen or []) if isinstance(i, int)],
-        notes=notes if isinstance(notes, str) else "",
-        boot_id=boot_id if isinstance(boot_id, int) else None,
-        photo_ids=[p["id"] for p in (attached or []) if isinstance(p, dict) and isinstance(p.get("id"), int)],
+        lot_id=None if lot_id is None else require_id(lot_id, "lot"),
+        plate=plate or "",
+        offence_type_ids=[require_id(i, "offence") for i in chosen or []],
+        notes=notes or "",
+        boot_id=None if boot_id is None else require_id(boot_id, "boot"),
+        photo_ids=[require_id(p["id"], "photo") for p in attached or []],
     )
     try:
         with session_scope() as session:

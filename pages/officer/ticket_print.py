@@ -67,10 +67,10 @@ def _line(line: ticket_pdf.Line) -> Any:
     Input("ticketprint-number", "data"),
     min_role=Role.OFFICER,
 )
-def show(number: Any) -> tuple[Any, Any]:
+def show(number: str | None) -> tuple[Any, Any]:
     try:
         with session_scope() as session:
-            ticket = violations.get_ticket(session, str(number or ""), datetime.now(UTC))
+            ticket = violations.get_ticket(session, number or "", datetime.now(UTC))
     except NotFound:
         return html.Div([html.H1("Ticket not found", className="h4")]), None
     url = violations.pay_url(base_url(), ticket.ticket_number)

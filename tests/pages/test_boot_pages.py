@@ -154,3 +154,20 @@ def test_the_report_exports_csv(app, login_as, core, make_user, place):
     download = out["bootreport-download"]["data"]
     assert download["filename"].endswith(".csv") and "Red Boot 01" in download["content"]
     assert "In Use" in download["content"]
+
+
+def test_an_edit_of_a_boot_use_that_does_not_exist_says_so(app, login_as, core, make_user, place):
+    """A row's Edit whose boot use is gone (or never was) answers with a message, not a 500."""
+    enable_boots(core)
+    assignment_id = booted(core, make_user, place, paid=False)
+    out = open_edit(login_as(Role.MANAGER), app, assignment_id + 1000)
+    assert "That boot assignment does not exist." in json.dumps(out["bootreport-message"])
+    assert "bootreport-modal" not in out  # the dialog stays closed
+
+
+def test_a_report_filter_no_boot_could_match_is_a_message(app, login_as, core, place):
+    enable_boots(core)
+    manager = login_as(Role.MANAGER)
+    values = {"bootreport-ticket": "T-7K3-9QX" * 4, "bootreport-to": "9999-12-31", "bootreport-version": 0}
+    text = json.dumps(outputs_of(press(manager, app, REPORT, "bootreport-pages", values)))
+    assert "Not searched" in text and "Ticket: at most 32 characters" in text

@@ -58,3 +58,17 @@ def test_the_apply_boot_switch_shows_only_with_boots_on(app, login_as, core):
     assert outputs_of(dash_post(admin, app, output, [0]))["offence-boot-row"]["hidden"] is True
     enable_boots(core)
     assert outputs_of(dash_post(admin, app, output, [0]))["offence-boot-row"]["hidden"] is False
+
+
+def test_a_fine_out_of_range_is_shown_next_to_the_field(app, login_as, core):
+    admin = login_as(Role.ADMIN)
+    values = {
+        "offence-which": "new",
+        "offence-code": "BIG",
+        "offence-name": "Big",
+        "offence-fine": "1e999999999",
+    }
+    text = json.dumps(outputs_of(press(admin, app, "offence-status.children", "offence-save", values)))
+    assert "Fine" in text and "at most 100000.00" in text
+    with core.db.session() as s:
+        assert s.scalar(select(OffenceType)) is None

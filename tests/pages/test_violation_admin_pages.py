@@ -48,6 +48,25 @@ def test_a_manager_searches_by_status_and_plate(app, login_as, tickets):
     assert "Not searched" in bad
 
 
+def test_a_search_no_violation_could_match_is_a_message_next_to_its_filter(app, login_as, tickets):
+    """A pasted page of text in Plate (a LIKE pattern SQLite calls "too complex"), or the last day
+    of the calendar in "Issued to", is a message, not a 500."""
+    manager = login_as(Role.MANAGER)
+    plate = json.dumps(search(manager, app, **{"violations-plate": "x" * 100_000}))
+    assert "Not searched" in plate and "Plate: at most 16 characters" in plate
+    last = json.dumps(search(manager, app, **{"violations-to": "9999-12-31"}))
+    assert "Not searched" in last and "Issued to: a date from 1900 to 2999" in last
+
+
+def test_a_lot_that_is_not_an_id_is_refused_with_the_shells_notice(app, login_as, tickets):
+    manager = login_as(Role.MANAGER)
+    order = [None, None, str(2**31), None, None, None, None, 1]
+    answer = dash_post(manager, app, find_output(app, LIST), order)
+    assert answer.status_code == 200 and answer.get_json().get("response", {}) == {}
+    notice = answer.get_json()["sideUpdate"]["shell-notice"]
+    assert notice["is_open"] is True and "lot: not an id ParkOps gave out" in notice["children"]
+
+
 def test_the_csv_export_holds_the_filtered_list(app, login_as, tickets):
     manager = login_as(Role.MANAGER)
     output = find_output(app, "..violations-download.data")

@@ -6,7 +6,7 @@ are flagged (with a late fee) once."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -308,3 +308,27 @@ def test_the_report_shows_every_date_and_exports_what_matches(core, place, offic
         assert returned[0].applied_at and returned[0].released_at and returned[0].returned_at
         text = boots.report_csv(s, ReportFilters(status="in_use"), now, TZ, non_return_days=3)
     assert "OUT 1" in text and done.plate not in text.split("\n", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field", "message"),
+    [
+        (ReportFilters(ticket="T-7K3-9QX" * 4), "ticket", "at most 32 characters"),
+        (ReportFilters(applied_to=date(9999, 12, 31)), "to", "a date from 1900 to 2999"),
+        (
+            ReportFilters(applied_from=date(2026, 12, 2), applied_to=date(2026, 12, 1)),
+            "to",
+            "before the start",
+        ),
+    ],
+)
+def test_a_report_search_no_boot_could_match_is_refused_with_the_reason(core, filters, field, message):
+    now = datetime.now(UTC)
+    with core.db.session() as s:
+        for run in (
+            lambda: boots.report(s, filters, now, TZ, non_return_days=3),
+            lambda: boots.report_csv(s, filters, now, TZ, non_return_days=3),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                run()
+            assert message in refused.value.errors[field]

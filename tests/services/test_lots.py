@@ -320,6 +320,8 @@ def test_dollars_to_cents(typed, cents) -> None:
         ("abc", "e.g. 265.00"),
         ("NaN", "e.g. 265.00"),
         ("1000000.01", "at most"),
+        ("1e999999999", "at most"),  # finite, but a hundred times it leaves Decimal's range
+        ("1e-999999999", "at most two decimals"),
     ],
 )
 def test_bad_prices(typed, message) -> None:

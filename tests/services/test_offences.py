@@ -69,3 +69,12 @@ def test_the_early_payment_discount_holds_until_its_deadline_and_never_on_a_boot
     assert offences.discounted_cents(nvp, 5000, NOW, NOW + timedelta(days=7, seconds=1)) == 5000
     assert offences.discounted_cents(boot, 7500, NOW, NOW) == 7500
     assert offences.discount_deadline(boot, NOW) is None
+
+
+@pytest.mark.parametrize("fine", ["1e999999999", str(10**18), "100000.01"])
+def test_a_fine_out_of_range_is_refused_next_to_the_field(session, fine):
+    """10^20 cents (or a number no price column holds) is a typing slip, refused with the limit."""
+    with pytest.raises(ValidationFailed) as refused:
+        offences.save_offence_type(session, None, values(fine=fine), None)
+    assert refused.value.errors == {"fine": "at most 100000.00"}
+    assert session.scalar(select(OffenceType.id)) is None

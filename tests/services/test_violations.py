@@ -132,6 +132,31 @@ def test_search_filters_and_the_csv_holds_every_match(core, place, officer, make
     ]
 
 
+@pytest.mark.parametrize(
+    ("filters", "field", "message"),
+    [
+        (Filters(plate="x" * 100_000), "plate", "at most 16 characters"),
+        (Filters(plate="ABC 123 ABC 123 X"), "plate", "at most 16 characters"),
+        (Filters(ticket="T-7K3-9QX" * 4), "ticket", "at most 32 characters"),
+        (Filters(issued_to=date(9999, 12, 31)), "to", "a date from 1900 to 2999"),
+        (Filters(issued_from=date(1, 1, 1)), "from", "a date from 1900 to 2999"),
+        (Filters(issued_from=date(2026, 12, 2), issued_to=date(2026, 12, 1)), "to", "before the start"),
+    ],
+)
+def test_a_search_no_violation_could_match_is_refused_with_the_reason(core, filters, field, message):
+    """A plate or ticket number longer than any can be (a LIKE pattern that long is "too complex"
+    for SQLite), or a day at the calendar's end (no day after it to end the range), is a message."""
+    now = datetime(2026, 12, 10, 17, 0, tzinfo=UTC)
+    with core.db.session() as s:
+        for run in (
+            lambda: violations.search(s, filters, now, TZ),
+            lambda: violations.export_csv(s, filters, now, TZ),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                run()
+            assert message in refused.value.errors[field]
+
+
 def test_void_needs_a_reason_is_audited_and_a_paid_violation_cannot_be_voided(core, place, officer):
     first = write_ticket(core, officer.id, place)
     with core.db.session() as s, pytest.raises(ValidationFailed):
