@@ -186,11 +186,25 @@ def get_permit(session: Session, permit_id: int) -> PermitView:
 # --- availability ------------------------------------------------------------------------------
 
 
+def _awaiting_processor() -> ColumnElement[bool]:
+    """A pending permit whose payment is still pending: the card may have been charged."""
+    return (
+        select(PaymentAllocation.id)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(PaymentAllocation.permit_id == Permit.id, Payment.status == PaymentStatus.PENDING)
+        .exists()
+    )
+
+
 def _holding(now: datetime) -> ColumnElement[bool]:
-    """Permits that hold a space: active ones, and pending ones still within their hold."""
+    """Permits that hold a space: active ones, pending ones still within their hold, and pending
+    ones past it whose payment is unresolved (a card charged while the connection dropped: the
+    space is the buyer's until the processor says otherwise, see ``expire_holds``)."""
     return or_(
         Permit.status == PermitStatus.ACTIVE,
-        and_(Permit.status == PermitStatus.PENDING, Permit.created_at > now - HOLD),
+        and_(
+            Permit.status == PermitStatus.PENDING, or_(Permit.created_at > now - HOLD, _awaiting_processor())
+        ),
     )
 
 
@@ -450,8 +464,8 @@ def release(session: Session, permit_id: int) -> None:
 def expire_holds(session: Session, now: datetime) -> int:
     """Cancel pending permits whose hold has lapsed (a checkout that never came back); returns
     how many. They already stopped counting against the allowance when the hold lapsed. A hold
-    whose payment is still pending is kept: the card may have been charged, and only the
-    processor can say (``payments.reconcile_pending`` settles or releases it)."""
+    whose payment is still pending is kept, and keeps its space: the card may have been charged,
+    and only the processor can say (``payments.reconcile_pending`` settles or releases it)."""
     unresolved = (
         select(PaymentAllocation.permit_id)
         .join(Payment, Payment.id == PaymentAllocation.payment_id)

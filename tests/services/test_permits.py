@@ -25,6 +25,9 @@ from dashboard.services.plates import clean_plate, normalize_plate
 from models import (
     Lot,
     LotZone,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
     LotZoneSchedule,
     PayStationRecord,
     Permit,
@@ -135,6 +138,29 @@ def test_allowance_may_exceed_capacity_and_holds_lapse(session, lot):
     )
     assert permits.expire_holds(session, after_hold) == 1
     assert session.get(Permit, held.id).status == PermitStatus.CANCELLED
+
+
+def test_a_hold_whose_payment_is_unresolved_keeps_its_space_past_the_hold(session, lot):
+    """A card charged while the connection dropped leaves the payment pending: until the processor
+    is asked, the space stays the buyer's, so the lot is never sold one over."""
+    session.get(Lot, lot["lot"]).permits_allowed = 1
+    session.commit()
+    held = permits.reserve(session, request(lot), NOW)
+    payment = Payment(idempotency_key="k-unresolved", provider="sandbox", amount_cents=600)
+    payment.allocations.append(PaymentAllocation(permit_id=held.id, amount_cents=600))
+    session.add(payment)
+    session.commit()
+    after_hold = NOW + permits.HOLD + timedelta(minutes=30)
+    window = permits.lot_availability(session, lot["lot"], NOW, NOW + timedelta(hours=1), after_hold)
+    assert window.available == 0
+    assert permits.expire_holds(session, after_hold) == 0
+
+    payment.status = PaymentStatus.DECLINED  # the processor said: not charged
+    session.commit()
+    assert (
+        permits.lot_availability(session, lot["lot"], NOW, NOW + timedelta(hours=1), after_hold).available
+        == 1
+    )
 
 
 def test_cancelled_and_released_permits_free_their_space(session, lot):
