@@ -10,6 +10,8 @@ on every API path and on Dash's callback endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -27,6 +29,13 @@ def error(
     if fields is not None:
         body["fields"] = dict(fields)
     return jsonify(body), status
+
+
+def unknown_parameters(args: Mapping[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
+    """A message for each query parameter the call does not take: a misspelt ``plat=`` or ``form=``
+    would otherwise be ignored silently and the caller trust an answer to a question it never asked."""
+    takes = ", ".join(allowed)
+    return {name: f"unknown parameter (this call takes {takes})" for name in args if name not in allowed}
 
 
 # Paths whose clients read JSON: the APIs and Dash's callback endpoint (the renderer reads a JSON

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from flask import Response, current_app, request
 from redis.exceptions import RedisError
 
-from dashboard.api import api, error
+from dashboard.api import api, error, unknown_parameters
 from dashboard.app import Core, core_of
 from dashboard.services import occupancy, open_data
 from dashboard.services.errors import ValidationFailed
@@ -77,6 +77,10 @@ def lot_group(group_id: str) -> Response | tuple[Response, int]:
 def lot_group_history(group_id: str) -> Response | tuple[Response, int]:
     core = _core()
     args = request.args
+    unknown = unknown_parameters(args, ("from", "to", "source"))
+    if unknown:
+        field, message = next(iter(unknown.items()))
+        return error(400, f"{field}: {message}", field)
     try:
         window = open_data.parse_range(args.get("from"), args.get("to"), args.get("source"), _now())
     except ValidationFailed as exc:

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.orm import Session
 
-from dashboard.api import api, error
+from dashboard.api import api, error, unknown_parameters
 from dashboard.app import core_of
 from dashboard.services import api_keys, permits, throttle
 from dashboard.services.api_keys import ApiKeyView, KeyRefused, UnknownKey, WrongScope
@@ -201,7 +201,7 @@ def validate_plate() -> tuple[Response, int]:
             key = authenticate_key(session, _bearer(), "permits:read")
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
-        errors = unstorable_fields(dict(args))
+        errors = unknown_parameters(args, ("plate", "lot", "at")) or unstorable_fields(dict(args))
         if errors:
             return invalid(ValidationFailed(errors))
         plate = args.get("plate") or ""

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from dashboard.api import api, error
+from dashboard.api import api, error, unknown_parameters
 from dashboard.api.permits import _bearer, invalid, now, private, refused, unstorable_fields
 from dashboard.app import core_of
 from dashboard.services import api_keys, boots, violations
@@ -56,7 +56,7 @@ def plate_violations() -> tuple[Response, int]:
             api_keys.authenticate(session, _bearer(), SCOPE, now())
         except (KeyRefused, WrongScope) as exc:
             return refused(exc)
-        errors = unstorable_fields(dict(request.args))
+        errors = unknown_parameters(request.args, ("plate",)) or unstorable_fields(dict(request.args))
         plate = request.args.get("plate") or ""
         if not errors and not normalize_plate(plate):
             errors["plate"] = "required: the licence plate"

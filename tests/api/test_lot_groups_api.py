@@ -205,6 +205,8 @@ def test_history_range_and_source(client: FlaskClient, core: Core, groups: dict[
         ({"from": ""}, "from"),
         ({"to": ""}, "to"),
         ({"source": ""}, "source"),
+        # A misspelt parameter is refused, not ignored (the caller would read the default range).
+        ({"form": "2026-11-01T08:00:00Z"}, "form"),
     ],
 )
 def test_history_bad_input_is_a_json_400_naming_the_field(

@@ -274,6 +274,7 @@ def test_validate_ignores_the_hold_of_a_declined_checkout(client, core, place, w
         ("plate=ABC123&lot=NG&at=2026-11-28T09:30:00", {"at"}),
         ("plate=ABC123&lot=NG&at=0001-01-01T00:00:00Z", {"at"}),
         ("plate=---&lot=NG", {"plate"}),
+        ("plate=ABC123&lot=NG&when=2026-11-28T09:30:00Z", {"when"}),  # misspelt: refused, not ignored
     ],
 )
 def test_validate_reports_bad_parameters(client, place, writer, query, fields):

@@ -54,3 +54,7 @@ def test_keys_and_scopes_are_checked(client, core):
     key = issue_key(core, "violations:read")
     missing = client.get("/api/v1/violations", headers=bearer(key))
     assert missing.status_code == 422 and "plate" in missing.json["fields"]
+    extra = client.get("/api/v1/violations?plate=A1&status=unpaid", headers=bearer(key))
+    assert extra.status_code == 422 and extra.json["fields"] == {
+        "status": "unknown parameter (this call takes plate)"
+    }

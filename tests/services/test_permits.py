@@ -25,10 +25,10 @@ from dashboard.services.plates import clean_plate, normalize_plate
 from models import (
     Lot,
     LotZone,
+    LotZoneSchedule,
     Payment,
     PaymentAllocation,
     PaymentStatus,
-    LotZoneSchedule,
     PayStationRecord,
     Permit,
     PermitKind,
