@@ -236,13 +236,7 @@ def page_for_path(path: str) -> dict[str, Any] | None:
     page = static.get(path.rstrip("/") or "/")
     if page is not None:
         return page
-    for candidate in templated:
-        variables = _parse_path_variables(path, candidate["path_template"])
-        # Dash's pattern lets a variable run over "/", so ``/lot-groups/1/x`` would be group "1/x":
-        # no page of ours takes a slash in a variable, so such a path is unknown (a 404).
-        if variables is not None and not any("/" in str(value) for value in variables.values()):
-            return candidate
-    return None
+    return next((p for p in templated if _parse_path_variables(path, p["path_template"]) is not None), None)
 
 
 def gate(dash_app: dash.Dash) -> Response | None:
