@@ -159,10 +159,15 @@ def register_callbacks(app: dash.Dash) -> None:
     @callback(
         Output("shell-collapse", "is_open"),
         Input("shell-toggler", "n_clicks"),
+        Input("shell-url", "pathname"),
         dash.State("shell-collapse", "is_open"),
         min_role=Role.GUEST,
         prevent_initial_call=True,
         app=app,
     )
-    def toggle(n_clicks: int, is_open: bool) -> bool:
-        return not is_open if n_clicks else is_open
+    def toggle(n_clicks: int, _path: str | None, is_open: bool) -> bool:
+        """The toggler opens and closes the phone menu; choosing a page closes it, so the menu
+        does not stay open over the page it led to."""
+        if dash.ctx.triggered_id == "shell-toggler":
+            return not is_open if n_clicks else is_open
+        return False
