@@ -94,6 +94,12 @@ LOGIN_ADDRESS = Limit("login-address", failures=50, window=15 * 60)
 API_KEY_ADDRESS = Limit("api-key-address", failures=30, window=15 * 60)
 
 
+# Self-service forms that send a link by e-mail (register, resend, forgot password): every request
+# counts, per address written to, so nobody can flood someone's inbox; the client address shares
+# the login counter (``LOGIN_ADDRESS``), so guessing cannot move from one form to another.
+ACCOUNT_MAIL = Limit("account-mail", failures=5, window=15 * 60)
+
+
 @dataclass(frozen=True)
 class Subject:
     """What one counter counts failures of: ``value`` under ``limit``."""
@@ -141,6 +147,14 @@ def login_subjects(email: str, remote_addr: str | None) -> tuple[Subject, Subjec
     """The account (its e-mail as looked up: trimmed, lower-cased) and the client address."""
     return (
         Subject(LOGIN_ACCOUNT, email.strip().lower()),
+        Subject(LOGIN_ADDRESS, client_address(remote_addr)),
+    )
+
+
+def mail_subjects(email: str, remote_addr: str | None) -> tuple[Subject, Subject]:
+    """The address a link would be sent to (as looked up) and the client address."""
+    return (
+        Subject(ACCOUNT_MAIL, email.strip().lower()),
         Subject(LOGIN_ADDRESS, client_address(remote_addr)),
     )
 
