@@ -20,6 +20,7 @@ MAILER = accounts.Mailer(
 )
 NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
 KEY = b"k" * 32
+GOOD = "tram lime orbit 42"
 
 
 @pytest.fixture
@@ -33,9 +34,7 @@ def types(core):
         return public.id, staff.id
 
 
-def register(
-    core, type_id: int, address: str = "new.person@example.com", password: str = "tram lime orbit 42"
-):
+def register(core, type_id: int, address: str = "new.person@example.com", password: str = GOOD):
     with core.db.session() as s:
         accounts.register(
             s,
