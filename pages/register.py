@@ -65,7 +65,7 @@ def layout(**_query: str) -> html.Div:
                     "E-mail",
                     dbc.Input(id="register-email", type="email", maxLength=254, autocomplete="email"),
                 ),
-                field("I am", dbc.Select(id="register-type", options=[], value="")),
+                field("I am", dbc.Select(id="register-type", options=[], placeholder="Choose…")),
                 field(
                     "Password",
                     dbc.Input(
@@ -110,7 +110,7 @@ def load_types(_init: int | None) -> tuple[Any, bool, Any]:
             color="info",
         )
         return [], True, closed
-    options = [{"label": "Choose…", "value": ""}] + [{"label": c.name, "value": str(c.id)} for c in choices]
+    options = [{"label": c.name, "value": str(c.id)} for c in choices]
     return options, False, None
 
 

@@ -32,6 +32,7 @@ register_page(
 
 LABELS = {"role": "Role", "user_type": "User type"}
 ROLES = [r for r in Role if r is not Role.GUEST]
+NO_TYPE = "none"  # a select whose value is "" shows blank
 
 
 def layout(user_id: str | None = None, **_query: str) -> html.Div:
@@ -118,7 +119,7 @@ def _owned(found: user_admin.UserDetail) -> Any:
                         p.permit.product_name or p.permit.kind,
                         p.permit.lot_name or "—",
                         f"{short_when(p.permit.valid_from)} – {short_when(p.permit.valid_to)}",
-                        p.permit.status,
+                        p.permit.status.replace("_", " ").capitalize(),
                     ]
                     for p in permits
                 ],
@@ -152,7 +153,7 @@ def _owned(found: user_admin.UserDetail) -> Any:
                     [
                         short_when(p.created_at),
                         money(p.amount_cents),
-                        p.status,
+                        p.status.replace("_", " ").capitalize(),
                         f"•••• {p.card_last4}" if p.card_last4 else "—",
                     ]
                     for p in found.payments
@@ -219,12 +220,14 @@ def load(user_id: str | None) -> tuple[Any, ...]:
             None,
             True,
         )
-    options = [{"label": "None", "value": ""}] + [{"label": name, "value": str(i)} for i, name in choices]
+    options = [{"label": "None", "value": NO_TYPE}] + [
+        {"label": name, "value": str(i)} for i, name in choices
+    ]
     return (
         _heading(found),
         options,
         str(int(found.user.role)),
-        str(found.user_type_id) if found.user_type_id else "",
+        str(found.user_type_id) if found.user_type_id else NO_TYPE,
         found.user.is_special,
         found.user.is_active,
         _owned(found),
@@ -259,7 +262,7 @@ def save(
     role_value = int(role) if role and role.isdecimal() and len(role) < 3 else -1
     change = user_admin.UserChange(
         role=role_value,
-        user_type_id=require_id(user_type, "user type") if user_type else None,
+        user_type_id=require_id(user_type, "user type") if user_type not in (None, "", NO_TYPE) else None,
         is_special=bool(special),
         is_active=bool(active),
     )

@@ -23,6 +23,7 @@ register_page(__name__, path="/admin/users", title="Users", min_role=Role.ADMIN)
 FILTERS = ("users-text", "users-type", "users-role", "users-status")
 LABELS = {"text": "Search", "role": "Role", "status": "Status", "user_type": "User type"}
 ROLES = [r for r in Role if r is not Role.GUEST]
+ALL = "all"  # a select whose value is "" shows blank, so "no filter" has a value of its own
 STATUS_LABELS = {"active": "Active", "inactive": "Deactivated", "unverified": "E-mail not confirmed"}
 
 
@@ -53,13 +54,13 @@ def layout(**_query: str) -> html.Div:
                                 sm=12,
                                 lg=6,
                             ),
-                            _field("User type", dbc.Select(id="users-type", value=""), sm=4, lg=2),
+                            _field("User type", dbc.Select(id="users-type", value=ALL), sm=4, lg=2),
                             _field(
                                 "Role",
                                 dbc.Select(
                                     id="users-role",
-                                    value="",
-                                    options=[{"label": "All roles", "value": ""}]
+                                    value=ALL,
+                                    options=[{"label": "All roles", "value": ALL}]
                                     + [{"label": r.label, "value": str(int(r))} for r in ROLES],
                                 ),
                                 sm=4,
@@ -69,8 +70,8 @@ def layout(**_query: str) -> html.Div:
                                 "Status",
                                 dbc.Select(
                                     id="users-status",
-                                    value="",
-                                    options=[{"label": "All", "value": ""}]
+                                    value=ALL,
+                                    options=[{"label": "All", "value": ALL}]
                                     + [{"label": v, "value": k} for k, v in STATUS_LABELS.items()],
                                 ),
                                 sm=4,
@@ -101,7 +102,7 @@ def layout(**_query: str) -> html.Div:
 def load_types(_init: int | None) -> Any:
     with session_scope() as session:
         choices = user_admin.type_choices(session)
-    return [{"label": "All types", "value": ""}] + [{"label": name, "value": str(i)} for i, name in choices]
+    return [{"label": "All types", "value": ALL}] + [{"label": name, "value": str(i)} for i, name in choices]
 
 
 def status_badge(row: user_admin.UserRow) -> Any:
@@ -113,21 +114,24 @@ def status_badge(row: user_admin.UserRow) -> Any:
 
 
 def _table(page: user_admin.UserPage) -> Any:
+    """On a phone the e-mail goes under the name and the id number and type columns step aside,
+    so the table fits 390 px without breaking addresses letter by letter."""
     if not page.rows:
         return html.P("No users match these filters.", className="text-muted")
-    header = ["Name", "E-mail", "Id number", "User type", "Role", "Status"]
+    wide, wider = "d-none d-sm-table-cell", "d-none d-md-table-cell"
+    header = [("Name", ""), ("Id number", wide), ("User type", wider), ("Role", ""), ("Status", "")]
     rows = [
         html.Tr(
             [
                 html.Td(
                     [
-                        dcc.Link(r.name or "(no name)", href=f"/admin/users/{r.id}", className="fw-semibold"),
+                        dcc.Link(r.name or r.email, href=f"/admin/users/{r.id}", className="fw-semibold"),
                         *([dbc.Badge("special", color="info", className="ms-1")] if r.is_special else []),
+                        html.Div(r.email, className="small text-muted text-break"),
                     ]
                 ),
-                html.Td(r.email, className="text-break"),
-                html.Td(r.external_id or "—"),
-                html.Td(r.user_type or "—"),
+                html.Td(r.external_id or "—", className=wide),
+                html.Td(r.user_type or "—", className=wider),
                 html.Td(r.role.label),
                 html.Td(status_badge(r)),
             ],
@@ -136,7 +140,7 @@ def _table(page: user_admin.UserPage) -> Any:
         for r in page.rows
     ]
     return dbc.Table(
-        [html.Thead(html.Tr([html.Th(h, scope="col") for h in header])), html.Tbody(rows)],
+        [html.Thead(html.Tr([html.Th(h, scope="col", className=c) for h, c in header])), html.Tbody(rows)],
         size="sm",
         hover=True,
         responsive=True,
@@ -159,6 +163,7 @@ def refresh(
 ) -> tuple[Any, ...]:
     if dash.ctx.triggered_id in FILTERS:
         page = 1
+    user_type, role, status = (None if v in (None, "", ALL) else v for v in (user_type, role, status))
     try:
         filters = user_admin.UserFilters(
             text=text or None,

@@ -68,7 +68,7 @@ def test_the_types_callback_called_directly_lists_only_open_types(app, core, pub
     guarded = callback_entry(app, find_output(app, "register-type.options"))["callback"].__wrapped__
     with app.test_request_context("/_dash-update-component", method="POST"):
         options, hidden, status = guarded(0)
-    assert [o["label"] for o in options] == ["Choose…", "Public"] and hidden is False and status is None
+    assert [o["label"] for o in options] == ["Public"] and hidden is False and status is None
 
 
 def test_register_verify_and_sign_in_over_http(app, client, core, public_type):
