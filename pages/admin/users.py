@@ -127,7 +127,7 @@ def _table(page: user_admin.UserPage) -> Any:
                     [
                         dcc.Link(r.name or r.email, href=f"/admin/users/{r.id}", className="fw-semibold"),
                         *([dbc.Badge("special", color="info", className="ms-1")] if r.is_special else []),
-                        html.Div(r.email, className="small text-muted text-break"),
+                        *([html.Div(r.email, className="small text-muted text-break")] if r.name else []),
                     ]
                 ),
                 html.Td(r.external_id or "—", className=wide),
