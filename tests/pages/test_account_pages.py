@@ -185,3 +185,25 @@ def test_a_deactivated_account_cannot_reset_or_sign_in(app, core, make_user):
     client = app.test_client()
     press(client, app, "forgot-status.children", "forgot-submit", {"forgot-email": user.email})
     assert sent(core, "password-reset") == []
+
+
+def test_many_forgot_requests_from_one_client_are_capped_but_do_not_lock_logins(app, core, make_user):
+    user = make_user()
+    client = app.test_client()
+    for n in range(30):
+        press(client, app, "forgot-status.children", "forgot-submit", {"forgot-email": f"p{n}@example.com"})
+    out = outputs_of(
+        press(client, app, "forgot-status.children", "forgot-submit", {"forgot-email": user.email})
+    )
+    assert "Too many attempts" in json.dumps(out)
+    login = client.post("/login", data={"email": user.email, "password": PASSWORD, "next": "/"})
+    assert login.headers["Location"] == "/"
+
+
+def test_wrong_links_count_as_failed_logins_from_that_client(app, core, make_user):
+    user = make_user()
+    client = app.test_client()
+    for n in range(50):
+        dash_post(client, app, find_output(app, "verify-status.children"), [f"forged-{n}"])
+    login = client.post("/login", data={"email": user.email, "password": PASSWORD, "next": "/"})
+    assert "error=throttled" in login.headers["Location"]
