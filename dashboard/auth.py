@@ -142,9 +142,15 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
         except throttle.Throttled as exc:
             log.info("login refused (throttled) for %r from %s", email, request.remote_addr)
             return _throttled_login(exc, target)
-        with _database().session() as session:
-            found = users_service.authenticate(session, email, password)
-            stamp = users_service.session_stamp(session, found.id, stamp_key) if found else None
+        try:
+            with _database().session() as session:
+                found = users_service.authenticate(session, email, password)
+                stamp = users_service.session_stamp(session, found.id, stamp_key) if found else None
+        except users_service.Unverified:
+            # The right password: not a guess, so not counted; the page offers a new link.
+            attempt.succeeded(forget=[account])
+            log.info("login refused for %r: e-mail not verified yet", email)
+            return redirect("/login?" + urlencode({"error": "unverified", "next": target}))
         if found is None:
             log.info("failed login for %r from %s", email, request.remote_addr)
             locked = attempt.failed()

@@ -64,9 +64,11 @@ from models.permits import (
     WaitlistStatus,
 )
 from models.system import ApiKey, AuditLog, SystemSetting, SystemTask, TaskOutcome, TaskRun
-from models.users import AuthSource, Role, User, UserType, Vehicle
+from models.users import AccountToken, AuthSource, Role, TokenPurpose, User, UserType, Vehicle
 
 __all__ = [
+    "AccountToken",
+    "TokenPurpose",
     "ApiKey",
     "Appeal",
     "AppealStatus",

@@ -14,6 +14,8 @@ def _message(error: str | None, retry: str | None) -> str | None:
     many attempts and how many minutes to wait (from the query: only a number from 1 to 60 is shown)."""
     if not error:
         return None
+    if error == "unverified":
+        return "Your e-mail address is not confirmed yet: open the link we sent you when you registered."
     if error != "throttled":
         return "E-mail or password is incorrect."
     shown = isinstance(retry, str) and retry.isdecimal() and len(retry) <= 2 and 1 <= int(retry) <= 60
@@ -25,7 +27,12 @@ def _message(error: str | None, retry: str | None) -> str | None:
 
 def layout(error: str | None = None, next: str = "/", retry: str | None = None, **_query: str) -> html.Div:  # noqa: A002
     message = _message(error, retry)
-    alert = dbc.Alert(message, color="danger", id="login-error") if message else None
+    alert = None
+    if error == "unverified":
+        resend = dcc.Link("Send me a new link", href="/verify", className="alert-link", id="login-resend")
+        alert = dbc.Alert([message, " ", resend], color="warning", id="login-error")
+    elif message:
+        alert = dbc.Alert(message, color="danger", id="login-error")
     return dbc.Row(
         dbc.Col(
             dbc.Card(
@@ -65,6 +72,13 @@ def layout(error: str | None = None, next: str = "/", retry: str | None = None, 
                             ],
                             action="/login",
                             method="POST",
+                        ),
+                        html.Div(
+                            [
+                                dcc.Link("Forgot your password?", href="/password/forgot", id="login-forgot"),
+                                dcc.Link("Create an account", href="/register", id="login-register"),
+                            ],
+                            className="d-flex flex-wrap justify-content-between gap-2 small mt-3",
                         ),
                     ]
                 )

@@ -41,6 +41,8 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Parking", "Lot Zones", "/admin/lot-zones", Role.ADMIN),
     ("Parking", "Pay Station Status", "/admin/pay-stations", Role.MANAGER),
     ("Parking", "Manage Capacity", "/manage/capacity", Role.MANAGER),
+    ("System", "Users", "/admin/users", Role.ADMIN),
+    ("System", "User Types", "/admin/user-types", Role.ADMIN),
     ("System", "System Settings", "/admin/settings", Role.ADMIN),
     ("System", "System Task Logs", "/admin/tasks", Role.ADMIN),
     ("System", "Email Outbox", "/admin/outbox", Role.ADMIN),

@@ -536,6 +536,7 @@ class Filters:
     status: str | None = None  # a stored status or "overdue"
     issued_from: date | None = None  # site-local days, inclusive
     issued_to: date | None = None
+    user_id: int | None = None  # the owner's (the user administration's view of one account)
 
 
 @dataclass(frozen=True)
@@ -593,6 +594,8 @@ def _filtered(filters: Filters, now: datetime, tz: tzinfo) -> Select:
         query = query.where(Violation.lot_id == filters.lot_id)
     if filters.officer_id is not None:
         query = query.where(Violation.officer_id == filters.officer_id)
+    if filters.user_id is not None:
+        query = query.where(Violation.user_id == filters.user_id)
     if filters.status:
         if filters.status == OVERDUE:
             query = query.where(Violation.status == ViolationStatus.UNPAID, Violation.due_at < now)
