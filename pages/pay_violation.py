@@ -62,6 +62,7 @@ def layout(ticket: str | None = None, **_query: str) -> html.Div:
             html.Div(id="payviol-overdue-note"),
             dbc.Checklist(id="payviol-select", options=[], value=[], className="violation-list"),
             violation_pay.pay_form(PREFIX),
+            violation_pay.result_area(PREFIX),
         ],
         style={"maxWidth": "40rem"},
     )

@@ -48,6 +48,7 @@ def layout(**_query: str) -> html.Div:
             html.Div(id="myviol-overdue-note"),
             dbc.Checklist(id="myviol-select", options=[], value=[], className="violation-list"),
             violation_pay.pay_form(PREFIX),
+            violation_pay.result_area(PREFIX),
         ],
         style={"maxWidth": "44rem"},
     )

@@ -29,7 +29,7 @@ LABELS = {"violations": "Tickets", "email": "E-mail", "form": "Form", **checkout
 
 
 def pay_form(prefix: str) -> Any:
-    """The e-mail, the total, the card and Pay: empty controls, no user data."""
+    """The total, the e-mail, the card and Pay: empty controls, no user data."""
     return html.Div(
         [
             html.P(["Total: ", html.Strong(id=f"{prefix}-total-text")], className="fs-5 mt-3"),
@@ -40,6 +40,16 @@ def pay_form(prefix: str) -> Any:
             html.H2("Pay by card", className="h5"),
             checkout.card_form(prefix),
             dbc.Button("Pay", id=f"{prefix}-pay", color="primary", n_clicks=0, className="w-100"),
+        ],
+        id=f"{prefix}-pay-section",
+        style=HIDDEN,
+    )
+
+
+def result_area(prefix: str) -> Any:
+    """The outcome of Pay, outside the form: it stays when the form hides (everything paid)."""
+    return html.Div(
+        [
             html.Div(id=f"{prefix}-result", className="mt-3", role="status"),
             dbc.Button(
                 "Add the overdue tickets",
@@ -49,15 +59,13 @@ def pay_form(prefix: str) -> Any:
                 className="mt-1",
                 style=HIDDEN,
             ),
-        ],
-        id=f"{prefix}-pay-section",
-        style=HIDDEN,
+        ]
     )
 
 
 def boot_icon() -> Any:
     return html.Span(
-        "🔒 Booted",
+        "Booted",
         className="badge bg-danger violation-boot-icon",
         title="A boot is on this vehicle: paying sends its release code",
     )
@@ -84,7 +92,7 @@ def _label(row: Payable, with_boots: bool) -> Any:
         due = f" · due {when(row.due_at, with_time=False)}" if row.due_at else ""
         parts += [html.Span([*amount, due], className="small")]
     else:
-        parts += [html.Span(f"{money(row.total_cents)}: {row.reason}", className="small text-muted")]
+        parts += [html.Span(row.reason.capitalize() if row.reason else "", className="small text-muted")]
     return html.Span(parts, className="violation-choice")
 
 
