@@ -33,7 +33,7 @@ def pay_form(prefix: str) -> Any:
     return html.Div(
         [
             html.P(["Total: ", html.Strong(id=f"{prefix}-total-text")], className="fs-5 mt-3"),
-            dbc.Label("E-mail for the receipt (and a boot's release code)", html_for=f"{prefix}-email"),
+            dbc.Label("E-mail (required: the receipt goes there)", html_for=f"{prefix}-email"),
             dbc.Input(
                 id=f"{prefix}-email", type="email", maxLength=254, autoComplete="email", className="mb-3"
             ),

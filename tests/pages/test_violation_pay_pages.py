@@ -95,6 +95,11 @@ def test_a_guest_finds_a_booted_ticket_and_pays_it_by_card(app, login_as, core, 
             s.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.template_key == "boot-release"))
             == 1
         )
+    with core.db.session() as s:
+        token = s.scalar(select(Payment.receipt_token))
+    receipt = outputs_of(dash_post(guest, app, find_output(app, "receipt-content.children"), [token]))
+    assert "Parking tickets paid" in json.dumps(receipt) and ticket.ticket_number in json.dumps(receipt)
+    assert "$115.00" in json.dumps(receipt)
     refound = guest_find(guest, app, ticket.ticket_number, "ABC123")
     assert "nothing to pay" in json.dumps(refound["payviol-found"])
 
