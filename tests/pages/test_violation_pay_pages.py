@@ -189,3 +189,42 @@ def test_the_callbacks_called_directly(app, core, place, officer):
         login_user(SessionUser(officer.id, officer.email, officer.name, Role.OFFICER))
         options, value, *_, address = load(0)
     assert [o["value"] for o in options] == [ticket.id] and value == [] and address == officer.email
+
+
+def test_a_guest_must_pay_the_plates_overdue_tickets_too_when_required(app, login_as, core, place, officer):
+    enable_boots(core, boot_require_overdue_paid=True)
+    old = write_ticket(
+        core, officer.id, place, offences=(place.fl,), now=datetime.now(UTC) - timedelta(days=40)
+    )
+    new = write_ticket(core, officer.id, place, boot_id=place.boot_ids[0])
+    guest = login_as(Role.GUEST)
+    found = guest_find(guest, app, new.ticket_number, "ABC 123")
+    assert [o["value"] for o in found["payviol-select"]["options"]] == [new.id, old.id]
+    assert found["payviol-select"]["value"] == [new.id]
+    assert old.ticket_number in json.dumps(found["payviol-overdue-note"])
+    values = {
+        "payviol-scope": found["payviol-scope"]["data"],
+        "payviol-select": [new.id],
+        "payviol-key": found["payviol-key"]["data"],
+        "payviol-email": "g@example.com",
+        **card("payviol"),
+    }
+    refused = outputs_of(press(guest, app, "payviol-result.children", "payviol-pay", values))
+    assert "Every overdue ticket" in json.dumps(refused["payviol-result"])
+    assert refused["payviol-missing"]["data"] == [old.id]
+    paid = outputs_of(
+        press(
+            guest,
+            app,
+            "payviol-result.children",
+            "payviol-pay",
+            {**values, "payviol-select": [new.id, old.id]},
+        )
+    )
+    assert "Payment received" in json.dumps(paid["payviol-result"])
+    with core.db.session() as s:
+        assert {str(s.get(Violation, i).status) for i in (old.id, new.id)} == {"paid"}
+        assert (
+            s.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.template_key == "boot-release"))
+            == 1
+        )
