@@ -106,20 +106,17 @@ class ViolationCheckout:
         return self.status == "paid"
 
 
-def _reason(violation: Violation, shown: str, pending: set[int]) -> str | None:
+def _reason(violation: Violation, pending: set[int]) -> str | None:
     if violation.status == ViolationStatus.PAID:
         return "already paid"
     if violation.status == ViolationStatus.VOID:
         return "void: nothing to pay"
     if violation.status == ViolationStatus.UNDER_APPEAL:
         return "under appeal: it can be paid once the appeal is decided"
+    if violation.status != ViolationStatus.UNPAID:
+        return "cannot be paid"
     if violation.id in pending:
         return "a payment of it is being processed"
-    if violation.status != ViolationStatus.UNPAID or shown not in (
-        ViolationStatus.UNPAID,
-        violations.OVERDUE,
-    ):
-        return "cannot be paid"
     return None
 
 
@@ -152,7 +149,7 @@ def _payables(session: Session, rows: Sequence[Violation], now: datetime) -> lis
     out = []
     for violation in rows:
         shown = violations.display_status(violation.status, violation.due_at, now)
-        reason = _reason(violation, shown, pending)
+        reason = _reason(violation, pending)
         out.append(
             Payable(
                 violation_id=violation.id,
@@ -213,15 +210,12 @@ def guest_violations(session: Session, ticket: object, plate: object, now: datet
     """The ticket looked up (first), then the plate's other unpaid tickets. ``NotFound`` when the
     number and the plate do not match a ticket."""
     found = _guest_violation(session, ticket, plate)
-    others = [
-        v
-        for v in _load(
-            session,
-            (Violation.plate_normalized == found.plate_normalized)
-            & (Violation.status == ViolationStatus.UNPAID)
-            & (Violation.id != found.id),
-        )
-    ]
+    others = _load(
+        session,
+        (Violation.plate_normalized == found.plate_normalized)
+        & (Violation.status == ViolationStatus.UNPAID)
+        & (Violation.id != found.id),
+    )
     rows = _payables(session, [found, *others], now)
     return rows[:1] + [row for row in rows[1:] if row.payable]
 
