@@ -25,6 +25,8 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("My Parking", "My Permits", "/permits", Role.USER),
     ("My Parking", "My Waitlist", "/waitlist", Role.USER),
     ("My Parking", "Cart", "/cart", Role.USER),
+    ("My Parking", "My Violations", "/violations", Role.USER),
+    ("My Parking", "Pay a Violation", "/pay-violation", Role.GUEST),
     ("My Parking", "Appeal a Ticket", "/appeal", Role.GUEST),
     ("Enforcement", "Lot Status", "/officer", Role.OFFICER),
     ("Enforcement", "Check a Plate", "/officer/check", Role.OFFICER),
