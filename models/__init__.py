@@ -63,8 +63,9 @@ from models.permits import (
     WaitlistEntry,
     WaitlistStatus,
 )
+from models.sso import SamlMessageId, SsoConfig
 from models.system import ApiKey, AuditLog, SystemSetting, SystemTask, TaskOutcome, TaskRun
-from models.users import AuthSource, Role, User, UserType, Vehicle
+from models.users import AuthSource, LoginMethod, Role, User, UserType, Vehicle
 
 __all__ = [
     "ApiKey",
@@ -121,6 +122,9 @@ __all__ = [
     "TaskRun",
     "User",
     "UserType",
+    "LoginMethod",
+    "SamlMessageId",
+    "SsoConfig",
     "Vehicle",
     "WaitlistEntry",
     "WaitlistStatus",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, str_enum
@@ -30,6 +30,13 @@ class AuthSource(enum.StrEnum):
     SAML = "saml"
 
 
+class LoginMethod(enum.StrEnum):
+    """How the people of a user type sign in: their institution's SSO, or a password kept here."""
+
+    LOCAL = "local"
+    SSO = "sso"
+
+
 class UserType(Base):
     """Student, staff, faculty, public...: drives permit eligibility and PeopleSoft exports."""
 
@@ -37,6 +44,9 @@ class UserType(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(80))
+    login_method: Mapped[LoginMethod] = mapped_column(
+        str_enum(LoginMethod, length=16), default=LoginMethod.LOCAL, server_default="local"
+    )
 
 
 class User(TimestampMixin, Base):
@@ -53,6 +63,8 @@ class User(TimestampMixin, Base):
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone: Mapped[str | None] = mapped_column(String(40))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The institution's "special user" flag (set from an SSO attribute, see ``dashboard.services.sso``).
+    is_special: Mapped[bool] = mapped_column(default=False, server_default=false())
     last_login_at: Mapped[datetime | None]
     # Raised to end every session of the account at once (logging out): sessions carry a stamp
     # derived from it and the password hash (``dashboard.services.users.session_stamp``).
