@@ -140,3 +140,28 @@ def tamper(fields: dict[str, str], old: str, new: str) -> dict[str, str]:
     xml = base64.b64decode(fields["SAMLResponse"]).decode()
     assert old in xml
     return {**fields, "SAMLResponse": base64.b64encode(xml.replace(old, new).encode()).decode()}
+
+
+def configure(core: Any, idp: TestIdp, **overrides: object) -> None:
+    """ParkOps set up for ``idp`` as an admin would on /admin/sso (an SP key pair generated once)."""
+    values = {
+        "enabled": True,
+        "institution_name": "Campus",
+        "idp_entity_id": idp.entity_id,
+        "idp_sso_url": idp.sso_url,
+        "idp_slo_url": idp.slo_url,
+        "idp_cert": idp.cert,
+        "attr_email": MAIL,
+        "attr_first_name": GIVEN,
+        "attr_last_name": SURNAME,
+        "attr_external_id": NUMBER,
+        "attr_user_type": AFFILIATION,
+        "user_type_map": "student = student\nstaff = staff\nfaculty = staff",
+        "attr_special": ENTITLEMENT,
+        "special_values": SPECIAL,
+        "jit_create": True,
+        "sync_every_login": True,
+    }
+    values.update(overrides)
+    with core.db.session() as session:
+        sso.save(session, core.secrets, values, None, generate_key=not sso.has_private_key(session))

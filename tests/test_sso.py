@@ -27,6 +27,7 @@ from tests.saml_idp import (
     SPECIAL,
     SURNAME,
     TestIdp,
+    configure,
     tamper,
     write_keypair,
 )
@@ -41,30 +42,6 @@ ANN = {
     AFFILIATION: ["student"],
     ENTITLEMENT: [SPECIAL],
 }
-
-
-def configure(core, idp: TestIdp, **overrides: object) -> None:
-    values = {
-        "enabled": True,
-        "institution_name": "Campus",
-        "idp_entity_id": idp.entity_id,
-        "idp_sso_url": idp.sso_url,
-        "idp_slo_url": idp.slo_url,
-        "idp_cert": idp.cert,
-        "attr_email": MAIL,
-        "attr_first_name": GIVEN,
-        "attr_last_name": SURNAME,
-        "attr_external_id": NUMBER,
-        "attr_user_type": AFFILIATION,
-        "user_type_map": "student = student\nstaff = staff\nfaculty = staff",
-        "attr_special": ENTITLEMENT,
-        "special_values": SPECIAL,
-        "jit_create": True,
-        "sync_every_login": True,
-    }
-    values.update(overrides)
-    with core.db.session() as session:
-        sso.save(session, core.secrets, values, None, generate_key=not sso.has_private_key(session))
 
 
 @pytest.fixture

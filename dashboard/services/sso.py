@@ -58,6 +58,22 @@ METADATA_TIMEOUT = 10  # seconds, connect and read
 METADATA_MAX_BYTES = 1024 * 1024
 MAX_SKEW = 600
 AUDIT_ENTITY = "sso_config"
+MAX_TEXT = 20_000  # certificates, the user type map
+_MAX_LENGTHS = {
+    "institution_name": 120,
+    **dict.fromkeys(("idp_metadata_url", "idp_entity_id", "idp_sso_url", "idp_slo_url"), 500),
+    **dict.fromkeys(
+        (
+            "attr_email",
+            "attr_first_name",
+            "attr_last_name",
+            "attr_external_id",
+            "attr_user_type",
+            "attr_special",
+        ),
+        200,
+    ),
+}
 
 _BINDING_POST = OneLogin_Saml2_Constants.BINDING_HTTP_POST
 _BINDING_REDIRECT = OneLogin_Saml2_Constants.BINDING_HTTP_REDIRECT
@@ -264,6 +280,9 @@ def save(
             cleaned[name] = number
         else:
             cleaned[name] = (value or "").strip() if isinstance(value, str) else ""
+            limit = _MAX_LENGTHS.get(name, MAX_TEXT)
+            if len(cleaned[name]) > limit:
+                errors[name] = f"at most {limit} characters"
     for name in ("idp_sso_url", "idp_slo_url", "idp_metadata_url"):
         if cleaned.get(name) and not cleaned[name].startswith(("https://", "http://")):
             errors[name] = "must be an http(s) URL"
@@ -282,7 +301,7 @@ def save(
         new_key, cleaned["sp_cert"] = generate_sp_keypair()
     elif private_key.strip():
         new_key = private_key.strip()
-        if not _key_matches_cert(new_key, cleaned["sp_cert"]):
+        if len(new_key) > MAX_TEXT or not _key_matches_cert(new_key, cleaned["sp_cert"]):
             errors["sp_private_key"] = "not a PEM private key matching the SP certificate"
     if cleaned["enabled"]:
         for name, label in (
@@ -445,7 +464,7 @@ def set_login_methods(session: Session, methods: dict[str, str], actor_id: int |
     changed: list[str] = []
     for code, method in methods.items():
         try:
-            wanted = LoginMethod(method)
+            wanted = LoginMethod(method if isinstance(method, str) else "")
         except ValueError:
             raise ValidationFailed({"login_method": f"{method!r} is not a login method"}) from None
         row = session.scalar(select(UserType).where(UserType.code == code))
