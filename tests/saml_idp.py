@@ -122,6 +122,34 @@ class TestIdp:
             "RelayState": query.get("RelayState", [""])[0],
         }
 
+    def logout_request(self, sp_sls_url: str, name_id: str, *, signed: bool = True) -> str:
+        """The URL an IdP-initiated single logout sends the browser to (redirect binding)."""
+        assert self.server is not None
+        _id, request = self.server.create_logout_request(
+            sp_sls_url, self.entity_id, name_id=NameID(format=NAMEID_FORMAT_UNSPECIFIED, text=name_id)
+        )
+        info = self.server.apply_binding(
+            BINDING_HTTP_REDIRECT, str(request), sp_sls_url, "", sign=signed, sigalg=SIG_RSA_SHA256
+        )
+        return dict(info["headers"])["Location"]
+
+    def logout_answer(self, logout_url: str) -> str:
+        """The IdP's signed LogoutResponse (the URL back to the SP) to ParkOps' LogoutRequest."""
+        assert self.server is not None
+        query = parse_qs(urlsplit(logout_url).query)
+        request = self.server.parse_logout_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT).message
+        response = self.server.create_logout_response(request, [BINDING_HTTP_REDIRECT])
+        info = self.server.apply_binding(
+            BINDING_HTTP_REDIRECT,
+            str(response),
+            f"{self.base_url}/sso/sls",
+            query.get("RelayState", [""])[0],
+            response=True,
+            sign=True,
+            sigalg=SIG_RSA_SHA256,
+        )
+        return dict(info["headers"])["Location"]
+
     def post_form(self, fields: dict[str, str], acs_url: str) -> str:
         """The auto-submitting HTML form an IdP answers the browser with (pysaml2's POST binding)."""
         assert self.server is not None

@@ -286,3 +286,53 @@ def test_login_options_follow_the_user_types(idp, core):
         assert sso.login_options(session) == sso.LoginOptions(
             sso=False, institution_name="Campus", password=True
         )
+
+
+def sign_in(idp, client) -> None:
+    assert client.post("/sso/acs", data=idp.answer(start(client), ANN), headers=IDP_ORIGIN).status_code == 302
+    assert signed_in_as(client) is not None
+
+
+def test_idp_initiated_single_logout_ends_the_session(idp, client, app):
+    sign_in(idp, client)
+    with client.session_transaction() as flask_session:
+        copied = dict(flask_session)
+    location = idp.logout_request(f"{BASE}/sso/sls", "ann.lee@campus.test")
+    response = client.get(location.removeprefix(BASE))
+    assert response.status_code == 302
+    back = response.headers["Location"]
+    assert back.startswith(idp.slo_url + "?") and "SAMLResponse=" in back and "Signature=" in back
+    assert signed_in_as(client) is None
+    # A copy of the old session cookie is dead too (the account's sessions ended on the server).
+    thief = app.test_client()
+    with thief.session_transaction() as flask_session:
+        flask_session.update(copied)
+    assert thief.get("/permits").status_code == 302
+
+
+def test_an_unsigned_logout_request_is_refused(idp, client, caplog):
+    sign_in(idp, client)
+    location = idp.logout_request(f"{BASE}/sso/sls", "ann.lee@campus.test", signed=False)
+    with caplog.at_level(logging.WARNING):
+        response = client.get(location.removeprefix(BASE))
+    refused(response, caplog, "unsigned", "logout message was not signed")
+    assert signed_in_as(client) is not None
+
+
+def test_logging_out_after_sso_also_logs_out_at_the_idp(idp, client):
+    sign_in(idp, client)
+    response = client.post("/logout")
+    assert response.status_code == 302
+    to_idp = response.headers["Location"]
+    assert to_idp.startswith(idp.slo_url + "?") and "SAMLRequest=" in to_idp
+    assert signed_in_as(client) is None
+    back = client.get(idp.logout_answer(to_idp).removeprefix(BASE))
+    assert back.status_code == 302 and back.headers["Location"] == "/login?logged_out=1"
+    replayed = client.get(idp.logout_answer(to_idp).removeprefix(BASE))
+    assert replayed.status_code == 403
+
+
+def test_a_password_login_logs_out_locally_only(idp, client, make_user):
+    user = make_user(Role.USER, user_type="public")
+    client.post("/login", data={"email": user.email, "password": PASSWORD, "next": "/"})
+    assert client.post("/logout").headers["Location"] == "/"
