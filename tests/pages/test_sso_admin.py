@@ -6,6 +6,7 @@ import json
 import re
 import time
 
+import dash
 import pytest
 from sqlalchemy import select
 from werkzeug import Response
@@ -211,3 +212,27 @@ def test_bad_values_are_refused_field_by_field(app, login_as, core, idp, user_ty
     assert "'password' is not a login method" not in text  # the SSO form's errors come first
     with core.db.session() as session:
         assert sso.load(session).enabled is False
+
+
+def _offer(client, app) -> dict:
+    return outputs_of(dash_post(client, app, find_output(app, "login-sso.children"), ["/permits"]))
+
+
+def test_the_login_page_offers_sso_and_the_password_form_by_user_type(app, client, core, idp, user_types):
+    out = _offer(client, app)
+    assert out["login-sso"]["children"] is None and out["login-local"]["open"] is True
+    configure(core, idp)
+    out = _offer(client, app)
+    button = out["login-sso"]["children"]["props"]
+    assert button["children"] == "Sign in with Campus SSO"
+    assert button["href"] == "/sso/login?next=%2Fpermits"
+    assert out["login-local"]["open"] is True  # the public user type keeps its password
+    with core.db.session() as session:
+        sso.set_login_methods(session, {"public": "sso"}, None)
+    assert _offer(client, app)["login-local"]["open"] is False  # folded, still there for admins
+
+
+def test_the_login_page_says_an_sso_account_must_use_sso(app):
+    layout = dash.page_registry["pages.login"]["layout"]
+    shown = json.dumps(layout(error="sso").to_plotly_json(), default=str)
+    assert "signs in through your institution's single sign-on: use the SSO button" in shown
