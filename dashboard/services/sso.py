@@ -57,6 +57,7 @@ MIN_ASSERTION_TTL = timedelta(hours=1)
 METADATA_TIMEOUT = 10  # seconds, connect and read
 METADATA_MAX_BYTES = 1024 * 1024
 MAX_SKEW = 600
+MAX_MESSAGE_ID = 200  # the column's length (SAML ids are about 40 characters)
 AUDIT_ENTITY = "sso_config"
 MAX_TEXT = 20_000  # certificates, the user type map
 _MAX_LENGTHS = {
@@ -657,7 +658,11 @@ def finish_login(session: Session, box: SecretBox, request: RequestData, base_ur
         raise SsoRefused(
             "invalid", "the sign-in answer is not valid", f"{type(exc).__name__}: {exc}"
         ) from exc
-    assertion_id = response.get_assertion_id()
+    assertion_id = response.get_assertion_id() or ""
+    if not assertion_id or len(assertion_id) > MAX_MESSAGE_ID:
+        raise SsoRefused(
+            "malformed", "the sign-in answer could not be read", f"assertion id {assertion_id[:80]!r}"
+        )
     not_after = response.get_assertion_not_on_or_after()
     expires = max(
         now + MIN_ASSERTION_TTL,
