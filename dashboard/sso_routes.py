@@ -8,7 +8,6 @@ a page that says what went wrong in words and links back to the login page.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 from flask import Flask, Response, redirect, request
 from flask import session as flask_session
@@ -113,7 +112,7 @@ def register_sso_routes(server: Flask) -> None:
         except sso.SsoRefused as exc:
             return refusal_page(exc, "Single logout")
         end_session()
-        return redirect(url or "/login?" + urlencode({"logged_out": "1"}))
+        return redirect(url or "/")
 
 
 def idp_logout_url(server: Flask, name_id: str) -> str | None:

@@ -327,7 +327,7 @@ def test_logging_out_after_sso_also_logs_out_at_the_idp(idp, client):
     assert to_idp.startswith(idp.slo_url + "?") and "SAMLRequest=" in to_idp
     assert signed_in_as(client) is None
     back = client.get(idp.logout_answer(to_idp).removeprefix(BASE))
-    assert back.status_code == 302 and back.headers["Location"] == "/login?logged_out=1"
+    assert back.status_code == 302 and back.headers["Location"] == "/"
     replayed = client.get(idp.logout_answer(to_idp).removeprefix(BASE))
     assert replayed.status_code == 403
 

@@ -9,7 +9,8 @@ import requests
 from playwright.sync_api import Page, expect
 from werkzeug import Request, Response
 
-from models import LoginMethod, UserType
+from models import LoginMethod, Role, UserType
+from tests.conftest import PASSWORD
 from tests.saml_idp import AFFILIATION, GIVEN, MAIL, NUMBER, SURNAME, TestIdp, configure, tamper
 
 pytestmark = pytest.mark.browser
@@ -64,4 +65,33 @@ def test_a_tampered_answer_shows_why_it_was_refused(page: Page, live_server, idp
     page.get_by_role("link", name="Sign in with Campus SSO").click()
     expect(page.locator("#sso-refused-reason")).to_contain_text("signature does not match")
     page.get_by_role("link", name="Back to the login page").click()
+    expect(page.get_by_role("link", name="Sign in with Campus SSO")).to_be_visible()
+
+
+def test_an_admin_sets_up_sso_from_pasted_metadata(page: Page, live_server, core, make_user, tmp_path):
+    with core.db.session() as session:
+        session.add(UserType(code="student", name="Student", login_method=LoginMethod.LOCAL))
+    provider = TestIdp(tmp_path, live_server)
+    admin = make_user(Role.ADMIN)
+    page.goto(f"{live_server}/login?next=/admin/sso")
+    page.fill("#login-email", admin.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.get_by_role("heading", name="Single Sign-On")).to_be_visible()
+    expect(page.locator("#sso-sp-key-note")).to_contain_text("No private key yet")
+    page.fill("#sso-metadata-xml", provider.metadata())
+    page.get_by_role("button", name="Read the pasted metadata").click()
+    expect(page.locator("#sso-metadata-result")).to_contain_text(provider.entity_id)
+    expect(page.locator("#sso-idp-sso-url")).to_have_value(provider.sso_url)
+    page.fill("#sso-institution-name", "Campus")
+    page.get_by_label("Single sign-on enabled").check()
+    page.get_by_label("Generate a new key pair when saving").check()
+    page.get_by_label("Student", exact=True).select_option("sso")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#sso-result")).to_contain_text("Saved")
+    expect(page.locator("#sso-sp-key-note")).to_contain_text("A private key is stored")
+    metadata = requests.get(f"{live_server}/sso/metadata", timeout=10)
+    assert metadata.status_code == 200 and "AssertionConsumerService" in metadata.text
+    page.get_by_role("button", name="Log out").click()
+    page.goto(f"{live_server}/login")
     expect(page.get_by_role("link", name="Sign in with Campus SSO")).to_be_visible()
