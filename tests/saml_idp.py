@@ -20,7 +20,7 @@ from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAME_FORMAT_BASIC, NAMEID_FORMAT_UNSPECIFIED, NameID
 from saml2.server import Server
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 from dashboard.services import sso
 
@@ -98,6 +98,7 @@ class TestIdp:
         name_id: str | None = None,
         signed: bool = True,
         audience: str | None = None,
+        sha1: bool = False,
     ) -> dict[str, str]:
         """The IdP's POST to the ACS for the AuthnRequest in ``login_url``."""
         assert self.server is not None, "call trust() first"
@@ -114,8 +115,8 @@ class TestIdp:
             authn={"class_ref": PASSWORDPROTECTEDTRANSPORT},
             sign_response=signed,
             sign_assertion=signed,
-            sign_alg=SIG_RSA_SHA256,
-            digest_alg=DIGEST_SHA256,
+            sign_alg=SIG_RSA_SHA1 if sha1 else SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA1 if sha1 else DIGEST_SHA256,
         )
         return {
             "SAMLResponse": base64.b64encode(str(response).encode()).decode(),

@@ -200,6 +200,13 @@ def test_the_clock_skew_setting_tolerates_a_slow_clock(idp, client, core, monkey
     assert client.post("/sso/acs", data=fields).status_code == 302
 
 
+def test_a_sha1_signed_response_is_refused(idp, client, core, caplog):
+    with caplog.at_level(logging.WARNING):
+        response = client.post("/sso/acs", data=idp.answer(start(client), ANN, sha1=True), headers=IDP_ORIGIN)
+    refused(response, caplog, "weak_signature", "weak signature (SHA-1)")
+    assert account(core, "ann.lee@campus.test") is None
+
+
 def test_a_response_for_another_sp_is_refused(idp, client, core, caplog):
     fields = idp.answer(start(client), ANN, audience=OTHER_SP)
     with caplog.at_level(logging.WARNING):
