@@ -30,6 +30,13 @@ class AuthSource(enum.StrEnum):
     SAML = "saml"
 
 
+class LoginMethod(enum.StrEnum):
+    """How the people of a user type sign in: their institution's SSO, or a password kept here."""
+
+    LOCAL = "local"
+    SSO = "sso"
+
+
 class UserType(Base):
     """Student, staff, faculty, public...: drives permit eligibility and PeopleSoft exports."""
 
@@ -39,6 +46,9 @@ class UserType(Base):
     name: Mapped[str] = mapped_column(String(80))
     # Whether people may create an account of this type themselves at ``/register``.
     self_registration: Mapped[bool] = mapped_column(default=False, server_default=false())
+    login_method: Mapped[LoginMethod] = mapped_column(
+        str_enum(LoginMethod, length=16), default=LoginMethod.LOCAL, server_default="local"
+    )
 
 
 class User(TimestampMixin, Base):

@@ -51,6 +51,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("System", "Email Templates", "/admin/email-templates", Role.ADMIN),
     ("System", "Editing Pages", "/admin/pages", Role.ADMIN),
     ("System", "API Keys", "/admin/api-keys", Role.ADMIN),
+    ("System", "Single Sign-On", "/admin/sso", Role.ADMIN),
 ]
 
 # Menu entries shown only while a system setting is on (Universal Boot Enabled hides every boot screen).

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from dashboard.services import audit, email, passwords, users
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.violations import when_words
-from models import AccountToken, AuthSource, TokenPurpose, User, UserType
+from models import AccountToken, AuthSource, LoginMethod, TokenPurpose, User, UserType
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,12 @@ class TypeChoice:
 
 
 def registration_types(session: Session) -> list[TypeChoice]:
-    """The user types people may register as themselves (``UserType.self_registration``)."""
+    """The user types people may register as themselves (``UserType.self_registration``); never
+    a type that signs in through SSO (its accounts come from the IdP, with no password here)."""
     rows = session.execute(
-        select(UserType.id, UserType.name).where(UserType.self_registration.is_(True)).order_by(UserType.name)
+        select(UserType.id, UserType.name)
+        .where(UserType.self_registration.is_(True), UserType.login_method == LoginMethod.LOCAL)
+        .order_by(UserType.name)
     )
     return [TypeChoice(i, name) for i, name in rows]
 
@@ -234,6 +237,8 @@ def request_reset(session: Session, email_address: str, mailer: Mailer, now: dat
     password here to reset."""
     user = _by_email(session, email_address)
     if user is None or not user.is_active or user.auth_source is not AuthSource.LOCAL:
+        return
+    if user.user_type is not None and user.user_type.login_method == LoginMethod.SSO:
         return
     token = _issue(session, user, TokenPurpose.RESET_PASSWORD, now, RESET_FOR)
     context = {

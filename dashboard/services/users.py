@@ -44,6 +44,11 @@ def _info(user: User) -> UserInfo:
     )
 
 
+def describe(user: User) -> UserInfo:
+    """An account as plain values, for services that load the ``User`` themselves (SSO)."""
+    return _info(user)
+
+
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from dashboard.services import accounts, email, users
 from dashboard.services.errors import ValidationFailed
-from models import AccountToken, AuditLog, OutboxMessage, User, UserType
+from models import AccountToken, AuditLog, LoginMethod, OutboxMessage, User, UserType
 
 MAILER = accounts.Mailer(
     "https://parking.example.edu", "Campus", ZoneInfo("America/Toronto"), email.OutboxBackend()
@@ -107,6 +107,9 @@ def test_only_open_types_and_good_fields_register(core, types):
     with core.db.session() as s:
         assert s.scalar(select(User)) is None
         assert [c.name for c in accounts.registration_types(s)] == ["Public"]
+        # A type whose people sign in through SSO gets its accounts from the IdP, not /register.
+        s.get(UserType, public).login_method = LoginMethod.SSO
+        assert accounts.registration_types(s) == []
 
 
 def test_registering_a_taken_address_makes_no_account_and_says_nothing(core, types, make_user):
@@ -175,9 +178,15 @@ def test_deactivated_and_sso_accounts_get_no_reset_mail(core, make_user):
     with core.db.session() as s:
         s.scalar(select(User).where(User.email == "gone@example.com")).is_active = False
         users.create_user(s, email="sso@example.com", password=None, auth_source=users.AuthSource.SAML)
+        # A local account whose user type has moved to SSO: its password no longer signs in.
+        student = UserType(code="student", name="Student", login_method=LoginMethod.SSO)
+        s.add(student)
+        s.flush()
+        users.create_user(s, email="moved@example.com", password=GOOD, user_type="student")
     with core.db.session() as s:
         accounts.request_reset(s, "gone@example.com", MAILER, NOW)
         accounts.request_reset(s, "sso@example.com", MAILER, NOW)
+        accounts.request_reset(s, "moved@example.com", MAILER, NOW)
     assert outbox(core, "password-reset") == []
 
 
