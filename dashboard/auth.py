@@ -60,6 +60,8 @@ PUBLIC_PREFIXES = (
     "/api/v1/openapi.json",
     "/api/OC-TOMA/",
     "/api/OC_TOMA/",
+    # Provider webhooks: no session; each route checks the provider's signature itself.
+    "/hooks/",
 )
 
 
@@ -241,7 +243,7 @@ def page_for_path(path: str) -> dict[str, Any] | None:
 
 def gate(dash_app: dash.Dash) -> Response | None:
     path = request.path
-    if request.method == "POST" and not path.startswith("/api/") and not _same_origin():
+    if request.method == "POST" and not path.startswith(("/api/", "/hooks/")) and not _same_origin():
         abort(403, "cross-site request refused")
     if path == "/_dash-update-component":
         return _check_callback(dash_app)
