@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.app import Core
 from dashboard.crypto import SecretError
-from dashboard.services import email, outbox, system_settings
+from dashboard.services import audit, email, outbox, system_settings
 from dashboard.services.email import (
     Delivered,
     DeliveryError,
@@ -31,7 +31,7 @@ from dashboard.services.email import (
     PermanentDeliveryError,
 )
 from models import OutboxStatus, utcnow
-from workers.mailgun import US_BASE_URL, MailgunClient
+from workers.mailgun import US_BASE_URL, DnsRecord, MailgunClient
 from workers.smtp_mail import SmtpBackend, new_message_id
 
 log = logging.getLogger(__name__)
@@ -253,8 +253,105 @@ def send_test(core: Core, to: str, actor_id: int | None) -> TestResult:
         )
         message_id = email.send_email(session, message, backend)
         outbox.set_envelope(session, message_id, envelope.sender, message.reply_to, None)
+        audit.record(
+            session,
+            actor_id=actor_id,
+            action="email.test_send",
+            entity_type="outbox_message",
+            entity_id=str(message_id),
+            changes={"to": to, "backend": name},
+        )
         detail = email.get_outbox_message(session, message_id)
     assert detail is not None
     if detail.status is OutboxStatus.SENT:
         return TestResult(True, detail.attempts[-1]["result"] if detail.attempts else "sent")
     return TestResult(False, detail.error or "not sent")
+
+
+# --- the sending domain's DNS records (Admin > Email Domain) ------------------------------------
+
+
+@dataclass(frozen=True)
+class DnsRow:
+    record_type: str
+    host: str
+    value: str
+    purpose: str
+    priority: str = ""
+    status: str = ""  # Mailgun's verdict ("valid", "unverified") when its API was asked
+
+
+@dataclass(frozen=True)
+class DomainSetup:
+    domain: str
+    rows: list[DnsRow]
+    source: str  # where the records come from, in words
+    problem: str = ""  # why Mailgun could not be asked, if it could not
+
+
+def _eu(base_url: str) -> bool:
+    return ".eu." in base_url
+
+
+def domain_setup(core: Core) -> DomainSetup:
+    """The DNS records the sending domain needs, as the seed lists them: SPF for Mailgun and the
+    DKIM key (the minimum to send), the tracking CNAME, and Mailgun's MX records if replies are
+    received through it. With an API key, Mailgun's domain API is asked (it knows the DKIM key and
+    whether each record is verified); otherwise the DKIM settings fill in."""
+    with core.db.session() as session:
+        values = system_settings.get_many(
+            session,
+            core.secrets,
+            [*MAILGUN_KEYS, "mailgun_dkim_host", "mailgun_dkim_value", "mailgun_receiving"],
+        )
+    domain = str(values["mailgun_domain"])
+    if not domain:
+        return DomainSetup(
+            "", [], "", "Set the Mailgun Domain (System Settings > Third Party > Mailgun) first."
+        )
+    base = str(values["mailgun_base_url"] or US_BASE_URL)
+    receiving = bool(values["mailgun_receiving"])
+    problem = ""
+    if values["mailgun_api_key"]:
+        try:
+            with MailgunClient(base, domain, str(values["mailgun_api_key"])) as client:
+                records = client.domain_records()
+        except DeliveryError as exc:
+            problem = f"Mailgun's domain API could not be asked: {exc}"
+        else:
+            rows = [_api_row(r) for r in records.sending]
+            if receiving:
+                rows += [_api_row(r, purpose="MX for receiving through Mailgun") for r in records.receiving]
+            return DomainSetup(domain, rows, "Mailgun's domain API")
+    mx_suffix = "eu.mailgun.org" if _eu(base) else "mailgun.org"
+    dkim_value = str(values["mailgun_dkim_value"]) or "the DKIM key Mailgun generated for the domain"
+    rows = [
+        DnsRow("TXT", domain, "v=spf1 include:mailgun.org ~all", "SPF: lets Mailgun send for the domain"),
+        DnsRow(
+            "TXT",
+            str(values["mailgun_dkim_host"]) or f"smtp._domainkey.{domain}",
+            dkim_value,
+            "DKIM key used with Mailgun",
+        ),
+        DnsRow("CNAME", f"email.{domain}", mx_suffix, "Tracking (opens, clicks, unsubscribes)"),
+    ]
+    if receiving:
+        rows += [
+            DnsRow("MX", domain, f"mxa.{mx_suffix}", "MX for receiving through Mailgun", priority="10"),
+            DnsRow("MX", domain, f"mxb.{mx_suffix}", "MX for receiving through Mailgun", priority="10"),
+        ]
+    return DomainSetup(domain, rows, "the settings (no Mailgun API key to ask)", problem)
+
+
+_PURPOSES = {"TXT": "SPF or DKIM", "CNAME": "Tracking", "MX": "MX for receiving through Mailgun"}
+
+
+def _api_row(record: DnsRecord, purpose: str = "") -> DnsRow:
+    if not purpose:
+        if record.value.startswith("v=spf1"):
+            purpose = "SPF: lets Mailgun send for the domain"
+        elif "_domainkey" in record.name:
+            purpose = "DKIM key used with Mailgun"
+        else:
+            purpose = _PURPOSES.get(record.record_type.upper(), record.record_type)
+    return DnsRow(record.record_type, record.name, record.value, purpose, record.priority, record.valid)

@@ -556,6 +556,70 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
 )
 _DEFAULTS_BY_KEY = {template.key: template for template in DEFAULT_TEMPLATES}
 
+# What each variable holds, for the template editor. Keyed by name: a name means the same thing in
+# every template (``name`` is always the recipient's name). A variable without an entry is shown
+# with its example value only.
+VARIABLE_DOCS: dict[str, str] = {
+    "name": "the recipient's name (or their e-mail address when the name is unknown)",
+    "site_name": "the Site Name (System Settings > General)",
+    "ticket_number": "the violation's ticket number",
+    "plate": "the vehicle's plate",
+    "boot_name": "the boot's name, as on its label",
+    "release_code": "the code that unlocks the boot",
+    "return_location": "where the boot goes back (System Settings > Third Party > Universal Boot)",
+    "submitted_at": "when the appeal was submitted, in the site's time zone, in words",
+    "appeal_text": "what the driver wrote",
+    "outcome": "the decision: Upheld, Reduced or Cancelled",
+    "note": "the reviewer's note (may be empty)",
+    "amount_due_cents": "the amount still owed, in cents: write {{ amount_due_cents | money }}",
+    "due_date": "the date it is due by",
+    "pay_url": "the page to pay the ticket online",
+    "permit_number": "the permit's number",
+    "permit_name": "the permit product's name",
+    "lot_name": "the lot's name",
+    "valid_from": "first day of validity",
+    "valid_until": "last day of validity",
+    "plates": "the vehicles' plates, a list: {{ plates | join(', ') }}",
+    "amount_cents": "the amount paid, in cents: {{ amount_cents | money }}",
+    "receipt_url": "the receipt's private link",
+    "reference": "the payment's reference",
+    "paid_at": "when it was paid",
+    "items": "the lines paid, a list of {description, amount_cents}",
+    "total_cents": "the total paid, in cents: {{ total_cents | money }}",
+    "filename": "the imported file's name",
+    "finished_at": "when the import finished",
+    "imported_count": "how many users were imported",
+    "failures": "the rows that failed, a list of {row, email, reason}",
+    "report_date": "the day the report covers",
+    "added_count": "how many holds were added",
+    "added_filename": "the Holds Added file's name",
+    "released_count": "how many holds were released",
+    "released_filename": "the Holds Released file's name",
+    "product_name": "the permit product offered",
+    "book_url": "the page to book the held space",
+    "expires_at": "when the offer lapses",
+}
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    meaning: str
+    example: str
+
+
+def documented_variables(key: str) -> list[Variable]:
+    """The variables template ``key`` may use, with what they hold and an example value."""
+    return [
+        Variable(name, VARIABLE_DOCS.get(name, ""), _example(value))
+        for name, value in sorted(sample_context(key).items())
+    ]
+
+
+def _example(value: object) -> str:
+    text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
 
 def _money(cents: int) -> str:
     """Amounts travel in integer cents (see CONVENTIONS); templates format them with ``| money``."""
@@ -741,6 +805,27 @@ def update_template(
                 changes={"fields": changed},
             )
         )
+    session.flush()
+    return _info(row)
+
+
+def reset_template(session: Session, key: str, actor_id: int | None) -> TemplateInfo:
+    """Put back the shipped wording of ``key`` (subject, text and HTML); audited. ``NotFound`` for
+    a template ParkOps does not ship (it has no default to go back to)."""
+    default = _DEFAULTS_BY_KEY.get(key)
+    if default is None:
+        raise NotFound(f"{key!r} has no shipped default to reset to")
+    row = _template(session, key)
+    row.subject, row.body_text, row.body_html = default.subject, default.body_text, default.body_html
+    session.add(
+        AuditLog(
+            actor_id=actor_id,
+            action="email_template.reset",
+            entity_type="email_template",
+            entity_id=key,
+            changes={},
+        )
+    )
     session.flush()
     return _info(row)
 
