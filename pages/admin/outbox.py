@@ -71,6 +71,7 @@ def layout(**_query: str) -> html.Div:
             dcc.Interval(id="outbox-refresh", interval=REFRESH_MS),
             dcc.Store(id="outbox-current"),
             html.Div(id="outbox-bounced"),
+            html.Div(id="outbox-bounce-result"),
             html.Div(id="outbox-table", className="table-responsive"),
             html.Div(id="outbox-resend-result", className="mt-3"),
             html.Div(id="outbox-detail", className="mt-4"),
@@ -142,7 +143,7 @@ def _recipients(addresses: list[str], bounced: dict[str, str]) -> list[Any]:
 @callback(
     Output("outbox-bounced", "children"),
     Input("outbox-refresh", "n_intervals"),
-    Input("outbox-resend-result", "children"),
+    Input("outbox-bounce-result", "children"),
     min_role=Role.ADMIN,
 )
 def load_bounced(_tick: int | None, _result: Any) -> Any:
@@ -175,7 +176,7 @@ def load_bounced(_tick: int | None, _result: Any) -> Any:
 
 
 @callback(
-    Output("outbox-resend-result", "children", allow_duplicate=True),
+    Output("outbox-bounce-result", "children"),
     Input({"type": "outbox-clear-bounce", "index": ALL}, "n_clicks"),
     min_role=Role.ADMIN,
     prevent_initial_call=True,
