@@ -149,7 +149,7 @@ def reply_to_for(message: EmailMessage, envelope: Envelope) -> str | None:
     if message.reply_to:
         return message.reply_to
     system = message.template_key is None or message.template_key in email.SYSTEM_TEMPLATES
-    return envelope.admin_reply_to or None if system else None
+    return (envelope.admin_reply_to or None) if system else None
 
 
 def deliver(core: Core, message_id: int) -> str:

@@ -5,6 +5,7 @@ rq's ``SimpleWorker`` on the test Redis (the real one in the services run)."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import timedelta
 
 import pytest
@@ -401,3 +402,28 @@ def test_a_queue_that_is_down_at_commit_leaves_the_message_due(core, caplog):
     assert "could not be queued now" in caplog.text
     with core.db.session() as s:
         assert outbox.due(s, utcnow()) == [(message_id, 0)]
+
+
+@pytest.mark.services
+def test_two_workers_racing_on_one_message_send_it_once(trusting_core, smtp):
+    """On PostgreSQL: the same message's job run by two workers at the same instant (a repeated
+    enqueue, a retry racing the first job); the claim lets exactly one of them send."""
+    core = trusting_core
+    configure_smtp(core, smtp.port)
+    message_id = send(core)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run_job() -> None:
+        start.wait()
+        outcomes.append(email_delivery.deliver_outbox_message(message_id))
+
+    racers = [threading.Thread(target=run_job) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=60)
+    assert sorted(outcomes) == ["not claimed (sent, being sent, not due, or gone)", "sent"]
+    assert len(smtp.handler.received) == 1
+    sent = row(core, message_id)
+    assert sent.status is OutboxStatus.SENT and len(sent.attempts) == 1
