@@ -204,7 +204,7 @@ def send_email(session: Session, message: EmailMessage, backend: EmailBackend) -
     except DeliveryError as exc:
         log.warning("email %s to %s not delivered by %s: %s", row.id, message.to, backend.name, exc)
         row.status, row.error = OutboxStatus.FAILED, str(exc) or type(exc).__name__
-        row.attempts = [_attempt(now, ok=False, result=row.error)]
+        row.attempts = [attempt_entry(now, ok=False, result=row.error)]
     except Exception as exc:  # a backend bug must not lose the message or break the caller either
         log.exception("email %s: backend %s crashed", row.id, backend.name)
         row.status, row.error = OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}"
@@ -212,8 +212,8 @@ def send_email(session: Session, message: EmailMessage, backend: EmailBackend) -
         row.status = OutboxStatus.STORED if isinstance(backend, OutboxBackend) else OutboxStatus.SENT
         row.sent_at = now
         if delivered is not None:
-            row.provider_message_id = _bare_id(delivered.provider_message_id)
-            row.attempts = [_attempt(now, ok=True, result=delivered.answer)]
+            row.provider_message_id = bare_message_id(delivered.provider_message_id)
+            row.attempts = [attempt_entry(now, ok=True, result=delivered.answer)]
     session.flush()
     return row.id
 
@@ -264,11 +264,11 @@ def _enqueue_after_commit(session: Session, backend: QueuedBackend, message_id: 
     pending.append((backend, message_id))
 
 
-def _attempt(at: datetime, *, ok: bool, result: str) -> dict[str, object]:
+def attempt_entry(at: datetime, *, ok: bool, result: str) -> dict[str, object]:
     return {"at": at.isoformat(), "ok": ok, "result": result[:1000]}
 
 
-def _bare_id(message_id: str | None) -> str | None:
+def bare_message_id(message_id: str | None) -> str | None:
     """Message ids without their angle brackets: Mailgun's send API answers ``<id@domain>`` and its
     webhooks say ``id@domain``."""
     return message_id.strip().strip("<>") if message_id else None

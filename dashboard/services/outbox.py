@@ -27,9 +27,9 @@ from dashboard.services.email import (
     Delivered,
     EmailBackend,
     EmailMessage,
-    _attempt,
-    _bare_id,
+    attempt_entry,
     backoff,
+    bare_message_id,
     send_email,
 )
 from dashboard.services.errors import NotAllowed, NotFound
@@ -100,7 +100,7 @@ def set_envelope(
     row.sender = sender
     row.reply_to = reply_to
     if message_id_header:
-        row.provider_message_id = _bare_id(message_id_header)
+        row.provider_message_id = bare_message_id(message_id_header)
     session.flush()
 
 
@@ -120,12 +120,12 @@ def record_attempt(
     attempts = list(row.attempts or [])
     row.claimed_at = None
     if delivered is not None:
-        attempts.append(_attempt(now, ok=True, result=delivered.answer))
+        attempts.append(attempt_entry(now, ok=True, result=delivered.answer))
         row.status, row.sent_at, row.error, row.next_attempt_at = OutboxStatus.SENT, now, None, None
-        row.provider_message_id = _bare_id(delivered.provider_message_id) or row.provider_message_id
+        row.provider_message_id = bare_message_id(delivered.provider_message_id) or row.provider_message_id
     else:
         reason = error or "unknown error"
-        attempts.append(_attempt(now, ok=False, result=reason))
+        attempts.append(attempt_entry(now, ok=False, result=reason))
         row.error = reason
         if permanent or len(attempts) >= MAX_ATTEMPTS:
             row.status, row.next_attempt_at = OutboxStatus.FAILED, None
@@ -163,7 +163,7 @@ def release_stale_claims(session: Session, now: datetime) -> list[int]:
     )
     for row in stale:
         note = "the worker stopped during this attempt; the message may have been sent, it is sent again"
-        row.attempts = [*(row.attempts or []), _attempt(now, ok=False, result=note)]
+        row.attempts = [*(row.attempts or []), attempt_entry(now, ok=False, result=note)]
         row.status, row.claimed_at, row.next_attempt_at, row.error = OutboxStatus.QUEUED, None, now, note
         log.warning("email %s: claim of a dead worker released (may be sent twice)", row.id)
     session.flush()
@@ -237,7 +237,9 @@ def apply_event(session: Session, event: ProviderEvent, now: datetime) -> str:
     answers it, and it is logged). A permanent failure marks the message ``bounced`` and flags every
     user with that address; a complaint marks it ``complained``. Other events change nothing."""
     row = session.scalar(
-        select(OutboxMessage).where(OutboxMessage.provider_message_id == _bare_id(event.provider_message_id))
+        select(OutboxMessage).where(
+            OutboxMessage.provider_message_id == bare_message_id(event.provider_message_id)
+        )
     )
     if row is None:
         return f"no message with id {event.provider_message_id!r}: ignored"
@@ -254,7 +256,7 @@ def apply_event(session: Session, event: ProviderEvent, now: datetime) -> str:
         return f"message {row.id}: event {event.event!r} {event.severity} needs nothing"
     row.attempts = [
         *(row.attempts or []),
-        _attempt(
+        attempt_entry(
             now, ok=False, result=f"provider event: {event.event} {event.severity} {event.reason}".strip()
         ),
     ]
