@@ -61,6 +61,8 @@ PUBLIC_PREFIXES = (
     "/api/v1/openapi.json",
     "/api/OC-TOMA/",
     "/api/OC_TOMA/",
+    # Provider webhooks: no session; each route checks the provider's signature itself.
+    "/hooks/",
 )
 
 
@@ -273,8 +275,9 @@ def page_for_path(path: str) -> dict[str, Any] | None:
 
 def gate(dash_app: dash.Dash) -> Response | None:
     path = request.path
-    # The IdP's POST to the ACS is cross-site by design; its signature is what authenticates it.
-    cross_site_ok = path.startswith("/api/") or path == "/sso/acs"
+    # The IdP's POST to the ACS and the mail provider's webhooks are cross-site by design; a
+    # signature is what authenticates each of them.
+    cross_site_ok = path.startswith(("/api/", "/hooks/")) or path == "/sso/acs"
     if request.method == "POST" and not cross_site_ok and not _same_origin():
         abort(403, "cross-site request refused")
     if path == "/_dash-update-component":

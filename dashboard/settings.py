@@ -119,6 +119,8 @@ class Settings:
     # silent for longer is declared dead (its worker was killed) and retried once.
     task_lease_seconds: int = 60
     log_level: str = "INFO"
+    # Extra CA certificates (PEM) trusted for SMTP TLS: a campus relay with a private CA.
+    smtp_ca_file: str | None = None
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -148,6 +150,7 @@ class Settings:
             proxy_hops=_int("PARKOPS_PROXY_HOPS", get("PARKOPS_PROXY_HOPS"), 0),
             task_lease_seconds=_int("PARKOPS_TASK_LEASE_SECONDS", get("PARKOPS_TASK_LEASE_SECONDS"), 60),
             log_level=(get("PARKOPS_LOG_LEVEL") or "INFO").upper(),
+            smtp_ca_file=get("PARKOPS_SMTP_CA_FILE") or None,
         )
         settings.validate()
         return settings

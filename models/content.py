@@ -24,10 +24,17 @@ class EmailTemplate(TimestampMixin, Base):
 
 
 class OutboxStatus(enum.StrEnum):
+    """``queued``: waiting for (another) delivery attempt; ``sending``: claimed by one worker, which
+    is talking to the mail server; ``stored``: kept by the outbox-only backend, never sent;
+    ``bounced``/``complained``: sent, then reported back by the provider."""
+
     QUEUED = "queued"
+    SENDING = "sending"
     STORED = "stored"
     SENT = "sent"
     FAILED = "failed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
 
 
 class OutboxMessage(Base):
@@ -46,6 +53,16 @@ class OutboxMessage(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sent_at: Mapped[datetime | None]
+    # Delivery in RQ (``workers.email_delivery``): the From header used, the provider's id for the
+    # message (Message-ID for SMTP, Mailgun's id), every attempt as {"at", "ok", "result"}, when the
+    # next one is due, and when a worker claimed the row (a claim left behind by a dead worker is
+    # found by its age).
+    sender: Mapped[str | None] = mapped_column(String(320))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    attempts: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_at: Mapped[datetime | None]
+    resent_from_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id", ondelete="SET NULL"))
 
     attachments: Mapped[list[OutboxAttachment]] = relationship(
         back_populates="message", cascade="all, delete-orphan"
@@ -61,6 +78,16 @@ class OutboxAttachment(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
     message: Mapped[OutboxMessage] = relationship(back_populates="attachments")
+
+
+class MailgunWebhookToken(Base):
+    """Tokens of Mailgun webhook calls already accepted: a captured, correctly signed call replayed
+    within the timestamp window is refused because its token is here. Rows older than the window
+    can be deleted (they would be refused for their timestamp anyway)."""
+
+    __tablename__ = "mailgun_webhook_tokens"
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class BodyFormat(enum.StrEnum):

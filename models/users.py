@@ -74,6 +74,10 @@ class User(TimestampMixin, Base):
     # Raised to end every session of the account at once (logging out): sessions carry a stamp
     # derived from it and the password hash (``dashboard.services.users.session_stamp``).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when the mail provider reports a hard bounce for the address (Mailgun's webhook): admins
+    # see it on the outbox; cleared when the address changes or an admin clears it.
+    email_bounced_at: Mapped[datetime | None]
+    email_bounce_reason: Mapped[str | None] = mapped_column(String(500))
 
     user_type: Mapped[UserType | None] = relationship()
     vehicles: Mapped[list[Vehicle]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -28,6 +28,7 @@ from dashboard.services.capacity import AllowanceChange, LotCapacity
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
+from workers import email_delivery
 
 register_page(__name__, path="/manage/capacity", title="Manage Capacity", min_role=Role.MANAGER)
 
@@ -421,7 +422,8 @@ def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
     settings = core().settings
     try:
         with session_scope() as session:
-            policy = waitlist.offer_policy(session, core().secrets, settings.public_url, settings.tz)
+            backend = email_delivery.configured_backend(core(), session)
+            policy = waitlist.offer_policy(session, core().secrets, settings.public_url, settings.tz, backend)
             saved = capacity.set_allowance(session, lot_id, value, current_user_id(), now, policy)
     except ValidationFailed as exc:
         return _edit(error=validation_alert(exc, LABELS))

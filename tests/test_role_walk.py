@@ -57,6 +57,7 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/settings",
         "/admin/tasks",
         "/admin/outbox",
+        "/admin/email-domain",
         "/admin/devices",
         "/admin/ingest",
         "/admin/lot-groups/new",

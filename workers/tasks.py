@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
-from dashboard.services import boots, email, occupancy, pay_stations, payments, system_settings, waitlist
+from dashboard.services import boots, occupancy, pay_stations, payments, system_settings, waitlist
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
-from workers import parkmobile
+from workers import email_delivery, parkmobile
 from workers.mistall import MistallClient, MistallLotReading
 from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError, quoted
 
@@ -447,9 +447,11 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
     receipt = payments.ReceiptContext(
         "there", site_name, settings.public_url, settings.tz, ctx.core.secrets, return_location
     )
-    checkouts = payments.reconcile_pending(ctx.core.db, now, receipt=receipt, backend=email.OutboxBackend())
     with ctx.session() as session:
-        policy = waitlist.offer_policy(session, ctx.core.secrets, settings.public_url, settings.tz)
+        backend = email_delivery.configured_backend(ctx.core, session)
+    checkouts = payments.reconcile_pending(ctx.core.db, now, receipt=receipt, backend=backend)
+    with ctx.session() as session:
+        policy = waitlist.offer_policy(session, ctx.core.secrets, settings.public_url, settings.tz, backend)
         expiry = waitlist.expire_offers(session, now, policy)
         lots_waiting = sorted(waitlist.waiting_counts(session))
     offered = len(expiry.offered)
@@ -462,6 +464,31 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
             f"{checkouts.released} abandoned checkouts closed; {checkouts.settled} charged checkouts "
             f"settled; {checkouts.waiting} payments awaiting the processor; {expiry.expired} lapsed "
             f"offers expired; {offered} offers made; {len(lots_waiting)} lots with people waiting"
+        ),
+    )
+
+
+@REGISTRY.task(
+    "email-delivery",
+    title="Deliver Queued Email",
+    interval_seconds=60,
+    description=(
+        "Retries e-mail the SMTP server or Mailgun could not take (after 1, 2, 4 ... minutes, for about "
+        "four hours), queues messages whose queueing failed, and takes back messages of a worker that "
+        "stopped mid-send. Nothing to do while Mail Delivery is Outbox only."
+    ),
+    default_enabled=True,
+)
+def email_delivery_sweep(ctx: TaskContext) -> TaskResult:
+    """Enqueue the outbox rows whose next attempt is due (each attempt's job id is fixed, so a row
+    already queued is not queued twice; the claim in ``deliver`` is the real guard). On by default:
+    a retry must not wait for an admin to notice."""
+    result = email_delivery.sweep(ctx.core)
+    return TaskResult(
+        rows_touched=result.enqueued + result.released,
+        message=(
+            f"{result.enqueued} messages queued for delivery; "
+            f"{result.released} messages of a stopped worker taken back"
         ),
     )
 

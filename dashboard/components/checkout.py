@@ -21,6 +21,7 @@ from dashboard.services.lots import format_dollars
 from dashboard.services.payments import CheckoutResult, ReceiptContext, SandboxProvider
 from dashboard.services.permits import PermitView
 from dashboard.web import core, session_scope
+from workers import email_delivery
 
 CARD_LABELS = {"card_number": "Card number", "expiry": "Expiry (MM/YY)", "cvc": "CVC"}
 
@@ -57,7 +58,10 @@ def provider() -> payments.PaymentProvider:
 
 
 def mail_backend() -> email.EmailBackend:
-    return email.OutboxBackend()
+    """The delivery System Settings > Email chooses (the outbox until an admin picks SMTP or
+    Mailgun); real delivery is queued and runs in the worker after the caller commits."""
+    with session_scope() as session:
+        return email_delivery.configured_backend(core(), session)
 
 
 def receipt_context(name: str | None) -> ReceiptContext:

@@ -49,6 +49,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("System", "System Task Logs", "/admin/tasks", Role.ADMIN),
     ("System", "Email Outbox", "/admin/outbox", Role.ADMIN),
     ("System", "Email Templates", "/admin/email-templates", Role.ADMIN),
+    ("System", "Email Domain", "/admin/email-domain", Role.ADMIN),
     ("System", "Editing Pages", "/admin/pages", Role.ADMIN),
     ("System", "API Keys", "/admin/api-keys", Role.ADMIN),
     ("System", "Single Sign-On", "/admin/sso", Role.ADMIN),

@@ -5,6 +5,16 @@ recorded on that row instead of raised: a boot release code or a PeopleSoft hold
 vanish because the mail server was down, and admins read the outbox to see what went out and what
 did not. The default backend (``outbox``) only stores, which is also what demo and test runs want.
 
+Real delivery (SMTP, Mailgun) is a ``QueuedBackend``: ``send_email`` stores the row ``queued`` and,
+only once the caller's transaction has committed, hands its id to the queue (an RQ job in
+``workers.email_delivery``), so a payment rolled back never e-mails its receipt and a mail server
+that is down never slows or breaks the caller. The job *claims* the row (``claim``: one atomic
+UPDATE from ``queued`` to ``sending``), delivers, and records the attempt (``record_attempt``):
+two workers, a repeated job or an admin's resend can never send one row twice. The one window left
+is a worker that dies after the server accepted the message and before the row says ``sent``: the
+row stays ``sending`` and, once the claim is older than ``STALE_CLAIM``, is queued again with a note
+that it may already have gone out (at-least-once there; at-most-once would mean losing mail).
+
 Templates are admin-editable, so they are rendered in Jinja's immutable sandbox (no attribute
 tricks reaching Python internals, no mutating the context) with ``StrictUndefined`` (a typo in a
 variable name is an error, not a silently blank release code). HTML bodies autoescape, so a user's
@@ -16,18 +26,25 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import String, cast, event, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
-from models import AuditLog, EmailTemplate, OutboxAttachment, OutboxMessage, OutboxStatus, utcnow
+from models import (
+    AuditLog,
+    EmailTemplate,
+    OutboxAttachment,
+    OutboxMessage,
+    OutboxStatus,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +54,34 @@ ADDRESS_RE = re.compile(r"^[^@\s,;<>()\"']+@[^@\s,;<>()\"'.]+(\.[^@\s,;<>()\"'.]
 MAX_RECIPIENTS = 50
 MAX_SUBJECT = 255  # OutboxMessage.subject
 MAX_OUTBOX_LIMIT = 500
+# Retries: 1, 2, 4 ... minutes after each failed attempt, at most MAX_ATTEMPTS attempts (about 4 h
+# 15 min in all), then ``failed`` for an admin to look at and resend.
+FIRST_RETRY = timedelta(minutes=1)
+MAX_ATTEMPTS = 9
+# A claim older than this belongs to a worker that died mid-delivery (a send takes seconds).
+STALE_CLAIM = timedelta(minutes=15)
+# Templates of system-level and task-automation messages: the seed's Reply-to Admin Email is their
+# sender, so replies reach the admin rather than the no-reply From address.
+SYSTEM_TEMPLATES = frozenset({"csv-import-failures", "peoplesoft-holds-report"})
 
 
 class DeliveryError(Exception):
-    """A backend could not hand the message on; ``str()`` is recorded in the outbox."""
+    """A backend could not hand the message on; ``str()`` is recorded in the outbox. A temporary
+    failure (server down, 4xx): the message is retried later."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The server refused the message for good (a 5xx reply, an unknown domain): retrying cannot
+    help, so the row is ``failed`` at once."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the server answered when it accepted a message: its id for the message (to match
+    bounces against), and the reply in words (``250 2.0.0 Ok: queued as ...``, ``200 Queued``)."""
+
+    provider_message_id: str | None
+    answer: str
 
 
 class TemplateError(DomainError):
@@ -63,6 +104,8 @@ class EmailMessage:
     reply_to: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     template_key: str | None = None
+    # The Message-ID header to send (SMTP); ``None``: the backend makes one.
+    message_id: str | None = None
 
 
 class EmailBackend(Protocol):
@@ -70,7 +113,7 @@ class EmailBackend(Protocol):
 
     name: str
 
-    def deliver(self, message: EmailMessage) -> None:
+    def deliver(self, message: EmailMessage) -> Delivered | None:
         """Hand the message on, or raise ``DeliveryError`` with a reason fit for the outbox."""
         ...
 
@@ -81,16 +124,35 @@ class OutboxBackend:
 
     name = "outbox"
 
-    def deliver(self, message: EmailMessage) -> None:
+    def deliver(self, message: EmailMessage) -> Delivered | None:
         return None
 
 
-def backend_for(name: str, **config: Any) -> EmailBackend:
-    """The backend configured by name. ``config`` carries backend settings (host, API key...);
-    the outbox needs none and ignores it, so one settings object can serve every backend."""
+class QueuedBackend:
+    """Delivery later, by a worker: ``send_email`` stores the row ``queued`` and calls
+    ``enqueue(row id)`` after the session commits (never if it rolls back). ``name`` is the real
+    backend's (``smtp``, ``mailgun``), which the worker builds from the settings."""
+
+    def __init__(self, name: str, enqueue: Callable[[int], object]) -> None:
+        self.name = name
+        self.enqueue = enqueue
+
+    def deliver(self, message: EmailMessage) -> Delivered | None:
+        raise TypeError("a queued backend is delivered by the worker, through claim()")
+
+
+DELIVERY_BACKENDS = ("smtp", "mailgun")
+
+
+def backend_for(name: str, enqueue: Callable[[int], object] | None = None, **config: Any) -> EmailBackend:
+    """The backend configured by name (System Settings > Email > Mail Delivery). ``smtp`` and
+    ``mailgun`` need ``enqueue`` (their delivery runs in a worker); without it they are refused
+    with ``ValueError`` and the caller keeps the message in the outbox."""
     if name == "outbox":
         return OutboxBackend()
-    raise ValueError(f"unknown email backend {name!r} (known: outbox)")
+    if name in DELIVERY_BACKENDS and enqueue is not None:
+        return QueuedBackend(name, enqueue)
+    raise ValueError(f"unknown email backend {name!r} (known: outbox, smtp, mailgun)")
 
 
 def _validate(message: EmailMessage) -> None:
@@ -123,38 +185,98 @@ def send_email(session: Session, message: EmailMessage, backend: EmailBackend) -
     Invalid messages raise ``ValidationFailed`` (a caller's bug or bad input, not an outage).
     Delivery failures are recorded as ``failed`` with the error and logged, never raised: the caller
     (a payment, an import) has succeeded and must not be undone by the mail server. The row is
-    flushed, not committed: it becomes permanent with the caller's unit of work.
+    flushed, not committed: it becomes permanent with the caller's unit of work. With a
+    ``QueuedBackend`` nothing is delivered here: the row stays ``queued`` and its id is enqueued
+    once that unit of work commits.
     """
     _validate(message)
-    row = OutboxMessage(
+    row = _new_row(message, backend.name)
+    session.add(row)
+    session.flush()
+    if isinstance(backend, QueuedBackend):
+        row.next_attempt_at = row.created_at
+        session.flush()
+        _enqueue_after_commit(session, backend, row.id)
+        return row.id
+    now = utcnow()
+    try:
+        delivered = backend.deliver(message)
+    except DeliveryError as exc:
+        log.warning("email %s to %s not delivered by %s: %s", row.id, message.to, backend.name, exc)
+        row.status, row.error = OutboxStatus.FAILED, str(exc) or type(exc).__name__
+        row.attempts = [attempt_entry(now, ok=False, result=row.error)]
+    except Exception as exc:  # a backend bug must not lose the message or break the caller either
+        log.exception("email %s: backend %s crashed", row.id, backend.name)
+        row.status, row.error = OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    else:
+        row.status = OutboxStatus.STORED if isinstance(backend, OutboxBackend) else OutboxStatus.SENT
+        row.sent_at = now
+        if delivered is not None:
+            row.provider_message_id = bare_message_id(delivered.provider_message_id)
+            row.attempts = [attempt_entry(now, ok=True, result=delivered.answer)]
+    session.flush()
+    return row.id
+
+
+def _new_row(message: EmailMessage, backend_name: str) -> OutboxMessage:
+    return OutboxMessage(
         to_addresses=list(message.to),
         reply_to=message.reply_to,
         subject=message.subject,
         body_text=message.text,
         body_html=message.html,
         template_key=message.template_key,
-        backend=backend.name,
+        backend=backend_name,
         status=OutboxStatus.QUEUED,
+        attempts=[],
         attachments=[
             OutboxAttachment(filename=a.filename, content_type=a.content_type, content=a.content)
             for a in message.attachments
         ],
     )
-    session.add(row)
-    session.flush()
-    try:
-        backend.deliver(message)
-    except DeliveryError as exc:
-        log.warning("email %s to %s not delivered by %s: %s", row.id, message.to, backend.name, exc)
-        row.status, row.error = OutboxStatus.FAILED, str(exc) or type(exc).__name__
-    except Exception as exc:  # a backend bug must not lose the message or break the caller either
-        log.exception("email %s: backend %s crashed", row.id, backend.name)
-        row.status, row.error = OutboxStatus.FAILED, f"{type(exc).__name__}: {exc}"
-    else:
-        row.status = OutboxStatus.STORED if isinstance(backend, OutboxBackend) else OutboxStatus.SENT
-        row.sent_at = utcnow()
-    session.flush()
-    return row.id
+
+
+_PENDING = "parkops_email_pending"
+
+
+def _enqueue_after_commit(session: Session, backend: QueuedBackend, message_id: int) -> None:
+    """Enqueue ``message_id`` once the session's transaction commits; forget it on rollback. A
+    queue that is down is logged, not raised (the caller's work is committed by then): the row
+    stays ``queued`` and due, and the Deliver Queued Email task picks it up."""
+    pending: list[tuple[QueuedBackend, int]] | None = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = []
+
+        def after_commit(committed: Session) -> None:
+            items = committed.info.pop(_PENDING, [])
+            for queued, item in items:
+                try:
+                    queued.enqueue(item)
+                except Exception:
+                    log.exception("email %s: could not be queued now; the delivery task retries it", item)
+
+        def after_rollback(rolled_back: Session, previous: Any) -> None:
+            if previous.parent is None:  # the whole transaction, not a savepoint inside it
+                rolled_back.info.pop(_PENDING, None)
+
+        event.listen(session, "after_commit", after_commit, once=True)
+        event.listen(session, "after_soft_rollback", after_rollback, once=True)
+    pending.append((backend, message_id))
+
+
+def attempt_entry(at: datetime, *, ok: bool, result: str) -> dict[str, object]:
+    return {"at": at.isoformat(), "ok": ok, "result": result[:1000]}
+
+
+def bare_message_id(message_id: str | None) -> str | None:
+    """Message ids without their angle brackets: Mailgun's send API answers ``<id@domain>`` and its
+    webhooks say ``id@domain``."""
+    return message_id.strip().strip("<>") if message_id else None
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: 1, 2, 4, 8 ... minutes."""
+    return FIRST_RETRY * (2 ** max(0, attempts - 1))
 
 
 # --- templates -------------------------------------------------------------------------------
@@ -493,6 +615,72 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
 )
 _DEFAULTS_BY_KEY = {template.key: template for template in DEFAULT_TEMPLATES}
 
+# What each variable holds, for the template editor. Keyed by name: a name means the same thing in
+# every template (``name`` is always the recipient's name). A variable without an entry is shown
+# with its example value only.
+VARIABLE_DOCS: dict[str, str] = {
+    "name": "the recipient's name (or their e-mail address when the name is unknown)",
+    "site_name": "the Site Name (System Settings > General)",
+    "ticket_number": "the violation's ticket number",
+    "plate": "the vehicle's plate",
+    "boot_name": "the boot's name, as on its label",
+    "release_code": "the code that unlocks the boot",
+    "return_location": "where the boot goes back (System Settings > Third Party > Universal Boot)",
+    "submitted_at": "when the appeal was submitted, in the site's time zone, in words",
+    "appeal_text": "what the driver wrote",
+    "outcome": "the decision: Upheld, Reduced or Cancelled",
+    "note": "the reviewer's note (may be empty)",
+    "amount_due_cents": "the amount still owed, in cents: write {{ amount_due_cents | money }}",
+    "due_date": "the date it is due by",
+    "pay_url": "the page to pay the ticket online",
+    "permit_number": "the permit's number",
+    "permit_name": "the permit product's name",
+    "lot_name": "the lot's name",
+    "valid_from": "first day of validity",
+    "valid_until": "last day of validity",
+    "plates": "the vehicles' plates, a list: {{ plates | join(', ') }}",
+    "amount_cents": "the amount paid, in cents: {{ amount_cents | money }}",
+    "receipt_url": "the receipt's private link",
+    "reference": "the payment's reference",
+    "paid_at": "when it was paid",
+    "items": "the lines paid, a list of {description, amount_cents}",
+    "total_cents": "the total paid, in cents: {{ total_cents | money }}",
+    "filename": "the imported file's name",
+    "finished_at": "when the import finished",
+    "imported_count": "how many users were imported",
+    "failures": "the rows that failed, a list of {row, email, reason}",
+    "report_date": "the day the report covers",
+    "added_count": "how many holds were added",
+    "added_filename": "the Holds Added file's name",
+    "released_count": "how many holds were released",
+    "released_filename": "the Holds Released file's name",
+    "product_name": "the permit product offered",
+    "book_url": "the page to book the held space",
+    "expires_at": "when the link or the offer lapses, in the site's time zone, in words",
+    "verify_url": "the single-use link that confirms the e-mail address",
+    "reset_url": "the single-use link to choose a new password",
+}
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    meaning: str
+    example: str
+
+
+def documented_variables(key: str) -> list[Variable]:
+    """The variables template ``key`` may use, with what they hold and an example value."""
+    return [
+        Variable(name, VARIABLE_DOCS.get(name, ""), _example(value))
+        for name, value in sorted(sample_context(key).items())
+    ]
+
+
+def _example(value: object) -> str:
+    text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
 
 def _money(cents: int) -> str:
     """Amounts travel in integer cents (see CONVENTIONS); templates format them with ``| money``."""
@@ -682,6 +870,27 @@ def update_template(
     return _info(row)
 
 
+def reset_template(session: Session, key: str, actor_id: int | None) -> TemplateInfo:
+    """Put back the shipped wording of ``key`` (subject, text and HTML); audited. ``NotFound`` for
+    a template ParkOps does not ship (it has no default to go back to)."""
+    default = _DEFAULTS_BY_KEY.get(key)
+    if default is None:
+        raise NotFound(f"{key!r} has no shipped default to reset to")
+    row = _template(session, key)
+    row.subject, row.body_text, row.body_html = default.subject, default.body_text, default.body_html
+    session.add(
+        AuditLog(
+            actor_id=actor_id,
+            action="email_template.reset",
+            entity_type="email_template",
+            entity_id=key,
+            changes={},
+        )
+    )
+    session.flush()
+    return _info(row)
+
+
 def _info(row: EmailTemplate) -> TemplateInfo:
     return TemplateInfo(
         key=row.key,
@@ -738,6 +947,11 @@ class OutboxDetail:
     status: OutboxStatus
     error: str | None
     attachments: list[AttachmentInfo]
+    sender: str | None = None
+    provider_message_id: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    next_attempt_at: datetime | None = None
+    resent_from_id: int | None = None
 
 
 def _like(term: str) -> str:
@@ -813,4 +1027,9 @@ def get_outbox_message(session: Session, message_id: int) -> OutboxDetail | None
         status=row.status,
         error=row.error,
         attachments=[AttachmentInfo(name, ctype, int(size or 0)) for name, ctype, size in attachments],
+        sender=row.sender,
+        provider_message_id=row.provider_message_id,
+        attempts=list(row.attempts or []),
+        next_attempt_at=row.next_attempt_at,
+        resent_from_id=row.resent_from_id,
     )

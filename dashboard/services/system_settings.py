@@ -149,6 +149,24 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "https://api.mailgun.net",
         "Use https://api.eu.mailgun.net for domains in Mailgun's EU region.",
     ),
+    SettingDef(
+        "mailgun_webhook_signing_key", "Mailgun Webhook Signing Key", THIRD_PARTY, "Mailgun", Kind.SECRET, "",
+        "From Mailgun's Webhooks page. Point the Permanent Failure and Spam Complaint webhooks at"
+        " <site address>/hooks/mailgun; bounced addresses are then flagged on the user.",
+    ),
+    SettingDef(
+        "mailgun_dkim_host", "DKIM Host Name", THIRD_PARTY, "Mailgun", Kind.TEXT, "",
+        "As Mailgun lists it, e.g. smtp._domainkey.opscom.example.edu. Only needed for the Email"
+        " Domain page when no API key is set (with a key, Mailgun is asked).",
+    ),
+    SettingDef(
+        "mailgun_dkim_value", "DKIM Record Value", THIRD_PARTY, "Mailgun", Kind.TEXT, "",
+        "The generated DKIM key Mailgun gives for the domain (k=rsa; p=...).",
+    ),
+    SettingDef(
+        "mailgun_receiving", "Receive Replies Through Mailgun", THIRD_PARTY, "Mailgun", Kind.BOOL, False,
+        "Lists Mailgun's MX records on the Email Domain page.",
+    ),
     # Third Party: CSV User Import
     SettingDef(
         "csv_import_failed_email", "Failed Import Email", THIRD_PARTY, "CSV User Import", Kind.EMAIL, "",
@@ -191,10 +209,20 @@ DEFINITIONS: tuple[SettingDef, ...] = (
     # Email: outgoing mail
     SettingDef(
         "mail_backend", "Mail Delivery", EMAIL, "Outgoing Mail", Kind.CHOICE, "outbox",
-        "Outbox only keeps messages in the Email Outbox without sending them.",
+        "Outbox only keeps messages in the Email Outbox without sending them. SMTP and Mailgun send"
+        " from the worker, retrying for about four hours while the server cannot be reached.",
         choices=(
             ("outbox", "Outbox only (do not send)"), ("smtp", "SMTP server"), ("mailgun", "Mailgun API"),
         ),
+    ),
+    SettingDef(
+        "mail_from_address", "From Address", EMAIL, "Sender", Kind.EMAIL, "",
+        "An address of the institution's own sending domain, e.g. parking@yourdomain.edu (for Mailgun,"
+        " of the Mailgun domain). Required to send.",
+    ),
+    SettingDef(
+        "mail_from_name", "From Name", EMAIL, "Sender", Kind.TEXT, "",
+        "Shown as the sender's name; empty: the Site Name followed by \"Parking\".",
     ),
     SettingDef("smtp_host", "SMTP Host", EMAIL, "SMTP", Kind.TEXT, ""),
     SettingDef("smtp_port", "SMTP Port", EMAIL, "SMTP", Kind.INT, 587, min_value=1, max_value=65535),

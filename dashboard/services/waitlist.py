@@ -435,16 +435,27 @@ def hold(session: Session, secrets: SecretBox) -> timedelta:
     return timedelta(minutes=int(system_settings.get(session, secrets, HOLD_SETTING)))
 
 
-def offer_policy(session: Session, secrets: SecretBox, base_url: str, tz: ZoneInfo) -> OfferPolicy:
-    """The admin's hold length (System Settings > Occupancy > Waitlist) and mail delivery. A
-    delivery method ParkOps cannot send with yet keeps the offer emails in the outbox, where
-    admins see them, rather than losing the offers."""
+def offer_policy(
+    session: Session,
+    secrets: SecretBox,
+    base_url: str,
+    tz: ZoneInfo,
+    backend: email.EmailBackend | None = None,
+) -> OfferPolicy:
+    """The admin's hold length (System Settings > Occupancy > Waitlist) and mail delivery:
+    ``backend`` is the configured one (``workers.email_delivery.configured_backend``); without it,
+    or with a delivery method this process cannot queue, the offer emails stay in the outbox, where
+    admins see them, rather than the offers being lost."""
     values = system_settings.get_many(session, secrets, [HOLD_SETTING, "site_name", "mail_backend"])
-    try:
-        backend = email.backend_for(str(values["mail_backend"]))
-    except ValueError:
-        log.warning("waitlist: mail backend %r unknown, offers stay in the outbox", values["mail_backend"])
-        backend = email.OutboxBackend()
+    if backend is None:
+        try:
+            backend = email.backend_for(str(values["mail_backend"]))
+        except ValueError:
+            log.warning(
+                "waitlist: mail backend %r cannot be queued here, offers stay in the outbox",
+                values["mail_backend"],
+            )
+            backend = email.OutboxBackend()
     return OfferPolicy(
         hold=timedelta(minutes=int(values[HOLD_SETTING])),
         site_name=str(values["site_name"]),

@@ -1,6 +1,7 @@
 """Email Templates: admins edit the subject, text and HTML of each email ParkOps sends.
 
-Preview and save both render the draft with the template's sample context in Jinja's sandbox
+Each template lists its variables (what they hold, an example) and can be reset to the shipped
+wording. Preview and save both render the draft with the template's sample context in Jinja's sandbox
 (``dashboard.services.email``), so a broken or unsafe template is refused here rather than when a
 boot release code has to go out. The preview's HTML is sanitised with nh3 and shown in a sandboxed
 iframe: an admin's markup cannot run script in another admin's session.
@@ -12,7 +13,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import nh3
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
@@ -43,11 +44,16 @@ def layout(**_query: str) -> html.Div:
                             dbc.Textarea(id="templates-text", rows=12, className="font-monospace mb-3"),
                             dbc.Label("HTML body (optional)", html_for="templates-html"),
                             dbc.Textarea(id="templates-html", rows=12, className="font-monospace mb-3"),
-                            html.Small(id="templates-variables", className="text-muted d-block mb-3"),
+                            html.Div(id="templates-variables", className="small mb-3"),
                             dbc.Button(
                                 "Preview", id="templates-preview-btn", color="secondary", className="me-2"
                             ),
-                            dbc.Button("Save", id="templates-save-btn", color="primary"),
+                            dbc.Button("Save", id="templates-save-btn", color="primary", className="me-2"),
+                            dcc.ConfirmDialogProvider(
+                                dbc.Button("Reset to default", color="outline-danger"),
+                                id="templates-reset",
+                                message="Put back the wording ParkOps ships? Edits are lost.",
+                            ),
                             html.Div(id="templates-status", className="mt-3"),
                         ],
                         lg=6,
@@ -82,13 +88,58 @@ def load_options(_path: str | None) -> tuple[list[dict[str, str]], str | None]:
     min_role=Role.ADMIN,
     prevent_initial_call=True,
 )
-def load_template(key: str | None) -> tuple[str, str, str, str, Any]:
+def load_template(key: str | None) -> tuple[Any, ...]:
     with session_scope() as session:
-        template = email_service.get_template(session, key) if key else None
+        template = email_service.get_template(session, key) if isinstance(key, str) else None
     if template is None:
         return "", "", "", "", dbc.Alert("Choose a template.", color="secondary")
-    variables = ", ".join(template.variables) or "none"
-    return template.subject, template.body_text, template.body_html, f"Variables: {variables}", None
+    return template.subject, template.body_text, template.body_html, _variables(template.key), None
+
+
+def _variables(key: str) -> Any:
+    rows = email_service.documented_variables(key)
+    if not rows:
+        return html.P("This template has no variables.", className="text-muted")
+    return dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th("Variable"), html.Th("Holds"), html.Th("Example")])),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [html.Td(html.Code("{{ " + v.name + " }}")), html.Td(v.meaning), html.Td(v.example)]
+                    )
+                    for v in rows
+                ]
+            ),
+        ],
+        size="sm",
+        id="templates-variables-table",
+    )
+
+
+@callback(
+    Output("templates-subject", "value", allow_duplicate=True),
+    Output("templates-text", "value", allow_duplicate=True),
+    Output("templates-html", "value", allow_duplicate=True),
+    Output("templates-status", "children", allow_duplicate=True),
+    Input("templates-reset", "submit_n_clicks"),
+    State("templates-select", "value"),
+    min_role=Role.ADMIN,
+    prevent_initial_call=True,
+)
+def reset(submitted: int | None, key: str | None) -> tuple[Any, ...]:
+    """Confirmed reset: the shipped wording is saved and shown."""
+    if not submitted or not isinstance(key, str):
+        return no_update, no_update, no_update, dbc.Alert("Choose a template.", color="secondary")
+    try:
+        with session_scope() as session:
+            template = email_service.reset_template(session, key, current_user_id())
+    except NotFound as exc:
+        return no_update, no_update, no_update, dbc.Alert(str(exc), color="warning")
+    done = dbc.Alert(
+        f"“{template.name}” is back to the shipped wording.", color="success", id="templates-reset-done"
+    )
+    return template.subject, template.body_text, template.body_html, done
 
 
 def _errors(exc: ValidationFailed) -> Any:

@@ -9,6 +9,9 @@ leaving it empty keeps it; its "Clear" box removes it.
 Component ids by kind (pattern-matching, ``key`` = setting key): ``settings-field`` (text, e-mail,
 URL, number, choice inputs), ``settings-flag`` (on/off switches, which have no ``invalid`` prop),
 ``settings-secret`` (password inputs), ``settings-clear`` and ``settings-feedback``.
+
+The Email tab ends with "Send test email": it sends now, with the *saved* settings, and shows the
+server's own answer (the SMTP reply or Mailgun's HTTP status and message), or what is missing.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.inputs import InvalidInput
+from dashboard.services import email as email_service
 from dashboard.services import system_settings
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.system_settings import Kind, SettingDef
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
+from workers import email_delivery
 
 register_page(__name__, path="/admin/settings", title="System Settings", min_role=Role.ADMIN)
 
@@ -81,10 +86,64 @@ def _tab_body(tab: str) -> list[Any]:
     sections: dict[str, list[SettingDef]] = {}
     for d in system_settings.definitions(tab):
         sections.setdefault(d.section, []).append(d)
-    return [
+    cards = [
         dbc.Card([dbc.CardHeader(section), dbc.CardBody([_field(d) for d in defs])], class_name="mb-3")
         for section, defs in sections.items()
     ]
+    if tab == system_settings.EMAIL:
+        cards.append(_test_send_card())
+    return cards
+
+
+def _test_send_card() -> dbc.Card:
+    return dbc.Card(
+        [
+            dbc.CardHeader("Send Test Email"),
+            dbc.CardBody(
+                [
+                    dbc.Label("Send a test message to", html_for="settings-test-to"),
+                    dbc.InputGroup(
+                        [
+                            dbc.Input(id="settings-test-to", type="email", placeholder="you@yourdomain.edu"),
+                            dbc.Button(
+                                "Send test email", id="settings-test-send", color="secondary", n_clicks=0
+                            ),
+                        ]
+                    ),
+                    dbc.FormText(
+                        "Uses the saved settings: save first. Shows exactly what the server answered."
+                    ),
+                    html.Div(id="settings-test-result", className="mt-2"),
+                ]
+            ),
+        ],
+        class_name="mb-3",
+    )
+
+
+@callback(
+    Output("settings-test-result", "children"),
+    Input("settings-test-send", "n_clicks"),
+    State("settings-test-to", "value"),
+    prevent_initial_call=True,
+    min_role=Role.ADMIN,
+)
+def send_test(n_clicks: int | None, to: Any) -> Any:
+    """Send a test message now and report the server's answer word for word."""
+    if not n_clicks:
+        return no_update
+    address = to.strip() if isinstance(to, str) else ""
+    if not email_service.ADDRESS_RE.match(address):
+        return dbc.Alert(
+            "Enter one e-mail address to send the test to.", color="warning", id="settings-test-answer"
+        )
+    result = email_delivery.send_test(core(), address, current_user_id())
+    heading = "Sent. The server answered: " if result.ok else "Not sent: "
+    return dbc.Alert(
+        [html.Strong(heading), html.Code(result.answer)],
+        color="success" if result.ok else "danger",
+        id="settings-test-answer",
+    )
 
 
 def layout(**_query: str) -> html.Div:

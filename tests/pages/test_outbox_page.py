@@ -48,8 +48,11 @@ def open_message(client, message_id: object, clicks: int | None = 1):
     """Click a row's open button: a pattern-matching (ALL) input, so the body is built here."""
     button = {"type": "outbox-open", "index": message_id}
     body = {
-        "output": "outbox-detail.children",
-        "outputs": {"id": "outbox-detail", "property": "children"},
+        "output": "..outbox-detail.children...outbox-current.data..",
+        "outputs": [
+            {"id": "outbox-detail", "property": "children"},
+            {"id": "outbox-current", "property": "data"},
+        ],
         "inputs": [[{"id": button, "property": "n_clicks", "value": clicks}]],
         "state": [],
         "changedPropIds": [json.dumps(button, sort_keys=True, separators=(",", ":")) + ".n_clicks"],
@@ -189,9 +192,12 @@ def test_admin_picks_and_previews_a_template_with_html_sanitised(app, login_as, 
     labels = [o["label"] for o in options["templates-select"]["options"]]
     assert "Boot Release Email" in labels and "PeopleSoft Holds Report" in labels
 
-    loaded = outputs_of(dash_post(client, app, find_output(app, "templates-subject.value"), ["boot-release"]))
+    loaded = outputs_of(
+        dash_post(client, app, find_output(app, "templates-variables.children"), ["boot-release"])
+    )
     assert "{{ release_code }}" in loaded["templates-text"]["value"]
-    assert "release_code" in loaded["templates-variables"]["children"]
+    variables = json.dumps(loaded["templates-variables"]["children"])
+    assert "{{ release_code }}" in variables and "the code that unlocks the boot" in variables
 
     preview = dash_post(
         client,

@@ -41,6 +41,10 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "Mailgun Domain",
         "Mailgun Private API Key",
         "Mailgun API Base URL (Region)",
+        "Mailgun Webhook Signing Key",
+        "DKIM Host Name",
+        "DKIM Record Value",
+        "Receive Replies Through Mailgun",
         "Failed Import Email",
         "Universal Boot Enabled",
         "Require Overdue Paid",
@@ -51,6 +55,8 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
     ]
     assert labels["Email"] == [
         "Mail Delivery",
+        "From Address",
+        "From Name",
         "SMTP Host",
         "SMTP Port",
         "SMTP Username",
@@ -71,6 +77,7 @@ def test_definitions_are_consistent():
         "parkmobile_password",
         "parkmobile_api_key",
         "mailgun_api_key",
+        "mailgun_webhook_signing_key",
         "smtp_password",
     }
     for d in ss.definitions():

@@ -21,10 +21,11 @@ SEED = {
     "peoplesoft-holds": ("PeopleSoft Holds Report", 86400),
     "occupancy-snapshots": ("Occupancy Snapshots", 300),
     "waitlist-offers": ("Waitlist Offers", 60),
+    "email-delivery": ("Deliver Queued Email", 60),
     "boot-non-return": ("Unreturned Boots", 3600),
 }
 # History must be recorded out of the box; every integration waits for an admin to turn it on.
-ON_BY_DEFAULT = ("occupancy-snapshots", "waitlist-offers")
+ON_BY_DEFAULT = ("occupancy-snapshots", "waitlist-offers", "email-delivery")
 
 
 def claim_due(session, now, only=None) -> list[str]:
