@@ -54,6 +54,7 @@ from models.payments import (
     Refund,
     SandboxCharge,
 )
+from models.peoplesoft import PeopleSoftHold, PeopleSoftReport
 from models.permits import (
     PayStationRecord,
     Permit,
@@ -100,6 +101,8 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "PayStationRecord",
+    "PeopleSoftHold",
+    "PeopleSoftReport",
     "Payment",
     "PaymentAllocation",
     "PaymentStatus",

@@ -67,9 +67,9 @@ def act(
             inputs.append(dict(spec, value=value if spec["id"] == kind else 0))
             if spec["id"] == kind:
                 changed = f"{kind}.{prop}"
-    body_state = [
-        dict(spec, value=v) for spec, v in zip(entry["state"], state or [None, None, 0], strict=True)
-    ]
+    values = list(state or [None, None, 0])
+    values += [None] * (len(entry["state"]) - len(values))  # the schedule fields, unless given
+    body_state = [dict(spec, value=v) for spec, v in zip(entry["state"], values, strict=True)]
     body = {
         "output": output,
         "outputs": [{"id": o.component_id, "property": o.component_property} for o in entry["output"]],
@@ -118,7 +118,7 @@ def test_admin_sees_every_task(app, login_as):
     for definition in REGISTRY.definitions():
         assert definition.title in table
         assert json.dumps({"type": "tasks-run", "name": definition.name}) in table
-    assert "10 min" in table and "1 d" in table and "never run" in table
+    assert "every 10 min" in table and "daily at 02:00" in table and "never run" in table
     assert "No runs yet." in json.dumps(out["tasks-log"]["children"])
     assert [o["value"] for o in out["tasks-log-filter"]["options"]][0] == ""
 

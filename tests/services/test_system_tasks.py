@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -32,7 +32,7 @@ def claim_due(session, now, only=None) -> list[str]:
     return [
         slot.name
         for slot in system_tasks.due_slots(session, now, only=only)
-        if system_tasks.claim_slot(session, slot, now)
+        if system_tasks.claim_slot(session, slot, now, UTC)
     ]
 
 
