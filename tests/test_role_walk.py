@@ -68,6 +68,7 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/boots",
         "/admin/boot-label/none",
         "/admin/boot-report",
+        "/admin/peoplesoft",
     } <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles
