@@ -421,7 +421,8 @@ def peoplesoft_holds(ctx: TaskContext) -> TaskResult:
         config = _settings(session, ctx.core.secrets, keys)
     if not config["peoplesoft_enabled"]:
         raise TaskNotConfigured(
-            f"PeopleSoft holds are turned off in System Settings ({THIRD_PARTY_HINT} > PeopleSoft Holds)"
+            "PeopleSoft holds are turned off in System Settings (Third Party > PeopleSoft Holds > "
+            "Enable PeopleSoft Holds)"
         )
     _require(config, ("peoplesoft_holds_email",))
     try:
