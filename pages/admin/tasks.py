@@ -310,6 +310,8 @@ def _save_schedule(
             session, name, _spec_from(mode, time_text, weekday, spec), tz, current_user_id()
         )
         nxt = system_tasks.next_run_words(task, tz)
+    if not task.enabled:
+        return _flash(f"{task.title} now runs {task.schedule_words} once it is turned on.")
     return _flash(f"{task.title} now runs {task.schedule_words}; next run: {nxt}.")
 
 
