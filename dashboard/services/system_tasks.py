@@ -518,7 +518,7 @@ def give_up_run(session: Session, run_id: int, tz: tzinfo, *, can_retry: bool) -
             TaskRun.task_name == run.task_name,
             TaskRun.id != run.id,
             TaskRun.started_at >= run.started_at,
-            TaskRun.outcome.not_in([TaskOutcome.SKIPPED, TaskOutcome.MISSED]),
+            TaskRun.outcome.not_in([TaskOutcome.SKIPPED, TaskOutcome.MISSED, TaskOutcome.LATE]),
         )
     )
     retry = can_retry and run.trigger != RETRY_TRIGGER and not ran_since
