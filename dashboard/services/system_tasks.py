@@ -63,7 +63,10 @@ class TaskView:
     def schedule_words(self) -> str:
         """How often it runs, as the tasks page says it ("daily at 02:00", "every 10 min")."""
         if self.schedule:
-            return schedules.parse(self.schedule).words
+            try:
+                return schedules.parse(self.schedule).words
+            except ValidationFailed:
+                return f"at times matching {self.schedule} (not a valid schedule: edit it)"
         return f"every {every_words(self.interval_seconds)}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -249,7 +252,7 @@ def set_schedule(
     old = row.schedule
     row.schedule = checked
     if checked is not None:
-        row.next_run_at = schedules.next_fire(checked, tz, now)
+        row.next_run_at = next_slot(checked, row.interval_seconds, tz, now)
     else:
         soonest = now + timedelta(seconds=row.interval_seconds)
         if row.next_run_at is None or row.next_run_at > soonest:
@@ -266,11 +269,13 @@ def set_schedule(
     return _task_view(row)
 
 
-def next_slot(schedule: str | None, interval_seconds: int, tz: tzinfo, now: datetime) -> datetime | None:
+def next_slot(schedule: str | None, interval_seconds: int, tz: tzinfo, now: datetime) -> datetime:
     """When a slot claimed at ``now`` is next due: the schedule's next time after now, or now plus
-    one interval."""
+    one interval (also for a schedule that finds no next time, rather than a slot due forever)."""
     if schedule:
-        return schedules.next_fire(schedule, tz, now)
+        upcoming = schedules.next_fire(schedule, tz, now)
+        if upcoming is not None:
+            return upcoming
     return now + timedelta(seconds=interval_seconds)
 
 
