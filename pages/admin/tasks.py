@@ -138,10 +138,6 @@ def _local(moment: datetime | None) -> str:
     return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
 
 
-def _every(seconds: int) -> str:
-    return system_tasks.every_words(seconds)
-
-
 def _badge(outcome: str | None) -> Any:
     if outcome is None:
         return html.Span("never run", className="text-muted small")
