@@ -278,7 +278,7 @@ def task_list(as_json: bool) -> None:
         return
     for row in rows:
         click.echo(
-            f"{row.name:<24} {'on ' if row.enabled else 'off'} every {row.interval_seconds:>6}s  "
+            f"{row.name:<24} {'on ' if row.enabled else 'off'} {row.schedule_words:<26} "
             f"last: {row.last_outcome or '-':<15} next: {row.next_run_at or '-'}  {row.title}"
         )
 

@@ -55,6 +55,7 @@ from models.payments import (
     Refund,
     SandboxCharge,
 )
+from models.peoplesoft import PeopleSoftHold, PeopleSoftReport
 from models.permits import (
     PayStationRecord,
     Permit,
@@ -105,6 +106,8 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "PayStationRecord",
+    "PeopleSoftHold",
+    "PeopleSoftReport",
     "Payment",
     "PaymentAllocation",
     "PaymentStatus",

@@ -30,6 +30,9 @@ class SystemTask(Base):
     title: Mapped[str] = mapped_column(String(120))
     enabled: Mapped[bool] = mapped_column(default=False)
     interval_seconds: Mapped[int] = mapped_column(Integer)
+    # A cron-like spec read in the site's time zone ("0 2 * * *": daily at 02:00); None: every
+    # ``interval_seconds``. See ``dashboard.services.schedules``.
+    schedule: Mapped[str | None] = mapped_column(String(64))
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     last_outcome: Mapped[str | None] = mapped_column(String(24))
@@ -48,6 +51,9 @@ class TaskOutcome(enum.StrEnum):
     NOT_CONFIGURED = "not_configured"
     SKIPPED = "skipped"
     MISSED = "missed"  # a scheduled slot nobody could queue in time (not a run; see claim_slot)
+    # A run at a fixed time that starts late (the scheduler was down at its time): not a run either,
+    # the entry that says so; the run itself follows at once.
+    LATE = "late"
 
 
 # The outcomes that need attention: the task health widget counts them as failing.

@@ -73,6 +73,7 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/users/none",
         "/admin/user-types",
         "/admin/sso",
+        "/admin/peoplesoft",
     } <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles

@@ -8,7 +8,8 @@ A slot is claimed and enqueued both or neither: each claim is its own transactio
 after its job is in Redis (under an id made from the slot, so repeating a claim whose commit failed
 queues nothing twice). While Redis is down the slot simply stays due and every tick tries again;
 when Redis is back the task runs, and a slot one interval late or more leaves a ``missed`` entry in
-the task log (``system_tasks.record_missed``).
+the task log (``system_tasks.record_missed``); a task at fixed times that starts late (the
+scheduler was down at 02:00, back at 05:00) runs once on return and leaves a ``late`` entry.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Scheduler:
     def _claim(self, slot: Slot, now: datetime) -> bool:
         """Claim ``slot`` and enqueue its job in one transaction that commits after the enqueue."""
         with self.core.db.session() as session:
-            if not system_tasks.claim_slot(session, slot, now):
+            if not system_tasks.claim_slot(session, slot, now, self.core.settings.tz):
                 return False
             system_tasks.record_missed(
                 session, slot, now, self.core.settings.tz, self._queue_errors.get(slot.name)

@@ -24,7 +24,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
-from dashboard.services import boots, occupancy, pay_stations, payments, system_settings, waitlist
+from dashboard.services import (
+    boots,
+    occupancy,
+    pay_stations,
+    payments,
+    peoplesoft,
+    system_settings,
+    waitlist,
+)
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
 from workers import email_delivery, parkmobile
 from workers.mistall import MistallClient, MistallLotReading
@@ -53,6 +61,7 @@ class TaskDefinition:
     default_interval_seconds: int
     description: str
     default_enabled: bool = False
+    default_schedule: str | None = None  # fixed times in the site's time zone, else every interval
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,12 @@ class TaskRegistry:
         interval_seconds: int,
         description: str,
         default_enabled: bool = False,
+        schedule: str | None = None,
     ) -> Callable[[TaskBody], TaskBody]:
-        """Decorator registering a body under ``name``; a duplicate name is a programming error."""
-        definition = TaskDefinition(name, title, interval_seconds, description, default_enabled)
+        """Decorator registering a body under ``name``; a duplicate name is a programming error.
+        ``schedule``: run at these fixed times (``dashboard.services.schedules``) rather than every
+        ``interval_seconds`` (which stays the interval an admin gets on switching back)."""
+        definition = TaskDefinition(name, title, interval_seconds, description, default_enabled, schedule)
 
         def register(body: TaskBody) -> TaskBody:
             if name in self._tasks:
@@ -387,15 +399,53 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
     "peoplesoft-holds",
     title="PeopleSoft Holds Report",
     interval_seconds=86400,
+    schedule="0 2 * * *",
     description=(
-        "E-mails the Holds Added and Holds Released files to the PeopleSoft Holds Notification Email."
+        "E-mails the Holds Added and Holds Released files to the PeopleSoft Holds Notification Email "
+        "(nightly at 02:00 by default; the files are kept on PeopleSoft Holds)."
     ),
 )
 def peoplesoft_holds(ctx: TaskContext) -> TaskResult:
-    raise TaskNotConfigured(
-        "The PeopleSoft Holds Report is not built yet: it arrives with the violations and payments work "
-        "(its PeopleSoft Holds Notification Email is on System Settings > Third Party)"
+    """Build, keep and e-mail the two holds files (``dashboard.services.peoplesoft``). Off unless
+    Enable PeopleSoft Holds is on, and then the run log says so in a line rather than failing.
+    Idempotent: a second run the same night finds nothing changed and sends nothing."""
+    keys = (
+        "peoplesoft_enabled",
+        "peoplesoft_holds_email",
+        "peoplesoft_file_pattern",
+        "system_reply_to_email",
     )
+    with ctx.session() as session:
+        config = _settings(session, ctx.core.secrets, keys)
+    if not config["peoplesoft_enabled"]:
+        raise TaskNotConfigured(
+            "PeopleSoft holds are turned off in System Settings (Third Party > PeopleSoft Holds > "
+            "Enable PeopleSoft Holds)"
+        )
+    _require(config, ("peoplesoft_holds_email",))
+    with ctx.session() as session:
+        backend = email_delivery.configured_backend(ctx.core, session)
+        report = peoplesoft.run_report(
+            session,
+            utcnow(),
+            ctx.core.settings.tz,
+            pattern=str(config["peoplesoft_file_pattern"]),
+            recipient=str(config["peoplesoft_holds_email"]),
+            backend=backend,
+            reply_to=str(config["system_reply_to_email"]) or None,
+        )
+    parts = [f"{report.added_count} holds added", f"{report.released_count} released"]
+    if report.emailed:
+        parts.append(
+            f"e-mailed to {report.recipient} ({report.added_filename}, {report.released_filename}; "
+            f"outbox message {report.outbox_message_id})"
+        )
+    else:
+        parts.append("nothing changed since the last report, so nothing was e-mailed")
+    if report.skipped:
+        people = [f"{s.name} <{s.email}> owes {peoplesoft.money(s.owed_cents)}" for s in report.skipped]
+        parts += _listed(f"{len(people)} owing users skipped (no Student/Staff ID)", people)
+    return TaskResult(rows_touched=report.added_count + report.released_count, message="; ".join(parts))
 
 
 @REGISTRY.task(

@@ -33,6 +33,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Enforcement", "Write a Ticket", "/officer/ticket", Role.OFFICER),
     ("Enforcement", "Violations", "/admin/violations", Role.MANAGER),
     ("Enforcement", "Universal Boot Devices", "/admin/boot-report", Role.MANAGER),
+    ("Enforcement", "PeopleSoft Holds", "/admin/peoplesoft", Role.MANAGER),
     ("Enforcement", "Offence Types", "/admin/offence-types", Role.ADMIN),
     ("Enforcement", "Setup Boot Devices", "/admin/boots", Role.ADMIN),
     ("Occupancy", "Real-Time Map (Admin)", "/admin/map", Role.MANAGER),
@@ -59,6 +60,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
 FEATURE_SETTINGS: dict[str, str] = {
     "/admin/boot-report": "boot_universal_enabled",
     "/admin/boots": "boot_universal_enabled",
+    "/admin/peoplesoft": "peoplesoft_enabled",
 }
 
 

@@ -29,7 +29,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
-from dashboard.services import boots, devices, feed_health, occupancy, system_settings, system_tasks
+from dashboard.services import (
+    boots,
+    devices,
+    feed_health,
+    occupancy,
+    schedules,
+    system_settings,
+    system_tasks,
+)
 from dashboard.services.devices import DeadLetterView, IngestCounters
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.feed_health import SessionsLost
@@ -617,17 +625,15 @@ class TaskHealth:
         return sum(1 for task in self.tasks if task.overdue)
 
 
-def task_health(session: Session, now: datetime) -> TaskHealth:
+def task_health(session: Session, now: datetime, tz: tzinfo | None = None) -> TaskHealth:
     """Failing: the last run failed, wholly or partly. Overdue: an enabled task whose slot passed
     unclaimed, or whose last run is more than two intervals old (claimed but never run: the workers
-    are down)."""
+    are down); for a task at fixed times, one of its times (in the site's zone ``tz``) passed since
+    its last run without a run."""
     lines = []
     for task in system_tasks.list_tasks(session):
         missed_slot = task.next_run_at is not None and now - task.next_run_at > OVERDUE_GRACE
-        late_run = (
-            task.last_run_at is not None
-            and now - task.last_run_at > 2 * timedelta(seconds=task.interval_seconds) + OVERDUE_GRACE
-        )
+        late_run = task.last_run_at is not None and _run_overdue(task, task.last_run_at, now, tz)
         lines.append(
             TaskLine(
                 name=task.name,
@@ -642,6 +648,19 @@ def task_health(session: Session, now: datetime) -> TaskHealth:
         )
     lines.sort(key=lambda line: (not line.failing, not line.overdue, line.title))
     return TaskHealth(tuple(lines))
+
+
+def _run_overdue(
+    task: system_tasks.TaskView, last_run_at: datetime, now: datetime, tz: tzinfo | None
+) -> bool:
+    if task.schedule:
+        if tz is None:
+            return False
+        passed = schedules.fires_between(
+            task.schedule, tz, last_run_at + OVERDUE_GRACE, now - OVERDUE_GRACE, 1
+        )
+        return bool(passed)
+    return now - last_run_at > 2 * timedelta(seconds=task.interval_seconds) + OVERDUE_GRACE
 
 
 # -- dead-letters ----------------------------------------------------------------------------------

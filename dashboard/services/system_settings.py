@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -74,6 +74,8 @@ class SettingDef:
     choices: tuple[tuple[str, str], ...] = ()  # (stored value, label), for Kind.CHOICE
     min_value: int | None = None
     max_value: int | None = None
+    # A further check of a text value: returns it (normalised) or raises ValueError for the field.
+    check: Callable[[str], str] | None = None
 
     @property
     def secret(self) -> bool:
@@ -202,9 +204,21 @@ DEFINITIONS: tuple[SettingDef, ...] = (
     ),
     # Third Party: PeopleSoft Holds
     SettingDef(
+        "peoplesoft_enabled", "Enable PeopleSoft Holds", THIRD_PARTY, "PeopleSoft Holds", Kind.BOOL, False,
+        "Lets the PeopleSoft Holds Report system task build and e-mail the Holds Added and Holds"
+        " Released files (also turn the task on in System Task Logs).",
+    ),
+    SettingDef(
         "peoplesoft_holds_email", "PeopleSoft Holds Notification Email", THIRD_PARTY, "PeopleSoft Holds",
         Kind.EMAIL, "",
         "Receives the Holds Added and Holds Released files; required for the PeopleSoft Holds Report.",
+    ),
+    SettingDef(
+        "peoplesoft_file_pattern", "PeopleSoft File Name Pattern", THIRD_PARTY, "PeopleSoft Holds",
+        Kind.TEXT, "holds_{type}_{date}.txt",
+        "{type} becomes added or released, {date} the report's date (YYYYMMDD); letters, digits, dots,"
+        " dashes and underscores otherwise; ends in .txt.",
+        check=lambda text: check_file_name_pattern(text),
     ),
     # Email: outgoing mail
     SettingDef(
@@ -460,6 +474,24 @@ def _parse(d: SettingDef, raw: object) -> Value:
         return _parse_url(text)
     if d.kind is Kind.CHOICE and text not in {value for value, _label in d.choices}:
         raise ValueError("not one of the offered choices")
+    return d.check(text) if d.check is not None else text
+
+
+FILE_PLACEHOLDERS = ("{type}", "{date}")
+_FILE_PATTERN_RE = re.compile(r"^(?:[A-Za-z0-9._-]|\{type\}|\{date\})+\.txt$")
+
+
+def check_file_name_pattern(text: str) -> str:
+    """A PeopleSoft file name pattern: safe characters and the two placeholders only (never
+    ``str.format``, whose ``{0.__class__}`` would reach into objects), with ``{type}`` so the
+    two files differ, ending in ``.txt`` (the format PeopleSoft expects)."""
+    if "{type}" not in text:
+        raise ValueError("must contain {type} (added or released), so the two files have different names")
+    if not _FILE_PATTERN_RE.match(text) or len(text) > 120:
+        raise ValueError(
+            "use letters, digits, . _ - and the placeholders {type} and {date} only, ending in .txt"
+            " (at most 120 characters)"
+        )
     return text
 
 

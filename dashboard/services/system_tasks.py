@@ -3,6 +3,9 @@
 Code declares the tasks (``workers.tasks``); rows here keep what admins change. Any number of
 schedulers may run: ``claim_slot`` moves a task's ``next_run_at`` with a conditional UPDATE, so of
 two schedulers that read the same due slot, only the one whose UPDATE matches the old value gets it.
+A task runs every ``interval_seconds`` or, with a ``schedule``, at fixed times of day in the site's
+time zone (``dashboard.services.schedules``); either way the claim moves ``next_run_at`` to the
+next slot, so a restart or a second scheduler never runs a slot twice.
 A run stamps a heartbeat while it works; ``silent_runs`` and ``give_up_run`` find and close the
 runs whose worker died.
 """
@@ -17,7 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import Insert, func, select, update
 from sqlalchemy.orm import Session
 
-from dashboard.services import audit
+from dashboard.services import audit, schedules
 from dashboard.services.errors import NotFound, ValidationFailed
 from models import SystemTask, TaskOutcome, TaskRun, utcnow
 
@@ -25,6 +28,9 @@ MIN_INTERVAL_SECONDS = 60
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 MESSAGE_LIMIT = 4000  # a run message is a summary; a full traceback belongs in the worker's log
 RETRY_TRIGGER = "retry"  # the trigger of the one re-run of a run whose worker died
+# A run at a fixed time that starts this much after its time is logged as late (a tick is 5 s; a
+# busy database may hold a tick up for a while without anything being wrong).
+LATE_AFTER = timedelta(minutes=5)
 
 
 class TaskDefinitionLike(Protocol):
@@ -38,6 +44,8 @@ class TaskDefinitionLike(Protocol):
     def default_interval_seconds(self) -> int: ...
     @property
     def default_enabled(self) -> bool: ...
+    @property
+    def default_schedule(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,17 @@ class TaskView:
     next_run_at: datetime | None
     last_run_at: datetime | None
     last_outcome: str | None
+    schedule: str | None = None  # a cron-like spec in the site's time zone; None: every interval
+
+    @property
+    def schedule_words(self) -> str:
+        """How often it runs, as the tasks page says it ("daily at 02:00", "every 10 min")."""
+        if self.schedule:
+            try:
+                return schedules.parse(self.schedule).words
+            except ValidationFailed:
+                return f"at times matching {self.schedule} (not a valid schedule: edit it)"
+        return f"every {every_words(self.interval_seconds)}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +99,17 @@ def _task_view(row: SystemTask) -> TaskView:
         next_run_at=row.next_run_at,
         last_run_at=row.last_run_at,
         last_outcome=row.last_outcome,
+        schedule=row.schedule,
     )
+
+
+def every_words(seconds: int) -> str:
+    """An interval as the tasks page shows it: "1 d", "6 h", "10 min"."""
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def _run_view(run: TaskRun, title: str) -> RunView:
@@ -126,6 +155,7 @@ def sync_registry(session: Session, definitions: Iterable[TaskDefinitionLike]) -
                 title=definition.title,
                 enabled=definition.default_enabled,
                 interval_seconds=definition.default_interval_seconds,
+                schedule=definition.default_schedule,
                 next_run_at=now,
             )
         )
@@ -203,6 +233,52 @@ def set_interval(session: Session, name: str, seconds: int, actor_id: int | None
     return _task_view(row)
 
 
+def set_schedule(
+    session: Session,
+    name: str,
+    spec: str | None,
+    tz: tzinfo,
+    actor_id: int | None,
+    now: datetime | None = None,
+) -> TaskView:
+    """Run a task at the fixed times of ``spec`` (site time zone ``tz``), or every interval again
+    with ``None``. With a spec the next run moves to its next time at once; back to an interval,
+    the next run is at most one interval away (as ``set_interval`` does)."""
+    checked = schedules.parse(spec).spec if spec is not None else None
+    row = _row(session, name)
+    if row.schedule == checked:
+        return _task_view(row)
+    now = now or utcnow()
+    old = row.schedule
+    row.schedule = checked
+    if checked is not None:
+        row.next_run_at = next_slot(checked, row.interval_seconds, tz, now)
+    else:
+        soonest = now + timedelta(seconds=row.interval_seconds)
+        if row.next_run_at is None or row.next_run_at > soonest:
+            row.next_run_at = soonest
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="system_task.schedule",
+        entity_type="system_task",
+        entity_id=name,
+        changes={"schedule": [old, checked]},
+    )
+    session.flush()
+    return _task_view(row)
+
+
+def next_slot(schedule: str | None, interval_seconds: int, tz: tzinfo, now: datetime) -> datetime:
+    """When a slot claimed at ``now`` is next due: the schedule's next time after now, or now plus
+    one interval (also for a schedule that finds no next time, rather than a slot due forever)."""
+    if schedule:
+        upcoming = schedules.next_fire(schedule, tz, now)
+        if upcoming is not None:
+            return upcoming
+    return now + timedelta(seconds=interval_seconds)
+
+
 @dataclass(frozen=True)
 class Slot:
     """A due slot as a scheduler read it; ``claim_slot`` takes it (or finds another scheduler did)."""
@@ -210,6 +286,7 @@ class Slot:
     name: str
     due_at: datetime | None
     interval_seconds: int
+    schedule: str | None = None
 
     def missed_runs(self, now: datetime) -> int:
         """How many whole intervals late the slot is: the runs that would have happened meanwhile
@@ -221,7 +298,9 @@ class Slot:
 
 def due_slots(session: Session, now: datetime, only: Collection[str] | None = None) -> list[Slot]:
     """Every enabled task whose slot has come (optionally only among ``only``), by name."""
-    query = select(SystemTask.name, SystemTask.next_run_at, SystemTask.interval_seconds).where(
+    query = select(
+        SystemTask.name, SystemTask.next_run_at, SystemTask.interval_seconds, SystemTask.schedule
+    ).where(
         SystemTask.enabled.is_(True),
         (SystemTask.next_run_at.is_(None)) | (SystemTask.next_run_at <= now),
     )
@@ -230,9 +309,10 @@ def due_slots(session: Session, now: datetime, only: Collection[str] | None = No
     return [Slot(*row) for row in session.execute(query.order_by(SystemTask.name)).all()]
 
 
-def claim_slot(session: Session, slot: Slot, now: datetime) -> bool:
-    """Move the task's next run to ``now + interval`` if the slot is still the one read; True when
-    this caller won it.
+def claim_slot(session: Session, slot: Slot, now: datetime, tz: tzinfo) -> bool:
+    """Move the task's next run to its next slot after ``now`` (``next_slot``: the schedule's next
+    time in the site's time zone ``tz``, or ``now + interval``) if the slot is still the one read;
+    True when this caller won it.
 
     The UPDATE matches the ``next_run_at`` this caller read, so when two schedulers read the same
     slot the second UPDATE matches no row (PostgreSQL re-checks the WHERE once the first commits;
@@ -247,7 +327,7 @@ def claim_slot(session: Session, slot: Slot, now: datetime) -> bool:
     result = session.execute(
         update(SystemTask)
         .where(SystemTask.name == slot.name, matches)
-        .values(next_run_at=now + timedelta(seconds=slot.interval_seconds))
+        .values(next_run_at=next_slot(slot.schedule, slot.interval_seconds, tz, now))
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
@@ -260,7 +340,9 @@ def record_missed(
     more, the runs that fell in the gap are logged as one ``missed`` entry saying when they were
     due and why (``queue_error``: what this scheduler last saw when the queue refused the job).
     Returns the entry, or ``None`` when nothing was missed. Like a skip, it leaves the task's last
-    run to the run that follows."""
+    run to the run that follows. A slot at a fixed time is logged as late instead (``_record_late``)."""
+    if slot.schedule:
+        return _record_late(session, slot, now, tz, queue_error)
     count = slot.missed_runs(now)
     if count == 0 or slot.due_at is None:
         return None
@@ -270,12 +352,7 @@ def record_missed(
         if count == 1
         else f"due from {when(slot.due_at, tz)} to {when(last, tz)}"
     )
-    why = (
-        f"the job queue (Redis) could not take jobs ({queue_error})"
-        if queue_error
-        else "no scheduler could queue the task in time (the job queue, the database or every scheduler "
-        "was down)"
-    )
+    why = _why_late(queue_error)
     runs = "1 scheduled run was" if count == 1 else f"{count} scheduled runs were"
     run = TaskRun(
         task_name=slot.name,
@@ -289,6 +366,70 @@ def record_missed(
     session.add(run)
     session.flush()
     return _run_view(run, _row(session, slot.name).title)
+
+
+def _why_late(queue_error: str | None) -> str:
+    if queue_error:
+        return f"the job queue (Redis) could not take jobs ({queue_error})"
+    return (
+        "no scheduler could queue the task in time (the job queue, the database or every scheduler was down)"
+    )
+
+
+def _record_late(
+    session: Session, slot: Slot, now: datetime, tz: tzinfo, queue_error: str | None
+) -> RunView | None:
+    """A run at a fixed time that starts ``LATE_AFTER`` or more after its time: it runs once, now,
+    and this entry says when it was due, how late it is and why. Other times of the schedule that
+    passed during the same outage are not run separately (one late run does what they would have
+    done); the entry counts them."""
+    if slot.due_at is None or now - slot.due_at < LATE_AFTER or not slot.schedule:
+        return None
+    passed = schedules.fires_between(slot.schedule, tz, slot.due_at + timedelta(microseconds=1), now)
+    late = _duration_words(now - slot.due_at)
+    message = f"The run due at {when(slot.due_at, tz)} starts {late} late: {_why_late(queue_error)}."
+    if passed:
+        times = "1 later time" if len(passed) == 1 else f"{len(passed)} later times"
+        message += (
+            f" {times} of its schedule passed meanwhile (up to {when(passed[-1], tz)}); "
+            "this one run stands for them."
+        )
+    run = TaskRun(
+        task_name=slot.name,
+        trigger="schedule",
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        outcome=TaskOutcome.LATE,
+        message=message[:MESSAGE_LIMIT],
+    )
+    session.add(run)
+    session.flush()
+    return _run_view(run, _row(session, slot.name).title)
+
+
+def _duration_words(delta: timedelta) -> str:
+    """ "3 h 2 min", "12 min", "2 d 1 h": how late, in words a person reads."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    return " ".join(p for p in parts if p) or "less than a minute"
+
+
+def next_run_words(task: TaskView, tz: tzinfo, now: datetime | None = None) -> str:
+    """The next run as a person reads it in the site's time zone: "Sunday 8 March 2026 at 03:00
+    EDT (in 5 h 12 min)"; a slot already passed is "due now"."""
+    if not task.enabled:
+        return "paused"
+    if task.next_run_at is None:
+        return "due now"
+    now = now or utcnow()
+    local = task.next_run_at.astimezone(tz)
+    words = f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M %Z}"
+    if task.next_run_at <= now:
+        return f"due now (was due {words})"
+    return f"{words} (in {_duration_words(task.next_run_at - now)})"
 
 
 def start_run(session: Session, name: str, trigger: str) -> int:
@@ -382,7 +523,7 @@ def give_up_run(session: Session, run_id: int, tz: tzinfo, *, can_retry: bool) -
             TaskRun.task_name == run.task_name,
             TaskRun.id != run.id,
             TaskRun.started_at >= run.started_at,
-            TaskRun.outcome.not_in([TaskOutcome.SKIPPED, TaskOutcome.MISSED]),
+            TaskRun.outcome.not_in([TaskOutcome.SKIPPED, TaskOutcome.MISSED, TaskOutcome.LATE]),
         )
     )
     retry = can_retry and run.trigger != RETRY_TRIGGER and not ran_since

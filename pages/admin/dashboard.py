@@ -591,7 +591,7 @@ def _boots(session: Session, now: datetime) -> Rendered:
 
 
 def _tasks(session: Session, now: datetime) -> Rendered:
-    health: TaskHealth = widgets.task_health(session, now)
+    health: TaskHealth = widgets.task_health(session, now, core().settings.tz)
     if not health.tasks:
         return Rendered(html.P("No system tasks are registered.", className="text-muted mb-0"))
     summary = [

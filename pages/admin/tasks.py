@@ -1,5 +1,5 @@
 """System Task Logs (the seed's Tools > View System Task Logs): turn periodic tasks on and off,
-change how often they run, run one now, and read the log of runs.
+change how often or at what times of day they run, run one now, and read the log of runs.
 
 The layout is empty scaffolding (Dash sends it to every browser); tasks and runs arrive only
 through admin-checked callbacks. The table is re-rendered every few seconds, so the interval is
@@ -18,8 +18,8 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from redis.exceptions import RedisError
 
 from dashboard.callbacks import callback, register_page
-from dashboard.services import system_tasks
-from dashboard.services.errors import DomainError
+from dashboard.services import schedules, system_tasks
+from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.system_tasks import RunView, TaskView
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
@@ -37,6 +37,7 @@ OUTCOME_COLOURS = {
     "not_configured": "warning",
     "skipped": "secondary",
     "missed": "warning",
+    "late": "warning",
     "running": "info",
 }
 
@@ -46,8 +47,9 @@ def layout(**_query: str) -> html.Div:
         [
             html.H1("System Task Logs", className="h3"),
             html.P(
-                "Periodic jobs that import and export data. Turning a task on runs it at once and then "
-                "every interval; RUN queues one run now.",
+                "Periodic jobs that import and export data. A task runs every few minutes or at fixed "
+                "times of day in the site's time zone; turning it on runs it at once and then on its "
+                "schedule; RUN queues one run now.",
                 className="text-muted",
             ),
             dbc.Alert(id="tasks-flash", is_open=False, dismissable=True, duration=8000),
@@ -56,13 +58,43 @@ def layout(**_query: str) -> html.Div:
             html.Div(id="tasks-table", className="mb-4"),
             dbc.Modal(
                 [
-                    dbc.ModalHeader(dbc.ModalTitle("Run every")),
+                    dbc.ModalHeader(dbc.ModalTitle("Schedule")),
                     dbc.ModalBody(
                         [
                             dcc.Store(id="tasks-edit-name"),
                             html.P(id="tasks-edit-title", className="fw-bold"),
+                            dbc.RadioItems(
+                                id="tasks-edit-mode",
+                                options=[{"label": label, "value": value} for value, label in MODES],
+                                value="interval",
+                                className="mb-3",
+                            ),
                             dbc.Label("Minutes between runs (1 to 10080)", html_for="tasks-edit-minutes"),
                             dbc.Input(id="tasks-edit-minutes", type="number", min=1, max=10080, step=1),
+                            dbc.Label(
+                                "Time of day (daily, weekly)", html_for="tasks-edit-time", className="mt-2"
+                            ),
+                            dbc.Input(id="tasks-edit-time", type="time", value="02:00"),
+                            dbc.Label(
+                                "Day of the week (weekly)", html_for="tasks-edit-weekday", className="mt-2"
+                            ),
+                            dbc.Select(
+                                id="tasks-edit-weekday",
+                                options=[
+                                    {"label": day, "value": str(i)}
+                                    for i, day in enumerate(schedules.WEEKDAYS)
+                                ],
+                                value="0",
+                            ),
+                            dbc.Label("Cron expression", html_for="tasks-edit-spec", className="mt-2"),
+                            dbc.Input(
+                                id="tasks-edit-spec", type="text", placeholder="0 2 * * *", maxLength=64
+                            ),
+                            dbc.FormText(
+                                "Five fields: minute hour day-of-month month day-of-week (0 is Sunday), "
+                                "read in the site's time zone. A time the clocks skip in spring runs at "
+                                "the first moment after the change; a time repeated in autumn runs once."
+                            ),
                         ]
                     ),
                     dbc.ModalFooter(
@@ -94,16 +126,16 @@ def layout(**_query: str) -> html.Div:
     )
 
 
+MODES = (
+    ("interval", "Every few minutes"),
+    ("daily", "Daily at a time"),
+    ("weekly", "Weekly on a day at a time"),
+    ("cron", "Cron expression"),
+)
+
+
 def _local(moment: datetime | None) -> str:
     return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
-
-
-def _every(seconds: int) -> str:
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def _badge(outcome: str | None) -> Any:
@@ -119,7 +151,7 @@ def _task_row(task: TaskView) -> html.Tr:
             html.Td(dbc.Switch(id={"type": "tasks-enabled", "name": task.name}, value=task.enabled)),
             html.Td(
                 [
-                    html.Span(_every(task.interval_seconds), className="me-2"),
+                    html.Span(task.schedule_words, className="me-2"),
                     dbc.Button(
                         "Edit",
                         id={"type": "tasks-edit", "name": task.name},
@@ -129,7 +161,7 @@ def _task_row(task: TaskView) -> html.Tr:
                     ),
                 ]
             ),
-            html.Td(_local(task.next_run_at) if task.enabled else "paused"),
+            html.Td(system_tasks.next_run_words(task, core().settings.tz)),
             html.Td(_local(task.last_run_at)),
             html.Td(_badge(task.last_outcome)),
             html.Td(
@@ -142,7 +174,7 @@ def _task_row(task: TaskView) -> html.Tr:
 
 
 def _tasks_table(tasks: list[TaskView]) -> Any:
-    header = ["Task", "Enabled", "Every", "Next run", "Last run", "Last outcome", ""]
+    header = ["Task", "Enabled", "Runs", "Next run", "Last run", "Last outcome", ""]
     return dbc.Table(
         [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody([_task_row(t) for t in tasks])],
         hover=True,
@@ -168,7 +200,7 @@ def _log_table(runs: list[RunView]) -> Any:
                 html.Td(run.task_title),
                 html.Td(run.trigger),
                 html.Td(_local(run.started_at)),
-                html.Td("—" if run.outcome == "missed" else _duration(run.duration_ms)),
+                html.Td("—" if run.outcome in ("missed", "late") else _duration(run.duration_ms)),
                 html.Td(_badge(run.outcome)),
                 html.Td(run.rows_touched),
                 # pre-line: a message may report one line per part (the Parking Logix Sync, per key).
@@ -232,26 +264,71 @@ def _set_enabled(name: str, enabled: bool) -> Flash | None:
             return None
         task = system_tasks.set_enabled(session, name, enabled, current_user_id())
     if task.enabled:
-        return _flash(f"{task.title} is on: it runs now and then every {_every(task.interval_seconds)}.")
+        return _flash(f"{task.title} is on: it runs now and then {task.schedule_words}.")
     return _flash(f"{task.title} is off.", "secondary")
 
 
-def _save_interval(name: str | None, minutes: Any) -> Flash:
+def _time_of_day(text: Any) -> tuple[int, int]:
+    """ "02:00" (what a time input sends, sometimes with seconds) as (hour, minute)."""
+    parts = text.split(":") if isinstance(text, str) else []
+    if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) == 2 for p in parts):
+        raise ValidationFailed({"time": "enter a time of day such as 02:00"})
+    return int(parts[0]), int(parts[1])
+
+
+def _spec_from(mode: Any, time_text: Any, weekday: Any, spec: Any) -> str:
+    if mode == "daily":
+        return schedules.daily(*_time_of_day(time_text))
+    if mode == "weekly":
+        day = int(weekday) if isinstance(weekday, str) and weekday.isdigit() else -1
+        return schedules.weekly(day, *_time_of_day(time_text))
+    return spec if isinstance(spec, str) else ""
+
+
+def _save_schedule(
+    name: str | None, mode: Any, minutes: Any, time_text: Any, weekday: Any, spec: Any
+) -> Flash:
+    """Save what the modal holds; every mode but ``interval`` is a fixed-time schedule."""
     if not name:
         return _flash("Choose a task first.", "warning")
-    try:
-        seconds = round(float(minutes) * 60)
-    except (TypeError, ValueError):
-        return _flash("Enter the number of minutes between runs.", "warning")
+    tz = core().settings.tz
+    if mode in (None, "interval"):
+        try:
+            seconds = round(float(minutes) * 60)
+        except (TypeError, ValueError, OverflowError):
+            return _flash("Enter the number of minutes between runs.", "warning")
+        with session_scope() as session:
+            system_tasks.set_schedule(session, name, None, tz, current_user_id())
+            task = system_tasks.set_interval(session, name, seconds, current_user_id())
+        return _flash(f"{task.title} now runs {task.schedule_words}.")
     with session_scope() as session:
-        task = system_tasks.set_interval(session, name, seconds, current_user_id())
-    return _flash(f"{task.title} now runs every {_every(task.interval_seconds)}.")
+        task = system_tasks.set_schedule(
+            session, name, _spec_from(mode, time_text, weekday, spec), tz, current_user_id()
+        )
+        nxt = system_tasks.next_run_words(task, tz)
+    if not task.enabled:
+        return _flash(f"{task.title} now runs {task.schedule_words} once it is turned on.")
+    return _flash(f"{task.title} now runs {task.schedule_words}; next run: {nxt}.")
 
 
-def _open_edit(name: str) -> tuple[str, str, int]:
+def _open_edit(name: str) -> tuple[Any, ...]:
+    """The modal's values for ``name``: name, title, minutes, mode, time, weekday, spec."""
     with session_scope() as session:
         task = system_tasks.get_task(session, name)
-    return task.name, task.title, task.interval_seconds // 60
+    minutes = task.interval_seconds // 60
+    if not task.schedule:
+        return task.name, task.title, minutes, "interval", "02:00", "0", ""
+    minute, hour, _dom, _month, dow = task.schedule.split()
+    words = task.schedule_words
+    at = f"{int(hour):02d}:{int(minute):02d}" if minute.isdigit() and hour.isdigit() else "02:00"
+    if words.startswith("daily"):
+        return task.name, task.title, minutes, "daily", at, "0", task.schedule
+    if words.startswith("weekly"):
+        return task.name, task.title, minutes, "weekly", at, str(int(dow) % 7), task.schedule
+    return task.name, task.title, minutes, "cron", at, "0", task.schedule
+
+
+EDIT_FIELDS = ("tasks-edit-mode", "tasks-edit-time", "tasks-edit-weekday", "tasks-edit-spec")
 
 
 @callback(
@@ -263,6 +340,7 @@ def _open_edit(name: str) -> tuple[str, str, int]:
     Output("tasks-edit-name", "data"),
     Output("tasks-edit-title", "children"),
     Output("tasks-edit-minutes", "value"),
+    *(Output(field, "value") for field in EDIT_FIELDS),
     Input({"type": "tasks-run", "name": ALL}, "n_clicks"),
     Input({"type": "tasks-enabled", "name": ALL}, "value"),
     Input({"type": "tasks-edit", "name": ALL}, "n_clicks"),
@@ -271,6 +349,7 @@ def _open_edit(name: str) -> tuple[str, str, int]:
     State("tasks-edit-name", "data"),
     State("tasks-edit-minutes", "value"),
     State("tasks-version", "data"),
+    *(State(field, "value") for field in EDIT_FIELDS),
     min_role=Role.ADMIN,
     prevent_initial_call=True,
 )
@@ -283,11 +362,16 @@ def act(
     edit_name: str | None,
     edit_minutes: Any,
     version: int | None,
+    edit_mode: Any,
+    edit_time: Any,
+    edit_weekday: Any,
+    edit_spec: Any,
 ) -> tuple[Any, ...]:
     """Dispatch on what was clicked. Re-rendering the table re-creates its buttons and switches
     with fresh values, which Dash may report as changes: a click needs ``n_clicks`` > 0, and a
     switch showing the stored state changes nothing and says nothing."""
-    unchanged = (no_update,) * 8
+    fields = (no_update,) * len(EDIT_FIELDS)
+    unchanged = (no_update,) * 8 + fields
     trigger = dash.ctx.triggered_id
     value = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
     bumped = (version or 0) + 1
@@ -295,20 +379,31 @@ def act(
         if isinstance(trigger, dict):
             name, kind = str(trigger.get("name")), trigger.get("type")
             if kind == "tasks-run" and value:
-                return (*_run_now(name), no_update, no_update, no_update, no_update, no_update)
+                return (*_run_now(name), no_update, no_update, no_update, no_update, no_update, *fields)
             if kind == "tasks-enabled" and isinstance(value, bool):
                 flash = _set_enabled(name, value)
                 if flash is None:
                     return unchanged
-                return (*flash, bumped, no_update, no_update, no_update, no_update)
+                return (*flash, bumped, no_update, no_update, no_update, no_update, *fields)
             if kind == "tasks-edit" and value:
-                task_name, title, minutes = _open_edit(name)
-                return (no_update, no_update, False, no_update, True, task_name, title, minutes)
+                task_name, title, minutes, *edit = _open_edit(name)
+                return (no_update, no_update, False, no_update, True, task_name, title, minutes, *edit)
             return unchanged
         if trigger == "tasks-edit-save" and value:
-            return (*_save_interval(edit_name, edit_minutes), bumped, False, no_update, no_update, no_update)
+            flash = _save_schedule(edit_name, edit_mode, edit_minutes, edit_time, edit_weekday, edit_spec)
+            return (*flash, bumped, False, no_update, no_update, no_update, *fields)
         if trigger == "tasks-edit-cancel" and value:
-            return (no_update, no_update, no_update, no_update, False, no_update, no_update, no_update)
+            return (
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                False,
+                no_update,
+                no_update,
+                no_update,
+                *fields,
+            )
     except DomainError as exc:
-        return (*_flash(str(exc), "danger"), bumped, no_update, no_update, no_update, no_update)
+        return (*_flash(str(exc), "danger"), bumped, no_update, no_update, no_update, no_update, *fields)
     return unchanged

@@ -67,9 +67,9 @@ def act(
             inputs.append(dict(spec, value=value if spec["id"] == kind else 0))
             if spec["id"] == kind:
                 changed = f"{kind}.{prop}"
-    body_state = [
-        dict(spec, value=v) for spec, v in zip(entry["state"], state or [None, None, 0], strict=True)
-    ]
+    values = list(state or [None, None, 0])
+    values += [None] * (len(entry["state"]) - len(values))  # the schedule fields, unless given
+    body_state = [dict(spec, value=v) for spec, v in zip(entry["state"], values, strict=True)]
     body = {
         "output": output,
         "outputs": [{"id": o.component_id, "property": o.component_property} for o in entry["output"]],
@@ -118,7 +118,7 @@ def test_admin_sees_every_task(app, login_as):
     for definition in REGISTRY.definitions():
         assert definition.title in table
         assert json.dumps({"type": "tasks-run", "name": definition.name}) in table
-    assert "10 min" in table and "1 d" in table and "never run" in table
+    assert "every 10 min" in table and "daily at 02:00" in table and "never run" in table
     assert "No runs yet." in json.dumps(out["tasks-log"]["children"])
     assert [o["value"] for o in out["tasks-log-filter"]["options"]][0] == ""
 
@@ -272,3 +272,64 @@ def test_a_lost_run_and_missed_slots_read_in_words_in_the_site_time_zone(app, co
         tasks = {task.name: task for task in system_tasks.list_tasks(s)}
     assert tasks["update-mistall"].last_outcome == "failed"
     assert tasks["fetch-parkmobile"].last_outcome is None
+
+
+def test_editing_the_time_of_day(app, core, login_as):
+    """The nightly report opens as "daily at 02:00"; weekly on Sunday at 03:00 is saved, shown in
+    words with its next run in the site's time zone, and audited; a bad cron spec is refused in
+    words; back to every few minutes works."""
+    client = login_as(Role.ADMIN)
+    refresh(client, app)
+    opened = outputs_of(act(client, app, "tasks-edit", "peoplesoft-holds"))
+    assert opened["tasks-edit-mode"]["value"] == "daily"
+    assert opened["tasks-edit-time"]["value"] == "02:00"
+    assert opened["tasks-edit-spec"]["value"] == "0 2 * * *"
+
+    weekly = ["peoplesoft-holds", 1440, 0, "weekly", "03:00", "0", ""]
+    off = outputs_of(act(client, app, "tasks-edit-save", state=[*weekly[:4], "04:00", "1", ""]))
+    assert off["tasks-flash"]["children"] == (
+        "PeopleSoft Holds Report now runs weekly on Monday at 04:00 once it is turned on."
+    )
+    with core.db.session() as s:
+        system_tasks.set_enabled(s, "peoplesoft-holds", True, None)
+    saved = outputs_of(act(client, app, "tasks-edit-save", state=weekly))
+    flash = saved["tasks-flash"]["children"]
+    assert flash.startswith("PeopleSoft Holds Report now runs weekly on Sunday at 03:00; next run: Sunday ")
+    assert "at 03:00 E" in flash and saved["tasks-edit-modal"]["is_open"] is False
+    with core.db.session() as s:
+        task = s.get(SystemTask, "peoplesoft-holds")
+        assert task.schedule == "0 3 * * 0"
+        local = task.next_run_at.astimezone(core.settings.tz)
+        assert (local.weekday(), local.hour, local.minute) == (6, 3, 0)
+        assert local - datetime.now(core.settings.tz) <= timedelta(days=7)
+        audits = s.scalars(select(AuditLog).where(AuditLog.action == "system_task.schedule")).all()
+        assert [a.changes for a in audits] == [
+            {"schedule": ["0 2 * * *", "0 4 * * 1"]},
+            {"schedule": ["0 4 * * 1", "0 3 * * 0"]},
+        ]
+    table = json.dumps(outputs_of(refresh(client, app))["tasks-table"]["children"])
+    assert "weekly on Sunday at 03:00" in table
+
+    bad = outputs_of(
+        act(client, app, "tasks-edit-save", state=["peoplesoft-holds", 1, 0, "cron", "", "", "0 25 * * *"])
+    )
+    assert bad["tasks-flash"]["color"] == "danger"
+    assert "not a valid schedule" in bad["tasks-flash"]["children"]
+    bad_time = outputs_of(
+        act(client, app, "tasks-edit-save", state=["peoplesoft-holds", 1, 0, "daily", "2am", "", ""])
+    )
+    assert "enter a time of day such as 02:00" in bad_time["tasks-flash"]["children"]
+
+    cron = ["peoplesoft-holds", 1, 0, "cron", "", "", "15 */6 * * 1-5"]
+    assert (
+        "now runs at times matching 15 */6 * * 1-5"
+        in outputs_of(act(client, app, "tasks-edit-save", state=cron))["tasks-flash"]["children"]
+    )
+
+    back = outputs_of(
+        act(client, app, "tasks-edit-save", state=["peoplesoft-holds", 60, 0, "interval", "", "", ""])
+    )
+    assert back["tasks-flash"]["children"] == "PeopleSoft Holds Report now runs every 1 h."
+    with core.db.session() as s:
+        task = s.get(SystemTask, "peoplesoft-holds")
+        assert (task.schedule, task.interval_seconds) == (None, 3600)

@@ -549,6 +549,33 @@ def test_task_health_flags_failing_and_overdue_tasks(session):
     assert [task.name for task in health.tasks][:3] == ["off", "broken", "partly"]  # failing first
 
 
+def test_a_weekly_task_is_overdue_only_when_one_of_its_times_passed_without_a_run(core, session):
+    """A weekly task last run six days ago is fine (an interval rule would call it overdue); one
+    whose Sunday 03:00 passed since its last run, claimed but not run, is overdue."""
+    toronto = ZoneInfo("America/Toronto")
+    now = datetime(2026, 3, 9, 12, tzinfo=toronto).astimezone(UTC)  # Monday noon
+    session.add_all(
+        [
+            SystemTask(
+                name="weekly-ok", title="Weekly ok", enabled=True, interval_seconds=86400,
+                schedule="0 3 * * 0", next_run_at=datetime(2026, 3, 15, 7, tzinfo=UTC),
+                last_run_at=datetime(2026, 3, 8, 3, 0, 2, tzinfo=toronto).astimezone(UTC),
+                last_outcome="success",
+            ),
+            SystemTask(
+                name="weekly-stuck", title="Weekly stuck", enabled=True, interval_seconds=86400,
+                schedule="0 3 * * 0", next_run_at=datetime(2026, 3, 15, 7, tzinfo=UTC),
+                last_run_at=datetime(2026, 3, 1, 3, 0, 2, tzinfo=toronto).astimezone(UTC),
+                last_outcome="success",
+            ),
+        ]
+    )  # fmt: skip
+    session.flush()
+    health = {task.name: task for task in dw.task_health(session, now, toronto).tasks}
+    assert not health["weekly-ok"].overdue
+    assert health["weekly-stuck"].overdue
+
+
 def test_dead_letters_counts_the_last_day_and_lists_the_newest(core, session):
     now = datetime.now(UTC)
     session.add_all(

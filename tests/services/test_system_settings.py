@@ -51,7 +51,9 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "Boot Return Location",
         "Boot Counts As Not Returned After (days)",
         "Boot Non-Return Late Fee (dollars)",
+        "Enable PeopleSoft Holds",
         "PeopleSoft Holds Notification Email",
+        "PeopleSoft File Name Pattern",
     ]
     assert labels["Email"] == [
         "Mail Delivery",
@@ -66,6 +68,24 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
     assert sections["Reply-to Admin Email Address"] == "System Emails"
     assert sections["Failed Import Email"] == "CSV User Import"
     assert sections["PeopleSoft Holds Notification Email"] == "PeopleSoft Holds"
+    assert (
+        sections["PeopleSoft File Name Pattern"] == sections["Enable PeopleSoft Holds"] == "PeopleSoft Holds"
+    )
+
+
+def test_the_peoplesoft_file_name_pattern_is_checked_when_saved(core, box):
+    """Only safe characters and the two placeholders: the name ends up on an e-mail attachment."""
+    with core.db.session() as s:
+        with pytest.raises(ValidationFailed) as bad:
+            ss.update(s, box, {"peoplesoft_file_pattern": "{0.__class__}_{type}.txt"}, None)
+        assert "placeholders {type} and {date} only" in bad.value.errors["peoplesoft_file_pattern"]
+        with pytest.raises(ValidationFailed) as no_type:
+            ss.update(s, box, {"peoplesoft_file_pattern": "holds_{date}.txt"}, None)
+        assert "must contain {type}" in no_type.value.errors["peoplesoft_file_pattern"]
+        assert ss.update(s, box, {"peoplesoft_file_pattern": "ps-{type}-{date}.txt"}, None) == [
+            "peoplesoft_file_pattern"
+        ]
+        assert ss.get(s, box, "peoplesoft_file_pattern") == "ps-{type}-{date}.txt"
 
 
 def test_definitions_are_consistent():

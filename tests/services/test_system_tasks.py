@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select
 
 from dashboard.services import system_tasks
 from dashboard.services.errors import NotFound, ValidationFailed
-from models import AuditLog, Role, SystemTask, TaskOutcome, utcnow
+from models import AuditLog, Role, SystemTask, TaskOutcome, TaskRun, utcnow
 from workers.tasks import REGISTRY
 
 SEED = {
@@ -33,7 +34,7 @@ def claim_due(session, now, only=None) -> list[str]:
     return [
         slot.name
         for slot in system_tasks.due_slots(session, now, only=only)
-        if system_tasks.claim_slot(session, slot, now)
+        if system_tasks.claim_slot(session, slot, now, UTC)
     ]
 
 
@@ -257,3 +258,34 @@ def test_a_lost_run_is_not_retried_when_the_task_has_run_since(core, synced):
         lost = system_tasks.give_up_run(s, older, core.settings.tz, can_retry=True)
     assert not lost.retry
     assert lost.run.message.endswith("not retried: the task has run again since.")
+
+
+def test_a_schedule_is_checked_and_switching_back_restores_the_interval(core, synced):
+    tz = ZoneInfo("America/Toronto")
+    with core.db.session() as s:
+        with pytest.raises(ValidationFailed) as refused:
+            system_tasks.set_schedule(s, "update-mistall", "every night", tz, None)
+        assert "five fields" in refused.value.errors["schedule"]
+        assert s.get(SystemTask, "update-mistall").schedule is None
+        task = system_tasks.set_schedule(s, "update-mistall", "15 4 * * *", tz, None)
+        assert task.schedule_words == "daily at 04:15"
+        local = task.next_run_at.astimezone(tz)
+        assert (local.hour, local.minute) == (4, 15) and task.next_run_at - utcnow() <= timedelta(days=1)
+        back = system_tasks.set_schedule(s, "update-mistall", None, tz, None)
+        assert back.schedule is None and back.schedule_words == "every 10 min"
+        assert back.next_run_at - utcnow() <= timedelta(seconds=600)
+        # A spec that does not parse any more (changed by hand in the database) still reads in words.
+        s.get(SystemTask, "update-mistall").schedule = "nonsense"
+        assert "not a valid schedule" in system_tasks.get_task(s, "update-mistall").schedule_words
+
+
+def test_a_late_entry_is_not_a_run_when_a_lost_run_is_retried(core, synced):
+    """The entry for a late slot (or a missed one) does not count as the task having run since."""
+    tz = core.settings.tz
+    with core.db.session() as s:
+        run_id = system_tasks.start_run(s, "peoplesoft-holds", "schedule")
+        s.get(TaskRun, run_id).heartbeat_at = utcnow() - timedelta(hours=4)
+        slot = system_tasks.Slot("peoplesoft-holds", utcnow() - timedelta(hours=3), 86400, "0 2 * * *")
+        assert system_tasks.record_missed(s, slot, utcnow(), tz).outcome == "late"
+        lost = system_tasks.give_up_run(s, run_id, tz, can_retry=True)
+        assert lost is not None and lost.retry
