@@ -27,6 +27,7 @@ from dashboard.csp import content_security_policy
 from dashboard.db import Database
 from dashboard.enforcement_routes import register_enforcement_routes
 from dashboard.json_bodies import BoundedJSONProvider
+from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_api(server)
     register_push(server)
     register_enforcement_routes(server)
+    register_payment_routes(server)
     # Dash builds its callback map on the first request, unguarded: in a threaded worker two
     # first requests at once can collide ("dictionary changed size during iteration", a 500).
     # Building it here, once, before any request, takes the race away.

@@ -51,6 +51,7 @@ from models.payments import (
     Payment,
     PaymentAllocation,
     PaymentStatus,
+    ProcessorEvent,
     Refund,
     SandboxCharge,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "Pricing",
     "Refund",
     "Role",
+    "ProcessorEvent",
     "SandboxCharge",
     "SensingDevice",
     "UnknownDeviceMessage",

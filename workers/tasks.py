@@ -444,7 +444,9 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
     with ctx.session() as session:
         site_name = str(system_settings.get(session, ctx.core.secrets, "site_name"))
     receipt = payments.ReceiptContext("there", site_name, settings.public_url, settings.tz)
-    checkouts = payments.reconcile_pending(ctx.core.db, now, receipt=receipt, backend=email.OutboxBackend())
+    checkouts = payments.reconcile_pending(
+        ctx.core.db, now, receipt=receipt, backend=email.OutboxBackend(), secrets=ctx.core.secrets
+    )
     with ctx.session() as session:
         policy = waitlist.offer_policy(session, ctx.core.secrets, settings.public_url, settings.tz)
         expiry = waitlist.expire_offers(session, now, policy)

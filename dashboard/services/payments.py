@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -68,6 +68,9 @@ from models import (
     SandboxCharge,
     User,
 )
+
+if TYPE_CHECKING:
+    from dashboard.crypto import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +200,47 @@ class PaymentProvider(Protocol):
     def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> ChargeResult: ...
 
 
+@dataclass(frozen=True)
+class HostedSession:
+    """A payment page on the processor's own site (a Stripe Checkout Session): ``reference`` is the
+    processor's id for it, ``url`` where the buyer is sent to enter the card."""
+
+    reference: str
+    url: str
+
+
+class HostedPaymentProvider(PaymentProvider, Protocol):
+    """A processor whose buyers enter the card on its own page, so no card number reaches ParkOps
+    (PCI SAQ A). ``charge`` is never called: the checkout opens a page (``start_session``) under the
+    payment's idempotency key and sends the buyer there; the charge happens on that page, and
+    ``find_charge`` / ``cancel`` answer for the key as for any processor. ``abandoned_after`` is how
+    long a buyer may take on that page before the payment counts as abandoned (the page closes by
+    then)."""
+
+    abandoned_after: timedelta
+
+    def start_session(
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        idempotency_key: str,
+        description: str,
+        email_address: str,
+        success_url: str,
+        cancel_url: str,
+        now: datetime,
+    ) -> HostedSession:
+        """The payment page for ``idempotency_key`` (the same one again for a repeated key);
+        ``ProviderUnavailable`` when the processor does not answer."""
+        ...
+
+
+def is_hosted(provider: PaymentProvider) -> bool:
+    """Whether the buyer pays on the processor's page (no card form on ours)."""
+    return callable(getattr(provider, "start_session", None))
+
+
 # The sandbox's test cards (any future expiry, any CVC). Other numbers are declined: a sandbox
 # that accepted real card numbers would invite people to type them.
 SUCCESS_CARD = "4242424242424242"
@@ -318,8 +362,15 @@ class SandboxProvider:
 PROVIDERS: dict[str, Callable[[Database], PaymentProvider]] = {SandboxProvider.name: SandboxProvider}
 
 
-def provider_for(name: str, database: Database) -> PaymentProvider:
-    """The processor a payment was made with (``Payment.provider``), to ask it about the payment."""
+def provider_for(name: str, database: Database, secrets: SecretBox | None = None) -> PaymentProvider:
+    """The processor a payment was made with (``Payment.provider``), to ask it about the payment.
+    Stripe's keys are settings, encrypted: it needs ``secrets`` to read them."""
+    if name == "stripe":
+        from dashboard.services import stripe_payments  # imports this module
+
+        if secrets is None:
+            raise NotFound("Stripe's keys cannot be read here.")
+        return stripe_payments.configured(database, secrets)
     try:
         return PROVIDERS[name](database)
     except KeyError:
@@ -334,13 +385,15 @@ class CheckoutResult:
     """``status``: paid; declined; failed (nothing was charged: the processor said so); sold_out;
     in_progress (being processed or confirmed: the buyer must not pay again, and the same form
     finds it again); busy (the database could not be reached before anything was decided:
-    press Pay again, with the same key)."""
+    press Pay again, with the same key); redirect (a hosted processor: the buyer goes on to its
+    payment page at ``redirect_url``; the form keeps its key, which finds the payment on return)."""
 
     status: str
     message: str
     payment_id: int | None = None
     receipt_token: str | None = None
     permits: tuple[PermitView, ...] = ()
+    redirect_url: str | None = None
 
     @property
     def paid(self) -> bool:
@@ -360,6 +413,12 @@ CONFIRMING = (
 BUSY = "Payments are briefly unavailable. Press Pay again in a moment: you will not be charged twice."
 NOT_CHARGED = "That attempt did not go through and nothing was charged; please try again."
 PROCESSOR_DOWN = "The card processor could not be reached, and your card was not charged. Please try again."
+CONTINUE = "Continue to the secure payment page to enter your card."
+ON_PROCESSOR_PAGE = (
+    "Your payment has not been completed yet. If you are still paying on the secure payment page, "
+    "finish there; press the payment button again to go back to it."
+)
+LEFT_PAGE = "You left the secure payment page before paying: nothing was charged."
 
 
 @dataclass(frozen=True)
@@ -391,7 +450,7 @@ def checkout(
     provider: PaymentProvider,
     *,
     items: Sequence[PermitRequest],
-    card: Card,
+    card: Card | None = None,
     idempotency_key: str,
     email_address: str,
     user_id: int | None,
@@ -399,16 +458,31 @@ def checkout(
     backend: email.EmailBackend,
     now: datetime,
     cart_id: int | None = None,
+    return_url: str | None = None,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult:
     """Sell ``items`` with one card payment (see the module's docstring). A key already used
     answers with its payment's outcome, reconciled with the processor if it is still pending; a
     pending one the processor has nothing for yet goes on to the card under the same key (the
     form was sent again: a double-click, or a retry after a dropped connection), which the
-    processor's idempotency charges once."""
+    processor's idempotency charges once.
+
+    With a hosted processor (``is_hosted``) there is no ``card``: step 2 opens the processor's
+    payment page under the key and answers ``redirect``; the buyer comes back to ``return_url``
+    (``?payment=return``, or ``?payment=cancel`` when leaving the page), and a webhook, that
+    return (``resume``) or the reconcile task settles the payment with what the processor holds."""
     if not idempotency_key or len(idempotency_key) > 80:
         raise ValidationFailed({"form": "reload the page and try again"})
     if not items:
         raise ValidationFailed({"items": "nothing to pay for"})
+    hosted = is_hosted(provider)
+    if hosted and not return_url:
+        raise ValidationFailed({"form": "no page to come back to after paying"})
+    if not hosted and card is None:
+        raise ValidationFailed({"card_number": "enter the card"})
+    if hosted:
+        card = None  # never passed on: the processor's page takes the card
+    back = (email_address, return_url) if hosted and return_url else None
     attempts = 0
 
     def reserve() -> _Pending | CheckoutResult:
@@ -423,7 +497,7 @@ def checkout(
         )
 
     try:
-        known = _resume(database, provider, idempotency_key, now, receipt, backend, card)
+        known = _resume(database, provider, idempotency_key, now, receipt, backend, card, back, secrets)
         if known is not None:
             return known
         reserved = with_retries(reserve, "reserving a checkout")
@@ -432,9 +506,9 @@ def checkout(
     except IntegrityError:
         # The same form was submitted twice at once: the other request's payment goes on.
         try:
-            return _resume(database, provider, idempotency_key, now, receipt, backend, card) or (
-                CheckoutResult("in_progress", PROCESSING)
-            )
+            return _resume(
+                database, provider, idempotency_key, now, receipt, backend, card, back, secrets
+            ) or (CheckoutResult("in_progress", PROCESSING))
         except DatabaseUnavailable:
             return CheckoutResult("busy", BUSY)
     except DatabaseUnavailable as exc:
@@ -445,7 +519,10 @@ def checkout(
     if isinstance(reserved, CheckoutResult):
         return reserved
     if attempts > 1:  # maybe found, not made, by this request: ask the processor first
-        return _reconcile(database, provider, reserved, now, receipt, backend, card)
+        return _reconcile(database, provider, reserved, now, receipt, backend, card, back)
+    if back is not None:
+        return _start_hosted(database, provider, reserved, back, now, receipt, backend)  # type: ignore[arg-type]
+    assert card is not None
     return _charge(database, provider, reserved, card, now, receipt, backend)
 
 
@@ -453,7 +530,7 @@ def _reserve(
     database: Database,
     provider_name: str,
     items: Sequence[PermitRequest],
-    card: Card,
+    card: Card | None,
     idempotency_key: str,
     email_address: str,
     user_id: int | None,
@@ -472,7 +549,7 @@ def _reserve(
             payer_email=email_address,
             user_id=user_id,
             cart_id=cart_id,
-            card_last4=card.last4,
+            card_last4=card.last4 if card is not None else None,
             created_at=now,
         )
         payment.allocations = [PaymentAllocation(permit_id=p.id, amount_cents=p.amount_cents) for p in held]
@@ -526,6 +603,67 @@ def _charge(
         reason = f"the processor failed ({exc})"
         return _record_answer(database, pending.id, answer, now, receipt, backend, reason, PROCESSOR_DOWN)
     return _record_answer(database, pending.id, answer, now, receipt, backend)
+
+
+def _return_urls(return_url: str) -> tuple[str, str]:
+    """Where the processor's page sends the buyer back: paid, or left without paying."""
+    glue = "&" if "?" in return_url else "?"
+    return f"{return_url}{glue}payment=return", f"{return_url}{glue}payment=cancel"
+
+
+def _start_hosted(
+    database: Database,
+    provider: HostedPaymentProvider,
+    pending: _Pending,
+    back: tuple[str, str],
+    now: datetime,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+) -> CheckoutResult:
+    """Step 2 for a hosted processor: its payment page under the payment's key (the same page for
+    the same key). The page's reference is kept with the payment so the processor can be asked
+    about it. A processor that does not answer has taken no card yet: its page (if one was made)
+    is closed and the buyer told nothing was charged."""
+    email_address, return_url = back
+    success_url, cancel_url = _return_urls(return_url)
+    key = pending.idempotency_key
+    try:
+        page = _ask(
+            lambda: provider.start_session(
+                amount_cents=pending.amount_cents,
+                currency=pending.currency,
+                idempotency_key=key,
+                description=pending.description,
+                email_address=email_address,
+                success_url=success_url,
+                cancel_url=cancel_url,
+                now=now,
+            )
+        )
+    except ProviderUnavailable as exc:
+        log.warning("payment %s: the processor's payment page could not be opened: %s", pending.id, exc)
+        try:
+            answer = _ask(lambda: provider.cancel(idempotency_key=key))
+        except ProviderUnavailable:
+            return CheckoutResult("in_progress", CONFIRMING, pending.id)
+        reason = f"the processor failed ({exc})"
+        return _record_answer(database, pending.id, answer, now, receipt, backend, reason, PROCESSOR_DOWN)
+
+    def keep_reference() -> None:
+        with database.session() as session:
+            session.execute(
+                update(Payment)
+                .where(Payment.id == pending.id, Payment.status == PaymentStatus.PENDING)
+                .values(provider_ref=page.reference)
+            )
+
+    try:
+        with_retries(keep_reference, f"keeping payment {pending.id}'s payment page")
+    except DatabaseUnavailable as exc:
+        # Not sent to a page we could not note: pressing Pay again opens the same one.
+        log.error("payment %s: the payment page is not recorded: %s", pending.id, exc)
+        return CheckoutResult("busy", BUSY, pending.id)
+    return CheckoutResult("redirect", CONTINUE, pending.id, redirect_url=page.url)
 
 
 def _ask(question: Callable[[], T]) -> T:
@@ -649,6 +787,8 @@ def _resume(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     card: Card | None = None,
+    back: tuple[str, str] | None = None,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult | None:
     """The outcome of an earlier checkout with this key (None: there was none); a pending one is
     reconciled first. ``DatabaseUnavailable`` when it cannot be read."""
@@ -656,8 +796,13 @@ def _resume(
     if not isinstance(found, _Pending):
         return found
     if found.provider != provider.name:
-        provider = provider_for(found.provider, database)
-    return _reconcile(database, provider, found, now, receipt, backend, card)
+        try:
+            provider = provider_for(found.provider, database, secrets)
+        except (NotFound, DomainError) as exc:
+            log.error("payment %s: its processor cannot be asked now: %s", found.id, exc)
+            return CheckoutResult("in_progress", CONFIRMING, found.id)
+        back = None  # not the processor the form is for: only asked
+    return _reconcile(database, provider, found, now, receipt, backend, card, back)
 
 
 def _reconcile(
@@ -668,18 +813,24 @@ def _reconcile(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     card: Card | None = None,
+    back: tuple[str, str] | None = None,
 ) -> CheckoutResult:
     """Ask the processor about a pending payment and settle it accordingly (module docstring).
     With the ``card`` (the form was sent again), a recent payment with nothing at the processor
-    goes on to the charge under its key."""
+    goes on to the charge under its key; with a hosted processor and ``back`` (its form was sent
+    again), the buyer goes back to the same payment page."""
     key = pending.idempotency_key
+    hosted = is_hosted(provider)
     try:
         answer = _ask(lambda: provider.find_charge(idempotency_key=key))
         if answer is None:
-            if now - pending.created_at < ABANDONED_AFTER:
-                if card is not None:
+            window = provider.abandoned_after if hosted else ABANDONED_AFTER  # type: ignore[attr-defined]
+            if now - pending.created_at < window:
+                if hosted and back is not None:
+                    return _start_hosted(database, provider, pending, back, now, receipt, backend)  # type: ignore[arg-type]
+                if card is not None and not hosted:
                     return _charge(database, provider, pending, card, now, receipt, backend)
-                return CheckoutResult("in_progress", PROCESSING, pending.id)
+                return CheckoutResult("in_progress", ON_PROCESSOR_PAGE if hosted else PROCESSING, pending.id)
             answer = _ask(lambda: provider.cancel(idempotency_key=key))
     except ProviderUnavailable as exc:
         log.warning("payment %s: still pending, the processor cannot be asked: %s", pending.id, exc)
@@ -695,15 +846,82 @@ def resume(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     now: datetime,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult | None:
     """Where the checkout under a form's key stands (None: the key is unused), reconciled with the
-    processor if it is pending: what a reloaded checkout page shows instead of charging again."""
+    processor if it is pending: what a reloaded checkout page shows instead of charging again,
+    and what a buyer coming back from a hosted processor's page sees (paid only once the
+    processor says the charge succeeded)."""
     if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 80:
         return None
     try:
-        return _resume(database, provider, idempotency_key, now, receipt, backend)
+        return _resume(database, provider, idempotency_key, now, receipt, backend, secrets=secrets)
     except DatabaseUnavailable:
         return CheckoutResult("busy", BUSY)
+
+
+def abandon(
+    database: Database,
+    provider: PaymentProvider,
+    idempotency_key: object,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    now: datetime,
+    secrets: SecretBox | None = None,
+) -> CheckoutResult | None:
+    """The buyer came back from a hosted processor's page through its "back" link: the page is
+    closed at the processor (``cancel``; a payment made there just before still counts) and the
+    hold released. Anything but a pending payment answers as ``resume``."""
+    if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 80:
+        return None
+    try:
+        found = with_retries(lambda: _look_up(database, idempotency_key), "looking up a checkout")
+        if not isinstance(found, _Pending):
+            return found
+        if found.provider != provider.name:
+            provider = provider_for(found.provider, database, secrets)
+        if not is_hosted(provider):
+            return _reconcile(database, provider, found, now, receipt, backend)
+        try:
+            answer = _ask(lambda: provider.cancel(idempotency_key=idempotency_key))
+        except ProviderUnavailable as exc:
+            log.warning("payment %s: left the payment page; the processor cannot be asked: %s", found.id, exc)
+            return CheckoutResult("in_progress", CONFIRMING, found.id)
+        return _record_answer(
+            database, found.id, answer, now, receipt, backend, "the buyer left the payment page", LEFT_PAGE
+        )
+    except (NotFound, DomainError) as exc:
+        log.error("checkout %s: cannot be closed now: %s", idempotency_key, exc)
+        return CheckoutResult("in_progress", CONFIRMING)
+    except DatabaseUnavailable:
+        return CheckoutResult("busy", BUSY)
+
+
+def settle_from_processor(
+    database: Database,
+    provider: PaymentProvider,
+    idempotency_key: str,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    now: datetime,
+) -> CheckoutResult | None:
+    """What a processor's notification (a webhook) about a payment does: the processor is asked
+    what it holds now (the notification's own content is never trusted: notifications arrive
+    late, twice and out of order) and the payment settled with that; the receipt greets an
+    account holder by name. None for a key that is not ours."""
+    with database.session() as session:
+        row = session.execute(
+            select(Payment, User)
+            .outerjoin(User, User.id == Payment.user_id)
+            .where(Payment.idempotency_key == idempotency_key)
+        ).first()
+        if row is None:
+            return None
+        name = row.User.full_name if row.User is not None else None
+    named = dataclasses.replace(receipt, name=name) if name else receipt
+    return _resume(database, provider, idempotency_key, now, named, backend)
 
 
 @dataclass(frozen=True)
@@ -714,7 +932,12 @@ class Reconciled:
 
 
 def reconcile_pending(
-    database: Database, now: datetime, *, receipt: ReceiptContext, backend: email.EmailBackend
+    database: Database,
+    now: datetime,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    secrets: SecretBox | None = None,
 ) -> Reconciled:
     """Resolve every pending payment with its processor (a checkout whose request gave up or
     died): charged ones are settled (permit active, receipt to the payer, by name when the payer
@@ -733,7 +956,7 @@ def reconcile_pending(
                 _pending(
                     payment,
                     [permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id],
-                    user.name if user else None,
+                    user.full_name if user else None,
                 )
                 for payment, user in rows
             ]
@@ -741,10 +964,10 @@ def reconcile_pending(
     settled = released = waiting = 0
     for pending in with_retries(listed, "listing pending payments"):
         try:
-            provider = provider_for(pending.provider, database)
+            provider = provider_for(pending.provider, database, secrets)
             named = dataclasses.replace(receipt, name=pending.payer_name) if pending.payer_name else receipt
             result = _reconcile(database, provider, pending, now, named, backend)
-        except (NotFound, DatabaseUnavailable) as exc:
+        except (DomainError, DatabaseUnavailable) as exc:
             log.error("payment %s: cannot be reconciled now: %s", pending.id, exc)
             waiting += 1
             continue
