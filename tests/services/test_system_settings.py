@@ -41,6 +41,11 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "Mailgun Domain",
         "Mailgun Private API Key",
         "Mailgun API Base URL (Region)",
+        "Card Processor",
+        "Stripe Publishable Key",
+        "Stripe Secret Key",
+        "Stripe Webhook Signing Secret",
+        "Stripe API Base URL",
         "Failed Import Email",
         "Universal Boot Enabled",
         "Require Overdue Paid",
@@ -72,6 +77,9 @@ def test_definitions_are_consistent():
         "parkmobile_api_key",
         "mailgun_api_key",
         "smtp_password",
+        "stripe_publishable_key",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
     }
     for d in ss.definitions():
         expected = {ss.Kind.BOOL: bool, ss.Kind.INT: int}.get(d.kind, str)
