@@ -1071,13 +1071,20 @@ def refund(
     reason: str,
     actor_id: int | None,
     claim: Callable[[Session, int], None] | None = None,
+    secrets: SecretBox | None = None,
 ) -> PaymentStatus:
     """Refund part or all of a successful payment; a full refund cancels its permits (their spaces
-    become available again). Recorded and audited whatever the processor answers.
+    become available again). Recorded and audited whatever the processor answers. The refund goes
+    to the processor the payment was made with, whichever ``provider`` is chosen now (Stripe's
+    keys need ``secrets``).
 
     ``claim(session, refund_id)`` runs in the transaction that records the refund, before the
     processor is called: a caller that must refund something once (a boot deposit) links the refund
     there, and raising refuses it with nothing written."""
+    with database.session() as session:
+        made_with = session.scalar(select(Payment.provider).where(Payment.id == payment_id))
+    if made_with is not None and made_with != provider.name:
+        provider = provider_for(made_with, database, secrets)
     with database.session() as session:
         payment = session.get(Payment, payment_id)
         if payment is None:

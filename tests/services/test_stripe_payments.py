@@ -444,3 +444,20 @@ def test_the_keys_are_stored_encrypted_and_shown_masked(core, fake):
         stored = {r.key: r.value for r in s.scalars(select(SystemSetting))}
     for key, secret in (("stripe_secret_key", SECRET_KEY), ("stripe_webhook_secret", WEBHOOK_SECRET)):
         assert secret not in str(shown[key]) and secret not in stored[key]
+
+
+def test_a_refund_goes_to_the_processor_the_payment_was_made_with(core, fake, provider, product):
+    start(core, provider, product)
+    fake.pay(fake.only_session(), SUCCESS_CARD)
+    paid = payment(core)
+    sandbox = payments.SandboxProvider(core.db)  # the processor chosen now
+    status = payments.refund(
+        core.db,
+        sandbox,
+        payment_id=paid.id,
+        amount_cents=500,
+        reason="x",
+        actor_id=None,
+        secrets=core.secrets,
+    )
+    assert status == PaymentStatus.REFUNDED and [r["amount"] for r in fake.refunds.values()] == [500]
