@@ -461,3 +461,26 @@ def test_a_refund_goes_to_the_processor_the_payment_was_made_with(core, fake, pr
         secrets=core.secrets,
     )
     assert status == PaymentStatus.REFUNDED and [r["amount"] for r in fake.refunds.values()] == [500]
+
+
+def test_stripe_unreachable_after_the_payment_never_says_nothing_was_charged(
+    core, fake, provider, product, monkeypatch
+):
+    fake.deliver = None
+    start(core, provider, product)
+    fake.pay(fake.only_session(), SUCCESS_CARD)  # charged; then Stripe cannot be reached
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(payments, "RETRY_DELAYS", (0.01,))
+    provider.client = type(provider.client)(
+        SECRET_KEY, base_addresses={"api": f"http://127.0.0.1:{port}"}, max_network_retries=0
+    )
+    for answer in (
+        resume(core, provider),
+        payments.abandon(
+            core.db, provider, "form-key-1", receipt=RECEIPT, backend=email.OutboxBackend(), now=now()
+        ),
+    ):
+        assert answer.status == "in_progress" and answer.message == payments.CONFIRMING
+    assert payment(core).status == PaymentStatus.PENDING and permit_status(core) == PermitStatus.PENDING
