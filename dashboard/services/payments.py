@@ -29,6 +29,11 @@ That happens when the same form is submitted again, when its page is reloaded (`
 the Waitlist Offers task (``reconcile_pending``), which settles a charged payment whose buyer never
 came back and sends its receipt.
 
+A hosted processor (``HostedPaymentProvider``: Stripe, ``stripe_payments``) takes the card on its
+own page: step 2 opens that page under the key and sends the buyer there, and the payment stays
+pending (its permits held) until the processor's answer is asked for: by its webhook, the buyer's
+return (``resume``), the buyer leaving its page (``abandon``) or ``reconcile_pending``.
+
 The idempotency key comes from the checkout form (one per form; kept across a reload of the page
 until the buyer has been told the outcome), so a double-click, a retried request or a reload finds
 the first attempt's payment (the key is unique) and answers with its outcome: the card is charged
@@ -174,9 +179,9 @@ class ChargeResult:
 
 
 class PaymentProvider(Protocol):
-    """A card processor. A real adapter (Stripe, say) passes the key on as its own idempotency key
-    and finds the charge again by it (a PaymentIntent created with the key in its metadata, looked
-    up by it; ``cancel`` cancels that PaymentIntent, which refuses any later confirmation)."""
+    """A card processor. A real adapter passes the key on as its own idempotency key and finds the
+    charge again by it; one whose buyers pay on its own page (Stripe Checkout,
+    ``stripe_payments``) is a ``HostedPaymentProvider`` and its ``cancel`` closes that page."""
 
     name: str
 
