@@ -21,6 +21,7 @@ run: install
 	$(BIN)/parkops seed-demo
 	$(BIN)/parkops run
 
+# The SSO tests sign SAML answers with pysaml2, which needs Debian's xmlsec1 (apt-get install xmlsec1).
 test: install
 	$(BIN)/pytest -m "not browser and not services"
 

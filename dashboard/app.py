@@ -31,6 +31,7 @@ from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
+from dashboard.sso_routes import register_sso_routes
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_push(server)
     register_enforcement_routes(server)
     register_payment_routes(server)
+    register_sso_routes(server)
     # Dash builds its callback map on the first request, unguarded: in a threaded worker two
     # first requests at once can collide ("dictionary changed size during iteration", a 500).
     # Building it here, once, before any request, takes the race away.

@@ -26,6 +26,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from werkzeug.exceptions import SecurityError
 
 from dashboard.inputs import malformed_call, router_problem
+from dashboard.services import sso as sso_service
 from dashboard.services import throttle
 from dashboard.services import users as users_service
 from models import Role
@@ -48,7 +49,7 @@ PUBLIC_PREFIXES = (
     "/healthz",
     "/login",
     "/logout",
-    "/saml/",
+    "/sso/",
     "/api/public/",
     # Open parking data: availability, history, the FIWARE feed and the live change stream.
     "/api/v1/lot-groups",
@@ -115,17 +116,12 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
     # instead of being logged out mid-patrol, as "strong" would do on every IP change.
     manager.session_protection = "basic"
 
-    # Sessions are signed cookies, so ending one needs state on the server: each login stores the
-    # account's current stamp (``users.session_stamp``), and a session whose stamp is no longer
-    # current (logged out since, new password) or whose account was deactivated is anonymous.
-    stamp_key = hashlib.sha256(b"parkops-session-stamp:" + str(server.secret_key).encode()).digest()
-
     @manager.user_loader
     def load_user(user_id: str) -> SessionUser | None:
         if not user_id.isdigit():
             return None
         with _database().session() as session:
-            found = users_service.session_user(session, int(user_id), flask_session.get(STAMP), stamp_key)
+            found = users_service.session_user(session, int(user_id), flask_session.get(STAMP), _stamp_key())
         if found is None:
             return None
         return SessionUser(found.id, found.email, found.name, found.role)
@@ -134,7 +130,7 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
     def login_post() -> Response:
         email = (request.form.get("email") or "").strip()
         password = request.form.get("password") or ""
-        target = _safe_next(request.form.get("next"))
+        target = safe_next(request.form.get("next"))
         redis_client = current_app.extensions["parkops"].redis
         account, address = throttle.login_subjects(email, request.remote_addr)
         try:
@@ -142,9 +138,20 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
         except throttle.Throttled as exc:
             log.info("login refused (throttled) for %r from %s", email, request.remote_addr)
             return _throttled_login(exc, target)
-        with _database().session() as session:
-            found = users_service.authenticate(session, email, password)
-            stamp = users_service.session_stamp(session, found.id, stamp_key) if found else None
+        try:
+            with _database().session() as session:
+                if sso_service.sso_only(session, email):
+                    # No password to check: the account signs in at the institution's IdP.
+                    log.info(
+                        "password login refused for SSO-only account %r from %s", email, request.remote_addr
+                    )
+                    return redirect("/login?" + urlencode({"error": "sso", "next": target}))
+                found = users_service.authenticate(session, email, password)
+        except users_service.Unverified:
+            # The right password: not a guess, so not counted; the page offers a new link.
+            attempt.succeeded(forget=[account])
+            log.info("login refused for %r: e-mail not verified yet", email)
+            return redirect("/login?" + urlencode({"error": "unverified", "next": target}))
         if found is None:
             log.info("failed login for %r from %s", email, request.remote_addr)
             locked = attempt.failed()
@@ -160,20 +167,45 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
                 return _throttled_login(locked, target)
             return redirect("/login?" + urlencode({"error": "1", "next": target}))
         attempt.succeeded(forget=[account])
-        login_user(SessionUser(found.id, found.email, found.name, found.role))
-        flask_session[STAMP] = stamp
+        begin_session(found)
         return redirect(target)
 
     @server.post("/logout")
     def logout_post() -> Response:
-        if current_user.is_authenticated:
-            with _database().session() as session:
-                users_service.end_sessions(session, int(current_user.id))
-        logout_user()
-        flask_session.pop(STAMP, None)
-        return redirect("/")
+        from dashboard.sso_routes import SSO_NAME_ID, idp_logout_url
+
+        name_id = flask_session.get(SSO_NAME_ID)
+        end_session()
+        # Signed in through SSO: also end the session at the IdP (single logout), if it has one.
+        idp_url = idp_logout_url(server, name_id) if isinstance(name_id, str) and name_id else None
+        return redirect(idp_url or "/")
 
     server.before_request(lambda: gate(dash_app))
+
+
+def _stamp_key() -> bytes:
+    """Sessions are signed cookies, so ending one needs state on the server: each login stores
+    the account's current stamp (``users.session_stamp``), and a session whose stamp is no
+    longer current (logged out since, new password) or whose account was deactivated is anonymous."""
+    return hashlib.sha256(b"parkops-session-stamp:" + str(current_app.secret_key).encode()).digest()
+
+
+def begin_session(found: users_service.UserInfo) -> None:
+    """Sign the account in on this browser (password or SSO), with its current session stamp."""
+    with _database().session() as session:
+        stamp = users_service.session_stamp(session, found.id, _stamp_key())
+    flask_session.clear()  # nothing from before the login (session fixation)
+    login_user(SessionUser(found.id, found.email, found.name, found.role))
+    flask_session[STAMP] = stamp
+
+
+def end_session() -> None:
+    """Log out here and end the account's sessions everywhere (``users.end_sessions``)."""
+    if current_user.is_authenticated:
+        with _database().session() as session:
+            users_service.end_sessions(session, int(current_user.id))
+    logout_user()
+    flask_session.clear()
 
 
 def _throttled_login(exc: throttle.Throttled, target: str) -> Response:
@@ -187,7 +219,7 @@ _URL_EDGES = "".join(map(chr, range(0x21)))
 _URL_DROPPED = str.maketrans("", "", "\t\n\r")
 
 
-def _safe_next(target: object) -> str:
+def safe_next(target: object) -> str:
     """Only a same-site path, as the browser will read it: an open redirect after login is a
     phishing tool. The target is normalised the way a browser normalises a ``Location`` (see
     ``_URL_EDGES``), then must parse as a bare path: no scheme, no host, not ``//`` (a
@@ -241,7 +273,9 @@ def page_for_path(path: str) -> dict[str, Any] | None:
 
 def gate(dash_app: dash.Dash) -> Response | None:
     path = request.path
-    if request.method == "POST" and not path.startswith("/api/") and not _same_origin():
+    # The IdP's POST to the ACS is cross-site by design; its signature is what authenticates it.
+    cross_site_ok = path.startswith("/api/") or path == "/sso/acs"
+    if request.method == "POST" and not cross_site_ok and not _same_origin():
         abort(403, "cross-site request refused")
     if path == "/_dash-update-component":
         return _check_callback(dash_app)

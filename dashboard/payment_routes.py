@@ -35,7 +35,11 @@ def register_payment_routes(server: Flask) -> None:
         settings = core.settings
         with core.db.session() as session:
             site_name = str(system_settings.get(session, core.secrets, "site_name"))
-        receipt = payments.ReceiptContext("there", site_name, settings.public_url, settings.tz)
+            return_location = str(system_settings.get(session, core.secrets, "boot_return_location"))
+        # As the reconcile task settles: a paid violation's boot release code needs the secrets.
+        receipt = payments.ReceiptContext(
+            "there", site_name, settings.public_url, settings.tz, core.secrets, return_location
+        )
         try:
             outcome = stripe_payments.handle_webhook(
                 core.db,

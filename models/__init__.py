@@ -64,10 +64,13 @@ from models.permits import (
     WaitlistEntry,
     WaitlistStatus,
 )
+from models.sso import SamlMessageId, SsoConfig
 from models.system import ApiKey, AuditLog, SystemSetting, SystemTask, TaskOutcome, TaskRun
-from models.users import AuthSource, Role, User, UserType, Vehicle
+from models.users import AccountToken, AuthSource, LoginMethod, Role, TokenPurpose, User, UserType, Vehicle
 
 __all__ = [
+    "AccountToken",
+    "TokenPurpose",
     "ApiKey",
     "Appeal",
     "AppealStatus",
@@ -123,6 +126,9 @@ __all__ = [
     "TaskRun",
     "User",
     "UserType",
+    "LoginMethod",
+    "SamlMessageId",
+    "SsoConfig",
     "Vehicle",
     "WaitlistEntry",
     "WaitlistStatus",

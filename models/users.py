@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, TimestampMixin, str_enum
+from models.base import Base, TimestampMixin, str_enum, utcnow
 
 
 class Role(enum.IntEnum):
@@ -30,6 +30,13 @@ class AuthSource(enum.StrEnum):
     SAML = "saml"
 
 
+class LoginMethod(enum.StrEnum):
+    """How the people of a user type sign in: their institution's SSO, or a password kept here."""
+
+    LOCAL = "local"
+    SSO = "sso"
+
+
 class UserType(Base):
     """Student, staff, faculty, public...: drives permit eligibility and PeopleSoft exports."""
 
@@ -37,6 +44,11 @@ class UserType(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(80))
+    # Whether people may create an account of this type themselves at ``/register``.
+    self_registration: Mapped[bool] = mapped_column(default=False, server_default=false())
+    login_method: Mapped[LoginMethod] = mapped_column(
+        str_enum(LoginMethod, length=16), default=LoginMethod.LOCAL, server_default="local"
+    )
 
 
 class User(TimestampMixin, Base):
@@ -53,6 +65,11 @@ class User(TimestampMixin, Base):
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone: Mapped[str | None] = mapped_column(String(40))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The institution's "special user" designation (set by an admin, or by the IdP's attribute).
+    is_special: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # False only for a self-registered account whose e-mail link has not been followed yet: it
+    # cannot sign in. Accounts made by an admin, the CLI or an IdP are verified by whoever made them.
+    email_verified: Mapped[bool] = mapped_column(default=True, server_default=true())
     last_login_at: Mapped[datetime | None]
     # Raised to end every session of the account at once (logging out): sessions carry a stamp
     # derived from it and the password hash (``dashboard.services.users.session_stamp``).
@@ -78,3 +95,22 @@ class Vehicle(Base):
     colour: Mapped[str | None] = mapped_column(String(30))
 
     user: Mapped[User] = relationship(back_populates="vehicles")
+
+
+class TokenPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
+
+
+class AccountToken(Base):
+    """A single-use, expiring link sent by e-mail (verify an address, reset a password). Only the
+    SHA-256 of the token is stored: a copy of the database gives nobody a working link."""
+
+    __tablename__ = "account_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(str_enum(TokenPurpose))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

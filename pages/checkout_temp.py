@@ -222,7 +222,14 @@ def setup(lot_id: Any, stored_key: Any, returned: Any) -> tuple[Any, ...]:
         return "Lot not found", missing, HIDDEN, [], None, None, key, "", earlier, *mode
     title = f"Temporary permit: {offer.lot_name}"
     if not offer.options:
-        missing = dbc.Alert(f"{offer.lot_name} sells no temporary permits online now.", color="secondary")
+        missing = dbc.Alert(
+            [
+                f"{offer.lot_name} sells no temporary permits online now. The ",
+                dcc.Link("Real-Time Map", href="/real-time"),
+                " shows the lots that do.",
+            ],
+            color="secondary",
+        )
         return title, missing, HIDDEN, [], None, None, key, "", earlier, *mode
     options = [{"label": _option_label(o), "value": o.product_id} for o in offer.options]
     address = current_user.email if current_user.is_authenticated else None

@@ -12,15 +12,19 @@ Dash components (``rich_text.from_html``): no raw HTML reaches the browser. Shor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
+from redis.exceptions import RedisError
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components import rich_text
+from dashboard.components.figures import ago
 from dashboard.components.realtime_map import legend, live_map
-from dashboard.services import content
+from dashboard.services import content, occupancy
+from dashboard.services.occupancy import Figure, LiveStore
 from dashboard.web import core, session_scope
 from models import Role
 
@@ -50,12 +54,37 @@ def _not_found() -> Any:
     )
 
 
+def _logix_figure(figure: Figure | None, closed: bool, now: datetime) -> str:
+    if closed:
+        return " — closed"
+    if figure is None:
+        return " — no live data"
+    stale = ", out of date" if figure.stale else ""
+    return f" — {figure.available} of {figure.capacity} spaces free ({ago(figure.updated_at, now)}{stale})"
+
+
 def _logix_list(session: Any, params: dict[str, object]) -> Any:
     groups = content.parking_logix_groups(session, params)
     heading = [html.H2(str(params["name"]), className="h5")] if params.get("name") else []
+    now = datetime.now(UTC)
+    policy = occupancy.load_policy(session, core().secrets)
+    try:
+        figures = content.logix_figures(
+            session, LiveStore(core().redis), policy.staleness, now, [g.id for g in groups]
+        )
+    except RedisError:
+        figures = None
     items = [
         html.Li(
-            [dcc.Link(g.name, href=f"/lot-groups/{g.id}"), " (closed)" if g.is_closed else ""],
+            [
+                dcc.Link(g.name, href=f"/lot-groups/{g.id}"),
+                html.Span(
+                    _logix_figure(figures.get(g.id), g.is_closed, now)
+                    if figures is not None
+                    else " — live figures are unavailable right now",
+                    className="text-muted",
+                ),
+            ],
             id=f"content-logix-{g.id}",
         )
         for g in groups

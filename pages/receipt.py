@@ -95,8 +95,21 @@ def _content(receipt: ReceiptView) -> Any:
                 [part for label, value in facts if value for part in (html.Dt(label), html.Dd(value))],
                 className="receipt-facts",
             ),
-            html.H2("Permits", className="h5"),
-            _permits_table(receipt),
+            *([html.H2("Permits", className="h5"), _permits_table(receipt)] if receipt.permits else []),
+            *(
+                [html.H2("Parking tickets paid", className="h5"), _tickets_list(receipt)]
+                if receipt.tickets
+                else []
+            ),
+        ]
+    )
+
+
+def _tickets_list(receipt: ReceiptView) -> Any:
+    return html.Ul(
+        [
+            html.Li([html.Strong(number), " · ", money(cents, receipt.currency)], className="receipt-ticket")
+            for number, cents in receipt.tickets
         ]
     )
 

@@ -1,6 +1,7 @@
 """What the enforcement tests share: offence types, a lot, boots, a ticket written as an officer
-would, and a violation paid the way the violation checkout will pay it (a real sandbox charge, a
-payment with an allocation to the violation, then ``violations.mark_paid``)."""
+would, and a violation paid without the checkout (a real sandbox charge, a payment with an
+allocation to the violation, then ``violations.mark_paid``) for tests of what follows a payment;
+``violation_payments.pay`` is the real way, tested in ``tests/services/test_violation_payments.py``."""
 
 from __future__ import annotations
 

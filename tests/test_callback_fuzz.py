@@ -198,6 +198,7 @@ def test_malformed_calls_are_a_json_400(app, login_as):
         (Role.GUEST, "lotgroup-content.children", "Lot group not found"),
         (Role.GUEST, "checkout-title.children", "Lot not found"),
         (Role.USER, "book-title.children", "Lot not found"),
+        (Role.ADMIN, "user-form.hidden", "That user does not exist"),
     ],
 )
 @pytest.mark.parametrize("lot_id", [str(HUGE), str(2**31), "-1", "1e5"])

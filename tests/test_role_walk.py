@@ -68,6 +68,10 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/boots",
         "/admin/boot-label/none",
         "/admin/boot-report",
+        "/admin/users",
+        "/admin/users/none",
+        "/admin/user-types",
+        "/admin/sso",
     } <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles
@@ -89,6 +93,19 @@ def test_lower_roles_cannot_open_protected_pages(app, login_as, role):
             assert response.headers["Location"].startswith("/login?next="), path
         else:
             assert response.status_code == 403, path
+
+
+def test_guests_are_sent_to_sign_in_from_the_signed_in_users_pages(app, login_as):
+    """Pages for signed-in users (My Violations, the cart, My Permits...): a guest signs in first;
+    the walk below covers their callbacks (each refuses a guest)."""
+    pages = [page for page in dash.page_registry.values() if page[ROLE_ATTR] == Role.USER]
+    assert "/violations" in {page["path"] for page in pages}
+    client = login_as(Role.GUEST)
+    for page in pages:
+        response = client.get(page["path"])
+        assert response.status_code == 302, page["path"]
+        assert response.headers["Location"].startswith("/login?next="), page["path"]
+    assert client.get("/pay-violation?ticket=T-222-222").status_code == 200  # public
 
 
 @pytest.mark.parametrize("role", LOWER_ROLES)

@@ -434,16 +434,19 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
     """Keep the waitlists moving: lapsed offers pass on, and every lot with people waiting offers
     what it has free (space frees up without anyone here noticing: permits lapse, checkouts give up,
     the lot editor raises an allowance). Payments left pending are resolved first with the card
-    processor (``payments.reconcile_pending``: a charged one is settled and its receipt sent, the
-    others released), so abandoned holds are gone before spaces are counted. Each lot in its own
-    transaction, so one lot's problem does not hold up the others. On by default: it needs no
-    configuration. Idempotent: a held space is no longer free, so a second run offers nothing
-    twice, and a settled payment is not settled again."""
+    processor (``payments.reconcile_pending``: a charged one is settled and its receipt sent, a paid
+    violation's boot released with its code, the others released), so abandoned holds are gone
+    before spaces are counted. Each lot in its own transaction, so one lot's problem does not hold
+    up the others. On by default: it needs no configuration. Idempotent: a held space is no longer
+    free, so a second run offers nothing twice, and a settled payment is not settled again."""
     now = utcnow()
     settings = ctx.core.settings
     with ctx.session() as session:
         site_name = str(system_settings.get(session, ctx.core.secrets, "site_name"))
-    receipt = payments.ReceiptContext("there", site_name, settings.public_url, settings.tz)
+        return_location = str(system_settings.get(session, ctx.core.secrets, "boot_return_location"))
+    receipt = payments.ReceiptContext(
+        "there", site_name, settings.public_url, settings.tz, ctx.core.secrets, return_location
+    )
     checkouts = payments.reconcile_pending(
         ctx.core.db, now, receipt=receipt, backend=email.OutboxBackend(), secrets=ctx.core.secrets
     )

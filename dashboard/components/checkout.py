@@ -86,9 +86,14 @@ def mail_backend() -> email.EmailBackend:
 
 def receipt_context(name: str | None) -> ReceiptContext:
     with session_scope() as session:
-        site_name = str(system_settings.get(session, core().secrets, "site_name"))
+        values = system_settings.get_many(session, core().secrets, ["site_name", "boot_return_location"])
     return ReceiptContext(
-        name=name or "there", site_name=site_name, base_url=base_url(), tz=core().settings.tz
+        name=name or "there",
+        site_name=str(values["site_name"]),
+        base_url=base_url(),
+        tz=core().settings.tz,
+        secrets=core().secrets,
+        return_location=str(values["boot_return_location"]),
     )
 
 
@@ -175,6 +180,22 @@ def waitlist_link(product_id: int | None) -> Any:
     return dcc.Link("Join the waitlist", href=f"/waitlist/join/{product_id}", className="alert-link")
 
 
+def _paid_for(result: CheckoutResult, tz: ZoneInfo) -> list[Any]:
+    parts: list[Any] = []
+    if result.permits:
+        one = len(result.permits) == 1
+        parts += [
+            html.P("Your permit is confirmed:" if one else "Your permits are confirmed:"),
+            permit_list(result.permits, tz),
+        ]
+    if result.tickets:
+        parts += [
+            html.P("Paid:" if parts else "These tickets are paid:"),
+            html.Ul([html.Li(number, className="checkout-paid-ticket") for number in result.tickets]),
+        ]
+    return parts
+
+
 def outcome(result: CheckoutResult, tz: ZoneInfo, sold_out_product: int | None = None) -> Any:
     """What the buyer reads after pressing Pay."""
     if result.paid:
@@ -182,10 +203,7 @@ def outcome(result: CheckoutResult, tz: ZoneInfo, sold_out_product: int | None =
         return dbc.Alert(
             [
                 html.H2("Payment received", className="h5"),
-                html.P(
-                    "Your permit is confirmed:" if len(result.permits) == 1 else "Your permits are confirmed:"
-                ),
-                permit_list(result.permits, tz),
+                *_paid_for(result, tz),
                 html.P(
                     [
                         "A receipt was sent by e-mail. ",

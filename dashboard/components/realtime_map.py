@@ -161,6 +161,14 @@ def _swatch(style: dict[str, str]) -> html.Span:
 def legend() -> html.Div:
     """The map's legend (the ``[real-time-legend]`` shortcode)."""
     items = [
+        (
+            _swatch({"border": f"4px solid {AVAILABLE_COLOR}", "backgroundColor": "#fff"}),
+            "the donut: the share of the group's spaces free now, as sensors and cameras count them",
+        ),
+        (
+            html.Span("x% of permits taken", className="fw-semibold"),
+            "under each lot: permits sold for that lot against the number it may sell (not cars parked)",
+        ),
         (dbc.Badge("Standard", color=STANDARD_COLOR), "standard (term) permits are sold in this lot"),
         (
             dbc.Badge("Temporary", color=TEMPORARY_COLOR, text_color="dark"),
@@ -203,7 +211,9 @@ def _lot_items(group: UserMapGroup) -> Any:
                 [
                     html.Span(lot.name),
                     html.Span(
-                        f" {lot.percent_full:.0f}% full" if lot.percent_full is not None else " —",
+                        f" {lot.percent_full:.0f}% of permits taken"
+                        if lot.percent_full is not None
+                        else " —",
                         className="text-muted",
                     ),
                     *permit_badges(lot.offers_standard, lot.offers_temporary),
@@ -290,7 +300,11 @@ def _table(groups: list[UserMapGroup]) -> Any:
             html.Div(
                 [
                     f"{lot.name}: "
-                    + (f"{lot.percent_full:.0f}% full" if lot.percent_full is not None else "no figure"),
+                    + (
+                        f"{lot.percent_full:.0f}% of permits taken"
+                        if lot.percent_full is not None
+                        else "no permit figure"
+                    ),
                     *permit_badges(lot.offers_standard, lot.offers_temporary),
                 ]
             )

@@ -25,6 +25,8 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("My Parking", "My Permits", "/permits", Role.USER),
     ("My Parking", "My Waitlist", "/waitlist", Role.USER),
     ("My Parking", "Cart", "/cart", Role.USER),
+    ("My Parking", "My Violations", "/violations", Role.USER),
+    ("My Parking", "Pay a Violation", "/pay-violation", Role.GUEST),
     ("My Parking", "Appeal a Ticket", "/appeal", Role.GUEST),
     ("Enforcement", "Lot Status", "/officer", Role.OFFICER),
     ("Enforcement", "Check a Plate", "/officer/check", Role.OFFICER),
@@ -41,12 +43,15 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Parking", "Lot Zones", "/admin/lot-zones", Role.ADMIN),
     ("Parking", "Pay Station Status", "/admin/pay-stations", Role.MANAGER),
     ("Parking", "Manage Capacity", "/manage/capacity", Role.MANAGER),
+    ("System", "Users", "/admin/users", Role.ADMIN),
+    ("System", "User Types", "/admin/user-types", Role.ADMIN),
     ("System", "System Settings", "/admin/settings", Role.ADMIN),
     ("System", "System Task Logs", "/admin/tasks", Role.ADMIN),
     ("System", "Email Outbox", "/admin/outbox", Role.ADMIN),
     ("System", "Email Templates", "/admin/email-templates", Role.ADMIN),
     ("System", "Editing Pages", "/admin/pages", Role.ADMIN),
     ("System", "API Keys", "/admin/api-keys", Role.ADMIN),
+    ("System", "Single Sign-On", "/admin/sso", Role.ADMIN),
 ]
 
 # Menu entries shown only while a system setting is on (Universal Boot Enabled hides every boot screen).
@@ -159,10 +164,15 @@ def register_callbacks(app: dash.Dash) -> None:
     @callback(
         Output("shell-collapse", "is_open"),
         Input("shell-toggler", "n_clicks"),
+        Input("shell-url", "pathname"),
         dash.State("shell-collapse", "is_open"),
         min_role=Role.GUEST,
         prevent_initial_call=True,
         app=app,
     )
-    def toggle(n_clicks: int, is_open: bool) -> bool:
-        return not is_open if n_clicks else is_open
+    def toggle(n_clicks: int, _path: str | None, is_open: bool) -> bool:
+        """The toggler opens and closes the phone menu; choosing a page closes it, so the menu
+        does not stay open over the page it led to."""
+        if dash.ctx.triggered_id == "shell-toggler":
+            return not is_open if n_clicks else is_open
+        return False

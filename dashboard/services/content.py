@@ -24,9 +24,10 @@ import nh3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.services import audit
+from dashboard.services import audit, occupancy
 from dashboard.services.errors import NotFound, ValidationFailed
-from models import BodyFormat, ContentPage, LotGroup
+from dashboard.services.occupancy import Figure, LiveStore, Staleness
+from models import BodyFormat, ContentPage, LotGroup, OccupancySource
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,119}$")
 MAX_TITLE = 200
@@ -329,3 +330,17 @@ def parking_logix_groups(session: Session, params: dict[str, object]) -> list[Lo
             continue
         groups.append(LogixGroup(id=group_id, name=name, is_closed=bool(closed)))
     return groups
+
+
+def logix_figures(
+    session: Session, store: LiveStore, staleness: Staleness, now: datetime, group_ids: list[int]
+) -> dict[int, Figure]:
+    """Each listed group's Parking Logix figure where one is live (a group without one is listed
+    with "no live data", not as a bare link that looks like a figure failed to load)."""
+    states = occupancy.group_states(session, store, staleness, now, group_ids)
+    return {
+        state.group_id: figure
+        for state in states
+        for figure in state.sources
+        if figure.source == OccupancySource.PARKING_LOGIX
+    }

@@ -57,6 +57,8 @@ CAMPUS_TZ = ZoneInfo("America/Toronto")
 
 USER_TYPES = [("student", "Student"), ("staff", "Staff"), ("faculty", "Faculty"), ("public", "Public")]
 ALL_TYPES = ("student", "staff", "faculty", "public")
+# Members of the public create their own accounts (``/register``); the others come from the campus.
+SELF_REGISTERING = ("public",)
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,9 @@ def seed_demo(session: Session, secret_box: SecretBox, instance_path: Path) -> D
 
     types = {}
     for code, name in USER_TYPES:
-        types[code], created = _get_or_create(session, UserType, {"code": code}, name=name)
+        types[code], created = _get_or_create(
+            session, UserType, {"code": code}, name=name, self_registration=code in SELF_REGISTERING
+        )
         result.user_types += created
 
     groups = {}

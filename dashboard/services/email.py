@@ -401,6 +401,65 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
         },
     ),
     DefaultTemplate(
+        key="email-verification",
+        name="Registration: Verify Your E-mail",
+        subject="Confirm your e-mail address for {{ site_name }} Parking",
+        body_text=(
+            "Hello {{ name }},\n\n"
+            "Thank you for registering. To finish, confirm that this is your e-mail address by "
+            "opening this link:\n\n{{ verify_url }}\n\n"
+            "The link works once, until {{ expires_at }}. Until then you cannot sign in; after that "
+            "you can ask for a new link on the sign-in page.\n\n"
+            "If you did not register, ignore this message: no account is usable without this link.\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello {{ name }},</p>\n"
+            "<p>Thank you for registering. To finish, confirm that this is your e-mail address:</p>\n"
+            '<p><a href="{{ verify_url }}">Confirm my e-mail address</a></p>\n'
+            "<p>The link works once, until {{ expires_at }}. Until then you cannot sign in; after that "
+            "you can ask for a new link on the sign-in page.</p>\n"
+            "<p>If you did not register, ignore this message: no account is usable without this "
+            "link.</p>\n"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "name": "Alex Morgan",
+            "verify_url": "https://parking.example.edu/verify?token=Zm9vYmFyYmF6cXV4cXV1eA",
+            "expires_at": "Saturday 5 December 2026 at 14:05",
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
+        key="password-reset",
+        name="Password Reset",
+        subject="Reset your {{ site_name }} Parking password",
+        body_text=(
+            "Hello {{ name }},\n\n"
+            "Someone (we hope you) asked to reset the password of your account. To choose a new "
+            "password, open this link:\n\n{{ reset_url }}\n\n"
+            "The link works once, until {{ expires_at }}. Choosing a new password signs you out "
+            "everywhere else.\n\n"
+            "If you did not ask for this, ignore this message: your password stays as it is.\n\n"
+            "{{ site_name }} Parking Services\n"
+        ),
+        body_html=(
+            "<p>Hello {{ name }},</p>\n"
+            "<p>Someone (we hope you) asked to reset the password of your account.</p>\n"
+            '<p><a href="{{ reset_url }}">Choose a new password</a></p>\n'
+            "<p>The link works once, until {{ expires_at }}. Choosing a new password signs you out "
+            "everywhere else.</p>\n"
+            "<p>If you did not ask for this, ignore this message: your password stays as it is.</p>\n"
+            "<p>{{ site_name }} Parking Services</p>\n"
+        ),
+        sample={
+            "name": "Alex Morgan",
+            "reset_url": "https://parking.example.edu/password/reset?token=Zm9vYmFyYmF6cXV4cXV1eA",
+            "expires_at": "Thursday 3 December 2026 at 15:05",
+            "site_name": "Campus",
+        },
+    ),
+    DefaultTemplate(
         key="waitlist-offer",
         name="Waitlist Offer",
         subject="A space is held for you: {{ product_name }} at {{ lot_name }}",

@@ -5,14 +5,20 @@ idempotency key, and two questions about a key whose charge had no clear answer 
 ``cancel``). ``SandboxProvider`` behaves like one, with its own ledger (``SandboxCharge``) and test
 cards (``TEST_CARDS``): one succeeds, some decline, one fails as if the network dropped.
 
-``checkout`` sells permits in three steps, each a transaction of its own:
+``checkout`` sells permits and takes payment of violations in three steps, each a transaction of
+its own:
 
-1. reserve: the permits are held (``permits.reserve``: pending, counted against the allowance) and
-   a ``pending`` payment is written under the checkout's idempotency key, in one commit;
+1. reserve: the permits are held (``permits.reserve``: pending, counted against the allowance), each
+   violation is locked and checked payable (``violations.hold_for_payment``: a second payment of it
+   queues behind the first and is refused), and a ``pending`` payment is written under the
+   checkout's idempotency key, in one commit;
 2. charge the card (outside any transaction: a processor may take seconds);
-3. settle: the processor's answer is recorded. Charged: the permits become active, the payment
-   ``succeeded`` and the receipt email goes to the outbox. Declined, or never charged: the holds
-   are released.
+3. settle: the processor's answer is recorded. Charged: the permits become active, the violations
+   paid (``violations.mark_paid``), the boot on a paid violation Released with its release code
+   mailed (``boots.release_boot_for_paid_violation``), the payment ``succeeded`` and the receipt
+   emails go to the outbox, all in the commit that makes the payment succeeded: a code is never
+   sent before payment, and never twice (only the settle that moved the payment out of pending
+   does any of it). Declined, or never charged: the holds are released.
 
 A database step that loses its connection (a failover, a restart, a terminated backend) is run
 again on a fresh connection (``RETRY_DELAYS``); settling is idempotent (only a ``pending`` payment
@@ -50,17 +56,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services import audit, email, permits
+from dashboard.services import audit, boots, email, permits, violations
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.permits import PermitRequest, PermitView, SoldOut
+from dashboard.services.violations import NotPayable, ViolationRequest
 from models import (
     Cart,
     CartStatus,
@@ -74,12 +82,11 @@ from models import (
     User,
 )
 
-if TYPE_CHECKING:
-    from dashboard.crypto import SecretBox
-
 log = logging.getLogger(__name__)
 
 RECEIPT_TEMPLATE = "permit-receipt"
+# The receipt of a payment of violations (the permit receipt names one permit).
+PAYMENT_RECEIPT_TEMPLATE = "payment-receipt"
 # Waits between attempts of a database step whose connection dropped: about 3.3 s in all, then the
 # request gives up ("being confirmed") and the payment is left pending for ``_reconcile``.
 RETRY_DELAYS = (0.05, 0.25, 1.0, 2.0)
@@ -388,16 +395,18 @@ def provider_for(name: str, database: Database, secrets: SecretBox | None = None
 @dataclass(frozen=True)
 class CheckoutResult:
     """``status``: paid; declined; failed (nothing was charged: the processor said so); sold_out;
-    in_progress (being processed or confirmed: the buyer must not pay again, and the same form
-    finds it again); busy (the database could not be reached before anything was decided:
-    press Pay again, with the same key); redirect (a hosted processor: the buyer goes on to its
-    payment page at ``redirect_url``; the form keeps its key, which finds the payment on return)."""
+    refused (a violation cannot be paid: nothing was reserved or charged); in_progress (being
+    processed or confirmed: the buyer must not pay again, and the same form finds it again); busy
+    (the database could not be reached before anything was decided: press Pay again, with the same
+    key); redirect (a hosted processor: the buyer goes on to its payment page at ``redirect_url``;
+    the form keeps its key, which finds the payment on return)."""
 
     status: str
     message: str
     payment_id: int | None = None
     receipt_token: str | None = None
     permits: tuple[PermitView, ...] = ()
+    tickets: tuple[str, ...] = ()  # the ticket numbers of the violations it paid
     redirect_url: str | None = None
 
     @property
@@ -428,12 +437,17 @@ LEFT_PAGE = "You left the secure payment page before paying: nothing was charged
 
 @dataclass(frozen=True)
 class ReceiptContext:
-    """What the receipt email needs that the permit does not carry."""
+    """What the receipt email needs that the permit does not carry, and what releasing a boot on a
+    paid violation needs: the secrets that decrypt its release code and where it goes back to. A
+    payment of a violation settled without ``secrets`` is an error (it rolls back and the payment
+    stays pending), never a paid boot without its code."""
 
     name: str
     site_name: str
     base_url: str
     tz: ZoneInfo
+    secrets: SecretBox | None = None
+    return_location: str = ""
 
 
 @dataclass(frozen=True)
@@ -454,7 +468,7 @@ def checkout(
     database: Database,
     provider: PaymentProvider,
     *,
-    items: Sequence[PermitRequest],
+    items: Sequence[PermitRequest | ViolationRequest],
     card: Card | None = None,
     idempotency_key: str,
     email_address: str,
@@ -508,6 +522,8 @@ def checkout(
         reserved = with_retries(reserve, "reserving a checkout")
     except SoldOut as exc:
         return CheckoutResult("sold_out", str(exc))
+    except NotPayable as exc:
+        return CheckoutResult("refused", str(exc))
     except IntegrityError:
         # The same form was submitted twice at once: the other request's payment goes on.
         try:
@@ -534,7 +550,7 @@ def checkout(
 def _reserve(
     database: Database,
     provider_name: str,
-    items: Sequence[PermitRequest],
+    items: Sequence[PermitRequest | ViolationRequest],
     card: Card | None,
     idempotency_key: str,
     email_address: str,
@@ -542,9 +558,15 @@ def _reserve(
     cart_id: int | None,
     now: datetime,
 ) -> _Pending:
-    """Step 1 in one transaction: the holds and the pending payment."""
+    """Step 1 in one transaction: the holds and the pending payment. Violations are locked in id
+    order, so two payments of overlapping violations cannot deadlock."""
+    permit_items = [item for item in items if isinstance(item, PermitRequest)]
+    fines = sorted(
+        (item for item in items if isinstance(item, ViolationRequest)), key=lambda i: i.violation_id
+    )
     with database.session() as session:
-        held = [permits.reserve(session, item, now) for item in sorted(items, key=lambda i: i.lot_id)]
+        held = [permits.reserve(session, item, now) for item in sorted(permit_items, key=lambda i: i.lot_id)]
+        tickets = [violations.hold_for_payment(session, fine, now) for fine in fines]
         payment = Payment(
             idempotency_key=idempotency_key,
             provider=provider_name,
@@ -557,13 +579,27 @@ def _reserve(
             card_last4=card.last4 if card is not None else None,
             created_at=now,
         )
-        payment.allocations = [PaymentAllocation(permit_id=p.id, amount_cents=p.amount_cents) for p in held]
+        payment.allocations = [
+            PaymentAllocation(permit_id=p.id, amount_cents=p.amount_cents) for p in held
+        ] + [PaymentAllocation(violation_id=f.violation_id, amount_cents=f.amount_cents) for f in fines]
         session.add(payment)
         session.flush()
-        return _pending(payment, held)
+        return _pending(payment, held, tickets=tickets)
 
 
-def _pending(payment: Payment, held: Sequence[PermitView], payer_name: str | None = None) -> _Pending:
+def _tickets(session: Session, payment: Payment) -> list[str]:
+    """The ticket numbers of the violations a payment pays, in allocation order."""
+    ids = [a.violation_id for a in payment.allocations if a.violation_id is not None]
+    numbers = violations.ticket_numbers(session, ids)
+    return [numbers[i] for i in ids if i in numbers]
+
+
+def _pending(
+    payment: Payment,
+    held: Sequence[PermitView],
+    payer_name: str | None = None,
+    tickets: Sequence[str] = (),
+) -> _Pending:
     return _Pending(
         id=payment.id,
         idempotency_key=payment.idempotency_key,
@@ -571,7 +607,10 @@ def _pending(payment: Payment, held: Sequence[PermitView], payer_name: str | Non
         created_at=payment.created_at,
         amount_cents=payment.amount_cents,
         currency=payment.currency,
-        description=", ".join(f"{p.product_name or p.kind} permit {p.number}" for p in held),
+        description=", ".join(
+            [f"{p.product_name or p.kind} permit {p.number}" for p in held]
+            + [f"parking ticket {number}" for number in tickets]
+        ),
         payer_name=payer_name,
     )
 
@@ -752,10 +791,62 @@ def _settle(
             views.append(view)
             if payment.payer_email:
                 _send_receipt(session, view, payment.payer_email, payment.receipt_token, receipt, backend)
+        tickets = _settle_violations(session, payment, now, receipt, backend)
         cart = session.get(Cart, payment.cart_id) if payment.cart_id is not None else None
         if cart is not None and cart.status == CartStatus.OPEN:
             cart.status = CartStatus.CHECKED_OUT
-        return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, tuple(views))
+        return CheckoutResult(
+            "paid", "Payment received.", payment.id, payment.receipt_token, tuple(views), tuple(tickets)
+        )
+
+
+def _settle_violations(
+    session: Session, payment: Payment, now: datetime, receipt: ReceiptContext, backend: email.EmailBackend
+) -> list[str]:
+    """In the settle that made the payment succeeded: each violation it paid is marked paid, the
+    boots on it turn Released with the release code mailed to the payer, and the payment receipt
+    goes out. Returns the ticket numbers."""
+    fines = [a for a in payment.allocations if a.violation_id is not None]
+    if not fines:
+        return []
+    if receipt.secrets is None:
+        raise RuntimeError("a payment of violations is settled with the secrets that decrypt release codes")
+    numbers = violations.ticket_numbers(session, [a.violation_id for a in fines if a.violation_id])
+    for allocation in fines:
+        violation_id = allocation.violation_id
+        assert violation_id is not None
+        if not violations.mark_paid(session, violation_id, payment.id, now):
+            # Voided (or paid) while the card was being charged: the money is there to refund.
+            log.error("payment %s: violation %s was no longer payable when paid", payment.id, violation_id)
+            continue
+        if payment.payer_email:
+            mail = boots.ReleaseMail(
+                to=payment.payer_email,
+                name=boots.owner_name(session, violation_id),
+                site_name=receipt.site_name,
+                return_location=receipt.return_location,
+            )
+            boots.release_boot_for_paid_violation(session, receipt.secrets, violation_id, mail, backend, now)
+    if payment.payer_email and payment.receipt_token:
+        items = [
+            {"description": f"Parking ticket {numbers.get(a.violation_id or 0, '')}", "amount_cents": cents}
+            for a, cents in ((a, a.amount_cents) for a in fines)
+        ]
+        context = {
+            "name": receipt.name,
+            "reference": payment.receipt_token[:10],
+            "paid_at": violations.when_words(now, receipt.tz),
+            "items": items,
+            "total_cents": payment.amount_cents,
+            "site_name": receipt.site_name,
+        }
+        try:
+            message = email.compose(session, PAYMENT_RECEIPT_TEMPLATE, context, [payment.payer_email])
+        except DomainError:
+            log.exception("payment %s: the %s template does not render", payment.id, PAYMENT_RECEIPT_TEMPLATE)
+        else:
+            email.send_email(session, message, backend)
+    return [numbers[a.violation_id] for a in fines if a.violation_id in numbers]
 
 
 def _outcome(session: Session, payment: Payment, not_charged: str = NOT_CHARGED) -> CheckoutResult:
@@ -770,7 +861,8 @@ def _outcome(session: Session, payment: Payment, not_charged: str = NOT_CHARGED)
     views = tuple(
         permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id is not None
     )
-    return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, views)
+    tickets = tuple(_tickets(session, payment))
+    return CheckoutResult("paid", "Payment received.", payment.id, payment.receipt_token, views, tickets)
 
 
 def _look_up(database: Database, idempotency_key: str) -> CheckoutResult | _Pending | None:
@@ -781,7 +873,7 @@ def _look_up(database: Database, idempotency_key: str) -> CheckoutResult | _Pend
         if payment.status != PaymentStatus.PENDING:
             return _outcome(session, payment)
         held = [permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id]
-        return _pending(payment, held)
+        return _pending(payment, held, tickets=_tickets(session, payment))
 
 
 def _resume(
@@ -802,7 +894,7 @@ def _resume(
         return found
     if found.provider != provider.name:
         try:
-            provider = provider_for(found.provider, database, secrets)
+            provider = provider_for(found.provider, database, secrets or receipt.secrets)
         except (NotFound, DomainError) as exc:
             log.error("payment %s: its processor cannot be asked now: %s", found.id, exc)
             return CheckoutResult("in_progress", CONFIRMING, found.id)
@@ -885,7 +977,7 @@ def abandon(
         if not isinstance(found, _Pending):
             return found
         if found.provider != provider.name:
-            provider = provider_for(found.provider, database, secrets)
+            provider = provider_for(found.provider, database, secrets or receipt.secrets)
         if not is_hosted(provider):
             return _reconcile(database, provider, found, now, receipt, backend)
         try:
@@ -962,6 +1054,7 @@ def reconcile_pending(
                     payment,
                     [permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id],
                     user.full_name if user else None,
+                    _tickets(session, payment),
                 )
                 for payment, user in rows
             ]
@@ -969,7 +1062,7 @@ def reconcile_pending(
     settled = released = waiting = 0
     for pending in with_retries(listed, "listing pending payments"):
         try:
-            provider = provider_for(pending.provider, database, secrets)
+            provider = provider_for(pending.provider, database, secrets or receipt.secrets)
             named = dataclasses.replace(receipt, name=pending.payer_name) if pending.payer_name else receipt
             result = _reconcile(database, provider, pending, now, named, backend)
         except (DomainError, DatabaseUnavailable) as exc:
@@ -1043,6 +1136,7 @@ class ReceiptView:
     payer_email: str | None
     paid_at: datetime | None
     permits: tuple[PermitView, ...]
+    tickets: tuple[tuple[str, int], ...] = ()  # (ticket number, amount paid) of each violation paid
 
 
 def get_receipt(session: Session, token: str) -> ReceiptView | None:
@@ -1063,6 +1157,13 @@ def get_receipt(session: Session, token: str) -> ReceiptView | None:
         paid_at=payment.updated_at,
         permits=tuple(
             permits.get_permit(session, a.permit_id) for a in payment.allocations if a.permit_id is not None
+        ),
+        tickets=tuple(
+            zip(
+                _tickets(session, payment),
+                [a.amount_cents for a in payment.allocations if a.violation_id is not None],
+                strict=False,
+            )
         ),
     )
 

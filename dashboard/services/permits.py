@@ -52,6 +52,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from dashboard.services.days import moment_words
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
 from dashboard.services.open_data import FIRST_YEAR, LAST_YEAR, in_service_range
 from dashboard.services.plates import clean_plate, normalize_plate
@@ -798,7 +799,7 @@ def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: Zon
         lot_name=lot.name,
         at=at,
         valid=bool(here or paid),
-        reason=_reason(here, paid, elsewhere, zones, at),
+        reason=_reason(here, paid, elsewhere, zones, at, tz),
         permits=here,
         sessions=paid,
         elsewhere=elsewhere,
@@ -811,26 +812,30 @@ def _reason(
     elsewhere: Sequence[PermitView],
     zones: dict[int, str],
     at: datetime,
+    tz: ZoneInfo,
 ) -> str:
+    """Why the plate may or may not park, in words an officer reads (times in the site's zone)."""
+
+    def when(moment: datetime) -> str:
+        return moment_words(moment, at, tz)
+
     if here:
         permit = here[0]
         where = f"zone {permit.zone_name}" if permit.zone_id else "this lot"
-        return (
-            f"Valid: {permit.kind} permit {permit.number} for {where}, until {permit.valid_to.isoformat()}."
-        )
+        return f"Valid: {permit.kind} permit {permit.number} for {where}, until {when(permit.valid_to)}."
     if paid:
         record = paid[0]
         where = f"zone {record.zone_name}" if record.zone_name else "this lot"
-        return f"Valid: paid at a {record.source} pay station for {where}, until {record.end_at.isoformat()}."
+        return f"Valid: paid at a {record.source} pay station for {where}, until {when(record.end_at)}."
     if not elsewhere:
         return "No permit: this plate has no permit or paid session here now."
     other = elsewhere[0]
     if other.status != PermitStatus.ACTIVE:
         return f"No valid permit: permit {other.number} is {other.status}."
     if other.valid_to <= at:
-        return f"No valid permit: permit {other.number} expired at {other.valid_to.isoformat()}."
+        return f"No valid permit: permit {other.number} expired at {when(other.valid_to)}."
     if other.valid_from > at:
-        return f"No valid permit: permit {other.number} starts at {other.valid_from.isoformat()}."
+        return f"No valid permit: permit {other.number} starts at {when(other.valid_from)}."
     if other.zone_id is not None:
         scheduled = ", ".join(sorted(zones.values())) or "none"
         return (

@@ -188,8 +188,8 @@ DEFINITIONS: tuple[SettingDef, ...] = (
     ),
     SettingDef(
         "boot_require_overdue_paid", "Require Overdue Paid", THIRD_PARTY, "Universal Boot", Kind.BOOL, False,
-        "Off: paying the booted violation releases the code. On: every overdue violation on the"
-        " account must be paid first.",
+        "Off: any of an owner's violations can be paid on their own. On: every overdue violation of"
+        " the account (or of the plate, for a guest) must be in the same payment.",
     ),
     SettingDef(
         "boot_return_location", "Boot Return Location", THIRD_PARTY, "Universal Boot", Kind.TEXT, "",

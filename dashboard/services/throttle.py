@@ -94,6 +94,14 @@ LOGIN_ADDRESS = Limit("login-address", failures=50, window=15 * 60)
 API_KEY_ADDRESS = Limit("api-key-address", failures=30, window=15 * 60)
 
 
+# Self-service forms that send a link by e-mail (register, resend, forgot password): every request
+# counts, per address written to (nobody can flood someone's inbox) and per client. The client's
+# counter is not the login's: a campus behind one address registering at term start must not lock
+# its logins. A wrong e-mailed link, though, is a guess and counts as a failed login (``LOGIN_ADDRESS``).
+ACCOUNT_MAIL = Limit("account-mail", failures=5, window=15 * 60)
+ACCOUNT_MAIL_ADDRESS = Limit("account-mail-address", failures=30, window=15 * 60)
+
+
 @dataclass(frozen=True)
 class Subject:
     """What one counter counts failures of: ``value`` under ``limit``."""
@@ -142,6 +150,14 @@ def login_subjects(email: str, remote_addr: str | None) -> tuple[Subject, Subjec
     return (
         Subject(LOGIN_ACCOUNT, email.strip().lower()),
         Subject(LOGIN_ADDRESS, client_address(remote_addr)),
+    )
+
+
+def mail_subjects(email: str, remote_addr: str | None) -> tuple[Subject, Subject]:
+    """The address a link would be sent to (as looked up) and the client address."""
+    return (
+        Subject(ACCOUNT_MAIL, email.strip().lower()),
+        Subject(ACCOUNT_MAIL_ADDRESS, client_address(remote_addr)),
     )
 
 

@@ -11,13 +11,22 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dashboard.services.errors import ValidationFailed
+from dashboard.services import passwords
+from dashboard.services.errors import DomainError, ValidationFailed
 from models import AuthSource, Role, User, UserType, utcnow
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 10
+MIN_PASSWORD = passwords.MIN_LENGTH
 # Checked against when the e-mail is unknown, so a failed login takes as long either way.
 _DUMMY_HASH = generate_password_hash("parkops-timing-equaliser", method="scrypt")
+
+
+class Unverified(DomainError):
+    """The password is right but the account's e-mail address is not confirmed yet."""
+
+    def __init__(self, email: str) -> None:
+        self.email = email
+        super().__init__("Confirm your e-mail address first: open the link we sent you.")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,11 @@ def _info(user: User) -> UserInfo:
     )
 
 
+def describe(user: User) -> UserInfo:
+    """An account as plain values, for services that load the ``User`` themselves (SSO)."""
+    return _info(user)
+
+
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
@@ -50,15 +64,19 @@ def create_user(
     user_type: str | None = None,
     external_id: str | None = None,
     auth_source: AuthSource = AuthSource.LOCAL,
+    email_verified: bool = True,
 ) -> UserInfo:
+    """A new account. A local one needs a password that passes ``passwords.problem``."""
     email = email.strip().lower()
     errors: dict[str, str] = {}
     if not EMAIL_RE.match(email):
         errors["email"] = "not a valid e-mail address"
     elif session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
         errors["email"] = "an account with this e-mail already exists"
-    if auth_source is AuthSource.LOCAL and (password is None or len(password) < MIN_PASSWORD):
-        errors["password"] = f"must be at least {MIN_PASSWORD} characters"
+    if auth_source is AuthSource.LOCAL:
+        wrong = passwords.problem(password or "", email=email, first_name=first_name, last_name=last_name)
+        if wrong:
+            errors["password"] = wrong
     type_row = None
     if user_type:
         type_row = session.scalar(select(UserType).where(UserType.code == user_type))
@@ -75,6 +93,7 @@ def create_user(
         user_type=type_row,
         external_id=external_id,
         auth_source=auth_source,
+        email_verified=email_verified,
     )
     session.add(user)
     session.flush()
@@ -82,12 +101,16 @@ def create_user(
 
 
 def authenticate(session: Session, email: str, password: str) -> UserInfo | None:
+    """The account if the password is right; None if not. A right password on an account whose
+    e-mail is unconfirmed raises ``Unverified`` (only someone who knows the password learns it)."""
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None or not user.password_hash or not user.is_active:
         check_password_hash(_DUMMY_HASH, password)
         return None
     if not check_password_hash(user.password_hash, password):
         return None
+    if not user.email_verified:
+        raise Unverified(user.email)
     user.last_login_at = utcnow()
     return _info(user)
 
@@ -103,7 +126,7 @@ def _stamp(user: User, key: bytes) -> str:
 def session_stamp(session: Session, user_id: int, key: bytes) -> str | None:
     """What a login keeps in its session, to present on every later request (``session_user``)."""
     user = session.get(User, user_id)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or not user.email_verified:
         return None
     return _stamp(user, key)
 

@@ -536,6 +536,7 @@ class Filters:
     status: str | None = None  # a stored status or "overdue"
     issued_from: date | None = None  # site-local days, inclusive
     issued_to: date | None = None
+    user_id: int | None = None  # the owner's (the user administration's view of one account)
 
 
 @dataclass(frozen=True)
@@ -593,6 +594,8 @@ def _filtered(filters: Filters, now: datetime, tz: tzinfo) -> Select:
         query = query.where(Violation.lot_id == filters.lot_id)
     if filters.officer_id is not None:
         query = query.where(Violation.officer_id == filters.officer_id)
+    if filters.user_id is not None:
+        query = query.where(Violation.user_id == filters.user_id)
     if filters.status:
         if filters.status == OVERDUE:
             query = query.where(Violation.status == ViolationStatus.UNPAID, Violation.due_at < now)
@@ -833,6 +836,95 @@ def for_plate(session: Session, plate: str, now: datetime, limit: int = 200) -> 
         .limit(limit),
     )
     return [_view(session, row, now) for row in rows]
+
+
+class NotPayable(NotAllowed):
+    """A violation asked to be paid that cannot be (paid, void, under appeal, a payment of it being
+    processed, or its amount changed since it was shown): nothing is reserved or charged."""
+
+
+@dataclass(frozen=True)
+class ViolationRequest:
+    """One violation in a card payment (``payments.checkout``), at the amount the server computed
+    (``amount_due``); the reserve step checks it again under the violation's row lock."""
+
+    violation_id: int
+    amount_cents: int
+    currency: str = "CAD"
+
+
+def amount_due(violation: Violation, now: datetime) -> int:
+    """What paying ``violation`` at ``now`` costs, computed here and nowhere else: each offence item
+    at its early-payment price while its discount holds (``offences.discounted_cents``, never on an
+    Apply Boot item), late fees in full. A violation an appeal reduced is owed as the manager set
+    it: no early-payment discount on top."""
+    reduced = any(item.kind == ItemKind.REDUCTION for item in violation.items)
+    total = 0
+    for item in violation.items:
+        offence = item.offence_type
+        if item.kind == ItemKind.OFFENCE and offence is not None and not reduced:
+            total += offences.discounted_cents(
+                offences.view_of(offence), item.amount_cents, violation.issued_at, now
+            )
+        else:
+            total += item.amount_cents
+    return max(total, 0)
+
+
+def pending_payment_ids(session: Session, violation_ids: Sequence[int]) -> set[int]:
+    """Those of ``violation_ids`` a pending payment is paying now (it may still be charged)."""
+    if not violation_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(PaymentAllocation.violation_id)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(
+                PaymentAllocation.violation_id.in_(violation_ids),
+                Payment.status == PaymentStatus.PENDING,
+            )
+        )
+    )
+
+
+def hold_for_payment(session: Session, request: ViolationRequest, now: datetime) -> str:
+    """The reserve step of a payment of one violation, inside the transaction that writes the
+    pending payment: the violation's row is locked (an UPDATE: on PostgreSQL a row lock, on SQLite
+    the write lock), so two payments of one violation queue here, and the second finds the first's
+    pending payment (or the violation paid) and is refused with ``NotPayable``. Returns the ticket
+    number."""
+    locked = session.execute(
+        update(Violation)
+        .where(Violation.id == request.violation_id, Violation.status == ViolationStatus.UNPAID)
+        .values(updated_at=Violation.updated_at)
+    )
+    violation = session.get(Violation, request.violation_id)
+    if violation is None:
+        raise NotPayable("That violation does not exist.")
+    if not locked.rowcount:  # type: ignore[attr-defined]
+        label = status_label(str(violation.status)).lower()
+        raise NotPayable(f"Ticket {violation.ticket_number} is {label}: it cannot be paid.")
+    if pending_payment_ids(session, [violation.id]):
+        raise NotPayable(
+            f"A payment of ticket {violation.ticket_number} is already being processed: it is not "
+            "charged twice. Reload the page in a minute to see its outcome."
+        )
+    session.refresh(violation)
+    if amount_due(violation, now) != request.amount_cents:
+        raise NotPayable(
+            f"The amount of ticket {violation.ticket_number} changed (an early-payment discount ended, "
+            "or a manager changed it). Nothing was charged: check the new total."
+        )
+    return violation.ticket_number
+
+
+def ticket_numbers(session: Session, violation_ids: Sequence[int]) -> dict[int, str]:
+    if not violation_ids:
+        return {}
+    rows = session.execute(
+        select(Violation.id, Violation.ticket_number).where(Violation.id.in_(violation_ids))
+    )
+    return {violation_id: number for violation_id, number in rows}
 
 
 def pay_url(base_url: str, ticket_number: str) -> str:

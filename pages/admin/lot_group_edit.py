@@ -30,6 +30,7 @@ from flask import flash
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
+from dashboard.components.hints import mistall_hint
 from dashboard.inputs import as_id
 from dashboard.services import lot_groups
 from dashboard.services.errors import NotFound, ValidationFailed
@@ -53,7 +54,6 @@ _EDIT_RE = re.compile(r"^(\d{1,18})/edit/?$")
 DEFAULT_VIEW = {"center": [20.0, 0.0], "zoom": 2}  # the world, for a first group
 POINT_ZOOM = 17
 DECIMALS = 6  # about 10 cm: more than a click can mean
-NO_MISTALL_LOTS = "No Mistall lots yet: run the Update Mistall System Job Task once"
 FIELD_LABELS = {
     "name": "Name",
     "map_color": "Map colour",
@@ -277,15 +277,6 @@ def _map() -> html.Div:
     )
 
 
-def _hint(imported: int) -> Any:
-    if imported:
-        return f"{imported} Mistall lot(s) imported."
-    return html.Span(
-        [f"{NO_MISTALL_LOTS} (", dcc.Link("Tools > System Task Logs", href="/admin/tasks"), ")."],
-        className="text-warning-emphasis",
-    )
-
-
 def _key_status(status: str) -> str:
     if not status:
         return "Stored key: not set."
@@ -394,7 +385,7 @@ def load(target: Any) -> tuple[Any, ...]:
         mistall_options=[{"label": label, "value": value} for value, label in form.mistall_choices],
         mistall_value=form.mistall_lot_id,
         mistall_disabled=not form.mistall_choices,
-        mistall_hint=_hint(form.mistall_imported),
+        mistall_hint=mistall_hint(form.mistall_imported, "{imported} Mistall lot(s) imported."),
         key_status=_key_status(form.key_status),
         key_placeholder="not set" if not form.key_status else "set: leave empty to keep it",
         clear_key=False,

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from dashboard.auth import has_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.figures import ago, percent, source_label
+from dashboard.components.hints import mistall_hint
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.inputs import as_id
 from dashboard.services import lot_groups, occupancy
@@ -393,22 +394,6 @@ def toggle(_clicks: list[int | None], version: int | None) -> tuple[Any, ...]:
     )
 
 
-NO_MISTALL_LOTS = "No Mistall lots yet: run the Update Mistall System Job Task once"
-
-
-def _hint(imported: int) -> Any:
-    if imported:
-        return f"{imported} Mistall lot(s) imported. Clear removes the association."
-    return html.Span(
-        [
-            f"{NO_MISTALL_LOTS} (",
-            dcc.Link("Tools > System Task Logs", href="/admin/tasks"),
-            ").",
-        ],
-        className="text-warning-emphasis",
-    )
-
-
 # Outputs of ``edit_mistall``, in order.
 MODAL_OUTPUTS = (
     "modal_open",
@@ -444,7 +429,9 @@ def _open(group_id: int) -> tuple[Any, ...]:
         options=options,
         value=editor.mistall_lot_id,
         disabled=not editor.imported,
-        hint=_hint(editor.imported),
+        hint=mistall_hint(
+            editor.imported, "{imported} Mistall lot(s) imported. Clear removes the association."
+        ),
         error=None,
         error_open=False,
     )

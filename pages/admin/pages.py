@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, ctx, dcc, html
+from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components.feedback import validation_alert
@@ -50,7 +50,7 @@ def layout(**_query: str) -> html.Div:
                             dbc.Select(
                                 id="pages-format",
                                 options=[
-                                    {"label": "Markdown (plain paragraphs for now)", "value": "markdown"},
+                                    {"label": "Markdown", "value": "markdown"},
                                     {"label": "HTML", "value": "html"},
                                 ],
                                 className="mb-3",
@@ -74,31 +74,40 @@ def layout(**_query: str) -> html.Div:
 @callback(
     Output("pages-select", "options"),
     Output("pages-list", "children"),
+    Output("pages-select", "value"),
     Input("pages-url", "pathname"),
     Input("pages-changed", "data"),
     min_role=Role.ADMIN,
 )
-def load_list(_path: str | None, _changed: Any) -> tuple[list[dict[str, Any]], Any]:
+def load_list(_path: str | None, changed: Any) -> tuple[list[dict[str, Any]], Any, Any]:
+    """The pages and the one to show. The choice travels with the new options, so a page saved
+    for the first time stays in the form (a value its dropdown's options lack yet is dropped)."""
     with session_scope() as session:
         pages = content.list_pages(session)
     options = [{"label": "New page", "value": NEW}] + [
         {"label": f"{p.title} (/p/{p.slug})", "value": p.id} for p in pages
     ]
+    known = {p.id for p in pages}
+    chosen = changed.get("select") if isinstance(changed, dict) else None
     rows = [
         html.Li(
             [
                 dcc.Link(p.title, href=f"/p/{p.slug}"),
-                " ",
+                html.Span(f" /p/{p.slug} ", className="text-muted small"),
                 dbc.Badge(
                     "published" if p.is_published else "draft",
                     color="success" if p.is_published else "secondary",
                 ),
             ],
             id=f"pages-row-{p.id}",
+            className="mb-1",
         )
         for p in pages
     ]
-    return options, html.Ul(rows) if rows else html.P("No pages yet.", className="text-muted")
+    listing = (
+        html.Ul(rows, className="list-unstyled") if rows else html.P("No pages yet.", className="text-muted")
+    )
+    return options, listing, chosen if chosen in known else NEW
 
 
 @callback(
@@ -129,7 +138,6 @@ def _errors(exc: ValidationFailed) -> Any:
 @callback(
     Output("pages-status", "children"),
     Output("pages-changed", "data"),
-    Output("pages-select", "value"),
     Input("pages-save-btn", "n_clicks"),
     Input("pages-delete-btn", "n_clicks"),
     State("pages-select", "value"),
@@ -150,15 +158,16 @@ def save_or_delete(
     body_format: str | None,
     published: bool | None,
     body: str | None,
-) -> tuple[Any, Any, Any]:
+) -> tuple[Any, Any]:
     existing = None if page_id in (None, NEW) else require_id(page_id, "page")
     try:
         with session_scope() as session:
             if ctx.triggered_id == "pages-delete-btn":
                 if existing is None:
-                    return dbc.Alert("Choose a page to delete.", color="secondary"), None, NEW
+                    return dbc.Alert("Choose a page to delete.", color="secondary"), no_update
                 content.delete_page(session, existing, actor_id=current_user_id())
-                return dbc.Alert("Page deleted.", color="success", duration=4000), f"deleted-{existing}", NEW
+                deleted = {"token": f"deleted-{existing}", "select": NEW}
+                return dbc.Alert("Page deleted.", color="success", duration=4000), deleted
             saved = content.save_page(
                 session,
                 slug=slug or "",
@@ -170,12 +179,12 @@ def save_or_delete(
                 page_id=existing,
             )
     except ValidationFailed as exc:
-        return _errors(exc), None, page_id
+        return _errors(exc), no_update
     except NotFound as exc:
-        return dbc.Alert(str(exc), color="warning"), None, NEW
+        return dbc.Alert(str(exc), color="warning"), {"token": "gone", "select": NEW}
     state = "published" if saved.is_published else "saved as a draft"
     message = dbc.Alert(
         [f"“{saved.title}” {state} at ", dcc.Link(f"/p/{saved.slug}", href=f"/p/{saved.slug}"), "."],
         color="success",
     )
-    return message, f"saved-{saved.id}-{saved.updated_at}", saved.id
+    return message, {"token": f"saved-{saved.id}-{saved.updated_at}", "select": saved.id}

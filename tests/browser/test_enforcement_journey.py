@@ -1,23 +1,22 @@
 """Enforcement in a real browser: an officer on a 390 px phone (the form also fits 360 px) checks a
 plate, writes a Boot Applied ticket with a boot and opens its print view (the printable area is
-72 mm wide when printing); once the ticket is paid and the code sent, an admin marks the boot
-returned on the Boot Device Report with Process Refund, and the report shows every date."""
+72 mm wide when printing); the owner, with no account, pays it on a phone at /pay-violation with a
+sandbox card; the Boot Release Email with the code is in the admin's Email Outbox; the admin marks
+the boot returned on the Boot Device Report with Process Refund, and the report shows every date."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from dashboard.services import boots, email
-from dashboard.services.boots import ReleaseMail
+from dashboard.services import email
 from models import Role, SandboxCharge, Violation
 from tests.conftest import PASSWORD
-from tests.enforcement import enable_boots, make_place, pay_violation
+from tests.enforcement import enable_boots, make_place
 
 pytestmark = pytest.mark.browser
 
@@ -92,20 +91,48 @@ def test_officer_tickets_a_booted_car_and_the_admin_returns_the_boot_with_a_refu
     expect(page.locator("#ticketprint-print")).to_be_hidden()
     phone.close()
 
+    # The owner, no account, pays on a phone: the ticket's QR code opens the page with the number.
+    owner = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = owner.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server}/pay-violation?ticket={number}")
+    expect(page.locator("#payviol-ticket")).to_have_value(number)
+    page.fill("#payviol-plate", "abc 123")
+    page.click("#payviol-find")
+    expect(page.locator("#payviol-found")).to_contain_text(f"Ticket {number} found")
+    choice = page.locator(".violation-choice", has_text=number)
+    expect(choice.locator(".violation-boot-icon")).to_be_visible()
+    expect(page.locator("#payviol-total-text")).to_have_text("$115.00")  # NVP $40 early, boot $75 in full
+    page.screenshot(path=str(ARTIFACTS / "pay-violation-found.png"), full_page=True)
+    page.fill("#payviol-card-number", "4242 4242 4242 4242")
+    page.fill("#payviol-card-expiry", "12/39")
+    page.fill("#payviol-card-cvc", "123")
+    page.click("#payviol-pay")
+    expect(page.locator("#payviol-result")).to_contain_text("E-mail: enter an e-mail address")
+    page.fill("#payviol-email", "owner@example.com")
+    page.click("#payviol-pay")
+    expect(page.locator("#checkout-confirmation")).to_contain_text("Payment received")
+    expect(page.locator("#checkout-confirmation")).to_contain_text(number)
+    expect(page.locator("#payviol-found")).to_contain_text("nothing to pay")
+    expect(page.locator("#checkout-confirmation")).to_be_visible()  # the paid list hides the form, not this
+    expect(page.locator("#payviol-pay-section")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "pay-violation-phone.png"), full_page=True)
+    owner.close()
     with core.db.session() as s:
-        violation = s.scalar(select(Violation).where(Violation.ticket_number == number))
-        violation_id, total = violation.id, violation.total_cents
-    pay_violation(core, violation_id, total)
-    with core.db.session() as s:
-        boots.release_boot_for_paid_violation(
-            s, core.secrets, violation_id, ReleaseMail("owner@example.com", "Owner", "Campus", "Lot A"),
-            email.OutboxBackend(), datetime.now(UTC),
-        )  # fmt: skip
+        assert s.scalar(select(Violation.status).where(Violation.ticket_number == number)) == "paid"
+        assert s.scalar(select(func.count(SandboxCharge.id))) == 1
 
     desk = browser.new_context(viewport={"width": 1280, "height": 900})
     page = desk.new_page()
     page.set_default_timeout(15_000)
-    log_in(page, live_server, admin, "/admin/boot-report")
+    log_in(page, live_server, admin, "/admin/outbox")
+    page.locator("#outbox-table button", has_text="Your boot release code").click()
+    detail = page.locator("#outbox-detail")
+    expect(detail).to_contain_text("owner@example.com")
+    expect(detail).to_contain_text("4801")  # Red Boot 01's code
+    expect(detail).to_contain_text(number)
+    page.goto(f"{live_server}/admin/boot-report")
     row = page.locator("#bootreport-grid tbody tr", has_text=number)
     expect(row).to_contain_text("Released")
     row.get_by_role("button", name="Edit").click()

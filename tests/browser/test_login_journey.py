@@ -86,3 +86,20 @@ def test_a_cookie_copied_to_another_browser_dies_with_the_logout(browser, page: 
         expect(copy).to_have_url(f"{live_server}/login?next=%2Fadmin%2Fsettings")
     finally:
         other.close()
+
+
+def test_on_a_phone_the_menu_closes_when_a_page_is_chosen(page: Page, live_server, make_user):
+    officer = make_user(Role.OFFICER)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server}/login")
+    page.fill("#login-email", officer.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.get_by_role("button", name="Log out")).to_be_hidden()  # folded into the menu
+    page.locator("#shell-toggler").click()
+    page.get_by_role("button", name="Enforcement").click()
+    page.locator("#shell-collapse .dropdown-item", has_text="Check a Plate").click()
+    expect(page).to_have_url(f"{live_server}/officer/check")
+    expect(page.get_by_role("heading", name="Check a Plate")).to_be_visible()
+    expect(page.locator("#shell-collapse")).not_to_have_class("collapse show")
+    expect(page.get_by_role("button", name="Log out")).to_be_hidden()  # the menu is closed again

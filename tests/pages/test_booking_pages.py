@@ -187,6 +187,7 @@ def test_the_quick_checkout_form_is_filled_by_the_guest_callback(app, login_as, 
 def test_a_lot_without_temporary_permits_says_so(app, login_as, world) -> None:
     shown = setup(login_as(Role.GUEST), app, world["garage"])
     assert "sells no temporary permits" in json.dumps(shown["checkout-missing"])
+    assert '"href": "/real-time"' in json.dumps(shown["checkout-missing"])  # not a dead end
     assert shown["checkout-form"]["style"] == {"display": "none"}
     assert "Lot not found" in json.dumps(setup(login_as(Role.GUEST), app, 99999))
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
-from dashboard.services import content
-from models import LotGroup, Role
+from dashboard.services import content, occupancy
+from dashboard.services.occupancy import LiveStore
+from models import LotGroup, OccupancySource, Role
 from tests.dash_helpers import dash_post, find_output, outputs_of
 
 HOSTILE = (
@@ -53,6 +56,42 @@ def test_guest_sees_a_published_page_with_shortcodes(app, login_as, pages):
     assert "North Garage" in text and "Hidden Lot" not in text and "Garages" in text
     assert "Unknown shortcode" in text and "bogus-code" not in text
     assert_clean(text)
+
+
+def test_the_parking_logix_list_shows_each_groups_live_figure_or_says_there_is_none(
+    app, core, login_as, pages
+):
+    with core.db.session() as s:
+        s.add(LotGroup(name="South Garage", parking_logix_name="South", parking_logix_api_key="enc"))
+        s.add(LotGroup(name="Old Garage", parking_logix_api_key="enc", is_closed=True))
+        s.commit()
+        north = s.scalar(select(LotGroup.id).where(LotGroup.name == "North Garage"))
+        occupancy.apply_figure(
+            s, LiveStore(core.redis), north, OccupancySource.PARKING_LOGIX, 70, 120,
+            datetime.now(UTC) - timedelta(minutes=3), step_percent=5,
+        )  # fmt: skip
+        s.commit()
+    listed = {
+        item["props"]["id"]: json.dumps(item)
+        for item in _walk(show(login_as(Role.GUEST), app, "welcome"))
+        if str(item.get("props", {}).get("id", "")).startswith("content-logix-")
+    }
+    texts = sorted(listed.values())
+    assert len(texts) == 3
+    assert any("North Garage" in t and "50 of 120 spaces free (3 min ago)" in t for t in texts)
+    assert any("South Garage" in t and "no live data" in t for t in texts)
+    assert any("Old Garage" in t and "closed" in t for t in texts)
+
+
+def _walk(node):
+    """Every component in a callback's output, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
 
 
 @pytest.mark.parametrize("slug", ["secret-draft", "missing", None, "../admin"])
@@ -104,11 +143,22 @@ def test_admin_lists_saves_and_deletes(app, login_as, pages):
     listing = json.dumps(
         outputs_of(dash_post(admin, app, find_output(app, "pages-list.children"), ["/admin/pages", None]))
     )
-    assert "Title welcome" in listing and "draft" in listing
+    assert "Title welcome" in listing and "draft" in listing and "/p/welcome" in listing  # slug shown
 
     result = save_as_admin(admin, app, "new", "parking-faq", "Parking FAQ", HOSTILE + "<p>Answers</p>")
     assert "published" in json.dumps(result["pages-status"])
-    new_id = result["pages-select"]["value"]
+    # The new page stays chosen: the list refresh carries it with the options that now hold it.
+    refreshed = outputs_of(
+        dash_post(
+            admin,
+            app,
+            find_output(app, "pages-list.children"),
+            ["/admin/pages", result["pages-changed"]["data"]],
+            triggered="pages-changed.data",
+        )
+    )
+    new_id = refreshed["pages-select"]["value"]
+    assert new_id in [o["value"] for o in refreshed["pages-select"]["options"]] and new_id != "new"
     loaded = outputs_of(dash_post(admin, app, find_output(app, "pages-slug.value"), [new_id]))
     assert loaded["pages-slug"]["value"] == "parking-faq"
     page = json.dumps(show(login_as(Role.GUEST), app, "parking-faq"))

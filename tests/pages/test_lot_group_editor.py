@@ -187,7 +187,8 @@ def test_a_new_group_centres_on_the_others_and_lists_mistall_lots(app, login_as,
     assert "North Garage" in json.dumps(out["lotgroupedit-others"]["children"])
     assert out["lotgroupedit-mistall"]["disabled"] is True
     hint = json.dumps(out["lotgroupedit-mistall-hint"]["children"])
-    assert "run the Update Mistall System Job Task once" in hint and "/admin/tasks" in hint
+    assert "RUN the Update Mistall System Job Task once" in hint and "/admin/tasks" in hint
+    assert "Enable Mistall Usage" in hint and "System > System Settings" in hint
 
     session.add(MistallLot(mistall_id="M-17", name="North deck"))
     session.commit()

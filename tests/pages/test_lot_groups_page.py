@@ -110,7 +110,7 @@ def test_an_admin_closes_a_group(app, login_as, core, session, group_id) -> None
 
 
 MODAL = "lotgroups-mistall-modal.is_open"
-NO_LOTS = "No Mistall lots yet: run the Update Mistall System Job Task once"
+NO_LOTS = "No Mistall lots yet: turn on Enable Mistall Usage"
 
 
 def mistall(
@@ -195,7 +195,8 @@ def test_before_the_import_the_dropdown_is_disabled_with_a_hint(app, login_as, s
     assert opened["lotgroups-mistall-lot"]["options"] == []
     assert opened["lotgroups-mistall-lot"]["disabled"] is True
     hint = json.dumps(opened["lotgroups-mistall-hint"]["children"])
-    assert NO_LOTS in hint and "Tools > System Task Logs" in hint and '"/admin/tasks"' in hint
+    assert NO_LOTS in hint and '"/admin/settings"' in hint  # the setting first, then the task
+    assert "System > System Task Logs" in hint and '"/admin/tasks"' in hint and "Tools" not in hint
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,12 @@ def test_a_guest_map_offers_only_temporary_permits(app, login_as, seeded) -> Non
     # Popups are filled when opened (refresh_popups); their height is reserved from the start.
     assert "realtime-donut" not in json.dumps(markers) and '"minHeight"' in json.dumps(markers)
     assert "realtime-table" in out
+    # One meaning of "full": lots say how many of their permits are taken, never "% full", and the
+    # legend says which figure is the donut's (spaces) and which the lots' (permits).
+    table = json.dumps(out["realtime-table"])
+    assert "% of permits taken" in table and "% full" not in table
+    legend = router(login_as(Role.GUEST), app, "/real-time")
+    assert "spaces free now" in legend and "permits sold for that lot" in legend
 
 
 def test_pins_are_kept_while_only_figures_change(app, login_as, seeded) -> None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dashboard.services.days import day_bounds, parse_day
+from dashboard.services.days import day_bounds, moment_words, parse_day
 from dashboard.services.errors import ValidationFailed
 
 TZ = ZoneInfo("America/Toronto")
@@ -45,3 +45,18 @@ def test_a_day_is_read_as_the_date_input_sends_it():
     with pytest.raises(ValidationFailed) as refused:
         parse_day("yesterday", "to")
     assert refused.value.errors == {"to": "a date as YYYY-MM-DD"}
+
+
+@pytest.mark.parametrize(
+    ("moment", "words"),
+    [
+        (datetime(2026, 12, 2, 18, 4, tzinfo=UTC), "13:04 today"),  # 18:04 UTC is 13:04 in Toronto
+        (datetime(2026, 12, 3, 4, 30, tzinfo=UTC), "23:30 today"),  # still the 2nd there
+        (datetime(2026, 12, 3, 5, 0, tzinfo=UTC), "00:00 tomorrow"),
+        (datetime(2026, 12, 1, 23, 0, tzinfo=UTC), "18:00 yesterday"),
+        (datetime(2026, 12, 5, 14, 0, tzinfo=UTC), "Saturday 5 December 2026 at 09:00"),
+    ],
+)
+def test_a_moment_is_told_in_the_sites_zone_in_words(moment, words):
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # Wednesday 10:00 in Toronto
+    assert moment_words(moment, now, ZoneInfo("America/Toronto")) == words

@@ -575,11 +575,13 @@ def test_all_day_weekday_zones_turn_at_midnight(session, lot, moment, valid):
 
 def test_lot_permits_expire_on_time(session, lot):
     permit = sell(session, lot)
-    assert permits.check_plate(session, "abc123", lot["lot"], NOW, TZ).valid
+    valid = permits.check_plate(session, "abc123", lot["lot"], NOW, TZ)
+    ends = (NOW + timedelta(hours=2)).astimezone(TZ)
+    assert valid.valid and valid.reason.endswith(f"until {ends:%H:%M} today.")  # site time, in words
     just_before = NOW + timedelta(hours=2) - timedelta(microseconds=1)
     assert permits.check_plate(session, "abc123", lot["lot"], just_before, TZ).valid
     ended = permits.check_plate(session, "abc123", lot["lot"], NOW + timedelta(hours=2), TZ)
-    assert not ended.valid and f"permit {permit.number} expired" in ended.reason
+    assert not ended.valid and ended.reason.endswith(f"permit {permit.number} expired at {ends:%H:%M} today.")
 
 
 def test_a_permit_for_another_lot_or_a_cancelled_one_is_not_valid(session, lot):

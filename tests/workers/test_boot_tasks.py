@@ -38,3 +38,52 @@ def test_unreturned_boots_are_flagged_and_charged_once(core, make_user):
     assert again.outcome == "success" and again.rows_touched == 0
     with core.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Violation)) == 2
+
+
+def test_the_reconcile_task_settles_a_charged_violation_payment_and_sends_the_code_once(
+    core, make_user, monkeypatch
+):
+    """A guest's card was charged but the answer never came back (the payment is pending): the
+    Waitlist Offers task, which reconciles pending payments, settles it with the processor, with
+    the secrets that decrypt the release code and the Boot Return Location; a second run sends
+    nothing again."""
+    from dashboard.services import payments, violation_payments
+    from dashboard.services.payments import ProviderUnavailable, SandboxProvider
+    from models import OutboxMessage
+
+    class LostAnswers(SandboxProvider):
+        def charge(self, **kwargs):
+            super().charge(**kwargs)
+            raise ProviderUnavailable("the answer was lost")
+
+        def find_charge(self, *, idempotency_key):
+            raise ProviderUnavailable("the processor cannot be asked")
+
+    monkeypatch.setattr(payments, "RETRY_DELAYS", (0.0,))
+    enable_boots(core, boot_return_location="Lot A office")
+    place = make_place(core)
+    ticket = write_ticket(core, make_user(Role.OFFICER).id, place, boot_id=place.boot_ids[0])
+    with core.db.session() as s:
+        email.ensure_default_templates(s)
+    now = datetime.now(UTC)
+    told = violation_payments.pay(
+        core.db,
+        LostAnswers(core.db),
+        violation_payments.Scope(ticket=ticket.ticket_number, plate="ABC 123"),
+        [ticket.id],
+        "guest@example.com",
+        payments.clean_card("4242424242424242", "12/39", "123", now.date()),
+        "lost-form",
+        receipt=payments.ReceiptContext("there", "Campus", "http://x", core.settings.tz, core.secrets),
+        backend=email.OutboxBackend(),
+        now=now,
+        require_overdue=False,
+    )
+    assert told.status == "in_progress"
+    for _ in range(2):
+        assert execute_task(core, "waitlist-offers", "test").outcome == "success"
+    with core.db.session() as s:
+        assert s.get(Violation, ticket.id).status == "paid"
+        [release] = s.scalars(select(OutboxMessage).where(OutboxMessage.template_key == "boot-release"))
+        assert release.to_addresses == ["guest@example.com"] and "Lot A office" in release.body_text
+        assert "4801" in release.body_text

@@ -1,7 +1,7 @@
 """processor events: webhook event ids already acted on (Stripe delivers at least once)
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0011
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import models.base
 
 revision = "0014"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

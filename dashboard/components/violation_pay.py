@@ -1,0 +1,180 @@
+"""What My Violations (``/violations``) and Pay a Violation (``/pay-violation``) share: the static
+payment form, the list of violations as checkboxes (a boot icon on a booted one while Universal
+Boot is on), the total the server computes, the payment and its outcome.
+
+Both pages hold only scaffolding in their layouts; the violations arrive through role-checked
+callbacks that call these functions with the page's ``Scope`` (the signed-in account, or the
+guest's ticket number and plate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from dashboard.components import checkout
+from dashboard.components.enforcement import boots_on, money, setting, short_when, violation_badge, when
+from dashboard.components.feedback import validation_alert
+from dashboard.services import payments, violation_payments
+from dashboard.services.errors import DomainError, ValidationFailed
+from dashboard.services.violation_payments import Payable, Scope, ViolationCheckout
+from dashboard.web import core, session_scope
+
+HIDDEN = {"display": "none"}
+LABELS = {"violations": "Tickets", "email": "E-mail", "form": "Form", **checkout.CARD_LABELS}
+
+
+def pay_form(prefix: str) -> Any:
+    """The total, the e-mail, the card and Pay: empty controls, no user data."""
+    return html.Div(
+        [
+            html.P(["Total: ", html.Strong(id=f"{prefix}-total-text")], className="fs-5 mt-3"),
+            dbc.Label("E-mail (required: the receipt goes there)", html_for=f"{prefix}-email"),
+            dbc.Input(
+                id=f"{prefix}-email", type="email", maxLength=254, autoComplete="email", className="mb-3"
+            ),
+            html.H2("Pay by card", className="h5"),
+            checkout.card_form(prefix),
+            dbc.Button("Pay", id=f"{prefix}-pay", color="primary", n_clicks=0, className="w-100"),
+        ],
+        id=f"{prefix}-pay-section",
+        style=HIDDEN,
+    )
+
+
+def result_area(prefix: str) -> Any:
+    """The outcome of Pay, outside the form: it stays when the form hides (everything paid)."""
+    return html.Div(
+        [
+            html.Div(id=f"{prefix}-result", className="mt-3", role="status"),
+            dbc.Button(
+                "Add the overdue tickets",
+                id=f"{prefix}-add-overdue",
+                color="outline-primary",
+                n_clicks=0,
+                className="mt-1",
+                style=HIDDEN,
+            ),
+        ]
+    )
+
+
+def boot_icon() -> Any:
+    return html.Span(
+        "Booted",
+        className="badge bg-danger violation-boot-icon",
+        title="A boot is on this vehicle: paying sends its release code",
+    )
+
+
+def _label(row: Payable, with_boots: bool) -> Any:
+    parts: list[Any] = [
+        html.Strong(row.ticket_number, className="me-2"),
+        violation_badge(row.shown_status),
+        " ",
+        boot_icon() if with_boots and row.booted else None,
+        html.Br(),
+        html.Span(
+            f"{row.plate} · {row.lot_name or ''} · written {short_when(row.issued_at)}", className="small"
+        ),
+        html.Br(),
+    ]
+    if row.payable:
+        amount = [html.Strong(money(row.amount_due_cents))]
+        if row.discount_until is not None and row.amount_due_cents != row.total_cents:
+            amount += [
+                f" (early-payment price; {money(row.total_cents)} after {when(row.discount_until)})",
+            ]
+        due = f" · due {when(row.due_at, with_time=False)}" if row.due_at else ""
+        parts += [html.Span([*amount, due], className="small")]
+    else:
+        parts += [html.Span(row.reason.capitalize() if row.reason else "", className="small text-muted")]
+    return html.Span(parts, className="violation-choice")
+
+
+def choices(rows: Sequence[Payable]) -> list[dict[str, Any]]:
+    with_boots = boots_on()
+    return [
+        {"label": _label(row, with_boots), "value": row.violation_id, "disabled": not row.payable}
+        for row in rows
+    ]
+
+
+def require_overdue() -> bool:
+    return bool(setting(violation_payments.REQUIRE_OVERDUE_SETTING))
+
+
+def overdue_note(rows: Sequence[Payable]) -> Any:
+    overdue = [row.ticket_number for row in rows if row.overdue and row.payable]
+    if not overdue or not require_overdue():
+        return None
+    return dbc.Alert(
+        f"Every overdue ticket must be paid together: {', '.join(overdue)}.",
+        color="warning",
+        className="small",
+    )
+
+
+def listed(scope: Scope) -> list[Payable]:
+    with session_scope() as session:
+        return violation_payments.scope_violations(session, scope, datetime.now(UTC))
+
+
+def total(scope: Scope, selected: list[int] | None) -> tuple[str, int]:
+    rows = listed(scope)
+    cents = violation_payments.total_cents(rows, selected or [])
+    return money(cents), cents
+
+
+def outcome(result: ViolationCheckout) -> Any:
+    if result.payment is not None and result.status != "refused":
+        return checkout.outcome(result.payment, core().settings.tz)
+    color = "warning" if result.status in ("overdue_missing", "changed") else "danger"
+    return dbc.Alert(result.message, color=color, id=f"violpay-{result.status.replace('_', '-')}")
+
+
+def run_payment(
+    scope: Scope,
+    name: str | None,
+    selected: list[int] | None,
+    address: str | None,
+    number: str | None,
+    expiry: str | None,
+    cvc: str | None,
+    key: str | None,
+    shown_total: int | None,
+) -> tuple[Any, Any, bool, list[int]]:
+    """Pay; returns the message, the key for the form (a new one after a final no), whether the
+    list must be read again, and the overdue tickets to offer adding."""
+    tz = core().settings.tz
+    now = datetime.now(UTC)
+    try:
+        card = payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        result = violation_payments.pay(
+            core().db,
+            checkout.provider(),
+            scope,
+            selected or [],
+            address,
+            card,
+            key or "",
+            receipt=checkout.receipt_context(name),
+            backend=checkout.mail_backend(),
+            now=now,
+            require_overdue=require_overdue(),
+            expected_total_cents=shown_total,
+        )
+    except ValidationFailed as exc:
+        return validation_alert(exc, LABELS, heading="Not paid yet:"), None, False, []
+    except DomainError as exc:
+        return dbc.Alert(str(exc), color="danger"), None, False, []
+    if result.status in ("declined", "failed"):
+        return outcome(result), checkout.new_key(), False, []
+    if result.status in ("in_progress", "busy", "overdue_missing", "changed"):
+        missing = [row.violation_id for row in result.missing]
+        return outcome(result), None, result.status == "changed", missing
+    return outcome(result), checkout.new_key(), True, []
