@@ -237,7 +237,15 @@ def outcome(result: CheckoutResult, tz: ZoneInfo, sold_out_product: int | None =
     if result.status in ("in_progress", "busy"):
         # Never "not charged": the card may have been charged; the same form finds the payment.
         color = "info" if result.status == "in_progress" else "warning"
-        return dbc.Alert(result.message, color=color, id="checkout-confirming")
+        back = (
+            [
+                " ",
+                html.A("Return to the secure payment page", href=result.redirect_url, className="alert-link"),
+            ]
+            if result.redirect_url
+            else []
+        )
+        return dbc.Alert([result.message, *back], color=color, id="checkout-confirming")
     return dbc.Alert(
         [
             html.Strong("Not paid: "),

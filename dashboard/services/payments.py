@@ -247,6 +247,10 @@ class HostedPaymentProvider(PaymentProvider, Protocol):
         ``ProviderUnavailable`` when the processor does not answer."""
         ...
 
+    def page_url(self, *, idempotency_key: str) -> str | None:
+        """Where the payment page for ``idempotency_key`` is, while it is still open."""
+        ...
+
 
 def is_hosted(provider: PaymentProvider) -> bool:
     """Whether the buyer pays on the processor's page (no card form on ours)."""
@@ -429,8 +433,8 @@ NOT_CHARGED = "That attempt did not go through and nothing was charged; please t
 PROCESSOR_DOWN = "The card processor could not be reached, and your card was not charged. Please try again."
 CONTINUE = "Continue to the secure payment page to enter your card."
 ON_PROCESSOR_PAGE = (
-    "Your payment has not been completed yet. If you are still paying on the secure payment page, "
-    "finish there; press the payment button again to go back to it."
+    "Your payment has not been completed yet: finish it on the secure payment page. Nothing is "
+    "charged until you do."
 )
 LEFT_PAGE = "You left the secure payment page before paying: nothing was charged."
 
@@ -927,7 +931,10 @@ def _reconcile(
                     return _start_hosted(database, provider, pending, back, now, receipt, backend)  # type: ignore[arg-type]
                 if card is not None and not hosted:
                     return _charge(database, provider, pending, card, now, receipt, backend)
-                return CheckoutResult("in_progress", ON_PROCESSOR_PAGE if hosted else PROCESSING, pending.id)
+                if hosted:
+                    url = _ask(lambda: provider.page_url(idempotency_key=key))  # type: ignore[attr-defined]
+                    return CheckoutResult("in_progress", ON_PROCESSOR_PAGE, pending.id, redirect_url=url)
+                return CheckoutResult("in_progress", PROCESSING, pending.id)
             answer = _ask(lambda: provider.cancel(idempotency_key=key))
     except ProviderUnavailable as exc:
         log.warning("payment %s: still pending, the processor cannot be asked: %s", pending.id, exc)

@@ -194,6 +194,12 @@ class StripeProvider:
             raise ProviderUnavailable("Stripe returned a Checkout Session without a payment page")
         return HostedSession(created.id, created.url)
 
+    def page_url(self, *, idempotency_key: str) -> str | None:
+        checkout_session = self._session(idempotency_key)
+        if checkout_session is None or checkout_session.status != "open":
+            return None
+        return checkout_session.url
+
     def charge(
         self, *, amount_cents: int, currency: str, card: Card, idempotency_key: str, description: str
     ) -> ChargeResult:

@@ -59,6 +59,7 @@ def test_the_quick_checkout_goes_to_stripes_page_and_back(app, login_as, world, 
     # Back before paying (the tab kept its key): not paid, and not "nothing charged" either.
     early = setup(guest, app, world["visitor"], key, "return")
     assert "not been completed" in json.dumps(early["checkout-result"])
+    assert f'"href": "{fake.base}/pay/{session_id}"' in json.dumps(early["checkout-result"])  # a way back
     assert "Payment received" not in json.dumps(early)
 
     fake.pay(session_id, SUCCESS_CARD)
@@ -104,6 +105,8 @@ def test_the_cart_pays_on_stripes_page(app, student, world, fake, session) -> No
     session_id = fake.only_session()
     assert sent["cart-go"]["href"] == f"{fake.base}/pay/{session_id}"
     assert fake.sessions[session_id]["amount_total"] == 16500
+    meanwhile = json.dumps(outputs_of(dash_post(student, app, find_output(app, CART), [0], [None])))
+    assert "not been completed" in meanwhile and f"{fake.base}/pay/{session_id}" in meanwhile  # a way back
     fake.pay(session_id, SUCCESS_CARD)
     back = outputs_of(dash_post(student, app, find_output(app, CART), [0], ["return"]))
     assert "Payment received" in json.dumps(back["cart-items"])
