@@ -28,6 +28,7 @@ from dashboard.db import Database
 from dashboard.enforcement_routes import register_enforcement_routes
 from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.mail_hooks import register_mail_hooks
+from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_api(server)
     register_push(server)
     register_enforcement_routes(server)
+    register_payment_routes(server)
     register_sso_routes(server)
     register_mail_hooks(server)
     # Dash builds its callback map on the first request, unguarded: in a threaded worker two

@@ -52,6 +52,7 @@ from models.payments import (
     Payment,
     PaymentAllocation,
     PaymentStatus,
+    ProcessorEvent,
     Refund,
     SandboxCharge,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "Pricing",
     "Refund",
     "Role",
+    "ProcessorEvent",
     "SandboxCharge",
     "SensingDevice",
     "UnknownDeviceMessage",

@@ -126,3 +126,15 @@ class SandboxCharge(Base):
     message: Mapped[str] = mapped_column(String(255), default="")
     refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProcessorEvent(Base):
+    """A processor's webhook event already acted on, kept by its id: processors deliver an event
+    at least once (Stripe retries for days), so a repeat is answered without acting again."""
+
+    __tablename__ = "processor_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    event_type: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

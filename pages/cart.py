@@ -12,6 +12,11 @@ key and is charged once. A decline or a processor error keeps the form and issue
 payment for the cart left pending (its answer was lost, or it is being confirmed) is reconciled
 with the card processor when the cart is shown again (``carts.interrupted_payment``): charged,
 its confirmation shows and the cart is empty; unknown yet, it says so and offers no Pay button.
+
+With Stripe as the processor, the card fields give way to "Continue to secure payment", which
+sends the browser to Stripe's page; it comes back to ``/cart?payment=return`` (the refresh shows
+the outcome, from what Stripe holds) or ``/cart?payment=cancel`` (Stripe's page is closed and the
+permits' holds released, ``carts.interrupted_payment(leaving=True)``).
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ HIDDEN = {"display": "none"}
 LABELS = {"items": "Cart", "form": "Form", **checkout.CARD_LABELS}
 
 
-def layout(**_query: str) -> html.Div:
+def layout(payment: str | None = None, **_query: str) -> html.Div:
     return html.Div(
         [
             html.H1("Your cart", className="h3"),
+            dcc.Store(id="cart-return", data=payment if payment in ("return", "cancel") else None),
+            dcc.Location(id="cart-go", refresh=True),
             dcc.Store(id="cart-version", data=0),
             dcc.Store(id="cart-key"),
             dcc.Store(id="cart-total"),
@@ -53,7 +60,7 @@ def layout(**_query: str) -> html.Div:
                 [
                     html.H2("Pay by card", className="h5 mt-3"),
                     checkout.card_form("cart"),
-                    dbc.Button("Pay", id="cart-pay", color="primary", n_clicks=0),
+                    dbc.Button(checkout.PAY, id="cart-pay", color="primary", n_clicks=0),
                 ],
                 id="cart-pay-section",
                 style=HIDDEN,
@@ -143,26 +150,38 @@ def _items(view: CartView) -> Any:
     Output("cart-pay-section", "style"),
     Output("cart-key", "data"),
     Output("cart-total", "data"),
+    Output("cart-card-fields", "style"),
+    Output("cart-hosted-note", "style"),
+    Output("cart-pay", "children"),
     Input("cart-version", "data"),
+    State("cart-return", "data"),
     min_role=Role.USER,
 )
-def refresh(_version: Any) -> tuple[Any, Any, Any, Any]:
+def refresh(version: Any, returned: Any) -> tuple[Any, ...]:
     now = datetime.now(UTC)
+    mode = checkout.card_mode()
+    try:
+        provider = checkout.provider()
+    except DomainError as exc:
+        return dbc.Alert(str(exc), color="warning"), HIDDEN, None, None, *mode
     interrupted = carts.interrupted_payment(
         core().db,
-        checkout.provider(),
+        provider,
         _user_id(),
         receipt=checkout.receipt_context(current_user.name),
         backend=checkout.mail_backend(),
         now=now,
+        leaving=returned == "cancel" and not version,  # only on arrival from Stripe's back link
+        secrets=core().secrets,
     )
     with session_scope() as session:
         view = carts.cart_view(session, _user_id(), core().settings.tz, now)
     if interrupted is not None:  # paid (the cart is closed) or still being confirmed: no Pay
-        return [checkout.outcome(interrupted, core().settings.tz), _items(view)], HIDDEN, None, None
+        shown = [checkout.outcome(interrupted, core().settings.tz), _items(view)]
+        return shown, HIDDEN, None, None, *mode
     if not view.payable:
-        return _items(view), HIDDEN, None, None
-    return _items(view), {}, checkout.new_key(), view.total_cents
+        return _items(view), HIDDEN, None, None, *mode
+    return _items(view), {}, checkout.new_key(), view.total_cents, *mode
 
 
 @callback(
@@ -200,6 +219,7 @@ def _outcome(outcome: CartCheckout) -> Any:
     Output("cart-result", "children"),
     Output("cart-key", "data", allow_duplicate=True),
     Output("cart-version", "data", allow_duplicate=True),
+    Output("cart-go", "href"),
     Input("cart-pay", "n_clicks"),
     State("cart-card-number", "value"),
     State("cart-card-expiry", "value"),
@@ -215,14 +235,16 @@ def pay(
     clicks: Any, number: Any, expiry: Any, cvc: Any, key: Any, total: Any, version: Any
 ) -> tuple[Any, ...]:
     if not clicks:
-        return no_update, no_update, no_update
+        return no_update, no_update, no_update, no_update
     tz = core().settings.tz
     now = datetime.now(UTC)
     try:
-        card = payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        provider = checkout.provider()
+        hosted = payments.is_hosted(provider)
+        card = None if hosted else payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
         outcome = carts.checkout_cart(
             core().db,
-            checkout.provider(),
+            provider,
             _user_id(),
             card,
             key if isinstance(key, str) else "",
@@ -230,14 +252,18 @@ def pay(
             backend=checkout.mail_backend(),
             now=now,
             expected_total_cents=total if isinstance(total, int) else None,
+            return_url=f"{checkout.base_url().rstrip('/')}/cart",
+            secrets=core().secrets,
         )
     except ValidationFailed as exc:
-        return validation_alert(exc, LABELS, heading="Not paid yet:"), no_update, no_update
+        return validation_alert(exc, LABELS, heading="Not paid yet:"), no_update, no_update, no_update
     except DomainError as exc:
-        return dbc.Alert(str(exc), color="danger"), no_update, no_update
+        return dbc.Alert(str(exc), color="danger"), no_update, no_update, no_update
     shown = _outcome(outcome)
+    if outcome.payment is not None and outcome.payment.status == "redirect":
+        return shown, no_update, no_update, outcome.payment.redirect_url
     if outcome.status in ("declined", "failed"):
-        return shown, checkout.new_key(), no_update
+        return shown, checkout.new_key(), no_update, no_update
     if outcome.status in ("in_progress", "busy"):  # the same form (key) finds the same payment
-        return shown, no_update, no_update
-    return shown, no_update, (version or 0) + 1
+        return shown, no_update, no_update, no_update
+    return shown, no_update, (version or 0) + 1, no_update

@@ -13,6 +13,12 @@ outcome (paid, declined, not charged), then a new one is issued. So a buyer told
 or whose answer never arrived (a dropped connection, a closed laptop), who reloads the page or
 presses Pay again, reaches the same payment: setup shows its outcome, reconciled with the card
 processor (``payments.resume``), and nothing is charged twice.
+
+With Stripe chosen as the processor (System Settings), the card fields give way to "Continue to
+secure payment": Pay reserves the permit and sends the browser to Stripe's payment page, which
+sends it back here with ``?payment=return`` (setup shows the outcome from what Stripe holds: paid
+only once Stripe says so) or ``?payment=cancel`` (the Stripe page is closed and the hold released,
+``payments.abandon``). The key stays in the tab meanwhile, so the return finds the payment.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import as_id
 from dashboard.services import payments, permits, quick_checkout
-from dashboard.services.errors import NotFound, ValidationFailed
+from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.quick_checkout import LATER, NOW, TODAY, TOMORROW, TemporaryOffer, TemporaryOrder
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
@@ -55,13 +61,16 @@ LABELS = {
 }
 HIDDEN = {"display": "none"}
 UNTIL_MIDNIGHT = "day"
+RETURNS = ("return", "cancel")  # how Stripe's page sends the buyer back (``payments.checkout``)
 
 
-def layout(lot_id: str | None = None, **_query: str) -> html.Div:
+def layout(lot_id: str | None = None, payment: str | None = None, **_query: str) -> html.Div:
     return html.Div(
         [
             dcc.Store(id="checkout-lot", data=lot_id),
+            dcc.Store(id="checkout-return", data=payment if payment in RETURNS else None),
             dcc.Store(id="checkout-key", storage_type="session"),
+            dcc.Location(id="checkout-go", refresh=True),
             html.H1("Temporary permit", id="checkout-title", className="h3"),
             html.Div(id="checkout-missing"),
             html.Div(_form(), id="checkout-form", style=HIDDEN),
@@ -160,7 +169,7 @@ def _form() -> Any:
             ),
             html.Div(id="checkout-quote", className="mb-3", **{"aria-live": "polite"}),
             checkout.card_form("checkout"),
-            dbc.Button("Pay", id="checkout-pay", color="primary", n_clicks=0),
+            dbc.Button(checkout.PAY, id="checkout-pay", color="primary", n_clicks=0),
         ]
     )
 
@@ -194,18 +203,23 @@ def _option_label(option: quick_checkout.TemporaryOption) -> str:
     Output("checkout-key", "data"),
     Output("checkout-tz", "children"),
     Output("checkout-result", "children"),
+    Output("checkout-card-fields", "style"),
+    Output("checkout-hosted-note", "style"),
+    Output("checkout-pay", "children"),
     Input("checkout-lot", "data"),
     State("checkout-key", "data"),
+    State("checkout-return", "data"),
     min_role=Role.GUEST,
 )
-def setup(lot_id: Any, stored_key: Any) -> tuple[Any, ...]:
-    earlier, key, paid = _earlier(stored_key)
+def setup(lot_id: Any, stored_key: Any, returned: Any) -> tuple[Any, ...]:
+    earlier, key, paid = _earlier(stored_key, returned)
+    mode = checkout.card_mode()
     offer = _offer(lot_id)
     if offer is None:
         missing = html.P(
             ["This lot does not exist. See the ", dcc.Link("Real-Time Map", href="/real-time"), "."]
         )
-        return "Lot not found", missing, HIDDEN, [], None, None, key, "", earlier
+        return "Lot not found", missing, HIDDEN, [], None, None, key, "", earlier, *mode
     title = f"Temporary permit: {offer.lot_name}"
     if not offer.options:
         missing = dbc.Alert(
@@ -216,28 +230,35 @@ def setup(lot_id: Any, stored_key: Any) -> tuple[Any, ...]:
             ],
             color="secondary",
         )
-        return title, missing, HIDDEN, [], None, None, key, "", earlier
+        return title, missing, HIDDEN, [], None, None, key, "", earlier, *mode
     options = [{"label": _option_label(o), "value": o.product_id} for o in offer.options]
     address = current_user.email if current_user.is_authenticated else None
     tz_note = f"Times are {core().settings.timezone} time."
     form = HIDDEN if paid else {}  # the confirmation, with "buy another"
-    return title, None, form, options, offer.options[0].product_id, address, key, tz_note, earlier
+    return title, None, form, options, offer.options[0].product_id, address, key, tz_note, earlier, *mode
 
 
-def _earlier(stored_key: Any) -> tuple[Any, str, bool]:
+def _earlier(stored_key: Any, returned: Any = None) -> tuple[Any, str, bool]:
     """What became of the payment under the key this tab kept (shown again: the buyer may never
     have seen it), and the key for the form: the same while that payment is unresolved or the
-    key unused, a new one once it has a final outcome."""
+    key unused, a new one once it has a final outcome. Back from Stripe's page through its back
+    link (``returned == "cancel"``), the payment there is closed first."""
     if not isinstance(stored_key, str) or not stored_key:
         return None, checkout.new_key(), False
     name = current_user.name if current_user.is_authenticated else None
-    result = payments.resume(
+    try:
+        provider = checkout.provider()
+    except DomainError as exc:
+        return dbc.Alert(str(exc), color="warning"), stored_key, False
+    ask = payments.abandon if returned == "cancel" else payments.resume
+    result = ask(
         core().db,
-        checkout.provider(),
+        provider,
         stored_key,
         receipt=checkout.receipt_context(name),
         backend=checkout.mail_backend(),
         now=datetime.now(UTC),
+        secrets=core().secrets,
     )
     if result is None:
         return None, stored_key, False
@@ -343,6 +364,7 @@ def price(product: Any, start: Any, day: Any, at: Any, duration: Any, lot_id: An
     Output("checkout-result", "children", allow_duplicate=True),
     Output("checkout-key", "data", allow_duplicate=True),
     Output("checkout-form", "style", allow_duplicate=True),
+    Output("checkout-go", "href"),
     Input("checkout-pay", "n_clicks"),
     State("checkout-lot", "data"),
     State("checkout-product", "value"),
@@ -374,15 +396,19 @@ def pay(
     expiry: Any,
     cvc: Any,
     key: Any,
-) -> tuple[Any, Any, Any]:
+) -> tuple[Any, Any, Any, Any]:
     if not clicks or _lot_id(lot_id) is None:
-        return no_update, no_update, no_update
+        return no_update, no_update, no_update, no_update
     order = _order(lot_id, product, start, day, at, duration, plate=plate, email=address)
     name = current_user.name if current_user.is_authenticated else None
     try:
+        provider = checkout.provider()
+    except DomainError:
+        return dbc.Alert(checkout.NOT_SET_UP, color="warning"), no_update, no_update, no_update
+    try:
         result = quick_checkout.buy(
             core().db,
-            checkout.provider(),
+            provider,
             order,
             number,
             expiry,
@@ -392,16 +418,21 @@ def pay(
             receipt=checkout.receipt_context(name),
             backend=checkout.mail_backend(),
             now=datetime.now(UTC),
+            return_url=f"{checkout.base_url().rstrip('/')}/checkout/temp/{_lot_id(lot_id)}",
+            secrets=core().secrets,
         )
     except ValidationFailed as exc:
-        return validation_alert(exc, LABELS, heading="Not paid yet:"), no_update, no_update
+        return validation_alert(exc, LABELS, heading="Not paid yet:"), no_update, no_update, no_update
     except NotFound:
-        return dbc.Alert("This lot does not sell permits any more.", color="warning"), no_update, no_update
+        gone = dbc.Alert("This lot does not sell permits any more.", color="warning")
+        return gone, no_update, no_update, no_update
     chosen = product if isinstance(product, int) else None
     shown = checkout.outcome(result, core().settings.tz, sold_out_product=chosen)
+    if result.status == "redirect":  # on to the processor's page; the key finds it on return
+        return shown, no_update, no_update, result.redirect_url
     # A final answer ends this form's key; "being confirmed" keeps it, so Pay or a reload finds
     # the same payment.
     key = checkout.new_key() if result.settled else no_update
     if result.paid:
-        return [shown, _buy_another(result)], key, HIDDEN
-    return shown, key, no_update
+        return [shown, _buy_another(result)], key, HIDDEN, no_update
+    return shown, key, no_update, no_update

@@ -499,7 +499,9 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
     )
     with ctx.session() as session:
         backend = email_delivery.configured_backend(ctx.core, session)
-    checkouts = payments.reconcile_pending(ctx.core.db, now, receipt=receipt, backend=backend)
+    checkouts = payments.reconcile_pending(
+        ctx.core.db, now, receipt=receipt, backend=backend, secrets=ctx.core.secrets
+    )
     with ctx.session() as session:
         policy = waitlist.offer_policy(session, ctx.core.secrets, settings.public_url, settings.tz, backend)
         expiry = waitlist.expire_offers(session, now, policy)

@@ -4,6 +4,10 @@ times as a buyer reads them, and the provider, mail backend and receipt context 
 The card form is static scaffolding (labels, empty inputs, the sandbox's public test cards): no
 user data. The Pay button's callback disables it while it runs (``running=``), and the form's
 idempotency key makes a second submission that slips through answer with the first one's outcome.
+
+The processor is the one chosen in System Settings (``payment_processor``). With Stripe the card
+is entered on Stripe's own page: the page's setup callback hides the card fields, shows a note and
+relabels Pay as "Continue to secure payment" (``card_mode``), and Pay sends the buyer to Stripe.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dash import dcc, html
 
 from dashboard.services import email, payments, system_settings
 from dashboard.services.lots import format_dollars
-from dashboard.services.payments import CheckoutResult, ReceiptContext, SandboxProvider
+from dashboard.services.payments import CheckoutResult, ReceiptContext
 from dashboard.services.permits import PermitView
 from dashboard.web import core, session_scope
 from workers import email_delivery
@@ -53,8 +57,28 @@ def base_url() -> str:
     return core().settings.public_url
 
 
+HIDDEN = {"display": "none"}
+PAY = "Pay"
+CONTINUE = "Continue to secure payment"
+NOT_SET_UP = "Card payments are not available right now: nothing was charged. Please try again later."
+
+
 def provider() -> payments.PaymentProvider:
-    return SandboxProvider(core().db)
+    """The card processor chosen in System Settings; ``DomainError`` (``NotConfigured``) while the
+    chosen one lacks its keys."""
+    with session_scope() as session:
+        name = str(system_settings.get(session, core().secrets, "payment_processor"))
+    return payments.provider_for(name, core().db, core().secrets)
+
+
+def card_mode() -> tuple[dict[str, str], dict[str, str], str]:
+    """How the card form shows with the chosen processor: the card fields' style, the hosted
+    note's style and the Pay button's label."""
+    with session_scope() as session:
+        name = str(system_settings.get(session, core().secrets, "payment_processor"))
+    if name == "sandbox":
+        return {}, HIDDEN, PAY
+    return HIDDEN, {}, CONTINUE
 
 
 def mail_backend() -> email.EmailBackend:
@@ -103,7 +127,7 @@ def card_form(prefix: str) -> Any:
         html.Li([html.Code(" ".join(number[i : i + 4] for i in range(0, 16, 4))), f" {outcome}"])
         for number, outcome in payments.TEST_CARDS.items()
     ]
-    return html.Div(
+    fields = html.Div(
         [
             dbc.Row(
                 [
@@ -123,8 +147,17 @@ def card_form(prefix: str) -> Any:
                 className="small text-muted mb-3",
                 id=f"{prefix}-test-cards",
             ),
-        ]
+        ],
+        id=f"{prefix}-card-fields",
     )
+    hosted = html.P(
+        "You will enter your card on the card processor's secure payment page; ParkOps never sees"
+        " your card number.",
+        id=f"{prefix}-hosted-note",
+        className="text-muted",
+        style=HIDDEN,
+    )
+    return html.Div([fields, hosted])
 
 
 def permit_list(items: tuple[PermitView, ...], tz: ZoneInfo) -> Any:
@@ -198,10 +231,25 @@ def outcome(result: CheckoutResult, tz: ZoneInfo, sold_out_product: int | None =
         return dbc.Alert(
             [result.message, " Nothing was charged. ", link], color="warning", id="checkout-sold-out"
         )
+    if result.status == "redirect":
+        # Normally the page goes on to the processor at once; the link is there if it does not.
+        return dbc.Alert(
+            [result.message, " ", html.A(CONTINUE, href=result.redirect_url, className="alert-link")],
+            color="info",
+            id="checkout-redirecting",
+        )
     if result.status in ("in_progress", "busy"):
         # Never "not charged": the card may have been charged; the same form finds the payment.
         color = "info" if result.status == "in_progress" else "warning"
-        return dbc.Alert(result.message, color=color, id="checkout-confirming")
+        back = (
+            [
+                " ",
+                html.A("Return to the secure payment page", href=result.redirect_url, className="alert-link"),
+            ]
+            if result.redirect_url
+            else []
+        )
+        return dbc.Alert([result.message, *back], color=color, id="checkout-confirming")
     return dbc.Alert(
         [
             html.Strong("Not paid: "),

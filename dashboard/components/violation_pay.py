@@ -25,6 +25,10 @@ from dashboard.services.violation_payments import Payable, Scope, ViolationCheck
 from dashboard.web import core, session_scope
 
 HIDDEN = {"display": "none"}
+HOSTED_NOT_YET = (
+    "Parking tickets cannot be paid online while card payments go through Stripe: nothing was"
+    " charged. Please pay at the parking office."
+)
 LABELS = {"violations": "Tickets", "email": "E-mail", "form": "Form", **checkout.CARD_LABELS}
 
 
@@ -153,10 +157,14 @@ def run_payment(
     tz = core().settings.tz
     now = datetime.now(UTC)
     try:
+        provider = checkout.provider()
+        if payments.is_hosted(provider):
+            # Tickets are not yet paid on Stripe's page: refuse before any card is looked at.
+            return dbc.Alert(HOSTED_NOT_YET, color="warning", id="violpay-hosted"), None, False, []
         card = payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
         result = violation_payments.pay(
             core().db,
-            checkout.provider(),
+            provider,
             scope,
             selected or [],
             address,

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from dashboard.crypto import SecretBox
 from dashboard.db import Database
 from dashboard.services import email, payments, permits
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
@@ -417,11 +418,14 @@ def interrupted_payment(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     now: datetime,
+    leaving: bool = False,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult | None:
     """The payment for the user's open cart still pending (its page gave up, or its answer was
     lost), reconciled with the processor: paid (its settling closed the cart), or still being
     confirmed. None when there is none, or the processor said it was not charged (its holds are
-    released, and the cart can be paid again)."""
+    released, and the cart can be paid again). ``leaving``: the user came back from a hosted
+    processor's page through its back link, which closes that page first (``payments.abandon``)."""
     with database.session() as session:
         cart = _open_cart(session, user_id)
         key = (
@@ -436,7 +440,8 @@ def interrupted_payment(
         )
     if key is None:
         return None
-    result = payments.resume(database, provider, key, receipt=receipt, backend=backend, now=now)
+    ask = payments.abandon if leaving else payments.resume
+    result = ask(database, provider, key, receipt=receipt, backend=backend, now=now, secrets=secrets)
     return None if result is None or result.status in ("declined", "failed") else result
 
 
@@ -444,13 +449,15 @@ def checkout_cart(
     database: Database,
     provider: PaymentProvider,
     user_id: int,
-    card: Card,
+    card: Card | None,
     idempotency_key: str,
     *,
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     now: datetime,
     expected_total_cents: int | None = None,
+    return_url: str | None = None,
+    secrets: SecretBox | None = None,
 ) -> CartCheckout:
     """Pay for the user's open cart; on success it is checked out (by the payment's settling). A
     repeated submission with the same key answers with the first one's outcome (one charge), even
@@ -461,7 +468,9 @@ def checkout_cart(
     with database.session() as session:
         earlier = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
     if earlier is None:
-        before = interrupted_payment(database, provider, user_id, receipt=receipt, backend=backend, now=now)
+        before = interrupted_payment(
+            database, provider, user_id, receipt=receipt, backend=backend, now=now, secrets=secrets
+        )
         if before is not None:
             return CartCheckout(before.status, before.message, payment=before)
     with database.session() as session:
@@ -499,6 +508,8 @@ def checkout_cart(
         backend=backend,
         now=now,
         cart_id=cart_id,
+        return_url=return_url,
+        secrets=secrets,
     )
     if result.paid:  # the settling closed the cart
         return CartCheckout("paid", result.message, payment=result)

@@ -35,6 +35,11 @@ That happens when the same form is submitted again, when its page is reloaded (`
 the Waitlist Offers task (``reconcile_pending``), which settles a charged payment whose buyer never
 came back and sends its receipt.
 
+A hosted processor (``HostedPaymentProvider``: Stripe, ``stripe_payments``) takes the card on its
+own page: step 2 opens that page under the key and sends the buyer there, and the payment stays
+pending (its permits held) until the processor's answer is asked for: by its webhook, the buyer's
+return (``resume``), the buyer leaving its page (``abandon``) or ``reconcile_pending``.
+
 The idempotency key comes from the checkout form (one per form; kept across a reload of the page
 until the buyer has been told the outcome), so a double-click, a retried request or a reload finds
 the first attempt's payment (the key is unique) and answers with its outcome: the card is charged
@@ -181,9 +186,9 @@ class ChargeResult:
 
 
 class PaymentProvider(Protocol):
-    """A card processor. A real adapter (Stripe, say) passes the key on as its own idempotency key
-    and finds the charge again by it (a PaymentIntent created with the key in its metadata, looked
-    up by it; ``cancel`` cancels that PaymentIntent, which refuses any later confirmation)."""
+    """A card processor. A real adapter passes the key on as its own idempotency key and finds the
+    charge again by it; one whose buyers pay on its own page (Stripe Checkout,
+    ``stripe_payments``) is a ``HostedPaymentProvider`` and its ``cancel`` closes that page."""
 
     name: str
 
@@ -205,6 +210,51 @@ class PaymentProvider(Protocol):
         ...
 
     def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> ChargeResult: ...
+
+
+@dataclass(frozen=True)
+class HostedSession:
+    """A payment page on the processor's own site (a Stripe Checkout Session): ``reference`` is the
+    processor's id for it, ``url`` where the buyer is sent to enter the card."""
+
+    reference: str
+    url: str
+
+
+class HostedPaymentProvider(PaymentProvider, Protocol):
+    """A processor whose buyers enter the card on its own page, so no card number reaches ParkOps
+    (PCI SAQ A). ``charge`` is never called: the checkout opens a page (``start_session``) under the
+    payment's idempotency key and sends the buyer there; the charge happens on that page, and
+    ``find_charge`` / ``cancel`` answer for the key as for any processor. ``abandoned_after`` is how
+    long a buyer may take on that page before the payment counts as abandoned (the page closes by
+    then)."""
+
+    abandoned_after: timedelta
+
+    def start_session(
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        idempotency_key: str,
+        description: str,
+        email_address: str,
+        success_url: str,
+        cancel_url: str,
+        now: datetime,
+    ) -> HostedSession:
+        """The payment page for ``idempotency_key`` (the same one again for a repeated key);
+        ``ProviderUnavailable`` when the processor does not answer."""
+        ...
+
+    def page_url(self, *, idempotency_key: str) -> str | None:
+        """Where the payment page for ``idempotency_key`` is, while it is still open."""
+        ...
+
+
+def is_hosted(provider: PaymentProvider) -> bool:
+    """Whether the buyer pays on the processor's page (no card form on ours)."""
+    return callable(getattr(provider, "start_session", None))
 
 
 # The sandbox's test cards (any future expiry, any CVC). Other numbers are declined: a sandbox
@@ -328,8 +378,15 @@ class SandboxProvider:
 PROVIDERS: dict[str, Callable[[Database], PaymentProvider]] = {SandboxProvider.name: SandboxProvider}
 
 
-def provider_for(name: str, database: Database) -> PaymentProvider:
-    """The processor a payment was made with (``Payment.provider``), to ask it about the payment."""
+def provider_for(name: str, database: Database, secrets: SecretBox | None = None) -> PaymentProvider:
+    """The processor a payment was made with (``Payment.provider``), to ask it about the payment.
+    Stripe's keys are settings, encrypted: it needs ``secrets`` to read them."""
+    if name == "stripe":
+        from dashboard.services import stripe_payments  # imports this module
+
+        if secrets is None:
+            raise NotFound("Stripe's keys cannot be read here.")
+        return stripe_payments.configured(database, secrets)
     try:
         return PROVIDERS[name](database)
     except KeyError:
@@ -345,7 +402,8 @@ class CheckoutResult:
     refused (a violation cannot be paid: nothing was reserved or charged); in_progress (being
     processed or confirmed: the buyer must not pay again, and the same form finds it again); busy
     (the database could not be reached before anything was decided: press Pay again, with the same
-    key)."""
+    key); redirect (a hosted processor: the buyer goes on to its payment page at ``redirect_url``;
+    the form keeps its key, which finds the payment on return)."""
 
     status: str
     message: str
@@ -353,6 +411,7 @@ class CheckoutResult:
     receipt_token: str | None = None
     permits: tuple[PermitView, ...] = ()
     tickets: tuple[str, ...] = ()  # the ticket numbers of the violations it paid
+    redirect_url: str | None = None
 
     @property
     def paid(self) -> bool:
@@ -372,6 +431,12 @@ CONFIRMING = (
 BUSY = "Payments are briefly unavailable. Press Pay again in a moment: you will not be charged twice."
 NOT_CHARGED = "That attempt did not go through and nothing was charged; please try again."
 PROCESSOR_DOWN = "The card processor could not be reached, and your card was not charged. Please try again."
+CONTINUE = "Continue to the secure payment page to enter your card."
+ON_PROCESSOR_PAGE = (
+    "Your payment has not been completed yet: finish it on the secure payment page. Nothing is "
+    "charged until you do."
+)
+LEFT_PAGE = "You left the secure payment page before paying: nothing was charged."
 
 
 @dataclass(frozen=True)
@@ -408,7 +473,7 @@ def checkout(
     provider: PaymentProvider,
     *,
     items: Sequence[PermitRequest | ViolationRequest],
-    card: Card,
+    card: Card | None = None,
     idempotency_key: str,
     email_address: str,
     user_id: int | None,
@@ -416,16 +481,31 @@ def checkout(
     backend: email.EmailBackend,
     now: datetime,
     cart_id: int | None = None,
+    return_url: str | None = None,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult:
     """Sell ``items`` with one card payment (see the module's docstring). A key already used
     answers with its payment's outcome, reconciled with the processor if it is still pending; a
     pending one the processor has nothing for yet goes on to the card under the same key (the
     form was sent again: a double-click, or a retry after a dropped connection), which the
-    processor's idempotency charges once."""
+    processor's idempotency charges once.
+
+    With a hosted processor (``is_hosted``) there is no ``card``: step 2 opens the processor's
+    payment page under the key and answers ``redirect``; the buyer comes back to ``return_url``
+    (``?payment=return``, or ``?payment=cancel`` when leaving the page), and a webhook, that
+    return (``resume``) or the reconcile task settles the payment with what the processor holds."""
     if not idempotency_key or len(idempotency_key) > 80:
         raise ValidationFailed({"form": "reload the page and try again"})
     if not items:
         raise ValidationFailed({"items": "nothing to pay for"})
+    hosted = is_hosted(provider)
+    if hosted and not return_url:
+        raise ValidationFailed({"form": "no page to come back to after paying"})
+    if not hosted and card is None:
+        raise ValidationFailed({"card_number": "enter the card"})
+    if hosted:
+        card = None  # never passed on: the processor's page takes the card
+    back = (email_address, return_url) if hosted and return_url else None
     attempts = 0
 
     def reserve() -> _Pending | CheckoutResult:
@@ -440,7 +520,7 @@ def checkout(
         )
 
     try:
-        known = _resume(database, provider, idempotency_key, now, receipt, backend, card)
+        known = _resume(database, provider, idempotency_key, now, receipt, backend, card, back, secrets)
         if known is not None:
             return known
         reserved = with_retries(reserve, "reserving a checkout")
@@ -451,9 +531,9 @@ def checkout(
     except IntegrityError:
         # The same form was submitted twice at once: the other request's payment goes on.
         try:
-            return _resume(database, provider, idempotency_key, now, receipt, backend, card) or (
-                CheckoutResult("in_progress", PROCESSING)
-            )
+            return _resume(
+                database, provider, idempotency_key, now, receipt, backend, card, back, secrets
+            ) or (CheckoutResult("in_progress", PROCESSING))
         except DatabaseUnavailable:
             return CheckoutResult("busy", BUSY)
     except DatabaseUnavailable as exc:
@@ -464,7 +544,10 @@ def checkout(
     if isinstance(reserved, CheckoutResult):
         return reserved
     if attempts > 1:  # maybe found, not made, by this request: ask the processor first
-        return _reconcile(database, provider, reserved, now, receipt, backend, card)
+        return _reconcile(database, provider, reserved, now, receipt, backend, card, back)
+    if back is not None:
+        return _start_hosted(database, provider, reserved, back, now, receipt, backend)  # type: ignore[arg-type]
+    assert card is not None
     return _charge(database, provider, reserved, card, now, receipt, backend)
 
 
@@ -472,7 +555,7 @@ def _reserve(
     database: Database,
     provider_name: str,
     items: Sequence[PermitRequest | ViolationRequest],
-    card: Card,
+    card: Card | None,
     idempotency_key: str,
     email_address: str,
     user_id: int | None,
@@ -497,7 +580,7 @@ def _reserve(
             payer_email=email_address,
             user_id=user_id,
             cart_id=cart_id,
-            card_last4=card.last4,
+            card_last4=card.last4 if card is not None else None,
             created_at=now,
         )
         payment.allocations = [
@@ -568,6 +651,67 @@ def _charge(
         reason = f"the processor failed ({exc})"
         return _record_answer(database, pending.id, answer, now, receipt, backend, reason, PROCESSOR_DOWN)
     return _record_answer(database, pending.id, answer, now, receipt, backend)
+
+
+def _return_urls(return_url: str) -> tuple[str, str]:
+    """Where the processor's page sends the buyer back: paid, or left without paying."""
+    glue = "&" if "?" in return_url else "?"
+    return f"{return_url}{glue}payment=return", f"{return_url}{glue}payment=cancel"
+
+
+def _start_hosted(
+    database: Database,
+    provider: HostedPaymentProvider,
+    pending: _Pending,
+    back: tuple[str, str],
+    now: datetime,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+) -> CheckoutResult:
+    """Step 2 for a hosted processor: its payment page under the payment's key (the same page for
+    the same key). The page's reference is kept with the payment so the processor can be asked
+    about it. A processor that does not answer has taken no card yet: its page (if one was made)
+    is closed and the buyer told nothing was charged."""
+    email_address, return_url = back
+    success_url, cancel_url = _return_urls(return_url)
+    key = pending.idempotency_key
+    try:
+        page = _ask(
+            lambda: provider.start_session(
+                amount_cents=pending.amount_cents,
+                currency=pending.currency,
+                idempotency_key=key,
+                description=pending.description,
+                email_address=email_address,
+                success_url=success_url,
+                cancel_url=cancel_url,
+                now=now,
+            )
+        )
+    except ProviderUnavailable as exc:
+        log.warning("payment %s: the processor's payment page could not be opened: %s", pending.id, exc)
+        try:
+            answer = _ask(lambda: provider.cancel(idempotency_key=key))
+        except ProviderUnavailable:
+            return CheckoutResult("in_progress", CONFIRMING, pending.id)
+        reason = f"the processor failed ({exc})"
+        return _record_answer(database, pending.id, answer, now, receipt, backend, reason, PROCESSOR_DOWN)
+
+    def keep_reference() -> None:
+        with database.session() as session:
+            session.execute(
+                update(Payment)
+                .where(Payment.id == pending.id, Payment.status == PaymentStatus.PENDING)
+                .values(provider_ref=page.reference)
+            )
+
+    try:
+        with_retries(keep_reference, f"keeping payment {pending.id}'s payment page")
+    except DatabaseUnavailable as exc:
+        # Not sent to a page we could not note: pressing Pay again opens the same one.
+        log.error("payment %s: the payment page is not recorded: %s", pending.id, exc)
+        return CheckoutResult("busy", BUSY, pending.id)
+    return CheckoutResult("redirect", CONTINUE, pending.id, redirect_url=page.url)
 
 
 def _ask(question: Callable[[], T]) -> T:
@@ -744,6 +888,8 @@ def _resume(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     card: Card | None = None,
+    back: tuple[str, str] | None = None,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult | None:
     """The outcome of an earlier checkout with this key (None: there was none); a pending one is
     reconciled first. ``DatabaseUnavailable`` when it cannot be read."""
@@ -751,8 +897,13 @@ def _resume(
     if not isinstance(found, _Pending):
         return found
     if found.provider != provider.name:
-        provider = provider_for(found.provider, database)
-    return _reconcile(database, provider, found, now, receipt, backend, card)
+        try:
+            provider = provider_for(found.provider, database, secrets or receipt.secrets)
+        except (NotFound, DomainError) as exc:
+            log.error("payment %s: its processor cannot be asked now: %s", found.id, exc)
+            return CheckoutResult("in_progress", CONFIRMING, found.id)
+        back = None  # not the processor the form is for: only asked
+    return _reconcile(database, provider, found, now, receipt, backend, card, back)
 
 
 def _reconcile(
@@ -763,17 +914,26 @@ def _reconcile(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     card: Card | None = None,
+    back: tuple[str, str] | None = None,
 ) -> CheckoutResult:
     """Ask the processor about a pending payment and settle it accordingly (module docstring).
     With the ``card`` (the form was sent again), a recent payment with nothing at the processor
-    goes on to the charge under its key."""
+    goes on to the charge under its key; with a hosted processor and ``back`` (its form was sent
+    again), the buyer goes back to the same payment page."""
     key = pending.idempotency_key
+    hosted = is_hosted(provider)
     try:
         answer = _ask(lambda: provider.find_charge(idempotency_key=key))
         if answer is None:
-            if now - pending.created_at < ABANDONED_AFTER:
-                if card is not None:
+            window = provider.abandoned_after if hosted else ABANDONED_AFTER  # type: ignore[attr-defined]
+            if now - pending.created_at < window:
+                if hosted and back is not None:
+                    return _start_hosted(database, provider, pending, back, now, receipt, backend)  # type: ignore[arg-type]
+                if card is not None and not hosted:
                     return _charge(database, provider, pending, card, now, receipt, backend)
+                if hosted:
+                    url = _ask(lambda: provider.page_url(idempotency_key=key))  # type: ignore[attr-defined]
+                    return CheckoutResult("in_progress", ON_PROCESSOR_PAGE, pending.id, redirect_url=url)
                 return CheckoutResult("in_progress", PROCESSING, pending.id)
             answer = _ask(lambda: provider.cancel(idempotency_key=key))
     except ProviderUnavailable as exc:
@@ -790,15 +950,82 @@ def resume(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     now: datetime,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult | None:
     """Where the checkout under a form's key stands (None: the key is unused), reconciled with the
-    processor if it is pending: what a reloaded checkout page shows instead of charging again."""
+    processor if it is pending: what a reloaded checkout page shows instead of charging again,
+    and what a buyer coming back from a hosted processor's page sees (paid only once the
+    processor says the charge succeeded)."""
     if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 80:
         return None
     try:
-        return _resume(database, provider, idempotency_key, now, receipt, backend)
+        return _resume(database, provider, idempotency_key, now, receipt, backend, secrets=secrets)
     except DatabaseUnavailable:
         return CheckoutResult("busy", BUSY)
+
+
+def abandon(
+    database: Database,
+    provider: PaymentProvider,
+    idempotency_key: object,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    now: datetime,
+    secrets: SecretBox | None = None,
+) -> CheckoutResult | None:
+    """The buyer came back from a hosted processor's page through its "back" link: the page is
+    closed at the processor (``cancel``; a payment made there just before still counts) and the
+    hold released. Anything but a pending payment answers as ``resume``."""
+    if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 80:
+        return None
+    try:
+        found = with_retries(lambda: _look_up(database, idempotency_key), "looking up a checkout")
+        if not isinstance(found, _Pending):
+            return found
+        if found.provider != provider.name:
+            provider = provider_for(found.provider, database, secrets or receipt.secrets)
+        if not is_hosted(provider):
+            return _reconcile(database, provider, found, now, receipt, backend)
+        try:
+            answer = _ask(lambda: provider.cancel(idempotency_key=idempotency_key))
+        except ProviderUnavailable as exc:
+            log.warning("payment %s: left the payment page; the processor cannot be asked: %s", found.id, exc)
+            return CheckoutResult("in_progress", CONFIRMING, found.id)
+        return _record_answer(
+            database, found.id, answer, now, receipt, backend, "the buyer left the payment page", LEFT_PAGE
+        )
+    except (NotFound, DomainError) as exc:
+        log.error("checkout %s: cannot be closed now: %s", idempotency_key, exc)
+        return CheckoutResult("in_progress", CONFIRMING)
+    except DatabaseUnavailable:
+        return CheckoutResult("busy", BUSY)
+
+
+def settle_from_processor(
+    database: Database,
+    provider: PaymentProvider,
+    idempotency_key: str,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    now: datetime,
+) -> CheckoutResult | None:
+    """What a processor's notification (a webhook) about a payment does: the processor is asked
+    what it holds now (the notification's own content is never trusted: notifications arrive
+    late, twice and out of order) and the payment settled with that; the receipt greets an
+    account holder by name. None for a key that is not ours."""
+    with database.session() as session:
+        row = session.execute(
+            select(Payment, User)
+            .outerjoin(User, User.id == Payment.user_id)
+            .where(Payment.idempotency_key == idempotency_key)
+        ).first()
+        if row is None:
+            return None
+        name = row.User.full_name if row.User is not None else None
+    named = dataclasses.replace(receipt, name=name) if name else receipt
+    return _resume(database, provider, idempotency_key, now, named, backend)
 
 
 @dataclass(frozen=True)
@@ -809,7 +1036,12 @@ class Reconciled:
 
 
 def reconcile_pending(
-    database: Database, now: datetime, *, receipt: ReceiptContext, backend: email.EmailBackend
+    database: Database,
+    now: datetime,
+    *,
+    receipt: ReceiptContext,
+    backend: email.EmailBackend,
+    secrets: SecretBox | None = None,
 ) -> Reconciled:
     """Resolve every pending payment with its processor (a checkout whose request gave up or
     died): charged ones are settled (permit active, receipt to the payer, by name when the payer
@@ -837,10 +1069,10 @@ def reconcile_pending(
     settled = released = waiting = 0
     for pending in with_retries(listed, "listing pending payments"):
         try:
-            provider = provider_for(pending.provider, database)
+            provider = provider_for(pending.provider, database, secrets or receipt.secrets)
             named = dataclasses.replace(receipt, name=pending.payer_name) if pending.payer_name else receipt
             result = _reconcile(database, provider, pending, now, named, backend)
-        except (NotFound, DatabaseUnavailable) as exc:
+        except (DomainError, DatabaseUnavailable) as exc:
             log.error("payment %s: cannot be reconciled now: %s", pending.id, exc)
             waiting += 1
             continue
@@ -952,13 +1184,20 @@ def refund(
     reason: str,
     actor_id: int | None,
     claim: Callable[[Session, int], None] | None = None,
+    secrets: SecretBox | None = None,
 ) -> PaymentStatus:
     """Refund part or all of a successful payment; a full refund cancels its permits (their spaces
-    become available again). Recorded and audited whatever the processor answers.
+    become available again). Recorded and audited whatever the processor answers. The refund goes
+    to the processor the payment was made with, whichever ``provider`` is chosen now (Stripe's
+    keys need ``secrets``).
 
     ``claim(session, refund_id)`` runs in the transaction that records the refund, before the
     processor is called: a caller that must refund something once (a boot deposit) links the refund
     there, and raising refuses it with nothing written."""
+    with database.session() as session:
+        made_with = session.scalar(select(Payment.provider).where(Payment.id == payment_id))
+    if made_with is not None and made_with != provider.name:
+        provider = provider_for(made_with, database, secrets)
     with database.session() as session:
         payment = session.get(Payment, payment_id)
         if payment is None:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.crypto import SecretBox
 from dashboard.db import Database
 from dashboard.services import email, payments, permits
 from dashboard.services.errors import NotFound, ValidationFailed
@@ -249,21 +250,28 @@ def buy(
     receipt: ReceiptContext,
     backend: email.EmailBackend,
     now: datetime,
+    return_url: str | None = None,
+    secrets: SecretBox | None = None,
 ) -> CheckoutResult:
     """Check the whole form (every wrong field at once), then sell the permit with one payment
-    (``payments.checkout``: a repeated key answers with the first outcome, one charge)."""
+    (``payments.checkout``: a repeated key answers with the first outcome, one charge). With a
+    hosted processor (Stripe) there are no card fields: the answer is ``redirect`` to its page,
+    which sends the buyer back to ``return_url``."""
+    hosted = payments.is_hosted(provider)
     tz = receipt.tz
     errors: dict[str, str] = {}
     with database.session() as session:
         quote = _collect(errors, lambda: quote_order(session, order, tz, now))
     plate = _collect(errors, lambda: clean_plate(order.plate))
     address = _collect(errors, lambda: clean_email(order.email))
-    card = _collect(
-        errors, lambda: payments.clean_card(card_number, card_expiry, card_cvc, now.astimezone(tz).date())
-    )
+    card = None
+    if not hosted:
+        card = _collect(
+            errors, lambda: payments.clean_card(card_number, card_expiry, card_cvc, now.astimezone(tz).date())
+        )
     if errors:
         raise ValidationFailed(errors)
-    assert quote is not None and plate is not None and address is not None and card is not None
+    assert quote is not None and plate is not None and address is not None and (card is not None or hosted)
     request = PermitRequest(
         lot_id=quote.lot_id,
         product_id=quote.product_id,
@@ -286,4 +294,6 @@ def buy(
         receipt=receipt,
         backend=backend,
         now=now,
+        return_url=return_url,
+        secrets=secrets,
     )

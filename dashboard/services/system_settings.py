@@ -169,6 +169,33 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "mailgun_receiving", "Receive Replies Through Mailgun", THIRD_PARTY, "Mailgun", Kind.BOOL, False,
         "Lists Mailgun's MX records on the Email Domain page.",
     ),
+    # Third Party: Card Payments
+    SettingDef(
+        "payment_processor", "Card Processor", THIRD_PARTY, "Card Payments", Kind.CHOICE, "sandbox",
+        "Sandbox: ParkOps' own test processor (test cards only, no money moves). Stripe: buyers enter"
+        " their card on Stripe's secure page, never on ParkOps; needs the secret key and webhook"
+        " secret below, and a Stripe webhook endpoint at <site>/hooks/stripe sending"
+        " checkout.session.completed, checkout.session.expired, payment_intent.succeeded and"
+        " payment_intent.payment_failed.",
+        choices=(("sandbox", "Sandbox (test cards)"), ("stripe", "Stripe (hosted payment page)")),
+    ),
+    SettingDef(
+        "stripe_publishable_key", "Stripe Publishable Key", THIRD_PARTY, "Card Payments", Kind.SECRET, "",
+        "pk_test_… or pk_live_…; it must be of the same mode (test or live) as the secret key, which is"
+        " checked before any payment.",
+    ),
+    SettingDef(
+        "stripe_secret_key", "Stripe Secret Key", THIRD_PARTY, "Card Payments", Kind.SECRET, "",
+        "sk_… or a restricted rk_… key allowed to write Checkout Sessions and Refunds.",
+    ),
+    SettingDef(
+        "stripe_webhook_secret", "Stripe Webhook Signing Secret", THIRD_PARTY, "Card Payments",
+        Kind.SECRET, "", "whsec_…, shown with the webhook endpoint in Stripe's dashboard.",
+    ),
+    SettingDef(
+        "stripe_api_base", "Stripe API Base URL", THIRD_PARTY, "Card Payments", Kind.URL,
+        "https://api.stripe.com", "Leave empty to use the default.",
+    ),
     # Third Party: CSV User Import
     SettingDef(
         "csv_import_failed_email", "Failed Import Email", THIRD_PARTY, "CSV User Import", Kind.EMAIL, "",

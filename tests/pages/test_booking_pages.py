@@ -147,7 +147,7 @@ PAY = "..checkout-result.children@"  # the Pay callback (the setup callback fill
 
 def setup(client, app, lot_id: int, key: str | None = None) -> dict[str, dict[str, Any]]:
     """The page's setup, as on opening it (``key``: the form key the tab kept, on a reload)."""
-    return outputs_of(dash_post(client, app, find_output(app, SETUP), [str(lot_id)], [key]))
+    return outputs_of(dash_post(client, app, find_output(app, SETUP), [str(lot_id)], [key, None]))
 
 
 def quote(client, app, lot_id: int, product: int, duration: str = "120", **start: Any) -> str:
@@ -349,7 +349,7 @@ def add(client, app, world, product: int, plates: list[Any] | None = None) -> st
 
 
 def cart(client, app) -> dict[str, dict[str, Any]]:
-    return outputs_of(dash_post(client, app, find_output(app, CART), [0]))
+    return outputs_of(dash_post(client, app, find_output(app, CART), [0], [None]))
 
 
 def cart_pay(client, app, key: str, total: int | None, card: str = CARD) -> dict[str, dict[str, Any]]:

@@ -228,3 +228,34 @@ def test_a_guest_must_pay_the_plates_overdue_tickets_too_when_required(app, logi
             s.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.template_key == "boot-release"))
             == 1
         )
+
+
+def test_with_stripe_chosen_tickets_are_refused_before_any_card_is_read(app, login_as, core, place, officer):
+    from dashboard.services import system_settings
+
+    with core.db.session() as s:
+        system_settings.update(
+            s,
+            core.secrets,
+            {
+                "payment_processor": "stripe",
+                "stripe_secret_key": "sk_test_x",
+                "stripe_webhook_secret": "whsec_x",
+            },
+            actor_id=None,
+        )
+    ticket = write_ticket(core, officer.id, place)
+    guest = login_as(Role.GUEST)
+    found = guest_find(guest, app, ticket.ticket_number, "abc-123")
+    values = {
+        "payviol-scope": found["payviol-scope"]["data"],
+        "payviol-select": [ticket.id],
+        "payviol-key": found["payviol-key"]["data"],
+        "payviol-total": 4000,
+        "payviol-email": "g@example.com",
+        **card("payviol"),
+    }
+    said = json.dumps(outputs_of(press(guest, app, "payviol-result.children", "payviol-pay", values)))
+    assert "cannot be paid online while card payments go through Stripe" in said
+    with core.db.session() as s:
+        assert s.scalar(select(func.count(Payment.id))) == 0

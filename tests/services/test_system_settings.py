@@ -45,6 +45,11 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "DKIM Host Name",
         "DKIM Record Value",
         "Receive Replies Through Mailgun",
+        "Card Processor",
+        "Stripe Publishable Key",
+        "Stripe Secret Key",
+        "Stripe Webhook Signing Secret",
+        "Stripe API Base URL",
         "Failed Import Email",
         "Universal Boot Enabled",
         "Require Overdue Paid",
@@ -99,6 +104,9 @@ def test_definitions_are_consistent():
         "mailgun_api_key",
         "mailgun_webhook_signing_key",
         "smtp_password",
+        "stripe_publishable_key",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
     }
     for d in ss.definitions():
         expected = {ss.Kind.BOOL: bool, ss.Kind.INT: int}.get(d.kind, str)
