@@ -47,11 +47,13 @@ def day_bounds(
     return start, end
 
 
-def moment_words(moment: datetime, now: datetime, tz: tzinfo) -> str:
+def moment_words(moment: datetime, now: datetime, tz: tzinfo, *, seconds: bool = False) -> str:
     """A moment near ``now`` as an officer reads it on a phone, in the site's zone: "13:04 today",
-    "09:00 tomorrow", "18:00 yesterday", else "Friday 5 December 2026 at 13:04" (never ISO)."""
+    "09:00 tomorrow", "18:00 yesterday", else "Friday 5 December 2026 at 13:04" (never ISO);
+    ``seconds`` for a log ("13:04:07 today")."""
     local, today = moment.astimezone(tz), now.astimezone(tz).date()
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
     named = {today: "today", today + timedelta(days=1): "tomorrow", today - timedelta(days=1): "yesterday"}
     if local.date() in named:
-        return f"{local:%H:%M} {named[local.date()]}"
-    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M}"
+        return f"{clock} {named[local.date()]}"
+    return f"{local:%A} {local.day} {local:%B %Y} at {clock}"

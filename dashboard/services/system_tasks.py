@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
-from sqlalchemy import Insert, func, select, update
+from sqlalchemy import Insert, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from dashboard.services import audit, schedules
@@ -567,14 +567,60 @@ def when(moment: datetime, tz: tzinfo) -> str:
     return f"{local:%H:%M:%S %Z} on {local:%a} {local.day} {local:%b %Y}"
 
 
-def recent_runs(session: Session, name: str | None = None, limit: int = 50) -> list[RunView]:
-    """Newest first, optionally for one task."""
-    query = (
-        select(TaskRun, SystemTask.title)
-        .join(SystemTask, SystemTask.name == TaskRun.task_name)
-        .order_by(TaskRun.started_at.desc(), TaskRun.id.desc())
-        .limit(limit)
-    )
+def _runs_query(name: str | None, outcome: str | None) -> Select:
+    query = select(TaskRun, SystemTask.title).join(SystemTask, SystemTask.name == TaskRun.task_name)
     if name:
         query = query.where(TaskRun.task_name == name)
+    if outcome:
+        query = query.where(TaskRun.outcome == outcome)
+    return query
+
+
+def recent_runs(
+    session: Session, name: str | None = None, limit: int = 50, *, outcome: str | None = None, offset: int = 0
+) -> list[RunView]:
+    """Newest first, optionally for one task and one outcome; ``offset`` pages back."""
+    query = (
+        _runs_query(name, outcome)
+        .order_by(TaskRun.started_at.desc(), TaskRun.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     return [_run_view(run, title) for run, title in session.execute(query)]
+
+
+def count_runs(session: Session, name: str | None = None, outcome: str | None = None) -> int:
+    """How many runs the log holds for the filter (its pages)."""
+    return int(session.scalar(select(func.count()).select_from(_runs_query(name, outcome).subquery())) or 0)
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """One line of the run log: a run, or consecutive runs of one task that did nothing and said
+    the same thing (the Waitlist Offers run every minute: 60 identical lines an hour hide the one
+    that matters)."""
+
+    first: RunView  # the newest of the group
+    count: int
+    oldest_started_at: datetime
+
+
+def _no_op(run: RunView) -> bool:
+    return run.outcome == "success" and run.rows_touched == 0
+
+
+def fold_runs(runs: list[RunView]) -> list[RunGroup]:
+    """Fold consecutive no-op runs (success, no rows, same task and message) into one line."""
+    groups: list[RunGroup] = []
+    for run in runs:
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and _no_op(run)
+            and _no_op(last.first)
+            and (run.task_name, run.message) == (last.first.task_name, last.first.message)
+        ):
+            groups[-1] = RunGroup(last.first, last.count + 1, run.started_at)
+        else:
+            groups.append(RunGroup(run, 1, run.started_at))
+    return groups

@@ -9,7 +9,7 @@ Every action arrives in one callback, because they all answer with the same flas
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
@@ -19,8 +19,9 @@ from redis.exceptions import RedisError
 
 from dashboard.callbacks import callback, register_page
 from dashboard.services import schedules, system_tasks
+from dashboard.services.days import moment_words
 from dashboard.services.errors import DomainError, ValidationFailed
-from dashboard.services.system_tasks import RunView, TaskView
+from dashboard.services.system_tasks import RunGroup, RunView, TaskView
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
 from workers.jobs import enqueue_task
@@ -29,7 +30,8 @@ from workers.tasks import REGISTRY, UnknownTask
 register_page(__name__, path="/admin/tasks", title="System Task Logs", min_role=Role.ADMIN)
 
 REFRESH_MS = 5_000
-LOG_LIMIT = 50
+LOG_LIMIT = 50  # runs per page of the log
+ALL_RUNS = "all"  # not "": dbc.Select shows "" as its blank placeholder, not as "All tasks"
 OUTCOME_COLOURS = {
     "success": "success",
     "failed": "danger",
@@ -40,6 +42,17 @@ OUTCOME_COLOURS = {
     "late": "warning",
     "running": "info",
 }
+
+
+OUTCOME_OPTIONS = (
+    [{"label": "All outcomes", "value": ALL_RUNS}]
+    + [
+        {"label": outcome.replace("_", " ").capitalize(), "value": outcome}
+        for outcome in OUTCOME_COLOURS
+        if outcome != "running"
+    ]
+    + [{"label": "Running", "value": "running"}]
+)
 
 
 def layout(**_query: str) -> html.Div:
@@ -109,12 +122,22 @@ def layout(**_query: str) -> html.Div:
             ),
             dbc.Row(
                 [
-                    dbc.Col(html.H2("Run log", className="h5"), md=8),
+                    dbc.Col(html.H2("Run log", className="h5"), md=4),
                     dbc.Col(
                         dbc.Select(
                             id="tasks-log-filter",
-                            options=[{"label": "All tasks", "value": ""}],
-                            value="",
+                            options=[{"label": "All tasks", "value": ALL_RUNS}],
+                            value=ALL_RUNS,
+                            **{"aria-label": "Task"},
+                        ),
+                        md=4,
+                    ),
+                    dbc.Col(
+                        dbc.Select(
+                            id="tasks-log-outcome",
+                            options=OUTCOME_OPTIONS,
+                            value=ALL_RUNS,
+                            **{"aria-label": "Outcome"},
                         ),
                         md=4,
                     ),
@@ -122,6 +145,7 @@ def layout(**_query: str) -> html.Div:
                 className="g-2 mb-2",
             ),
             html.Div(id="tasks-log"),
+            dbc.Pagination(id="tasks-log-page", max_value=1, active_page=1, fully_expanded=False, size="sm"),
         ]
     )
 
@@ -135,7 +159,17 @@ MODES = (
 
 
 def _local(moment: datetime | None) -> str:
-    return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
+    if moment is None:
+        return "—"
+    return moment_words(moment, datetime.now(UTC), core().settings.tz, seconds=True)
+
+
+def _started(group: RunGroup) -> str:
+    """When the run started; a folded group says how many and since when."""
+    started = _local(group.first.started_at)
+    if group.count == 1:
+        return started
+    return f"{started} (×{group.count}, since {_local(group.oldest_started_at)})"
 
 
 def _badge(outcome: str | None) -> Any:
@@ -197,17 +231,19 @@ def _log_table(runs: list[RunView]) -> Any:
     rows = [
         html.Tr(
             [
-                html.Td(run.task_title),
-                html.Td(run.trigger),
-                html.Td(_local(run.started_at)),
-                html.Td("—" if run.outcome in ("missed", "late") else _duration(run.duration_ms)),
-                html.Td(_badge(run.outcome)),
-                html.Td(run.rows_touched),
+                html.Td(group.first.task_title),
+                html.Td(group.first.trigger),
+                html.Td(_started(group)),
+                html.Td(
+                    "—" if group.first.outcome in ("missed", "late") else _duration(group.first.duration_ms)
+                ),
+                html.Td(_badge(group.first.outcome)),
+                html.Td(group.first.rows_touched),
                 # pre-line: a message may report one line per part (the Parking Logix Sync, per key).
-                html.Td(run.message, className="small text-break", style={"whiteSpace": "pre-line"}),
+                html.Td(group.first.message, className="small text-break", style={"whiteSpace": "pre-line"}),
             ]
         )
-        for run in runs
+        for group in system_tasks.fold_runs(runs)
     ]
     return dbc.Table(
         [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(rows)],
@@ -222,21 +258,39 @@ def _log_table(runs: list[RunView]) -> Any:
     Output("tasks-table", "children"),
     Output("tasks-log", "children"),
     Output("tasks-log-filter", "options"),
+    Output("tasks-log-page", "max_value"),
     Input("tasks-refresh", "n_intervals"),
     Input("tasks-version", "data"),
     Input("tasks-log-filter", "value"),
+    Input("tasks-log-outcome", "value"),
+    Input("tasks-log-page", "active_page"),
     min_role=Role.ADMIN,
 )
-def refresh(_tick: int | None, _version: int | None, log_filter: str | None) -> tuple[Any, Any, list[dict]]:
+def refresh(
+    _tick: int | None,
+    _version: int | None,
+    log_filter: str | None,
+    outcome: str | None,
+    page: int | None,
+) -> tuple[Any, Any, list[dict], int]:
+    """The tasks and one page of the run log (newest first), filtered by task and outcome."""
+    name = log_filter if log_filter and log_filter != ALL_RUNS else None
+    wanted = outcome if outcome in OUTCOME_COLOURS else None
     with session_scope() as session:
         tasks = system_tasks.list_tasks(session)
         if not set(REGISTRY.names()) <= {task.name for task in tasks}:
             # No scheduler has run yet (e.g. workers run elsewhere): show every task anyway.
             system_tasks.sync_registry(session, REGISTRY.definitions())
             tasks = system_tasks.list_tasks(session)
-        runs = system_tasks.recent_runs(session, name=log_filter or None, limit=LOG_LIMIT)
-    options = [{"label": "All tasks", "value": ""}] + [{"label": t.title, "value": t.name} for t in tasks]
-    return _tasks_table(tasks), _log_table(runs), options
+        pages = max(1, -(-system_tasks.count_runs(session, name, wanted) // LOG_LIMIT))
+        current = min(max(page if isinstance(page, int) else 1, 1), pages)
+        runs = system_tasks.recent_runs(
+            session, name=name, limit=LOG_LIMIT, outcome=wanted, offset=(current - 1) * LOG_LIMIT
+        )
+    options = [{"label": "All tasks", "value": ALL_RUNS}] + [
+        {"label": t.title, "value": t.name} for t in tasks
+    ]
+    return _tasks_table(tasks), _log_table(runs), options, pages
 
 
 Flash = tuple[Any, str, bool]

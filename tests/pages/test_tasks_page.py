@@ -24,8 +24,8 @@ TABLE = "tasks-table.children"
 ACTIONS = "tasks-flash.children"
 
 
-def refresh(client, app, log_filter: str = "") -> Any:
-    return dash_post(client, app, find_output(app, TABLE), [None, 0, log_filter])
+def refresh(client, app, log_filter: str = "all", outcome: str = "all", page: int = 1) -> Any:
+    return dash_post(client, app, find_output(app, TABLE), [None, 0, log_filter, outcome, page])
 
 
 def act(
@@ -120,7 +120,8 @@ def test_admin_sees_every_task(app, login_as):
         assert json.dumps({"type": "tasks-run", "name": definition.name}) in table
     assert "every 10 min" in table and "daily at 02:00" in table and "never run" in table
     assert "No runs yet." in json.dumps(out["tasks-log"]["children"])
-    assert [o["value"] for o in out["tasks-log-filter"]["options"]][0] == ""
+    # "all", not "": dbc.Select shows an empty value as its blank placeholder.
+    assert out["tasks-log-filter"]["options"][0] == {"label": "All tasks", "value": "all"}
 
 
 def test_run_button_queues_the_task_and_the_run_appears_in_the_log(app, core, login_as, job_core):
@@ -261,7 +262,7 @@ def test_a_lost_run_and_missed_slots_read_in_words_in_the_site_time_zone(app, co
         "The worker running it stopped (killed?) at 14:03:22 EST on Mon 5 Jan 2026, its last sign of life; "
         "its lock on the task has expired, and it is queued again, once (see the next run, trigger retry)."
     ) in log
-    assert "2026-01-05 13:50:00" in log  # started, local time
+    assert "Monday 5 January 2026 at 13:50:00" in log  # started, local time, in words
     assert (
         "3 scheduled runs were missed (due from 02:00:00 EDT on Sat 4 Jul 2026 to 02:06:00 EDT on Sat 4 Jul "
         "2026): no scheduler could queue the task in time"
@@ -333,3 +334,48 @@ def test_editing_the_time_of_day(app, core, login_as):
     with core.db.session() as s:
         task = s.get(SystemTask, "peoplesoft-holds")
         assert (task.schedule, task.interval_seconds) == (None, 3600)
+
+
+def _log_run(s, name: str, started: datetime, outcome: str, message: str, rows: int = 0) -> None:
+    run = s.get(TaskRun, system_tasks.start_run(s, name, "schedule"))
+    system_tasks.finish_run(s, run.id, outcome, message, rows)
+    run.started_at = started
+
+
+def _log_rows(out: dict) -> list[list[str]]:
+    grid = out["tasks-log"]["children"]["props"]["children"][1]["props"]["children"]
+    return [[json.dumps(cell["props"]["children"]) for cell in row["props"]["children"]] for row in grid]
+
+
+def test_the_run_log_folds_idle_runs_pages_and_filters_by_task_and_outcome(app, core, login_as):
+    """An hour of a task that ran every minute and found nothing reads as one line; the failure
+    among them stays its own line; 120 distinct runs make three pages of 50."""
+    start = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)  # 09:00 in Toronto
+    with core.db.session() as s:
+        system_tasks.sync_registry(s, REGISTRY.definitions())
+        for minute in range(60):
+            _log_run(s, "waitlist-offers", start + timedelta(minutes=minute), "success", "0 offers made")
+        _log_run(s, "update-mistall", start + timedelta(minutes=30, seconds=5), "failed", "Mistall refused")
+    admin = login_as(Role.ADMIN)
+    rows = _log_rows(outputs_of(refresh(admin, app)))
+    assert len(rows) == 3  # 29 idle runs, the failure, 20 idle runs (a page is 50 runs)
+    assert "\\u00d729, since Monday 5 January 2026 at 09:31:00" in rows[0][2]
+    assert "Mistall refused" in rows[1][6]
+    assert "\\u00d720, since Monday 5 January 2026 at 09:11:00" in rows[2][2]
+
+    failed = outputs_of(refresh(admin, app, outcome="failed"))
+    assert [r[0] for r in _log_rows(failed)] == ['"Update Mistall System Job Task"']
+    only_waitlist = _log_rows(outputs_of(refresh(admin, app, log_filter="waitlist-offers")))
+    assert len(only_waitlist) == 1 and "\\u00d750" in only_waitlist[0][2]
+
+    with core.db.session() as s:
+        for n in range(60):
+            _log_run(
+                s, "occupancy-snapshots", start + timedelta(hours=2, minutes=n), "success", f"{n} rows", n + 1
+            )
+    first = outputs_of(refresh(admin, app))
+    assert first["tasks-log-page"]["max_value"] == 3  # 121 runs
+    last = outputs_of(refresh(admin, app, page=3))
+    assert "Monday 5 January 2026 at 09:00:00" in json.dumps(last["tasks-log"]["children"])
+    beyond = outputs_of(refresh(admin, app, page=99))  # a stale page number shows the last page
+    assert beyond["tasks-log"] == last["tasks-log"]
