@@ -124,21 +124,21 @@ def layout(**_query: str) -> html.Div:
                 [
                     dbc.Col(html.H2("Run log", className="h5"), md=4),
                     dbc.Col(
-                        dbc.Select(
-                            id="tasks-log-filter",
-                            options=[{"label": "All tasks", "value": ALL_RUNS}],
-                            value=ALL_RUNS,
-                            **{"aria-label": "Task"},
-                        ),
+                        [
+                            dbc.Label("Task", html_for="tasks-log-filter", class_name="visually-hidden"),
+                            dbc.Select(
+                                id="tasks-log-filter",
+                                options=[{"label": "All tasks", "value": ALL_RUNS}],
+                                value=ALL_RUNS,
+                            ),
+                        ],
                         md=4,
                     ),
                     dbc.Col(
-                        dbc.Select(
-                            id="tasks-log-outcome",
-                            options=OUTCOME_OPTIONS,
-                            value=ALL_RUNS,
-                            **{"aria-label": "Outcome"},
-                        ),
+                        [
+                            dbc.Label("Outcome", html_for="tasks-log-outcome", class_name="visually-hidden"),
+                            dbc.Select(id="tasks-log-outcome", options=OUTCOME_OPTIONS, value=ALL_RUNS),
+                        ],
                         md=4,
                     ),
                 ],
