@@ -47,6 +47,8 @@ class UserRow:
     is_active: bool
     email_verified: bool
     is_special: bool
+    # Set when mail to the address hard-bounced (the Mailgun webhook); cleared on the Email Outbox.
+    email_bounce_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def _row(user: User, type_name: str | None) -> UserRow:
         is_active=user.is_active,
         email_verified=user.email_verified,
         is_special=user.is_special,
+        email_bounce_reason=(user.email_bounce_reason or "bounced") if user.email_bounced_at else None,
     )
 
 

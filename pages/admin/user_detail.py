@@ -178,6 +178,9 @@ def _heading(found: user_admin.UserDetail) -> Any:
         f"id number {u.external_id}" if u.external_id else None,
         f"signs in with {'SSO' if found.auth_source == 'saml' else 'a password'}",
         "e-mail not confirmed" if not u.email_verified else None,
+        f"mail to this address bounced ({u.email_bounce_reason}): see Email Outbox"
+        if u.email_bounce_reason
+        else None,
         f"created {when(found.created_at, with_time=False)}",
         f"last login {when(found.last_login_at)}" if found.last_login_at else "never logged in",
     ]

@@ -35,6 +35,14 @@ def test_the_user_page_shows_belongings(app, core, login_as, make_user):
     assert "Olive Owner" in text and "ABC 123" in text and owner.permit_number in text
     assert owner.ticket_number in text and "4242" in text
     assert out["user-form"]["hidden"] is False and out["user-active"]["value"] is True
+    assert "bounced" not in text
+    with core.db.session() as s:
+        user = s.get(User, owner.user_id)
+        user.email_bounced_at, user.email_bounce_reason = user.created_at, "550 5.1.1 mailbox unavailable"
+    again = json.dumps(
+        outputs_of(dash_post(admin, app, find_output(app, "user-form.hidden"), [str(owner.user_id)]))
+    )
+    assert "mail to this address bounced (550 5.1.1 mailbox unavailable): see Email Outbox" in again
 
 
 def test_deactivating_signs_the_user_out_and_is_audited(app, core, login_as):
