@@ -438,7 +438,7 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
     ),
     DefaultTemplate(
         key="payment-receipt",
-        name="Payment Receipt",
+        name="Violation Payment Receipt",
         subject="Payment receipt {{ reference }}",
         body_text=(
             "Hello {{ name }},\n\n"
