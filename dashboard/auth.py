@@ -270,7 +270,15 @@ def page_for_path(path: str) -> dict[str, Any] | None:
     page = static.get(path.rstrip("/") or "/")
     if page is not None:
         return page
-    return next((p for p in templated if _parse_path_variables(path, p["path_template"]) is not None), None)
+    for candidate in templated:
+        variables = _parse_path_variables(path, candidate["path_template"])
+        # Dash lets a variable run over "/": ``/lot-groups/7/x`` would be group "7/x". Only a page
+        # registered with ``slash_in_variables`` (the lot group editor's ``7/edit``) takes one.
+        if variables is None:
+            continue
+        if candidate.get("slash_in_variables") or not any("/" in str(v) for v in variables.values()):
+            return candidate
+    return None
 
 
 def gate(dash_app: dash.Dash) -> Response | None:

@@ -51,7 +51,9 @@ def test_dash_config_names_no_python_version(client):
     assert "python_version" not in config and sys.version.split()[0] not in config
 
 
-@pytest.mark.parametrize("path", ["/no/such/page", "/_dash-config", "/admin/settings/extra"])
+@pytest.mark.parametrize(
+    "path", ["/no/such/page", "/_dash-config", "/admin/settings/extra", "/lot-groups/7/x", "/p/help/more"]
+)
 def test_unknown_paths_are_404_with_the_app_shell(login_as, path):
     response = login_as(Role.ADMIN).get(path)
     assert response.status_code == 404

@@ -45,6 +45,7 @@ register_page(
     path="/admin/lot-groups/new",
     title="Lot Group Editor",
     min_role=Role.ADMIN,
+    slash_in_variables=True,  # "/admin/lot-groups/7/edit": ``target`` is "7/edit"
 )
 
 LIST_PATH = "/admin/lot-groups"
