@@ -192,6 +192,21 @@ NAME_MAX = 120
 PARKING_LOGIX_NAME_MAX = 120
 KEY_MAX = 4000
 DEFAULT_COLOR = "#1f77b4"
+# A new group's pin colour: the first of these no group uses yet (Tableau 10, then its lighter
+# half), so two groups are told apart on the map unless an admin chooses otherwise.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+
+
+def unused_color(session: Session) -> str:
+    """The first palette colour no lot group uses; when all are taken, the least used one."""
+    used = [c.lower() for c in session.scalars(select(LotGroup.map_color)) if c]
+    return min(PALETTE, key=lambda colour: (used.count(colour), PALETTE.index(colour)))
+
+
 _COLOR_RE = re.compile(r"^#[0-9a-f]{6}$")
 # The editor's fields, in form order: the keys of ``ValidationFailed.errors`` and of the audit log.
 FIELDS = (
@@ -245,7 +260,7 @@ def group_form(session: Session, secrets: SecretBox, group_id: int | None) -> Gr
     if group_id is None:
         choices = vendor_lots.mistall_lot_choices(session)
         return GroupForm(
-            None, "", DEFAULT_COLOR, None, None, True, None, "", "", choices, len(choices), others
+            None, "", unused_color(session), None, None, True, None, "", "", choices, len(choices), others
         )
     mistall = mistall_editor(session, group_id)  # raises NotFound
     group = session.get(LotGroup, group_id)

@@ -97,6 +97,10 @@ def from_public_list(groups: list[dict[str, Any]], *, logged_in: bool) -> list[U
     for group in groups:
         if group["lat"] is None or group["lon"] is None:
             continue
+        if not any(lot["sells_standard"] or lot["sells_temporary"] for lot in group["lots"]):
+            # A group just made, or whose lots sell nothing: a pin with "No data" and nothing to
+            # book tells a driver nothing. It shows once one of its lots sells a permit.
+            continue
         closed = group["status"] == "closed"
         lots = tuple(
             UserMapLot(

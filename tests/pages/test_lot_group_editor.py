@@ -183,6 +183,10 @@ def test_a_new_group_centres_on_the_others_and_lists_mistall_lots(app, login_as,
     out = outputs_of(load(login_as(Role.ADMIN), app, "new"))
     assert out["lotgroupedit-name"]["value"] == ""
     assert out["lotgroupedit-lat"]["value"] is None
+    assert out["lotgroupedit-color"]["value"] == "#1f77b4"  # the first palette colour nobody uses
+    session.add(LotGroup(name="Blue Lot", map_color="#1F77B4"))
+    session.commit()
+    assert outputs_of(load(login_as(Role.ADMIN), app, "new"))["lotgroupedit-color"]["value"] == "#ff7f0e"
     assert out["lotgroupedit-map"]["viewport"]["bounds"] == [[43.4762, -80.5478], [43.4762, -80.5478]]
     assert "North Garage" in json.dumps(out["lotgroupedit-others"]["children"])
     assert out["lotgroupedit-mistall"]["disabled"] is True

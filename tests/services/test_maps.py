@@ -14,7 +14,7 @@ from dashboard.app import Core
 from dashboard.services import demo, maps, occupancy
 from dashboard.services.errors import NotFound
 from dashboard.services.occupancy import LiveStore
-from models import LotGroup, OccupancySource
+from models import Lot, LotGroup, OccupancySource
 
 
 @pytest.fixture
@@ -119,6 +119,19 @@ def test_hidden_and_unlocated_groups_are_not_on_the_map(core, session, seeded) -
     assert "Central Services Yard" not in groups
     assert "Nowhere Lot Group" not in groups
     assert len(groups) == 7
+
+
+def test_a_group_whose_lots_sell_nothing_waits_off_the_map(core, session, seeded) -> None:
+    """A new group (no lots yet) would show a pin with "No data" and nothing to book."""
+    empty = LotGroup(name="New Deck", latitude=43.47, longitude=-80.54, show_on_map=True)
+    session.add(empty)
+    session.flush()
+    session.add(Lot(name="New Deck Level 1", capacity=50, lot_group_id=empty.id, sells_standard=False))
+    session.commit()
+    assert "New Deck" not in _groups(core, session, logged_in=True)  # its lot sells no permit yet
+    session.scalars(select(Lot).where(Lot.name == "New Deck Level 1")).one().sells_temporary = True
+    session.commit()
+    assert "New Deck" in _groups(core, session, logged_in=False)
 
 
 def test_lot_group_page(core, session, seeded) -> None:
