@@ -142,7 +142,7 @@ def test_a_record_imported_past_its_zone_capacity_is_flagged(app, login_as, sess
     record.over_capacity = True
     session.commit()
     grid = text(out(table(login_as(Role.MANAGER), app))["paystations-table"]["children"])
-    assert grid.count("Over zone capacity") == 1 and "Active now" in grid
+    assert grid.count("Over allowance") == 1 and "Active now" in grid
 
 
 def test_filters_narrow_the_records_and_the_totals(app, login_as, sample) -> None:
