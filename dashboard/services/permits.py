@@ -990,7 +990,12 @@ def zone_stats(session: Session, zone_names: Sequence[str] | None, now: datetime
     for_lots = session.execute(
         select(LotZoneSchedule.zone_id, Permit.kind, func.count(func.distinct(Permit.id)))
         .join(Permit, Permit.lot_id == LotZoneSchedule.lot_id)
-        .where(LotZoneSchedule.zone_id.in_(ids), *valid_now)
+        .where(
+            LotZoneSchedule.zone_id.in_(ids),
+            # a permit of the zone sold in one of its lots (ParkMobile's) counts once, above
+            or_(Permit.zone_id.is_(None), Permit.zone_id != LotZoneSchedule.zone_id),
+            *valid_now,
+        )
         .group_by(LotZoneSchedule.zone_id, Permit.kind)
     )
     for zone_id, kind, count in [*for_zone, *for_lots]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.services import occupancy, pay_stations
 from dashboard.services.errors import ValidationFailed
-from dashboard.services.pay_stations import IncomingRecord, Window
+from dashboard.services.pay_stations import IncomingRecord, Scope, Window
 from models import (
     Lot,
     LotZone,
@@ -22,6 +22,7 @@ from models import (
     PermitKind,
     PermitSource,
     PermitStatus,
+    PermitVehicle,
 )
 
 NOW = datetime(2024, 5, 1, 16, 0, tzinfo=UTC)
@@ -376,3 +377,92 @@ def test_a_bad_window_says_which_field(start, end, errors):
     with pytest.raises(ValidationFailed) as error:
         pay_stations.parse_window(start, end, TORONTO)
     assert error.value.errors == errors
+
+
+# Permits in the lists: pushed by pay stations, pulled from ParkMobile, and every temporary sale
+
+
+@pytest.fixture
+def sold(session: Session, sample: dict[str, int]) -> dict[str, int]:
+    """Beside the records: permits from every channel, a checkout's hold and a refunded sale."""
+
+    def permit(number: str, source: PermitSource, *, kind=PermitKind.TEMPORARY, **values: object) -> None:
+        row = Permit(
+            number=number,
+            kind=kind,
+            source=source,
+            external_id=values.pop("external_id", None),
+            valid_from=NOW - timedelta(minutes=30),
+            valid_to=NOW + timedelta(hours=2),
+            amount_cents=values.pop("amount_cents", 300),
+            created_at=NOW,
+            **values,
+        )
+        row.vehicles = [PermitVehicle(plate=f"{number} 1", plate_normalized=f"{number}1".replace("-", ""))]
+        session.add(row)
+
+    permit("T-PAY", PermitSource.PAYSTATION, external_id="PS-7", lot_id=sample["garage"], over_allowance=True)
+    permit("T-PM", PermitSource.PARKMOBILE, external_id="PM-7", zone_id=sample["north"], amount_cents=450)
+    permit("T-HS", PermitSource.HOTSPOT, external_id="HS-7", zone_id=sample["south"])
+    permit("T-QC", PermitSource.PORTAL, lot_id=sample["other"])
+    permit("T-HOLD", PermitSource.PORTAL, lot_id=sample["other"], status=PermitStatus.PENDING)
+    permit(
+        "T-GONE", PermitSource.API, external_id="API-1", lot_id=sample["other"], status=PermitStatus.CANCELLED
+    )
+    permit("S-TERM", PermitSource.PORTAL, kind=PermitKind.STANDARD, lot_id=sample["other"])
+    session.flush()
+    return sample
+
+
+def numbers(page: pay_stations.RecordPage) -> list[str]:
+    return [row.number or row.external_id or "" for row in page.rows]
+
+
+def test_pay_station_status_lists_pushed_and_parkmobile_permits_beside_the_records(session, sold):
+    page = pay_stations.search(session, now=NOW)
+    assert sorted(numbers(page)) == sorted(["T-PAY", "T-PM", "active", "ended", "upcoming", "usd", "cale"])
+    rows = {row.number: row for row in page.rows if row.kind == "permit"}
+    pushed = rows["T-PAY"]
+    assert (pushed.source, pushed.external_id, pushed.plate, pushed.lot_names) == (
+        "paystation",
+        "PS-7",
+        "T-PAY 1",
+        ("North Garage",),
+    )
+    assert pushed.over_capacity and pushed.active_at(NOW) and pushed.key == f"permit-{pushed.id}"
+    pulled = rows["T-PM"]
+    assert (pulled.zone, pulled.zone_name, pulled.lot_names) == (
+        "1001",
+        "1001",
+        ("North Garage", "North Surface"),
+    )
+    assert (page.total, page.active_now) == (7, 5)
+    assert page.amounts == (("CAD", 650 + 325 + 1200 + 200 + 300 + 450), ("USD", 400))
+    assert set(pay_stations.filter_options(session).sources) == {"cale", "parkmobile", "paystation"}
+
+
+def test_filters_apply_to_permits_too(session, sold):
+    assert numbers(pay_stations.search(session, now=NOW, source="paystation")) == ["T-PAY"]
+    assert sorted(numbers(pay_stations.search(session, now=NOW, lot_id=sold["garage"]))) == [
+        "T-PAY",
+        "T-PM",
+        "active",
+        "ended",
+    ]
+    assert numbers(pay_stations.search(session, now=NOW, plate="t-pm")) == ["T-PM"]
+    late = Window(NOW + timedelta(hours=3), None)
+    assert numbers(pay_stations.search(session, now=NOW, window=late)) == ["upcoming"]
+
+
+def test_temporary_permits_are_every_temporary_sale_whoever_sold_it(session, sold):
+    """Not a checkout's hold, not a standard permit; a sale later cancelled stays, marked so."""
+    page = pay_stations.search(session, now=NOW, scope=Scope.TEMPORARY)
+    assert sorted(numbers(page)) == sorted(
+        ["T-PAY", "T-PM", "T-HS", "T-QC", "T-GONE", "active", "ended", "upcoming", "usd", "cale"]
+    )
+    gone = next(row for row in page.rows if row.number == "T-GONE")
+    assert gone.status == "cancelled" and not gone.active_at(NOW)
+    options = pay_stations.filter_options(session, Scope.TEMPORARY)
+    assert set(options.sources) == {"api", "cale", "hotspot", "parkmobile", "paystation", "portal"}
+    every = pay_stations.every_row(session, scope=Scope.TEMPORARY, source="portal")
+    assert [row.number for row in every] == ["T-QC"]

@@ -17,9 +17,19 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from dashboard.app import Core
-from dashboard.services import permits, system_settings
+from dashboard.services import dashboard_widgets, occupancy, permits, system_settings
 from dashboard.services.permits import PermitView
-from models import LotZone, PayStationRecord, Permit, PermitKind, PermitSource, TaskRun
+from models import (
+    Lot,
+    LotZone,
+    LotZoneSchedule,
+    PayStationRecord,
+    Permit,
+    PermitKind,
+    PermitSource,
+    TaskRun,
+    utcnow,
+)
 from tests.workers.payloads import load
 from workers import parkmobile
 from workers.jobs import execute_task
@@ -316,6 +326,39 @@ def test_imports_permits_of_matching_zones_and_names_the_others(core, httpserver
     # Matched regardless of case.
     stadium = found["PM-40211882"]
     assert (stadium.zone_id, stadium.zone_name) == (zones["stadium east"], "stadium east")
+
+
+def test_an_imported_session_counts_in_the_lot_sold_today_oc_toma_and_check_a_plate_once(
+    core, httpserver, zones
+):
+    """Zone 1001 is scheduled on Visitor Lot: ParkMobile's session there is one of the lot's
+    permits (its permits figure), of today's sales, of the zone's OC-TOMA count, and what makes
+    the plate valid, found once."""
+    with core.db.session() as s:
+        lot = Lot(name="Visitor Lot", capacity=20)
+        s.add(lot)
+        s.flush()
+        s.add(LotZoneSchedule(lot_id=lot.id, zone_id=zones["1001"]))
+        lot_id = lot.id
+    configure(core, httpserver)
+    serve(httpserver, payload("permits"))
+
+    assert execute_task(core, TASK, trigger="test").outcome == "success"
+
+    during = datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
+    tz = core.settings.tz
+    with core.db.session() as s:
+        assert occupancy.permit_counts(s, during) == {lot_id: 1}
+        sold = dashboard_widgets.permits_today(s, utcnow(), tz)
+        assert (sold.count, sold.by_source) == (3, (("parkmobile", 3),))
+        assert dict(sold.revenue) == {"CAD": 650 + 1200 + 1500}
+        stats = {count.zone: count.temporary for count in permits.zone_stats(s, None, during)}
+        assert stats == {"1001": 1, "2002": 1, "stadium east": 0}  # the stadium's is later
+        check = permits.check_plate(s, "abc 123", lot_id, during, tz)
+    assert check.valid and check.sessions == ()
+    assert [p.external_id for p in check.permits] == ["PM-40211873"]
+    assert check.reason.startswith("Valid: temporary permit T-")
+    assert records(core)["PM-40211873"].lot_id == lot_id
 
 
 def test_a_second_run_imports_nothing_new_and_asks_from_the_last_success(core, httpserver, zones):
