@@ -57,6 +57,12 @@ def _total(component_id: str, label: str, phone_width: int) -> Any:
     )
 
 
+def _options(everything: str, choices: list[tuple[Any, str]]) -> list[dict[str, str]]:
+    return [{"label": everything, "value": ""}] + [
+        {"label": label, "value": str(value)} for value, label in choices
+    ]
+
+
 def layout(**_query: str) -> html.Div:
     return html.Div(
         [
@@ -77,7 +83,10 @@ def layout(**_query: str) -> html.Div:
                                     "Source",
                                     dbc.Select(id="temps-source", value="", placeholder="All sources"),
                                 ),
-                                _field("Lot", dbc.Select(id="temps-lot", value="", placeholder="All lots")),
+                                _field(
+                                    "Lot",
+                                    dbc.Select(id="temps-lot", value="", placeholder="All lots"),
+                                ),
                                 _field(
                                     "Plate",
                                     dbc.Input(
@@ -137,12 +146,6 @@ def layout(**_query: str) -> html.Div:
             ),
         ]
     )
-
-
-def _options(everything: str, choices: list[tuple[Any, str]]) -> list[dict[str, str]]:
-    return [{"label": everything, "value": ""}] + [
-        {"label": label, "value": str(value)} for value, label in choices
-    ]
 
 
 @callback(
