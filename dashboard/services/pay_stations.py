@@ -171,10 +171,10 @@ def import_records(
     sale, it takes the lots' and zones' locks (in id order, lots first) before counting; on SQLite
     nothing before it in the transaction may have read."""
     try:
-        kind = PermitSource(source)
+        pulled = PermitSource(source)
     except ValueError:
-        kind = None
-    if kind not in PULLED_SOURCES:
+        pulled = None
+    if pulled not in PULLED_SOURCES:
         raise ValueError(f"source must be one of {', '.join(s.value for s in PULLED_SOURCES)}")
     received = 0
     latest: dict[str, IncomingRecord] = {}
@@ -198,7 +198,7 @@ def import_records(
         else:
             matched.append((record, zone))
 
-    existing = _existing(session, kind, [record.external_id for record, _zone in matched])
+    existing = _existing(session, pulled, [record.external_id for record, _zone in matched])
     lot_of = _LotOfZone(session, {zone.id for _record, zone in matched}, tz)
     placed = [(record, zone, lot_of.find(zone.id, record.start_at)) for record, zone in matched]
     for lot_id in sorted({lot_id for _r, _z, lot_id in placed if lot_id is not None}):
@@ -252,7 +252,7 @@ def import_records(
                 number=new_number(PermitKind.TEMPORARY),
                 kind=PermitKind.TEMPORARY,
                 status=PermitStatus.ACTIVE,
-                source=kind,
+                source=pulled,
                 external_id=record.external_id,
                 over_allowance=past is not None,
                 created_at=now,

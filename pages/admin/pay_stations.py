@@ -190,7 +190,9 @@ def _when(moment: datetime) -> str:
 
 
 def _status(row: RecordRow, now: datetime) -> Any:
-    if row.active_at(now):
+    if row.status != "active":
+        badge = dbc.Badge(str(row.status).capitalize(), color="dark")
+    elif row.active_at(now):
         badge = dbc.Badge("Active now", color="success")
     elif row.start_at > now:
         badge = dbc.Badge("Upcoming", color="info")
