@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
 
 import models
@@ -75,5 +77,53 @@ def test_migrating_a_sqlite_database_down_and_up_keeps_the_rows_that_refer_to_re
         with database.engine.connect() as conn:
             assert conn.execute(text("SELECT plate FROM vehicles")).scalars().all() == ["ABC 123"]
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        database.dispose()
+
+
+def test_parkmobile_records_become_temporary_permits_once(empty_database_url):
+    """0015: a stored ParkMobile record of a known zone becomes one temporary permit (plate, zone,
+    times, amount, flag) and leaves the records, so Check a Plate finds it once; a record whose zone
+    was deleted, and other sources' records, stay records."""
+    database = Database(empty_database_url)
+    try:
+        command.upgrade(database.alembic_config(), "0013")
+        with database.engine.begin() as conn:
+            zone_id = conn.execute(
+                text(
+                    "INSERT INTO lot_zones (name, created_at) "
+                    "VALUES ('1001', '2024-01-01 00:00:00') RETURNING id"
+                )
+            ).scalar()
+            insert = text(
+                "INSERT INTO pay_station_records (source, external_id, plate, plate_normalized, zone_id, "
+                "zone_name, start_at, end_at, amount_cents, currency, over_capacity, imported_at) VALUES "
+                "(:source, :ext, 'ABC 123', 'ABC123', :zone, '1001', '2024-05-01 13:30:00', "
+                "'2024-05-01 15:30:00', 650, 'CAD', :over, '2024-05-01 13:31:00')"
+            )
+            conn.execute(insert, {"source": "parkmobile", "ext": "PM-1", "zone": zone_id, "over": True})
+            conn.execute(insert, {"source": "parkmobile", "ext": "PM-2", "zone": None, "over": False})
+            conn.execute(insert, {"source": "cale", "ext": "C-1", "zone": zone_id, "over": False})
+        database.upgrade()
+        with database.session() as s:
+            (permit,) = s.scalars(sa_select(models.Permit)).all()
+            assert (permit.source, permit.external_id, permit.kind, permit.status) == (
+                models.PermitSource.PARKMOBILE,
+                "PM-1",
+                models.PermitKind.TEMPORARY,
+                models.PermitStatus.ACTIVE,
+            )
+            assert (permit.zone_id, permit.lot_id, permit.amount_cents, permit.over_allowance) == (
+                zone_id,
+                None,
+                650,
+                True,
+            )
+            assert permit.valid_from == datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
+            assert permit.valid_to == datetime(2024, 5, 1, 15, 30, tzinfo=UTC)
+            assert [(v.plate, v.plate_normalized) for v in permit.vehicles] == [("ABC 123", "ABC123")]
+            assert permit.number.startswith("T-") and len(permit.reference) == 36
+            left = s.scalars(sa_select(models.PayStationRecord.external_id).order_by("external_id")).all()
+            assert left == ["C-1", "PM-2"]
     finally:
         database.dispose()

@@ -211,13 +211,13 @@ def update_mistall(ctx: TaskContext) -> TaskResult:
     title="Fetch ParkMobile Stats",
     interval_seconds=180,
     description=(
-        "Fetches ParkMobile permits and stores them as pay-station (Cale) records "
-        "for lot zones of the same name."
+        "Fetches ParkMobile permits and stores them as temporary permits for lot zones of the same name."
     ),
 )
 def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
     """Import the ParkMobile permits that changed since the last successful run (minus an overlap,
-    ``workers.parkmobile.since``) as pay-station records of zones with the same name.
+    ``workers.parkmobile.since``) as temporary permits of zones with the same name
+    (``pay_stations.import_records``: their lot, limits and flags).
 
     Permits of unknown zones and malformed entries are skipped, counted and named in the message
     (malformed ones are logged in full too); a run where every entry was malformed fails, because
@@ -250,7 +250,9 @@ def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
         for p in batch.permits
     ]
     with ctx.session() as session:
-        result = pay_stations.import_records(session, PermitSource.PARKMOBILE.value, records, now)
+        result = pay_stations.import_records(
+            session, PermitSource.PARKMOBILE.value, records, now, ctx.core.settings.tz
+        )
 
     malformed = [f"{e.ref} ({e.reason})" for e in batch.rejected]
     malformed += [f"{ref} ({reason})" for ref, reason in result.rejected]
@@ -272,7 +274,7 @@ def fetch_parkmobile(ctx: TaskContext) -> TaskResult:
     parts += _listed(f"{result.skipped} skipped, no lot zone of that name", first(zones))
     full = [f"{zone} ({count})" for zone, count in result.over_capacity]
     over = sum(count for _zone, count in result.over_capacity)
-    parts += _listed(f"{over} imported past their zone's capacity, flagged on Pay Station Status", full)
+    parts += _listed(f"{over} imported past their lot's allowance or zone's capacity, flagged", full)
     parts += _listed(f"{len(malformed)} malformed, skipped", first(malformed))
     return TaskResult(rows_touched=result.rows_touched, message="; ".join(parts))
 

@@ -42,6 +42,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Occupancy", "Sensor Feed Health", "/admin/ingest", Role.ADMIN),
     ("Parking", "Lot Administration", "/admin/lots", Role.MANAGER),
     ("Parking", "Lot Zones", "/admin/lot-zones", Role.ADMIN),
+    ("Parking", "Temporary Permits", "/admin/temporary-permits", Role.MANAGER),
     ("Parking", "Pay Station Status", "/admin/pay-stations", Role.MANAGER),
     ("Parking", "Manage Capacity", "/manage/capacity", Role.MANAGER),
     ("System", "Users", "/admin/users", Role.ADMIN),

@@ -31,7 +31,9 @@ scheduled on, so it takes no space of any one lot: it counts against its zone's 
 one is set (zone permits and pay-station records of the zone overlapping the period, under the
 zone's lock, ``lock_zone``), and against nothing when none is. A partner key holding
 ``permits:over-allowance`` records past either limit; the permit then says ``over_allowance``.
-Pulled records (ParkMobile, ``pay_stations.import_records``) cannot be refused: they are flagged.
+Pulled sessions (ParkMobile, ``pay_stations.import_records``) become temporary permits under the
+same locks, but a session that already happened cannot be refused: past the limit it is recorded
+and flagged ``over_allowance``, like the over-allowance key's permits.
 
 Third-party permits are idempotent on (source, external_id) and belong to their source: a partner
 (``Partner``: the sources its API key acts for) records, sees and changes only permits of its own
@@ -80,6 +82,7 @@ MAX_PLATES = 3  # plates on one permit (a household's cars; one parks at a time)
 MAX_EXTERNAL_ID = 80
 MAX_AMOUNT_CENTS = 10_000_000  # $100,000: anything above is a typo, not a parking permit
 THIRD_PARTY_SOURCES = (PermitSource.API, PermitSource.HOTSPOT, PermitSource.PAYSTATION)
+PULLED_SOURCES = (PermitSource.PARKMOBILE,)  # sessions ParkOps reads from a vendor (a task)
 
 
 class SoldOut(DomainError):
@@ -209,9 +212,11 @@ def _holding(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _taken(
+def lot_taken(
     session: Session, lot_ids: Sequence[int], start: datetime, end: datetime, now: datetime
 ) -> dict[int, int]:
+    """What counts against each lot's allowance for ``[start, end)`` (the module's rule); the
+    caller holds the lot's lock when it sells on the answer."""
     permits = session.execute(
         select(Permit.lot_id, func.count(Permit.id))
         .where(
@@ -244,7 +249,7 @@ def availability(
     lots = {lot.id: lot for lot in session.scalars(select(Lot).where(Lot.id.in_(list(lot_ids))))}
     if not lots:
         return {}
-    taken = _taken(session, list(lots), start, end, now)
+    taken = lot_taken(session, list(lots), start, end, now)
     return {lot_id: Availability(lot_id, lot.allowance, taken[lot_id]) for lot_id, lot in lots.items()}
 
 
@@ -386,7 +391,7 @@ def reserve(session: Session, request: PermitRequest, now: datetime) -> PermitVi
         raise ValidationFailed({"product": f"{lot.name} does not sell {product.kind} permits now"})
     if not request.plates or len(request.plates) > MAX_PLATES:
         raise ValidationFailed({"plates": f"one to {MAX_PLATES} licence plates"})
-    taken = _taken(session, [lot.id], request.valid_from, request.valid_to, now)[lot.id]
+    taken = lot_taken(session, [lot.id], request.valid_from, request.valid_to, now)[lot.id]
     if _open_offer(session, product.id, request.user_id, request.email, now) is not None:
         taken -= 1  # the space the buyer's waitlist offer holds is theirs
     if taken >= lot.allowance:
@@ -570,7 +575,7 @@ def _limit(
     """Lock the permit's lot or zone, then count: ``(what, limit, taken)``; limit None: none set."""
     if lot is not None:
         locked = _locked_lot(session, lot.id)
-        return locked.name, locked.allowance, _taken(session, [lot.id], start, end, now)[lot.id]
+        return locked.name, locked.allowance, lot_taken(session, [lot.id], start, end, now)[lot.id]
     assert zone is not None
     lock_zone(session, zone.id)
     capacity = session.scalar(select(LotZone.capacity).where(LotZone.id == zone.id))
@@ -734,7 +739,7 @@ def zones_at(session: Session, lot_id: int, at: datetime, tz: ZoneInfo) -> dict[
 PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
 
-def _issued() -> ColumnElement[bool]:
+def issued() -> ColumnElement[bool]:
     """Permits that were ever in force: active ones, and cancelled ones that had been (a refund, a
     partner's cancellation). Not the holds of checkouts (``reserve``): pending, or cancelled with
     a payment that never went through (declined, failed, abandoned), which were never permits."""
@@ -749,7 +754,7 @@ def _issued() -> ColumnElement[bool]:
 
 def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: ZoneInfo) -> PlateCheck:
     """May this plate park in this lot at this moment, and why (which permit, zone rule or paid
-    session)? Cancelled permits never make a plate valid; checkout holds (``_issued``) are not
+    session)? Cancelled permits never make a plate valid; checkout holds (``issued``) are not
     shown at all, so a declined card does not read as "permit ... is cancelled"."""
     normalized = normalize_plate(plate)
     if not normalized:
@@ -770,7 +775,7 @@ def check_plate(session: Session, plate: str, lot_id: int, at: datetime, tz: Zon
                 PermitVehicle.plate_normalized == normalized,
                 Permit.valid_to > at - timedelta(days=1),
                 Permit.valid_from <= at + timedelta(days=1),
-                _issued(),
+                issued(),
             )
             .order_by(Permit.valid_to.desc())
         )
@@ -985,7 +990,12 @@ def zone_stats(session: Session, zone_names: Sequence[str] | None, now: datetime
     for_lots = session.execute(
         select(LotZoneSchedule.zone_id, Permit.kind, func.count(func.distinct(Permit.id)))
         .join(Permit, Permit.lot_id == LotZoneSchedule.lot_id)
-        .where(LotZoneSchedule.zone_id.in_(ids), *valid_now)
+        .where(
+            LotZoneSchedule.zone_id.in_(ids),
+            # a permit of the zone sold in one of its lots (ParkMobile's) counts once, above
+            or_(Permit.zone_id.is_(None), Permit.zone_id != LotZoneSchedule.zone_id),
+            *valid_now,
+        )
         .group_by(LotZoneSchedule.zone_id, Permit.kind)
     )
     for zone_id, kind, count in [*for_zone, *for_lots]:

@@ -1,5 +1,6 @@
 """Pay Station Status (the seed's Parking Management > Temporary Permits > Pay Station Status): the
-paid sessions that pay stations and apps reported, ParkMobile's imported permits among them.
+paid sessions that pay stations and apps reported: the permits pay stations pushed (partner API,
+OC-TOMA), ParkMobile's imported permits, and older pay-station records.
 
 Who parked where and when: filters by source, zone, lot, plate and a time window (records active
 at some moment in it, read in the site's time zone), a table with an "active now" badge, and totals
@@ -69,9 +70,9 @@ def layout(**_query: str) -> html.Div:
         [
             html.H1("Pay Station Status", className="h3"),
             html.P(
-                "Paid sessions reported by pay stations and parking apps. ParkMobile permits are imported "
-                "every few minutes (System Task Logs > Fetch ParkMobile Stats) when their zone matches a "
-                "lot zone of the same name.",
+                "Paid sessions reported by pay stations and parking apps. Pay stations push their permits "
+                "as they sell them; ParkMobile permits are imported every few minutes (System Task Logs > "
+                "Fetch ParkMobile Stats) when their zone matches a lot zone of the same name.",
                 className="text-muted",
             ),
             dcc.Interval(id="paystations-refresh", interval=REFRESH_MS),
@@ -189,7 +190,9 @@ def _when(moment: datetime) -> str:
 
 
 def _status(row: RecordRow, now: datetime) -> Any:
-    if row.active_at(now):
+    if row.status != "active":
+        badge = dbc.Badge(str(row.status).capitalize(), color="dark")
+    elif row.active_at(now):
         badge = dbc.Badge("Active now", color="success")
     elif row.start_at > now:
         badge = dbc.Badge("Upcoming", color="info")
@@ -198,11 +201,11 @@ def _status(row: RecordRow, now: datetime) -> Any:
     if not row.over_capacity:
         return badge
     flag = dbc.Badge(
-        "Over zone capacity",
+        "Over allowance",
         color="warning",
         text_color="dark",
         className="ms-1",
-        title="Imported when the zone's capacity (Manage Lot Zones) was already taken",
+        title="Recorded when its lot's allowance or its zone's capacity (Manage Lot Zones) was already taken",
     )
     return [badge, flag]
 
@@ -229,7 +232,7 @@ def _table(result: RecordPage) -> Any:
                 html.Td(_money(row.amount_cents, row.currency), className="text-end text-nowrap"),
                 html.Td(_status(row, result.now)),
             ],
-            id=f"paystations-row-{row.id}",
+            id=f"paystations-row-{row.key}",
         )
         for row in result.rows
     ]

@@ -1,6 +1,6 @@
 """One limit for every channel that sells a permit valid in a lot: the quick checkout, the cart, the
 partner API and OC-TOMA pushes count against the lot's allowance (lot permits) or the zone's
-capacity (zone permits, with pay-station records such as ParkMobile's) under the same lock; past
+capacity (zone permits, and ParkMobile's sessions, which count in both) under the same lock; past
 it a partner gets a 409 JSON error, unless its key holds ``permits:over-allowance`` (the permit is
 then flagged). The concurrent test releases every channel at once on one lot and its zone: on
 SQLite in ``make test``, on PostgreSQL in the service run."""
@@ -26,6 +26,7 @@ from models import (
     Permit,
     PermitKind,
     PermitProduct,
+    PermitSource,
     PermitStatus,
     Pricing,
     UserType,
@@ -262,7 +263,7 @@ def test_every_channel_at_once_sells_exactly_the_free_spaces(app, core, place, m
             for n in range(PARKMOBILE)
         ]
         with core.db.session() as s:
-            result = pay_stations.import_records(s, "parkmobile", records, moment)
+            result = pay_stations.import_records(s, "parkmobile", records, moment, core.settings.tz)
         assert result.created == PARKMOBILE
         return "imported"
 
@@ -314,19 +315,32 @@ def test_every_channel_at_once_sells_exactly_the_free_spaces(app, core, place, m
     # The over-allowance key is never refused; it takes free spaces like anyone while there are some.
     assert told[("over", "refused")] == 0
     lot_sold = told[("lot", "sold")] + told[("over", "sold")]
-    assert lot_sold == 10
-    assert told[("lot", "refused")] == CHECKOUTS + CART_BUYERS + API_LOT - told[("lot", "sold")]
     with core.db.session() as s:
+        pulled = s.scalars(select(Permit).where(Permit.source == PermitSource.PARKMOBILE)).all()
+        # ParkMobile's sessions are sold in the lot that schedules their zone: both count them.
+        assert {(p.lot_id, p.zone_id) for p in pulled} == {(place["lot"], place["zone"])}
+        pulled_room = sum(not p.over_allowance for p in pulled)
         in_lot = s.scalars(
-            select(Permit).where(Permit.lot_id == place["lot"], Permit.status != PermitStatus.CANCELLED)
+            select(Permit).where(
+                Permit.lot_id == place["lot"],
+                Permit.status != PermitStatus.CANCELLED,
+                Permit.source != PermitSource.PARKMOBILE,
+            )
         ).all()
-        assert sum(not p.over_allowance for p in in_lot) == 10
+        assert sum(not p.over_allowance for p in in_lot) == lot_sold
         assert sum(p.over_allowance for p in in_lot) == told[("over", "flagged")]
-        zone_permits = s.scalars(select(Permit).where(Permit.zone_id == place["zone"])).all()
-        pulled = s.scalars(select(PayStationRecord)).all()
+        zone_permits = s.scalars(
+            select(Permit).where(Permit.zone_id == place["zone"], Permit.source != PermitSource.PARKMOBILE)
+        ).all()
+        assert s.scalars(select(PayStationRecord)).all() == []
+    assert len(pulled) == PARKMOBILE
+    # The lot's 10 places went to sales and pulled sessions alike: never more (a pulled session
+    # past a limit is flagged), and none left while anyone was refused (pulled ones take a space
+    # even when flagged, for the zone may be what was full).
+    assert lot_sold + pulled_room <= 10 <= lot_sold + PARKMOBILE
+    assert told[("lot", "refused")] == CHECKOUTS + CART_BUYERS + API_LOT - told[("lot", "sold")]
     assert len(zone_permits) == told[("zone", "sold")] and told[("zone", "flagged")] == 0
     assert told[("zone", "refused")] == OC_TOMA_PUSHES + API_ZONE - len(zone_permits)
-    assert len(pulled) == PARKMOBILE
-    # The zone's 4 places went to pushes and pulled records alike; pulled ones past it are flagged.
-    assert len(zone_permits) + sum(not r.over_capacity for r in pulled) == 4
+    # The zone's 4 places went to pushes and pulled sessions alike, the same way.
+    assert len(zone_permits) + pulled_room <= 4 <= len(zone_permits) + PARKMOBILE
     assert all(not p.over_allowance for p in zone_permits)

@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from models import Lot, LotZone, LotZoneSchedule, PayStationRecord, Role, utcnow
+from models import Lot, LotZone, LotZoneSchedule, PayStationRecord, Permit, PermitStatus, Role, utcnow
+from tests.api.partners import bearer, issue_key
 from tests.dash_helpers import dash_post, find_output, outputs_of
 
 TABLE = "paystations-table.children"
@@ -142,7 +144,7 @@ def test_a_record_imported_past_its_zone_capacity_is_flagged(app, login_as, sess
     record.over_capacity = True
     session.commit()
     grid = text(out(table(login_as(Role.MANAGER), app))["paystations-table"]["children"])
-    assert grid.count("Over zone capacity") == 1 and "Active now" in grid
+    assert grid.count("Over allowance") == 1 and "Active now" in grid
 
 
 def test_filters_narrow_the_records_and_the_totals(app, login_as, sample) -> None:
@@ -207,3 +209,34 @@ def test_pages_of_fifty(app, login_as, session) -> None:
     assert second["paystations-range"]["children"] == "Showing 51–60 of 60 records"
     assert "PLT009" in text(second) and "PLT059" not in text(second)
     assert second["paystations-amount"]["children"] == "CAD 60.00"
+
+
+def test_a_permit_a_pay_station_pushed_is_listed_and_its_cancellation_shows(
+    app, core, login_as, sample
+) -> None:
+    """Point C: a pay station's push through the partner API appears beside the records, in its
+    lot, and stays listed, marked cancelled, when the pay station withdraws it."""
+    key = issue_key(core, "permits:write", sources=("paystation",))
+    now = utcnow()
+    body = {
+        "source": "paystation",
+        "external_id": "PS-77",
+        "plate": "PUSH 77",
+        "lot": "Green Staff Lot East",
+        "start": (now - timedelta(minutes=5)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+        "amount_cents": 400,
+    }
+    pushed = app.test_client().post("/api/v1/permits", json=body, headers=bearer(key))
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    client = login_as(Role.MANAGER)
+    got = out(table(client, app, source="paystation"))
+    grid = text(got["paystations-table"]["children"])
+    assert "PUSH 77" in grid and "Pay station" in grid and "Green Staff Lot East" in grid
+    assert got["paystations-count"]["children"] == "1" and got["paystations-active"]["children"] == "1"
+    assert "Pay station" in text(out(options(client, app))["paystations-source"]["options"])
+
+    with core.db.session() as s:
+        s.scalars(select(Permit).where(Permit.external_id == "PS-77")).one().status = PermitStatus.CANCELLED
+    after = out(table(client, app, source="paystation"))
+    assert "Cancelled" in text(after["paystations-table"]) and after["paystations-active"]["children"] == "0"

@@ -10,10 +10,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.services import pay_stations
+from dashboard.services import occupancy, pay_stations
 from dashboard.services.errors import ValidationFailed
-from dashboard.services.pay_stations import IncomingRecord, Window
-from models import Lot, LotZone, LotZoneSchedule, PayStationRecord
+from dashboard.services.pay_stations import IncomingRecord, Scope, Window
+from models import (
+    Lot,
+    LotZone,
+    LotZoneSchedule,
+    PayStationRecord,
+    Permit,
+    PermitKind,
+    PermitSource,
+    PermitStatus,
+    PermitVehicle,
+)
 
 NOW = datetime(2024, 5, 1, 16, 0, tzinfo=UTC)
 TORONTO = ZoneInfo("America/Toronto")
@@ -41,53 +51,65 @@ def zone_ids(session: Session) -> dict[str, int]:
     return {zone.name: zone.id for zone in zones}
 
 
-def stored(session: Session) -> list[PayStationRecord]:
+def stored(session: Session) -> list[Permit]:
     session.expire_all()
-    return list(session.scalars(select(PayStationRecord).order_by(PayStationRecord.external_id)))
+    return list(session.scalars(select(Permit).order_by(Permit.external_id)))
 
 
-# Import
+def imported(session: Session, records: list[IncomingRecord], now: datetime = NOW):
+    return pay_stations.import_records(session, "parkmobile", records, now, TORONTO)
 
 
-def test_a_new_record_is_stored_with_a_normalised_plate(session, zone_ids):
-    result = pay_stations.import_records(session, "parkmobile", [incoming()], NOW)
+# Import: each session is a temporary permit
+
+
+def test_a_new_session_is_a_temporary_permit_with_a_normalised_plate(session, zone_ids):
+    result = imported(session, [incoming()])
     assert (result.received, result.created, result.updated, result.unchanged) == (1, 1, 0, 0)
     assert result.rows_touched == 1
     (row,) = stored(session)
-    assert (row.source, row.external_id, row.plate, row.plate_normalized) == (
-        "parkmobile",
+    assert (row.source, row.external_id, row.kind, row.status) == (
+        PermitSource.PARKMOBILE,
         "PM-1",
-        "ABC-123",
-        "ABC123",
+        PermitKind.TEMPORARY,
+        PermitStatus.ACTIVE,
     )
-    assert (row.zone_id, row.zone_name, row.lot_id, row.imported_at) == (zone_ids["1001"], "1001", None, NOW)
-    assert row.raw == {"permitId": "PM-1"}
+    assert [(v.plate, v.plate_normalized) for v in row.vehicles] == [("ABC-123", "ABC123")]
+    assert (row.zone_id, row.lot_id, row.created_at) == (zone_ids["1001"], None, NOW)
+    assert (row.valid_from, row.valid_to, row.amount_cents, row.currency) == (
+        NOW - timedelta(hours=1),
+        NOW + timedelta(hours=1),
+        650,
+        "CAD",
+    )
+    assert row.number.startswith("T-") and not row.over_allowance
+    assert session.scalars(select(PayStationRecord)).all() == []
 
 
-def test_the_same_record_twice_is_one_row_and_a_change_updates_it(session, zone_ids):
-    pay_stations.import_records(session, "parkmobile", [incoming()], NOW)
-    again = pay_stations.import_records(session, "parkmobile", [incoming()], NOW + timedelta(minutes=3))
+def test_the_same_session_twice_is_one_permit_and_a_change_updates_it(session, zone_ids):
+    imported(session, [incoming()])
+    number = stored(session)[0].number
+    again = imported(session, [incoming()], NOW + timedelta(minutes=3))
     assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
 
     later_end = NOW + timedelta(hours=3)
-    extended = incoming(end_at=later_end, amount_cents=975, raw={"permitId": "PM-1", "v": 2})
-    changed = pay_stations.import_records(session, "parkmobile", [extended], NOW + timedelta(minutes=6))
+    extended = incoming(end_at=later_end, amount_cents=975, plate="ABC 124")
+    changed = imported(session, [extended], NOW + timedelta(minutes=6))
     assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 0)
     (row,) = stored(session)
-    assert (row.end_at, row.amount_cents, row.raw) == (later_end, 975, {"permitId": "PM-1", "v": 2})
-    assert row.imported_at == NOW
+    assert (row.valid_to, row.amount_cents, row.number) == (later_end, 975, number)
+    assert [v.plate_normalized for v in row.vehicles] == ["ABC124"]
+    assert row.created_at == NOW
 
 
-def test_the_same_id_from_another_source_is_another_record(session, zone_ids):
-    pay_stations.import_records(session, "parkmobile", [incoming()], NOW)
-    pay_stations.import_records(session, "cale", [incoming()], NOW)
-    assert sorted(row.source for row in stored(session)) == ["cale", "parkmobile"]
+def test_only_pulled_sources_are_imported(session, zone_ids):
+    with pytest.raises(ValueError, match="source must be one of parkmobile"):
+        pay_stations.import_records(session, "cale", [incoming()], NOW, TORONTO)
+    assert stored(session) == []
 
 
 def test_an_id_twice_in_one_batch_keeps_the_later(session, zone_ids):
-    result = pay_stations.import_records(
-        session, "parkmobile", [incoming(amount_cents=100), incoming(amount_cents=200)], NOW
-    )
+    result = imported(session, [incoming(amount_cents=100), incoming(amount_cents=200)])
     assert (result.received, result.created) == (2, 1)
     assert [row.amount_cents for row in stored(session)] == [200]
 
@@ -100,7 +122,7 @@ def test_zones_match_by_name_ignoring_case_and_spacing_and_others_are_counted(se
         incoming("D", zone="9999"),
         incoming("E", zone="Lot 7"),
     ]
-    result = pay_stations.import_records(session, "parkmobile", batch, NOW)
+    result = imported(session, batch)
     assert result.created == 2
     assert result.skipped_zones == (("9999", 2), ("Lot 7", 1))
     assert result.skipped == 3
@@ -114,11 +136,59 @@ def test_an_exact_case_match_wins_and_an_ambiguous_name_is_skipped(session):
     upper, lower = LotZone(name="NORTH"), LotZone(name="north")  # old data, from before the unique rule
     session.add_all([upper, lower])
     session.flush()
-    result = pay_stations.import_records(
-        session, "parkmobile", [incoming("A", zone="north"), incoming("B", zone="North")], NOW
-    )
+    result = imported(session, [incoming("A", zone="north"), incoming("B", zone="North")])
     assert result.skipped_zones == (("North", 1),)
     assert [(row.external_id, row.zone_id) for row in stored(session)] == [("A", lower.id)]
+
+
+def test_a_session_is_sold_in_the_one_lot_scheduling_its_zone_then(session, zone_ids):
+    """NOW is Wednesday 12:00 in Toronto: the weekday schedule of Garage has zone 1001 then, the
+    weekend one of Stadium does not; zone Visitor is on two lots at once, so it is in neither."""
+    garage, stadium, annex = Lot(name="Garage"), Lot(name="Stadium"), Lot(name="Annex")
+    session.add_all([garage, stadium, annex])
+    session.flush()
+    session.add_all(
+        [
+            LotZoneSchedule(lot_id=garage.id, zone_id=zone_ids["1001"], days="1111100"),
+            LotZoneSchedule(lot_id=stadium.id, zone_id=zone_ids["1001"], days="0000011"),
+            LotZoneSchedule(lot_id=garage.id, zone_id=zone_ids["Visitor"]),
+            LotZoneSchedule(lot_id=annex.id, zone_id=zone_ids["Visitor"]),
+        ]
+    )
+    session.flush()
+    imported(session, [incoming("A"), incoming("B", zone="Visitor")])
+    assert {row.external_id: row.lot_id for row in stored(session)} == {"A": garage.id, "B": None}
+    counts = occupancy.permit_counts(session, NOW)
+    assert counts == {garage.id: 1}
+
+
+def test_a_session_past_the_lots_allowance_is_recorded_and_flagged(session, zone_ids):
+    garage = Lot(name="Garage", capacity=1)
+    session.add(garage)
+    session.flush()
+    session.add(LotZoneSchedule(lot_id=garage.id, zone_id=zone_ids["1001"]))
+    session.flush()
+    after = {"start_at": NOW + timedelta(hours=1), "end_at": NOW + timedelta(hours=2)}
+    result = imported(session, [incoming("A"), incoming("B"), incoming("C", **after)])
+    assert result.created == 3
+    assert result.over_capacity == (("Garage", 1),)
+    flagged = {row.external_id: row.over_allowance for row in stored(session)}
+    assert flagged == {"A": False, "B": True, "C": False}  # C starts when A ends: there is room
+
+
+def test_a_session_past_the_zones_capacity_is_flagged_and_an_extension_into_a_full_zone_too(
+    session, zone_ids
+):
+    session.get(LotZone, zone_ids["Visitor"]).capacity = 1
+    session.flush()
+    first = incoming("A", zone="Visitor")
+    later = incoming("B", zone="Visitor", start_at=NOW + timedelta(hours=1), end_at=NOW + timedelta(hours=2))
+    result = imported(session, [first, later])
+    assert result.over_capacity == ()
+    extended = incoming("A", zone="Visitor", end_at=NOW + timedelta(hours=2))
+    again = imported(session, [extended], NOW + timedelta(minutes=5))
+    assert (again.updated, again.over_capacity) == (1, (("zone Visitor", 1),))
+    assert {row.external_id: row.over_allowance for row in stored(session)} == {"A": True, "B": False}
 
 
 @pytest.mark.parametrize(
@@ -133,13 +203,13 @@ def test_an_exact_case_match_wins_and_an_ambiguous_name_is_skipped(session):
     ],
 )
 def test_what_cannot_be_stored_is_rejected_with_its_reason(session, zone_ids, change, reason):
-    result = pay_stations.import_records(session, "parkmobile", [incoming("PM-9", **change), incoming()], NOW)
+    result = imported(session, [incoming("PM-9", **change), incoming()])
     assert result.rejected == (("permit PM-9", reason),)
     assert [row.external_id for row in stored(session)] == ["PM-1"]
 
 
 def test_a_too_long_id_is_rejected(session, zone_ids):
-    result = pay_stations.import_records(session, "parkmobile", [incoming("X" * 81)], NOW)
+    result = imported(session, [incoming("X" * 81)])
     assert result.rejected == ((f"permit {'X' * 80}", "the id is longer than 80 characters"),)
     assert stored(session) == []
 
@@ -307,3 +377,92 @@ def test_a_bad_window_says_which_field(start, end, errors):
     with pytest.raises(ValidationFailed) as error:
         pay_stations.parse_window(start, end, TORONTO)
     assert error.value.errors == errors
+
+
+# Permits in the lists: pushed by pay stations, pulled from ParkMobile, and every temporary sale
+
+
+@pytest.fixture
+def sold(session: Session, sample: dict[str, int]) -> dict[str, int]:
+    """Beside the records: permits from every channel, a checkout's hold and a refunded sale."""
+
+    def permit(number: str, source: PermitSource, *, kind=PermitKind.TEMPORARY, **values: object) -> None:
+        row = Permit(
+            number=number,
+            kind=kind,
+            source=source,
+            external_id=values.pop("external_id", None),
+            valid_from=NOW - timedelta(minutes=30),
+            valid_to=NOW + timedelta(hours=2),
+            amount_cents=values.pop("amount_cents", 300),
+            created_at=NOW,
+            **values,
+        )
+        row.vehicles = [PermitVehicle(plate=f"{number} 1", plate_normalized=f"{number}1".replace("-", ""))]
+        session.add(row)
+
+    permit("T-PAY", PermitSource.PAYSTATION, external_id="PS-7", lot_id=sample["garage"], over_allowance=True)
+    permit("T-PM", PermitSource.PARKMOBILE, external_id="PM-7", zone_id=sample["north"], amount_cents=450)
+    permit("T-HS", PermitSource.HOTSPOT, external_id="HS-7", zone_id=sample["south"])
+    permit("T-QC", PermitSource.PORTAL, lot_id=sample["other"])
+    permit("T-HOLD", PermitSource.PORTAL, lot_id=sample["other"], status=PermitStatus.PENDING)
+    permit(
+        "T-GONE", PermitSource.API, external_id="API-1", lot_id=sample["other"], status=PermitStatus.CANCELLED
+    )
+    permit("S-TERM", PermitSource.PORTAL, kind=PermitKind.STANDARD, lot_id=sample["other"])
+    session.flush()
+    return sample
+
+
+def numbers(page: pay_stations.RecordPage) -> list[str]:
+    return [row.number or row.external_id or "" for row in page.rows]
+
+
+def test_pay_station_status_lists_pushed_and_parkmobile_permits_beside_the_records(session, sold):
+    page = pay_stations.search(session, now=NOW)
+    assert sorted(numbers(page)) == sorted(["T-PAY", "T-PM", "active", "ended", "upcoming", "usd", "cale"])
+    rows = {row.number: row for row in page.rows if row.kind == "permit"}
+    pushed = rows["T-PAY"]
+    assert (pushed.source, pushed.external_id, pushed.plate, pushed.lot_names) == (
+        "paystation",
+        "PS-7",
+        "T-PAY 1",
+        ("North Garage",),
+    )
+    assert pushed.over_capacity and pushed.active_at(NOW) and pushed.key == f"permit-{pushed.id}"
+    pulled = rows["T-PM"]
+    assert (pulled.zone, pulled.zone_name, pulled.lot_names) == (
+        "1001",
+        "1001",
+        ("North Garage", "North Surface"),
+    )
+    assert (page.total, page.active_now) == (7, 5)
+    assert page.amounts == (("CAD", 650 + 325 + 1200 + 200 + 300 + 450), ("USD", 400))
+    assert set(pay_stations.filter_options(session).sources) == {"cale", "parkmobile", "paystation"}
+
+
+def test_filters_apply_to_permits_too(session, sold):
+    assert numbers(pay_stations.search(session, now=NOW, source="paystation")) == ["T-PAY"]
+    assert sorted(numbers(pay_stations.search(session, now=NOW, lot_id=sold["garage"]))) == [
+        "T-PAY",
+        "T-PM",
+        "active",
+        "ended",
+    ]
+    assert numbers(pay_stations.search(session, now=NOW, plate="t-pm")) == ["T-PM"]
+    late = Window(NOW + timedelta(hours=3), None)
+    assert numbers(pay_stations.search(session, now=NOW, window=late)) == ["upcoming"]
+
+
+def test_temporary_permits_are_every_temporary_sale_whoever_sold_it(session, sold):
+    """Not a checkout's hold, not a standard permit; a sale later cancelled stays, marked so."""
+    page = pay_stations.search(session, now=NOW, scope=Scope.TEMPORARY)
+    assert sorted(numbers(page)) == sorted(
+        ["T-PAY", "T-PM", "T-HS", "T-QC", "T-GONE", "active", "ended", "upcoming", "usd", "cale"]
+    )
+    gone = next(row for row in page.rows if row.number == "T-GONE")
+    assert gone.status == "cancelled" and not gone.active_at(NOW)
+    options = pay_stations.filter_options(session, Scope.TEMPORARY)
+    assert set(options.sources) == {"api", "cale", "hotspot", "parkmobile", "paystation", "portal"}
+    every = pay_stations.every_row(session, scope=Scope.TEMPORARY, source="portal")
+    assert [row.number for row in every] == ["T-QC"]

@@ -17,8 +17,19 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from dashboard.app import Core
-from dashboard.services import system_settings
-from models import LotZone, PayStationRecord, Permit, PermitKind, PermitSource, TaskRun
+from dashboard.services import dashboard_widgets, occupancy, permits, system_settings
+from dashboard.services.permits import PermitView
+from models import (
+    Lot,
+    LotZone,
+    LotZoneSchedule,
+    PayStationRecord,
+    Permit,
+    PermitKind,
+    PermitSource,
+    TaskRun,
+    utcnow,
+)
 from tests.workers.payloads import load
 from workers import parkmobile
 from workers.jobs import execute_task
@@ -255,11 +266,14 @@ def fast_client(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def records(core: Core) -> dict[str, PayStationRecord]:
+def records(core: Core) -> dict[str, PermitView]:
+    """ParkMobile's sessions as stored: temporary permits (no pay-station record is written)."""
     with core.db.session() as s:
-        rows = s.scalars(select(PayStationRecord).order_by(PayStationRecord.external_id)).all()
-        s.expunge_all()
-    return {row.external_id: row for row in rows}
+        assert s.scalar(select(func.count(PayStationRecord.id))) == 0
+        rows = s.scalars(
+            select(Permit).where(Permit.source == PermitSource.PARKMOBILE).order_by(Permit.external_id)
+        ).all()
+        return {str(row.external_id): permits.view(row) for row in rows}
 
 
 def test_without_credentials_the_task_is_not_configured(core):
@@ -296,18 +310,55 @@ def test_imports_permits_of_matching_zones_and_names_the_others(core, httpserver
     found = records(core)
     assert sorted(found) == ["40211874", "PM-40211873", "PM-40211882"]
     first = found["PM-40211873"]
-    assert (first.source, first.plate, first.plate_normalized) == ("parkmobile", "ABC-123", "ABC123")
+    assert (first.source, first.kind, first.status, first.plates) == (
+        "parkmobile",
+        "temporary",
+        "active",
+        ("ABC-123",),
+    )
     assert (first.zone_id, first.zone_name, first.lot_id) == (zones["1001"], "1001", None)
-    assert (first.start_at, first.end_at) == (
+    assert (first.valid_from, first.valid_to) == (
         datetime(2024, 5, 1, 13, 30, tzinfo=UTC),
         datetime(2024, 5, 1, 15, 30, tzinfo=UTC),
     )
     assert (first.amount_cents, first.currency) == (650, "CAD")
-    assert first.raw == payload("permits")["permits"][0]
     assert found["40211874"].currency == "CAD" and found["40211874"].amount_cents == 1200
-    # Matched regardless of case, and the vendor's spelling is kept.
+    # Matched regardless of case.
     stadium = found["PM-40211882"]
-    assert (stadium.zone_id, stadium.zone_name) == (zones["stadium east"], "Stadium East")
+    assert (stadium.zone_id, stadium.zone_name) == (zones["stadium east"], "stadium east")
+
+
+def test_an_imported_session_counts_in_the_lot_sold_today_oc_toma_and_check_a_plate_once(
+    core, httpserver, zones
+):
+    """Zone 1001 is scheduled on Visitor Lot: ParkMobile's session there is one of the lot's
+    permits (its permits figure), of today's sales, of the zone's OC-TOMA count, and what makes
+    the plate valid, found once."""
+    with core.db.session() as s:
+        lot = Lot(name="Visitor Lot", capacity=20)
+        s.add(lot)
+        s.flush()
+        s.add(LotZoneSchedule(lot_id=lot.id, zone_id=zones["1001"]))
+        lot_id = lot.id
+    configure(core, httpserver)
+    serve(httpserver, payload("permits"))
+
+    assert execute_task(core, TASK, trigger="test").outcome == "success"
+
+    during = datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
+    tz = core.settings.tz
+    with core.db.session() as s:
+        assert occupancy.permit_counts(s, during) == {lot_id: 1}
+        sold = dashboard_widgets.permits_today(s, utcnow(), tz)
+        assert (sold.count, sold.by_source) == (3, (("parkmobile", 3),))
+        assert dict(sold.revenue) == {"CAD": 650 + 1200 + 1500}
+        stats = {count.zone: count.temporary for count in permits.zone_stats(s, None, during)}
+        assert stats == {"1001": 1, "2002": 1, "stadium east": 0}  # the stadium's is later
+        check = permits.check_plate(s, "abc 123", lot_id, during, tz)
+    assert check.valid and check.sessions == ()
+    assert [p.external_id for p in check.permits] == ["PM-40211873"]
+    assert check.reason.startswith("Valid: temporary permit T-")
+    assert records(core)["PM-40211873"].lot_id == lot_id
 
 
 def test_a_second_run_imports_nothing_new_and_asks_from_the_last_success(core, httpserver, zones):
@@ -320,7 +371,7 @@ def test_a_second_run_imports_nothing_new_and_asks_from_the_last_success(core, h
     assert "0 imported, 0 updated, 3 unchanged" in second.message
     assert second.rows_touched == 0
     with core.db.session() as s:
-        assert s.scalar(select(func.count(PayStationRecord.id))) == 3
+        assert s.scalar(select(func.count(Permit.id))) == 3
         started = s.get(TaskRun, first.id).started_at
     asked = [datetime.fromisoformat(q["updatedSince"]) for q in queries(httpserver)]
     assert asked[1] == (started - parkmobile.OVERLAP).replace(microsecond=0)
@@ -332,17 +383,16 @@ def test_an_extended_permit_updates_its_end_and_amount(core, httpserver, zones):
     httpserver.expect_oneshot_request("/permits").respond_with_json(payload("permits"))
     serve(httpserver, payload("permits_extended"))
     execute_task(core, TASK, trigger="test")
-    imported_at = records(core)["PM-40211873"].imported_at
+    number = records(core)["PM-40211873"].number
 
     run = execute_task(core, TASK, trigger="test")
 
     assert run.message.endswith(" UTC; 0 imported, 1 updated, 0 unchanged"), run.message
     assert run.rows_touched == 1
     extended = records(core)["PM-40211873"]
-    assert extended.end_at == datetime(2024, 5, 1, 16, 30, tzinfo=UTC)
+    assert extended.valid_to == datetime(2024, 5, 1, 16, 30, tzinfo=UTC)
     assert extended.amount_cents == 975
-    assert extended.raw["updatedAt"] == "2024-05-01T11:20:15-04:00"
-    assert extended.imported_at == imported_at
+    assert extended.number == number  # the same permit, extended
     assert len(records(core)) == 3
 
 
@@ -370,13 +420,13 @@ def test_records_past_the_zone_capacity_are_imported_and_flagged(core, httpserve
 
     assert run.outcome == "success", run.message
     assert run.message.endswith(
-        "; 1 imported past their zone's capacity, flagged on Pay Station Status: 1001 (1)"
+        "; 1 imported past their lot's allowance or zone's capacity, flagged: zone 1001 (1)"
     ), run.message
     found = records(core)
     assert sorted(found) == ["40211874", "PM-40211873", "PM-40211882"]  # all three imported
-    assert found["PM-40211873"].over_capacity is True
-    assert found["40211874"].over_capacity is False  # zone 2002 had room
-    assert found["PM-40211882"].over_capacity is False  # no capacity set: no limit
+    assert found["PM-40211873"].over_allowance is True
+    assert found["40211874"].over_allowance is False  # zone 2002 had room
+    assert found["PM-40211882"].over_allowance is False  # no capacity set: no limit
 
 
 def test_malformed_entries_are_skipped_counted_and_named(core, httpserver, zones, caplog):
