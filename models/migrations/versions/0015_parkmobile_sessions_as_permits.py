@@ -5,7 +5,7 @@ deleted stay where they are (there is no zone to give the permit). Converted ses
 the lot a session is sold in is chosen by the zone's schedule at the time of the import.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 import secrets
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
