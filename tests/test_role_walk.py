@@ -74,6 +74,7 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/user-types",
         "/admin/sso",
         "/admin/peoplesoft",
+        "/admin/user-import",
     } <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles

@@ -46,6 +46,7 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "DKIM Record Value",
         "Receive Replies Through Mailgun",
         "Failed Import Email",
+        "Import Drop Folder",
         "Universal Boot Enabled",
         "Require Overdue Paid",
         "Boot Return Location",
