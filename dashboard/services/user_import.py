@@ -91,6 +91,15 @@ ATTRIBUTES: tuple[Attribute, ...] = (
 _BY_NAME: dict[str, Attribute] = {name: a for a in ATTRIBUTES for name in a.names}
 
 
+class InvalidRecord(ValueError):
+    """A user record that cannot be stored: ``problems`` maps each attribute key to what is wrong
+    (the APIs answer it as their 422 ``fields``); ``str()`` joins them for a CSV row's reason."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {text}" for key, text in problems.items()))
+
+
 class ImportRefused(Exception):
     """The file as a whole cannot be imported (its form, not one row); ``str()`` says why in words
     a person can act on. Nothing was written."""
@@ -135,27 +144,37 @@ def neutralise(value: str) -> str:
 
 
 def _clean(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ("" if value is None else str(value).strip())
+    if isinstance(value, bool) or not isinstance(value, str | int | None):
+        raise TypeError
+    return "" if value is None else str(value).strip()
 
 
 def validate_record(values: Mapping[str, object]) -> Record:
-    """A ``Record`` from attribute keys to raw values; raises ``ValueError`` naming every problem
-    ("email: not a valid e-mail address; unique_id: missing")."""
-    cleaned = {a.key: _clean(values.get(a.key)) for a in ATTRIBUTES if a.stored}
-    problems: list[str] = []
+    """A ``Record`` from attribute keys to raw values (text, or numbers for ids); raises
+    ``InvalidRecord`` naming every problem ("unique_id: missing; email: not a valid e-mail
+    address")."""
+    problems: dict[str, str] = {}
+    cleaned: dict[str, str] = {}
     for attribute in ATTRIBUTES:
         if not attribute.stored:
             continue
-        value = cleaned[attribute.key]
+        try:
+            value = _clean(values.get(attribute.key))
+        except TypeError:
+            problems[attribute.key] = "must be text"
+            continue
+        cleaned[attribute.key] = value
         if attribute.required and not value:
-            problems.append(f"{attribute.key}: missing")
+            problems[attribute.key] = "missing"
         elif attribute.max_length and len(value) > attribute.max_length:
-            problems.append(f"{attribute.key}: longer than {attribute.max_length} characters")
-    email_value = cleaned["email"].lower()
-    if email_value and "email: " not in " ".join(problems) and not EMAIL_RE.match(email_value):
-        problems.append("email: not a valid e-mail address")
+            problems[attribute.key] = f"longer than {attribute.max_length} characters"
+        elif "\x00" in value:
+            problems[attribute.key] = "must not contain NUL characters"
+    email_value = cleaned.get("email", "").lower()
+    if "email" not in problems and not EMAIL_RE.match(email_value):
+        problems["email"] = "not a valid e-mail address"
     if problems:
-        raise ValueError("; ".join(problems))
+        raise InvalidRecord(problems)
     return Record(
         unique_id=cleaned["unique_id"],
         email=email_value,
@@ -180,27 +199,25 @@ def user_type_index(session: Session) -> dict[str, UserType]:
 def upsert(session: Session, record: Record, types: Mapping[str, UserType]) -> Outcome:
     """Create or update the account whose unique id (``User.external_id``) is ``record.unique_id``.
     An account with the same e-mail and no unique id yet is adopted (made by hand before the
-    institution's import). Raises ``ValueError`` (the row's reason) when the record would clash
+    institution's import). Raises ``InvalidRecord`` (the row's reason) when the record would clash
     with another account; the caller's transaction is left as it was."""
     user_type = None
     if record.user_type:
         user_type = types.get(record.user_type.lower())
         if user_type is None:
-            raise ValueError(f"user_type: unknown value {record.user_type!r}")
+            raise InvalidRecord({"user_type": f"unknown value {record.user_type!r}"})
     user = session.scalar(select(User).where(User.external_id == record.unique_id))
     by_email = session.scalar(select(User).where(func.lower(User.email) == record.email))
     if user is None and by_email is not None:
         if by_email.external_id:
-            raise ValueError(
-                f"email: {record.email} belongs to the account with unique id {by_email.external_id}"
-            )
+            raise InvalidRecord({"email": f"{record.email} belongs to an account with another unique id"})
         user = by_email
     elif user is not None and by_email is not None and by_email.id != user.id:
-        raise ValueError(f"email: {record.email} belongs to another account")
+        raise InvalidRecord({"email": f"{record.email} belongs to another account"})
     if record.user_name:
         holder = session.scalar(select(User.id).where(User.username == record.user_name))
         if holder is not None and (user is None or holder != user.id):
-            raise ValueError(f"user_name: {record.user_name!r} belongs to another account")
+            raise InvalidRecord({"user_name": f"{record.user_name!r} belongs to another account"})
     if user is None:
         sso = user_type is not None and user_type.login_method is LoginMethod.SSO
         user = User(
@@ -312,6 +329,25 @@ def header_columns(header: list[str]) -> dict[int, Attribute]:
     return columns
 
 
+def attribute_named(name: str) -> Attribute | None:
+    """The attribute a header or field name carries, if it is an accepted name."""
+    return _BY_NAME.get(name.strip().lower())
+
+
+def values_by_name(fields: Mapping[str, object]) -> tuple[dict[str, object], list[str]]:
+    """Attribute values from fields named by any accepted name (the OC-TOMA push), the first
+    non-empty one per attribute, and the field names that are not accepted names."""
+    values: dict[str, object] = {}
+    unknown: list[str] = []
+    for name, value in fields.items():
+        attribute = _BY_NAME.get(name.strip().lower())
+        if attribute is None:
+            unknown.append(name)
+        elif attribute.stored and value not in (None, "") and values.get(attribute.key) in (None, ""):
+            values[attribute.key] = value
+    return values, unknown
+
+
 def _row_values(row: list[str], columns: Mapping[int, Attribute]) -> dict[str, str]:
     """Attribute values of one row; where several columns carry one attribute (student_no and
     employ_no), the first non-empty one counts."""
@@ -353,10 +389,10 @@ def import_stream(
             line = reader.line_num
             try:
                 if len(row) > len(header):
-                    raise ValueError(f"{len(row)} cells for {len(header)} columns")
+                    raise InvalidRecord({"row": f"{len(row)} cells for {len(header)} columns"})
                 record = validate_record(_row_values(row, columns))
                 outcome = upsert(session, record, types)
-            except ValueError as exc:
+            except InvalidRecord as exc:
                 summary.failed += 1
                 writer.writerow([neutralise(cell) for cell in row] + [str(line), neutralise(str(exc))])
                 if len(summary.failures) < LISTED_FAILURES:

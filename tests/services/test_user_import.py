@@ -100,7 +100,7 @@ def test_failed_rows_carry_their_reason_and_formulas_are_neutralised(session, ma
     assert rows[0][2] == '\'=HYPERLINK("http://evil")' and rows[0][-1] == "email: not a valid e-mail address"
     assert rows[1][2] == "'+Sum" and rows[1][-1] == "unique_id: missing"
     assert rows[2][2] == "'@me" and rows[2][-1] == (
-        "email: taken@campus.test belongs to the account with unique id OTHER"
+        "email: taken@campus.test belongs to an account with another unique id"
     )
     assert rows[3][2] == "'-Dee" and rows[3][-1] == "user_type: unknown value 'Alumni'"
     assert rows[4][2] == "'\tEve"
