@@ -1,4 +1,5 @@
-"""user imports: the history of managed CSV user imports with their failure files
+"""user imports: the history of managed CSV user imports with their failure files, and an index
+on lower(email) so that looking users up by e-mail does not read the whole table
 
 Revision ID: 0014
 Revises: 0013
@@ -16,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_users_email_lower", "users", [sa.text("lower(email)")], unique=False)
     op.create_table(
         "user_imports",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -47,3 +49,4 @@ def downgrade() -> None:
     with op.batch_alter_table("user_imports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_imports_started_at"))
     op.drop_table("user_imports")
+    op.drop_index("ix_users_email_lower", table_name="users")
