@@ -68,9 +68,11 @@ from models.permits import (
 )
 from models.sso import SamlMessageId, SsoConfig
 from models.system import ApiKey, AuditLog, SystemSetting, SystemTask, TaskOutcome, TaskRun
+from models.user_import import UserImport
 from models.users import AccountToken, AuthSource, LoginMethod, Role, TokenPurpose, User, UserType, Vehicle
 
 __all__ = [
+    "UserImport",
     "AccountToken",
     "TokenPurpose",
     "ApiKey",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, false, true
+from sqlalchemy import ForeignKey, Index, Integer, String, false, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, str_enum, utcnow
@@ -53,6 +53,9 @@ class UserType(Base):
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
+    # E-mail addresses are looked up without regard to case (sign-in, imports): without this index
+    # each look-up reads the whole table, and an import of N users takes N full scans.
+    __table_args__ = (Index("ix_users_email_lower", func.lower("email")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     username: Mapped[str | None] = mapped_column(String(120), unique=True)

@@ -75,6 +75,7 @@ def test_the_walk_covers_the_admin_screens(app):
         "/admin/sso",
         "/admin/peoplesoft",
         "/admin/temporary-permits",
+        "/admin/user-import",
     } <= paths
     roles = [getattr(e["callback"], ROLE_ATTR, None) for e in server_callbacks(app).values()]
     assert Role.ADMIN in roles

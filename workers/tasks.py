@@ -31,6 +31,7 @@ from dashboard.services import (
     payments,
     peoplesoft,
     system_settings,
+    user_import,
     waitlist,
 )
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
@@ -143,6 +144,9 @@ class TaskRegistry:
 
 REGISTRY = TaskRegistry()
 THIRD_PARTY_HINT = "System Settings > Third Party"
+# Seconds between the two looks at a dropped file that tell a complete file from one still being
+# written (its size or modification time changed).
+IMPORT_SETTLE_SECONDS = 2.0
 MISTALL_SETTINGS = ("mistall_enabled", "mistall_api_url", "mistall_username", "mistall_password")
 
 
@@ -386,14 +390,63 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
     title="Managed User Import",
     interval_seconds=300,
     description=(
-        "Imports users from CSV files dropped in the SFTP folder; failures are e-mailed "
-        "to the Failed Import Email."
+        "Imports users from CSV files dropped in the Import Drop Folder (moved to .bak once done); "
+        "failures are e-mailed to the Failed Import Email and listed on User Import."
     ),
 )
 def managed_user_import(ctx: TaskContext) -> TaskResult:
-    raise TaskNotConfigured(
-        "No SFTP import folder is configured; the managed user import arrives with the "
-        "user import work (CSV User Import settings are on System Settings > Third Party)"
+    """Import every complete CSV file of the drop folder (``dashboard.services.user_import``), one
+    after the other, oldest first. A file still being written is left for the next run; a file
+    refused for its form is kept in ``.bak`` and its reason e-mailed, like failed rows. Idempotent:
+    a processed file has left the folder, and rows upsert by unique id."""
+    keys = ("csv_import_folder", "csv_import_failed_email", "system_reply_to_email")
+    with ctx.session() as session:
+        config = _settings(session, ctx.core.secrets, keys)
+    folder = user_import.folder_path(str(config["csv_import_folder"]))
+    if folder is None:
+        raise TaskNotConfigured(f"Import Drop Folder not set ({THIRD_PARTY_HINT} > CSV User Import)")
+    try:
+        ready, waiting = user_import.ready_files(folder, pause=IMPORT_SETTLE_SECONDS)
+    except OSError as exc:
+        raise TaskNotConfigured(f"the Import Drop Folder {folder} cannot be used: {exc}") from exc
+    lines: list[str] = []
+    refused = 0
+    failed_rows = 0
+    rows = 0
+    for path in ready:
+        with ctx.session() as session:
+            backend = email_delivery.configured_backend(ctx.core, session)
+        ctx.logger.info("user import: %s started", path.name)
+        result = user_import.import_file(
+            ctx.session,
+            path,
+            recipient=str(config["csv_import_failed_email"]),
+            backend=backend,
+            reply_to=str(config["system_reply_to_email"]) or None,
+            tz=ctx.core.settings.tz,
+            progress=lambda line: ctx.logger.info("user import: %s", line),
+        )
+        mailed = f", e-mailed (outbox message {result.outbox_message_id})" if result.outbox_message_id else ""
+        if result.error:
+            refused += 1
+            lines.append(f"{result.filename}: refused, {result.error}; kept as {result.kept_as}{mailed}")
+        else:
+            rows += result.created + result.updated
+            failed_rows += result.failed
+            lines.append(
+                f"{result.filename}: {result.rows_read} rows, {result.created} created, "
+                f"{result.updated} updated, {result.unchanged} unchanged, {result.failed} failed; "
+                f"kept as {result.kept_as}{mailed}"
+            )
+        ctx.logger.info("user import: %s", lines[-1])
+    if (refused or failed_rows) and not config["csv_import_failed_email"]:
+        lines.append("Failed Import Email not set: the failures were not e-mailed (they are on User Import)")
+    summary = f"{len(ready)} files processed" if ready else "no file to import"
+    lines += _listed("left for the next run (still being written)", waiting)
+    return TaskResult(
+        rows_touched=rows,
+        message="\n".join([summary, *lines]),
+        partly_failed=refused > 0,
     )
 
 

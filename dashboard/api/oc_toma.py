@@ -51,7 +51,7 @@ from dashboard.api.permits import (
     unstorable_fields,
 )
 from dashboard.app import core_of
-from dashboard.services import permits
+from dashboard.services import permits, user_import
 from dashboard.services.api_keys import ApiKeyView, KeyRefused, MissingKey, WrongScope
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
 from dashboard.services.permits import ExternalPermit, PermitChange, PermitView, SoldOut, SourceNotAllowed
@@ -357,6 +357,44 @@ def _stats(session: Any, body: Body, _key: ApiKeyView) -> tuple[Response, int]:
         data.append({"type": "standard", "zone": count.zone, "total": str(count.standard)})
         data.append({"type": "temp", "zone": count.zone, "total": str(count.temporary)})
     return private(jsonify({"data": data}))
+
+
+post_only(oc_toma, "/profiles/push")
+
+
+@oc_toma.post("/profiles/push")
+def profiles_push() -> tuple[Response, int]:
+    return _handle("users:write", _profiles_push)
+
+
+def _profiles_push(session: Any, body: Body, _key: ApiKeyView) -> tuple[Response, int]:
+    """Create or update one user from a student/HR system. The fields are the managed CSV import's
+    attributes under any of their accepted names (``unique_id``/``student_no``/``employ_no``,
+    ``phone_cell``...), validated the same way; errors name the field as the client spelt it."""
+    fields = {str(key): value for key, value in body.raw.items() if key != body.used.get("token")}
+    values, unknown = user_import.values_by_name(fields)
+    if unknown:
+        raise ValidationFailed(dict.fromkeys(sorted(unknown), "not a field of a profile"))
+    wrong = {
+        name: "must be text"
+        for name, value in fields.items()
+        if isinstance(value, bool) or not isinstance(value, str | int | None)
+    }
+    if wrong:
+        raise ValidationFailed(wrong)
+    spelt = {}
+    for name in fields:
+        attribute = user_import.attribute_named(name)
+        if attribute is not None:
+            spelt.setdefault(attribute.key, name)
+    try:
+        record = user_import.validate_record(values)
+        outcome = user_import.upsert(session, record, user_import.user_type_index(session))
+    except user_import.InvalidRecord as exc:
+        raise ValidationFailed({spelt.get(key, key): text for key, text in exc.problems.items()}) from None
+    return private(
+        jsonify({"unique_id": record.unique_id, "status": outcome.action, "user_id": outcome.user_id})
+    )
 
 
 @oc_toma.route("/<path:_rest>", methods=["GET", "POST"])

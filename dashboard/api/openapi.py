@@ -15,6 +15,7 @@ from typing import Any
 from flask import Response, jsonify
 
 from dashboard.api import api
+from dashboard.services.user_import import ATTRIBUTES
 
 Schema = dict[str, Any]
 
@@ -421,6 +422,101 @@ SCHEMAS: dict[str, Schema] = {
     },
 }
 
+
+def _user_input() -> Schema:
+    """``UserInput`` from the importer's attributes, so the document and the validation agree."""
+    properties: Schema = {}
+    for attribute in ATTRIBUTES:
+        if not attribute.stored:
+            continue
+        kinds = ["string", "integer"] if attribute.key in ("unique_id", "user_type") else ["string"]
+        text: Schema = (
+            {"type": "string", "maxLength": attribute.max_length}
+            if attribute.max_length
+            else {"type": "string"}
+        )
+        if attribute.required:
+            text["minLength"] = 1
+        variants = [text] + ([{"type": "integer"}] if "integer" in kinds else [])
+        if not attribute.required:
+            variants.append({"type": "null"})
+        properties[attribute.key] = {
+            "anyOf": variants,
+            "description": f"{attribute.label}; the CSV import's header names: {', '.join(attribute.names)}.",
+        }
+    return {
+        "type": "object",
+        "description": "A user of the institution, created or updated by `unique_id` (an account "
+        "with the same e-mail and no unique id yet is adopted). Absent or null optional fields leave "
+        "the stored value as it is.",
+        "required": ["unique_id", "email"],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def _oc_toma_profile() -> Schema:
+    value: Schema = {"type": ["string", "integer", "null"]}
+    properties: Schema = {"apiToken": API_TOKEN}
+    for attribute in ATTRIBUTES:
+        for name in attribute.names:
+            kept = "" if attribute.stored else " (accepted, not kept)"
+            properties[name] = {**value, "description": f"{attribute.label}{kept}."}
+    return {
+        "type": "object",
+        "description": "One profile from a student or HR system (OC-TOMA `profiles/push`). Each "
+        "attribute may come under any of its names (the first non-empty one counts); the unique id "
+        "(`unique_id`, `student_no`, `employ_no`...) and `email` are required; lengths as for "
+        "`UserInput`.",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+USER_RESULT: Schema = {
+    "type": "object",
+    "required": ["index", "unique_id", "status"],
+    "properties": {
+        "index": {"type": "integer", "description": "The user's position in `users`."},
+        "unique_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["created", "updated", "unchanged", "failed"]},
+        "user_id": {"type": "integer"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "When failed: each field and what is wrong with it.",
+        },
+    },
+}
+SCHEMAS["UserInput"] = _user_input()
+SCHEMAS["UserBatch"] = {
+    "type": "object",
+    "required": ["users"],
+    "additionalProperties": False,
+    "properties": {"users": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("UserInput")}},
+}
+SCHEMAS["UserBatchAnswer"] = {
+    "type": "object",
+    "required": ["created", "updated", "unchanged", "failed", "results"],
+    "properties": {
+        "created": {"type": "integer"},
+        "updated": {"type": "integer"},
+        "unchanged": {"type": "integer"},
+        "failed": {"type": "integer"},
+        "results": {"type": "array", "items": USER_RESULT},
+    },
+}
+SCHEMAS["OcTomaProfile"] = _oc_toma_profile()
+SCHEMAS["OcTomaProfileAnswer"] = {
+    "type": "object",
+    "required": ["unique_id", "status", "user_id"],
+    "properties": {
+        "unique_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["created", "updated", "unchanged"]},
+        "user_id": {"type": "integer"},
+    },
+}
+
 GROUP_ID: Schema = {"name": "group_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
@@ -449,6 +545,23 @@ PATHS: dict[str, Schema] = {
                 "201": _json(_ref("Permit"), "Recorded."),
                 "200": _json(_ref("Permit"), "Recorded before (same source and external_id): unchanged."),
                 **_errors(400, 401, 403, 409, 413, 422, 429),
+            },
+        }
+    },
+    "/v1/users": {
+        "post": {
+            "tags": ["Users"],
+            "summary": "Create or update users by their unique id, in batches (the managed CSV import's "
+            "attributes and validation)",
+            "security": [{"apiKey": ["users:write"]}],
+            "requestBody": _body("UserBatch"),
+            "responses": {
+                "200": _json(
+                    _ref("UserBatchAnswer"),
+                    "Each user's result; a user that cannot be stored (a bad e-mail address, an unknown "
+                    "user type, another account's e-mail) fails alone.",
+                ),
+                **_errors(400, 401, 403, 413, 422, 429),
             },
         }
     },
@@ -611,6 +724,13 @@ PATHS: dict[str, Schema] = {
         404,
         422,
     ),
+    "/OC-TOMA/v1/profiles/push": _oc_toma(
+        "Create or update a user from a student/HR system (OC-TOMA; also under /api/OC_TOMA/v1)",
+        "users:write",
+        "OcTomaProfile",
+        "OcTomaProfileAnswer",
+        422,
+    ),
     "/OC-TOMA/v1/permits/stats": _oc_toma(
         "Permits valid now per zone and kind (OC-TOMA)",
         "permits:read",
@@ -638,7 +758,8 @@ DOCUMENT: Schema = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "Authorization: Bearer pk_... (scopes: permits:write, permits:read, "
-                "permits:over-allowance, violations:read). A key acts for its permit sources only.",
+                "permits:over-allowance, violations:read, users:write). A key acts for its permit "
+                "sources only.",
             }
         },
     },

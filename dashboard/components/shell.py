@@ -47,6 +47,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Parking", "Manage Capacity", "/manage/capacity", Role.MANAGER),
     ("System", "Users", "/admin/users", Role.ADMIN),
     ("System", "User Types", "/admin/user-types", Role.ADMIN),
+    ("System", "User Import", "/admin/user-import", Role.ADMIN),
     ("System", "System Settings", "/admin/settings", Role.ADMIN),
     ("System", "System Task Logs", "/admin/tasks", Role.ADMIN),
     ("System", "Email Outbox", "/admin/outbox", Role.ADMIN),

@@ -470,32 +470,43 @@ DEFAULT_TEMPLATES: tuple[DefaultTemplate, ...] = (
     DefaultTemplate(
         key="csv-import-failures",
         name="CSV Import Failures",
-        subject="CSV user import {{ filename }}: {{ failures | length }} user(s) failed",
+        subject=(
+            "CSV user import {{ filename }}: "
+            "{% if error %}file refused{% else %}{{ failed_count }} user(s) failed{% endif %}"
+        ),
         body_text=(
             "The user import of {{ filename }} finished at {{ finished_at }}.\n\n"
-            "Imported: {{ imported_count }}\n"
-            "Failed: {{ failures | length }}\n\n"
+            "{% if error %}The file was not imported: {{ error }}\n"
+            "It is kept in the .bak folder; correct it and upload it again.\n"
+            "{% else %}Imported: {{ imported_count }}\n"
+            "Failed: {{ failed_count }} (all of them, with their reasons, in the attached CSV)\n\n"
             "{% for failure in failures %}Row {{ failure.row }} ({{ failure.email or 'no e-mail' }}): "
             "{{ failure.reason }}\n{% endfor %}\n"
             "Correct these rows and upload the file again; users already imported are not duplicated.\n"
+            "{% endif %}"
         ),
         body_html=(
             "<p>The user import of <strong>{{ filename }}</strong> finished at {{ finished_at }}.</p>\n"
-            "<p>Imported: {{ imported_count }}<br>Failed: {{ failures | length }}</p>\n"
+            "{% if error %}<p>The file was not imported: {{ error }}</p>\n"
+            "<p>It is kept in the .bak folder; correct it and upload it again.</p>\n"
+            "{% else %}<p>Imported: {{ imported_count }}<br>Failed: {{ failed_count }} (all of them, "
+            "with their reasons, in the attached CSV)</p>\n"
             "<table>\n<tr><th>Row</th><th>E-mail</th><th>Reason</th></tr>\n"
             "{% for failure in failures %}<tr><td>{{ failure.row }}</td><td>{{ failure.email }}</td>"
             "<td>{{ failure.reason }}</td></tr>\n{% endfor %}</table>\n"
             "<p>Correct these rows and upload the file again; users already imported are not "
-            "duplicated.</p>\n"
+            "duplicated.</p>\n{% endif %}"
         ),
         sample={
             "filename": "users-2025-09-01.csv",
             "finished_at": "2025-09-01 02:05",
             "imported_count": 412,
+            "failed_count": 2,
             "failures": [
-                {"row": 7, "email": "", "reason": "Email: missing"},
-                {"row": 19, "email": "sam@campus.test", "reason": "UserType: unknown value 'Alumni'"},
+                {"row": 7, "email": "", "reason": "email: missing"},
+                {"row": 19, "email": "sam@campus.test", "reason": "user_type: unknown value 'Alumni'"},
             ],
+            "error": "",
         },
     ),
     DefaultTemplate(
@@ -648,7 +659,9 @@ VARIABLE_DOCS: dict[str, str] = {
     "filename": "the imported file's name",
     "finished_at": "when the import finished",
     "imported_count": "how many users were imported",
-    "failures": "the rows that failed, a list of {row, email, reason}",
+    "failures": "the first 100 rows that failed, a list of {row, email, reason}",
+    "failed_count": "how many rows failed (all are in the attached CSV)",
+    "error": "why the whole file was refused (empty when it was imported)",
     "report_date": "the day the report covers",
     "added_count": "how many holds were added",
     "added_filename": "the Holds Added file's name",

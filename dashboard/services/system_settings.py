@@ -201,6 +201,12 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "csv_import_failed_email", "Failed Import Email", THIRD_PARTY, "CSV User Import", Kind.EMAIL, "",
         "Receives the list of users a managed (SFTP) import could not import, with the reasons.",
     ),
+    SettingDef(
+        "csv_import_folder", "Import Drop Folder", THIRD_PARTY, "CSV User Import", Kind.TEXT, "",
+        "A folder on this server (made if missing) where CSV files of users are dropped, e.g. the"
+        " chrooted SFTP folder of the README. The Managed User Import task imports each file and then"
+        " moves it into .bak inside it.",
+    ),
     # Third Party: Universal Boot
     SettingDef(
         "boot_universal_enabled", "Universal Boot Enabled", THIRD_PARTY, "Universal Boot", Kind.BOOL, False,

@@ -51,6 +51,7 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "Stripe Webhook Signing Secret",
         "Stripe API Base URL",
         "Failed Import Email",
+        "Import Drop Folder",
         "Universal Boot Enabled",
         "Require Overdue Paid",
         "Boot Return Location",
