@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-services test-browser fuzz-api lint format clean bench-ingest bench-read bench-pages bench-checkout
+.PHONY: install xmlsec1 run test test-services test-browser fuzz-api lint format clean bench-ingest bench-read bench-pages bench-checkout
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +21,21 @@ run: install
 	$(BIN)/parkops seed-demo
 	$(BIN)/parkops run
 
-# The SSO tests sign SAML answers with pysaml2, which needs Debian's xmlsec1 (apt-get install xmlsec1).
-test: install
+# The SSO tests sign SAML answers with pysaml2, which needs Debian's xmlsec1: installed here if missing.
+xmlsec1:
+	@command -v xmlsec1 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq xmlsec1 >/dev/null; } || { echo "the SSO tests need xmlsec1 (apt-get install xmlsec1)" >&2; exit 1; }
+
+test: install xmlsec1
 	$(BIN)/pytest -m "not browser and not services"
 
 # The same suite on real PostgreSQL, Redis and Mosquitto (see .ci/run for the variables), plus the
 # tests marked ``services`` that need those servers' own binaries (a broker restart, say).
-test-services: install
+test-services: install xmlsec1
 	$(BIN)/pytest -m "not browser"
 
 # Journeys in Debian's Chromium driven by Playwright (apt-get install chromium).
-test-browser: install
+test-browser: install xmlsec1
 	$(BIN)/pytest -m browser
 
 # Random examples against the OpenAPI document, a few minutes (tests/api/fuzz_openapi.py; the fixed set
