@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 
 from dashboard.services.days import day_bounds, moment_words, parse_day
 from dashboard.services.pay_stations import RecordRow, Window, source_label
+from dashboard.services.spreadsheet import safe_cell
 
 CSV_HEADER = (
     "permit",
@@ -30,7 +31,6 @@ CSV_HEADER = (
     "over allowance",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def day_window(first_text: str | None, last_text: str | None, tz: tzinfo) -> Window:
@@ -53,11 +53,6 @@ def status_words(row: RecordRow, now: datetime) -> str:
     return "Upcoming" if row.start_at > now else "Ended"
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def export_csv(rows: tuple[RecordRow, ...], tz: tzinfo) -> str:
     """The rows as CSV, times in the site's zone; every text cell that a spreadsheet would run as
     a formula (a plate or id a vendor sent as ``=HYPERLINK(...)``) is quoted with a leading '."""
@@ -71,17 +66,17 @@ def export_csv(rows: tuple[RecordRow, ...], tz: tzinfo) -> str:
     for row in rows:
         writer.writerow(
             [
-                _cell(row.number or ""),
-                _cell(source_label(row.source)),
-                _cell(row.external_id or ""),
-                _cell(row.plate),
-                _cell(row.zone or row.zone_name or ""),
-                _cell("; ".join(row.lot_names)),
+                safe_cell(row.number or ""),
+                safe_cell(source_label(row.source)),
+                safe_cell(row.external_id or ""),
+                safe_cell(row.plate),
+                safe_cell(row.zone or row.zone_name or ""),
+                safe_cell("; ".join(row.lot_names)),
                 local(row.start_at),
                 local(row.end_at),
                 f"{row.amount_cents / 100:.2f}",
-                _cell(row.currency),
-                _cell(row.status),
+                safe_cell(row.currency),
+                safe_cell(row.status),
                 "yes" if row.over_capacity else "no",
             ]
         )

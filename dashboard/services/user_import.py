@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.services import email
+from dashboard.services.spreadsheet import safe_cell
 from dashboard.services.users import EMAIL_RE
 from models import AuthSource, LoginMethod, User, UserImport, UserType, utcnow
 
@@ -42,7 +43,6 @@ BAK_FOLDER = ".bak"
 LISTED_FAILURES = 100
 # Names that say a file is still being uploaded or is someone's temporary copy.
 _PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", "~")
-_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 1 << 16
 
 
@@ -135,12 +135,6 @@ class Summary:
     unchanged: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)  # the first LISTED_FAILURES
     failed: int = 0
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula (OWASP's CSV injection
-    advice: prefix a leading = + - @ tab or carriage return with an apostrophe)."""
-    return "'" + value if value.startswith(_FORMULA_LEADS) else value
 
 
 def _clean(value: object) -> str:
@@ -384,7 +378,7 @@ def import_stream(
         columns = header_columns(header)
         types = user_type_index(session)
         writer = csv.writer(failures_out)
-        writer.writerow([neutralise(h) for h in header] + ["row", "reason"])
+        writer.writerow([safe_cell(h) for h in header] + ["row", "reason"])
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
@@ -397,7 +391,7 @@ def import_stream(
                 outcome = upsert(session, record, types)
             except InvalidRecord as exc:
                 summary.failed += 1
-                writer.writerow([neutralise(cell) for cell in row] + [str(line), neutralise(str(exc))])
+                writer.writerow([safe_cell(cell) for cell in row] + [str(line), safe_cell(str(exc))])
                 if len(summary.failures) < LISTED_FAILURES:
                     email_at = next((i for i, a in columns.items() if a.key == "email"), None)
                     shown = row[email_at] if email_at is not None and email_at < len(row) else ""

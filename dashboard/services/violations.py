@@ -34,6 +34,7 @@ from dashboard.services import audit, boots, offences
 from dashboard.services.days import day_bounds
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
 from dashboard.services.plates import MAX_TYPED, clean_plate, normalize_plate
+from dashboard.services.spreadsheet import safe_cell
 from models import (
     Appeal,
     AppealStatus,
@@ -688,19 +689,18 @@ def export_csv(session: Session, filters: Filters, now: datetime, tz: tzinfo) ->
         return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
 
     for row in _rows(session, violations, now):
-        writer.writerow(
-            [
-                row.ticket_number,
-                status_label(row.shown_status),
-                row.plate,
-                row.lot_name or "",
-                row.officer_name or "",
-                local(row.issued_at),
-                local(row.due_at),
-                f"{row.total_cents / 100:.2f}",
-                "yes" if row.booted else "no",
-            ]
-        )
+        cells = [
+            row.ticket_number,
+            status_label(row.shown_status),
+            row.plate,
+            row.lot_name,
+            row.officer_name,
+            local(row.issued_at),
+            local(row.due_at),
+            f"{row.total_cents / 100:.2f}",
+            "yes" if row.booted else "no",
+        ]
+        writer.writerow([safe_cell(cell) for cell in cells])
     return out.getvalue()
 
 

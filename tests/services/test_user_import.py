@@ -162,12 +162,6 @@ def test_validation_names_every_problem():
     assert (record.unique_id, record.email, record.first_name) == ("7", "a@b.test", None)
 
 
-def test_neutralise():
-    assert [user_import.neutralise(v) for v in ["=1", "+1", "-1", "@a", "\tx", "\rx", "a=1", ""]] == [
-        "'=1", "'+1", "'-1", "'@a", "'\tx", "'\rx", "a=1", "",
-    ]  # fmt: skip
-
-
 def test_files_still_being_written_wait_for_the_next_run(tmp_path):
     folder = tmp_path / "drop"
     (folder).mkdir()

@@ -105,7 +105,7 @@ def test_overdue_is_an_unpaid_violation_past_its_due_date(core, place, officer):
 
 
 def test_search_filters_and_the_csv_holds_every_match(core, place, officer, make_user):
-    other = make_user(Role.OFFICER)
+    other = make_user(Role.OFFICER, first_name="=HYPERLINK(1)")
     now = datetime(2026, 12, 10, 17, 0, tzinfo=UTC)
     write_ticket(core, officer.id, place, plate="AAA 111", now=now - timedelta(days=45))
     write_ticket(core, officer.id, place, plate="BBB 222", now=now - timedelta(days=1))
@@ -125,6 +125,8 @@ def test_search_filters_and_the_csv_holds_every_match(core, place, officer, make
         page = violations.search(s, Filters(), now, TZ, page=2, page_size=2)
         assert (page.page, page.pages, len(page.rows)) == (2, 2, 1)
         text = violations.export_csv(s, Filters(officer_id=officer.id), now, TZ)
+        theirs = violations.export_csv(s, Filters(officer_id=other.id), now, TZ)
+    assert list(csv.DictReader(io.StringIO(theirs)))[0]["officer"].startswith("'=HYPERLINK(1)")  # text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["plate"], r["status"], r["total"]) for r in rows] == [
         ("BBB 222", "Unpaid", "50.00"),
