@@ -75,7 +75,18 @@ def _buttons(lot: UserMapLot) -> list[Any]:
                 className="lotgroup-standard",
             )
         )
-    if lot.offers_temporary:
+    if lot.offers_temporary and lot.percent_full is not None and lot.percent_full >= 100:
+        # Every permit it may sell is taken now: no button into a checkout that can only refuse.
+        buttons.append(
+            html.Span(
+                [
+                    dbc.Badge("Temporary permits sold out", color="secondary", className="me-2"),
+                    dcc.Link("Find another lot with space", href="/real-time", className="small"),
+                ],
+                className="lotgroup-sold-out",
+            )
+        )
+    elif lot.offers_temporary:
         buttons.append(
             dbc.Button(
                 "Buy a temporary permit",

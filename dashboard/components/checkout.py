@@ -15,16 +15,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.auth import current_role
 from dashboard.services import email, payments, system_settings
 from dashboard.services.lots import format_dollars
 from dashboard.services.payments import CheckoutResult, ReceiptContext
 from dashboard.services.permits import PermitView
 from dashboard.web import core, session_scope
+from models import Role
 from workers import email_delivery
 
 CARD_LABELS = {"card_number": "Card number", "expiry": "Expiry (MM/YY)", "cvc": "CVC"}
@@ -179,9 +182,21 @@ def permit_list(items: tuple[PermitView, ...], tz: ZoneInfo) -> Any:
 
 
 def waitlist_link(product_id: int | None) -> Any:
+    """What a buyer of a sold-out product can do: join its waitlist, or (a guest, who cannot) log
+    in to join it or look for another lot with space on the map."""
     if product_id is None:
         return None
-    return dcc.Link("Join the waitlist", href=f"/waitlist/join/{product_id}", className="alert-link")
+    join = f"/waitlist/join/{product_id}"
+    if current_role() > Role.GUEST:
+        return dcc.Link("Join the waitlist", href=join, className="alert-link")
+    return html.Span(
+        [
+            dcc.Link("Log in", href="/login?" + urlencode({"next": join}), className="alert-link"),
+            " to join the waitlist, or find another lot with space on the ",
+            dcc.Link("Real-Time Map", href="/real-time", className="alert-link"),
+            ".",
+        ]
+    )
 
 
 def _paid_for(result: CheckoutResult, tz: ZoneInfo) -> list[Any]:

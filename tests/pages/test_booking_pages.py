@@ -306,9 +306,14 @@ def test_sold_out_offers_the_waitlist(app, login_as, world, session) -> None:
     fill(session, world["visitor"], 3, now - timedelta(hours=1), now + timedelta(days=2))
     guest = login_as(Role.GUEST)
     shown = quote(guest, app, world["visitor"], world["hourly"], "60")
-    assert "sold out" in shown and f"/waitlist/join/{world['hourly']}" in shown
+    # A guest cannot join a waitlist: the way on is to log in (and land on it) or another lot.
+    login_then_join = f"/login?next=%2Fwaitlist%2Fjoin%2F{world['hourly']}"
+    assert "sold out" in shown and login_then_join in shown and "/real-time" in shown
+    assert "Join the waitlist" not in shown
     result = json.dumps(quick_pay(guest, app, world, "form-key-1"))
-    assert "sold out" in result and f"/waitlist/join/{world['hourly']}" in result
+    assert "sold out" in result and login_then_join in result
+    signed_in = quote(login_as(Role.USER), app, world["visitor"], world["hourly"], "60")
+    assert "Join the waitlist" in signed_in and f'"/waitlist/join/{world["hourly"]}"' in signed_in
     assert count(session, select(func.count(SandboxCharge.id))) == 0
 
 

@@ -4,6 +4,7 @@ standard-permit options, signed-in users do; the layouts hold no data."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -12,8 +13,8 @@ from sqlalchemy import select
 
 from dashboard.auth import PAGES_ROUTER_OUTPUT
 from dashboard.components.realtime_map import donut
-from dashboard.services import demo
-from models import Lot, LotGroup, Role
+from dashboard.services import demo, occupancy
+from models import Lot, LotGroup, Permit, PermitKind, PermitVehicle, Role
 from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
 
 MARKERS = "realtime-markers.children"
@@ -144,6 +145,30 @@ def test_the_lot_group_page_for_a_guest(app, login_as, session, seeded) -> None:
     assert f"/checkout/temp/{lots['Columbia Pay Lot']}" in text
     assert "/permits/book/" not in text
     assert "realtime-donut" in text
+
+
+def test_a_sold_out_lot_says_so_instead_of_offering_a_checkout(app, login_as, session, seeded) -> None:
+    lot = session.scalars(select(Lot).where(Lot.name == "Columbia Pay Lot")).one()
+    now = datetime.now(UTC)
+    page = str(seeded["Columbia Street Lots"])
+    assert f"/checkout/temp/{lot.id}" in json.dumps(
+        outputs_of(group_refresh(login_as(Role.GUEST), app, page))
+    )
+    permit = Permit(
+        number="SOLD-OUT-1",
+        kind=PermitKind.TEMPORARY,
+        lot_id=lot.id,
+        valid_from=now - timedelta(hours=1),
+        valid_to=now + timedelta(hours=2),
+    )
+    permit.vehicles = [PermitVehicle(plate="ZZ1", plate_normalized="ZZ1")]
+    session.add(permit)
+    session.flush()
+    lot.permits_allowed = occupancy.permit_counts(session, now, [lot.id])[lot.id]  # this sale fills it
+    session.commit()
+    text = json.dumps(outputs_of(group_refresh(login_as(Role.GUEST), app, page)))
+    assert "Temporary permits sold out" in text and "Find another lot with space" in text
+    assert f"/checkout/temp/{lot.id}" not in text
 
 
 def test_the_lot_group_page_for_a_user(app, login_as, session, seeded) -> None:
