@@ -259,10 +259,11 @@ def test_the_form_of_a_new_group_and_of_an_existing_one(core, session, imported)
     session.add(LotGroup(name="Nowhere"))  # no location: not a map point
     session.flush()
     new = lot_groups.group_form(session, core.secrets, None)
+    # Both groups have the default #1f77b4: a new one gets the next palette colour nobody uses.
     assert (new.group_id, new.name, new.map_color, new.latitude, new.show_on_map) == (
         None,
         "",
-        "#1f77b4",
+        "#ff7f0e",
         None,
         True,
     )
