@@ -30,7 +30,7 @@ from plotly.io.json import to_json_plotly
 
 from dashboard.components.live import live_updates
 from dashboard.services import maps
-from dashboard.services.maps import UserMapGroup
+from dashboard.services.maps import UserMapGroup, UserMapLot
 from dashboard.services.open_data import CachedBody
 
 AVAILABLE_COLOR = "#198754"  # Bootstrap success
@@ -251,10 +251,18 @@ def _tip_text(group: UserMapGroup) -> str:
     return f"{group.name}: {availability_text(group.percent_available, group.status)}"
 
 
+def _lot_lines(lot: UserMapLot) -> int:
+    """How many lines a lot's entry wraps to in the popup (about 32 characters a line, the name,
+    "100% of permits taken" and each permit badge): an over-estimate only leaves some space."""
+    figure = len(" 100% of permits taken") if lot.percent_full is not None else 2
+    badges = 11 * (int(lot.offers_standard) + int(lot.offers_temporary))
+    return -(-(len(lot.name) + figure + badges) // 32)
+
+
 def _popup_height(group: UserMapGroup) -> int:
     """The popup's height in pixels, reserved before its content arrives: Leaflet pans a popup
     into view when it opens, so one that grew afterwards could open with its top cut off."""
-    lines = sum(2 if len(lot.name) > 24 else 1 for lot in group.lots) or 1
+    lines = sum(_lot_lines(lot) for lot in group.lots) or 1
     return 28 + 170 + (22 if group.status == "stale" else 0) + 19 * lines + 8 + 31
 
 
