@@ -56,12 +56,14 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.app import Core, build_core, create_app, prepare_database  # noqa: E402
+from dashboard.app import create_app, prepare_database  # noqa: E402
+from dashboard.core import Core, build_core  # noqa: E402
 from dashboard.embedded import EMBEDDED_USERNAME, EmbeddedBroker  # noqa: E402
+from dashboard.services.devices import DUPLICATES_KEY  # noqa: E402
 from dashboard.services.feed_health import STATUS_KEY  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
 from models import DeviceKind, IngestDeadLetter, Lot, LotGroup, SensingDevice  # noqa: E402
-from workers.ingest import CLIENT_ID, DUPLICATES_KEY, LOT_COUNTER_KEY, subscriptions  # noqa: E402
+from workers.ingest import CLIENT_ID, LOT_COUNTER_KEY, subscriptions  # noqa: E402
 from workers.mqtt import make_client  # noqa: E402
 
 PREFIX = "parkops"

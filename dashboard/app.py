@@ -1,30 +1,26 @@
-"""The application factory.
+"""The application factory: ``create_app`` assembles the web app around a core.
 
-``build_core`` gives what every process needs (settings, database, Redis, secrets); workers,
-the scheduler and the ingester use it alone. ``create_app`` adds Flask, Dash and the pages: Dash
-imports ``pages/`` and registers their callbacks, so it is built once per process.
+The core (settings, database, Redis, secrets) lives in ``dashboard.core``, which workers, the
+scheduler and the ingester use alone. ``create_app`` adds Flask, Dash and the pages: Dash imports
+``pages/`` and registers their callbacks, so it is built once per process.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import dash
-import redis
 from dash.exceptions import DependencyException
 from flask import Flask, Response, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dashboard import embedded
 from dashboard.api import register_api
 from dashboard.auth import guard_pages, has_role, init_auth, page_for_path
 from dashboard.components import shell
-from dashboard.crypto import SecretBox
+from dashboard.core import Core, build_core, core_of
 from dashboard.csp import content_security_policy
-from dashboard.db import Database
 from dashboard.enforcement_routes import register_enforcement_routes
 from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.mail_hooks import register_mail_hooks
@@ -32,41 +28,10 @@ from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
-from dashboard.sso_routes import register_sso_routes
+from dashboard.sso_routes import idp_logout_url, register_sso_routes
 from models import Role
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Core:
-    settings: Settings
-    db: Database
-    redis: redis.Redis
-    redis_url: str
-    mqtt_url: str
-    secrets: SecretBox
-    dash: dash.Dash | None = None
-
-
-def build_core(settings: Settings | None = None) -> Core:
-    settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("amqtt", "transitions"):  # the embedded broker logs every connection state change
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    redis_url = settings.redis_url or embedded.embedded_redis_url(settings.instance_path)
-    if settings.embedded_mqtt:
-        mqtt_url = embedded.ensure_embedded_broker(settings.embedded_mqtt_port)
-    else:
-        mqtt_url = settings.effective_mqtt_url
-    return Core(
-        settings=settings,
-        db=Database(settings.effective_database_url),
-        redis=redis.Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30),
-        redis_url=redis_url,
-        mqtt_url=mqtt_url,
-        secrets=SecretBox(settings.resolved_secret_key()),
-    )
 
 
 def prepare_database(core: Core) -> None:
@@ -123,7 +88,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     dash_app.layout = shell.layout
     shell.register_callbacks(dash_app)
     guard_pages()
-    init_auth(server, dash_app)
+    init_auth(server, dash_app, single_logout=lambda name_id: idp_logout_url(server, name_id))
     _register_health(server)
     register_api(server)
     register_push(server)
@@ -214,8 +179,4 @@ def _security_headers(server: Flask, policy: Callable[[], str]) -> None:
         return response
 
 
-def core_of(server: Flask) -> Core:
-    return server.extensions["parkops"]
-
-
-__all__ = ["Core", "build_core", "core_of", "create_app", "prepare_database"]
+__all__ = ["create_app", "prepare_database", "trust_proxies"]

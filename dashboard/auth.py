@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ROLE_ATTR = "parkops_min_role"
 STAMP = "_parkops_stamp"  # the session's stamp (see ``load_user``)
+SSO_NAME_ID = "_parkops_sso_name_id"  # in the Flask session of someone who signed in through SSO
 PAGES_ROUTER_OUTPUT = "_pages_content.children"
 
 # Prefixes served without a user: Dash's framework routes (callbacks are checked one by one in
@@ -110,7 +112,10 @@ def refuse_unknown_host() -> None:
         raise request.routing_exception
 
 
-def init_auth(server: Flask, dash_app: dash.Dash) -> None:
+def init_auth(server: Flask, dash_app: dash.Dash, single_logout: Callable[[str], str | None]) -> None:
+    """Login, logout and the gate. ``single_logout`` gives, for the SAML name id of someone who
+    signed in through SSO, the IdP's logout address (or None): ``create_app`` passes the SSO
+    routes' ``idp_logout_url``, so this module does not import them."""
     server.before_request(refuse_unknown_host)
     manager = LoginManager()
     manager.init_app(server)
@@ -174,12 +179,10 @@ def init_auth(server: Flask, dash_app: dash.Dash) -> None:
 
     @server.post("/logout")
     def logout_post() -> Response:
-        from dashboard.sso_routes import SSO_NAME_ID, idp_logout_url
-
         name_id = flask_session.get(SSO_NAME_ID)
         end_session()
         # Signed in through SSO: also end the session at the IdP (single logout), if it has one.
-        idp_url = idp_logout_url(server, name_id) if isinstance(name_id, str) and name_id else None
+        idp_url = single_logout(name_id) if isinstance(name_id, str) and name_id else None
         return redirect(idp_url or "/")
 
     server.before_request(lambda: gate(dash_app))

@@ -15,6 +15,7 @@ from flask import Flask, Response, abort, redirect, request, send_file
 from flask_login import current_user
 
 from dashboard.auth import has_role
+from dashboard.core import core_of
 from dashboard.services import boots, photos, system_settings, ticket_pdf, violations
 from dashboard.services.errors import NotFound
 from models import Role
@@ -29,8 +30,6 @@ def _refuse() -> Response:
 
 
 def register_enforcement_routes(server: Flask) -> None:
-    from dashboard.app import core_of
-
     @server.get("/tickets/<number>.pdf")
     def ticket_pdf_file(number: str) -> Response:
         if not has_role(STAFF):

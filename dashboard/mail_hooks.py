@@ -14,6 +14,7 @@ import time
 
 from flask import Flask, Response, jsonify, request
 
+from dashboard.core import core_of
 from dashboard.crypto import SecretError
 from dashboard.services import outbox, system_settings
 from models import utcnow
@@ -30,7 +31,6 @@ def _refused() -> Response:
 
 def register_mail_hooks(server: Flask) -> None:
     """Add the webhook route. Its path is in the gate's public prefixes (``dashboard.auth``)."""
-    from dashboard.app import core_of
 
     @server.post(HOOK_PATH)
     def mailgun_webhook() -> Response:

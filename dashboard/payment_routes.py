@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
 
+from dashboard.core import core_of
 from dashboard.services import email, payments, stripe_payments, system_settings
 from dashboard.services.payments import DatabaseUnavailable
 
@@ -27,8 +28,6 @@ def _answer(status: int, **body: str) -> Response:
 
 
 def register_payment_routes(server: Flask) -> None:
-    from dashboard.app import core_of
-
     @server.post("/hooks/stripe")
     def stripe_webhook() -> Response:
         core = core_of(server)

@@ -13,11 +13,11 @@ from flask import Flask, Response, redirect, request
 from flask import session as flask_session
 from markupsafe import escape
 
-from dashboard.auth import begin_session, end_session, safe_next
+from dashboard.auth import SSO_NAME_ID, begin_session, end_session, safe_next
+from dashboard.core import core_of
 from dashboard.services import sso
 
 log = logging.getLogger(__name__)
-SSO_NAME_ID = "_parkops_sso_name_id"  # in the Flask session of someone who signed in through SSO
 
 
 def _request_data() -> sso.RequestData:
@@ -34,8 +34,6 @@ def _request_data() -> sso.RequestData:
 def base_url(server: Flask) -> str:
     """The site's address as the IdP knows it: ``PARKOPS_BASE_URL`` when set, else the address
     the browser used (its host is one of ``PARKOPS_ALLOWED_HOSTS``, checked before anything)."""
-    from dashboard.app import core_of
-
     return core_of(server).settings.base_url or request.host_url.rstrip("/")
 
 
@@ -62,8 +60,6 @@ def refusal_page(exc: sso.SsoRefused, what: str = "Single sign-on") -> Response:
 
 
 def register_sso_routes(server: Flask) -> None:
-    from dashboard.app import core_of
-
     @server.get("/sso/metadata")
     def sso_metadata() -> Response:
         core = core_of(server)
@@ -118,8 +114,6 @@ def register_sso_routes(server: Flask) -> None:
 def idp_logout_url(server: Flask, name_id: str) -> str | None:
     """Where ``/logout`` sends someone who signed in through SSO (the IdP's single logout), or
     None when the IdP has none or SSO is off now; the local session ends either way."""
-    from dashboard.app import core_of
-
     core = core_of(server)
     try:
         with core.db.session() as session:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from dashboard.app import Core
+from dashboard.core import Core
 
 
 def core() -> Core:

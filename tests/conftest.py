@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 import models
 from dashboard import embedded
-from dashboard.app import Core, build_core, create_app
+from dashboard.app import create_app
+from dashboard.core import Core, build_core
 from dashboard.services import users
 from dashboard.settings import Settings
 from models import Role

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import boots, system_settings, violations
 from dashboard.services.payments import SUCCESS_CARD, Card, SandboxProvider
 from dashboard.services.violations import TicketDraft

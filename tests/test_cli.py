@@ -74,7 +74,7 @@ def test_misconfiguration_is_a_clear_error(cli_env):
 def test_task_run_exits_non_zero_when_the_run_partly_failed(core, httpserver, monkeypatch):
     """``parkops task run`` in a cron job: a run where one Parking Logix key was refused must
     not look like a success to the caller."""
-    from dashboard import cli
+    from dashboard.cli import common
     from dashboard.services import system_settings
     from models import LotGroup
     from tests.workers.payloads import load
@@ -96,7 +96,7 @@ def test_task_run_exits_non_zero_when_the_run_partly_failed(core, httpserver, mo
     httpserver.expect_request(MULTI_LOT_INFO, headers={"x-api-key": "key-x"}).respond_with_json(
         {"message": "Unauthorized"}, status=401
     )
-    monkeypatch.setattr(cli, "_core", lambda: core)
+    monkeypatch.setattr(common, "core_from_env", lambda: core)
 
     result = CliRunner().invoke(main, ["task", "run", "parking-logix-sync"])
 

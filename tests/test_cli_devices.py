@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from dashboard.cli import main
-from dashboard.cli_devices import devices
+from dashboard.cli.devices import devices
 from models import Lot, LotGroup, UnknownDeviceMessage
 from tests.conftest import TEST_MQTT_PORT
 

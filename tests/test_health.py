@@ -6,7 +6,7 @@ import dataclasses
 
 import redis
 
-from dashboard.app import core_of
+from dashboard.core import core_of
 from models import Role
 
 

@@ -20,7 +20,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy.orm import Session
 
-from dashboard.app import Core
+from dashboard.core import Core, get_core
 from dashboard.crypto import SecretError
 from dashboard.services import audit, email, outbox, system_settings
 from dashboard.services.email import (
@@ -197,8 +197,6 @@ def deliver(core: Core, message_id: int) -> str:
 
 def deliver_outbox_message(message_id: int) -> str:
     """The RQ job: a plain id in, the status out."""
-    from workers.jobs import get_core  # workers.jobs imports the task registry, which imports us
-
     return deliver(get_core(), message_id)
 
 

@@ -46,7 +46,14 @@ from sqlalchemy import desc, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dashboard.services.devices import DEVICE_ID_RE, DEVICES_CHANNEL
+from dashboard.services.devices import (
+    DEAD_LETTERS_KEY,
+    DEVICE_ID_RE,
+    DEVICES_CHANNEL,
+    DUPLICATES_KEY,
+    MESSAGES_KEY,
+    UNKNOWN_DEVICES_KEY,
+)
 from dashboard.services.feed_health import LOCK_KEY, SESSIONS_LOST_KEY, STATUS_KEY
 from dashboard.services.occupancy import (
     BELOW_ZERO_FLAG,
@@ -75,16 +82,12 @@ from workers.ingest_lock import IngestLock, holder_text
 from workers.mqtt import make_client
 
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
-    from dashboard.app import Core
+    from dashboard.core import Core
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "parkops-ingest"
 MAX_PAYLOAD_BYTES = 4096
-MESSAGES_KEY = "parkops:ingest:messages"
-DEAD_LETTERS_KEY = "parkops:ingest:dead_letters"
-UNKNOWN_DEVICES_KEY = "parkops:ingest:unknown_devices"
-DUPLICATES_KEY = "parkops:ingest:duplicates"
 MAX_EVENT_ID = 64
 MAX_PLATE = 16
 # Far above any real lot, far below the database's INTEGER: a larger figure is a broken device.

@@ -25,10 +25,9 @@ from redis.lock import Lock
 from rq import Queue
 from rq.job import Job
 
-from dashboard.app import Core, build_core
+from dashboard.core import Core, get_core
 from dashboard.services import system_tasks
 from dashboard.services.system_tasks import RETRY_TRIGGER, RunView
-from dashboard.settings import Settings
 from models import TaskOutcome, utcnow
 from workers.tasks import REGISTRY, TaskContext, TaskNotConfigured, TaskRegistry
 
@@ -36,25 +35,6 @@ log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "parkops:task-lock:"
 JOB_TIMEOUT_SECONDS = 30 * 60
-
-_core: Core | None = None
-_core_lock = threading.Lock()
-
-
-def set_core(core: Core | None) -> None:
-    """Give jobs of this process an existing core (the in-process worker, ``parkops worker``, tests)."""
-    global _core
-    with _core_lock:
-        _core = core
-
-
-def get_core() -> Core:
-    """The process's core, built from ``PARKOPS_*`` on first use when none was given."""
-    global _core
-    with _core_lock:
-        if _core is None:
-            _core = build_core(Settings.from_env())
-        return _core
 
 
 def lock_key(name: str) -> str:

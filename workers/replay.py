@@ -18,10 +18,9 @@ import uuid
 
 from rq import Queue
 
-from dashboard.app import Core
+from dashboard.core import Core, get_core
 from dashboard.services import devices
 from dashboard.services.errors import NotFound
-from workers.jobs import get_core
 from workers.mqtt import make_client
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from redis.exceptions import RedisError
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import system_tasks
 from dashboard.services.system_tasks import Slot
 from models import utcnow

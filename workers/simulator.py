@@ -31,7 +31,7 @@ from models import DeviceKind, Lot, SensingDevice, utcnow
 from workers.mqtt import make_client
 
 if TYPE_CHECKING:  # the simulator process needs no Flask or Dash
-    from dashboard.app import Core
+    from dashboard.core import Core
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from workers.mistall import MistallClient, MistallLotReading
 from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError, quoted
 
 if TYPE_CHECKING:
-    from dashboard.app import Core
+    from dashboard.core import Core
 
 
 class TaskNotConfigured(Exception):

@@ -18,8 +18,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 
-from dashboard.app import Core
-from workers import jobs
+from dashboard.core import Core, set_core
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def run_worker(core: Core, burst: bool = False) -> None:
     Jobs run in forked children, which inherit this core: the parent never opens a database
     connection, so each child starts with an empty pool.
     """
-    jobs.set_core(core)
+    set_core(core)
     Worker([core.settings.queue_name], connection=_connection(core)).work(burst=burst)
 
 
@@ -86,7 +85,7 @@ class ThreadWorker(SimpleWorker):
 def start_inprocess_worker(core: Core, stop: threading.Event) -> threading.Thread:
     """Run a ``ThreadWorker`` in a daemon thread until ``stop`` is set; if rq's loop ends on an
     error (Redis restarting, say), start it again after a pause."""
-    jobs.set_core(core)
+    set_core(core)
 
     def loop() -> None:
         while not stop.is_set():

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from dashboard.api import error
+from dashboard.api.blueprint import error
 from dashboard.api.permits import (
     authenticate_key,
     declined,
@@ -50,7 +50,7 @@ from dashboard.api.permits import (
     refused,
     unstorable_fields,
 )
-from dashboard.app import core_of
+from dashboard.core import core_of
 from dashboard.services import permits, user_import
 from dashboard.services.api_keys import ApiKeyView, KeyRefused, MissingKey, WrongScope
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from flask import Response, current_app, request
 from redis.exceptions import RedisError
 
-from dashboard.api import api, error, unknown_parameters
-from dashboard.app import Core, core_of
+from dashboard.api.blueprint import api, error, unknown_parameters
+from dashboard.core import Core, core_of
 from dashboard.services import occupancy, open_data
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore

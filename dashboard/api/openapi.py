@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from dashboard.api import api
+from dashboard.api.blueprint import api
 from dashboard.services.user_import import ATTRIBUTES
 
 Schema = dict[str, Any]

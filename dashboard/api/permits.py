@@ -21,8 +21,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.orm import Session
 
-from dashboard.api import api, error, unknown_parameters
-from dashboard.app import core_of
+from dashboard.api.blueprint import api, error, unknown_parameters
+from dashboard.core import core_of
 from dashboard.services import api_keys, permits, throttle
 from dashboard.services.api_keys import ApiKeyView, KeyRefused, UnknownKey, WrongScope
 from dashboard.services.errors import DomainError, ValidationFailed

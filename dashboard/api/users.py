@@ -16,9 +16,9 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from dashboard.api import api, error
+from dashboard.api.blueprint import api, error
 from dashboard.api.permits import _bearer, authenticate_key, invalid, post_only, private, refused
-from dashboard.app import core_of
+from dashboard.core import core_of
 from dashboard.services import user_import
 from dashboard.services.api_keys import KeyRefused, WrongScope
 from dashboard.services.errors import ValidationFailed

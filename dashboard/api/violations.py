@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from dashboard.api import api, error, unknown_parameters
+from dashboard.api.blueprint import api, error, unknown_parameters
 from dashboard.api.permits import _bearer, invalid, now, private, refused, unstorable_fields
-from dashboard.app import core_of
+from dashboard.core import core_of
 from dashboard.services import api_keys, boots, violations
 from dashboard.services.api_keys import KeyRefused, WrongScope
 from dashboard.services.errors import ValidationFailed

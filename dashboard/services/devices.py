@@ -31,6 +31,11 @@ from dashboard.services.errors import NotFound, ValidationFailed
 from models import DeviceKind, IngestDeadLetter, Lot, SensingDevice, UnknownDeviceMessage
 
 DEVICES_CHANNEL = "parkops:devices"
+# The ingester's counters, read back by ``ingest_counters`` (the ingester writes them).
+MESSAGES_KEY = "parkops:ingest:messages"
+DEAD_LETTERS_KEY = "parkops:ingest:dead_letters"
+UNKNOWN_DEVICES_KEY = "parkops:ingest:unknown_devices"
+DUPLICATES_KEY = "parkops:ingest:duplicates"
 # Same rule as the ingester's topic check: fits the column and keeps topic segments free of
 # wildcards, slashes and spaces, so an id registered here can actually appear in a topic.
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")
@@ -401,9 +406,6 @@ def dead_letter_reasons(session: Session) -> list[tuple[str, int]]:
 
 def ingest_counters(client: redis.Redis) -> IngestCounters:
     """``unknown`` counts messages from unregistered devices, like the other two count messages."""
-    # Imported here: the ingester owns these keys and imports this module for DEVICES_CHANNEL.
-    from workers.ingest import DEAD_LETTERS_KEY, DUPLICATES_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
-
     pipe = client.pipeline()
     pipe.get(MESSAGES_KEY).get(DEAD_LETTERS_KEY).hvals(UNKNOWN_DEVICES_KEY).get(DUPLICATES_KEY)
     messages, dead, per_device, duplicates = pipe.execute()

@@ -21,7 +21,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from sqlalchemy import select
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import demo, occupancy
 from dashboard.services.occupancy import LiveStore
 from models import LotGroup, OccupancySource

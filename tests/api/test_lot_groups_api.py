@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import occupancy
 from dashboard.services.occupancy import LiveStore
 from models import DeviceKind, Lot, LotGroup, OccupancySource, SensingDevice

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import occupancy
 from dashboard.services.occupancy import LiveStore
 from dashboard.services.open_data import BodyCache

@@ -14,6 +14,7 @@ import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
+from dashboard.core import set_core
 from dashboard.services import devices, feed_health
 from models import (
     AuditLog,
@@ -26,7 +27,6 @@ from models import (
     utcnow,
 )
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
-from workers import ingest, jobs
 
 DEVICES_TABLE = "devices-table.children"
 DEVICE_ACTIONS = "devices-flash.children"
@@ -46,9 +46,9 @@ def lot_id(core) -> int:
 
 @pytest.fixture
 def job_core(core):
-    jobs.set_core(core)
+    set_core(core)
     yield core
-    jobs.set_core(None)
+    set_core(None)
 
 
 def refresh_devices(client, app) -> Any:
@@ -292,9 +292,9 @@ def test_sensor_feed_health_shows_the_ingesters_state(app, core, login_as):
 
 
 def test_admin_sees_feed_counters_and_dead_letters(app, core, login_as):
-    core.redis.set(ingest.MESSAGES_KEY, 1234)
-    core.redis.set(ingest.DEAD_LETTERS_KEY, 2)
-    core.redis.hset(ingest.UNKNOWN_DEVICES_KEY, mapping={"cnt-a": 5})
+    core.redis.set(devices.MESSAGES_KEY, 1234)
+    core.redis.set(devices.DEAD_LETTERS_KEY, 2)
+    core.redis.hset(devices.UNKNOWN_DEVICES_KEY, mapping={"cnt-a": 5})
     with core.db.session() as s:
         s.add_all(
             [

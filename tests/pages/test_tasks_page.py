@@ -12,6 +12,7 @@ import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
+from dashboard.core import set_core
 from dashboard.services import system_settings, system_tasks
 from models import AuditLog, LotGroup, Role, SystemTask, TaskRun, utcnow
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
@@ -86,9 +87,9 @@ def queue(core) -> Queue:
 
 @pytest.fixture
 def job_core(core):
-    jobs.set_core(core)
+    set_core(core)
     yield core
-    jobs.set_core(None)
+    set_core(None)
 
 
 @pytest.mark.parametrize(("role", "status"), [(Role.GUEST, 401), (Role.USER, 403), (Role.OFFICER, 403)])

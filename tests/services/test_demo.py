@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import models
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import demo, users
 from models import (
     Boot,

@@ -18,7 +18,6 @@ from models import (
     SensingDevice,
     UnknownDeviceMessage,
 )
-from workers import ingest
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
@@ -243,9 +242,9 @@ def test_dead_letters_newest_first_and_by_reason(core):
 
 def test_ingest_counters_and_notification(core):
     assert devices.ingest_counters(core.redis) == devices.IngestCounters(0, 0, 0)
-    core.redis.set(ingest.MESSAGES_KEY, 12)
-    core.redis.set(ingest.DEAD_LETTERS_KEY, 2)
-    core.redis.hset(ingest.UNKNOWN_DEVICES_KEY, mapping={"cnt-a": 3, "cnt-b": 4})
+    core.redis.set(devices.MESSAGES_KEY, 12)
+    core.redis.set(devices.DEAD_LETTERS_KEY, 2)
+    core.redis.hset(devices.UNKNOWN_DEVICES_KEY, mapping={"cnt-a": 3, "cnt-b": 4})
     assert devices.ingest_counters(core.redis) == devices.IngestCounters(12, 2, 7)
 
     pubsub = core.redis.pubsub(ignore_subscribe_messages=True)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import demo, maps, occupancy
 from dashboard.services.errors import NotFound
 from dashboard.services.occupancy import LiveStore

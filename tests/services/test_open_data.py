@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import occupancy, open_data
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore

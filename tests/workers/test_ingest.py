@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services.occupancy import CHANNEL, Figure, LiveStore
 from models import (
     DeviceKind,

@@ -27,10 +27,11 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.app import Core
 from dashboard.cli import main
+from dashboard.core import Core
 from dashboard.embedded import EMBEDDED_USERNAME, EmbeddedBroker
 from dashboard.services import dashboard_widgets, feed_health
+from dashboard.services.devices import DUPLICATES_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
 from dashboard.services.feed_health import LOCK_KEY
 from dashboard.services.occupancy import LiveStore, Staleness, group_states
 from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevice
@@ -166,7 +167,7 @@ def test_a_stuck_ingester_turns_healthz_503_and_shows_why(
         with _ingester(core, client_id):
             _until_subscribed(core, client_id)
             seen = _one_more(core, garage)
-            messages_before = int(core.redis.get(ingest.MESSAGES_KEY))
+            messages_before = int(core.redis.get(MESSAGES_KEY))
             assert client.get("/healthz").status_code == 200
             with refused_writes(core, "unknown_device_messages"):
                 _publish(core.mqtt_url, [unknown])
@@ -180,9 +181,9 @@ def test_a_stuck_ingester_turns_healthz_503_and_shows_why(
                 assert widget.stuck and "1 message(s) waiting" in widget.stuck
             _wait_for(lambda: client.get("/healthz").status_code == 200, "/healthz to recover")
             assert _count_in_redis(core, garage) == seen
-            assert core.redis.hgetall(ingest.UNKNOWN_DEVICES_KEY) == {b"cnt-unmapped": b"1"}
-            assert int(core.redis.get(ingest.MESSAGES_KEY)) == messages_before + 1
-            assert core.redis.get(ingest.DUPLICATES_KEY) is None
+            assert core.redis.hgetall(UNKNOWN_DEVICES_KEY) == {b"cnt-unmapped": b"1"}
+            assert int(core.redis.get(MESSAGES_KEY)) == messages_before + 1
+            assert core.redis.get(DUPLICATES_KEY) is None
     finally:
         _drop_session(core.mqtt_url, client_id)
 

@@ -21,6 +21,7 @@ from rq.job import JobStatus
 from sqlalchemy import select
 
 from dashboard.cli import main
+from dashboard.core import set_core
 from dashboard.services import system_tasks
 from models import SystemTask, TaskRun, utcnow
 from tests.workers import task_worker
@@ -33,9 +34,9 @@ from workers.worker import start_inprocess_worker
 @pytest.fixture
 def job_core(core):
     """Jobs of this process use the test core (as the in-process worker arranges for ``parkops run``)."""
-    jobs.set_core(core)
+    set_core(core)
     yield core
-    jobs.set_core(None)
+    set_core(None)
 
 
 class Gate:
@@ -174,7 +175,7 @@ def test_inprocess_worker_runs_queued_tasks_and_stops_when_told(core):
     finally:
         stop.set()
         thread.join(10)
-        jobs.set_core(None)
+        set_core(None)
     assert not thread.is_alive()
 
 

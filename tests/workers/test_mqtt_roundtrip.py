@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.embedded import EMBEDDED_USERNAME, EmbeddedBroker
 from dashboard.services import demo
+from dashboard.services.devices import DEAD_LETTERS_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
 from models import DeviceKind, IngestDeadLetter, SensingDevice
 from workers import ingest, simulator
 from workers.mqtt import make_client
@@ -72,7 +73,7 @@ def test_simulated_traffic_reaches_the_ingester(core: Core, running: str) -> Non
     prefix = core.settings.mqtt_topic_prefix
 
     def counted() -> bool:
-        return int(core.redis.get(ingest.MESSAGES_KEY) or 0) > 0
+        return int(core.redis.get(MESSAGES_KEY) or 0) > 0
 
     def device_seen() -> bool:
         with core.db.session() as s:
@@ -95,7 +96,7 @@ def test_simulated_traffic_reaches_the_ingester(core: Core, running: str) -> Non
             return bool(s.scalar(select(func.count()).where(IngestDeadLetter.topic.contains("cnt-broken"))))
 
     _wait_for(dead_lettered, "the malformed message in the dead letters")
-    assert int(core.redis.get(ingest.DEAD_LETTERS_KEY)) >= 1
+    assert int(core.redis.get(DEAD_LETTERS_KEY)) >= 1
     with core.db.session() as s:
         letter = s.scalars(
             select(IngestDeadLetter).where(IngestDeadLetter.topic.contains("cnt-broken"))
@@ -178,7 +179,7 @@ def test_messages_sent_while_the_ingester_is_down_arrive_after_restart(core: Cor
         ).encode()
 
     def unknown_count() -> int:
-        return int(core.redis.hget(ingest.UNKNOWN_DEVICES_KEY, "cnt-offline") or 0)
+        return int(core.redis.hget(UNKNOWN_DEVICES_KEY, "cnt-offline") or 0)
 
     def run_until(count: int) -> None:
         stop = threading.Event()
@@ -216,7 +217,7 @@ def test_the_ingester_reconnects_when_the_broker_comes_back(core: Core) -> None:
     payload = json.dumps({"event_id": "e", "direction": "out", "ts": datetime.now(UTC).isoformat()}).encode()
 
     def counted() -> int:
-        return int(core.redis.hget(ingest.UNKNOWN_DEVICES_KEY, "cnt-flaky") or 0)
+        return int(core.redis.hget(UNKNOWN_DEVICES_KEY, "cnt-flaky") or 0)
 
     broker = EmbeddedBroker(port)
     broker.start()

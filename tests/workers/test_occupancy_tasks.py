@@ -10,7 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import lot_groups, occupancy, system_settings, vendor_lots
 from models import Lot, LotGroup, MistallLot, OccupancySnapshot, OccupancySource, TaskRun, utcnow
 from tests.workers.payloads import load

@@ -16,7 +16,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 from werkzeug import Request, Response
 
-from dashboard.app import Core
+from dashboard.core import Core
 from dashboard.services import dashboard_widgets, occupancy, permits, system_settings
 from dashboard.services.permits import PermitView
 from models import (

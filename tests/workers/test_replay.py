@@ -16,9 +16,10 @@ import redis
 from rq import SimpleWorker
 from sqlalchemy import select
 
+from dashboard.core import set_core
 from dashboard.services import devices
 from models import Lot, UnknownDeviceMessage
-from workers import jobs, replay
+from workers import replay
 from workers.mqtt import make_client
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -27,9 +28,9 @@ DEADLINE_SECONDS = 15.0
 
 @pytest.fixture
 def job_core(core):
-    jobs.set_core(core)
+    set_core(core)
     yield core
-    jobs.set_core(None)
+    set_core(None)
 
 
 @pytest.fixture

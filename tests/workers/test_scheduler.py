@@ -21,9 +21,9 @@ from rq import Queue
 from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
+from dashboard.core import set_core
 from dashboard.services import dashboard_widgets, system_tasks
 from models import SystemTask, TaskRun, utcnow
-from workers import jobs
 from workers.scheduler import Scheduler, run_scheduler, start_scheduler_thread
 from workers.tasks import REGISTRY
 from workers.worker import start_inprocess_worker
@@ -288,5 +288,5 @@ def test_scheduler_and_inprocess_worker_run_an_enabled_task_end_to_end(core):
         stop.set()
         for thread in threads:
             thread.join(10)
-        jobs.set_core(None)
+        set_core(None)
     assert not any(thread.is_alive() for thread in threads)

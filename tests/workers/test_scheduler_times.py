@@ -13,9 +13,9 @@ import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
+from dashboard.core import set_core
 from dashboard.services import schedules, system_tasks
 from models import SystemTask, TaskOutcome, TaskRun
-from workers import jobs
 from workers.scheduler import Scheduler
 from workers.tasks import REGISTRY
 
@@ -117,13 +117,13 @@ def test_after_a_three_hour_outage_the_missed_run_runs_once_and_is_logged_late(c
         "in time (the job queue, the database or every scheduler was down)."
     )
     # The run itself goes through the worker: the task is off in System Settings, and says so.
-    jobs.set_core(core)
+    set_core(core)
     try:
         SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(
             burst=True
         )
     finally:
-        jobs.set_core(None)
+        set_core(None)
     run = log(core)[-1]
     assert (run.trigger, run.outcome) == ("schedule", TaskOutcome.NOT_CONFIGURED)
     assert run.message.startswith("PeopleSoft holds are turned off in System Settings")

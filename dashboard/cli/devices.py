@@ -11,18 +11,10 @@ from datetime import datetime, tzinfo
 
 import click
 
-from dashboard.app import Core
+from dashboard.cli import common
 from dashboard.services import devices as devices_service
 from dashboard.services.errors import ValidationFailed
 from models import DeviceKind
-
-
-def _core() -> Core:
-    """``dashboard.cli``'s core (settings errors as clean messages). Imported at call time because
-    ``dashboard.cli`` imports this module to attach the group."""
-    from dashboard.cli import _core as build
-
-    return build()
 
 
 def _when(moment: datetime | None, tz: tzinfo) -> str:
@@ -41,7 +33,7 @@ def devices() -> None:
 @click.option("--name", default="", help="A label for people, e.g. 'North gate camera'.")
 def add(device_id: str, kind: str, lot_name: str, name: str) -> None:
     """Register a device to a lot."""
-    core = _core()
+    core = common.core_from_env()
     try:
         with core.db.session() as session:
             view = devices_service.add_device(
@@ -57,7 +49,7 @@ def add(device_id: str, kind: str, lot_name: str, name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(as_json: bool) -> None:
     """List registered devices with their lot and when they last spoke."""
-    core = _core()
+    core = common.core_from_env()
     with core.db.session() as session:
         rows = devices_service.list_devices(session)
     if as_json:
@@ -76,7 +68,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def unknown(as_json: bool) -> None:
     """List device ids the ingester heard but nobody registered, with their kept messages."""
-    core = _core()
+    core = common.core_from_env()
     with core.db.session() as session:
         rows = devices_service.unknown_devices(session)
     if as_json:

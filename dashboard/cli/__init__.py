@@ -1,4 +1,5 @@
-"""The ``parkops`` command."""
+"""The ``parkops`` command: the top-level group and its commands; ``parkops devices`` lives in
+``dashboard.cli.devices`` and the core they all build in ``dashboard.cli.common``."""
 
 from __future__ import annotations
 
@@ -13,19 +14,13 @@ import click
 from redis.client import PubSubWorkerThread
 
 from dashboard import embedded
-from dashboard.app import Core, build_core, create_app, prepare_database
-from dashboard.cli_devices import devices
-from dashboard.settings import Settings, SettingsError
+from dashboard.app import create_app, prepare_database
+from dashboard.cli import common
+from dashboard.cli.devices import devices
+from dashboard.core import Core
 from models import Role
 
 STOP_SECONDS = 15.0  # how long ``parkops run`` waits for its threads when stopping
-
-
-def _core() -> Core:
-    try:
-        return build_core(Settings.from_env())
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -48,7 +43,7 @@ def run(host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     try:
-        core = _core()
+        core = common.core_from_env()
         _serve(core, stop, threads, host, port)
     finally:
         _stop_everything(core, stop, threads)
@@ -132,7 +127,7 @@ def worker_cmd(burst: bool) -> None:
     """Run an RQ worker on the ParkOps queue."""
     from workers import worker
 
-    worker.run_worker(_core(), burst=burst)
+    worker.run_worker(common.core_from_env(), burst=burst)
 
 
 @main.command("scheduler")
@@ -140,7 +135,7 @@ def scheduler_cmd() -> None:
     """Enqueue due system tasks (any number of schedulers may run; a task is enqueued once)."""
     from workers import scheduler
 
-    core = _core()
+    core = common.core_from_env()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     scheduler.run_scheduler(core, stop)
@@ -152,7 +147,7 @@ def ingest_cmd() -> None:
     from workers import ingest
     from workers.ingest_lock import AnotherIngesterRunning
 
-    core = _core()
+    core = common.core_from_env()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -179,7 +174,7 @@ def simulate_cmd(seconds: int, speed: float | None, start: str | None) -> None:
     """Publish simulated sensor and camera events for the demo campus."""
     from workers import simulator
 
-    core = _core()
+    core = common.core_from_env()
     start_at = None
     if start:
         try:
@@ -204,7 +199,7 @@ def db() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    core = _core()
+    core = common.core_from_env()
     if revision == "head":
         prepare_database(core)
     else:
@@ -217,7 +212,7 @@ def seed_demo() -> None:
     """Create the demo campus (idempotent: running it again changes nothing)."""
     from dashboard.services import demo
 
-    core = _core()
+    core = common.core_from_env()
     prepare_database(core)
     with core.db.session() as session:
         result = demo.seed_demo(session, core.secrets, core.settings.instance_path)
@@ -240,7 +235,7 @@ def create_user(
     from dashboard.services import users
     from dashboard.services.errors import ValidationFailed
 
-    core = _core()
+    core = common.core_from_env()
     try:
         with core.db.session() as session:
             info = users.create_user(
@@ -269,7 +264,7 @@ def task_list(as_json: bool) -> None:
     from dashboard.services import system_tasks
     from workers.tasks import REGISTRY
 
-    core = _core()
+    core = common.core_from_env()
     with core.db.session() as session:
         system_tasks.sync_registry(session, REGISTRY.definitions())
         rows = system_tasks.list_tasks(session)
@@ -293,7 +288,7 @@ def task_run(name: str) -> None:
 
     if name not in REGISTRY:
         raise click.ClickException(f"unknown task {name!r}; known: {', '.join(REGISTRY.names())}")
-    run = execute_task(_core(), name, trigger="cli")
+    run = execute_task(common.core_from_env(), name, trigger="cli")
     click.echo(f"{name}: {run.outcome} in {run.duration_ms} ms, {run.rows_touched} rows. {run.message}")
     if run.outcome in FAILING_OUTCOMES:
         sys.exit(1)
