@@ -58,9 +58,12 @@ bench-pages: install
 bench-checkout: install
 	$(BIN)/python bench/checkout.py
 
+# ruff, then the import contracts (pyproject.toml: layers, no Dash/Flask/jobs in services and models,
+# no import circle).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
