@@ -58,12 +58,13 @@ bench-pages: install
 bench-checkout: install
 	$(BIN)/python bench/checkout.py
 
-# ruff, then the import contracts (pyproject.toml: layers, no Dash/Flask/jobs in services and models,
-# no import circle).
+# ruff, the import contracts (pyproject.toml: layers, no Dash/Flask/jobs in services and models, no
+# import circle), then mypy over dashboard/, workers/ and models/.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
 
     dash_app = _Dash(
         "parkops",
-        server=server,
+        server=server,  # type: ignore[arg-type]  # Dash's hint omits the Flask app its docs take
         use_pages=True,
         pages_folder=str(PROJECT_ROOT / "pages"),
         assets_folder=str(PROJECT_ROOT / "assets"),
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         # that compressed); event streams and our pre-gzipped API bodies are left as they are.
         compress=True,
         title="ParkOps",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # None keeps the tab's title (Dash's docs)
         external_stylesheets=[],
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )

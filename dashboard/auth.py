@@ -25,6 +25,7 @@ from flask import Flask, Response, abort, current_app, jsonify, redirect, reques
 from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.exceptions import SecurityError
+from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard.inputs import malformed_call, router_problem
 from dashboard.services import sso as sso_service
@@ -134,7 +135,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, single_logout: Callable[[str],
         return SessionUser(found.id, found.email, found.name, found.role)
 
     @server.post("/login")
-    def login_post() -> Response:
+    def login_post() -> BaseResponse:
         email = (request.form.get("email") or "").strip()
         password = request.form.get("password") or ""
         target = safe_next(request.form.get("next"))
@@ -178,7 +179,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, single_logout: Callable[[str],
         return redirect(target)
 
     @server.post("/logout")
-    def logout_post() -> Response:
+    def logout_post() -> BaseResponse:
         name_id = flask_session.get(SSO_NAME_ID)
         end_session()
         # Signed in through SSO: also end the session at the IdP (single logout), if it has one.
@@ -213,7 +214,7 @@ def end_session() -> None:
     flask_session.clear()
 
 
-def _throttled_login(exc: throttle.Throttled, target: str) -> Response:
+def _throttled_login(exc: throttle.Throttled, target: str) -> BaseResponse:
     """Back to the login page, which says how long to wait (in whole minutes)."""
     return redirect("/login?" + urlencode({"error": "throttled", "retry": exc.minutes, "next": target}))
 
@@ -284,7 +285,7 @@ def page_for_path(path: str) -> dict[str, Any] | None:
     return None
 
 
-def gate(dash_app: dash.Dash) -> Response | None:
+def gate(dash_app: dash.Dash) -> BaseResponse | None:
     path = request.path
     # The IdP's POST to the ACS and the mail provider's webhooks are cross-site by design; a
     # signature is what authenticates each of them.
@@ -314,7 +315,7 @@ def _check_callback(dash_app: dash.Dash) -> Response | None:
         return _deny(400, "the body must be a JSON object (a Dash callback call)")
     output = body.get("output")
     entry = dash_app.callback_map.get(output) if isinstance(output, str) else None
-    if entry is None:
+    if entry is None or not isinstance(output, str):
         return _deny(400, "unknown callback")
     if PAGES_ROUTER_OUTPUT in output:
         # The pages router: each page layout is guarded (see guard_pages).

@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` is typed as returning a plain
+    ``Result``; for those statements it returns a ``CursorResult``, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

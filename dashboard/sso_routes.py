@@ -12,6 +12,7 @@ import logging
 from flask import Flask, Response, redirect, request
 from flask import session as flask_session
 from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard.auth import SSO_NAME_ID, begin_session, end_session, safe_next
 from dashboard.core import core_of
@@ -71,7 +72,7 @@ def register_sso_routes(server: Flask) -> None:
         return Response(xml, mimetype="application/samlmetadata+xml")
 
     @server.get("/sso/login")
-    def sso_login() -> Response:
+    def sso_login() -> BaseResponse:
         core = core_of(server)
         target = safe_next(request.args.get("next"))
         try:
@@ -82,7 +83,7 @@ def register_sso_routes(server: Flask) -> None:
         return redirect(url)
 
     @server.post("/sso/acs")
-    def sso_acs() -> Response:
+    def sso_acs() -> BaseResponse:
         core = core_of(server)
         try:
             with core.db.session() as session:
@@ -100,7 +101,7 @@ def register_sso_routes(server: Flask) -> None:
         return redirect(safe_next(request.form.get("RelayState")))
 
     @server.get("/sso/sls")
-    def sso_sls() -> Response:
+    def sso_sls() -> BaseResponse:
         core = core_of(server)
         try:
             with core.db.session() as session:

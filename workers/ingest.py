@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 import redis
+from redis.typing import EncodableT
 from sqlalchemy import desc, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -513,7 +514,7 @@ class Ingester:
         dead: list[IngestDeadLetter] = []
         kept: list[UnknownDeviceMessage] = []
         pending: list[Device] = []  # the script's messages, in order
-        script_args: list[object] = []
+        script_args: list[EncodableT] = []
         unknown: Counter[str] = Counter()
         now = utcnow()
         for (topic, payload), token in zip(batch, tokens, strict=True):
@@ -587,9 +588,15 @@ class Ingester:
         return result
 
     def _run_script(
-        self, script_args: list[object], lots: list[LotInfo]
+        self, script_args: list[EncodableT], lots: list[LotInfo]
     ) -> tuple[list[int], dict[int, LotLive]]:
-        header = [SEEN_TTL_SECONDS, repr(time.time()), RECENT_WINDOW_SECONDS, RECENT_MAX_EVENTS, len(lots)]
+        header: list[EncodableT] = [
+            SEEN_TTL_SECONDS,
+            repr(time.time()),
+            RECENT_WINDOW_SECONDS,
+            RECENT_MAX_EVENTS,
+            len(lots),
+        ]
         wanted = [f"{'c' if lot.has_counter else 's'}{lot.lot_id}" for lot in lots]
         answer = self._apply_batch(args=[*header, *wanted, *script_args])
         if answer == [STATE_LOST]:
@@ -740,7 +747,10 @@ class Ingester:
                     continue
                 restored_at[group_id] = max(restored_at.get(group_id, state.saved_at), state.saved_at)
                 if lot.has_counter and state.count is not None:
-                    mapping: dict[str, object] = {"count": state.count, "trim_ts": repr(now.timestamp())}
+                    mapping: dict[EncodableT, EncodableT] = {
+                        "count": state.count,
+                        "trim_ts": repr(now.timestamp()),
+                    }
                     if state.reported_capacity is not None:
                         mapping["capacity"] = state.reported_capacity
                     if state.count_ts is not None:
@@ -851,7 +861,7 @@ def _lot_live(lot: LotInfo, value: Any) -> LotLive:
     return LotLive(sensors=tuple(sorted(m.decode() if isinstance(m, bytes) else m for m in value)))
 
 
-def _script_fields(message: ParsedMessage, device: Device, token: str) -> tuple[object, ...]:
+def _script_fields(message: ParsedMessage, device: Device, token: str) -> tuple[EncodableT, ...]:
     """The seven ``APPLY_BATCH_LUA`` fields of one message."""
     ts = repr(message.ts.timestamp())
     if isinstance(message, CounterEvent):
@@ -992,8 +1002,8 @@ def apply_isolating(ingester: Ingester, batch: list[Delivery], *, from_end: bool
     if not applied:
         return Outcome([], batch, error=error)
     done, waiting = list(applied), []
-    for delivery, exc in failed:
-        reason = f"could not be applied: {_describe(exc)}"
+    for delivery, problem in failed:
+        reason = f"could not be applied: {_describe(problem)}"
         try:
             ingester.dead_letter(delivery.topic, delivery.payload, reason)
             log.error("ingest: dead-lettered a message on %s that %s", delivery.topic, reason)
@@ -1073,7 +1083,7 @@ class _Subscriber:
         if not self.waiting:
             self.first_at = time.monotonic()
         token = f"{self._run_id}.{next(self._tokens)}"
-        self.waiting.append(Delivery(msg.topic, msg.payload, token, msg.mid, msg.qos, time.time()))
+        self.waiting.append(Delivery(msg.topic, bytes(msg.payload), token, msg.mid, msg.qos, time.time()))
 
     def _on_connect(self, c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
         if reason.is_failure:
@@ -1212,7 +1222,7 @@ class _Subscriber:
         if self.waiting:
             self.first_at = time.monotonic()
 
-    def _status(self, *, stopped: bool = False) -> dict[str, object]:
+    def _status(self, *, stopped: bool = False) -> dict[EncodableT, EncodableT]:
         return {
             "owner": f"{self.lock.host}, process {os.getpid()}",
             "started_at": repr(self.started_at),

@@ -101,7 +101,7 @@ class IngestLock:
             stop.wait(0.5)
         return False
 
-    def _holder_is_gone(self, holder: bytes) -> bool:
+    def _holder_is_gone(self, holder: bytes | str) -> bool:
         """True when the holder ran on this host and is over: its process is gone, or it was an
         earlier ingester of this very process (one that could not release the lock)."""
         try:
@@ -130,7 +130,7 @@ class IngestLock:
             log.warning("ingest: could not release the ingester lock (it expires in %ss)", LOCK_TTL_SECONDS)
 
 
-def holder_text(holder: bytes) -> str:
+def holder_text(holder: bytes | str) -> str:
     try:
         info = json.loads(holder)
         who = f"host {info['host']}, process {info['pid']}, since {info['since']}"

@@ -192,7 +192,8 @@ def recover_lost_runs(
     recorded = []
     for run in silent:
         holder = core.redis.get(lock_key(run.task_name))
-        if holder is not None and holder.decode().partition(":")[0] == str(run.id):
+        holder_text = holder.decode() if isinstance(holder, bytes) else holder
+        if holder_text is not None and holder_text.partition(":")[0] == str(run.id):
             continue
         with core.db.session() as session:
             lost = system_tasks.give_up_run(

@@ -154,10 +154,16 @@ def verify_webhook(body: object, signing_key: str, now: float) -> tuple[str, Pro
     data = body.get("event-data")
     if not isinstance(data, dict):
         raise WebhookRefused("no event-data")
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    message = data.get("message")
+    if not isinstance(message, dict):
+        message = {}
+    headers = message.get("headers")
+    if not isinstance(headers, dict):
+        headers = {}
     message_id = str(headers.get("message-id") or "")
-    status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+    status = data.get("delivery-status")
+    if not isinstance(status, dict):
+        status = {}
     reason = " ".join(
         str(part)
         for part in (

@@ -145,7 +145,10 @@ class ParkMobileClient(VendorClient):
                 )
             for index, entry in enumerate(entries):
                 parsed = _parse_permit(entry, f"entry #{index + 1} of page {page}")
-                (permits if isinstance(parsed, ParkMobilePermit) else rejected).append(parsed)
+                if isinstance(parsed, ParkMobilePermit):
+                    permits.append(parsed)
+                else:
+                    rejected.append(parsed)
             if payload.get("hasMore") is not True:
                 return PermitBatch(tuple(permits), tuple(rejected))
         raise ParkMobileError(

@@ -350,8 +350,8 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
             by_name = {lot.location_name: lot for lot in answer.lots}
             missing: list[str] = []
             for member in answer.members:
-                lot = by_name.get(member.logix_name)
-                if lot is None:
+                counted = by_name.get(member.logix_name)
+                if counted is None:
                     elsewhere = seen_by.get(member.logix_name)
                     hint = f" (only the {' and the '.join(elsewhere)} sees it)" if elsewhere else ""
                     missing.append(f"{quoted(member.logix_name)} for {member.name}{hint}")
@@ -362,9 +362,9 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
                     policy,
                     member.id,
                     OccupancySource.PARKING_LOGIX,
-                    lot.occupied,
-                    lot.total_spaces,
-                    _observed_at(lot.updated_at, now),
+                    counted.occupied,
+                    counted.total_spaces,
+                    _observed_at(counted.updated_at, now),
                 )
                 updated += 1
             done = len(answer.members) - len(missing)

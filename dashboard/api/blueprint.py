@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -53,7 +54,7 @@ def register_json_errors(server: Flask) -> None:
     paths (pages) keep Flask's HTML pages."""
 
     @server.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response | HTTPException:
+    def http_error(exc: HTTPException) -> BaseResponse | HTTPException:
         if not request.path.startswith(JSON_PATHS):
             return exc
         response = exc.get_response()  # keeps headers such as Allow on a 405

@@ -168,7 +168,7 @@ def parse_amount(value: object) -> int:
 
 
 def _times(body: Body, fields: tuple[str, ...], errors: dict[str, str]) -> dict[str, datetime]:
-    tz = core_of(current_app).settings.tz  # type: ignore[arg-type]
+    tz = core_of(current_app).settings.tz
     found: dict[str, datetime] = {}
     for field in fields:
         if not body.has(field):
@@ -200,7 +200,7 @@ def _handle(scope: str, action: Any) -> tuple[Response, int]:
     else:
         scheme, _, bearer = (request.headers.get("Authorization") or "").partition(" ")
         token = bearer if scheme.lower() == "bearer" else None
-    with core_of(current_app).db.session() as session:  # type: ignore[arg-type]
+    with core_of(current_app).db.session() as session:
         try:
             key = authenticate_key(session, token, scope)
         except (KeyRefused, WrongScope) as exc:
@@ -382,7 +382,7 @@ def _profiles_push(session: Any, body: Body, _key: ApiKeyView) -> tuple[Response
     }
     if wrong:
         raise ValidationFailed(wrong)
-    spelt = {}
+    spelt: dict[str, str] = {}
     for name in fields:
         attribute = user_import.attribute_named(name)
         if attribute is not None:

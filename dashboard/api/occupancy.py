@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from flask import Response, current_app, request
 from redis.exceptions import RedisError
+from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard.api.blueprint import api, error, unknown_parameters
 from dashboard.core import Core, core_of
@@ -57,7 +58,7 @@ def ping() -> Response:
 
 
 @api.get("/lot-groups")
-def lot_groups() -> Response:
+def lot_groups() -> BaseResponse:
     return _cached_json(_list_body(_core()))
 
 
@@ -102,7 +103,7 @@ def lot_group_history(group_id: str) -> Response | tuple[Response, int]:
 
 
 @api.get("/fiware/<entity_type>")
-def fiware(entity_type: str) -> Response | tuple[Response, int]:
+def fiware(entity_type: str) -> BaseResponse | tuple[Response, int]:
     """Key-values entities of one FIWARE type (see ``open_data`` for the mapping)."""
     if entity_type not in FIWARE_TYPES:
         return error(404, "entity types: " + ", ".join(FIWARE_TYPES))
@@ -127,7 +128,7 @@ def _json(payload: object) -> Response:
     return Response(open_data.dump(payload), mimetype="application/json")
 
 
-def _cached_json(cached: open_data.CachedBody) -> Response:
+def _cached_json(cached: open_data.CachedBody) -> BaseResponse:
     """The cached body with its ETag, gzipped for clients that take it (each encoding is its own
     representation, hence its own ETag)."""
     if "gzip" in request.accept_encodings:
@@ -150,7 +151,7 @@ def _group_body(group_id: str) -> bytes | None:
 
 
 def _core() -> Core:
-    return core_of(current_app)  # type: ignore[arg-type]
+    return core_of(current_app)
 
 
 def _now() -> datetime:

@@ -86,7 +86,7 @@ class TooManyInvalidKeys(KeyRefused):
 def authenticate_key(session: Session, presented: str | None, scope: str) -> ApiKeyView:
     """``api_keys.authenticate`` behind the per-address throttle on unknown keys: a client that
     keeps guessing is refused (429) before any key is looked up, for at most the throttle's window."""
-    redis_client = core_of(current_app).redis  # type: ignore[arg-type]
+    redis_client = core_of(current_app).redis
     subject = throttle.Subject(throttle.API_KEY_ADDRESS, throttle.client_address(request.remote_addr))
     try:
         attempt = throttle.attempt(redis_client, [subject])
@@ -161,7 +161,7 @@ post_only(api, "/permits")
 
 @api.post("/permits")
 def record_permit() -> tuple[Response, int]:
-    core = core_of(current_app)  # type: ignore[arg-type]
+    core = core_of(current_app)
     body = request.get_json(silent=True)
     with core.db.session() as session:
         try:
@@ -194,7 +194,7 @@ def record_permit() -> tuple[Response, int]:
 @api.get("/permits/validate")
 def validate_plate() -> tuple[Response, int]:
     """May this plate park in this lot at this moment (default: now), and on what grounds."""
-    core = core_of(current_app)  # type: ignore[arg-type]
+    core = core_of(current_app)
     args = request.args
     with core.db.session() as session:
         try:

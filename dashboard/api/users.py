@@ -78,7 +78,7 @@ post_only(api, "/users")
 
 @api.post("/users")
 def upsert_users() -> tuple[Response, int]:
-    core = core_of(current_app)  # type: ignore[arg-type]
+    core = core_of(current_app)
     body = request.get_json(silent=True)
     with core.db.session() as session:
         try:

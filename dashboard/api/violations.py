@@ -50,7 +50,7 @@ def _violation_json(ticket: TicketView, boots_shown: bool) -> dict[str, Any]:
 
 @api.get("/violations")
 def plate_violations() -> tuple[Response, int]:
-    core = core_of(current_app)  # type: ignore[arg-type]
+    core = core_of(current_app)
     with core.db.session() as session:
         try:
             api_keys.authenticate(session, _bearer(), SCOPE, now())
@@ -72,7 +72,7 @@ def plate_violations() -> tuple[Response, int]:
 
 @api.get("/boots")
 def boot_list() -> tuple[Response, int]:
-    core = core_of(current_app)  # type: ignore[arg-type]
+    core = core_of(current_app)
     with core.db.session() as session:
         try:
             api_keys.authenticate(session, _bearer(), SCOPE, now())

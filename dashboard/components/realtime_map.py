@@ -65,13 +65,18 @@ def live_map(tile_url: str) -> html.Div:
                 type="button",
                 n_clicks=0,
                 className="btn btn-link px-0 mt-2",
-                **{"aria-controls": f"{PREFIX}-table-collapse", "aria-expanded": "false"},
+                **_attributes({"aria-controls": f"{PREFIX}-table-collapse", "aria-expanded": "false"}),
             ),
             # Filled only while shown: with hundreds of groups the table is most of a refresh.
             dbc.Collapse(html.Div(id=f"{PREFIX}-table"), id=f"{PREFIX}-table-collapse", is_open=False),
         ],
         className="realtime-live-map",
     )
+
+
+def _attributes(values: dict[str, str]) -> dict[str, Any]:
+    """Attributes Dash takes only as keywords whose names are not Python names (``aria-*``)."""
+    return dict(values)
 
 
 def availability_text(percent_available: float | None, status: str = "open") -> str:
@@ -88,6 +93,7 @@ def donut(percent_available: float | None, label: str, status: str = "open") -> 
     A plain figure dict, not a ``go.Figure``: building and validating one costs about 20 ms, and
     the map's refresh draws one donut per pin on every pushed change (``bench/read.py``)."""
     text = availability_text(percent_available, status)
+    values: list[float]
     if percent_available is None or status == "closed":
         values, colors = [1], [TAKEN_COLOR]
         center = "Closed" if status == "closed" else "—"
@@ -131,7 +137,7 @@ def donut_graph(
             style={"height": "170px", "width": "100%"},
         ),
         role="img",
-        **{"aria-label": f"{label}: {availability_text(percent_available, status)}"},
+        **_attributes({"aria-label": f"{label}: {availability_text(percent_available, status)}"}),
         className=f"realtime-donut {class_name}".strip(),
         style={"maxWidth": "240px", "height": "170px", "margin": "0 auto"},
     )
@@ -154,7 +160,7 @@ def _swatch(style: dict[str, str]) -> html.Span:
     return html.Span(
         className="d-inline-block rounded-circle me-2 align-middle",
         style={"width": "0.9rem", "height": "0.9rem", **style},
-        **{"aria-hidden": "true"},
+        **_attributes({"aria-hidden": "true"}),
     )
 
 

@@ -94,7 +94,7 @@ class _Builder(HTMLParser):
         elif tag in VOID:
             parent.append(cls(**props))
         else:
-            parent.append(cls(children, **props))
+            parent.append(cls(children=children, **props))
 
     def result(self) -> list[Any]:
         self.close()

@@ -88,7 +88,7 @@ def _label(row: Payable, with_boots: bool) -> Any:
         html.Br(),
     ]
     if row.payable:
-        amount = [html.Strong(money(row.amount_due_cents))]
+        amount: list[Any] = [html.Strong(money(row.amount_due_cents))]
         if row.discount_until is not None and row.amount_due_cents != row.total_cents:
             amount += [
                 f" (early-payment price; {money(row.total_cents)} after {when(row.discount_until)})",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlencode
@@ -107,7 +108,7 @@ def _spend(session: Session, token: str | None, purpose: TokenPurpose, now: date
     return user
 
 
-def _send(session: Session, key: str, context: dict[str, object], to: str, mailer: Mailer) -> None:
+def _send(session: Session, key: str, context: Mapping[str, object], to: str, mailer: Mailer) -> None:
     """The link must reach the person even if an admin broke the template: the shipped wording
     is sent then (and the failure logged), as for boot release codes."""
     try:

@@ -17,6 +17,7 @@ Decision"); both are audited.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -163,7 +164,7 @@ def submit_appeal(
 
 
 def _send(
-    session: Session, key: str, context: dict[str, object], to: str, backend: email.EmailBackend
+    session: Session, key: str, context: Mapping[str, object], to: str, backend: email.EmailBackend
 ) -> None:
     """An appeal's e-mail; a template an admin broke must not lose the appeal or the decision, so
     the failure is logged and the outbox shows nothing was sent (the page shows the outcome)."""

@@ -26,8 +26,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -331,7 +333,7 @@ def release_boot_for_paid_violation(
     return released
 
 
-def _release_message(session: Session, context: dict[str, object], to: str) -> email.EmailMessage:
+def _release_message(session: Session, context: Mapping[str, object], to: str) -> email.EmailMessage:
     try:
         return email.compose(session, RELEASE_TEMPLATE, context, [to])
     except DomainError:
@@ -673,7 +675,9 @@ def _report_query(filters: ReportFilters, now: datetime, non_return_days: int, t
     return query.order_by(BootAssignment.applied_at.desc(), BootAssignment.id.desc())
 
 
-def _report_rows(session: Session, rows: list, now: datetime, non_return_days: int) -> list[ReportRow]:
+def _report_rows(
+    session: Session, rows: Sequence[Any], now: datetime, non_return_days: int
+) -> list[ReportRow]:
     overdue = now - timedelta(days=non_return_days)
     refunds = {
         r.id: r

@@ -315,7 +315,10 @@ def parking_logix_groups(session: Session, params: dict[str, object]) -> list[Lo
         .where(LotGroup.parking_logix_api_key.is_not(None), LotGroup.parking_logix_api_key != "")
         .order_by(LotGroup.name)
     ).all()
-    only = {str(n).casefold() for n in params.get("only", []) or []}  # type: ignore[union-attr]
+    listed = params.get("only") or []
+    only = (
+        {str(n).casefold() for n in listed} if isinstance(listed, list | tuple | set | frozenset) else set()
+    )
     needle = str(params.get("filter", "") or "").casefold()
     show = params.get("show", "all")
     groups = []

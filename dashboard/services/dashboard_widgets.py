@@ -355,7 +355,8 @@ def mistall_lot_stats(session: Session) -> MistallStats:
         .where(LotGroup.mistall_lot_id.is_not(None))
         .order_by(LotGroup.name)
     ):
-        groups[mistall_id].append(name)
+        if mistall_id is not None:
+            groups[mistall_id].append(name)
     bars = [
         MistallBar(
             mistall_id=lot.mistall_id,
@@ -426,7 +427,8 @@ def occupancy_summary(
         for s in open_states
     ]
     ranked = sorted(
-        (line for line in lines if line.percent is not None), key=lambda line: (-line.percent, line.name)
+        (line for line in lines if line.percent is not None),
+        key=lambda line: (-(line.percent or 0.0), line.name),
     )
     return OccupancySummary(
         occupied=sum(line.occupied for line in lines),

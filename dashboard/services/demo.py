@@ -296,24 +296,25 @@ def seed_demo(session: Session, secret_box: SecretBox, instance_path: Path) -> D
 
     lots = {}
     terms = academic_terms(now.astimezone(CAMPUS_TZ).date())
-    for spec in LOTS:
-        group = groups[spec.group]
-        lots[spec.code], created = _get_or_create(
+    for lot_spec in LOTS:
+        group = groups[lot_spec.group]
+        assert group.latitude is not None and group.longitude is not None  # every demo group has a pin
+        lots[lot_spec.code], created = _get_or_create(
             session,
             Lot,
-            {"name": spec.name},
-            code=spec.code,
+            {"name": lot_spec.name},
+            code=lot_spec.code,
             lot_group=group,
-            capacity=spec.capacity,
-            permits_allowed=spec.permits_allowed,
-            sells_standard="S" in spec.sells,
-            sells_temporary="T" in spec.sells,
-            latitude=round(group.latitude + spec.dlat, 6),
-            longitude=round(group.longitude + spec.dlon, 6),
-            address=f"{spec.name}, Grand River University, Waterloo ON",
+            capacity=lot_spec.capacity,
+            permits_allowed=lot_spec.permits_allowed,
+            sells_standard="S" in lot_spec.sells,
+            sells_temporary="T" in lot_spec.sells,
+            latitude=round(group.latitude + lot_spec.dlat, 6),
+            longitude=round(group.longitude + lot_spec.dlon, 6),
+            address=f"{lot_spec.name}, Grand River University, Waterloo ON",
         )
         result.lots += created
-        result.products += _seed_products(session, lots[spec.code], spec, terms, types)
+        result.products += _seed_products(session, lots[lot_spec.code], lot_spec, terms, types)
 
     zones = {}
     for name in ZONES:
@@ -424,7 +425,7 @@ def _seed_users(session: Session) -> tuple[dict[str, User], list[dict[str, str]]
                 last_name=last,
                 user_type=user_type,
             )
-            user = session.get(User, info.id)
+            user = session.get_one(User, info.id)
             new_credentials.append({"role": role.name.lower(), "email": email, "password": password})
         people[email] = user
     return people, new_credentials

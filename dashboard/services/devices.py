@@ -151,6 +151,8 @@ def _row(session: Session, device_id: str) -> SensingDevice:
 
 def _kind(value: DeviceKind | str | None) -> DeviceKind:
     try:
+        if value is None:
+            raise ValueError("no kind")
         return DeviceKind(value)
     except ValueError:
         kinds = ", ".join(k.value for k in DeviceKind)
@@ -407,7 +409,10 @@ def dead_letter_reasons(session: Session) -> list[tuple[str, int]]:
 def ingest_counters(client: redis.Redis) -> IngestCounters:
     """``unknown`` counts messages from unregistered devices, like the other two count messages."""
     pipe = client.pipeline()
-    pipe.get(MESSAGES_KEY).get(DEAD_LETTERS_KEY).hvals(UNKNOWN_DEVICES_KEY).get(DUPLICATES_KEY)
+    pipe.get(MESSAGES_KEY)
+    pipe.get(DEAD_LETTERS_KEY)
+    pipe.hvals(UNKNOWN_DEVICES_KEY)
+    pipe.get(DUPLICATES_KEY)
     messages, dead, per_device, duplicates = pipe.execute()
     return IngestCounters(
         int(messages or 0), int(dead or 0), sum(int(v) for v in per_device), int(duplicates or 0)

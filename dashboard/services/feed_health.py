@@ -68,12 +68,15 @@ class SessionsLost:
     last_at: datetime | None
 
 
-def _time(value: bytes | None) -> datetime | None:
+def _time(value: bytes | str | None) -> datetime | None:
     return datetime.fromtimestamp(float(value), UTC) if value else None
 
 
-def _text(value: bytes | None) -> str | None:
-    return value.decode("utf-8", errors="replace") if value else None
+def _text(value: bytes | str | None) -> str | None:
+    """Redis answers bytes (the clients here do not decode responses)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace") if value else None
+    return value or None
 
 
 def read_status(client: redis.Redis) -> IngesterStatus | None:
@@ -81,7 +84,7 @@ def read_status(client: redis.Redis) -> IngesterStatus | None:
     raw = client.hgetall(STATUS_KEY)
     if not raw:
         return None
-    get = {key.decode(): value for key, value in raw.items()}.get
+    get = {_text(key): value for key, value in raw.items()}.get
     return IngesterStatus(
         owner=_text(get("owner")) or "unknown",
         started_at=_time(get("started_at")),

@@ -297,7 +297,11 @@ def map_points(session: Session, exclude: int | None = None) -> list[MapPoint]:
     )
     if exclude is not None:
         query = query.where(LotGroup.id != exclude)
-    return [MapPoint(*row) for row in session.execute(query)]
+    return [
+        MapPoint(group_id, name, color, latitude, longitude)
+        for group_id, name, color, latitude, longitude in session.execute(query)
+        if latitude is not None and longitude is not None  # the query's own condition, for the types
+    ]
 
 
 @dataclass(frozen=True)
@@ -367,7 +371,7 @@ def save_group(
     try:
         session.flush()
     except IntegrityError as exc:  # a same-named group committed between the check and the write
-        raise ValidationFailed({"name": _duplicate(values["name"])}) from exc
+        raise ValidationFailed({"name": _duplicate(str(values["name"]))}) from exc
     audit.record(
         session,
         actor_id=actor_id,

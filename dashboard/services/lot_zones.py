@@ -88,7 +88,7 @@ def _usage(
     lots: dict[int, list[str]] = {}
     for zone_id, lot_name in session.execute(lots_query):
         lots.setdefault(zone_id, []).append(lot_name)
-    permits = {zone_id: count for zone_id, count in session.execute(permits_query)}
+    permits = {zone_id: count for zone_id, count in session.execute(permits_query) if zone_id is not None}
     return lots, permits
 
 

@@ -467,7 +467,7 @@ def permit_counts(session: Session, now: datetime, lot_ids: Iterable[int] | None
     )
     if lot_ids is not None:
         query = query.where(Permit.lot_id.in_(list(lot_ids)))
-    return {lot_id: count for lot_id, count in session.execute(query)}
+    return {lot_id: count for lot_id, count in session.execute(query) if lot_id is not None}
 
 
 def choose_physical(group: LotGroup, figures: Mapping[OccupancySource, Figure]) -> Figure | None:

@@ -395,9 +395,9 @@ class BodyCache:
             etag = self._wait_for_rebuild() if fresh else self.redis.get(self.key + ":last")
             if etag is None:
                 return self._cached(build())
-        return self._read(etag.decode()) or self._cached(build())
+        return self._read(etag.decode() if isinstance(etag, bytes) else etag) or self._cached(build())
 
-    def _wait_for_rebuild(self) -> bytes | None:
+    def _wait_for_rebuild(self) -> bytes | str | None:
         """The ETag another request is building, once it is stored (None after ``FRESH_WAIT_S``:
         the caller then builds for itself)."""
         deadline = time.monotonic() + self.FRESH_WAIT_S
@@ -428,7 +428,7 @@ class BodyCache:
         body = self.redis.get(f"{self.key}:body:{etag}")
         if body is None:  # expired between the two reads
             return None
-        cached = CachedBody(body, etag)
+        cached = CachedBody(body if isinstance(body, bytes) else body.encode(), etag)
         self._memo[self.key] = cached
         return cached
 

@@ -201,8 +201,8 @@ def import_records(
     existing = _existing(session, pulled, [record.external_id for record, _zone in matched])
     lot_of = _LotOfZone(session, {zone.id for _record, zone in matched}, tz)
     placed = [(record, zone, lot_of.find(zone.id, record.start_at)) for record, zone in matched]
-    for lot_id in sorted({lot_id for _r, _z, lot_id in placed if lot_id is not None}):
-        lock_lot(session, lot_id)  # in id order, so two imports cannot wait on each other
+    for lot_to_lock in sorted({lot_id for _r, _z, lot_id in placed if lot_id is not None}):
+        lock_lot(session, lot_to_lock)  # in id order, so two imports cannot wait on each other
     limited = sorted({zone.id for _record, zone in matched if zone.capacity is not None})
     for zone_id in limited:
         lock_zone(session, zone_id)

@@ -631,6 +631,7 @@ def _charge(
     """Step 2, then step 3. A processor that gives no answer is asked what it holds under the key;
     if nothing, the key is cancelled there before the buyer is told nothing was charged."""
     key = pending.idempotency_key
+    answer: ChargeResult | None
     try:
         answer = provider.charge(
             amount_cents=pending.amount_cents,
@@ -1222,9 +1223,8 @@ def refund(
     except ProviderUnavailable as exc:
         result = ChargeResult(False, reference, str(exc)[:255])
     with database.session() as session:
-        row = session.get(Refund, refund_id)
-        payment = session.get(Payment, payment_id)
-        assert row is not None and payment is not None
+        row = session.get_one(Refund, refund_id)
+        payment = session.get_one(Payment, payment_id)
         row.status = PaymentStatus.SUCCEEDED if result.succeeded else PaymentStatus.FAILED
         row.provider_ref = result.reference
         if result.succeeded:

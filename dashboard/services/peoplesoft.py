@@ -100,6 +100,10 @@ def money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def _type_name(user: User) -> str:
+    return user.user_type.name if user.user_type else ""
+
+
 def _violation_type(violation: Violation) -> str:
     for item in violation.items:
         if item.kind is ItemKind.OFFENCE:
@@ -151,7 +155,7 @@ def balances(session: Session, tz: tzinfo) -> list[Balance]:
             student_id=(users[user_id].external_id or "").strip(),
             name=users[user_id].full_name,
             email=users[user_id].email,
-            user_type=users[user_id].user_type.name if users[user_id].user_type else "",
+            user_type=_type_name(users[user_id]),
             owed_cents=totals[user_id],
             violation_type=_violation_type(first[user_id]),
             violation_date=first[user_id].issued_at.astimezone(tz).date(),

@@ -423,13 +423,12 @@ def _open_offer(
     session: Session, product_id: int, user_id: int | None, email: str | None, now: datetime
 ) -> WaitlistEntry | None:
     """The buyer's open waitlist offer for this product (by account, else by email), if any."""
-    if user_id is None and not email:
+    if user_id is not None:
+        who = WaitlistEntry.user_id == user_id
+    elif email:
+        who = func.lower(WaitlistEntry.email) == email.lower()
+    else:
         return None
-    who = (
-        WaitlistEntry.user_id == user_id
-        if user_id is not None
-        else func.lower(WaitlistEntry.email) == email.lower()
-    )
     return session.scalar(
         select(WaitlistEntry)
         .where(
@@ -602,6 +601,8 @@ def record_external_permit(
     zone's lock before counting; on SQLite nothing before it in the transaction may have read."""
     errors: dict[str, str] = {}
     try:
+        if not isinstance(permit.source, str):
+            raise ValueError("not a source name")
         source = PermitSource(permit.source)
         if source not in THIRD_PARTY_SOURCES:
             raise ValueError

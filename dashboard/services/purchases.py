@@ -55,10 +55,10 @@ def user_permits(session: Session, user_id: int, now: datetime) -> MyPermits:
             owned[permit.id] = OwnedPermit(view(permit), token)
     current, upcoming, past = [], [], []
     for item in owned.values():
-        permit = item.permit
-        if permit.status != PermitStatus.ACTIVE or permit.valid_to <= now:
+        shown = item.permit
+        if shown.status != PermitStatus.ACTIVE or shown.valid_to <= now:
             past.append(item)
-        elif permit.valid_from > now:
+        elif shown.valid_from > now:
             upcoming.append(item)
         else:
             current.append(item)

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
+from dashboard.db import rows_matched
 from dashboard.services import audit
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.users import EMAIL_RE, UserInfo, describe
@@ -682,7 +683,7 @@ def finish_login(session: Session, box: SecretBox, request: RequestData, base_ur
         )
         .values(used_at=now)
     )
-    if claimed.rowcount != 1:
+    if rows_matched(claimed) != 1:
         raise replayed
     try:
         with session.begin_nested():

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import Insert, Select, func, select, update
 from sqlalchemy.orm import Session
 
+from dashboard.db import rows_matched
 from dashboard.services import audit, schedules
 from dashboard.services.errors import NotFound, ValidationFailed
 from models import SystemTask, TaskOutcome, TaskRun, utcnow
@@ -132,12 +133,14 @@ def _insert_ignoring_conflicts(session: Session) -> Insert:
     possibly at the same moment, and the loser of that race must not fail."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise RuntimeError(f"ParkOps runs on PostgreSQL or SQLite, not {dialect}")
-    return insert(SystemTask).on_conflict_do_nothing(index_elements=[SystemTask.name])
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(SystemTask).on_conflict_do_nothing(index_elements=[SystemTask.name])
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(SystemTask).on_conflict_do_nothing(index_elements=[SystemTask.name])
+    raise RuntimeError(f"ParkOps runs on PostgreSQL or SQLite, not {dialect}")
 
 
 def sync_registry(session: Session, definitions: Iterable[TaskDefinitionLike]) -> None:
@@ -330,7 +333,7 @@ def claim_slot(session: Session, slot: Slot, now: datetime, tz: tzinfo) -> bool:
         .values(next_run_at=next_slot(slot.schedule, slot.interval_seconds, tz, now))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 def record_missed(
@@ -475,7 +478,7 @@ def beat(session: Session, run_id: int, now: datetime) -> bool:
         .values(heartbeat_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 @dataclass(frozen=True)
@@ -550,7 +553,7 @@ def give_up_run(session: Session, run_id: int, tz: tzinfo, *, can_retry: bool) -
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rows_matched(result) != 1:
         return None
     session.refresh(run)
     task = _row(session, run.task_name)

@@ -63,7 +63,7 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _filtered(filters: UserFilters) -> Select[Any]:
+def _filtered(filters: UserFilters) -> Select[User, str]:
     errors: dict[str, str] = {}
     text = (filters.text or "").strip()
     if len(text) > MAX_SEARCH:

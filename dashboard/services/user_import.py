@@ -242,9 +242,9 @@ def upsert(session: Session, record: Record, types: Mapping[str, UserType]) -> O
         if value is not None:
             changes[key] = value
     changed = False
-    for key, value in changes.items():
-        if getattr(user, key) != value:
-            setattr(user, key, value)
+    for key, new_value in changes.items():
+        if getattr(user, key) != new_value:
+            setattr(user, key, new_value)
             changed = True
     if changed and user.email_bounced_at is not None and "email" in changes:
         user.email_bounced_at = None

@@ -31,6 +31,7 @@ import secrets as token_source
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -251,7 +252,7 @@ def product_waitlist(
     waiting = _waiting_count(session, lot.id)
     mine = _mine(session, product.id, user_id, None, now) if user_id is not None else None
     closed = _on_sale(product)
-    base = {
+    base: dict[str, Any] = {
         "product_id": product.id,
         "product_name": product.name,
         "kind": str(product.kind),

@@ -163,7 +163,8 @@ def _product_form() -> Any:
 
 def product_kind_fields(kind: str | None) -> tuple[dict[str, str], dict[str, str]]:
     """Standard permits are priced per term; temporary ones per hour, day or flat with a limit."""
-    hidden, shown = {"display": "none"}, {}
+    hidden: dict[str, str] = {"display": "none"}
+    shown: dict[str, str] = {}
     return (shown, hidden) if kind != PermitKind.TEMPORARY.value else (hidden, shown)
 
 
@@ -265,7 +266,7 @@ def refresh_products(lot_id: Any, _version: int | None, _general: int | None) ->
 PRODUCT_FORM = ("kind", "name", "price", "term-start", "term-end", "types", "pricing", "minutes")
 
 
-BLANK_PRODUCT = (PermitKind.STANDARD.value, "", "", None, None, [], Pricing.HOURLY.value, "")
+BLANK_PRODUCT: tuple[Any, ...] = (PermitKind.STANDARD.value, "", "", None, None, [], Pricing.HOURLY.value, "")
 
 
 # Outputs of ``product_action``, in order.
