@@ -4,6 +4,7 @@ added), and no import circle joins the project's modules (grimp's graph, lazy im
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -183,3 +184,39 @@ def test_the_circle_finder_finds_a_circle_across_packages(tmp_path, monkeypatch)
 
     assert import_circles(graph) == [["alpha", "alpha.a", "beta.b", "gamma.c"]]
     assert import_circles(graph, [("gamma.c", "alpha")]) == []
+
+
+LONG_MODULE_LINES = 600
+LONG_MODULE_REASON = "Why this module is long:"
+
+
+def long_modules_without_a_reason(root: Path, packages: Iterable[str]) -> list[str]:
+    """Modules over ``LONG_MODULE_LINES`` lines whose docstring does not say why they are one module."""
+    found = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            source = path.read_text()
+            if source.count("\n") <= LONG_MODULE_LINES:
+                continue
+            docstring = ast.get_docstring(ast.parse(source)) or ""
+            if LONG_MODULE_REASON not in docstring:
+                found.append(str(path.relative_to(root)))
+    return found
+
+
+def test_a_module_over_600_lines_says_why_at_its_top():
+    assert long_modules_without_a_reason(ROOT, PACKAGES) == []
+
+
+def test_a_long_module_without_a_reason_is_found(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    body = "x = 1\n" * LONG_MODULE_LINES
+    (tmp_path / "pkg" / "short.py").write_text('"""Short."""\n')
+    (tmp_path / "pkg" / "silent.py").write_text('"""Long, and silent about it."""\n' + body)
+    (tmp_path / "pkg" / "explained.py").write_text(
+        f'"""Long.\n\n{LONG_MODULE_REASON} one state machine."""\n' + body
+    )
+
+    assert long_modules_without_a_reason(tmp_path, ["pkg"]) == ["pkg/silent.py"]

@@ -20,6 +20,11 @@ Why it is shaped this way:
   on; a failure every message shares (Redis or the database down) keeps them all waiting,
   unacknowledged, and shows as a stuck ingester (``dashboard.services.feed_health``).
   Messages of unknown device ids are kept in ``unknown_device_messages`` for an admin to map.
+
+Why this module is long: the subscriber, its batch apply (one Redis script), the ack-after-apply
+rule, the dead letters, the rebuild of the live state and the lock's lifecycle share one state
+machine and its invariants (nothing lost, nothing counted twice); split across modules, each half
+would have to re-state them.
 """
 
 from __future__ import annotations

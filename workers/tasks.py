@@ -9,6 +9,9 @@ A body that cannot run yet (a switch off, a credential missing, an integration n
 ``TaskNotConfigured``: the run log then says exactly what is missing instead of pretending the task
 succeeded. Vendor clients live in their own modules (``workers.mistall``, ``workers.parking_logix``);
 the bodies here only connect them to the settings, the database and the occupancy model.
+
+Why this module is long: it is the registry of every system task (name, defaults, body) in code;
+each body is short and calls a service, and the registry is meant to be read as one list.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ against this document and the real app, so the document cannot drift from the ro
 The server URL is ``/api``, so the OC-TOMA-compatible calls (``/api/OC-TOMA/v1``) fit in one
 document beside ``/api/v1``. The live change stream (server-sent events) is left out: OpenAPI
 cannot describe a stream that never ends.
+
+Why this module is long: it is the hand-written OpenAPI document itself (data, not logic): one
+promise to partners, kept whole so it reads as the contract it is.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ considered (Apply Discount is never on with Apply Boot).
 
 Boot statuses: a boot is Available, In Use (on a car) or Released (the code was sent, the boot is
 not back yet); an assignment ends Returned, which makes its boot Available again.
+
+Why this module is long: inventory, assignment, release, return with the deposit refund and the Boot
+Device Report all read and move the same assignment's states under the same row locks.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Why it is shaped this way:
   concepts' services (occupancy, devices, system tasks) and only query tables directly where no
   service reads them yet (Mistall lots' figures, permits, boots). A layout change is a personal
   preference, not a change to the system, so it is not written to the audit log.
+
+Why this module is long: the widget registry and each widget's data live together so a widget's key,
+its role and what it shows are declared in one place.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ a few hundred metres apart, so the real-time map looks like a campus.
 a ticket number) and only created when missing; existing rows are never changed, so an admin's
 edits survive a re-run. Demo passwords are random and written once, with mode 600, to
 ``instance/demo-credentials.json``: a demo must not ship with a known password.
+
+Why this module is long: it is mostly the demo campus's data (lots, groups, people, tickets), each
+seeded idempotently by its natural key.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ tricks reaching Python internals, no mutating the context) with ``StrictUndefine
 variable name is an error, not a silently blank release code). HTML bodies autoescape, so a user's
 name cannot inject markup into an email. Templates are test-rendered with a sample context before
 they are saved, so the sample context doubles as the list of variables a template may use.
+
+Why this module is long: composing, rendering (sanitised templates), the outbox and the delivery
+backends share the outbox row's lifecycle (queued, sending, sent or failed); every part of ParkOps
+sends through the one ``send_email`` defined here.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ Why it is shaped this way:
 
 Lots are never deleted here: permits keep a reference to their lot (``ondelete="RESTRICT"``), so a
 lot that is no longer sold is made inactive instead.
+
+Why this module is long: it serves the lot list and the three tabs of the lot editor (the same lot's
+fields, products and zone schedules), each change checked, audited and announced the same way.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ Import rules (``import_records``):
 Lists (``search``, ``every_row``): the pay-station records plus, for Pay Station Status, the
 permits pay stations pushed and ParkMobile's (``Scope.PAY_STATIONS``), or, for Temporary Permits,
 every temporary permit whoever sold it (``Scope.TEMPORARY``).
+
+Why this module is long: importing paid sessions and listing every temporary sale share the one-row-
+per-sale rule and the allowance checks the import makes under the lots' locks.
 """
 
 from __future__ import annotations

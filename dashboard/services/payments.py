@@ -44,6 +44,10 @@ The idempotency key comes from the checkout form (one per form; kept across a re
 until the buyer has been told the outcome), so a double-click, a retried request or a reload finds
 the first attempt's payment (the key is unique) and answers with its outcome: the card is charged
 once.
+
+Why this module is long: checkout, the sandbox processor, settlement and refunds are one state
+machine of a payment (reserve, charge, settle) with one idempotency key; its steps are kept side by
+side so the rules about a charge with no clear answer read in one place.
 """
 
 from __future__ import annotations

@@ -38,6 +38,10 @@ and flagged ``over_allowance``, like the over-allowance key's permits.
 Third-party permits are idempotent on (source, external_id) and belong to their source: a partner
 (``Partner``: the sources its API key acts for) records, sees and changes only permits of its own
 sources, by their random ``reference``.
+
+Why this module is long: availability, reservation under the lot's lock and recording permits other
+systems sold all apply the one counting rule (what holds a space for a period); keeping them
+together keeps that rule single.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ time zone (``dashboard.services.schedules``); either way the claim moves ``next_
 next slot, so a restart or a second scheduler never runs a slot twice.
 A run stamps a heartbeat while it works; ``silent_runs`` and ``give_up_run`` find and close the
 runs whose worker died.
+
+Why this module is long: the schedule (claiming slots with a conditional UPDATE), the run log and
+recovering lost runs share the task row and its invariants across any number of schedulers.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ Files are streamed: the csv module reads a text stream over the open file, faile
 spooled temporary file, and the caller commits every ``BATCH`` rows, so memory stays flat however
 big the file is. A file is checked whole before anything is written (encoding, headers, at least
 one row), so a file refused for its form changes nothing and loses nothing.
+
+Why this module is long: the CSV files, the OC-TOMA push and ``POST /api/v1/users`` share
+``validate_record`` and ``upsert`` so that a row is accepted or refused the same way by all three.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Ticket numbers read well aloud and on paper: ``T-`` and six characters from an a
 
 "Overdue" is derived, not stored: an unpaid violation whose due date has passed. A violation under
 appeal is never overdue (its status is not unpaid).
+
+Why this module is long: writing, searching, voiding and paying a ticket share the ticket's
+numbering, its lock and its states; each public function is a step of that one lifecycle.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ The card ids carry widget keys, but ``refresh`` fills only the widgets of the us
 the server reads it: an id for an admin-only widget sent by a manager's browser gets "not
 available", never data. Each chart comes with the same figures as a table under a disclosure, and
 a short sentence above it, for screen readers and for reading on a phone.
+
+Why this module is long: the two callbacks (build once, refresh live) and the per-widget renderers
+must agree on every card's ids; the renderers are small, one per widget kind.
 """
 
 from __future__ import annotations

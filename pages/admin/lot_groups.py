@@ -19,6 +19,9 @@ lots it holds and that they stay, without a group.
 the table, neither closes it nor loses its selection. Its choices are the Mistall lots the Update
 Mistall System Job Task imported, read by the ``Role.ADMIN`` callback that opens the dialog; until
 the task has run the list is empty and the dialog says where to run it.
+
+Why this module is long: the table of live counts per source and the close/reopen dialog act on the
+same rows and refresh each other.
 """
 
 from __future__ import annotations
