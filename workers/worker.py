@@ -60,9 +60,11 @@ class ThreadWorker(SimpleWorker):
     def unsubscribe(self) -> None:
         """Stop rq's command listener before unsubscribing, so the unsubscribe reply is what wakes
         it. rq does it the other way round: the listener can go back to a 60-second read, outlive
-        the one-second join, and have its connection closed under it (a traceback at every stop)."""
+        the one-second join, and have its connection closed under it (a traceback at every stop).
+        redis-py's ``stop()`` joins the listener (until its read ends, by default): ``timeout=0``
+        only trips its flag, and the unsubscribe reply ends the read."""
         if self.pubsub_thread and self.pubsub:
-            self.pubsub_thread.stop()
+            self.pubsub_thread.stop(timeout=0)
             self.pubsub.unsubscribe()
             self.pubsub_thread.join(timeout=5)
             self.pubsub.close()
