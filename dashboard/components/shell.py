@@ -21,6 +21,7 @@ from models import Role
 MENU: list[tuple[str | None, str, str, Role]] = [
     (None, "Home", "/", Role.GUEST),
     (None, "Dashboard", "/admin", Role.MANAGER),
+    (None, "Reports", "/admin/reports", Role.MANAGER),
     (None, "Real-Time Map", "/real-time", Role.GUEST),
     ("My Parking", "My Permits", "/permits", Role.USER),
     ("My Parking", "My Waitlist", "/waitlist", Role.USER),
