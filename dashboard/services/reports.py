@@ -38,7 +38,7 @@ from decimal import Decimal
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from dashboard.services.days import day_bounds, parse_day
+from dashboard.services.days import FIRST_DAY, day_bounds, parse_day
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import PHYSICAL
 from dashboard.services.pay_stations import source_label
@@ -126,7 +126,10 @@ def day_range(first_text: str | None, last_text: str | None, tz: tzinfo, today: 
     """The days asked for: ``to`` defaults to today, ``from`` to 30 days before ``to``. Raises
     ``ValidationFailed`` (``from``/``to``) for a bad date, a reversed or over-long range."""
     last = parse_day(last_text, "to") or today
-    first = parse_day(first_text, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    first = parse_day(first_text, "from")
+    if first is None:  # a default that stays in the calendar: a ``to`` of 0001-01-01 is refused below
+        back = timedelta(days=DEFAULT_DAYS - 1)
+        first = last - back if last >= FIRST_DAY + back else FIRST_DAY
     start, end = day_bounds(first, last, tz)
     assert start is not None and end is not None
     if (last - first).days + 1 > MAX_DAYS:
