@@ -57,6 +57,8 @@ def sales_report() -> tuple[Response, int]:
             return refused(exc)
         args = request.args.to_dict()
         errors = unknown_parameters(request.args, PARAMETERS) or unstorable_fields(dict(args))
+        # Present but empty is a mistake (a template that never filled it in), not a default.
+        errors |= {name: "empty: leave it out for the default" for name, value in args.items() if not value}
         if errors:
             return invalid(ValidationFailed(errors))
         try:

@@ -69,6 +69,7 @@ def test_keys_scopes_and_parameters_are_checked(client, core, data):
         ("from=2024-01-01&to=2026-11-01", "to"),
         ("to=0001-01-01", "to"),
         ("from=%00", "from"),
+        ("to=", "to"),
     ):
         bad = client.get(f"/api/v1/reports/sales?{query}", headers=bearer(key))
         assert bad.status_code == 422 and field in bad.json["fields"], query
