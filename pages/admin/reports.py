@@ -11,6 +11,8 @@ scaffolding; choices and figures arrive through ``Role.MANAGER`` callbacks.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +27,7 @@ from dashboard.services import reports
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.reports import (
     Cell,
+    Column,
     OccupancyReport,
     ReportKind,
     SalesReport,
@@ -68,12 +71,19 @@ def _field(label: str, control: Any, box_id: str | None = None) -> Any:
     )
 
 
-def _graph(graph_id: str, label: str, box_id: str | None = None) -> Any:
+def _graph(graph_id: str, title: str, box_id: str | None = None) -> Any:
     extra = {"id": box_id} if box_id else {}
     return html.Div(
-        dcc.Graph(id=graph_id, figure=_blank(), config=GRAPH_CONFIG, style={"height": f"{CHART_HEIGHT}px"}),
-        role="img",
-        **{"aria-label": f"Chart: {label}. The table below lists the figures."},
+        [
+            html.H3(title, id=f"{graph_id}-title", className="h6 mb-1"),
+            html.Div(
+                dcc.Graph(
+                    id=graph_id, figure=_blank(), config=GRAPH_CONFIG, style={"height": f"{CHART_HEIGHT}px"}
+                ),
+                role="img",
+                **{"aria-label": f"Chart: {title}. The table below lists the figures."},
+            ),
+        ],
         className="mb-3",
         **extra,
     )
@@ -108,8 +118,9 @@ def layout(**query: str) -> html.Div:
                                         id="reports-kind",
                                         value=kind,
                                         options=[
-                                            {"label": title, "value": k.value}
-                                            for k, title in reports.KIND_TITLES.items()
+                                            {"label": "Sales and revenue", "value": ReportKind.SALES.value},
+                                            {"label": "Occupancy", "value": ReportKind.OCCUPANCY.value},
+                                            {"label": "Violations", "value": ReportKind.VIOLATIONS.value},
                                         ],
                                     ),
                                 ),
@@ -140,12 +151,18 @@ def layout(**query: str) -> html.Div:
                                 ),
                                 _field(
                                     "Lot",
-                                    dbc.Select(id="reports-lot", value=_initial(query, "lot")),
+                                    dbc.Select(
+                                        id="reports-lot", value=_initial(query, "lot"), placeholder="All lots"
+                                    ),
                                     "reports-lot-box",
                                 ),
                                 _field(
                                     "Source",
-                                    dbc.Select(id="reports-source", value=_initial(query, "source")),
+                                    dbc.Select(
+                                        id="reports-source",
+                                        value=_initial(query, "source"),
+                                        placeholder="All sources",
+                                    ),
                                     "reports-source-box",
                                 ),
                                 _field(
@@ -164,9 +181,9 @@ def layout(**query: str) -> html.Div:
             html.Div(id="reports-error", role="alert"),
             html.H2(id="reports-title", className="h5"),
             html.P(id="reports-summary", className="text-muted small", role="status"),
-            _graph("reports-chart", "the report"),
-            _graph("reports-heat", "average occupancy by weekday and hour", "reports-heat-box"),
-            _graph("reports-peaks", "peak occupancy per day", "reports-peaks-box"),
+            _graph("reports-chart", "The report"),
+            _graph("reports-heat", "Average % full by weekday and hour", "reports-heat-box"),
+            _graph("reports-peaks", "Peak per day", "reports-peaks-box"),
             html.Div(
                 [
                     html.A(
@@ -235,13 +252,13 @@ def _blank(message: str = "") -> go.Figure:
     return figure
 
 
-def _finish(figure: go.Figure, title: str) -> go.Figure:
-    """One look for every chart; no zoom or pan, so a drag on a phone scrolls the page."""
+def _finish(figure: go.Figure) -> go.Figure:
+    """One look for every chart: the legend above the plot (below, it collides with slanted day
+    labels on a phone); no zoom or pan, so a drag on a phone scrolls the page."""
     figure.update_layout(
-        title={"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
         height=CHART_HEIGHT,
-        margin={"l": 48, "r": 8, "t": 36, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 48, "r": 8, "t": 32, "b": 40},
+        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         paper_bgcolor="rgba(0,0,0,0)",
         dragmode=False,
     )
@@ -272,31 +289,34 @@ def _sales_figure(report: SalesReport) -> go.Figure:
                 x=[_units(row.amount_cents) for row in rows],
                 orientation="h",
             )
-    return _finish(figure, f"Amount by {reports.GROUP_TITLES[report.group_by].lower()}")
+    return _finish(figure)
 
 
 def _occupancy_figures(report: OccupancyReport) -> tuple[go.Figure, go.Figure, go.Figure]:
     if not report.hours:
-        empty = "No occupancy history for this lot group on these days"
+        empty = "No history on these days"
         if report.group_id is None:
             empty = "No lot groups yet"
         return _blank(empty), _blank(empty), _blank(empty)
-    hours = [point.hour.replace(tzinfo=None) for point in report.hours]
+    hours: list[Any] = []
+    physical: list[float | None] = []
+    permits: list[float | None] = []
+    for point in report.hours:
+        if hours and point.hour.replace(tzinfo=None) - hours[-1] > timedelta(hours=1):
+            hours.append(hours[-1] + timedelta(hours=1))  # an hour without readings breaks the line
+            physical.append(None)
+            permits.append(None)
+        hours.append(point.hour.replace(tzinfo=None))
+        physical.append(point.physical)
+        permits.append(point.permits)
     lines = go.Figure()
-    lines.add_scatter(
-        name="Physical (cars counted)",
-        x=hours,
-        y=[point.physical for point in report.hours],
-        mode="lines",
-        line={"color": PHYSICAL_COLOR},
-    )
-    lines.add_scatter(
-        name="Permits valid",
-        x=hours,
-        y=[point.permits for point in report.hours],
-        mode="lines",
-        line={"color": PERMITS_COLOR},
-    )
+    for name, values, color in (
+        ("Physical (cars counted)", physical, PHYSICAL_COLOR),
+        ("Permits valid", permits, PERMITS_COLOR),
+    ):
+        lines.add_scatter(
+            name=name, x=hours, y=values, mode="lines+markers", line={"color": color}, connectgaps=False
+        )
     heat = go.Figure(
         go.Heatmap(
             z=[list(row) for row in report.heat],
@@ -323,11 +343,7 @@ def _occupancy_figures(report: OccupancyReport) -> tuple[go.Figure, go.Figure, g
         y=[p.permits_peak for p in report.peaks],
         marker_color=PERMITS_COLOR,
     )
-    return (
-        _finish(lines, "Hourly average: physical vs permits"),
-        _finish(heat, "Average % full by weekday and hour"),
-        _finish(peaks, "Peak per day"),
-    )
+    return _finish(lines), _finish(heat), _finish(peaks)
 
 
 def _violations_figure(report: ViolationsReport) -> go.Figure:
@@ -347,19 +363,26 @@ def _violations_figure(report: ViolationsReport) -> go.Figure:
         else:
             figure.add_bar(name=name, y=x, x=values, orientation="h", marker_color=color)
     figure.update_layout(barmode="stack")
-    return _finish(figure, "Violations issued, by where they stand now")
+    return _finish(figure)
 
 
 def render_table(table: Table) -> Any:
-    """The report's table, cell for cell what the downloads hold (``reports.cell_text``)."""
+    """The report's table, cell for cell what the downloads hold (``reports.cell_text``). Each cell
+    carries its column's title (``data-label``): on a phone ``assets/reports.css`` shows every row
+    as a card of "title: value" lines instead of a table wider than the screen."""
     if not table.rows:
         return html.P("Nothing to list for these days and filters.", className="text-muted")
 
-    def cell(value: object, kind: Cell, tag: Any) -> Any:
-        numeric = kind is not Cell.TEXT
+    def cell(value: object, column: Column, tag: Any) -> Any:
+        numeric = column.kind is not Cell.TEXT
         return tag(
-            reports.cell_text(value, kind) or "—", className="text-end text-nowrap" if numeric else None
+            reports.cell_text(value, column.kind) or "—",
+            className="text-end text-nowrap" if numeric else None,
+            **{"data-label": column.title},
         )
+
+    def line(row: tuple[object, ...], tag: Any) -> Any:
+        return html.Tr([cell(value, column, tag) for value, column in zip(row, table.columns, strict=True)])
 
     head = html.Thead(
         html.Tr(
@@ -369,24 +392,13 @@ def render_table(table: Table) -> Any:
             ]
         )
     )
-    body = html.Tbody(
-        [
-            html.Tr([cell(v, c.kind, html.Td) for v, c in zip(row, table.columns, strict=True)])
-            for row in table.rows
-        ]
-    )
-    foot = html.Tfoot(
-        [
-            html.Tr([cell(v, c.kind, html.Th) for v, c in zip(row, table.columns, strict=True)])
-            for row in table.totals
-        ]
-    )
+    body = html.Tbody([line(row, html.Td) for row in table.rows])
+    foot = html.Tfoot([line(row, html.Th) for row in table.totals])
     return dbc.Table(
         [head, body, foot],
         hover=True,
-        responsive=True,
         size="sm",
-        className="align-middle small",
+        className="align-middle small reports-table",
         id="reports-grid",
     )
 
@@ -412,12 +424,22 @@ def _summary(report: reports.Report) -> str:
     )
 
 
+def _chart_title(query: reports.ReportQuery) -> str:
+    if query.kind is ReportKind.OCCUPANCY:
+        return "Hourly average: physical count vs permits valid"
+    by = reports.GROUP_TITLES[query.group_by].lower()
+    if query.kind is ReportKind.SALES:
+        return f"Amount sold by {by}"
+    return f"Violations issued by {by}, by where they stand now"
+
+
 @callback(
     Output("reports-url", "search"),
     Output("reports-error", "children"),
     Output("reports-title", "children"),
     Output("reports-summary", "children"),
     Output("reports-chart", "figure"),
+    Output("reports-chart-title", "children"),
     Output("reports-heat", "figure"),
     Output("reports-peaks", "figure"),
     Output("reports-heat-box", "style"),
@@ -429,6 +451,7 @@ def _summary(report: reports.Report) -> str:
     Output("reports-group-by", "value"),
     Output("reports-from", "value"),
     Output("reports-to", "value"),
+    Output("reports-group", "value"),
     Output("reports-group-by-box", "style"),
     Output("reports-lot-box", "style"),
     Output("reports-source-box", "style"),
@@ -472,7 +495,9 @@ def show(
             report = reports.build(session, query, tz)
     except ValidationFailed as exc:
         logger.info("report not shown: %s", exc.errors)
-        return (no_update, validation_alert(exc, LABELS, heading="Not shown:"), *([no_update] * 18))
+        return (no_update, validation_alert(exc, LABELS, heading="Not shown:"), *([no_update] * 20))
+    if isinstance(report, OccupancyReport) and report.group_id is not None:
+        query = replace(query, group=report.group_id)  # the default group, named so a bookmark keeps it
     params = urlencode(query.params())
     heat_style = peaks_style = HIDDEN
     if isinstance(report, OccupancyReport):
@@ -493,6 +518,7 @@ def show(
         reports.KIND_TITLES[query.kind],
         _summary(report),
         chart,
+        _chart_title(query),
         heat,
         peaks,
         heat_style,
@@ -504,6 +530,7 @@ def show(
         query.group_by,
         query.days.first.isoformat(),
         query.days.last.isoformat(),
+        str(query.group) if query.group is not None else "",
         HIDDEN if is_occupancy else SHOWN,
         HIDDEN if is_occupancy else SHOWN,
         SHOWN if is_sales else HIDDEN,

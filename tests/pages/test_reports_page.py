@@ -189,5 +189,8 @@ def test_the_layout_reads_the_url_and_the_callbacks_run_directly(app, core, make
         out = show_fn("violations", FIRST, LAST, "lot", "", "", "")
     assert urlsplit(out[0]).query == f"report=violations&from={FIRST}&to={LAST}&group_by=lot"
     assert out[1] is None and out[2] == "Violations issued, paid and outstanding"
-    cells = table_cells(json.loads(json.dumps(out[9].to_plotly_json(), default=lambda o: o.to_plotly_json())))
+    assert out[5] == "Violations issued by lot, by where they stand now"
+    cells = table_cells(
+        json.loads(json.dumps(out[10].to_plotly_json(), default=lambda o: o.to_plotly_json()))
+    )
     assert cells[1] == ["North Garage", "2", "70.00", "1", "50.00", "0", "1", "20.00"]
