@@ -21,7 +21,6 @@ from models import Role
 MENU: list[tuple[str | None, str, str, Role]] = [
     (None, "Home", "/", Role.GUEST),
     (None, "Dashboard", "/admin", Role.MANAGER),
-    (None, "Reports", "/admin/reports", Role.MANAGER),
     (None, "Real-Time Map", "/real-time", Role.GUEST),
     ("My Parking", "My Permits", "/permits", Role.USER),
     ("My Parking", "My Waitlist", "/waitlist", Role.USER),
@@ -41,6 +40,8 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Occupancy", "Lot Groups", "/admin/lot-groups", Role.MANAGER),
     ("Occupancy", "Sensing Devices", "/admin/devices", Role.ADMIN),
     ("Occupancy", "Sensor Feed Health", "/admin/ingest", Role.ADMIN),
+    # In a section, not on the bar: an admin's bar already overflows below about 1,075 px wide.
+    ("Parking", "Reports", "/admin/reports", Role.MANAGER),
     ("Parking", "Lot Administration", "/admin/lots", Role.MANAGER),
     ("Parking", "Lot Zones", "/admin/lot-zones", Role.ADMIN),
     ("Parking", "Temporary Permits", "/admin/temporary-permits", Role.MANAGER),

@@ -1,4 +1,4 @@
-"""Reports in a real browser: a manager finds Reports in the menu, opens a bookmarked sales report,
+"""Reports in a real browser: a manager finds Reports in the Parking menu, opens a bookmarked sales report,
 changes its days (the address bar follows, so a reload reopens the same report), downloads the CSV
 whose figures are the table's, and on a 390 px phone the occupancy report does not scroll sideways."""
 
@@ -40,6 +40,7 @@ def test_a_manager_opens_changes_shares_and_downloads_a_report(
     page.fill("#login-email", manager.email)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
+    page.locator("#shell-nav").get_by_text("Parking", exact=True).click()
     page.get_by_role("link", name="Reports", exact=True).click()
     expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
     expect(page.locator("#reports-grid")).to_be_visible()

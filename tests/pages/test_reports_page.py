@@ -73,7 +73,7 @@ def test_the_page_is_for_managers_and_holds_no_data(login_as, data) -> None:
 def test_the_menu_offers_reports_to_managers() -> None:
     from dashboard.components.shell import MENU
 
-    assert (None, "Reports", "/admin/reports", Role.MANAGER) in MENU
+    assert ("Parking", "Reports", "/admin/reports", Role.MANAGER) in MENU
 
 
 @pytest.mark.parametrize(("role", "status"), REFUSED)
