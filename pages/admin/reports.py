@@ -58,6 +58,7 @@ SHOWN: dict[str, str] = {}
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 PHYSICAL_COLOR = "#0d6efd"
 PERMITS_COLOR = "#fd7e14"
+MARKED_HOURS = 240  # up to ten days of hours, each hour's reading is also a dot (a lone hour shows)
 
 
 def _field(label: str, control: Any, box_id: str | None = None) -> Any:
@@ -310,13 +311,12 @@ def _occupancy_figures(report: OccupancyReport) -> tuple[go.Figure, go.Figure, g
         physical.append(point.physical)
         permits.append(point.permits)
     lines = go.Figure()
+    mode = "lines+markers" if len(hours) <= MARKED_HOURS else "lines"  # a dot per hour of a year is a smear
     for name, values, color in (
         ("Physical (cars counted)", physical, PHYSICAL_COLOR),
         ("Permits valid", permits, PERMITS_COLOR),
     ):
-        lines.add_scatter(
-            name=name, x=hours, y=values, mode="lines+markers", line={"color": color}, connectgaps=False
-        )
+        lines.add_scatter(name=name, x=hours, y=values, mode=mode, line={"color": color}, connectgaps=False)
     heat = go.Figure(
         go.Heatmap(
             z=[list(row) for row in report.heat],

@@ -194,3 +194,14 @@ def test_the_layout_reads_the_url_and_the_callbacks_run_directly(app, core, make
         json.loads(json.dumps(out[10].to_plotly_json(), default=lambda o: o.to_plotly_json()))
     )
     assert cells[1] == ["North Garage", "2", "70.00", "1", "50.00", "0", "1", "20.00"]
+
+
+def test_the_occupancy_chart_breaks_its_lines_where_no_reading_was_taken(app, login_as, data) -> None:
+    out = outputs_of(show(login_as(Role.MANAGER), app, kind="occupancy", group=str(data.group)))
+    physical, permits = out["reports-chart"]["figure"]["data"]
+    assert physical["x"] == ["2026-11-02T09:00:00", "2026-11-02T10:00:00", "2026-11-03T14:00:00"]
+    assert physical["y"] == [50.0, None, 80.0] and permits["y"] == [70.0, None, 75.0]
+    heat = out["reports-heat"]["figure"]["data"][0]
+    assert heat["z"][0][9] == 50.0 and heat["z"][1][14] == 80.0
+    assert out["reports-heat-box"]["style"] == {} and out["reports-group-box"]["style"] == {}
+    assert "Mistall" in out["reports-summary"]["children"]
