@@ -1,6 +1,7 @@
-"""Reports in a real browser: a manager finds Reports in the Parking menu, opens a bookmarked sales report,
-changes its days (the address bar follows, so a reload reopens the same report), downloads the CSV
-whose figures are the table's, and on a 390 px phone the occupancy report does not scroll sideways."""
+"""Reports in a real browser: a manager finds Reports in the Parking menu, opens a bookmarked sales
+report, changes its days (the address bar follows: a reload reopens the same report, Back the one
+before), downloads the CSV whose figures are the table's, and on a 390 px phone the occupancy report
+does not scroll sideways."""
 
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ def test_a_manager_opens_changes_shares_and_downloads_a_report(
     assert [[cell.removeprefix("'") for cell in row] for row in read] == shown
 
     page.reload()  # the address is the bookmark: the same report comes back
+    expect(page.locator("#reports-to")).to_have_value("2026-11-03")
+    expect(grid.locator("tfoot")).to_contain_text("131.75")
+    page.go_back()  # the report before the change of days
+    expect(page.locator("#reports-to")).to_have_value(LAST)
+    expect(grid.locator("tfoot")).to_contain_text("145.75")
+    page.go_forward()
     expect(page.locator("#reports-to")).to_have_value("2026-11-03")
     expect(grid.locator("tfoot")).to_contain_text("131.75")
 
