@@ -26,6 +26,7 @@ from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.mail_hooks import register_mail_hooks
 from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
+from dashboard.report_routes import register_report_routes
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
 from dashboard.sso_routes import idp_logout_url, register_sso_routes
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_api(server)
     register_push(server)
     register_enforcement_routes(server)
+    register_report_routes(server)
     register_payment_routes(server)
     register_sso_routes(server)
     register_mail_hooks(server)

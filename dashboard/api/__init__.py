@@ -17,7 +17,7 @@ from dashboard.api.blueprint import api, register_json_errors
 
 def register_api(server: Flask) -> None:
     """Attach the API to the app (once per app: the blueprint's routes are module-level)."""
-    from dashboard.api import occupancy, openapi, permits, users, violations  # noqa: F401  (routes attach to ``api``)
+    from dashboard.api import occupancy, openapi, permits, reports, users, violations  # noqa: F401  (routes attach to ``api``)
     from dashboard.api.oc_toma import register_oc_toma
 
     server.register_blueprint(api)

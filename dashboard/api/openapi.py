@@ -69,6 +69,7 @@ NULLABLE_INT: Schema = {"type": ["integer", "null"]}
 NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
 TEXT: Schema = {"type": "string", "minLength": 1}
 INSTANT: Schema = {"type": "string", "format": "date-time"}
+DAY: Schema = {"type": "string", "format": "date", "example": "2026-11-30"}
 OC_TOMA_TIME: Schema = {
     "type": "string",
     "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})?$",
@@ -357,6 +358,50 @@ SCHEMAS: dict[str, Schema] = {
             }
         },
     },
+    "SalesReport": {
+        "type": "object",
+        "description": "Sales made on the days (every permit ever in force, whatever sold it: online, "
+        "quick checkout, the office, pay stations, HotSpot, partners, ParkMobile; refunds are not "
+        "subtracted). By day, every day has a row per currency sold in the range; other groupings list "
+        "the biggest first.",
+        "required": ["from", "to", "time_zone", "group_by", "rows", "totals"],
+        "properties": {
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "time_zone": {"type": "string", "description": "The site's time zone the days are in."},
+            "group_by": {"type": "string", "enum": ["day", "lot", "product", "source"]},
+            "rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "label", "currency", "count", "amount_cents"],
+                    "properties": {
+                        "key": {
+                            "type": "string",
+                            "description": "The day (YYYY-MM-DD), `lot-<id>`, `zone-<name>` (a zone "
+                            "permit of no single lot), `product-<id>`, `none-<source>` or the source.",
+                        },
+                        "label": {"type": "string"},
+                        "currency": {"type": "string"},
+                        "count": {"type": "integer", "minimum": 0},
+                        "amount_cents": {"type": "integer"},
+                    },
+                },
+            },
+            "totals": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["currency", "count", "amount_cents"],
+                    "properties": {
+                        "currency": {"type": "string"},
+                        "count": {"type": "integer", "minimum": 0},
+                        "amount_cents": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
     "Violation": {
         "type": "object",
         "required": [
@@ -629,6 +674,45 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
+    "/v1/reports/sales": {
+        "get": {
+            "tags": ["Reports"],
+            "summary": "Permit sales and revenue over site-local days, by day, lot, product or source "
+            "(the Reports page's sales report)",
+            "security": [{"apiKey": ["reports:read"]}],
+            "parameters": [
+                {
+                    "name": "from",
+                    "in": "query",
+                    "required": False,
+                    "description": "First site-local day (default: 29 days before `to`).",
+                    "schema": DAY,
+                },
+                {
+                    "name": "to",
+                    "in": "query",
+                    "required": False,
+                    "description": "Last site-local day, included (default: today). At most 366 days "
+                    "from `from`.",
+                    "schema": DAY,
+                },
+                {
+                    "name": "group_by",
+                    "in": "query",
+                    "required": False,
+                    "schema": {
+                        "type": "string",
+                        "enum": ["day", "lot", "product", "source"],
+                        "default": "day",
+                    },
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("SalesReport"), "The sales."),
+                **_errors(401, 403, 422, 429),
+            },
+        }
+    },
     "/v1/ping": {
         "get": {
             "tags": ["Open data"],
@@ -761,8 +845,8 @@ DOCUMENT: Schema = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "Authorization: Bearer pk_... (scopes: permits:write, permits:read, "
-                "permits:over-allowance, violations:read, users:write). A key acts for its permit "
-                "sources only.",
+                "permits:over-allowance, violations:read, reports:read, users:write). A key acts for "
+                "its permit sources only.",
             }
         },
     },

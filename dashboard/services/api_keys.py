@@ -43,6 +43,7 @@ SCOPES = {
     "permits:read": "Check whether a plate may park; OC-TOMA permit statistics",
     OVER_ALLOWANCE: "Record permits even when the lot or zone is full (each one is flagged)",
     "violations:read": "Read a plate's violations and the boot inventory (never release codes)",
+    "reports:read": "Permit sales and revenue by day, lot, product or source (GET /api/v1/reports/sales)",
     "users:write": "Create and update users by their unique id (POST /api/v1/users, OC-TOMA profiles/push)",
 }
 SOURCES = {

@@ -37,7 +37,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 @pytest.fixture
 def partner_key(core) -> str:
     make_place(core)  # so that some generated lots and zones ("1001", "NG") exist
-    return issue_key(core, "permits:write", "permits:read", "violations:read", "users:write")
+    return issue_key(core, "permits:write", "permits:read", "violations:read", "reports:read", "users:write")
 
 
 def test_the_app_serves_the_document(client):
