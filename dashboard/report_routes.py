@@ -15,6 +15,7 @@ from flask import Flask, Response, redirect, request
 from flask_login import current_user
 
 from dashboard.auth import has_role
+from dashboard.core import core_of
 from dashboard.services import reports
 from dashboard.services.errors import ValidationFailed
 from models import Role
@@ -28,8 +29,6 @@ TYPES = {
 
 
 def register_report_routes(server: Flask) -> None:
-    from dashboard.app import core_of
-
     @server.get("/admin/reports/export.<extension>")
     def report_export(extension: str) -> Response:
         if not has_role(MIN_ROLE):

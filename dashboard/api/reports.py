@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 
-from dashboard.api import api, unknown_parameters
+from dashboard.api.blueprint import api, unknown_parameters
 from dashboard.api.permits import _bearer, authenticate_key, invalid, private, refused, unstorable_fields
-from dashboard.app import core_of
+from dashboard.core import core_of
 from dashboard.services import reports
 from dashboard.services.api_keys import KeyRefused, WrongScope
 from dashboard.services.errors import ValidationFailed
@@ -48,7 +48,7 @@ def _sales_json(report: SalesReport, time_zone: str) -> dict[str, Any]:
 
 @api.get("/reports/sales")
 def sales_report() -> tuple[Response, int]:
-    core = core_of(current_app)  # type: ignore[arg-type]
+    core = core_of(current_app)
     tz = core.settings.tz
     with core.db.session() as session:
         try:

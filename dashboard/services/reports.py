@@ -22,6 +22,9 @@ peak.
 **Violations** are the tickets issued on the days, grouped by issue day or lot: how many were
 issued and for how much, and of those how many are paid, void, or still outstanding (unpaid or
 under appeal), so each row adds up.
+
+Why this module is long: the three reports share one query type, one table shape and the CSV and
+XLSX writers that make a download equal the page; split apart, each would import the others.
 """
 
 from __future__ import annotations
@@ -424,8 +427,20 @@ def _sales_rows(session: Session, days: DayRange, lot: int | None) -> list[_Sale
                 amount_cents=int(cents or 0),
             )
         )
-    for source, start, lot_id, lot_name, zone, currency, cents in session.execute(records):
-        found.append(_Sale(start, str(source), lot_id, lot_name, zone, None, None, currency, int(cents or 0)))
+    for record_source, start, lot_id, lot_name, record_zone, currency, cents in session.execute(records):
+        found.append(
+            _Sale(
+                start,
+                str(record_source),
+                lot_id,
+                lot_name,
+                record_zone,
+                None,
+                None,
+                currency,
+                int(cents or 0),
+            )
+        )
     return found
 
 
@@ -620,8 +635,8 @@ def occupancy(session: Session, days: DayRange, tz: tzinfo, group_id: int | None
     by_hour: dict[datetime, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
     heat_sums: dict[tuple[int, int], list[float]] = defaultdict(list)
     peaks: dict[date, dict[str, tuple[int, int, datetime]]] = defaultdict(dict)
-    for source, occupied, capacity, recorded in rows:
-        source = str(source)
+    for row_source, occupied, capacity, recorded in rows:
+        source = str(row_source)
         if source not in (physical, permits):
             continue
         local = recorded.astimezone(tz)
