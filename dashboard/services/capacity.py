@@ -353,7 +353,7 @@ def overview(
     valid = _lot_periods(session, ids, now - timedelta(days=days), now)
     rows = []
     for lot in lots:
-        term = lot.sells_standard
+        term = lot.sells_standard or not lot.sells_temporary  # a visitor lot sells temporary permits only
         found = (
             evidence(lot.capacity, readings[lot.lot_group_id], valid[lot.id], tz, term=term)
             if lot.lot_group_id in readings
