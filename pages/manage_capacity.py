@@ -316,7 +316,17 @@ def _chart(row: LotCapacity) -> Any:
             line={"color": "#6c757d", "width": 2, "dash": "dot"},
         )
     )
-    figure.add_hline(y=row.capacity, line={"color": "#dc3545", "width": 1}, opacity=0.6)
+    figure.add_trace(
+        go.Scatter(
+            x=[days[0], days[-1]],
+            y=[row.capacity, row.capacity],
+            name="Spaces",
+            mode="lines",
+            line={"color": "#dc3545", "width": 1},
+            opacity=0.6,
+            hoverinfo="skip",
+        )
+    )
     if found.peak is not None:
         figure.add_trace(
             go.Scatter(
