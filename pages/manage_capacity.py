@@ -32,6 +32,7 @@ from dashboard.components.feedback import validation_alert
 from dashboard.inputs import as_id
 from dashboard.services import capacity, lots, waitlist
 from dashboard.services.capacity import AllowanceChange, LotCapacity
+from dashboard.services.days import moment_words
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
@@ -178,7 +179,7 @@ def _dialog() -> Any:
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M")
+    return moment_words(moment, datetime.now(UTC), core().settings.tz)
 
 
 def _whole(value: Any, default: int) -> Any:
@@ -348,7 +349,8 @@ def _chart(row: LotCapacity) -> Any:
     )
     peak = found.peak
     words = (
-        f" The marked hour is {capacity.when(peak.at, tz)}: about {peak.cars} cars, {peak.permits} permits."
+        f" The marked hour is {moment_words(peak.at, datetime.now(UTC), tz)}: about {peak.cars} cars, "
+        f"{peak.permits} permits."
         if peak is not None
         else ""
     )

@@ -54,6 +54,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.services import audit, permits, waitlist
+from dashboard.services.days import moment_words
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.occupancy import PHYSICAL, announce_changes, permit_counts
 from models import AuditLog, Lot, OccupancySnapshot, Permit, PermitStatus, User
@@ -73,7 +74,6 @@ SPACES_MAX = 100_000  # as on the lot editor: a typo of three extra zeros is cau
 AUDIT_ACTION = "lot.allowance"
 # Lot edits that may carry a ``permits_allowed`` change (the lot editor's, and this page's).
 ALLOWANCE_ACTIONS = ("lot.create", "lot.update", AUDIT_ACTION)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -252,12 +252,6 @@ def evidence(
     )
 
 
-def when(moment: datetime, tz: tzinfo) -> str:
-    """An hour as a manager recalls it, in the site's zone: "Tuesday 24 November, 11:00"."""
-    local = moment.astimezone(tz)
-    return f"{WEEKDAYS[local.weekday()]} {local.day} {local:%B}, {local:%H}:00"
-
-
 def suggest(
     capacity: int,
     sold: int,
@@ -289,12 +283,13 @@ def suggest(
     peak = found.peak
     if not term:
         keep = max(sold, math.floor(capacity * target))
-        busiest = (
-            ""
-            if peak is None
-            else f"At the busiest hour ({when(peak.at, tz)}) the lot was about {peak.percent:.0f}% full "
-            f"with {peak.permits} visitor permit{'s' if peak.permits != 1 else ''}; "
-        )
+        busiest = ""
+        if peak is not None:
+            plural = "s" if peak.permits != 1 else ""
+            busiest = (
+                f"At the busiest hour ({moment_words(peak.at, now, tz)}) the lot was about "
+                f"{peak.percent:.0f}% full with {peak.permits} visitor permit{plural}; "
+            )
         sentence = (
             f"{busiest}keep {keep} of the {capacity} spaces for visitors "
             f"({margin_percent}% left for pay-station and zone parkers)."
@@ -312,10 +307,10 @@ def suggest(
     suggested = max(sold, supported)
     ratio = suggested / capacity
     seen = (
-        f"At the busiest hour ({when(peak.at, tz)}) about {peak.cars} cars parked for "
+        f"At the busiest hour ({moment_words(peak.at, now, tz)}) about {peak.cars} cars parked for "
         f"{peak.permits} valid permits"
     )
-    capped = f", the most this page suggests ({MAX_FACTOR}× capacity)" if raw >= ceiling else ""
+    capped = f", the most this page suggests: {MAX_FACTOR}× capacity" if raw >= ceiling else ""
     if supported < sold:
         sentence = (
             f"{seen}, so {supported} permits would keep that hour at {target:.0%} full: "

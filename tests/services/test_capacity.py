@@ -111,12 +111,24 @@ def test_a_term_lot_may_oversell_by_the_ratio_seen_at_its_peak(session, site):
     assert (row.suggestion.allowance, row.suggestion.kind) == (163, "term")
     assert row.suggestion.headline == "Sell up to 163 (1.63 per space)"
     assert row.suggestion.sentence == (
-        "At the busiest hour (Saturday 28 November, 15:00) about 55 cars parked for 100 valid permits, "
-        "so up to 163 permits (1.63 per space) keep that hour at 90% full: 63 more than sold."
+        "At the busiest hour (Saturday 28 November 2026 at 15:00) about 55 cars parked for 100 valid "
+        "permits, so up to 163 permits (1.63 per space) keep that hour at 90% full: 63 more than sold."
     )
     assert row.peak_percent == 55.0
     # A wider margin suggests less.
     assert advice(session, site["big"], margin_percent=30).suggestion.allowance == 127  # 70 / 0.55
+
+
+def test_an_empty_peak_is_still_bounded(session, site):
+    """No car at the busiest hour would allow any number: the advice stops at 3× capacity."""
+    history(session, site["group"], level=0, peaks=())
+    sell(session, site["big"], 10)
+    row = advice(session, site["big"])
+    assert row.suggestion.allowance == 300
+    assert (
+        "up to 300 permits (3.00 per space, the most this page suggests: 3× capacity)"
+        in row.suggestion.sentence
+    )
 
 
 def test_the_ratio_is_read_against_the_permits_valid_at_that_hour(session, site):
@@ -181,7 +193,7 @@ def test_a_visitor_lot_keeps_its_spaces_for_visitors_not_the_permits_of_this_min
     assert (row.suggestion.allowance, row.suggestion.kind) == (45, "visitors")
     assert row.suggestion.headline == "Keep 45 for visitors"
     assert row.suggestion.sentence == (
-        "At the busiest hour (Saturday 28 November, 15:00) the lot was about 55% full with 12 visitor "
+        "At the busiest hour (Saturday 28 November 2026 at 15:00) the lot was about 55% full with 12 visitor "
         "permits; keep 45 of the 50 spaces for visitors (10% left for pay-station and zone parkers)."
     )
 
