@@ -28,6 +28,8 @@ from models import (
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
+# plotly.js (3.5 MB) loads when the first chart opens: slow on a busy machine, so wait for it longer.
+CHART_WAIT_MS = 30_000
 ARTIFACTS = "tests/artifacts"
 
 
@@ -122,7 +124,7 @@ def test_phone_journey(browser, live_server, make_user, site) -> None:
             manager_page.screenshot(path=f"{ARTIFACTS}/capacity-phone.png", full_page=True)
             card.get_by_role("button", name="Edit").click()
             dialog = manager_page.locator("#capacity-modal")
-            expect(dialog.locator("#capacity-chart .main-svg").first).to_be_attached()
+            expect(dialog.locator("#capacity-chart .main-svg").first).to_be_attached(timeout=CHART_WAIT_MS)
             expect(dialog).to_contain_text("the lot was about 50% full")
             dialog.get_by_role("button", name="Use suggestion").click()
             expect(manager_page.locator("#capacity-allowance")).to_have_value("18")
@@ -160,7 +162,7 @@ def test_desktop_manager_is_refused_below_sold_and_asked_before_selling_out(
         no_sideways_scroll(page)
         card.get_by_role("button", name="Edit").click()
         dialog = page.locator("#capacity-modal")
-        expect(dialog.locator("#capacity-chart .main-svg").first).to_be_attached()
+        expect(dialog.locator("#capacity-chart .main-svg").first).to_be_attached(timeout=CHART_WAIT_MS)
         page.screenshot(path=f"{ARTIFACTS}/capacity-dialog-desktop.png")
 
         page.fill("#capacity-allowance", "9")
@@ -213,7 +215,7 @@ def test_the_demo_campus_advises_on_a_phone(browser, live_server, core, session,
         engineering = session.scalars(select(Lot).where(Lot.code == "E1")).one()
         page.locator(f"#capacity-row-{engineering.id}").get_by_role("button", name="Edit").click()
         dialog = page.locator("#capacity-modal")
-        expect(dialog.locator("#capacity-chart .main-svg").first).to_be_attached()
+        expect(dialog.locator("#capacity-chart .main-svg").first).to_be_attached(timeout=CHART_WAIT_MS)
         expect(dialog.locator("#capacity-modal-advice")).to_contain_text("At the busiest hour")
         no_sideways_scroll(page)
         page.screenshot(path=f"{ARTIFACTS}/capacity-demo-dialog-phone.png")
