@@ -222,7 +222,7 @@ def _lot_periods(
     return {lot_id: _ValidCounter(found) for lot_id, found in periods.items()}
 
 
-def evidence(
+def lot_evidence(
     capacity: int,
     readings: list[tuple[datetime, float, int]],
     valid: _ValidCounter,
@@ -350,7 +350,7 @@ def overview(
     for lot in lots:
         term = lot.sells_standard or not lot.sells_temporary  # a visitor lot sells temporary permits only
         found = (
-            evidence(lot.capacity, readings[lot.lot_group_id], valid[lot.id], tz, term=term)
+            lot_evidence(lot.capacity, readings[lot.lot_group_id], valid[lot.id], tz, term=term)
             if lot.lot_group_id in readings
             else None
         )
