@@ -701,10 +701,19 @@ def _physical_source(group: LotGroup) -> OccupancySource:
 
 def _seed_readings(session: Session, now: datetime, groups: dict[str, LotGroup]) -> int:
     """A reading every half hour for the last ``HISTORY_DAYS`` days (or since the group's last
-    reading): the campus day of the simulator, scaled per group, with a little noise."""
+    reading): the campus day of the simulator, scaled per group, with a little noise.
+
+    A vendor counts the whole group; the live devices count only the lots they are in, and the
+    ingester writes their readings so (and resumes a lone counter from the last one after Redis
+    lost its state): the history does the same, or a restart would start a counter at the group's
+    total."""
     created = 0
     for name, group in groups.items():
-        spaces = session.scalar(select(func.sum(Lot.capacity)).where(Lot.lot_group_id == group.id)) or 0
+        source = _physical_source(group)
+        counted = select(func.sum(Lot.capacity)).where(Lot.lot_group_id == group.id)
+        if source is OccupancySource.DEVICES:
+            counted = counted.where(Lot.id.in_(select(SensingDevice.lot_id).where(SensingDevice.is_active)))
+        spaces = session.scalar(counted) or 0
         if not spaces:
             continue
         last = session.scalar(
@@ -716,7 +725,7 @@ def _seed_readings(session: Session, now: datetime, groups: dict[str, LotGroup])
         if last is not None:
             start = max(start, (last if last.tzinfo else last.replace(tzinfo=UTC)) + READING_EVERY)
         rng = random.Random(f"{name}-{start:%Y%m%d%H%M}")
-        source, rows, at = _physical_source(group), [], start
+        rows, at = [], start
         while at <= now:
             share = target_fraction(at.astimezone(CAMPUS_TZ)) * GROUP_PEAK.get(name, 0.9)
             share *= 1 + rng.uniform(-0.05, 0.05)
