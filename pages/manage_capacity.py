@@ -1,13 +1,19 @@
-"""Manage Capacity: every lot's capacity, permits allowed, sold and left, the physical peak the
-sensors saw, and a suggested allowance (``dashboard.services.capacity`` explains the rule), with
-the allowance edited in a dialog that shows the evidence and the lot's trail of changes.
+"""Manage Capacity: every lot as a card (capacity, permits allowed, sold, left, people waiting) with
+the advice in a few words and one sentence (``dashboard.services.capacity`` explains the rules),
+and the allowance edited in a dialog that shows the evidence as a small chart (the lot's estimated
+cars and its permits valid, each day's busiest hour over the window, the peak marked), the sentence
+and the lot's trail of changes.
 
-A dialog rather than an input in the table: the table is re-read after every save and on every
+Cards rather than a table: eight columns never fit a 390 px phone, and the advice is a sentence.
+A dialog rather than an input on the card: the list is re-read after every save and on every
 filter change, which would throw away what a manager is typing. Managers (not only admins) change
 allowances: deciding how far to oversell is their job, and every change is audited.
 
-The layout is empty scaffolding; rows, the group choices and the dialog's content arrive through
-``Role.MANAGER`` callbacks. Filters (name, lot group) only narrow the rows the server already sends
+Saving asks first (a confirm dialog) when the change leaves fewer than a few permits to sell, the
+point where people are told "sold out"; a value below the permits sold is refused with the reason.
+
+The layout is empty scaffolding; cards, the group choices and the dialog's content arrive through
+``Role.MANAGER`` callbacks. Filters (name, lot group) only narrow the lots the server already sends
 a manager; the window and the safety margin change the advice and are checked by the service.
 """
 
@@ -21,10 +27,12 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components.capacity_chart import evidence_chart
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import as_id
 from dashboard.services import capacity, lots, waitlist
 from dashboard.services.capacity import AllowanceChange, LotCapacity
+from dashboard.services.days import moment_words
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
@@ -43,14 +51,12 @@ def layout(**_query: str) -> html.Div:
             dcc.Location(id="capacity-url"),
             html.H1("Manage Capacity", className="h3"),
             html.P(
-                [
-                    "How many permits each lot may sell. The physical peak is the busiest reading of the "
-                    "lot's group in the window: sensors count lot groups, not lots, so a lot's share is "
-                    "estimated as the group's peak percent × the lot's capacity. The suggestion assumes "
-                    "parked cars grow with permits sold and keeps the busiest time below 100% minus the "
-                    "safety margin; it never suggests fewer than are sold now, and needs a week of "
-                    "sensor history.",
-                ],
+                "How many permits each lot may sell. For term permits, the advice is the oversell "
+                "ratio the lot's history supports: its busiest hour's cars against the permits valid "
+                "then, kept below 100% minus the safety margin. For visitor lots, it is the spaces to "
+                "keep for visitors. It is never below the permits sold, and needs a week of sensor "
+                "history. Sensors count lot groups, so a lot's cars are the group's percent full × "
+                "its spaces.",
                 className="text-muted",
             ),
             dbc.Row(
@@ -116,6 +122,8 @@ def layout(**_query: str) -> html.Div:
             ),
             dbc.Alert(id="capacity-flash", is_open=False, dismissable=True),
             dcc.Store(id="capacity-version", data=0),
+            dcc.Store(id="capacity-pending"),
+            dcc.ConfirmDialog(id="capacity-confirm"),
             html.Div(id="capacity-table"),
             _dialog(),
         ]
@@ -147,8 +155,7 @@ def _dialog() -> Any:
                         ]
                     ),
                     html.Div(
-                        "A whole number. It may exceed the capacity; lowering it below the permits sold "
-                        "cancels none of them.",
+                        "A whole number, at least the permits sold now. It may exceed the capacity.",
                         className="form-text",
                     ),
                     html.Div(id="capacity-modal-error", className="mt-3"),
@@ -170,7 +177,7 @@ def _dialog() -> Any:
 
 
 def _local(moment: datetime) -> str:
-    return moment.astimezone(core().settings.tz).strftime("%Y-%m-%d %H:%M")
+    return moment_words(moment, datetime.now(UTC), core().settings.tz)
 
 
 def _whole(value: Any, default: int) -> Any:
@@ -184,73 +191,101 @@ def _whole(value: Any, default: int) -> Any:
     return int(number) if number.is_integer() else value
 
 
-def _allowed(row: LotCapacity) -> Any:
-    note = " (= capacity)" if row.permits_allowed is None else ""
+def _allowed(row: LotCapacity) -> str:
+    if row.permits_allowed is None:
+        return f"{row.allowance} (= capacity)"
     if row.allowance > row.capacity:
-        note = f" (+{row.allowance - row.capacity})"
-    return html.Span([str(row.allowance), html.Small(note, className="text-muted")])
+        return f"{row.allowance} (+{row.allowance - row.capacity})"
+    return str(row.allowance)
 
 
-def _peak(row: LotCapacity) -> Any:
-    if row.peak is None:
-        return html.Span("—", className="text-muted")
-    return html.Div(
-        [
-            html.Strong(f"{row.peak.percent:.0f}%"),
-            html.Div(f"≈ {row.estimated_peak_cars} of {row.capacity} spaces", className="small text-muted"),
-        ]
-    )
-
-
-def _suggestion(row: LotCapacity) -> Any:
-    sentence = html.Div(row.suggestion.sentence, className="small")
-    if row.suggestion.allowance is None:
-        return html.Div(sentence, className="text-muted")
-    return html.Div([html.Strong(str(row.suggestion.allowance)), sentence])
-
-
-def _table(rows: list[LotCapacity]) -> Any:
-    header = ["Lot", "Capacity", "Allowed", "Sold", "Available", "Suggestion", "Physical peak", "Waiting"]
-    body = [
-        html.Tr(
-            [
-                html.Td(
-                    [
-                        html.Div(row.name, className="fw-semibold"),
-                        html.Div(row.group_name or "no lot group", className="small text-muted"),
-                        *([dbc.Badge("inactive", color="secondary")] if not row.is_active else []),
-                        # In the first column, so a phone reaches it without scrolling the table.
-                        dbc.Button(
-                            "Edit",
-                            id={"type": "capacity-edit", "lot": row.lot_id},
-                            size="sm",
-                            color="outline-primary",
-                            n_clicks=0,
-                            title=f"Edit the permits allowed in {row.name}",
-                            className="mt-1",
-                        ),
-                    ]
-                ),
-                html.Td(row.capacity, className="text-end"),
-                html.Td(_allowed(row), className="text-end"),
-                html.Td(row.sold, className="text-end"),
-                html.Td(row.available, className="text-end"),
-                html.Td(_suggestion(row), style={"minWidth": "14rem"}),
-                html.Td(_peak(row)),
-                html.Td(row.waiting or "—", className="text-end"),
-            ],
-            id=f"capacity-row-{row.lot_id}",
-        )
-        for row in rows
+def _facts(row: LotCapacity) -> Any:
+    """The figures as a small grid of label/value pairs: two or three to a line on any screen."""
+    facts = [
+        ("Spaces", str(row.capacity)),
+        ("Allowed", _allowed(row)),
+        ("Sold now", str(row.sold)),
+        ("Left to sell", str(row.available)),
+        ("Waiting", str(row.waiting)),
+        ("Busiest", "no data" if row.peak_percent is None else f"{row.peak_percent:.0f}% full"),
     ]
-    return dbc.Table(
-        [html.Thead(html.Tr([html.Th(h, scope="col") for h in header])), html.Tbody(body)],
-        hover=True,
-        responsive=True,
-        size="sm",
-        className="align-middle",
-        id="capacity-grid",
+    return html.Dl(
+        [
+            html.Div(
+                [html.Dt(label, className="small text-muted fw-normal"), html.Dd(value, className="mb-0")]
+            )
+            for label, value in facts
+        ],
+        className="capacity-facts mb-2",
+        # Three to a line on any screen: a phone needs no sideways scroll, a desktop no long column.
+        style={
+            "display": "grid",
+            "gridTemplateColumns": "repeat(3, minmax(0, 1fr))",
+            "gap": "0.25rem 0.75rem",
+        },
     )
+
+
+def _advice(row: LotCapacity, element_id: str | None = None) -> Any:
+    suggestion = row.suggestion
+    parts: list[Any] = []
+    if suggestion.headline:
+        parts.append(html.Div(suggestion.headline, className="fw-semibold"))
+    parts.append(html.Div(suggestion.sentence, className="small"))
+    color = "info" if suggestion.allowance is not None else "light"
+    extra = {"id": element_id} if element_id else {}
+    return dbc.Alert(parts, color=color, className="mb-0 py-2 capacity-advice", **extra)
+
+
+def _card(row: LotCapacity) -> Any:
+    kinds = " and ".join(
+        kind for kind, sells in (("term", row.sells_standard), ("visitor", row.sells_temporary)) if sells
+    )
+    where = f"{row.group_name or 'no lot group'} · {f'{kinds} permits' if kinds else 'sells no permits'}"
+    return dbc.Col(
+        dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(
+                        [
+                            html.Div(
+                                [
+                                    html.H2(row.name, className="h6 mb-0"),
+                                    html.Div(where, className="small text-muted"),
+                                    *(
+                                        [dbc.Badge("inactive", color="secondary")]
+                                        if not row.is_active
+                                        else []
+                                    ),
+                                ],
+                                className="me-2",
+                            ),
+                            dbc.Button(
+                                "Edit",
+                                id={"type": "capacity-edit", "lot": row.lot_id},
+                                size="sm",
+                                color="outline-primary",
+                                n_clicks=0,
+                                title=f"Edit the permits allowed in {row.name}",
+                            ),
+                        ],
+                        className="d-flex justify-content-between align-items-start mb-2",
+                    ),
+                    _facts(row),
+                    _advice(row),
+                ]
+            ),
+            className="h-100",
+            id=f"capacity-row-{row.lot_id}",
+        ),
+        xs=12,
+        md=6,
+        xxl=4,
+    )
+
+
+def _cards(rows: list[LotCapacity]) -> Any:
+    return dbc.Row([_card(row) for row in rows], className="g-2", id="capacity-grid")
 
 
 def _matches(row: LotCapacity, query: str | None, group: str | None) -> bool:
@@ -290,6 +325,7 @@ def refresh(query: str | None, group: str | None, days: Any, margin: Any, _versi
                 datetime.now(UTC),
                 days=_whole(days, capacity.DEFAULT_DAYS),
                 margin_percent=_whole(margin, capacity.DEFAULT_MARGIN_PERCENT),
+                tz=core().settings.tz,
             )
     except ValidationFailed as exc:
         return validation_alert(exc, LABELS, heading="Cannot show the advice:")
@@ -301,34 +337,12 @@ def refresh(query: str | None, group: str | None, days: Any, margin: Any, _versi
     count = html.P(
         f"{len(shown)} of {len(rows)} lot(s)", className="small text-muted mb-1", id="capacity-count"
     )
-    return html.Div([count, _table(shown)])
+    return html.Div([count, _cards(shown)])
 
 
 def _summary(row: LotCapacity) -> Any:
-    facts = [
-        ("Capacity", f"{row.capacity} spaces"),
-        ("Sold now", str(row.sold)),
-        ("Available now", str(row.available)),
-        ("People waiting", str(row.waiting)),
-        ("Physical peak", "no sensor data" if row.peak is None else f"{row.peak.percent:.0f}% of the group"),
-    ]
     return html.Div(
-        [
-            html.Dl(
-                [
-                    part
-                    for label, value in facts
-                    for part in (html.Dt(label), html.Dd(value, className="mb-1"))
-                ],
-                className="mb-2",
-            ),
-            dbc.Alert(
-                row.suggestion.sentence,
-                color="info" if row.suggestion.allowance is not None else "light",
-                className="mb-0 small",
-                id="capacity-modal-advice",
-            ),
-        ]
+        [_facts(row), evidence_chart(row, core().settings.tz), _advice(row, "capacity-modal-advice")]
     )
 
 
@@ -339,26 +353,20 @@ def _value(raw: int | None) -> str:
 def _history(changes: list[AllowanceChange]) -> Any:
     if not changes:
         return html.P("No changes recorded yet.", className="text-muted small")
-    return dbc.Table(
+    return html.Ul(
         [
-            html.Thead(html.Tr([html.Th(h, scope="col") for h in ("When", "Who", "From", "To")])),
-            html.Tbody(
+            html.Li(
                 [
-                    html.Tr(
-                        [
-                            html.Td(_local(change.at)),
-                            html.Td(change.actor_email or "system"),
-                            html.Td(_value(change.old)),
-                            html.Td(_value(change.new)),
-                        ]
-                    )
-                    for change in changes
-                ]
-            ),
+                    html.Span(f"{_value(change.old)} → {_value(change.new)}", className="fw-semibold"),
+                    html.Span(
+                        f" · {_local(change.at)} · {change.actor_email or 'system'}", className="text-muted"
+                    ),
+                ],
+                className="text-break",
+            )
+            for change in changes
         ],
-        size="sm",
-        responsive=True,
-        className="small",
+        className="list-unstyled small mb-0",
         id="capacity-history-table",
     )
 
@@ -378,6 +386,9 @@ EDIT_OUTPUTS = (
     "flash_color",
     "flash_open",
     "version",
+    "confirm_open",
+    "confirm_message",
+    "pending",
 )
 
 
@@ -389,6 +400,7 @@ def _edit(**changes: Any) -> tuple[Any, ...]:
 
 
 def _open(lot_id: int, days: Any, margin: Any) -> tuple[Any, ...]:
+    tz = core().settings.tz
     with session_scope() as session:
         try:
             row = capacity.lot_capacity(
@@ -397,9 +409,10 @@ def _open(lot_id: int, days: Any, margin: Any) -> tuple[Any, ...]:
                 datetime.now(UTC),
                 days=_whole(days, capacity.DEFAULT_DAYS),
                 margin_percent=_whole(margin, capacity.DEFAULT_MARGIN_PERCENT),
+                tz=tz,
             )
         except ValidationFailed:  # a bad margin typed in the filters: open with the defaults
-            row = capacity.lot_capacity(session, lot_id, datetime.now(UTC))
+            row = capacity.lot_capacity(session, lot_id, datetime.now(UTC), tz=tz)
         changes = capacity.history(session, lot_id)
     return _edit(
         modal_open=True,
@@ -411,13 +424,35 @@ def _open(lot_id: int, days: Any, margin: Any) -> tuple[Any, ...]:
         suggest_disabled=row.suggestion.allowance is None,
         history=_history(changes),
         error=None,
+        pending=None,
+    )
+
+
+def _ask(lot_id: Any, value: Any) -> tuple[Any, ...]:
+    """Save at once, or first ask when the change leaves few permits to sell (the service refuses a
+    value below sold, which shows as the dialog's error)."""
+    lot_id = as_id(lot_id)
+    if lot_id is None:
+        return _edit(error=dbc.Alert("Open the dialog from a lot's card first.", color="danger"))
+    try:
+        with session_scope() as session:
+            preview = capacity.preview_allowance(session, lot_id, value, datetime.now(UTC))
+    except ValidationFailed as exc:
+        return _edit(error=validation_alert(exc, LABELS))
+    if preview.warning is None:
+        return None
+    return _edit(
+        confirm_open=True,
+        confirm_message=f"{preview.warning} Save {preview.new} anyway?",
+        pending={"lot": preview.lot_id, "value": preview.new},
+        error=None,
     )
 
 
 def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
     lot_id = as_id(lot_id)
     if lot_id is None:
-        return _edit(error=dbc.Alert("Open the dialog from a lot's row first.", color="danger"))
+        return _edit(error=dbc.Alert("Open the dialog from a lot's card first.", color="danger"))
     now = datetime.now(UTC)
     settings = core().settings
     try:
@@ -426,7 +461,7 @@ def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
             policy = waitlist.offer_policy(session, core().secrets, settings.public_url, settings.tz, backend)
             saved = capacity.set_allowance(session, lot_id, value, current_user_id(), now, policy)
     except ValidationFailed as exc:
-        return _edit(error=validation_alert(exc, LABELS))
+        return _edit(error=validation_alert(exc, LABELS), pending=None)
     capacity.announce(core().redis, saved)
     if not saved.changed:
         message = f"{saved.name}: the permits allowed are unchanged ({saved.new})."
@@ -445,7 +480,15 @@ def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
         flash_color="warning" if saved.warning else "success",
         flash_open=True,
         version=(version or 0) + 1,
+        pending=None,
     )
+
+
+def _confirmed(lot_id: Any, pending: Any, version: int | None) -> tuple[Any, ...]:
+    """The manager said yes: save the value that was asked about, for the lot still open."""
+    if not isinstance(pending, dict) or as_id(pending.get("lot")) is None or pending.get("lot") != lot_id:
+        return _edit(error=dbc.Alert("Press Save again: the dialog changed.", color="warning"))
+    return _save(lot_id, pending.get("value"), version)
 
 
 @callback(
@@ -462,16 +505,21 @@ def _save(lot_id: Any, value: Any, version: int | None) -> tuple[Any, ...]:
     Output("capacity-flash", "color"),
     Output("capacity-flash", "is_open"),
     Output("capacity-version", "data"),
+    Output("capacity-confirm", "displayed"),
+    Output("capacity-confirm", "message"),
+    Output("capacity-pending", "data"),
     Input({"type": "capacity-edit", "lot": ALL}, "n_clicks"),
     Input("capacity-save", "n_clicks"),
     Input("capacity-cancel", "n_clicks"),
     Input("capacity-use-suggestion", "n_clicks"),
+    Input("capacity-confirm", "submit_n_clicks"),
     State("capacity-lot", "data"),
     State("capacity-allowance", "value"),
     State("capacity-suggested", "data"),
     State("capacity-days", "value"),
     State("capacity-margin", "value"),
     State("capacity-version", "data"),
+    State("capacity-pending", "data"),
     min_role=Role.MANAGER,
     prevent_initial_call=True,
 )
@@ -480,15 +528,18 @@ def edit(
     _save_clicks: int | None,
     _cancel_clicks: int | None,
     _suggest_clicks: int | None,
+    _confirm_clicks: int | None,
     lot_id: Any,
     value: Any,
     suggested: Any,
     days: Any,
     margin: Any,
     version: int | None,
+    pending: Any,
 ) -> tuple[Any, ...]:
-    """Open, fill with the suggestion, save or cancel. Only a real click acts: re-reading the table
-    re-creates the Edit buttons with n_clicks 0, which must not open the dialog."""
+    """Open, fill with the suggestion, save (asking first when few permits would be left to sell)
+    or cancel. Only a real click acts: re-reading the list re-creates the Edit buttons with
+    n_clicks 0, which must not open the dialog."""
     trigger = dash.ctx.triggered_id
     clicked = dash.ctx.triggered[0]["value"] if dash.ctx.triggered else None
     if not clicked:
@@ -500,9 +551,11 @@ def edit(
         if trigger == "capacity-use-suggestion":
             return _edit(value=str(suggested)) if isinstance(suggested, int) else _edit()
         if trigger == "capacity-save":
-            return _save(lot_id, value, version)
+            return _ask(lot_id, value) or _save(lot_id, value, version)
+        if trigger == "capacity-confirm":
+            return _confirmed(lot_id, pending, version)
         if trigger == "capacity-cancel":
-            return _edit(modal_open=False, lot=None, error=None)
+            return _edit(modal_open=False, lot=None, error=None, pending=None)
     except DomainError as exc:
         return _edit(error=dbc.Alert(str(exc), color="danger"))
     return _edit()

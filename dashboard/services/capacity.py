@@ -1,58 +1,75 @@
-"""Manage Capacity: what each lot may sell, what it sold, how full it physically gets, and advice.
-
-Managers oversell lots that are never physically full (``Lot.permits_allowed`` may exceed the
-capacity). This module shows the evidence for that decision and records it.
+"""Manage Capacity: what each lot may sell, what it sold, how full it physically gets, and advice
+a manager can act on.
 
 **What the sensors say, and what they cannot.** Mistall, Parking Logix and the live devices count
-*lot groups* (one garage, one surface lot), not the lots permits are sold for. A lot's physical use
-is therefore estimated: the group's peak percent full over the last ``days`` days (its highest
-reading from any physical source in ``occupancy_snapshots``; readings above capacity count as
-100%), times the lot's capacity. The highest source is taken on purpose: a source that over-counts
-can only make the advice more cautious.
+*lot groups* (one garage, one surface lot), not the lots permits are sold for. A lot's cars are
+therefore estimated: the group's percent full (its highest reading from any physical source in
+``occupancy_snapshots``; readings above capacity count as 100%) times the lot's capacity. The
+highest source is taken on purpose: a source that over-counts can only make the advice more
+cautious. Readings are taken per hour (the busiest reading of each hour).
 
-**The suggestion.** Assume parked cars grow in proportion to the permits sold. Now ``sold`` permits
-(valid permits, ``occupancy.permit_counts``) fill at most ``peak`` (a share of capacity) at the
-busiest time; to keep the busiest time below ``1 - margin`` of capacity, the lot may sell::
+**Standard (term) lots: the oversell ratio history supports.** Term permit holders do not all park
+at once. For every hour of the window the lot's estimated cars are set against the lot's permits
+valid at that moment (from the permits' validity, so history reads the permits of its own time,
+not today's). The *peak* is the hour with the most cars per permit (holders showing up most), among
+hours when at least ``MIN_PERMIT_SHARE`` of the window's most permits were valid (in the first days
+of a term, three permits beside a busy group's estimate say nothing about permit holders). To keep
+that hour below ``1 − margin`` of the spaces, the lot may sell::
 
-    suggested = floor(sold × (1 − margin) / peak)
+    suggested = floor(capacity × (1 − margin) / (cars at peak / permits at peak))
 
-bounded above by ``MAX_FACTOR`` × capacity (a near-empty reading must not suggest a thousand
-permits) and never below ``sold`` (advice never implies cancelling permits). Sensors also count
-visitors and pay-and-display parkers, so the rule leans cautious. No suggestion without evidence:
-the lot needs a group, a capacity, permits valid now, and at least ``MIN_READINGS`` physical
-readings reaching back ``MIN_SPAN`` (a full week, so the busiest weekday is in it).
+bounded above by ``MAX_FACTOR`` × capacity (a near-empty reading must not suggest a thousand). The
+oversell ratio is ``suggested / capacity`` (permits per space). Lots that also sell temporary
+permits count them too: a temporary permit is a car, so the ratio only gets more cautious.
+
+**Temporary (hourly, daily) lots: the spaces to keep for visitors.** A temporary permit is a car
+parked now, so these lots cannot be oversold, and the permits valid this minute say nothing about
+how many visitors come (that was the old rule's mistake: it pinned a pay lot to the hourly permits
+valid at that minute). The advice is the spaces to keep for visitors: the capacity less the margin
+(left for pay-station and zone parkers), shown beside the busiest hour's visitors.
+
+**Never below sold, never without evidence.** A suggestion is never below the permits valid now
+(advice never implies cancelling permits). There is no suggestion without a group, a capacity and
+at least ``MIN_READINGS`` physical readings reaching back ``MIN_SPAN`` (a full week, so every
+weekday is in it); the sentence says plainly what is missing instead.
 
 **Changing the allowance** (``set_allowance``) is audited with the old and new value, announced to
-open maps after the commit (``announce``, as ``lots.announce`` does) and, when it frees space,
-offers it to the people waiting (``waitlist.offer_next``) in the same transaction. Lowering it below
-the permits sold is allowed and warned about: no permit is cancelled, sales just stop until enough
-permits lapse.
+open maps after the commit (``announce``) and, when it frees space, offers it to the people waiting
+(``waitlist.offer_next``) in the same transaction. An allowance below the permits sold is refused:
+it cancels nothing and only stops every sale until permits lapse, which is never what a manager
+means. ``preview_allowance`` says beforehand when a change leaves fewer than ``low_available``
+permits to sell, so the page can ask before saving.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import redis
-from sqlalchemy import case, func, select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.services import audit, permits, waitlist
+from dashboard.services.days import moment_words
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.occupancy import PHYSICAL, announce_changes, permit_counts
-from models import AuditLog, Lot, OccupancySnapshot, User
+from models import AuditLog, Lot, OccupancySnapshot, Permit, PermitStatus, User
 
 DEFAULT_DAYS = 28
 MIN_DAYS = 7
 MAX_DAYS = 366
 MIN_SPAN = timedelta(days=7)
 MIN_READINGS = 24
+MIN_PERMIT_SHARE = 0.5
 DEFAULT_MARGIN_PERCENT = 10
 MAX_MARGIN_PERCENT = 50
 MAX_FACTOR = 3
+LOW_AVAILABLE_MIN = 5
+LOW_AVAILABLE_SHARE = 0.05
 SPACES_MAX = 100_000  # as on the lot editor: a typo of three extra zeros is caught
 AUDIT_ACTION = "lot.allowance"
 # Lot edits that may carry a ``permits_allowed`` change (the lot editor's, and this page's).
@@ -60,18 +77,32 @@ ALLOWANCE_ACTIONS = ("lot.create", "lot.update", AUDIT_ACTION)
 
 
 @dataclass(frozen=True)
-class Peak:
-    """A lot group's busiest physical reading in the window."""
+class Hour:
+    """One hour of a lot's history: the group's busiest reading in it, and the lot's permits then."""
 
-    percent: float  # 0..100
+    at: datetime  # the reading's time (UTC)
+    percent: float  # the group's percent full, 0..100
+    cars: int  # the lot's estimated cars: percent × the lot's capacity
+    permits: int  # the lot's permits valid at ``at``
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the advice stands on: the window's readings, a point per day for the chart (each day's
+    busiest hour), and the peak hour the advice is computed from (None: no usable hour)."""
+
     readings: int
     since: datetime  # the oldest reading in the window
+    days: tuple[Hour, ...]
+    peak: Hour | None
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    allowance: int | None  # None: not enough evidence
+    allowance: int | None  # None: no advice (the sentence says why)
     sentence: str
+    kind: str = "none"  # "term": an oversell ratio; "visitors": spaces kept for visitors; "none"
+    headline: str | None = None  # the advice in a few words: "Sell up to 379 (1.18 per space)"
 
 
 @dataclass(frozen=True)
@@ -88,13 +119,17 @@ class LotCapacity:
     sold: int  # valid permits now
     available: int  # left to sell now (after checkout holds and open waitlist offers)
     waiting: int  # people on the lot's waitlist
-    peak: Peak | None
+    sells_standard: bool
+    sells_temporary: bool
+    evidence: Evidence | None  # None: the group has no physical reading in the window
     suggestion: Suggestion
 
     @property
-    def estimated_peak_cars(self) -> int | None:
-        """The lot's share of the group's peak: the group's percent full × the lot's capacity."""
-        return None if self.peak is None else round(self.peak.percent / 100 * self.capacity)
+    def peak_percent(self) -> float | None:
+        """The group's busiest reading in the window (what the old "Physical peak" column showed)."""
+        if self.evidence is None or not self.evidence.days:
+            return None
+        return max(hour.percent for hour in self.evidence.days)
 
 
 def _check_window(days: int, margin_percent: int) -> None:
@@ -111,9 +146,16 @@ def _check_window(days: int, margin_percent: int) -> None:
         raise ValidationFailed(errors)
 
 
-def group_peaks(session: Session, group_ids: list[int], now: datetime, days: int) -> dict[int, Peak]:
-    """Each group's highest physical reading over the last ``days`` days (groups without readings
-    are absent). Permit snapshots are not sensors and are left out."""
+def _aware(moment: datetime, like: datetime) -> datetime:
+    """SQLite hands back naive datetimes (UTC by the schema's rule)."""
+    return moment.replace(tzinfo=like.tzinfo) if moment.tzinfo is None else moment
+
+
+def group_hours(
+    session: Session, group_ids: list[int], now: datetime, days: int
+) -> dict[int, list[tuple[datetime, float, int]]]:
+    """Per group, its busiest physical reading of each hour in the last ``days`` days, oldest
+    first, as (time, percent, readings in that hour). Permit snapshots are not sensors: left out."""
     if not group_ids:
         return {}
     share = case(
@@ -122,12 +164,7 @@ def group_peaks(session: Session, group_ids: list[int], now: datetime, days: int
         else_=OccupancySnapshot.occupied * 100.0 / OccupancySnapshot.capacity,
     )
     rows = session.execute(
-        select(
-            OccupancySnapshot.lot_group_id,
-            func.max(share),
-            func.count(OccupancySnapshot.id),
-            func.min(OccupancySnapshot.recorded_at),
-        )
+        select(OccupancySnapshot.lot_group_id, OccupancySnapshot.recorded_at, share)
         .where(
             OccupancySnapshot.lot_group_id.in_(group_ids),
             OccupancySnapshot.source.in_(PHYSICAL),
@@ -135,55 +172,157 @@ def group_peaks(session: Session, group_ids: list[int], now: datetime, days: int
             OccupancySnapshot.recorded_at > now - timedelta(days=days),
             OccupancySnapshot.recorded_at <= now,
         )
-        .group_by(OccupancySnapshot.lot_group_id)
+        .order_by(OccupancySnapshot.lot_group_id, OccupancySnapshot.recorded_at)
     )
-    peaks = {}
-    for group_id, percent, count, since in rows:
-        if since.tzinfo is None:  # an aggregate bypasses the column type's conversion
-            since = since.replace(tzinfo=now.tzinfo)
-        peaks[group_id] = Peak(round(float(percent), 1), int(count), since)
-    return peaks
+    hours: dict[int, dict[datetime, list[Any]]] = {}
+    for group_id, at, percent in rows:
+        at = _aware(at, now)
+        key = at.replace(minute=0, second=0, microsecond=0)
+        slot = hours.setdefault(group_id, {}).get(key)
+        if slot is None:
+            hours[group_id][key] = [at, float(percent), 1]
+        else:
+            slot[2] += 1
+            if percent > slot[1]:
+                slot[0], slot[1] = at, float(percent)
+    return {
+        group_id: [(at, round(percent, 1), count) for at, percent, count in slots.values()]
+        for group_id, slots in hours.items()
+    }
+
+
+class _ValidCounter:
+    """Permits of one lot valid at a moment, from their validity (sorted starts and ends)."""
+
+    def __init__(self, periods: list[tuple[datetime, datetime]]) -> None:
+        self.starts = sorted(start for start, _ in periods)
+        self.ends = sorted(end for _, end in periods)
+
+    def at(self, moment: datetime) -> int:
+        return bisect.bisect_right(self.starts, moment) - bisect.bisect_right(self.ends, moment)
+
+
+def _lot_periods(
+    session: Session, lot_ids: list[int], start: datetime, end: datetime
+) -> dict[int, _ValidCounter]:
+    """Each lot's permits that overlapped ``[start, end]``. Cancelled permits are left out: when
+    they were cancelled is not kept, and a cancelled permit parked nobody."""
+    periods: dict[int, list[tuple[datetime, datetime]]] = {lot_id: [] for lot_id in lot_ids}
+    if lot_ids:
+        rows = session.execute(
+            select(Permit.lot_id, Permit.valid_from, Permit.valid_to).where(
+                Permit.lot_id.in_(lot_ids),
+                Permit.status == PermitStatus.ACTIVE,
+                Permit.valid_from <= end,
+                Permit.valid_to > start,
+            )
+        )
+        for lot_id, valid_from, valid_to in rows:
+            if lot_id is not None:
+                periods[lot_id].append((_aware(valid_from, end), _aware(valid_to, end)))
+    return {lot_id: _ValidCounter(found) for lot_id, found in periods.items()}
+
+
+def lot_evidence(
+    capacity: int,
+    readings: list[tuple[datetime, float, int]],
+    valid: _ValidCounter,
+    tz: tzinfo,
+    *,
+    term: bool,
+) -> Evidence:
+    """The lot's hours, a chart point per local day, and the peak (see the module's docstring)."""
+    hours = [Hour(at, percent, round(percent / 100 * capacity), valid.at(at)) for at, percent, _ in readings]
+    days: dict[date, Hour] = {}
+    for hour in hours:
+        day = hour.at.astimezone(tz).date()
+        if day not in days or hour.cars > days[day].cars:
+            days[day] = hour
+    peak = None
+    if term:
+        most = max((hour.permits for hour in hours), default=0)
+        usable = [hour for hour in hours if hour.permits > 0 and hour.permits >= MIN_PERMIT_SHARE * most]
+        peak = max(usable, key=lambda h: (h.cars / h.permits, h.cars), default=None)
+    elif hours:
+        peak = max(hours, key=lambda h: (h.cars, h.permits))
+    return Evidence(
+        readings=sum(count for _, _, count in readings),
+        since=min((at for at, _, _ in readings), default=datetime.max.replace(tzinfo=UTC)),
+        days=tuple(days[day] for day in sorted(days)),
+        peak=peak,
+    )
 
 
 def suggest(
     capacity: int,
     sold: int,
-    peak: Peak | None,
+    found: Evidence | None,
     now: datetime,
     margin_percent: int = DEFAULT_MARGIN_PERCENT,
     *,
     in_group: bool = True,
+    term: bool = True,
+    tz: tzinfo = UTC,
 ) -> Suggestion:
-    """The rule of the module's docstring, with the sentence managers read."""
+    """The rules of the module's docstring, each with the one sentence managers read."""
     if not in_group:
-        return Suggestion(None, "Not in a lot group: no sensor counts to learn from.")
+        return Suggestion(None, "No advice: this lot is in no lot group, so no sensor counts its cars.")
     if capacity <= 0:
-        return Suggestion(None, "No capacity set: nothing to compare the sensor counts with.")
-    if peak is None or peak.readings < MIN_READINGS or peak.since > now - MIN_SPAN:
-        if peak is None:
-            have = "no sensor readings"
-        else:
-            have = f"{peak.readings} readings over {max((now - peak.since).days, 0)} days"
-        need = f"needs {MIN_READINGS} readings over {MIN_SPAN.days} days"
-        return Suggestion(None, f"Not enough sensor history yet ({have}; {need}).")
-    if sold <= 0:
-        return Suggestion(None, "No permits are valid now: the sensors say nothing about permit holders yet.")
+        return Suggestion(None, "No advice: the lot has no capacity to compare the sensor counts with.")
+    if found is None or found.readings < MIN_READINGS or found.since > now - MIN_SPAN:
+        have = (
+            "no sensor readings"
+            if found is None or not found.readings
+            else f"only {found.readings} readings over {max((now - found.since).days, 0)} days"
+        )
+        return Suggestion(
+            None,
+            f"No advice yet: the lot's group has {have}; advice needs {MIN_READINGS} readings "
+            f"over at least {MIN_SPAN.days} days.",
+        )
     target = 1 - margin_percent / 100
+    peak = found.peak
+    if not term:
+        keep = max(sold, math.floor(capacity * target))
+        busiest = ""
+        if peak is not None:
+            plural = "s" if peak.permits != 1 else ""
+            busiest = (
+                f"At the busiest hour ({moment_words(peak.at, now, tz)}) the lot was about "
+                f"{peak.percent:.0f}% full with {peak.permits} visitor permit{plural}; "
+            )
+        sentence = (
+            f"{busiest}keep {keep} of the {capacity} spaces for visitors "
+            f"({margin_percent}% left for pay-station and zone parkers)."
+        )
+        return Suggestion(keep, sentence[0].upper() + sentence[1:], "visitors", f"Keep {keep} for visitors")
+    if peak is None:
+        return Suggestion(
+            None,
+            "No advice yet: no permits of this lot were valid while the sensors counted, so nothing "
+            "says how its permit holders park.",
+        )
     ceiling = min(MAX_FACTOR * capacity, SPACES_MAX)
-    share = peak.percent / 100
-    raw = None if share <= 0 else math.floor(sold * target / share)  # None: no limit seen at all
-    suggested = max(sold, ceiling if raw is None else min(raw, ceiling))
-    evidence = (
-        f"Peak physical use {peak.percent:.0f}% with {sold} sold "
-        f"({sold / capacity:.0%} of {capacity} spaces, {margin_percent}% margin)"
+    raw = ceiling if peak.cars <= 0 else math.floor(capacity * target * peak.permits / peak.cars)
+    supported = min(raw, ceiling)
+    suggested = max(sold, supported)
+    ratio = suggested / capacity
+    seen = (
+        f"At the busiest hour ({moment_words(peak.at, now, tz)}) about {peak.cars} cars parked for "
+        f"{peak.permits} valid permits"
     )
-    if suggested == sold:
-        return Suggestion(suggested, f"{evidence}: sell no more than the {sold} sold now.")
-    capped = f" (capped at {MAX_FACTOR}× capacity)" if raw is None or raw > ceiling else ""
-    return Suggestion(
-        suggested,
-        f"{evidence}: you can sell about {suggested - sold} more, {suggested} in all{capped}.",
+    capped = f", the most this page suggests: {MAX_FACTOR}× capacity" if raw >= ceiling else ""
+    if supported < sold:
+        sentence = (
+            f"{seen}, so {supported} permits would keep that hour at {target:.0%} full: "
+            f"{sold} are sold already, sell no more until some lapse."
+        )
+        return Suggestion(sold, sentence, "term", "Sell no more")
+    sentence = (
+        f"{seen}, so up to {suggested} permits ({ratio:.2f} per space{capped}) keep that hour at "
+        f"{target:.0%} full: {suggested - sold} more than sold."
     )
+    return Suggestion(suggested, sentence, "term", f"Sell up to {suggested} ({ratio:.2f} per space)")
 
 
 def overview(
@@ -193,8 +332,10 @@ def overview(
     days: int = DEFAULT_DAYS,
     margin_percent: int = DEFAULT_MARGIN_PERCENT,
     lot_ids: list[int] | None = None,
+    tz: tzinfo = UTC,
 ) -> list[LotCapacity]:
-    """Every lot (or ``lot_ids``), ordered by name, with its figures and the suggestion."""
+    """Every lot (or ``lot_ids``), ordered by name, with its figures, evidence and suggestion;
+    ``tz`` is the site's zone (days of the chart, hours in the sentences)."""
     _check_window(days, margin_percent)
     query = select(Lot).options(selectinload(Lot.lot_group)).order_by(Lot.name)
     if lot_ids is not None:
@@ -204,10 +345,16 @@ def overview(
     sold = permit_counts(session, now, ids)
     free = permits.availability(session, ids, now, now + timedelta(minutes=1), now)
     waiting = waitlist.waiting_counts(session, ids)
-    peaks = group_peaks(session, sorted({lot.lot_group_id for lot in lots if lot.lot_group_id}), now, days)
+    readings = group_hours(session, sorted({lot.lot_group_id for lot in lots if lot.lot_group_id}), now, days)
+    valid = _lot_periods(session, ids, now - timedelta(days=days), now)
     rows = []
     for lot in lots:
-        peak = peaks.get(lot.lot_group_id) if lot.lot_group_id else None
+        term = lot.sells_standard or not lot.sells_temporary  # a visitor lot sells temporary permits only
+        found = (
+            lot_evidence(lot.capacity, readings[lot.lot_group_id], valid[lot.id], tz, term=term)
+            if lot.lot_group_id in readings
+            else None
+        )
         lot_sold = sold.get(lot.id, 0)
         rows.append(
             LotCapacity(
@@ -223,9 +370,18 @@ def overview(
                 sold=lot_sold,
                 available=free[lot.id].available,
                 waiting=waiting.get(lot.id, 0),
-                peak=peak,
+                sells_standard=lot.sells_standard,
+                sells_temporary=lot.sells_temporary,
+                evidence=found,
                 suggestion=suggest(
-                    lot.capacity, lot_sold, peak, now, margin_percent, in_group=lot.lot_group_id is not None
+                    lot.capacity,
+                    lot_sold,
+                    found,
+                    now,
+                    margin_percent,
+                    in_group=lot.lot_group_id is not None,
+                    term=term,
+                    tz=tz,
                 ),
             )
         )
@@ -239,8 +395,9 @@ def lot_capacity(
     *,
     days: int = DEFAULT_DAYS,
     margin_percent: int = DEFAULT_MARGIN_PERCENT,
+    tz: tzinfo = UTC,
 ) -> LotCapacity:
-    found = overview(session, now, days=days, margin_percent=margin_percent, lot_ids=[lot_id])
+    found = overview(session, now, days=days, margin_percent=margin_percent, lot_ids=[lot_id], tz=tz)
     if not found:
         raise NotFound("That lot does not exist.")
     return found[0]
@@ -257,7 +414,7 @@ class AllowanceSaved:
     new: int
     sold: int
     changed: bool
-    warning: str | None
+    warning: str | None  # the change leaves few permits to sell (``_warning``)
     offers: int  # waitlist offers made because the change freed space
     announce_groups: tuple[int, ...]
 
@@ -284,6 +441,72 @@ def _whole(value: Any) -> int:
     return value
 
 
+def low_available(capacity: int) -> int:
+    """Fewer permits than this left to sell after a change is worth a question before saving: one
+    in twenty spaces, and at least ``LOW_AVAILABLE_MIN``."""
+    return max(LOW_AVAILABLE_MIN, math.ceil(capacity * LOW_AVAILABLE_SHARE))
+
+
+@dataclass(frozen=True)
+class AllowancePreview:
+    lot_id: int
+    name: str
+    old: int
+    new: int
+    sold: int
+    left: int  # permits left to sell right after the change (holds and offers count as taken)
+    warning: str | None  # set when ``left`` is below ``low_available``: ask before saving
+
+
+def _refuse_below_sold(value: int, sold: int) -> None:
+    if value < sold:
+        raise ValidationFailed(
+            {
+                "allowance": f"at least the {sold} permits valid now: a lower number cancels none of "
+                "them, it only stops every sale until enough lapse"
+            }
+        )
+
+
+def _left(session: Session, lot: Lot, value: int, now: datetime) -> int:
+    taken = permits.lot_taken(session, [lot.id], now, now + timedelta(minutes=1), now)[lot.id]
+    return max(0, value - taken)
+
+
+def _warning(name: str, value: int, sold: int, left: int, capacity: int) -> str | None:
+    if left >= low_available(capacity):
+        return None
+    if left == 0:
+        return (
+            f"{value} allowed with {sold} sold leaves no permit to sell in {name}: "
+            "everyone who tries to buy one is told it is sold out."
+        )
+    plural = "s" if left != 1 else ""
+    return f"{value} allowed with {sold} sold leaves only {left} permit{plural} to sell in {name}."
+
+
+def preview_allowance(session: Session, lot_id: int, new: Any, now: datetime) -> AllowancePreview:
+    """What saving ``new`` would do, without saving: refused (``ValidationFailed``) when it is not a
+    whole number or below the permits valid now; a warning when it leaves few permits to sell."""
+    value = _whole(new)
+    lot = session.get(Lot, lot_id)
+    if lot is None:
+        raise NotFound("That lot does not exist.")
+    sold = permit_counts(session, now, [lot.id]).get(lot.id, 0)
+    if value != lot.permits_allowed:
+        _refuse_below_sold(value, sold)
+    left = _left(session, lot, value, now)
+    return AllowancePreview(
+        lot.id,
+        lot.name,
+        lot.allowance,
+        value,
+        sold,
+        left,
+        _warning(lot.name, value, sold, left, lot.capacity),
+    )
+
+
 def set_allowance(
     session: Session,
     lot_id: int,
@@ -293,7 +516,7 @@ def set_allowance(
     policy: waitlist.OfferPolicy,
 ) -> AllowanceSaved:
     """Set the permits a lot may sell (see the module's docstring). Saving the current value
-    changes, audits and announces nothing."""
+    changes, audits and announces nothing; a new value below the permits valid now is refused."""
     value = _whole(new)
     permits.lock_lot(session, lot_id)
     lot = session.get(Lot, lot_id, populate_existing=True)
@@ -301,14 +524,9 @@ def set_allowance(
         raise NotFound("That lot does not exist.")
     old = lot.allowance
     sold = permit_counts(session, now, [lot.id]).get(lot.id, 0)
-    warning = (
-        f"{sold} permits are valid now, more than the {value} allowed: none is cancelled, but no more "
-        f"will be sold until fewer than {value} are valid."
-        if value < sold
-        else None
-    )
     if lot.permits_allowed == value:
-        return AllowanceSaved(lot.id, lot.name, old, value, sold, False, warning, 0, ())
+        return AllowanceSaved(lot.id, lot.name, old, value, sold, False, None, 0, ())
+    _refuse_below_sold(value, sold)
     audit.record(
         session,
         actor_id=actor_id,
@@ -320,6 +538,7 @@ def set_allowance(
     lot.permits_allowed = value
     session.flush()
     offers = waitlist.offer_next(session, lot.id, now, policy) if value > old else []
+    warning = _warning(lot.name, value, sold, _left(session, lot, value, now), lot.capacity)
     groups = (lot.lot_group_id,) if lot.lot_group_id is not None else ()
     return AllowanceSaved(lot.id, lot.name, old, value, sold, True, warning, len(offers), groups)
 

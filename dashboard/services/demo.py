@@ -5,31 +5,39 @@ a few hundred metres apart, so the real-time map looks like a campus.
 
 ``seed_demo`` is idempotent: every row is matched on its natural key (a name, an e-mail, a code,
 a ticket number) and only created when missing; existing rows are never changed, so an admin's
-edits survive a re-run. Demo passwords are random and written once, with mode 600, to
-``instance/demo-credentials.json``: a demo must not ship with a known password.
+edits survive a re-run. It also writes five weeks of history (sensor readings with the campus's
+weekday and hour pattern, term permits bought before and during the term, visitors' hourly
+permits) so that Manage Capacity has evidence at once; a later run only adds the history since
+the last one, in bulk inserts, so ``make run`` stays quick. Demo passwords are random and written
+once, with mode 600, to ``instance/demo-credentials.json``: a demo must not ship with a known password.
 
-Why this module is long: it is mostly the demo campus's data (lots, groups, people, tickets), each
-seeded idempotently by its natural key.
+Why this module is long: it is mostly the demo campus's data (lots, groups, people, tickets,
+history), each seeded idempotently by its natural key.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
+import string
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
 from dashboard.services import users
+from dashboard.services.campus_day import target_fraction
+from dashboard.services.occupancy import PHYSICAL
 from models import (
+    Base,
     Boot,
     BootAssignment,
     BootStatus,
@@ -38,6 +46,8 @@ from models import (
     LotGroup,
     LotZone,
     LotZoneSchedule,
+    OccupancySnapshot,
+    OccupancySource,
     OffenceType,
     Permit,
     PermitKind,
@@ -53,6 +63,12 @@ from models import (
     ViolationItem,
     utcnow,
 )
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for the history's bulk inserts (no ORM bookkeeping per row)."""
+    return cast(Table, model.__table__)
+
 
 CREDENTIALS_FILE = "demo-credentials.json"
 # The campus is in Ontario whatever PARKOPS_TIMEZONE says: its terms start at local midnight.
@@ -213,6 +229,7 @@ class DemoResult:
     permits: int = 0
     violations: int = 0
     devices: int = 0
+    readings: int = 0
     credentials_path: Path | None = None
 
     @property
@@ -364,6 +381,9 @@ def seed_demo(session: Session, secret_box: SecretBox, instance_path: Path) -> D
     result.permits = _seed_permits(session, now, lots, zones, people)
     result.violations = _seed_violations(session, now, lots, offences, boots, people)
     result.devices = _seed_devices(session, lots)
+    result.permits += _seed_term_history(session, now, lots)
+    result.permits += _seed_visitor_history(session, now, lots)
+    result.readings = _seed_readings(session, now, groups)
     return result
 
 
@@ -625,3 +645,213 @@ def _seed_devices(session: Session, lots: dict[str, Lot]) -> int:
             )
             created_count += created
     return created_count
+
+
+# --- weeks of history, so Manage Capacity has evidence on the first run ---------------------------
+
+HISTORY_DAYS = 35  # five weeks: the advice's default 28-day window is full on the first run
+READING_EVERY = timedelta(minutes=30)
+# How full each group gets at the busiest time of a weekday, relative to the campus day's curve
+# (``campus_day.target_fraction`` peaks at 90%): some groups run full, some have room.
+GROUP_PEAK = {
+    "North Campus Garage": 0.9,
+    "Ring Road East": 0.88,
+    "Columbia Street Lots": 0.86,
+    "University Avenue Lots": 0.82,
+    "West Campus Surface": 0.72,
+    "Health Sciences Deck": 0.95,
+    "Village Residence Lots": 0.7,
+    "Central Services Yard": 0.8,
+}
+TERM_FILL = (0.86, 0.96)  # share of a lot's allowance its term permits fill, per lot
+LATE_BUYERS = 0.15  # share of term permits bought during the term rather than before it
+VISITORS_AT_PEAK = 0.35  # share of a visitor lot's spaces held by temporary permits at the busiest time
+VISIT_HOURS = (1, 2, 3, 3, 4, 4)  # hours an hourly permit is bought for
+
+
+def _plate(rng: random.Random) -> str:
+    return "".join(rng.choices(string.ascii_uppercase, k=4)) + f" {rng.randrange(1000):03d}"
+
+
+def _insert_permits(session: Session, rows: list[dict[str, Any]], plates: list[str]) -> int:
+    """Many permits and their plates in a few statements (a demo start must stay quick): the ids
+    are read back by number, since RETURNING in parameter order makes SQLite insert one by one."""
+    if not rows:
+        return 0
+    session.execute(insert(table_of(Permit)), rows)  # Core: no ORM bookkeeping per row
+    plate_of = {row["number"]: plate for row, plate in zip(rows, plates, strict=True)}
+    bare = session.execute(
+        select(Permit.id, Permit.number).where(
+            Permit.number.like("DEMO-%"),
+            ~select(PermitVehicle.id).where(PermitVehicle.permit_id == Permit.id).exists(),
+        )
+    )
+    session.execute(
+        insert(table_of(PermitVehicle)),
+        [
+            {
+                "permit_id": permit_id,
+                "plate": plate_of[number],
+                "plate_normalized": normalize_plate(plate_of[number]),
+            }
+            for permit_id, number in bare
+            if number in plate_of
+        ],
+    )
+    return len(rows)
+
+
+def _physical_source(group: LotGroup) -> OccupancySource:
+    """The source the maps would show for the group (``occupancy.choose_physical``'s order)."""
+    if group.mistall_lot_id:
+        return OccupancySource.MISTALL
+    if group.parking_logix_name:
+        return OccupancySource.PARKING_LOGIX
+    return OccupancySource.DEVICES
+
+
+def _seed_readings(session: Session, now: datetime, groups: dict[str, LotGroup]) -> int:
+    """A reading every half hour for the last ``HISTORY_DAYS`` days (or since the group's last
+    reading): the campus day of the simulator, scaled per group, with a little noise.
+
+    A vendor counts the whole group; the live devices count only the lots they are in, and the
+    ingester writes their readings so (and resumes a lone counter from the last one after Redis
+    lost its state): the history does the same, or a restart would start a counter at the group's
+    total."""
+    created = 0
+    for name, group in groups.items():
+        source = _physical_source(group)
+        counted = select(func.sum(Lot.capacity)).where(Lot.lot_group_id == group.id)
+        if source is OccupancySource.DEVICES:
+            counted = counted.where(Lot.id.in_(select(SensingDevice.lot_id).where(SensingDevice.is_active)))
+        spaces = session.scalar(counted) or 0
+        if not spaces:
+            continue
+        last = session.scalar(
+            select(func.max(OccupancySnapshot.recorded_at)).where(
+                OccupancySnapshot.lot_group_id == group.id, OccupancySnapshot.source.in_(PHYSICAL)
+            )
+        )
+        start = now - timedelta(days=HISTORY_DAYS)
+        if last is not None:
+            start = max(start, (last if last.tzinfo else last.replace(tzinfo=UTC)) + READING_EVERY)
+        rng = random.Random(f"{name}-{start:%Y%m%d%H%M}")
+        rows, at = [], start
+        while at <= now:
+            share = target_fraction(at.astimezone(CAMPUS_TZ)) * GROUP_PEAK.get(name, 0.9)
+            share *= 1 + rng.uniform(-0.05, 0.05)
+            occupied = max(0, min(spaces, round(share * spaces)))
+            rows.append(
+                {
+                    "lot_group_id": group.id,
+                    "source": source,
+                    "occupied": occupied,
+                    "capacity": spaces,
+                    "recorded_at": at,
+                }
+            )
+            at += READING_EVERY
+        if rows:
+            session.execute(insert(table_of(OccupancySnapshot)), rows)
+            created += len(rows)
+    return created
+
+
+def _seed_term_history(session: Session, now: datetime, lots: dict[str, Lot]) -> int:
+    """Term permits for every standard lot, filling it to a share of its allowance: most bought
+    before the term starts, some during it (so the permits valid grow over the weeks)."""
+    today = now.astimezone(CAMPUS_TZ).date()
+    window_start = (now - timedelta(days=HISTORY_DAYS)).astimezone(CAMPUS_TZ).date()
+    existing = set(session.scalars(select(Permit.number).where(Permit.number.like("DEMO-S-%"))))
+    rows, plates = [], []
+    for spec in LOTS:
+        if "S" not in spec.sells:
+            continue
+        lot = lots[spec.code]
+        rng = random.Random(f"demo-term-{spec.code}")
+        count = round((spec.permits_allowed or spec.capacity) * rng.uniform(*TERM_FILL))
+        for term_name, term_start, term_end in academic_terms(today):
+            if term_start > today or term_end < window_start:
+                continue
+            product = _product(session, lot, term_name)
+            selling_days = max((min(today, term_end) - term_start).days, 1)
+            for n in range(count):
+                number = f"DEMO-S-{spec.code}-{term_start:%Y%m}-{n:04d}"
+                late = rng.random() < LATE_BUYERS
+                bought = term_start + timedelta(days=rng.randrange(selling_days) if late else 0)
+                plate = _plate(rng)
+                if number in existing:
+                    continue
+                rows.append(
+                    {
+                        "number": number,
+                        "kind": PermitKind.STANDARD,
+                        "source": PermitSource.PORTAL,
+                        "lot_id": lot.id,
+                        "product_id": product.id,
+                        "valid_from": _local_day_start(bought),
+                        "valid_to": _local_day_start(term_end + timedelta(days=1)),
+                        "amount_cents": product.price_cents,
+                    }
+                )
+                plates.append(plate)
+    return _insert_permits(session, rows, plates)
+
+
+def _seed_visitor_history(session: Session, now: datetime, lots: dict[str, Lot]) -> int:
+    """Hourly and daily permits on the visitor lots, arriving with the campus day, for the last
+    ``HISTORY_DAYS`` days (or since the lot's last seeded one). Lots that also sell term permits
+    get none: a term sale counts every permit of its term against the allowance."""
+    rows, plates = [], []
+    for spec in LOTS:
+        if spec.sells != "T":
+            continue
+        lot = lots[spec.code]
+        hourly, daily = _product(session, lot, "Hourly"), _product(session, lot, "Daily")
+        last = session.scalar(
+            select(func.max(Permit.valid_from)).where(Permit.number.like(f"DEMO-H-{spec.code}-%"))
+        )
+        start = (now - timedelta(days=HISTORY_DAYS)).replace(minute=0, second=0, microsecond=0)
+        if last is not None:  # an hour without arrivals may follow: its numbers say if it is done
+            start = max(
+                start, (last if last.tzinfo else last.replace(tzinfo=UTC)).replace(minute=0, second=0)
+            )
+        existing = set(
+            session.scalars(
+                select(Permit.number).where(
+                    Permit.number.like(f"DEMO-H-{spec.code}-%"), Permit.valid_from >= start
+                )
+            )
+        )
+        hour = start
+        while hour + timedelta(hours=1) <= now:  # whole hours only, each with its own dice
+            rng = random.Random(f"demo-visitors-{spec.code}-{hour:%Y%m%d%H}")
+            # Arrivals × average stay (about 3.3 h) ≈ the visitors present at this time of day.
+            expected = (
+                lot.capacity * VISITORS_AT_PEAK / 0.9 * target_fraction(hour.astimezone(CAMPUS_TZ)) / 3.3
+            )
+            arrivals = int(expected) + (rng.random() < expected % 1)
+            for n in range(arrivals):
+                valid_from = hour + timedelta(minutes=rng.randrange(60))
+                is_daily = rng.random() < 0.1
+                product = daily if is_daily else hourly
+                hours = 8 if is_daily else rng.choice(VISIT_HOURS)
+                plate = _plate(rng)
+                number = f"DEMO-H-{spec.code}-{valid_from:%Y%m%d%H%M}-{n}"
+                if number in existing:
+                    continue
+                rows.append(
+                    {
+                        "number": number,
+                        "kind": PermitKind.TEMPORARY,
+                        "source": PermitSource.PORTAL,
+                        "lot_id": lot.id,
+                        "product_id": product.id,
+                        "valid_from": valid_from,
+                        "valid_to": valid_from + timedelta(hours=hours),
+                        "amount_cents": product.price_cents if is_daily else hours * product.price_cents,
+                    }
+                )
+                plates.append(plate)
+            hour += timedelta(hours=1)
+    return _insert_permits(session, rows, plates)

@@ -1,9 +1,11 @@
-"""The demo campus: complete, idempotent, and without known passwords or plaintext secrets."""
+"""The demo campus: complete, idempotent, and without known passwords or plaintext secrets; with
+weeks of history (readings with a weekday and hour pattern, permits valid over that time) on which
+Manage Capacity advises, never below sold."""
 
 from __future__ import annotations
 
 import stat
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session
 
 import models
 from dashboard.core import Core
-from dashboard.services import demo, users
+from dashboard.services import capacity, demo, users
 from models import (
     Boot,
     BootStatus,
@@ -19,6 +21,7 @@ from models import (
     Lot,
     LotGroup,
     LotZoneSchedule,
+    OccupancySnapshot,
     OffenceType,
     Permit,
     PermitKind,
@@ -159,3 +162,44 @@ def test_no_credentials_file_reads_as_empty(tmp_path: Path) -> None:
 def test_academic_terms_follow_the_school_year() -> None:
     assert demo.academic_terms(date(2026, 11, 2))[0][1:] == (date(2026, 9, 1), date(2026, 12, 31))
     assert demo.academic_terms(date(2027, 3, 15))[1][1:] == (date(2027, 1, 1), date(2027, 4, 30))
+
+
+def test_the_demo_ships_weeks_of_history_the_advice_stands_on(
+    core: Core, session: Session, tmp_path: Path
+) -> None:
+    result = _seed(core, tmp_path)
+    now = datetime.now(UTC)
+    assert result.readings > 0
+    for group in session.scalars(select(LotGroup)):
+        times = session.scalars(
+            select(OccupancySnapshot.recorded_at).where(OccupancySnapshot.lot_group_id == group.id)
+        ).all()
+        oldest = min(times).replace(tzinfo=UTC)
+        assert now - oldest > timedelta(days=demo.HISTORY_DAYS - 1), group.name
+        assert len(times) >= demo.HISTORY_DAYS * 24, group.name  # a reading every half hour
+    # The weekday and hour pattern: a weekday late morning is far busier than the night or Sunday.
+    readings = session.execute(
+        select(OccupancySnapshot.recorded_at, OccupancySnapshot.occupied, OccupancySnapshot.capacity)
+    ).all()
+    local = [
+        (at.replace(tzinfo=UTC).astimezone(demo.CAMPUS_TZ), occupied / cap) for at, occupied, cap in readings
+    ]
+    late_morning = [share for at, share in local if at.weekday() < 5 and 10 <= at.hour < 12]
+    nights = [share for at, share in local if at.hour < 5]
+    sundays = [share for at, share in local if at.weekday() == 6 and 10 <= at.hour < 12]
+    assert min(late_morning) > 0.5 > 0.1 > max(nights)
+    assert max(sundays) < min(late_morning)
+
+    rows = capacity.overview(session, now, tz=demo.CAMPUS_TZ)
+    assert len(rows) == len(demo.LOTS)
+    for row in rows:
+        assert row.suggestion.allowance is not None, (row.name, row.suggestion.sentence)
+        assert row.suggestion.allowance >= row.sold, row.name
+        assert len(row.evidence.days) >= 28, row.name  # the default window's chart has a point a day
+        if row.sells_standard:
+            assert row.evidence.peak.permits > 0 and row.sold > 0, row.name
+        else:  # a visitor lot: the spaces to keep, not the permits valid this minute
+            assert row.suggestion.headline == f"Keep {row.suggestion.allowance} for visitors"
+            assert row.suggestion.allowance > row.sold
+    assert any(row.suggestion.headline.startswith("Sell up to") for row in rows)
+    assert any(row.suggestion.allowance > row.allowance for row in rows)  # room to oversell somewhere

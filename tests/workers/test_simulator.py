@@ -6,8 +6,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dashboard.services.campus_day import target_fraction
 from models import DeviceKind
-from workers.simulator import SimClock, Simulator, target_fraction
+from workers.simulator import SimClock, Simulator
 
 TORONTO = ZoneInfo("America/Toronto")
 
