@@ -26,9 +26,15 @@ STATUS_COLORS = {
 }
 
 
-def money(cents: int) -> str:
+def money(cents: int, currency: str | None = None) -> str:
+    """An amount as people read it, with its currency: the site's (System Settings > General)
+    unless the amount carries its own."""
     sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents) / 100:,.2f}"
+    return f"{sign}${abs(cents) / 100:,.2f} {currency or site_currency()}"
+
+
+def site_currency() -> str:
+    return str(setting("currency"))
 
 
 def when(moment: datetime | None, *, with_time: bool = True) -> str:
