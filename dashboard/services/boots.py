@@ -461,9 +461,15 @@ class RefundOutcome:
 
 
 def refund_deposit(
-    database: Database, provider: object, assignment_id: int, actor_id: int | None
+    database: Database,
+    provider: object,
+    assignment_id: int,
+    actor_id: int | None,
+    secrets: SecretBox | None = None,
 ) -> RefundOutcome:
-    """Refund the deposit of a returned boot through the payment provider, once.
+    """Refund the deposit of a returned boot through the payment provider, once: the processor
+    the violation was paid with (a payment on Stripe's page is refunded with Stripe's refund API,
+    whose keys ``secrets`` decrypts), whichever is chosen now.
 
     ``NothingToRefund`` when the violation was never paid (say so: there is no money to return), the
     deposit is zero, or it was refunded already."""
@@ -507,6 +513,7 @@ def refund_deposit(
         reason=f"Boot deposit, ticket {number}",
         actor_id=actor_id,
         claim=claim,
+        secrets=secrets,
     )
     if status == PaymentStatus.FAILED:
         return RefundOutcome(False, plan.amount_cents, "The payment provider refused the refund; try again.")
