@@ -185,6 +185,20 @@ class ChargeResult:
     message: str
 
 
+@dataclass(frozen=True)
+class ProcessorCharge:
+    """A charge as the processor records it, for reconciliation: ``reference`` is what a settled
+    payment keeps as ``provider_ref`` (Stripe's payment intent, the sandbox's charge), with the
+    idempotency key the checkout sent (None for a charge made outside ParkOps)."""
+
+    reference: str
+    idempotency_key: str | None
+    amount_cents: int
+    refunded_cents: int
+    currency: str
+    created_at: datetime
+
+
 class PaymentProvider(Protocol):
     """A card processor. A real adapter passes the key on as its own idempotency key and finds the
     charge again by it; one whose buyers pay on its own page (Stripe Checkout,
