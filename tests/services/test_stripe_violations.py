@@ -140,10 +140,10 @@ def test_paid_on_stripes_page_releases_the_boot_once_through_the_webhook(core, f
 
 def test_declined_then_the_page_closes_leaves_the_ticket_unpaid_and_says_nothing_charged(
     core,
-    fake,
-    provider,
+    fake,  # noqa: F811
+    provider,  # noqa: F811
     booted,
-    place,  # noqa: F811
+    place,
 ):
     start(core, provider, booted)
     session_id = fake.only_session()
@@ -192,10 +192,10 @@ def test_a_lost_webhook_is_settled_by_the_reconcile_task(core, fake, provider, b
 
 def test_a_boot_deposit_paid_on_stripe_is_refunded_through_stripes_refund_api(
     core,
-    fake,
-    provider,
+    fake,  # noqa: F811
+    provider,  # noqa: F811
     booted,
-    place,  # noqa: F811
+    place,
 ):
     start(core, provider, booted)
     fake.pay(fake.only_session(), SUCCESS_CARD)
