@@ -856,6 +856,7 @@ def _settle_violations(
             "paid_at": violations.when_words(now, receipt.tz),
             "items": items,
             "total_cents": payment.amount_cents,
+            "currency": payment.currency,
             "site_name": receipt.site_name,
         }
         try:
@@ -1129,6 +1130,7 @@ def _send_receipt(
         "valid_until": local(permit.valid_to),
         "plates": list(permit.plates),
         "amount_cents": permit.amount_cents,
+        "currency": permit.currency,
         "site_name": receipt.site_name,
         "receipt_url": receipt_url(receipt.base_url, token),
     }
