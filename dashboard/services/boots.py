@@ -682,6 +682,7 @@ def _report_query(filters: ReportFilters, now: datetime, non_return_days: int, t
 
 def _report_rows(session: Session, rows: list, now: datetime, non_return_days: int) -> list[ReportRow]:
     overdue = now - timedelta(days=non_return_days)
+    currency = system_settings.currency(session)
     refunds = {
         r.id: r
         for r in session.scalars(
@@ -699,7 +700,7 @@ def _report_rows(session: Session, rows: list, now: datetime, non_return_days: i
     for assignment, boot_name, number, plate in rows:
         refund = refunds.get(assignment.refund_id) if assignment.refund_id else None
         if refund is not None and refund.status == PaymentStatus.SUCCEEDED:
-            words = f"refunded ${refund.amount_cents / 100:,.2f}"
+            words = f"refunded ${refund.amount_cents / 100:,.2f} {currency}"
         elif refund is not None and refund.status == PaymentStatus.FAILED:
             words = "refund failed"
         elif assignment.refund_skipped_reason:
