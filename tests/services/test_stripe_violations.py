@@ -218,3 +218,19 @@ def test_a_boot_deposit_paid_on_stripe_is_refunded_through_stripes_refund_api(
         boots.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None, core.secrets)
     assert len(fake.refunds) == 1
     assert json.dumps(fake.requests[-1][2]).count("7500") == 1
+
+
+def test_paid_just_before_the_back_link_is_paid_never_nothing_charged(core, fake, provider, booted):  # noqa: F811
+    fake.deliver = None  # the webhook has not arrived yet
+    start(core, provider, booted)
+    fake.pay(fake.only_session(), SUCCESS_CARD)
+    left = payments.abandon(
+        core.db,
+        provider,
+        "viol-key-1",
+        receipt=receipt(core),
+        backend=email.OutboxBackend(),
+        now=datetime.now(UTC),
+    )
+    assert left.paid and "nothing was charged" not in left.message
+    assert violation_status(core, booted.id) == "paid" and release_mails(core) == 1
