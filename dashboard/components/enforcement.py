@@ -8,6 +8,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import html
+from flask import g, has_request_context
 
 from dashboard.services import appeals, boots, system_settings, violations
 from dashboard.web import core, session_scope
@@ -34,7 +35,12 @@ def money(cents: int, currency: str | None = None) -> str:
 
 
 def site_currency() -> str:
-    return str(setting("currency"))
+    """The site's currency, read once per request (a list shows many amounts)."""
+    if not has_request_context():
+        return str(setting("currency"))
+    if "parkops_currency" not in g:
+        g.parkops_currency = str(setting("currency"))
+    return str(g.parkops_currency)
 
 
 def when(moment: datetime | None, *, with_time: bool = True) -> str:
