@@ -8,6 +8,10 @@ With Require Overdue Paid on, every overdue ticket of the plate must be in the p
 refusal names them and offers to add them. The layout holds only the number from the address;
 the rest arrives through ``Role.GUEST`` callbacks, which check the number and plate again on
 every call (the page keeps them in a store: they are what the guest typed).
+
+With Stripe chosen, Pay sends the browser to Stripe's page; the tab keeps the form's key and what
+was looked up (session storage), so the return (``?payment=return``, or ``?payment=cancel`` from
+Stripe's back link) shows the outcome from what Stripe holds and lists the tickets again.
 """
 
 from __future__ import annotations

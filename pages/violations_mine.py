@@ -7,6 +7,9 @@ With Require Overdue Paid on, a payment without every overdue ticket is refused 
 numbers and an "Add the overdue tickets" button. The layout is scaffolding; the violations, the
 total and the account's e-mail arrive through ``Role.USER`` callbacks. Pay is disabled while it
 runs, and the form's idempotency key makes a second submission answer with the first's outcome.
+
+With Stripe chosen, Pay sends the browser to Stripe's page; the tab keeps the form's key, so the
+return (``?payment=return`` or ``?payment=cancel``) shows the outcome from what Stripe holds.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ the outcome, asked for (``find_charge``) whenever something happens:
 
 A declined card does not end a Checkout Session (the buyer may try another card on Stripe's page),
 and a card needing 3-D Secure waits on Stripe's page for the bank: both stay "not paid yet" until
-the session is paid or closed. Amounts are integer cents in the payment's currency (CAD unless a
-product says otherwise), sent lower-case as Stripe wants.
+the session is paid or closed. Amounts are integer cents in the payment's currency (the site's,
+System Settings > General, or a product's own), sent lower-case as Stripe wants.
 """
 
 from __future__ import annotations
