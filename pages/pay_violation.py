@@ -242,9 +242,7 @@ def card_mode(_version: Any) -> tuple[Any, Any, Any]:
 def came_back(how: Any, key: Any) -> tuple[Any, Any]:
     """Back from Stripe's page: what became of the payment (paid only once Stripe says so), then
     the list read again (the tickets it paid show paid)."""
-    shown, _key = violation_pay.returned(
-        key, how, current_user.name if current_user.is_authenticated else None
-    )
+    shown = violation_pay.returned(key, how, current_user.name if current_user.is_authenticated else None)
     if shown is None:
         return no_update, no_update
     return shown, 1

@@ -206,17 +206,17 @@ def run_payment(
     return PayAnswer(outcome(result), checkout.new_key(), True, [])
 
 
-def returned(key: Any, how: Any, name: str | None) -> tuple[Any, str | None]:
+def returned(key: Any, how: Any, name: str | None) -> Any:
     """Back from the processor's page: the outcome of the payment under the tab's key, from what
     the processor holds now (paid only once it says so; its back link closes the page and says
-    nothing was charged), and the key the form goes on with (a new one once the outcome is final).
-    (None, None) when there is nothing to say."""
+    nothing was charged). None when there is nothing to say. The list read again after it gives
+    the form a new key."""
     if how not in RETURNS or not isinstance(key, str) or not key:
-        return None, None
+        return None
     try:
         provider = checkout.provider()
     except DomainError as exc:
-        return dbc.Alert(str(exc), color="warning"), None
+        return dbc.Alert(str(exc), color="warning")
     ask = payments.abandon if how == "cancel" else payments.resume
     result = ask(
         core().db,
@@ -227,7 +227,4 @@ def returned(key: Any, how: Any, name: str | None) -> tuple[Any, str | None]:
         now=datetime.now(UTC),
         secrets=core().secrets,
     )
-    if result is None:
-        return None, None
-    shown = checkout.outcome(result, core().settings.tz)
-    return shown, checkout.new_key() if result.settled else key
+    return None if result is None else checkout.outcome(result, core().settings.tz)
