@@ -42,6 +42,7 @@ def register_enforcement_routes(server: Flask) -> None:
                 abort(404)
             site_name = str(system_settings.get(session, core.secrets, "site_name"))
             boots_shown = boots.enabled(session, core.secrets)
+            currency = system_settings.currency(session)
         base = core.settings.public_url
         body = ticket_pdf.render(
             ticket,
@@ -49,6 +50,7 @@ def register_enforcement_routes(server: Flask) -> None:
             pay_url=violations.pay_url(base, ticket.ticket_number),
             tz=core.settings.tz,
             boots_shown=boots_shown,
+            currency=currency,
         )
         response = Response(body, mimetype="application/pdf")
         response.headers["Content-Disposition"] = f'inline; filename="{ticket.ticket_number}.pdf"'

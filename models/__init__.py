@@ -49,8 +49,11 @@ from models.payments import (
     CartItem,
     CartItemKind,
     CartStatus,
+    MismatchKind,
+    MismatchStatus,
     Payment,
     PaymentAllocation,
+    PaymentMismatch,
     PaymentStatus,
     ProcessorEvent,
     Refund,
@@ -72,6 +75,9 @@ from models.user_import import UserImport
 from models.users import AccountToken, AuthSource, LoginMethod, Role, TokenPurpose, User, UserType, Vehicle
 
 __all__ = [
+    "MismatchKind",
+    "MismatchStatus",
+    "PaymentMismatch",
     "UserImport",
     "AccountToken",
     "TokenPurpose",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, str_enum, utcnow
@@ -137,4 +137,46 @@ class ProcessorEvent(Base):
     provider: Mapped[str] = mapped_column(String(32))
     event_id: Mapped[str] = mapped_column(String(255), unique=True)
     event_type: Mapped[str] = mapped_column(String(80))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class MismatchKind(enum.StrEnum):
+    """How the ledger and the processor disagree about one charge."""
+
+    CHARGED_UNSETTLED = "charged_unsettled"  # the processor charged; ParkOps has no settled payment
+    SETTLED_UNCHARGED = "settled_uncharged"  # ParkOps counts it paid; the processor has no charge
+    AMOUNT_DIFFERS = "amount_differs"  # both have it, for different amounts (or refunds)
+    REFUNDED_ELSEWHERE = "refunded_elsewhere"  # refunded at the processor beyond ParkOps' refunds
+
+
+class MismatchStatus(enum.StrEnum):
+    OPEN = "open"
+    REVIEWED = "reviewed"  # a person looked and wrote why it is fine (or what was done elsewhere)
+    SETTLED = "settled"  # a charge without a settled payment was settled from the processor
+    REFUNDED = "refunded"  # a charge without a settled payment was refunded to the card
+
+
+class PaymentMismatch(Base):
+    """A disagreement the Payment Reconciliation task found between ParkOps' payments and what the
+    processor holds. Found again on the next run, it is the same row (``provider, kind,
+    reference``), so a mismatch is listed once however long it stays; it changes only when a
+    person acts on it (``resolved_*``)."""
+
+    __tablename__ = "payment_mismatches"
+    __table_args__ = (UniqueConstraint("provider", "kind", "reference"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[MismatchKind] = mapped_column(str_enum(MismatchKind))
+    reference: Mapped[str] = mapped_column(String(80))  # the processor's charge, else our payment's key
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"), index=True)
+    ledger_cents: Mapped[int | None] = mapped_column(Integer)
+    processor_cents: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="CAD")
+    detail: Mapped[str] = mapped_column(String(255), default="")
+    found_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[MismatchStatus] = mapped_column(str_enum(MismatchStatus), default=MismatchStatus.OPEN)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None]
+    refund_reference: Mapped[str | None] = mapped_column(String(80))

@@ -8,6 +8,10 @@ With Require Overdue Paid on, every overdue ticket of the plate must be in the p
 refusal names them and offers to add them. The layout holds only the number from the address;
 the rest arrives through ``Role.GUEST`` callbacks, which check the number and plate again on
 every call (the page keeps them in a store: they are what the guest typed).
+
+With Stripe chosen, Pay sends the browser to Stripe's page; the tab keeps the form's key and what
+was looked up (session storage), so the return (``?payment=return``, or ``?payment=cancel`` from
+Stripe's back link) shows the outcome from what Stripe holds and lists the tickets again.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ PREFIX = "payviol"
 TEXT_MAX = 32
 
 
-def layout(ticket: str | None = None, **_query: str) -> html.Div:
+def layout(ticket: str | None = None, payment: str | None = None, **_query: str) -> html.Div:
     return html.Div(
         [
             html.H1("Pay a parking ticket", className="h3"),
@@ -38,8 +42,10 @@ def layout(ticket: str | None = None, **_query: str) -> html.Div:
                 "No account needed: the ticket number and the licence plate find it.", className="text-muted"
             ),
             dcc.Store(id="payviol-version", data=0),
-            dcc.Store(id="payviol-scope"),
-            dcc.Store(id="payviol-key"),
+            dcc.Store(id="payviol-scope", storage_type="session"),
+            dcc.Store(id="payviol-key", storage_type="session"),
+            dcc.Store(id="payviol-return", data=payment if payment in violation_pay.RETURNS else None),
+            dcc.Location(id="payviol-go", refresh=True),
             dcc.Store(id="payviol-total"),
             dcc.Store(id="payviol-missing"),
             dbc.Form(
@@ -155,6 +161,7 @@ def show_total(selected: list[int] | None, stored: dict[str, Any] | None) -> tup
     Output("payviol-version", "data", allow_duplicate=True),
     Output("payviol-missing", "data"),
     Output("payviol-add-overdue", "style"),
+    Output("payviol-go", "href"),
     Input("payviol-pay", "n_clicks"),
     State("payviol-scope", "data"),
     State("payviol-select", "value"),
@@ -183,17 +190,18 @@ def pay(
 ) -> tuple[Any, ...]:
     scope = _scope(stored)
     if not clicks or scope is None:
-        return no_update, no_update, no_update, no_update, no_update
+        return no_update, no_update, no_update, no_update, no_update, no_update
     name = current_user.name if current_user.is_authenticated else None
-    shown, new_key, reload, missing = violation_pay.run_payment(
-        scope, name, selected, address, number, expiry, cvc, key, shown_total
+    answer = violation_pay.run_payment(
+        scope, name, selected, address, number, expiry, cvc, key, shown_total, "/pay-violation"
     )
     return (
-        shown,
-        new_key or no_update,
-        (version or 0) + 1 if reload else no_update,
-        missing,
-        {} if missing else violation_pay.HIDDEN,
+        answer.shown,
+        answer.key or no_update,
+        (version or 0) + 1 if answer.reload else no_update,
+        answer.missing,
+        {} if answer.missing else violation_pay.HIDDEN,
+        answer.go or no_update,
     )
 
 
@@ -210,3 +218,31 @@ def add_overdue(clicks: int | None, missing: list[int] | None, selected: list[in
     if not clicks or not missing:
         return no_update, no_update
     return list(dict.fromkeys([*(selected or []), *missing])), violation_pay.HIDDEN
+
+
+@callback(
+    Output("payviol-card-fields", "style"),
+    Output("payviol-hosted-note", "style"),
+    Output("payviol-pay", "children"),
+    Input("payviol-version", "data"),
+    min_role=Role.GUEST,
+)
+def card_mode(_version: Any) -> tuple[Any, Any, Any]:
+    """The card fields with the sandbox; with Stripe, a note and "Continue to secure payment"."""
+    return checkout.card_mode()
+
+
+@callback(
+    Output("payviol-back", "children"),
+    Output("payviol-version", "data"),
+    Input("payviol-return", "data"),
+    State("payviol-key", "data"),
+    min_role=Role.GUEST,
+)
+def came_back(how: Any, key: Any) -> tuple[Any, Any]:
+    """Back from Stripe's page: what became of the payment (paid only once Stripe says so), then
+    the list read again (the tickets it paid show paid)."""
+    shown = violation_pay.returned(key, how, current_user.name if current_user.is_authenticated else None)
+    if shown is None:
+        return no_update, no_update
+    return shown, 1

@@ -7,6 +7,9 @@ With Require Overdue Paid on, a payment without every overdue ticket is refused 
 numbers and an "Add the overdue tickets" button. The layout is scaffolding; the violations, the
 total and the account's e-mail arrive through ``Role.USER`` callbacks. Pay is disabled while it
 runs, and the form's idempotency key makes a second submission answer with the first's outcome.
+
+With Stripe chosen, Pay sends the browser to Stripe's page; the tab keeps the form's key, so the
+return (``?payment=return`` or ``?payment=cancel``) shows the outcome from what Stripe holds.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ register_page(__name__, path="/violations", title="My Violations", min_role=Role
 PREFIX = "myviol"
 
 
-def layout(**_query: str) -> html.Div:
+def layout(payment: str | None = None, **_query: str) -> html.Div:
     return html.Div(
         [
             html.H1("My violations", className="h3"),
@@ -41,7 +44,9 @@ def layout(**_query: str) -> html.Div:
                 className="text-muted",
             ),  # fmt: skip
             dcc.Store(id="myviol-version", data=0),
-            dcc.Store(id="myviol-key"),
+            dcc.Store(id="myviol-key", storage_type="session"),
+            dcc.Store(id="myviol-return", data=payment if payment in violation_pay.RETURNS else None),
+            dcc.Location(id="myviol-go", refresh=True),
             dcc.Store(id="myviol-total"),
             dcc.Store(id="myviol-missing"),
             html.Div(id="myviol-empty"),
@@ -104,6 +109,7 @@ def show_total(selected: list[int] | None) -> tuple[Any, Any]:
     Output("myviol-version", "data", allow_duplicate=True),
     Output("myviol-missing", "data"),
     Output("myviol-add-overdue", "style"),
+    Output("myviol-go", "href"),
     Input("myviol-pay", "n_clicks"),
     State("myviol-select", "value"),
     State("myviol-email", "value"),
@@ -129,16 +135,17 @@ def pay(
     version: int | None,
 ) -> tuple[Any, ...]:
     if not clicks:
-        return no_update, no_update, no_update, no_update, no_update
-    shown, new_key, reload, missing = violation_pay.run_payment(
-        _scope(), current_user.name, selected, address, number, expiry, cvc, key, shown_total
+        return no_update, no_update, no_update, no_update, no_update, no_update
+    answer = violation_pay.run_payment(
+        _scope(), current_user.name, selected, address, number, expiry, cvc, key, shown_total, "/violations"
     )
     return (
-        shown,
-        new_key or no_update,
-        (version or 0) + 1 if reload else no_update,
-        missing,
-        {} if missing else violation_pay.HIDDEN,
+        answer.shown,
+        answer.key or no_update,
+        (version or 0) + 1 if answer.reload else no_update,
+        answer.missing,
+        {} if answer.missing else violation_pay.HIDDEN,
+        answer.go or no_update,
     )
 
 
@@ -155,3 +162,31 @@ def add_overdue(clicks: int | None, missing: list[int] | None, selected: list[in
     if not clicks or not missing:
         return no_update, no_update
     return list(dict.fromkeys([*(selected or []), *missing])), violation_pay.HIDDEN
+
+
+@callback(
+    Output("myviol-card-fields", "style"),
+    Output("myviol-hosted-note", "style"),
+    Output("myviol-pay", "children"),
+    Input("myviol-version", "data"),
+    min_role=Role.USER,
+)
+def card_mode(_version: Any) -> tuple[Any, Any, Any]:
+    """The card fields with the sandbox; with Stripe, a note and "Continue to secure payment"."""
+    return checkout.card_mode()
+
+
+@callback(
+    Output("myviol-back", "children"),
+    Output("myviol-version", "data"),
+    Input("myviol-return", "data"),
+    State("myviol-key", "data"),
+    min_role=Role.USER,
+)
+def came_back(how: Any, key: Any) -> tuple[Any, Any]:
+    """Back from Stripe's page: what became of the payment (paid only once Stripe says so), then
+    the list read again (the tickets it paid show paid)."""
+    shown = violation_pay.returned(key, how, current_user.name)
+    if shown is None:
+        return no_update, no_update
+    return shown, 1

@@ -4,7 +4,10 @@ buyer pays on, and webhooks signed the way Stripe signs them.
 
 API (form-encoded bodies, JSON answers, ``Authorization: Bearer <secret key>``, idempotency keys
 replayed like Stripe does): ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/<id>``
-(``expand[]=payment_intent``), ``POST /v1/checkout/sessions/<id>/expire``, ``POST /v1/refunds``.
+(``expand[]=payment_intent``), ``POST /v1/checkout/sessions/<id>/expire``, ``POST /v1/refunds``,
+``GET /v1/payment_intents/<id>`` (``expand[]=latest_charge``) and ``GET /v1/balance_transactions``
+(``created[gte]``/``created[lt]``, ``limit``, ``starting_after``, ``expand[]=data.source``; newest
+first, as Stripe lists them): a charge and each refund move the balance, as on Stripe.
 
 The payment page (``GET /pay/<id>``) lists Stripe's test cards; paying (``POST /pay/<id>``) with
 4242… succeeds, 4000…0002 is declined (the session stays open: another card may be tried, as on
@@ -83,6 +86,8 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.balance: list[dict[str, Any]] = []  # balance transactions, oldest first
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, dict[str, str], str | None]] = []  # method, path, form, key
         self.deliver: Deliver | None = None
@@ -93,6 +98,8 @@ class FakeStripe:
             (re.compile(r"^/v1/checkout/sessions/[\w]+$"), "GET", self._retrieve_session),
             (re.compile(r"^/v1/checkout/sessions/[\w]+/expire$"), "POST", self._expire_session),
             ("/v1/refunds", "POST", self._create_refund),
+            (re.compile(r"^/v1/payment_intents/[\w]+$"), "GET", self._retrieve_intent),
+            ("/v1/balance_transactions", "GET", self._list_balance),
             (re.compile(r"^/pay/[\w]+$"), "GET", self._page),
             (re.compile(r"^/pay/[\w]+$"), "POST", self._page_pay),
             (re.compile(r"^/pay/[\w]+/3ds$"), "POST", self._page_3ds),
@@ -222,19 +229,121 @@ class FakeStripe:
                 return _error(
                     400, "invalid_request_error", "Refund amount is greater than unrefunded amount on charge."
                 )
-            intent["amount_refunded"] += amount
-            refund_id = self._id("re")
-            self.refunds[refund_id] = {
-                "id": refund_id,
-                "object": "refund",
-                "amount": amount,
-                "currency": intent["currency"],
-                "payment_intent": intent["id"],
-                "status": "succeeded",
-            }
-            return _json(self.refunds[refund_id])
+            return _json(self.refund_outside(intent["id"], amount))
 
         return self._api(request, refund)
+
+    def refund_outside(self, intent_id: str, amount: int) -> dict[str, Any]:
+        """A refund of ``amount`` (through the API, or as someone would in Stripe's dashboard)."""
+        intent = self.intents[intent_id]
+        intent["amount_refunded"] += amount
+        charge = self.charges[intent["latest_charge"]]
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        refund_id = self._id("re")
+        self.refunds[refund_id] = {
+            "id": refund_id,
+            "object": "refund",
+            "amount": amount,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "charge": charge["id"],
+            "status": "succeeded",
+            "created": int(time.time()),
+        }
+        self._move("refund", -amount, intent["currency"], refund_id)
+        return self.refunds[refund_id]
+
+    def _move(self, kind: str, amount: int, currency: str, source: str, created: int | None = None) -> None:
+        self.balance.append(
+            {
+                "id": self._id("txn"),
+                "object": "balance_transaction",
+                "type": kind,
+                "amount": amount,
+                "currency": currency,
+                "created": int(time.time()) if created is None else created,
+                "source": source,
+                "status": "available",
+            }
+        )
+
+    def _source(self, source_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self.charges.get(source_id) or self.refunds[source_id])
+
+    def _retrieve_intent(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return _error(401, "invalid_request_error", "Invalid API Key provided")
+        intent_id = request.path.rsplit("/", 1)[1]
+        self.requests.append(("GET", request.path, {}, None))
+        if intent_id not in self.intents:
+            return _error(404, "invalid_request_error", f"No such payment_intent: '{intent_id}'")
+        body = copy.deepcopy(self.intents[intent_id])
+        query = parse_qs(request.query_string.decode())
+        if any(k.startswith("expand") and "latest_charge" in v for k, v in query.items()):
+            charge = body.get("latest_charge")
+            body["latest_charge"] = self._source(charge) if charge else None
+        return _json(body)
+
+    def _list_balance(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return _error(401, "invalid_request_error", "Invalid API Key provided")
+        self.requests.append(("GET", request.path, {}, None))
+        query = parse_qs(request.query_string.decode())
+
+        def one(name: str) -> str | None:
+            return query.get(name, [None])[0]
+
+        rows = list(reversed(self.balance))
+        if one("created[gte]") is not None:
+            rows = [r for r in rows if r["created"] >= int(one("created[gte]") or 0)]
+        if one("created[lt]") is not None:
+            rows = [r for r in rows if r["created"] < int(one("created[lt]") or 0)]
+        after = one("starting_after")
+        if after is not None:
+            ids = [r["id"] for r in rows]
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
+        limit = int(one("limit") or 10)
+        page, more = rows[:limit], len(rows) > limit
+        expand = any(k.startswith("expand") and "data.source" in v for k, v in query.items())
+        data = [dict(r, source=self._source(r["source"])) if expand else dict(r) for r in page]
+        return _json({"object": "list", "url": "/v1/balance_transactions", "has_more": more, "data": data})
+
+    def charge_outside(self, amount: int, currency: str = "cad", key: str | None = None) -> str:
+        """A charge made on Stripe outside any ParkOps checkout (a payment link, the dashboard);
+        ``key`` puts a ParkOps idempotency key in its metadata. The payment intent's id."""
+        intent_id = self._id("pi")
+        self.intents[intent_id] = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": 0,
+            "amount_refunded": 0,
+            "currency": currency,
+            "status": "requires_payment_method",
+            "metadata": {"parkops_key": key} if key else {},
+            "description": "",
+            "last_payment_error": None,
+            "latest_charge": None,
+        }
+        self._charge(self.intents[intent_id])
+        return intent_id
+
+    def _charge(self, intent: dict[str, Any]) -> None:
+        charge_id = self._id("ch")
+        self.charges[charge_id] = {
+            "id": charge_id,
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_refunded": 0,
+            "refunded": False,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "status": "succeeded",
+            "created": int(time.time()),
+        }
+        intent.update(status="succeeded", latest_charge=charge_id, amount_received=intent["amount"])
+        self._move("charge", intent["amount"], intent["currency"], charge_id)
 
     # --- what happens on the payment page --------------------------------------------------------
 
@@ -245,12 +354,14 @@ class FakeStripe:
                 "id": intent_id,
                 "object": "payment_intent",
                 "amount": session["amount_total"],
+                "amount_received": 0,
                 "amount_refunded": 0,
                 "currency": session["currency"],
                 "status": "requires_payment_method",
                 "metadata": dict(session["_intent_metadata"]),
                 "description": session["_description"],
                 "last_payment_error": None,
+                "latest_charge": None,
             }
             session["payment_intent"] = intent_id
         return self.intents[session["payment_intent"]]
@@ -259,7 +370,8 @@ class FakeStripe:
         return {k: v for k, v in session.items() if not k.startswith("_")}
 
     def _succeed(self, session: dict[str, Any], intent: dict[str, Any]) -> None:
-        intent.update(status="succeeded", last_payment_error=None)
+        intent.update(last_payment_error=None)
+        self._charge(intent)
         session.update(status="complete", payment_status="paid")
         self._event("payment_intent.succeeded", intent)
         self._event("checkout.session.completed", self._public(session))

@@ -33,6 +33,7 @@ from dashboard.services import (
     pay_stations,
     payments,
     peoplesoft,
+    reconciliation,
     system_settings,
     user_import,
     waitlist,
@@ -575,6 +576,42 @@ def waitlist_offers(ctx: TaskContext) -> TaskResult:
             f"settled; {checkouts.waiting} payments awaiting the processor; {expiry.expired} lapsed "
             f"offers expired; {offered} offers made; {len(lots_waiting)} lots with people waiting"
         ),
+    )
+
+
+@REGISTRY.task(
+    "payment-reconciliation",
+    title="Payment Reconciliation",
+    interval_seconds=86400,
+    schedule="30 3 * * *",
+    description=(
+        "Compares the last three days of card payments with what the card processor recorded (the "
+        "sandbox's ledger; Stripe's balance transactions) and lists every disagreement on Payment "
+        "Reconciliation for a manager; changes no payment. Forgets processed webhook events after "
+        "30 days."
+    ),
+    default_enabled=True,
+)
+def payment_reconciliation(ctx: TaskContext) -> TaskResult:
+    """``reconciliation.run``. On by default: it needs no configuration and changes nothing but its
+    own list. A processor that cannot be asked makes the run partly failed (the others are still
+    checked). Idempotent: a mismatch found again is the same row."""
+    report = reconciliation.run(ctx.core.db, ctx.core.secrets, utcnow())
+    parts = []
+    for check in report.checks:
+        name = reconciliation.PROVIDER_WORDS.get(check.provider, check.provider)
+        if check.error:
+            parts.append(f"{name}: not checked ({check.error})")
+        else:
+            parts.append(
+                f"{name}: {check.charges} charges compared, {check.found} mismatches ({check.new} new)"
+            )
+    days = reconciliation.EVENT_RETENTION.days
+    parts.append(f"{report.pruned_events} webhook events older than {days} days forgotten")
+    return TaskResult(
+        rows_touched=sum(check.new for check in report.checks) + report.pruned_events,
+        message="; ".join(parts),
+        partly_failed=report.failed,
     )
 
 

@@ -253,7 +253,7 @@ def _push(session: Any, body: Body, key: ApiKeyView) -> tuple[Response, int]:
         start=times.get("start"),
         end=times.get("end"),
         amount_cents=amount,
-        currency=body.get("currency") if body.has("currency") else "CAD",
+        currency=body.get("currency") if body.has("currency") else None,  # None: the site's
     )
     try:
         permit, created = permits.record_external_permit(session, external, partner=key.partner, now=now())

@@ -121,7 +121,11 @@ SCHEMAS: dict[str, Schema] = {
             "start": {**INSTANT, "description": "ISO-8601 with its offset."},
             "end": {**INSTANT, "description": "ISO-8601 with its offset; after `start`."},
             "amount_cents": {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0},
-            "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "CAD"},
+            "currency": {
+                "type": "string",
+                "pattern": "^[A-Za-z]{3}$",
+                "description": "Absent: the site's currency (System Settings > General; CAD by default).",
+            },
             "source": {
                 "type": "string",
                 "enum": ["api", "hotspot", "paystation"],
@@ -292,7 +296,11 @@ SCHEMAS: dict[str, Schema] = {
             "startTime": OC_TOMA_TIME,
             "endTime": OC_TOMA_TIME,
             "Amount": AMOUNT,
-            "CurrencyID": {"type": "string", "pattern": "^[A-Za-z]{3}$", "default": "CAD"},
+            "CurrencyID": {
+                "type": "string",
+                "pattern": "^[A-Za-z]{3}$",
+                "description": "Absent: the site's currency (System Settings > General; CAD by default).",
+            },
             "source": {
                 "type": "string",
                 "enum": ["paystation", "hotspot", "api"],

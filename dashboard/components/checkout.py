@@ -33,7 +33,11 @@ from workers import email_delivery
 CARD_LABELS = {"card_number": "Card number", "expiry": "Expiry (MM/YY)", "cvc": "CVC"}
 
 
-def money(cents: int, currency: str = "CAD") -> str:
+def money(cents: int, currency: str | None = None) -> str:
+    """An amount with its currency: the one the product or payment carries, else the site's."""
+    if currency is None:
+        with session_scope() as session:
+            currency = system_settings.currency(session)
     return f"${format_dollars(cents)} {currency}"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import html
+from flask import g, has_request_context
 
 from dashboard.services import appeals, boots, system_settings, violations
 from dashboard.web import core, session_scope
@@ -26,9 +27,20 @@ STATUS_COLORS = {
 }
 
 
-def money(cents: int) -> str:
+def money(cents: int, currency: str | None = None) -> str:
+    """An amount as people read it, with its currency: the site's (System Settings > General)
+    unless the amount carries its own."""
     sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents) / 100:,.2f}"
+    return f"{sign}${abs(cents) / 100:,.2f} {currency or site_currency()}"
+
+
+def site_currency() -> str:
+    """The site's currency, read once per request (a list shows many amounts)."""
+    if not has_request_context():
+        return str(setting("currency"))
+    if "parkops_currency" not in g:
+        g.parkops_currency = str(setting("currency"))
+    return str(g.parkops_currency)
 
 
 def when(moment: datetime | None, *, with_time: bool = True) -> str:

@@ -46,6 +46,7 @@ MENU: list[tuple[str | None, str, str, Role]] = [
     ("Parking", "Lot Zones", "/admin/lot-zones", Role.ADMIN),
     ("Parking", "Temporary Permits", "/admin/temporary-permits", Role.MANAGER),
     ("Parking", "Pay Station Status", "/admin/pay-stations", Role.MANAGER),
+    ("Parking", "Payment Reconciliation", "/admin/reconciliation", Role.MANAGER),
     ("Parking", "Manage Capacity", "/manage/capacity", Role.MANAGER),
     ("System", "Users", "/admin/users", Role.ADMIN),
     ("System", "User Types", "/admin/user-types", Role.ADMIN),

@@ -10,6 +10,7 @@ guest's ticket number and plate).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,16 +20,13 @@ from dash import html
 from dashboard.components import checkout
 from dashboard.components.enforcement import boots_on, money, setting, short_when, violation_badge, when
 from dashboard.components.feedback import validation_alert
-from dashboard.services import payments, violation_payments
+from dashboard.services import payments, system_settings, violation_payments
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.violation_payments import Payable, Scope, ViolationCheckout
 from dashboard.web import core, session_scope
 
 HIDDEN = {"display": "none"}
-HOSTED_NOT_YET = (
-    "Parking tickets cannot be paid online while card payments go through Stripe: nothing was"
-    " charged. Please pay at the parking office."
-)
+RETURNS = ("return", "cancel")  # how a hosted processor's page sends the payer back
 LABELS = {"violations": "Tickets", "email": "E-mail", "form": "Form", **checkout.CARD_LABELS}
 
 
@@ -54,6 +52,7 @@ def result_area(prefix: str) -> Any:
     """The outcome of Pay, outside the form: it stays when the form hides (everything paid)."""
     return html.Div(
         [
+            html.Div(id=f"{prefix}-back", className="mt-3", role="status"),
             html.Div(id=f"{prefix}-result", className="mt-3", role="status"),
             dbc.Button(
                 "Add the overdue tickets",
@@ -141,6 +140,19 @@ def outcome(result: ViolationCheckout) -> Any:
     return dbc.Alert(result.message, color=color, id=f"violpay-{result.status.replace('_', '-')}")
 
 
+@dataclass(frozen=True)
+class PayAnswer:
+    """What Pay does to the page: the message, the form's key (None: keep it; a new one after a
+    final no), whether the list must be read again, the overdue tickets to offer adding, and where
+    the browser goes next (a hosted processor's payment page)."""
+
+    shown: Any
+    key: str | None
+    reload: bool
+    missing: list[int]
+    go: str | None = None
+
+
 def run_payment(
     scope: Scope,
     name: str | None,
@@ -151,17 +163,18 @@ def run_payment(
     cvc: str | None,
     key: str | None,
     shown_total: int | None,
-) -> tuple[Any, Any, bool, list[int]]:
-    """Pay; returns the message, the key for the form (a new one after a final no), whether the
-    list must be read again, and the overdue tickets to offer adding."""
+    return_path: str,
+) -> PayAnswer:
+    """Pay. With Stripe chosen there is no card here: the answer sends the browser to Stripe's page,
+    which comes back to ``return_path`` (``?payment=return`` or ``?payment=cancel``)."""
     tz = core().settings.tz
     now = datetime.now(UTC)
     try:
         provider = checkout.provider()
-        if payments.is_hosted(provider):
-            # Tickets are not yet paid on Stripe's page: refuse before any card is looked at.
-            return dbc.Alert(HOSTED_NOT_YET, color="warning", id="violpay-hosted"), None, False, []
-        card = payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        hosted = payments.is_hosted(provider)
+        card = None if hosted else payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        with session_scope() as session:
+            currency = system_settings.currency(session)
         result = violation_payments.pay(
             core().db,
             provider,
@@ -175,14 +188,43 @@ def run_payment(
             now=now,
             require_overdue=require_overdue(),
             expected_total_cents=shown_total,
+            return_url=f"{checkout.base_url().rstrip('/')}{return_path}",
+            currency=currency,
         )
     except ValidationFailed as exc:
-        return validation_alert(exc, LABELS, heading="Not paid yet:"), None, False, []
+        return PayAnswer(validation_alert(exc, LABELS, heading="Not paid yet:"), None, False, [])
     except DomainError as exc:
-        return dbc.Alert(str(exc), color="danger"), None, False, []
+        return PayAnswer(dbc.Alert(str(exc), color="danger"), None, False, [])
+    if result.status == "redirect" and result.payment is not None:
+        # On to Stripe's page; the form's key (kept in the tab) finds the payment on return.
+        return PayAnswer(outcome(result), None, False, [], result.payment.redirect_url)
     if result.status in ("declined", "failed"):
-        return outcome(result), checkout.new_key(), False, []
+        return PayAnswer(outcome(result), checkout.new_key(), False, [])
     if result.status in ("in_progress", "busy", "overdue_missing", "changed"):
         missing = [row.violation_id for row in result.missing]
-        return outcome(result), None, result.status == "changed", missing
-    return outcome(result), checkout.new_key(), True, []
+        return PayAnswer(outcome(result), None, result.status == "changed", missing)
+    return PayAnswer(outcome(result), checkout.new_key(), True, [])
+
+
+def returned(key: Any, how: Any, name: str | None) -> Any:
+    """Back from the processor's page: the outcome of the payment under the tab's key, from what
+    the processor holds now (paid only once it says so; its back link closes the page and says
+    nothing was charged). None when there is nothing to say. The list read again after it gives
+    the form a new key."""
+    if how not in RETURNS or not isinstance(key, str) or not key:
+        return None
+    try:
+        provider = checkout.provider()
+    except DomainError as exc:
+        return dbc.Alert(str(exc), color="warning")
+    ask = payments.abandon if how == "cancel" else payments.resume
+    result = ask(
+        core().db,
+        provider,
+        key,
+        receipt=checkout.receipt_context(name),
+        backend=checkout.mail_backend(),
+        now=datetime.now(UTC),
+        secrets=core().secrets,
+    )
+    return None if result is None else checkout.outcome(result, core().settings.tz)

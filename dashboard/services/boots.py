@@ -466,9 +466,15 @@ class RefundOutcome:
 
 
 def refund_deposit(
-    database: Database, provider: object, assignment_id: int, actor_id: int | None
+    database: Database,
+    provider: object,
+    assignment_id: int,
+    actor_id: int | None,
+    secrets: SecretBox | None = None,
 ) -> RefundOutcome:
-    """Refund the deposit of a returned boot through the payment provider, once.
+    """Refund the deposit of a returned boot through the payment provider, once: the processor
+    the violation was paid with (a payment on Stripe's page is refunded with Stripe's refund API,
+    whose keys ``secrets`` decrypts), whichever is chosen now.
 
     ``NothingToRefund`` when the violation was never paid (say so: there is no money to return), the
     deposit is zero, or it was refunded already."""
@@ -512,6 +518,7 @@ def refund_deposit(
         reason=f"Boot deposit, ticket {number}",
         actor_id=actor_id,
         claim=claim,
+        secrets=secrets,
     )
     if status == PaymentStatus.FAILED:
         return RefundOutcome(False, plan.amount_cents, "The payment provider refused the refund; try again.")
@@ -682,6 +689,7 @@ def _report_rows(
     session: Session, rows: Sequence[Any], now: datetime, non_return_days: int
 ) -> list[ReportRow]:
     overdue = now - timedelta(days=non_return_days)
+    currency = system_settings.currency(session)
     refunds = {
         r.id: r
         for r in session.scalars(
@@ -699,7 +707,7 @@ def _report_rows(
     for assignment, boot_name, number, plate in rows:
         refund = refunds.get(assignment.refund_id) if assignment.refund_id else None
         if refund is not None and refund.status == PaymentStatus.SUCCEEDED:
-            words = f"refunded ${refund.amount_cents / 100:,.2f}"
+            words = f"refunded ${refund.amount_cents / 100:,.2f} {currency}"
         elif refund is not None and refund.status == PaymentStatus.FAILED:
             words = "refund failed"
         elif assignment.refund_skipped_reason:

@@ -699,10 +699,14 @@ def _example(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _money(cents: int) -> str:
-    """Amounts travel in integer cents (see CONVENTIONS); templates format them with ``| money``."""
+@jinja2.pass_context
+def _money(context: jinja2.runtime.Context, cents: int) -> str:
+    """Amounts travel in integer cents (see CONVENTIONS); templates format them with ``| money``,
+    followed by the message's ``currency`` (the site's unless the sender gives the payment's)."""
     sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(int(cents)) // 100:,}.{abs(int(cents)) % 100:02d}"
+    amount = f"{sign}${abs(int(cents)) // 100:,}.{abs(int(cents)) % 100:02d}"
+    currency = context.get("currency")
+    return f"{amount} {currency}" if isinstance(currency, str) and currency else amount
 
 
 def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
@@ -798,8 +802,11 @@ def ensure_default_templates(session: Session) -> list[str]:
 def render_template(session: Session, key: str, context: Mapping[str, Any]) -> RenderedEmail:
     """Render the stored template ``key``; ``TemplateError`` names what is wrong (``NotFound`` if
     the template does not exist)."""
+    from dashboard.services import system_settings  # imports this module's neighbours
+
     row = _template(session, key)
-    return _render(row.subject, row.body_text, row.body_html, context)
+    with_currency = {"currency": system_settings.currency(session), **context}
+    return _render(row.subject, row.body_text, row.body_html, with_currency)
 
 
 def compose(

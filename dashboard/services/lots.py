@@ -39,7 +39,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from dashboard.services import audit
+from dashboard.services import audit, system_settings
 from dashboard.services.errors import NotFound, ValidationFailed
 from dashboard.services.occupancy import announce_changes, permit_counts
 from models import Lot, LotGroup, LotZone, LotZoneSchedule, PermitKind, PermitProduct, Pricing, UserType
@@ -672,7 +672,8 @@ def save_product(
     values = _product_values(session, lot.id, product_id, fields)
     created = product is None
     if product is None:
-        product = PermitProduct(lot_id=lot.id)
+        # Priced in the site's currency from now on; an existing product keeps its own.
+        product = PermitProduct(lot_id=lot.id, currency=system_settings.currency(session))
         session.add(product)
     changes = _product_changes(product, values)
     session.flush()

@@ -189,6 +189,20 @@ class ChargeResult:
     message: str
 
 
+@dataclass(frozen=True)
+class ProcessorCharge:
+    """A charge as the processor records it, for reconciliation: ``reference`` is what a settled
+    payment keeps as ``provider_ref`` (Stripe's payment intent, the sandbox's charge), with the
+    idempotency key the checkout sent (None for a charge made outside ParkOps)."""
+
+    reference: str
+    idempotency_key: str | None
+    amount_cents: int
+    refunded_cents: int
+    currency: str
+    created_at: datetime
+
+
 class PaymentProvider(Protocol):
     """A card processor. A real adapter passes the key on as its own idempotency key and finds the
     charge again by it; one whose buyers pay on its own page (Stripe Checkout,
@@ -847,6 +861,7 @@ def _settle_violations(
             "paid_at": violations.when_words(now, receipt.tz),
             "items": items,
             "total_cents": payment.amount_cents,
+            "currency": payment.currency,
             "site_name": receipt.site_name,
         }
         try:
@@ -1120,6 +1135,7 @@ def _send_receipt(
         "valid_until": local(permit.valid_to),
         "plates": list(permit.plates),
         "amount_cents": permit.amount_cents,
+        "currency": permit.currency,
         "site_name": receipt.site_name,
         "receipt_url": receipt_url(receipt.base_url, token),
     }

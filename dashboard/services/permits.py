@@ -58,6 +58,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from dashboard.services import system_settings
 from dashboard.services.days import moment_words
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
 from dashboard.services.open_data import FIRST_YEAR, LAST_YEAR, in_service_range
@@ -508,7 +509,7 @@ class ExternalPermit:
     start: object = None  # datetime, or ISO-8601 text with an offset
     end: object = None
     amount_cents: object = 0
-    currency: object = "CAD"
+    currency: object = None  # None: the site's currency (System Settings > General)
 
 
 def _instant(value: object, field: str, errors: dict[str, str]) -> datetime | None:
@@ -647,7 +648,8 @@ def record_external_permit(
     amount = permit.amount_cents
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT_CENTS:
         errors["amount_cents"] = "a whole number of cents, 0 or more"
-    currency = permit.currency.strip().upper() if isinstance(permit.currency, str) else ""
+    given = system_settings.currency(session) if permit.currency is None else permit.currency
+    currency = given.strip().upper() if isinstance(given, str) else ""
     if len(currency) != 3 or not currency.isalpha():
         errors["currency"] = "a three-letter currency code such as CAD"
     if errors:

@@ -18,15 +18,15 @@ the outcome, asked for (``find_charge``) whenever something happens:
 
 A declined card does not end a Checkout Session (the buyer may try another card on Stripe's page),
 and a card needing 3-D Secure waits on Stripe's page for the bank: both stay "not paid yet" until
-the session is paid or closed. Amounts are integer cents in the payment's currency (CAD unless a
-product says otherwise), sent lower-case as Stripe wants.
+the session is paid or closed. Amounts are integer cents in the payment's currency (the site's,
+System Settings > General, or a product's own), sent lower-case as Stripe wants.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -43,6 +43,7 @@ from dashboard.services.payments import (
     ChargeResult,
     CheckoutResult,
     HostedSession,
+    ProcessorCharge,
     ProviderUnavailable,
     ReceiptContext,
 )
@@ -266,6 +267,44 @@ class StripeProvider:
             if checkout_session.status == "open":
                 raise ProviderUnavailable(f"Stripe kept {checkout_session.id} open")
         return self._state(checkout_session)
+
+    def charges_between(self, since: datetime, until: datetime) -> list[ProcessorCharge]:
+        """Every charge whose money moved between ``since`` and ``until`` (a charge or a refund):
+        Stripe's balance transactions for the period, each traced to its payment intent, whose
+        current state (amount received, refunded so far, our key in its metadata) is what is
+        compared; a refund in the period of an older charge brings that charge in too."""
+        window = {"gte": int(since.timestamp()), "lt": int(until.timestamp())}
+        params: Any = {"created": window, "limit": 100, "expand": ["data.source"]}
+        try:
+            intents: dict[str, None] = {}
+            for txn in self.client.v1.balance_transactions.list(params).auto_paging_iter():
+                source = txn.source
+                intent = (
+                    None
+                    if source is None or isinstance(source, str)
+                    else getattr(source, "payment_intent", None)
+                )
+                if isinstance(intent, str):
+                    intents[intent] = None
+            found = []
+            for intent_id in intents:
+                intent = self.client.v1.payment_intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+                charge = intent.latest_charge
+                if charge is None or isinstance(charge, str) or not intent.amount_received:
+                    continue
+                found.append(
+                    ProcessorCharge(
+                        reference=intent.id,
+                        idempotency_key=intent.to_dict().get("metadata", {}).get(KEY_FIELD),
+                        amount_cents=int(intent.amount_received),
+                        refunded_cents=int(charge.amount_refunded or 0),
+                        currency=str(intent.currency).upper(),
+                        created_at=datetime.fromtimestamp(int(charge.created), UTC),
+                    )
+                )
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from exc
+        return found
 
     def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> ChargeResult:
         try:

@@ -89,6 +89,13 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "Shown in page titles and e-mails.",
     ),
     SettingDef(
+        "currency", "Currency", GENERAL, "Site", Kind.TEXT, "CAD",
+        "The three-letter code (ISO 4217) fines and new permit products are charged in, sent to the"
+        " card processor and shown beside every amount. A product keeps the currency it was created"
+        " with.",
+        check=lambda text: check_currency(text),
+    ),
+    SettingDef(
         "violation_due_days", "Violations Are Due After (days)", GENERAL, "Violations", Kind.INT, 30,
         "A ticket's due date: unpaid after it, a violation is overdue.",
         min_value=1, max_value=365,
@@ -508,6 +515,21 @@ def _parse(d: SettingDef, raw: object) -> Value:
     if d.kind is Kind.CHOICE and text not in {value for value, _label in d.choices}:
         raise ValueError("not one of the offered choices")
     return d.check(text) if d.check is not None else text
+
+
+def check_currency(text: str) -> str:
+    """A currency code as Stripe and the receipts want it: three letters, kept upper-case."""
+    code = text.strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise ValueError("three letters, such as CAD or USD")
+    return code
+
+
+def currency(session: Session) -> str:
+    """The site's currency (``currency``), CAD until an admin sets another. Not a secret, so no
+    key is needed to read it (services that price things ask for it)."""
+    d = definition("currency")
+    return str(_stored(session, [d.key]).get(d.key) or d.default)
 
 
 FILE_PLACEHOLDERS = ("{type}", "{date}")

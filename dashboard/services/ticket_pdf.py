@@ -44,8 +44,12 @@ class Line:
     gap: float = 1.2  # extra space below, in mm
 
 
-def ticket_lines(ticket: TicketView, site_name: str, tz: tzinfo, boots_shown: bool) -> list[Line]:
-    """What the paper says, top to bottom (the print view shows the same, from the same lines)."""
+def ticket_lines(
+    ticket: TicketView, site_name: str, tz: tzinfo, boots_shown: bool, currency: str = "CAD"
+) -> list[Line]:
+    """What the paper says, top to bottom (the print view shows the same, from the same lines).
+    Amounts are in the site's ``currency``, named on the total and the early price (each item
+    line has no room for it on 72 mm paper)."""
     lines = [
         Line(site_name, 10, bold=True),
         Line("PARKING VIOLATION", 9, bold=True, gap=2.5),
@@ -59,10 +63,13 @@ def ticket_lines(ticket: TicketView, site_name: str, tz: tzinfo, boots_shown: bo
     for item in ticket.items:
         label = f"{item.code} {item.description}" if item.code else item.description
         lines.append(Line(label, right=_money(item.amount_cents)))
-    lines.append(Line("TOTAL", 10, bold=True, right=_money(ticket.total_cents), gap=2))
+    lines.append(Line("TOTAL", 10, bold=True, right=f"{_money(ticket.total_cents)} {currency}", gap=2))
     if ticket.early_total_cents is not None and ticket.discount_until is not None:
         lines.append(
-            Line(f"Pay {_money(ticket.early_total_cents)} by {when_words(ticket.discount_until, tz)}.")
+            Line(
+                f"Pay {_money(ticket.early_total_cents)} {currency} by "
+                f"{when_words(ticket.discount_until, tz)}."
+            )
         )
     if ticket.due_at is not None:
         lines.append(Line(f"Due by {when_words(ticket.due_at, tz, with_time=False)}.", bold=True))
@@ -85,9 +92,17 @@ def _money(cents: int) -> str:
     return f"{sign}${abs(cents) / 100:,.2f}"
 
 
-def render(ticket: TicketView, *, site_name: str, pay_url: str, tz: tzinfo, boots_shown: bool) -> bytes:
+def render(
+    ticket: TicketView,
+    *,
+    site_name: str,
+    pay_url: str,
+    tz: tzinfo,
+    boots_shown: bool,
+    currency: str = "CAD",
+) -> bytes:
     _register_fonts()
-    lines = ticket_lines(ticket, site_name, tz, boots_shown)
+    lines = ticket_lines(ticket, site_name, tz, boots_shown, currency)
     text_width = WIDTH - 2 * MARGIN
     laid: list[tuple[Line, list[str]]] = []
     height = MARGIN

@@ -259,7 +259,7 @@ def pay(
     scope: Scope,
     violation_ids: Sequence[object],
     email_address: object,
-    card: Card,
+    card: Card | None,
     idempotency_key: str,
     *,
     receipt: ReceiptContext,
@@ -267,11 +267,18 @@ def pay(
     now: datetime,
     require_overdue: bool,
     expected_total_cents: int | None = None,
+    return_url: str | None = None,
+    currency: str = "CAD",
 ) -> ViolationCheckout:
     """Pay the chosen violations with one card payment (see the module's docstring). A repeated
     submission with the same key answers with the first one's outcome (one charge), even once the
     violations are paid. ``ValidationFailed`` for a missing e-mail or choice, ``NotFound`` for a
-    guest's wrong ticket and plate."""
+    guest's wrong ticket and plate.
+
+    With a hosted processor (Stripe) there is no ``card``: the answer is ``redirect`` to its payment
+    page, which sends the payer back to ``return_url``; the webhook, that return or the reconcile
+    task settles the payment (and only then are the violations paid and a boot's code mailed).
+    ``currency``: the site's (``system_settings`` ``currency``), what fines are charged in."""
     errors: dict[str, str] = {}
     address = ""
     try:
@@ -313,7 +320,7 @@ def pay(
                 return ViolationCheckout(
                     "changed", "The total changed since the page was shown. Nothing was charged: check it."
                 )
-            requests = [ViolationRequest(i, by_id[i].amount_due_cents) for i in ids]
+            requests = [ViolationRequest(i, by_id[i].amount_due_cents, currency) for i in ids]
     result = payments.checkout(
         database,
         provider,
@@ -325,5 +332,7 @@ def pay(
         receipt=receipt,
         backend=backend,
         now=now,
+        return_url=return_url,
+        secrets=receipt.secrets,
     )
     return ViolationCheckout(result.status, result.message, payment=result)

@@ -425,7 +425,7 @@ def save(
                 boots.keep_deposit(session, assignment_id, reason, actor)
             messages.append("The deposit is kept.")
         if refund and not cannot_refund:
-            outcome = boots.refund_deposit(core().db, provider(), assignment_id, actor)
+            outcome = boots.refund_deposit(core().db, provider(), assignment_id, actor, core().secrets)
             messages.append(
                 f"Deposit of {money(outcome.amount_cents)} refunded."
                 if outcome.succeeded

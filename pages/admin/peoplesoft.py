@@ -52,7 +52,9 @@ def layout(**_query: str) -> html.Div:
 
 
 def _money(cents: int) -> str:
-    return f"${peoplesoft.money(cents)}"
+    """As PeopleSoft holds it (the files carry no currency), with the site's currency beside it."""
+    with session_scope() as session:
+        return f"${peoplesoft.money(cents)} {system_settings.currency(session)}"
 
 
 def _status() -> Any:

@@ -74,7 +74,9 @@ def show(number: str | None) -> tuple[Any, Any]:
     except NotFound:
         return html.Div([html.H1("Ticket not found", className="h4")]), None
     url = violations.pay_url(base_url(), ticket.ticket_number)
-    lines = ticket_pdf.ticket_lines(ticket, str(setting("site_name")), core().settings.tz, boots_on())
+    lines = ticket_pdf.ticket_lines(
+        ticket, str(setting("site_name")), core().settings.tz, boots_on(), str(setting("currency"))
+    )
     paper = html.Div(
         [
             *map(_line, lines),

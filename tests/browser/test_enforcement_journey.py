@@ -102,7 +102,7 @@ def test_officer_tickets_a_booted_car_and_the_admin_returns_the_boot_with_a_refu
     expect(page.locator("#payviol-found")).to_contain_text(f"Ticket {number} found")
     choice = page.locator(".violation-choice", has_text=number)
     expect(choice.locator(".violation-boot-icon")).to_be_visible()
-    expect(page.locator("#payviol-total-text")).to_have_text("$115.00")  # NVP $40 early, boot $75 in full
+    expect(page.locator("#payviol-total-text")).to_have_text("$115.00 CAD")  # NVP $40 early, boot $75 in full
     page.screenshot(path=str(ARTIFACTS / "pay-violation-found.png"), full_page=True)
     page.fill("#payviol-card-number", "4242 4242 4242 4242")
     page.fill("#payviol-card-expiry", "12/39")
@@ -140,7 +140,7 @@ def test_officer_tickets_a_booted_car_and_the_admin_returns_the_boot_with_a_refu
     expect(modal).to_contain_text("$75.00")
     expect(page.locator("#bootreport-refund")).to_be_checked()
     page.click("#bootreport-save")
-    expect(page.locator("#bootreport-done")).to_contain_text("Deposit of $75.00 refunded")
+    expect(page.locator("#bootreport-done")).to_contain_text("Deposit of $75.00 CAD refunded")
     expect(row).to_contain_text("Returned")
     expect(row).to_contain_text("refunded $75.00")
     cells = row.locator("td")

@@ -104,7 +104,7 @@ def test_return_with_process_refund_refunds_the_deposit_once(app, login_as, core
     done = save(
         manager, app, assignment_id, **{"bootreport-refund.value": True, "bootreport-refund.disabled": False}
     )
-    assert "Deposit of $75.00 refunded" in json.dumps(done["bootreport-message"])
+    assert "Deposit of $75.00 CAD refunded" in json.dumps(done["bootreport-message"])
     with core.db.session() as s:
         assert s.scalar(select(SandboxCharge.refunded_cents)) == 7500
         assert s.get(Boot, place.boot_ids[0]).status == "available"

@@ -48,7 +48,7 @@ def test_managers_see_reports_skipped_users_and_holds(app, core, login_as, repor
     assert "Tuesday 3 March 2026 at 02:00" in reports
     assert "holds_added_20260303.txt" in reports and "holds_released_20260303.txt" in reports
     assert "to holds@campus.test" in reports
-    assert "Cy Cole <cy@campus.test> owes $50.00: no Student/Staff ID" in reports
+    assert "Cy Cole <cy@campus.test> owes $50.00 CAD: no Student/Staff ID" in reports
     holds = json.dumps(out["peoplesoft-holds"]["children"])
     assert "S100" in holds and "Ana Avery" in holds and "$50.00" in holds and "Tuesday 3 March 2026" in holds
 

@@ -170,7 +170,7 @@ def test_the_print_view_and_the_pdf_carry_the_ticket_and_a_qr_to_the_payment_pag
     width_pt, _height = document[0].get_size()
     assert abs(width_pt - 72 / 25.4 * 72) < 0.1  # 72 mm
     page_text = document[0].get_textpage().get_text_range()
-    assert ticket.ticket_number in page_text and "ABC 123" in page_text and "$50.00" in page_text
+    assert ticket.ticket_number in page_text and "ABC 123" in page_text and "$50.00 CAD" in page_text
     bitmap = document[0].render(scale=4).to_pil()
     decoded = [code.text for code in zxingcpp.read_barcodes(bitmap)]
     assert decoded == [url]

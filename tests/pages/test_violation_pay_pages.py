@@ -230,32 +230,100 @@ def test_a_guest_must_pay_the_plates_overdue_tickets_too_when_required(app, logi
         )
 
 
-def test_with_stripe_chosen_tickets_are_refused_before_any_card_is_read(app, login_as, core, place, officer):
-    from dashboard.services import system_settings
+def test_with_stripe_chosen_a_guest_pays_a_booted_ticket_on_stripes_page(app, login_as, core, place, officer):
+    """No card fields; Pay goes to Stripe's page; back with ``?payment=return`` the page says paid
+    only once Stripe holds the charge, and the boot's release code is mailed once, however many
+    times the return and the webhook come."""
+    from tests.services.test_stripe_payments import configure
+    from tests.stripe_fake import SUCCESS_CARD, stripe_server
 
-    with core.db.session() as s:
-        system_settings.update(
-            s,
-            core.secrets,
-            {
-                "payment_processor": "stripe",
-                "stripe_secret_key": "sk_test_x",
-                "stripe_webhook_secret": "whsec_x",
-            },
-            actor_id=None,
-        )
-    ticket = write_ticket(core, officer.id, place)
+    ticket = write_ticket(core, officer.id, place, boot_id=place.boot_ids[0])
     guest = login_as(Role.GUEST)
-    found = guest_find(guest, app, ticket.ticket_number, "abc-123")
-    values = {
-        "payviol-scope": found["payviol-scope"]["data"],
-        "payviol-select": [ticket.id],
-        "payviol-key": found["payviol-key"]["data"],
-        "payviol-total": 4000,
-        "payviol-email": "g@example.com",
-        **card("payviol"),
-    }
-    said = json.dumps(outputs_of(press(guest, app, "payviol-result.children", "payviol-pay", values)))
-    assert "cannot be paid online while card payments go through Stripe" in said
+    with stripe_server() as fake:
+        configure(core, fake.base, currency="USD")
+        mode = outputs_of(dash_post(guest, app, find_output(app, "payviol-card-fields.style"), [0]))
+        assert mode["payviol-card-fields"]["style"] == {"display": "none"}
+        assert mode["payviol-pay"]["children"] == "Continue to secure payment"
+        found = guest_find(guest, app, ticket.ticket_number, "abc-123")
+        scope, key = found["payviol-scope"]["data"], found["payviol-key"]["data"]
+        values = {
+            "payviol-scope": scope,
+            "payviol-select": [ticket.id],
+            "payviol-key": key,
+            "payviol-total": 11500,
+            "payviol-email": "g@example.com",
+        }
+        sent = outputs_of(press(guest, app, "payviol-result.children", "payviol-pay", values))
+        session_id = fake.only_session()
+        assert sent["payviol-go"]["href"] == f"{fake.base}/pay/{session_id}"
+        stripe_session = fake.sessions[session_id]
+        assert stripe_session["amount_total"] == 11500 and stripe_session["currency"] == "usd"
+        assert stripe_session["success_url"].endswith("/pay-violation?payment=return")
+
+        back = dash_post(guest, app, find_output(app, "payviol-back.children"), ["return"], [key])
+        early = json.dumps(outputs_of(back))
+        assert "not been completed" in early and "Payment received" not in early
+        with core.db.session() as s:
+            assert s.get(Violation, ticket.id).status == "unpaid"
+            assert (
+                s.scalar(
+                    select(func.count(OutboxMessage.id)).where(OutboxMessage.template_key == "boot-release")
+                )
+                == 0
+            )
+
+        fake.pay(session_id, SUCCESS_CARD)
+        for _ in range(2):  # a reload of the return page changes nothing
+            back = outputs_of(
+                dash_post(guest, app, find_output(app, "payviol-back.children"), ["return"], [key])
+            )
+            assert (
+                "Payment received" in json.dumps(back["payviol-back"])
+                and back["payviol-version"]["data"] == 1
+            )
+        with core.db.session() as s:
+            assert s.get(Violation, ticket.id).status == "paid"
+            payment = s.scalar(select(Payment))
+            assert (
+                payment.provider == "stripe"
+                and payment.currency == "USD"
+                and payment.provider_ref.startswith("pi_")
+            )
+            assert (
+                s.scalar(
+                    select(func.count(OutboxMessage.id)).where(OutboxMessage.template_key == "boot-release")
+                )
+                == 1
+            )
+        refound = guest_find(guest, app, ticket.ticket_number, "ABC123")
+        assert "nothing to pay" in json.dumps(refound["payviol-found"])
+
+
+def test_my_violations_leaving_stripes_page_charges_nothing(app, login_as, core, place, officer):
+    from tests.services.test_stripe_payments import configure
+    from tests.stripe_fake import stripe_server
+
+    user = login_as(Role.USER)
     with core.db.session() as s:
-        assert s.scalar(select(func.count(Payment.id))) == 0
+        s.add(Vehicle(user_id=user.user.id, plate="ABC 123", plate_normalized="ABC123"))
+    ticket = write_ticket(core, officer.id, place)
+    with stripe_server() as fake:
+        configure(core, fake.base)
+        key = outputs_of(dash_post(user, app, find_output(app, "myviol-select.options"), [0]))["myviol-key"][
+            "data"
+        ]
+        values = {
+            "myviol-select": [ticket.id],
+            "myviol-key": key,
+            "myviol-total": 4000,
+            "myviol-email": "u@example.com",
+        }
+        sent = outputs_of(press(user, app, "myviol-result.children", "myviol-pay", values))
+        assert sent["myviol-go"]["href"] == f"{fake.base}/pay/{fake.only_session()}"
+        assert fake.sessions[fake.only_session()]["success_url"].endswith("/violations?payment=return")
+        left = outputs_of(dash_post(user, app, find_output(app, "myviol-back.children"), ["cancel"], [key]))
+        assert "nothing was charged" in json.dumps(left["myviol-back"])
+        assert fake.sessions[fake.only_session()]["status"] == "expired"
+        with core.db.session() as s:
+            assert s.get(Violation, ticket.id).status == "unpaid"
+            assert s.scalar(select(Payment.status)) == "failed"

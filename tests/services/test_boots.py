@@ -222,7 +222,7 @@ def test_the_deposit_refund_is_the_boot_items_fines_and_happens_once(core, place
         assert s.scalar(select(SandboxCharge.refunded_cents)) == 7500
         assert s.scalar(select(func.count()).select_from(Refund)) == 1
         row = boots.report_row(s, assignment_id, datetime.now(UTC), 3)
-        assert row.refund == "refunded $75.00" and row.returned_at is not None
+        assert row.refund == "refunded $75.00 CAD" and row.returned_at is not None
 
 
 def test_concurrent_refunds_of_one_deposit_refund_it_once(core, place, officer):

@@ -189,7 +189,9 @@ def test_compose_tags_the_message_with_its_template(session):
         session, "permit-receipt", email.sample_context("permit-receipt"), ["driver@campus.test"]
     )
     assert message.template_key == "permit-receipt"
-    assert "$185.00" in message.text
+    assert "$185.00 CAD" in message.text  # the site's currency
+    usd = {**email.sample_context("permit-receipt"), "currency": "USD"}  # the permit's own
+    assert "$185.00 USD" in email.compose(session, "permit-receipt", usd, ["d@campus.test"]).text
     message_id = email.send_email(session, message, email.OutboxBackend())
     assert email.list_outbox(session)[0].template_key == "permit-receipt"
     assert email.get_outbox_message(session, message_id) is not None

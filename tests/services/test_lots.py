@@ -562,3 +562,19 @@ def test_editing_a_temporary_product_keeps_its_user_types(session, world) -> Non
     assert view.price_cents == 350 and view.user_type_names == ("Staff", "Student")
     assert view.kind_sold
     assert _audits(session, "permit_product")[0].changes == {"price_cents": [300, 350]}
+
+
+def test_a_new_product_is_priced_in_the_sites_currency_and_an_old_one_keeps_its_own(
+    session, world, core
+) -> None:
+    from dashboard.services import system_settings
+
+    system_settings.update(session, core.secrets, {"currency": "USD"}, actor_id=None)
+    fields = ProductFields(
+        kind="temporary", name="Hourly", pricing="hourly", price="3", max_duration_minutes="240"
+    )
+    view = lots.save_product(session, world["level1"], None, fields, actor_id=None)
+    assert view.currency == "USD" and "USD" in view.price_label
+    system_settings.update(session, core.secrets, {"currency": "EUR"}, actor_id=None)
+    edited = lots.save_product(session, world["level1"], view.id, fields, actor_id=None)
+    assert edited.currency == "USD"

@@ -199,3 +199,12 @@ def test_a_lot_is_found_by_name_code_or_id(session, place):
     assert permits.lot_by_reference(session, "99999") is None
     assert permits.lot_by_reference(session, "  ") is None
     assert permits.lot_by_reference(session, "²") is None  # a digit to str.isdigit, not to int()
+
+
+def test_a_pushed_permit_without_a_currency_is_in_the_sites(session, place, core):
+    from dashboard.services import system_settings
+
+    assert push(session, "P-CAD").currency == "CAD"
+    system_settings.update(session, core.secrets, {"currency": "USD"}, actor_id=None)
+    assert push(session, "P-USD").currency == "USD"
+    assert push(session, "P-EUR", currency="eur").currency == "EUR"  # the partner's own wins

@@ -24,6 +24,7 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
     assert ss.tabs() == ["General", "Third Party", "Email", "Occupancy"]
     assert labels["General"] == [
         "Site Name",
+        "Currency",
         "Violations Are Due After (days)",
         "Reply-to Admin Email Address",
     ]
@@ -278,3 +279,13 @@ def test_a_secret_from_a_rotated_key_is_flagged_and_can_be_replaced(session, box
         ss.get(session, box, "smtp_password")
     assert ss.update(session, box, {"smtp_password": "new-password"}, actor_id=None) == ["smtp_password"]
     assert ss.get(session, box, "smtp_password") == "new-password"
+
+
+def test_the_currency_is_three_letters_kept_upper_case_and_cad_by_default(core, box):
+    with core.db.session() as s:
+        assert ss.currency(s) == "CAD"
+        with pytest.raises(ValidationFailed) as refused:
+            ss.update(s, box, {"currency": "dollars"}, actor_id=None)
+        assert refused.value.errors == {"currency": "three letters, such as CAD or USD"}
+        ss.update(s, box, {"currency": " usd "}, actor_id=None)
+        assert ss.currency(s) == "USD" and ss.get(s, box, "currency") == "USD"

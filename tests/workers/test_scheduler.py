@@ -44,15 +44,25 @@ def enable(core, *names: str) -> None:
     with core.db.session() as s:
         for name in names:
             system_tasks.set_enabled(s, name, True, None)
-        for default_on in ("occupancy-snapshots", "waitlist-offers", "email-delivery"):
+        for default_on in (
+            "occupancy-snapshots",
+            "waitlist-offers",
+            "email-delivery",
+            "payment-reconciliation",
+        ):
             system_tasks.set_enabled(s, default_on, default_on in names, None)
 
 
 def test_first_tick_syncs_the_registry_and_enqueues_only_the_history_task(core):
-    assert sorted(Scheduler(core).tick()) == ["email-delivery", "occupancy-snapshots", "waitlist-offers"]
+    assert sorted(Scheduler(core).tick()) == [
+        "email-delivery",
+        "occupancy-snapshots",
+        "payment-reconciliation",
+        "waitlist-offers",
+    ]
     with core.db.session() as s:
-        assert len(system_tasks.list_tasks(s)) == len(REGISTRY.definitions()) == 9
-    assert queue(core).count == 3
+        assert len(system_tasks.list_tasks(s)) == len(REGISTRY.definitions()) == 10
+    assert queue(core).count == 4
 
 
 def test_a_due_task_is_enqueued_once_per_interval(core):
