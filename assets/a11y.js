@@ -60,12 +60,44 @@
     });
   }
 
+  // dbc.Tabs (2.0) names every tab "...-tab-null" and points each at a panel "...-tabpane-null"
+  // that does not exist: a screen reader is sent nowhere. Each tab gets its own id, and the
+  // active one points at the panel on show (dbc renders only that one), which it labels.
+  function fixTabs(root) {
+    root.querySelectorAll('[role="tablist"]').forEach(function (list, listIndex) {
+      var tabs = list.querySelectorAll('[role="tab"]');
+      var container = list.parentElement;
+      var pane = container && container.querySelector(":scope > .tab-content > .tab-pane.active");
+      tabs.forEach(function (tab, tabIndex) {
+        if (/-null$/.test(tab.id)) {
+          tab.id = "parkops-tabs-" + listIndex + "-tab-" + tabIndex;
+        }
+        var active = tab.classList.contains("active");
+        if (active && pane) {
+          if (!pane.id) {
+            pane.id = "parkops-tabs-" + listIndex + "-panel";
+          }
+          if (tab.getAttribute("aria-controls") !== pane.id) {
+            tab.setAttribute("aria-controls", pane.id);
+          }
+          if (pane.getAttribute("aria-labelledby") !== tab.id) {
+            pane.setAttribute("role", "tabpanel");
+            pane.setAttribute("aria-labelledby", tab.id);
+          }
+        } else if (tab.hasAttribute("aria-controls")) {
+          tab.removeAttribute("aria-controls");
+        }
+      });
+    });
+  }
+
   var pending = false;
   function fixAll() {
     pending = false;
     fixDropdowns(document);
     fixUploads(document);
     fixScrollers(document);
+    fixTabs(document);
   }
   function schedule() {
     if (!pending) {
@@ -79,7 +111,7 @@
       childList: true,
       subtree: true,
       attributes: true,
-      attributeFilter: ["tabindex", "aria-labelledby", "disabled"],
+      attributeFilter: ["tabindex", "aria-labelledby", "aria-controls", "disabled", "class"],
     });
     window.addEventListener("resize", schedule);
     schedule();
