@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import dash
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, Request, Response
+from playwright.sync_api import Browser, Page, Request, Response, expect
 from sqlalchemy import select
 
 from dashboard import push
@@ -294,3 +294,56 @@ def test_every_page_fits_works_and_passes_axe(
     finally:
         context.close()
     assert not watch.findings, "\n".join(watch.findings)
+
+
+def test_the_receipt_and_system_tasks_tables_fit_a_phone(
+    browser: Browser, live_server: str, campus: Campus
+) -> None:
+    """At 360 px every cell of the receipt's permits, and the RUN button and last outcome of every
+    system task, are on screen: the tables stack instead of scrolling sideways."""
+    context = browser.new_context(viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{live_server}/receipts/{campus.ids['token']}")
+        cells = page.locator(".receipt-permit td")
+        expect(page.locator(".receipt-permit")).to_contain_text(re.compile(r"WALK ?360"))
+        assert_inside_the_screen(page, cells, 5)
+        sign_in(page, live_server, Role.ADMIN, campus)
+        page.goto(f"{live_server}/admin/tasks")
+        runs = page.get_by_role("button", name="RUN")
+        expect(runs.first).to_be_visible()
+        count = runs.count()
+        assert_inside_the_screen(page, runs, count)
+        assert_inside_the_screen(page, page.locator('#tasks-table-grid td[data-label="Last outcome"]'), count)
+        page.goto("about:blank")
+    finally:
+        context.close()
+
+
+def assert_inside_the_screen(page: Page, cells, expected: int) -> None:
+    boxes = [cell.bounding_box() for cell in cells.all()]
+    assert len(boxes) >= expected
+    assert all(box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360 for box in boxes), boxes
+    assert page.evaluate(
+        "() => [...document.querySelectorAll('.table-responsive')].every(b => b.scrollWidth <= b.clientWidth)"
+    )
+
+
+def test_the_check_a_plate_lot_picker_is_named_and_takes_the_tab_key(
+    browser: Browser, live_server: str, campus: Campus
+) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, live_server, Role.OFFICER, campus)
+        page.goto(f"{live_server}/officer/check")
+        picker = page.locator("#check-lot")
+        expect(picker).to_have_accessible_name(re.compile(r"^Lot\b"))
+        expect(picker).to_have_attribute("tabindex", "0")
+        proxy = page.locator(".dash-dropdown-focus-target").first  # Dash's own Tab stop, aria-hidden
+        expect(proxy).to_have_attribute("tabindex", "-1")
+        page.goto("about:blank")
+    finally:
+        context.close()
