@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         external_stylesheets=[],
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
+    # Screen readers pick their voice from the page's language; Dash's own page leaves it unsaid.
+    dash_app.index_string = dash_app.index_string.replace("<html>", '<html lang="en">', 1)
     core.dash = dash_app
     dash_app.layout = shell.layout
     shell.register_callbacks(dash_app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
@@ -20,9 +21,9 @@ from redis.exceptions import RedisError
 from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
-from dashboard.components.realtime_map import donut_graph, legend, permit_badges
+from dashboard.components.realtime_map import donut_graph, legend, permit_badges, sold_out
 from dashboard.inputs import as_id
-from dashboard.services import maps, occupancy
+from dashboard.services import maps, occupancy, quick_checkout
 from dashboard.services.errors import NotFound
 from dashboard.services.maps import UserMapGroup, UserMapLot
 from dashboard.services.occupancy import LiveStore
@@ -63,7 +64,24 @@ def temporary_href(lot_id: int) -> str:
     return f"/checkout/temp/{lot_id}"
 
 
-def _buttons(lot: UserMapLot) -> list[Any]:
+def _waitlist_links(product_ids: tuple[int, ...], logged_in: bool) -> list[Any]:
+    """The way on from a sold-out lot: its temporary permits' waitlist (a guest logs in first and
+    lands on it)."""
+    if not product_ids:
+        return []
+    join = f"/waitlist/join/{product_ids[0]}"
+    if logged_in:
+        return [dcc.Link("Join the waitlist", href=join, className="small lotgroup-waitlist")]
+    return [
+        dcc.Link(
+            "Log in to join the waitlist",
+            href="/login?" + urlencode({"next": join}),
+            className="small lotgroup-waitlist",
+        )
+    ]
+
+
+def _buttons(lot: UserMapLot, waitlist: tuple[int, ...], logged_in: bool) -> list[Any]:
     buttons: list[Any] = []
     if lot.offers_standard:
         buttons.append(
@@ -75,13 +93,14 @@ def _buttons(lot: UserMapLot) -> list[Any]:
                 className="lotgroup-standard",
             )
         )
-    if lot.offers_temporary and lot.percent_full is not None and lot.percent_full >= 100:
+    if lot.offers_temporary and sold_out(lot):
         # Every permit it may sell is taken now: no button into a checkout that can only refuse.
         buttons.append(
             html.Span(
                 [
                     dbc.Badge("Temporary permits sold out", color="secondary", className="me-2"),
-                    dcc.Link("Find another lot with space", href="/real-time", className="small"),
+                    dcc.Link("Find another lot with space", href="/real-time", className="small me-2"),
+                    *_waitlist_links(waitlist, logged_in),
                 ],
                 className="lotgroup-sold-out",
             )
@@ -99,10 +118,10 @@ def _buttons(lot: UserMapLot) -> list[Any]:
     return buttons
 
 
-def _lot_card(lot: UserMapLot, logged_in: bool) -> Any:
+def _lot_card(lot: UserMapLot, logged_in: bool, waitlist: tuple[int, ...]) -> Any:
     full = f"{lot.percent_full:.0f}% of permits taken" if lot.percent_full is not None else "no permit figure"
     if lot.offers_any:
-        actions: Any = html.Div(_buttons(lot), className="d-flex flex-wrap gap-2 mt-2")
+        actions: Any = html.Div(_buttons(lot, waitlist, logged_in), className="d-flex flex-wrap gap-2 mt-2")
     elif not logged_in:
         actions = html.P(
             [dcc.Link("Log in", href="/login"), " to see the standard permits of this lot."],
@@ -126,7 +145,7 @@ def _lot_card(lot: UserMapLot, logged_in: bool) -> Any:
     )
 
 
-def _content(group: UserMapGroup, logged_in: bool) -> Any:
+def _content(group: UserMapGroup, logged_in: bool, waitlists: dict[int, tuple[int, ...]]) -> Any:
     note = []
     if group.status == "closed":
         note = [dbc.Alert("This lot group is closed.", color="secondary")]
@@ -137,7 +156,10 @@ def _content(group: UserMapGroup, logged_in: bool) -> Any:
             html.H1(group.name, className="h3"),
             donut_graph(group.percent_available, group.name, group.status),
             *note,
-            html.Div([_lot_card(lot, logged_in) for lot in group.lots] or html.P("No lots.")),
+            html.Div(
+                [_lot_card(lot, logged_in, waitlists.get(lot.lot_id, ())) for lot in group.lots]
+                or html.P("No lots.")
+            ),
             legend(),
         ]
     )
@@ -161,11 +183,19 @@ def refresh(group_id: Any, _message: str | None, _tick: int | None) -> Any:
             group = maps.lot_group_page(
                 session, LiveStore(core().redis), policy, now, wanted, logged_in=logged_in
             )
+            waitlists = {
+                lot.lot_id: tuple(
+                    option.product_id
+                    for option in quick_checkout.temporary_offer(session, lot.lot_id).options
+                )
+                for lot in group.lots
+                if lot.offers_temporary and sold_out(lot)
+            }
     except NotFound:
         return _not_found()
     except RedisError:
         return dbc.Alert("Live counts are unavailable right now.", color="warning")
-    return _content(group, logged_in)
+    return _content(group, logged_in, waitlists)
 
 
 def _not_found() -> Any:

@@ -45,17 +45,29 @@ def _not_found() -> Any:
 
 
 def _permits_table(receipt: ReceiptView) -> Any:
+    """The permits bought. On a phone the table stacks (``.table-stack``): one block per permit,
+    each cell after its column's name, so nothing scrolls sideways at 360 px."""
     tz = core().settings.tz
+    columns = ["Permit", "Lot", "Plates", f"Valid ({core().settings.timezone} time)", "Amount"]
+
+    def cell(column: int, content: Any, **extra: Any) -> html.Td:
+        return html.Td(content, **{"data-label": columns[column]}, **extra)
+
     rows = [
         html.Tr(
             [
-                html.Td(html.Strong(permit.number)),
-                html.Td(
-                    [permit.product_name or permit.kind, html.Br(), permit.lot_name or permit.zone_name or ""]
+                cell(0, html.Strong(permit.number)),
+                cell(
+                    1,
+                    [
+                        permit.product_name or permit.kind,
+                        html.Br(),
+                        permit.lot_name or permit.zone_name or "",
+                    ],
                 ),
-                html.Td(", ".join(permit.plates)),
-                html.Td([local(permit.valid_from, tz), " to ", local(permit.valid_to, tz)]),
-                html.Td(money(permit.amount_cents, permit.currency), className="text-end"),
+                cell(2, ", ".join(permit.plates)),
+                cell(3, [local(permit.valid_from, tz), " to ", local(permit.valid_to, tz)]),
+                cell(4, money(permit.amount_cents, permit.currency), className="text-end"),
             ],
             className="receipt-permit",
         )
@@ -64,16 +76,13 @@ def _permits_table(receipt: ReceiptView) -> Any:
     head = html.Thead(
         html.Tr(
             [
-                html.Th("Permit", scope="col"),
-                html.Th("Lot", scope="col"),
-                html.Th("Plates", scope="col"),
-                html.Th(f"Valid ({core().settings.timezone} time)", scope="col"),
-                html.Th("Amount", scope="col", className="text-end"),
+                html.Th(name, scope="col", className="text-end" if name == "Amount" else None)
+                for name in columns
             ]
         )
     )
-    return html.Div(
-        dbc.Table([head, html.Tbody(rows)], bordered=False, size="sm"), className="table-responsive"
+    return dbc.Table(
+        [head, html.Tbody(rows)], bordered=False, size="sm", className="table-stack receipt-permits"
     )
 
 

@@ -20,8 +20,10 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 import dash_leaflet as dl
@@ -40,6 +42,9 @@ TEMPORARY_COLOR = "warning"  # yellow = temporary permits
 STALE_DASH = "4 4"
 CLOSED_COLOR = "#6c757d"
 PREFIX = "realtime"  # ids and live-update channel of the map (``dashboard.components.live``)
+# Leaflet pans an opening popup to 5 px of the map's edge by default, which on a phone put the
+# popup's title under the zoom buttons (top left, about 80 px tall): keep the popup below them.
+POPUP_PAD_TOP_LEFT = [10, 88]
 DEFAULT_CENTER = [20.0, 0.0]  # the world, until the first refresh fits the map to the pins
 
 
@@ -208,6 +213,43 @@ def legend() -> html.Div:
 # --- the live map's pins, popups and table, rendered once per version of the public list ---
 
 
+def sold_out(lot: UserMapLot) -> bool:
+    """Every permit the lot may sell is taken now (a lot that sells nothing is not "sold out")."""
+    return lot.offers_any and lot.percent_full is not None and lot.percent_full >= 100
+
+
+def _group_sold_out(group: UserMapGroup) -> bool:
+    selling = [lot for lot in group.lots if lot.offers_any]
+    return bool(selling) and all(sold_out(lot) for lot in selling)
+
+
+def _has_space(group: UserMapGroup) -> bool:
+    return group.status != "closed" and any(lot.offers_any and not sold_out(lot) for lot in group.lots)
+
+
+def nearest_with_space(group: UserMapGroup, groups: list[UserMapGroup]) -> UserMapGroup | None:
+    """The closest other group on the map that still sells a permit, for a sold-out popup. Lots
+    are a few hundred metres apart: a flat-earth distance (longitude scaled by the latitude) is
+    plenty to rank them."""
+    if not group.located:
+        return None
+    scale = math.cos(math.radians(group.lat or 0.0)) ** 2
+
+    def distance(other: UserMapGroup) -> float:
+        return ((other.lat or 0.0) - (group.lat or 0.0)) ** 2 + scale * (
+            (other.lon or 0.0) - (group.lon or 0.0)
+        ) ** 2
+
+    others = [o for o in groups if o.group_id != group.group_id and o.located and _has_space(o)]
+    return min(others, key=distance, default=None)
+
+
+def _lot_figure(lot: UserMapLot) -> str:
+    if sold_out(lot):
+        return " sold out"
+    return f" {lot.percent_full:.0f}% of permits taken" if lot.percent_full is not None else " —"
+
+
 def _lot_items(group: UserMapGroup) -> Any:
     if not group.lots:
         return html.P("No lots.", className="text-muted small mb-1")
@@ -217,10 +259,8 @@ def _lot_items(group: UserMapGroup) -> Any:
                 [
                     html.Span(lot.name),
                     html.Span(
-                        f" {lot.percent_full:.0f}% of permits taken"
-                        if lot.percent_full is not None
-                        else " —",
-                        className="text-muted",
+                        _lot_figure(lot),
+                        className="fw-semibold realtime-sold-out" if sold_out(lot) else "text-muted",
                     ),
                     *permit_badges(lot.offers_standard, lot.offers_temporary),
                 ],
@@ -240,16 +280,50 @@ def _book_link(group: UserMapGroup) -> Any:
     )
 
 
-def _popup_content(group: UserMapGroup) -> list[Any]:
+def _sold_out_offer(group: UserMapGroup, elsewhere: UserMapGroup | None, logged_in: bool) -> Any:
+    """Instead of a Book button into a checkout that can only refuse: say so, point to the nearest
+    group with space, and to the waitlist (a guest has to log in to join one)."""
+    lots_page = f"/lot-groups/{group.group_id}"
+    ways: list[Any] = []
+    if elsewhere is not None:
+        ways.append(
+            html.Li(
+                [
+                    "Nearest with space: ",
+                    dcc.Link(
+                        elsewhere.name, href=f"/lot-groups/{elsewhere.group_id}", className="fw-semibold"
+                    ),
+                ]
+            )
+        )
+    waitlist: Any
+    if logged_in:
+        waitlist = dcc.Link("Join a waitlist", href=lots_page)
+    else:
+        waitlist = html.Span(
+            [dcc.Link("Log in", href="/login?" + urlencode({"next": lots_page})), " to join the waitlist"]
+        )
+    ways.append(html.Li(waitlist))
+    return html.Div(
+        [
+            html.P("Sold out: every permit is taken.", className="fw-semibold mb-1"),
+            html.Ul(ways, className="small mb-0 ps-3"),
+        ],
+        className="realtime-sold-out-offer",
+    )
+
+
+def _popup_content(group: UserMapGroup, elsewhere: UserMapGroup | None, logged_in: bool) -> list[Any]:
     note = []
     if group.status == "stale":
         note = [html.P("The count is out of date.", className="small text-warning-emphasis mb-1")]
+    action = _sold_out_offer(group, elsewhere, logged_in) if _group_sold_out(group) else _book_link(group)
     return [
         html.H2(group.name, className="h6 mb-1"),
         donut_graph(group.percent_available, group.name, group.status),
         *note,
         _lot_items(group),
-        _book_link(group),
+        action,
     ]
 
 
@@ -258,18 +332,20 @@ def _tip_text(group: UserMapGroup) -> str:
 
 
 def _lot_lines(lot: UserMapLot) -> int:
-    """How many lines a lot's entry wraps to in the popup (about 32 characters a line, the name,
-    "100% of permits taken" and each permit badge): an over-estimate only leaves some space."""
+    """How many lines a lot's entry wraps to in the popup (about 28 characters a line at the
+    popup's 14 px, the name, "100% of permits taken" and each permit badge): an over-estimate
+    only leaves some space."""
     figure = len(" 100% of permits taken") if lot.percent_full is not None else 2
     badges = 11 * (int(lot.offers_standard) + int(lot.offers_temporary))
-    return -(-(len(lot.name) + figure + badges) // 32)
+    return -(-(len(lot.name) + figure + badges) // 28)
 
 
 def _popup_height(group: UserMapGroup) -> int:
     """The popup's height in pixels, reserved before its content arrives: Leaflet pans a popup
     into view when it opens, so one that grew afterwards could open with its top cut off."""
     lines = sum(_lot_lines(lot) for lot in group.lots) or 1
-    return 28 + 170 + (22 if group.status == "stale" else 0) + 19 * lines + 8 + 31
+    action = 24 + 22 * 4 if _group_sold_out(group) else 34  # the sold-out offer wraps to ~4 lines
+    return 30 + 170 + (24 if group.status == "stale" else 0) + 22 * lines + 8 + action
 
 
 def _marker(group: UserMapGroup) -> dl.CircleMarker:
@@ -291,6 +367,7 @@ def _marker(group: UserMapGroup) -> dl.CircleMarker:
                 ),
                 minWidth=220,
                 maxWidth=260,
+                autoPanPaddingTopLeft=POPUP_PAD_TOP_LEFT,
             ),
         ],
         id={"type": f"{PREFIX}-pin", "group": group.group_id},
@@ -399,7 +476,10 @@ def render(body: CachedBody, *, logged_in: bool) -> Rendered:
         viewport=_viewport(groups),
         markers=_plain([_marker(group) for group in groups]),
         table=_plain(_table(groups)),
-        popups={group.group_id: _plain(_popup_content(group)) for group in groups},
+        popups={
+            group.group_id: _plain(_popup_content(group, nearest_with_space(group, groups), logged_in))
+            for group in groups
+        },
         tips={group.group_id: _tip_text(group) for group in groups},
     )
     _RENDERED[logged_in] = rendered

@@ -106,7 +106,11 @@ def _variables(key: str) -> Any:
             html.Tbody(
                 [
                     html.Tr(
-                        [html.Td(html.Code("{{ " + v.name + " }}")), html.Td(v.meaning), html.Td(v.example)]
+                        [
+                            html.Td(html.Code("{{ " + v.name + " }}"), **{"data-label": "Variable"}),
+                            html.Td(v.meaning, **{"data-label": "Holds"}),
+                            html.Td(v.example, className="text-break", **{"data-label": "Example"}),
+                        ]
                     )
                     for v in rows
                 ]
@@ -114,6 +118,7 @@ def _variables(key: str) -> Any:
         ],
         size="sm",
         id="templates-variables-table",
+        className="table-stack",  # one block per variable on a phone: no sideways scroll
     )
 
 

@@ -65,9 +65,12 @@ def layout(**_query: str) -> html.Div:
                 [
                     dbc.Col(html.H2("Dead letters", className="h5"), md=8),
                     dbc.Col(
-                        dbc.Select(
-                            id="ingest-reason", options=[{"label": "All reasons", "value": ""}], value=""
-                        ),
+                        [
+                            dbc.Label("Reason", html_for="ingest-reason", className="visually-hidden"),
+                            dbc.Select(
+                                id="ingest-reason", options=[{"label": "All reasons", "value": ""}], value=""
+                            ),
+                        ],
                         md=4,
                     ),
                 ],

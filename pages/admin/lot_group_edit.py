@@ -399,7 +399,10 @@ def load(target: Any) -> tuple[Any, ...]:
 
 
 def _missing(message: str) -> tuple[Any, ...]:
-    alert = dbc.Alert([message, " ", dcc.Link("Back to the lot groups", href=LIST_PATH)], color="warning")
+    alert = dbc.Alert(
+        [message, " ", dcc.Link("Back to the lot groups", href=LIST_PATH, className="alert-link")],
+        color="warning",
+    )
     return _loaded(status=alert, save_disabled=True)
 
 

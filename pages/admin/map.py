@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from dashboard.callbacks import callback, register_page
 from dashboard.components.figures import ago, percent, source_label
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
+from dashboard.components.realtime_map import POPUP_PAD_TOP_LEFT
 from dashboard.services import occupancy
 from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore
 from dashboard.web import core, session_scope
@@ -191,7 +192,9 @@ def _marker(state: GroupOccupancy, now: datetime) -> Any:
     return dl.CircleMarker(
         [
             dl.Tooltip(_tooltip(state), permanent=state.closed),
-            dl.Popup(_popup_body(state, now), maxWidth=360, minWidth=260),
+            dl.Popup(
+                _popup_body(state, now), maxWidth=360, minWidth=260, autoPanPaddingTopLeft=POPUP_PAD_TOP_LEFT
+            ),
         ],
         id=f"adminmap-pin-{state.group_id}",
         center=[state.latitude, state.longitude],

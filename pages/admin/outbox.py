@@ -56,12 +56,15 @@ def layout(**_query: str) -> html.Div:
                         md=6,
                     ),
                     dbc.Col(
-                        dbc.Select(
-                            id="outbox-status",
-                            options=[{"label": "All statuses", "value": ""}]
-                            + [{"label": s.value.title(), "value": s.value} for s in OutboxStatus],
-                            value="",
-                        ),
+                        [
+                            dbc.Label("Status", html_for="outbox-status", className="visually-hidden"),
+                            dbc.Select(
+                                id="outbox-status",
+                                options=[{"label": "All statuses", "value": ""}]
+                                + [{"label": s.value.title(), "value": s.value} for s in OutboxStatus],
+                                value="",
+                            ),
+                        ],
                         md=3,
                     ),
                     dbc.Col(html.Small(id="outbox-count", className="text-muted"), md=3, className="pt-2"),

@@ -178,12 +178,32 @@ def _badge(outcome: str | None) -> Any:
     return dbc.Badge(outcome.replace("_", " "), color=OUTCOME_COLOURS.get(outcome, "secondary"))
 
 
+TASK_COLUMNS = ["Task", "Enabled", "Runs", "Next run", "Last run", "Last outcome", ""]
+LOG_COLUMNS = ["Task", "Trigger", "Started", "Duration", "Outcome", "Rows", "Message"]
+
+
+def _cells(columns: list[str], contents: list[Any]) -> list[html.Td]:
+    """A row's cells, each named after its column (``data-label``): on a phone the table stacks
+    (``.table-stack`` in the assets), each value after its column's name, so RUN and the last
+    outcome are on screen at 360 px without scrolling sideways."""
+    return [
+        html.Td(content, **({"data-label": name} if name else {}))
+        for name, content in zip(columns, contents, strict=True)
+    ]
+
+
 def _task_row(task: TaskView) -> html.Tr:
     return html.Tr(
-        [
-            html.Td([html.Div(task.title), html.Small(task.name, className="text-muted")]),
-            html.Td(dbc.Switch(id={"type": "tasks-enabled", "name": task.name}, value=task.enabled)),
-            html.Td(
+        _cells(
+            TASK_COLUMNS,
+            [
+                [html.Div(task.title), html.Small(task.name, className="text-muted")],
+                dbc.Switch(
+                    id={"type": "tasks-enabled", "name": task.name},
+                    value=task.enabled,
+                    label=f"{task.title} enabled",
+                    label_class_name="visually-hidden",
+                ),
                 [
                     html.Span(task.schedule_words, className="me-2"),
                     dbc.Button(
@@ -193,28 +213,29 @@ def _task_row(task: TaskView) -> html.Tr:
                         color="link",
                         n_clicks=0,
                     ),
-                ]
-            ),
-            html.Td(system_tasks.next_run_words(task, core().settings.tz)),
-            html.Td(_local(task.last_run_at)),
-            html.Td(_badge(task.last_outcome)),
-            html.Td(
+                ],
+                system_tasks.next_run_words(task, core().settings.tz),
+                _local(task.last_run_at),
+                _badge(task.last_outcome),
                 dbc.Button(
                     "RUN", id={"type": "tasks-run", "name": task.name}, size="sm", color="primary", n_clicks=0
-                )
-            ),
-        ]
+                ),
+            ],
+        )
     )
 
 
 def _tasks_table(tasks: list[TaskView]) -> Any:
-    header = ["Task", "Enabled", "Runs", "Next run", "Last run", "Last outcome", ""]
     return dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody([_task_row(t) for t in tasks])],
+        [
+            html.Thead(html.Tr([html.Th(h) for h in TASK_COLUMNS])),
+            html.Tbody([_task_row(t) for t in tasks]),
+        ],
         hover=True,
         responsive=True,
         size="sm",
         id="tasks-table-grid",
+        className="table-stack",
     )
 
 
@@ -227,30 +248,33 @@ def _duration(ms: int | None) -> str:
 def _log_table(runs: list[RunView]) -> Any:
     if not runs:
         return html.P("No runs yet.", className="text-muted")
-    header = ["Task", "Trigger", "Started", "Duration", "Outcome", "Rows", "Message"]
     rows = [
         html.Tr(
-            [
-                html.Td(group.first.task_title),
-                html.Td(group.first.trigger),
-                html.Td(_started(group)),
-                html.Td(
-                    "—" if group.first.outcome in ("missed", "late") else _duration(group.first.duration_ms)
-                ),
-                html.Td(_badge(group.first.outcome)),
-                html.Td(group.first.rows_touched),
-                # pre-line: a message may report one line per part (the Parking Logix Sync, per key).
-                html.Td(group.first.message, className="small text-break", style={"whiteSpace": "pre-line"}),
-            ]
+            _cells(
+                LOG_COLUMNS,
+                [
+                    group.first.task_title,
+                    group.first.trigger,
+                    _started(group),
+                    "—" if group.first.outcome in ("missed", "late") else _duration(group.first.duration_ms),
+                    _badge(group.first.outcome),
+                    group.first.rows_touched,
+                    # pre-line: a message may report one line per part (the Parking Logix Sync, per key).
+                    html.Div(
+                        group.first.message, className="small text-break", style={"whiteSpace": "pre-line"}
+                    ),
+                ],
+            )
         )
         for group in system_tasks.fold_runs(runs)
     ]
     return dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(rows)],
+        [html.Thead(html.Tr([html.Th(h) for h in LOG_COLUMNS])), html.Tbody(rows)],
         striped=True,
         responsive=True,
         size="sm",
         id="tasks-log-grid",
+        className="table-stack",
     )
 
 

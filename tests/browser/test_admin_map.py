@@ -70,3 +70,34 @@ def test_the_popup_shows_both_figures_and_follows_new_counts(
     record(core, session, garage, 57)
     expect(popup.locator(".adminmap-physical")).to_have_text("57 / 200", timeout=3_000)
     expect(row.locator(".adminmap-physical")).to_have_text("57 / 200", timeout=3_000)
+
+
+def test_on_a_phone_the_popup_opens_clear_of_the_zoom_buttons_inside_the_map(
+    journey: Page, live_server, make_user, core, session, garage
+) -> None:
+    """One pin, so the map centres on it and its popup opens upwards into the zoom buttons' corner:
+    the title must end up below them, the popup inside the map, its text at least 14 px."""
+    admin = make_user(Role.ADMIN)
+    journey.set_viewport_size({"width": 360, "height": 740})
+    journey.goto(f"{live_server}/login?next=/admin/map")
+    journey.fill("#login-email", admin.email)
+    journey.fill("#login-password", PASSWORD)
+    journey.click("#login-submit")
+    expect(journey).to_have_url(f"{live_server}/admin/map")
+    expect(journey.locator(f"#adminmap-row-{garage}")).to_be_visible()
+    journey.locator("#adminmap-map path.leaflet-interactive").first.click()
+    popup = journey.locator(".leaflet-popup .adminmap-popup")
+    expect(popup).to_contain_text("North Garage")
+    journey.wait_for_timeout(600)  # Leaflet's pan into view is animated
+    title = popup.locator(".fw-bold").first.bounding_box()
+    zoom = journey.locator("#adminmap-map .leaflet-control-zoom").bounding_box()
+    area = journey.locator("#adminmap-map").bounding_box()
+    box = journey.locator(".leaflet-popup-content-wrapper").bounding_box()
+    assert title["y"] >= zoom["y"] + zoom["height"], (title, zoom)
+    assert box["x"] >= area["x"] and box["x"] + box["width"] <= area["x"] + area["width"], (box, area)
+    sizes = popup.locator("div, td, th").evaluate_all(
+        "nodes => nodes.filter(n => n.textContent.trim()).map(n => parseFloat(getComputedStyle(n).fontSize))"
+    )
+    assert sizes and min(sizes) >= 14, sizes
+    assert popup.evaluate("p => p.scrollWidth <= p.parentElement.clientWidth")  # nothing cut off
+    assert journey.evaluate("document.scrollingElement.scrollWidth") <= 360

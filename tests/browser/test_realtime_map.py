@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, expect
+from sqlalchemy import select
 
 from dashboard import push
-from dashboard.services import demo
+from dashboard.services import demo, occupancy
+from models import Lot, LotGroup, Permit, PermitKind, PermitVehicle
 
 pytestmark = pytest.mark.browser
 
@@ -47,3 +50,59 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
     expect(popup.get_by_role("link", name="Book permit")).to_be_visible()
     expect(popup.locator(".permit-standard")).to_have_count(0)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def fill_up(session, lot: Lot, now: datetime) -> None:
+    """One more temporary permit, and the lot's allowance cut to what is sold: sold out."""
+    permit = Permit(
+        number=f"FULL-{lot.id}",
+        kind=PermitKind.TEMPORARY,
+        lot_id=lot.id,
+        valid_from=now - timedelta(hours=1),
+        valid_to=now + timedelta(hours=2),
+    )
+    permit.vehicles = [PermitVehicle(plate=f"FULL{lot.id}", plate_normalized=f"FULL{lot.id}")]
+    session.add(permit)
+    session.flush()
+    lot.permits_allowed = occupancy.permit_counts(session, now, [lot.id])[lot.id]
+
+
+def test_a_sold_out_pin_near_the_top_opens_clear_of_the_zoom_buttons_on_a_phone(
+    live_server, phone, core, session, tmp_path
+) -> None:
+    """Columbia Street Lots is the northernmost pin, so its popup opens at the map's top edge,
+    where the zoom buttons are. Its title must not sit under them, its text must be readable, and
+    sold out, it offers a guest another lot and the waitlist instead of a Book button."""
+    demo.seed_demo(session, core.secrets, tmp_path)
+    now = datetime.now(UTC)
+    columbia = session.scalars(select(LotGroup).where(LotGroup.name == "Columbia Street Lots")).one()
+    for lot in columbia.lots:
+        if lot.sells_temporary:
+            fill_up(session, lot, now)
+    session.commit()
+    phone.set_viewport_size({"width": 360, "height": 740})
+    phone.goto(f"{live_server}/real-time")
+    pins = phone.locator("path.realtime-pin")
+    expect(pins).to_have_count(7)
+    phone.wait_for_timeout(500)  # the map fits itself to the pins
+    boxes = [pin.bounding_box() for pin in pins.all()]
+    top = min(range(len(boxes)), key=lambda i: boxes[i]["y"])
+    pins.nth(top).click(force=True)
+    popup = phone.locator(".leaflet-popup")
+    title = popup.get_by_role("heading", name="Columbia Street Lots")
+    expect(title).to_be_visible()
+    expect(popup.get_by_text("Sold out: every permit is taken.")).to_be_visible()
+    expect(popup.get_by_role("link", name="Book permit")).to_have_count(0)
+    expect(popup.get_by_role("link", name="Log in")).to_have_attribute(
+        "href", f"/login?next=%2Flot-groups%2F{columbia.id}"
+    )
+    expect(popup.locator(".realtime-sold-out-offer a[href^='/lot-groups/']")).to_have_count(1)
+    phone.wait_for_timeout(600)  # Leaflet's pan into view is animated
+    zoom = phone.locator(".leaflet-control-zoom").bounding_box()
+    heading = title.bounding_box()
+    assert heading["y"] >= zoom["y"] + zoom["height"], (heading, zoom)
+    sizes = popup.locator(".realtime-lot, .realtime-lot .badge, .realtime-sold-out-offer li").evaluate_all(
+        "nodes => nodes.map(n => parseFloat(getComputedStyle(n).fontSize))"
+    )
+    assert sizes and min(sizes) >= 14, sizes
+    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from dashboard.auth import PAGES_ROUTER_OUTPUT
 from dashboard.components.realtime_map import donut
 from dashboard.services import demo, occupancy
-from models import Lot, LotGroup, Permit, PermitKind, PermitVehicle, Role
+from models import Lot, LotGroup, Permit, PermitKind, PermitProduct, PermitVehicle, Role
 from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
 
 MARKERS = "realtime-markers.children"
@@ -169,6 +169,13 @@ def test_a_sold_out_lot_says_so_instead_of_offering_a_checkout(app, login_as, se
     text = json.dumps(outputs_of(group_refresh(login_as(Role.GUEST), app, page)))
     assert "Temporary permits sold out" in text and "Find another lot with space" in text
     assert f"/checkout/temp/{lot.id}" not in text
+    # The way on: the lot's waitlist (a guest logs in first and lands on it), not a dead end.
+    hourly = session.scalars(
+        select(PermitProduct).where(PermitProduct.lot_id == lot.id).order_by(PermitProduct.price_cents)
+    ).first()
+    assert f"/login?next=%2Fwaitlist%2Fjoin%2F{hourly.id}" in text and "Log in to join the waitlist" in text
+    signed_in = json.dumps(outputs_of(group_refresh(login_as(Role.USER), app, page)))
+    assert f'"/waitlist/join/{hourly.id}"' in signed_in and "Join the waitlist" in signed_in
 
 
 def test_the_lot_group_page_for_a_user(app, login_as, session, seeded) -> None:

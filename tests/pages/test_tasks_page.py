@@ -236,7 +236,7 @@ def test_a_partly_failed_run_shows_in_words_with_one_line_per_key(app, core, log
     cells = [cell["props"]["children"] for cell in rows[0]["props"]["children"]]
     outcome = cells[4]["props"]
     assert (outcome["children"], outcome["color"]) == ("partly failed", "danger")
-    message = rows[0]["props"]["children"][6]["props"]
+    message = rows[0]["props"]["children"][6]["props"]["children"]["props"]  # the cell's text block
     assert message["style"] == {"whiteSpace": "pre-line"}
     assert message["children"].splitlines()[1] == (
         f"key of Broken: FAILED: Parking Logix refused {MULTI_LOT_INFO}: INVALID_API_KEY"
