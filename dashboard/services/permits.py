@@ -48,9 +48,23 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    ScalarSelect,
+    Select,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -76,6 +90,7 @@ from models import (
     WaitlistEntry,
     WaitlistStatus,
 )
+from models.permits import new_reference
 
 HOLD = timedelta(minutes=15)  # how long a checkout may hold a space before paying
 MAX_PLATES = 3  # plates on one permit (a household's cars; one parks at a time)
@@ -380,57 +395,140 @@ def new_number(kind: PermitKind | str) -> str:
 
 def reserve(session: Session, request: PermitRequest, now: datetime) -> PermitView:
     """Hold a space: a ``pending`` permit, or ``SoldOut``. Must run at the start of its own
-    transaction (the caller commits it before charging the card)."""
-    lot = _locked_lot(session, request.lot_id)
-    product = session.get(PermitProduct, request.product_id)
-    if product is None or product.lot_id != lot.id or not product.is_active:
+    transaction (the caller commits it before charging the card).
+
+    Four statements, as a checkout's throughput depends on them: the lot's lock, one read of the
+    lot and the product, then the availability count and the hold in one ``INSERT ... SELECT ...
+    WHERE taken < allowance`` (no row: sold out), and the plates."""
+    if lock_lot(session, request.lot_id) == 0:
+        raise NotFound("That lot does not exist.")
+    lot = session.execute(
+        select(
+            Lot.name,
+            Lot.capacity,
+            Lot.permits_allowed,
+            Lot.is_active,
+            Lot.sells_standard,
+            Lot.sells_temporary,
+            PermitProduct.lot_id.label("product_lot_id"),
+            PermitProduct.kind,
+            PermitProduct.name.label("product_name"),
+            PermitProduct.is_active.label("product_active"),
+        )
+        .outerjoin(PermitProduct, PermitProduct.id == request.product_id)
+        .where(Lot.id == request.lot_id)
+    ).one()
+    if lot.product_lot_id != request.lot_id or not lot.product_active:
         raise ValidationFailed({"product": "this permit is not sold in this lot any more"})
     if not lot.is_active or not (
-        lot.sells_standard if product.kind == PermitKind.STANDARD else lot.sells_temporary
+        lot.sells_standard if lot.kind == PermitKind.STANDARD else lot.sells_temporary
     ):
-        raise ValidationFailed({"product": f"{lot.name} does not sell {product.kind} permits now"})
+        raise ValidationFailed({"product": f"{lot.name} does not sell {lot.kind} permits now"})
     if not request.plates or len(request.plates) > MAX_PLATES:
         raise ValidationFailed({"plates": f"one to {MAX_PLATES} licence plates"})
-    taken = lot_taken(session, [lot.id], request.valid_from, request.valid_to, now)[lot.id]
-    if _open_offer(session, product.id, request.user_id, request.email, now) is not None:
-        taken -= 1  # the space the buyer's waitlist offer holds is theirs
-    if taken >= lot.allowance:
+    allowance = lot.capacity if lot.permits_allowed is None else lot.permits_allowed
+    values = {
+        "number": new_number(lot.kind),
+        "reference": new_reference(),
+        "kind": PermitKind(lot.kind),
+        "status": PermitStatus.PENDING,
+        "source": request.source,
+        "user_id": request.user_id,
+        "email": request.email,
+        "lot_id": request.lot_id,
+        "product_id": request.product_id,
+        "valid_from": request.valid_from,
+        "valid_to": request.valid_to,
+        "amount_cents": request.amount_cents,
+        "currency": request.currency,
+        "over_allowance": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    columns = Permit.__table__.c
+    taken = _taken_expression(request, now)
+    permit_id = session.scalar(
+        insert(Permit)
+        .from_select(
+            list(values),
+            select(*(literal(value, columns[name].type) for name, value in values.items())).where(
+                taken < allowance
+            ),
+        )
+        .returning(Permit.id)
+    )
+    if permit_id is None:
         raise SoldOut(f"{lot.name} is sold out for that time.")
-    permit = Permit(
-        number=new_number(product.kind),
-        kind=product.kind,
-        status=PermitStatus.PENDING,
-        source=request.source,
-        user_id=request.user_id,
-        email=request.email,
-        lot_id=lot.id,
-        product_id=product.id,
+    session.execute(
+        insert(PermitVehicle),
+        [
+            {"permit_id": permit_id, "plate": typed, "plate_normalized": normal}
+            for typed, normal in request.plates
+        ],
+    )
+    return PermitView(
+        id=permit_id,
+        number=values["number"],
+        reference=values["reference"],
+        kind=str(values["kind"]),
+        status=str(PermitStatus.PENDING),
+        source=str(request.source),
+        external_id=None,
+        lot_id=request.lot_id,
+        lot_name=lot.name,
+        zone_id=None,
+        zone_name=None,
+        product_id=request.product_id,
+        product_name=lot.product_name,
+        plates=tuple(typed for typed, _normal in request.plates),
         valid_from=request.valid_from,
         valid_to=request.valid_to,
         amount_cents=request.amount_cents,
         currency=request.currency,
-        created_at=now,
+        email=request.email,
+        user_id=request.user_id,
     )
-    permit.vehicles = [
-        PermitVehicle(plate=typed, plate_normalized=normal) for typed, normal in request.plates
-    ]
-    session.add(permit)
-    session.flush()
-    return view(permit)
 
 
-def _open_offer(
-    session: Session, product_id: int, user_id: int | None, email: str | None, now: datetime
-) -> WaitlistEntry | None:
-    """The buyer's open waitlist offer for this product (by account, else by email), if any."""
+def _taken_expression(request: PermitRequest, now: datetime) -> ColumnElement[int]:
+    """``lot_taken`` for the request's lot and period as one SQL expression, less the space the
+    buyer's own open waitlist offer for the product holds (that space is theirs)."""
+    start, end = request.valid_from, request.valid_to
+    held = (
+        select(func.count(Permit.id))
+        .where(
+            Permit.lot_id == request.lot_id, _holding(now), Permit.valid_from < end, Permit.valid_to > start
+        )
+        .scalar_subquery()
+    )
+    offers = (
+        select(func.count(WaitlistEntry.id))
+        .where(
+            WaitlistEntry.lot_id == request.lot_id,
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    mine = _open_offer_query(request.product_id, request.user_id, request.email, now)
+    if mine is None:
+        return held + offers
+    return held + offers - case((mine.exists(), 1), else_=0)
+
+
+def _open_offer_query(
+    product_id: int, user_id: int | None, email: str | None, now: datetime
+) -> Select[tuple[WaitlistEntry]] | None:
+    """The buyer's open waitlist offers for this product (by account, else by email), oldest
+    first; None when the buyer gives neither."""
     if user_id is None and not email:
         return None
     who = (
         WaitlistEntry.user_id == user_id
         if user_id is not None
-        else func.lower(WaitlistEntry.email) == email.lower()
+        else func.lower(WaitlistEntry.email) == (email or "").lower()
     )
-    return session.scalar(
+    return (
         select(WaitlistEntry)
         .where(
             WaitlistEntry.product_id == product_id,
@@ -439,8 +537,15 @@ def _open_offer(
             who,
         )
         .order_by(WaitlistEntry.offered_at)
-        .limit(1)
     )
+
+
+def _open_offer(
+    session: Session, product_id: int, user_id: int | None, email: str | None, now: datetime
+) -> WaitlistEntry | None:
+    """The buyer's open waitlist offer for this product (by account, else by email), if any."""
+    query = _open_offer_query(product_id, user_id, email, now)
+    return None if query is None else session.scalar(query.limit(1))
 
 
 def activate(session: Session, permit_id: int, now: datetime) -> PermitView:
@@ -465,6 +570,87 @@ def release(session: Session, permit_id: int) -> None:
     if permit is not None and permit.status == PermitStatus.PENDING:
         permit.status = PermitStatus.CANCELLED
         session.flush()
+
+
+def activate_all(session: Session, permit_ids: Select[tuple[int | None]], now: datetime) -> list[PermitView]:
+    """``activate`` for each permit ``permit_ids`` selects (a payment's permits), in id order: one
+    UPDATE for them all, one per permit whose buyer may hold a waitlist offer, and one read of
+    the views (what a checkout's settle does while its payment's row is locked)."""
+    activated = session.execute(
+        update(Permit)
+        .where(Permit.id.in_(permit_ids), Permit.status == PermitStatus.PENDING)
+        .values(status=PermitStatus.ACTIVE)
+        .returning(Permit.product_id, Permit.user_id, Permit.email)
+    ).all()
+    for product_id, user_id, email in activated:
+        offer = _open_offer_query(product_id, user_id, email, now) if product_id is not None else None
+        if offer is not None:
+            first = offer.with_only_columns(WaitlistEntry.id).limit(1).scalar_subquery().correlate(None)
+            session.execute(
+                update(WaitlistEntry).where(WaitlistEntry.id == first).values(status=WaitlistStatus.FULFILLED)
+            )
+    return views(session, Permit.id.in_(permit_ids))
+
+
+def release_all(session: Session, permit_ids: Select[tuple[int | None]]) -> None:
+    """``release`` for each permit ``permit_ids`` selects, in one statement."""
+    session.execute(
+        update(Permit)
+        .where(Permit.id.in_(permit_ids), Permit.status == PermitStatus.PENDING)
+        .values(status=PermitStatus.CANCELLED)
+    )
+
+
+def views(session: Session, which: ColumnElement[bool]) -> list[PermitView]:
+    """The views of the permits ``which`` selects, in id order, read in one statement (no ORM
+    objects: a checkout's settle builds its receipt from these)."""
+    rows = session.execute(
+        select(
+            *Permit.__table__.c,
+            Lot.name.label("lot_name"),
+            LotZone.name.label("zone_name"),
+            PermitProduct.name.label("product_name"),
+            PermitVehicle.plate,
+        )
+        .outerjoin(Lot, Lot.id == Permit.lot_id)
+        .outerjoin(LotZone, LotZone.id == Permit.zone_id)
+        .outerjoin(PermitProduct, PermitProduct.id == Permit.product_id)
+        .outerjoin(PermitVehicle, PermitVehicle.permit_id == Permit.id)
+        .where(which)
+        .order_by(Permit.id, PermitVehicle.id)
+    ).all()
+    plates: dict[int, list[str]] = {}
+    first: dict[int, Row[Any]] = {}
+    for row in rows:
+        first.setdefault(row.id, row)
+        if row.plate is not None:
+            plates.setdefault(row.id, []).append(row.plate)
+    return [
+        PermitView(
+            id=row.id,
+            number=row.number,
+            reference=row.reference,
+            kind=str(row.kind),
+            status=str(row.status),
+            source=str(row.source),
+            external_id=row.external_id,
+            lot_id=row.lot_id,
+            lot_name=row.lot_name,
+            zone_id=row.zone_id,
+            zone_name=row.zone_name,
+            product_id=row.product_id,
+            product_name=row.product_name,
+            plates=tuple(plates.get(row.id, ())),
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            amount_cents=row.amount_cents,
+            currency=row.currency,
+            email=row.email,
+            user_id=row.user_id,
+            over_allowance=row.over_allowance,
+        )
+        for row in first.values()
+    ]
 
 
 def expire_holds(session: Session, now: datetime) -> int:
