@@ -49,6 +49,7 @@ once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import secrets as token_source
@@ -59,7 +60,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Insert, Row, insert, select, update
+from sqlalchemy import Executable, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -293,16 +294,13 @@ class SandboxProvider:
         """The ledger row under ``values``' key: the one there, else these values inserted. Of two
         inserts under one key the first wins and the second finds it, as a processor's
         idempotency does (``INSERT ... ON CONFLICT DO NOTHING``, then a read if it did nothing)."""
-        columns = (SandboxCharge.status, SandboxCharge.reference, SandboxCharge.message)
         try:
             with self.database.session() as session:
-                inserted = session.execute(
-                    _insert_ignoring_duplicates(session).values(values).returning(*columns)
-                ).first()
+                sql, statements = session.connection(), _statements(session.get_bind().dialect.name)
+                inserted = sql.execute(statements["charge"], values).first()
                 if inserted is not None:
                     return inserted
-                key = values["idempotency_key"]
-                return session.execute(select(*columns).where(SandboxCharge.idempotency_key == key)).one()
+                return sql.execute(statements["charge_found"], {"key": values["idempotency_key"]}).one()
         except DBAPIError as exc:
             raise ProviderUnavailable(f"the sandbox processor failed: {exc.orig or exc}") from exc
 
@@ -368,10 +366,40 @@ class SandboxProvider:
             return ChargeResult(True, f"{reference}_r{charge.refunded_cents}", "Refunded")
 
 
-def _insert_ignoring_duplicates(session: Session) -> Insert:
-    """``INSERT INTO sandbox_charges ... ON CONFLICT DO NOTHING`` on the dialect in use."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(SandboxCharge).on_conflict_do_nothing()
+@functools.cache
+def _statements(dialect_name: str) -> dict[str, Executable]:
+    """A checkout's statements, built once with named parameters: building and keying a statement
+    costs more CPU than running it (``permits._statements``)."""
+    ledger = (SandboxCharge.status, SandboxCharge.reference, SandboxCharge.message)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    pays_fines = (
+        select(PaymentAllocation.id)
+        .where(
+            PaymentAllocation.payment_id == bindparam("payment_id"),
+            PaymentAllocation.violation_id.is_not(None),
+        )
+        .exists()
+    )
+    return {
+        "payment": insert(Payment).returning(Payment.id),
+        "allocations": insert(PaymentAllocation),
+        # Settling claims the payment: only a pending one, so a second settle changes nothing.
+        "claim": update(Payment)
+        .where(Payment.id == bindparam("payment_id"), Payment.status == PaymentStatus.PENDING)
+        .values(
+            status=bindparam("new_status"),
+            provider_ref=bindparam("new_reference"),
+            message=bindparam("new_message"),
+            receipt_token=bindparam("new_token"),
+        )
+        .returning(Payment.payer_email, Payment.cart_id, pays_fines.label("pays_fines")),
+        "close_cart": update(Cart)
+        .where(Cart.id == bindparam("cart_id"), Cart.status == CartStatus.OPEN)
+        .values(status=CartStatus.CHECKED_OUT),
+        # The sandbox's ledger: the first insert under a key wins, a second finds it.
+        "charge": dialect.insert(SandboxCharge).on_conflict_do_nothing().returning(*ledger),
+        "charge_found": select(*ledger).where(SandboxCharge.idempotency_key == bindparam("key")),
+    }
 
 
 PROVIDERS: dict[str, Callable[[Database], PaymentProvider]] = {SandboxProvider.name: SandboxProvider}
@@ -574,27 +602,40 @@ def _reserve(
         held = [permits.reserve(session, item, now) for item in sorted(permit_items, key=lambda i: i.lot_id)]
         tickets = [violations.hold_for_payment(session, fine, now) for fine in fines]
         amount = sum(item.amount_cents for item in items)
-        payment_id = session.scalar(
-            insert(Payment)
-            .values(
-                idempotency_key=idempotency_key,
-                provider=provider_name,
-                status=PaymentStatus.PENDING,
-                amount_cents=amount,
-                currency=items[0].currency,
-                payer_email=email_address,
-                user_id=user_id,
-                cart_id=cart_id,
-                card_last4=card.last4 if card is not None else None,
-                created_at=now,
-            )
-            .returning(Payment.id)
+        sql, statements = session.connection(), _statements(session.get_bind().dialect.name)
+        payment_id = sql.scalar(
+            statements["payment"],
+            {
+                "idempotency_key": idempotency_key,
+                "provider": provider_name,
+                "status": PaymentStatus.PENDING,
+                "amount_cents": amount,
+                "currency": items[0].currency,
+                "payer_email": email_address,
+                "user_id": user_id,
+                "cart_id": cart_id,
+                "card_last4": card.last4 if card is not None else None,
+                "created_at": now,
+            },
         )
-        session.execute(
-            insert(PaymentAllocation),
-            [{"payment_id": payment_id, "permit_id": p.id, "amount_cents": p.amount_cents} for p in held]
+        sql.execute(
+            statements["allocations"],
+            [
+                {
+                    "payment_id": payment_id,
+                    "permit_id": p.id,
+                    "violation_id": None,
+                    "amount_cents": p.amount_cents,
+                }
+                for p in held
+            ]
             + [
-                {"payment_id": payment_id, "violation_id": f.violation_id, "amount_cents": f.amount_cents}
+                {
+                    "payment_id": payment_id,
+                    "permit_id": None,
+                    "violation_id": f.violation_id,
+                    "amount_cents": f.amount_cents,
+                }
                 for f in fines
             ],
         )
@@ -797,33 +838,30 @@ def _settle(
     else:
         status, reference, message = PaymentStatus.DECLINED, answer.reference, answer.message
     token = token_source.token_urlsafe(24) if status == PaymentStatus.SUCCEEDED else None
-    pays_fines = (
-        select(PaymentAllocation.id)
-        .where(PaymentAllocation.payment_id == payment_id, PaymentAllocation.violation_id.is_not(None))
-        .exists()
-    )
-    held = select(PaymentAllocation.permit_id).where(
-        PaymentAllocation.payment_id == payment_id, PaymentAllocation.permit_id.is_not(None)
-    )
     with database.session() as session:
-        claimed = session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
-            .values(status=status, provider_ref=reference, message=message[:255], receipt_token=token)
-            .returning(Payment.payer_email, Payment.cart_id, pays_fines.label("pays_fines"))
+        sql, statements = session.connection(), _statements(session.get_bind().dialect.name)
+        claimed = sql.execute(
+            statements["claim"],
+            {
+                "payment_id": payment_id,
+                "new_status": status,
+                "new_reference": reference,
+                "new_message": message[:255],
+                "new_token": token,
+            },
         ).first()
         if claimed is None:
             payment = session.get(Payment, payment_id)
             assert payment is not None  # written by the checkout
             return _outcome(session, payment, not_charged)
         if status == PaymentStatus.DECLINED:
-            permits.release_all(session, held)
+            permits.release_unpaid(session, payment_id)
             return CheckoutResult("declined", message[:255], payment_id)
         if status != PaymentStatus.SUCCEEDED:
-            permits.release_all(session, held)
+            permits.release_unpaid(session, payment_id)
             return CheckoutResult("failed", not_charged, payment_id)
         assert token is not None
-        views = permits.activate_all(session, held, now)
+        views = permits.activate_paid(session, payment_id, now)
         if claimed.payer_email:
             for view in views:
                 _send_receipt(session, view, claimed.payer_email, token, receipt, backend)
@@ -833,11 +871,7 @@ def _settle(
             assert payment is not None
             tickets = _settle_violations(session, payment, now, receipt, backend)
         if claimed.cart_id is not None:
-            session.execute(
-                update(Cart)
-                .where(Cart.id == claimed.cart_id, Cart.status == CartStatus.OPEN)
-                .values(status=CartStatus.CHECKED_OUT)
-            )
+            sql.execute(statements["close_cart"], {"cart_id": claimed.cart_id})
         return CheckoutResult("paid", "Payment received.", payment_id, token, tuple(views), tuple(tickets))
 
 
