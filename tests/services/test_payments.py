@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from dashboard.services import email, payments, permits
 from dashboard.services.errors import ValidationFailed
@@ -127,6 +127,35 @@ def test_a_paid_checkout_activates_the_permit_and_queues_the_receipt(core, produ
         assert receipt.amount_cents == 500 and receipt.permits[0].plates == ("ABC 123",)
         assert payments.get_receipt(s, "x" * 32) is None
     assert count(core, SandboxCharge.id) == 1
+
+
+def test_a_purchase_is_three_short_transactions_of_thirteen_statements(core, product):
+    """The checkout's throughput (README, Performance) rests on its work per purchase: reserve,
+    the sandbox's charge and settle, one transaction each, 13 statements in all; the lot's count
+    and the hold are one INSERT ... SELECT, and the key is not looked up before a new sale."""
+    statements: list[str] = []
+    commits: list[bool] = []
+
+    def executed(_conn, _cursor, statement, *_rest) -> None:
+        statements.append(statement)
+
+    def committed(_conn) -> None:
+        commits.append(True)
+
+    event.listen(core.db.engine, "before_cursor_execute", executed)
+    event.listen(core.db.engine, "commit", committed)
+    try:
+        result = pay(core, product)
+    finally:
+        event.remove(core.db.engine, "before_cursor_execute", executed)
+        event.remove(core.db.engine, "commit", committed)
+    assert result.paid
+    assert len(commits) == 3 and len(statements) == 13, statements
+    holds = [s for s in statements if s.startswith("INSERT INTO permits ")]
+    assert len(holds) == 1 and "SELECT count(permits.id)" in holds[0]
+    assert not any(s.startswith("SELECT") and "FROM payments" in s.split("WHERE")[0] for s in statements)
+    with core.db.session() as s:
+        assert s.scalar(select(func.count(OutboxMessage.id))) == 1
 
 
 def test_a_second_submit_of_the_same_form_charges_once(core, product):
