@@ -20,6 +20,13 @@ its own:
    sent before payment, and never twice (only the settle that moved the payment out of pending
    does any of it). Declined, or never charged: the holds are released.
 
+Work per purchase (README, Performance): a permit's checkout is three short transactions and 13
+statements (reserve 6, the sandbox's charge 1, settle 6), each statement built once with named
+parameters and run on the session's connection (``_statements``, ``permits._statements``): request
+threads share one interpreter, so CPU per purchase is what bounds a web process's sales per second.
+The idempotency key is looked up only when reserving fails (a key already used fails to insert its
+payment, or finds its lot full or its violations held), not before every sale.
+
 A database step that loses its connection (a failover, a restart, a terminated backend) is run
 again on a fresh connection (``RETRY_DELAYS``); settling is idempotent (only a ``pending`` payment
 is settled, in one conditional UPDATE), so a retry whose first COMMIT did go through neither

@@ -13,7 +13,8 @@ buys the space the offer holds: ``reserve`` does not count it against them, and 
 fulfils the offer.
 
 Never oversell. ``reserve`` takes the lot's row first (``lock_lot``: an UPDATE of the row, the
-first statement of its transaction), then counts and inserts. On PostgreSQL the UPDATE's row lock
+first statement of its transaction), then counts and inserts, in one statement (``_hold``:
+INSERT ... SELECT ... WHERE the count is below the allowance). On PostgreSQL the UPDATE's row lock
 queues concurrent buyers of the lot, and the count (a new snapshot per statement under READ
 COMMITTED) sees every committed sale; on SQLite the same UPDATE takes the database's write lock
 before anything is read. The last space is sold once whatever the number of buyers or processes.
