@@ -4,6 +4,7 @@ submits), receipts in the outbox, refunds."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +39,8 @@ from models import (
     PermitStatus,
     Pricing,
     SandboxCharge,
+    WaitlistEntry,
+    WaitlistStatus,
 )
 from tests.faults import DropConnection
 
@@ -238,6 +241,53 @@ def test_sold_out_stores_nothing(core, product):
     result = pay(core, product, key="form-key-2", plate="XYZ 999")
     assert result.status == "sold_out" and "sold out" in result.message
     assert count(core, Payment.id) == 1 and count(core, SandboxCharge.id) == 1
+
+
+@pytest.mark.parametrize("by_account", [False, True])
+def test_a_waitlist_offer_holds_the_space_for_its_buyer_and_their_checkout_fulfils_it(
+    core, product, make_user, by_account
+):
+    """The lot's one space is held by an offer (to a guest's e-mail, or to an account): anyone
+    else is sold out; the offered buyer's checkout sells it and fulfils the offer, one statement
+    each (``permits._hold``, ``permits.activate_paid``)."""
+    holder = make_user(email="Sam@Example.com") if by_account else None
+    with core.db.session() as s:
+        s.add(
+            WaitlistEntry(
+                product_id=product.id,
+                lot_id=product.lot_id,
+                user_id=holder.id if holder else None,
+                email="Sam@Example.com",
+                status=WaitlistStatus.OFFERED,
+                offered_at=NOW,
+                offer_expires_at=NOW + timedelta(hours=1),
+                offer_token="o" * 32,
+            )
+        )
+    card = payments.clean_card(SUCCESS_CARD, "12/29", "123", TODAY)
+
+    def buy(key: str, address: str, user_id: int | None) -> payments.CheckoutResult:
+        request = dataclasses.replace(item(product), email=address, user_id=user_id)
+        return payments.checkout(
+            core.db,
+            SandboxProvider(core.db),
+            items=[request],
+            card=card,
+            idempotency_key=key,
+            email_address=address,
+            user_id=user_id,
+            receipt=RECEIPT,
+            backend=email.OutboxBackend(),
+            now=NOW,
+        )
+
+    assert buy("someone-else", "kim@example.com", None).status == "sold_out"
+    paid = buy("the-offered-buyer", "sam@example.com", holder.id if holder else None)
+    assert paid.paid and paid.permits[0].status == "active" and paid.permits[0].plates == ("ABC 123",)
+    assert paid.permits[0].lot_name == "Visitor Lot" and paid.permits[0].product_name == "Hourly"
+    with core.db.session() as s:
+        assert s.scalar(select(WaitlistEntry.status)) == WaitlistStatus.FULFILLED
+    assert count(core, SandboxCharge.id) == 1
 
 
 def test_refunds_partial_then_full_cancel_the_permit(core, product, make_user):
