@@ -861,13 +861,11 @@ def _settle(
             payment = session.get(Payment, payment_id)
             assert payment is not None  # written by the checkout
             return _outcome(session, payment, not_charged)
-        if status == PaymentStatus.DECLINED:
+        if token is None:  # declined, or never charged
             permits.release_unpaid(session, payment_id)
-            return CheckoutResult("declined", message[:255], payment_id)
-        if status != PaymentStatus.SUCCEEDED:
-            permits.release_unpaid(session, payment_id)
+            if status == PaymentStatus.DECLINED:
+                return CheckoutResult("declined", message[:255], payment_id)
             return CheckoutResult("failed", not_charged, payment_id)
-        assert token is not None
         views = permits.activate_paid(session, payment_id, now)
         if claimed.payer_email:
             for view in views:

@@ -459,9 +459,9 @@ def _buyer(user_id: int | None, email: str | None) -> tuple[str, dict[str, objec
 @functools.cache
 def _hold(buyer: str) -> Insert:
     """The availability count and the hold in one statement: ``INSERT INTO permits ... SELECT
-    :values WHERE taken < :allowance RETURNING id`` (``lot_taken`` for ``:hold_lot`` over
-    ``[:hold_from, :hold_to)`` at ``:at``, less the space the buyer's own open offer holds). Under the lot's
-    lock, no row inserted means sold out."""
+    :values WHERE taken < :allowance RETURNING id``, where taken is ``lot_taken`` for
+    ``:hold_lot`` over ``[:hold_from, :hold_to)`` at ``:at``, less the space the buyer's own open
+    offer holds. Under the lot's lock, no row inserted means sold out."""
     columns = Permit.__table__.c
     start, end, now = bindparam("hold_from"), bindparam("hold_to"), bindparam("at")
     held = (
@@ -499,7 +499,7 @@ def _statements() -> dict[str, Executable]:
         PaymentAllocation.payment_id == bindparam("payment_id"), PaymentAllocation.permit_id.is_not(None)
     )
     return {
-        "lock": update(Lot).where(Lot.id == bindparam("lot_id")).values(capacity=Lot.capacity),
+        "lock": update(Lot).where(Lot.id == bindparam("lot_id")).values(capacity=Lot.capacity),  # lock_lot
         "lot_and_product": select(
             Lot.name,
             Lot.capacity,
