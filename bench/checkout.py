@@ -1,13 +1,19 @@
 """The checkout benchmark: purchases per second, and N concurrent buyers for M spaces, on PostgreSQL.
 
     .venv/bin/python bench/checkout.py [--buyers 200] [--spaces 10] [--purchases 2000] [--workers 16]
+                                       [--baseline b8cf1ec | --baseline none]
 
-Both parts run the real checkout (``payments.checkout``: reserve, sandbox charge, settle, receipt
+Every part runs the real checkout (``payments.checkout``: reserve, sandbox charge, settle, receipt
 email to the outbox), each buyer on its own thread, connection and transactions, as concurrent
 web requests would:
 
 1. throughput: ``--purchases`` temporary permits bought by ``--workers`` threads across 50 lots
-   with room to spare (lot locks rarely collide), reported as purchases per second and latency;
+   with room to spare (lot locks rarely collide), reported as purchases per second, latency and
+   the benchmark process's CPU time per purchase (the threads share one interpreter, so that CPU
+   time bounds the rate; unlike the rate, it hardly moves with what else the machine runs). The
+   baseline, the code of ``--baseline`` (a git commit: by default the checkout before issue 14's
+   rework), runs the same part first, in the same run on the same database, from a ``git
+   archive`` of that commit in a child process; ``--baseline none`` skips it;
 2. contention: ``--buyers`` threads released at once on one lot with ``--spaces`` spaces; exactly
    ``--spaces`` must be sold and every other buyer told "sold out", with no charge for them;
 3. dropped connections: ``--fault-buyers`` guests pay while every connection to the database is
@@ -27,14 +33,20 @@ missing) is emptied and rebuilt: point it at nothing that holds real data.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
+import re
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -62,7 +74,12 @@ from models import (  # noqa: E402
     SandboxCharge,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/parkops_bench"
+# The last commit before issue 14's rework of the checkout (four commits and 26 statements per
+# purchase, each receipt template compiled afresh).
+BASELINE = "b8cf1ec"
+TARGET_RATE, TARGET_P95_MS = 100, 300  # issue 14: >= 100 purchases/s, p95 <= 300 ms
 RECEIPT = ReceiptContext(name="Bench", site_name="Bench", base_url="http://bench", tz=ZoneInfo("UTC"))
 POOL_SIZE = 40  # PostgreSQL allows 100 connections by default
 CARD = payments.clean_card(SUCCESS_CARD, "12/39", "123", datetime.now(UTC).date())
@@ -131,20 +148,86 @@ def buy(
     return result.status, (time.perf_counter() - started) * 1000
 
 
-def throughput(database: Database, purchases: int, workers: int) -> None:
+@dataclass(frozen=True)
+class Throughput:
+    paid: int
+    seconds: float
+    rate: float  # purchases per second
+    p50_ms: float
+    p95_ms: float
+    cpu_ms: float  # this process's CPU time per purchase
+
+    def line(self) -> str:
+        return (
+            f"{self.paid} paid in {self.seconds:.1f} s: {self.rate:.0f} purchases/s, per purchase "
+            f"p50 {self.p50_ms:.0f} ms, p95 {self.p95_ms:.0f} ms, {self.cpu_ms:.1f} ms of CPU"
+        )
+
+
+def throughput(database: Database, purchases: int, workers: int) -> Throughput:
     provider = SandboxProvider(database)
     lots = [add_lot(database, f"Throughput Lot {n:02d}", purchases) for n in range(50)]
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda n: buy(database, provider, lots[n % len(lots)], n), range(purchases)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     latencies = sorted(ms for _status, ms in results)
     paid = sum(status == "paid" for status, _ms in results)
-    print(f"throughput: {paid} of {purchases} purchases paid by {workers} threads in {elapsed:.1f} s")
-    print(
-        f"  {paid / elapsed:.0f} purchases/s; per purchase p50 {statistics.median(latencies):.0f} ms, "
-        f"p95 {latencies[int(len(latencies) * 0.95) - 1]:.0f} ms"
+    return Throughput(
+        paid,
+        elapsed,
+        paid / elapsed,
+        statistics.median(latencies),
+        latencies[int(len(latencies) * 0.95) - 1],
+        cpu * 1000 / purchases,
     )
+
+
+# Run in a child process from the baseline commit's own tree: its bench's throughput part, timed
+# as ``throughput`` above times it (the old part prints its figures; CPU is measured around it).
+BASELINE_DRIVER = """
+import runpy, sys, time
+tree, url, purchases, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+bench = runpy.run_path(tree + "/bench/checkout.py")
+import dashboard.services.payments
+assert dashboard.services.payments.__file__.startswith(tree), "not the baseline's code"
+bench["prepare"](url).dispose()
+database = bench["Database"](url, pool_size=bench["POOL_SIZE"])
+cpu = time.process_time()
+bench["throughput"](database, purchases, workers)
+print(f"cpu {(time.process_time() - cpu) * 1000 / purchases}")
+"""
+BASELINE_FIGURES = re.compile(
+    r"(?s)(\d+) of \d+ purchases paid .* in ([\d.]+) s.*?(\d+) purchases/s; per purchase "
+    r"p50 (\d+) ms, p95 (\d+) ms.*cpu ([\d.]+)"
+)
+
+
+def baseline(url: str, commit: str, purchases: int, workers: int) -> Throughput | None:
+    """The throughput part as ``commit``'s code ran it, or None (said why) if it cannot run here
+    (no git, or a shallow clone without the commit)."""
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"throughput, baseline {commit}: not measured, its code is not available here ({exc})")
+        return None
+    with tempfile.TemporaryDirectory(prefix="parkops-baseline-") as tree:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+        run = subprocess.run(
+            [sys.executable, "-c", BASELINE_DRIVER, tree, url, str(purchases), str(workers)],
+            capture_output=True,
+            text=True,
+            cwd=tree,
+        )
+    found = BASELINE_FIGURES.search(run.stdout)
+    if run.returncode or found is None:
+        print(f"throughput, baseline {commit}: failed\n{run.stdout}{run.stderr}")
+        return None
+    paid, seconds, rate, p50, p95, cpu = found.groups()
+    return Throughput(int(paid), float(seconds), float(rate), float(p50), float(p95), float(cpu))
 
 
 def contention(database: Database, buyers: int, spaces: int) -> bool:
@@ -285,13 +368,31 @@ def main() -> None:
     parser.add_argument("--spaces", type=int, default=10)
     parser.add_argument("--fault-buyers", type=int, default=30)
     parser.add_argument("--fault-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--baseline", default=BASELINE, help="git commit whose checkout is measured first ('none': skip)"
+    )
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         parser.error("the benchmark runs on PostgreSQL (--database-url postgresql+psycopg://...)")
+    before = None
+    if args.baseline != "none":
+        before = baseline(args.database_url, args.baseline, args.purchases, args.workers)
+        if before is not None:
+            print(f"throughput, baseline ({args.baseline}, before the rework): {before.line()}")
     prepare(args.database_url).dispose()
     # As a web deployment would: many more requests than connections, which queue for the pool.
     database = Database(args.database_url, pool_size=POOL_SIZE)
-    throughput(database, args.purchases, args.workers)
+    now = throughput(database, args.purchases, args.workers)
+    print(f"throughput, now ({args.workers} threads, 50 lots): {now.line()}")
+    if before is not None:
+        print(
+            f"  {now.rate / before.rate:.1f}x the purchases per second of the baseline, "
+            f"{now.cpu_ms / before.cpu_ms:.2f}x its CPU per purchase"
+        )
+    met = now.rate >= TARGET_RATE and now.p95_ms <= TARGET_P95_MS
+    print(
+        f"  target >= {TARGET_RATE} purchases/s with p95 <= {TARGET_P95_MS} ms: {'met' if met else 'NOT met'}"
+    )
     ok = contention(database, args.buyers, args.spaces)
     ok = dropped_connections(database, args.fault_buyers, args.fault_seconds) and ok
     database.dispose()

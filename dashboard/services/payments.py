@@ -20,6 +20,13 @@ its own:
    sent before payment, and never twice (only the settle that moved the payment out of pending
    does any of it). Declined, or never charged: the holds are released.
 
+Work per purchase (README, Performance): a permit's checkout is three short transactions and 13
+statements (reserve 6, the sandbox's charge 1, settle 6), each statement built once with named
+parameters and run on the session's connection (``_statements``, ``permits._statements``): request
+threads share one interpreter, so CPU per purchase is what bounds a web process's sales per second.
+The idempotency key is looked up only when reserving fails (a key already used fails to insert its
+payment, or finds its lot full or its violations held), not before every sale.
+
 A database step that loses its connection (a failover, a restart, a terminated backend) is run
 again on a fresh connection (``RETRY_DELAYS``); settling is idempotent (only a ``pending`` payment
 is settled, in one conditional UPDATE), so a retry whose first COMMIT did go through neither
@@ -53,6 +60,7 @@ side so the rules about a charge with no clear answer read in one place.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import secrets as token_source
@@ -63,7 +71,8 @@ from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import Executable, Row, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -303,31 +312,22 @@ class SandboxProvider:
         self.database = database
 
     @staticmethod
-    def _result(row: SandboxCharge) -> ChargeResult:
+    def _result(row: SandboxCharge | Row[tuple[PaymentStatus, str, str]]) -> ChargeResult:
         return ChargeResult(row.status == PaymentStatus.SUCCEEDED, row.reference, row.message)
 
-    def _record(self, idempotency_key: str, row: Callable[[], SandboxCharge]) -> SandboxCharge:
-        """The ledger row under the key: the one there, else ``row()`` inserted. Of two inserts
-        under one key the first wins and the second finds it, as a processor's idempotency does."""
+    def _record(self, values: dict[str, object]) -> Row[tuple[PaymentStatus, str, str]]:
+        """The ledger row under ``values``' key: the one there, else these values inserted. Of two
+        inserts under one key the first wins and the second finds it, as a processor's
+        idempotency does (``INSERT ... ON CONFLICT DO NOTHING``, then a read if it did nothing)."""
         try:
-            try:
-                return self._insert_once(idempotency_key, row)
-            except IntegrityError:
-                return self._insert_once(idempotency_key, row)
+            with self.database.session() as session:
+                sql, statements = session.connection(), _statements(session.get_bind().dialect.name)
+                inserted = sql.execute(statements["charge"], values).first()
+                if inserted is not None:
+                    return inserted
+                return sql.execute(statements["charge_found"], {"key": values["idempotency_key"]}).one()
         except DBAPIError as exc:
             raise ProviderUnavailable(f"the sandbox processor failed: {exc.orig or exc}") from exc
-
-    def _insert_once(self, idempotency_key: str, row: Callable[[], SandboxCharge]) -> SandboxCharge:
-        with self.database.session() as session:
-            known = session.scalar(
-                select(SandboxCharge).where(SandboxCharge.idempotency_key == idempotency_key)
-            )
-            if known is not None:
-                return known
-            created = row()
-            session.add(created)
-            session.flush()
-            return created
 
     def charge(
         self, *, amount_cents: int, currency: str, card: Card, idempotency_key: str, description: str
@@ -342,16 +342,15 @@ class SandboxProvider:
         }.get(card.number, "Declined: use one of the sandbox test cards.")
         return self._result(
             self._record(
-                idempotency_key,
-                lambda: SandboxCharge(
-                    reference="sbx_" + token_source.token_hex(10),
-                    idempotency_key=idempotency_key,
-                    amount_cents=amount_cents,
-                    currency=currency,
-                    card_last4=card.last4,
-                    status=PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.DECLINED,
-                    message=message,
-                ),
+                {
+                    "reference": "sbx_" + token_source.token_hex(10),
+                    "idempotency_key": idempotency_key,
+                    "amount_cents": amount_cents,
+                    "currency": currency,
+                    "card_last4": card.last4,
+                    "status": PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.DECLINED,
+                    "message": message,
+                }
             )
         )
 
@@ -369,16 +368,15 @@ class SandboxProvider:
 
     def cancel(self, *, idempotency_key: str) -> ChargeResult | None:
         row = self._record(
-            idempotency_key,
-            lambda: SandboxCharge(
-                reference="sbx_" + token_source.token_hex(10),
-                idempotency_key=idempotency_key,
-                amount_cents=0,
-                currency="",
-                card_last4="",
-                status=PaymentStatus.FAILED,
-                message=CANCELLED,
-            ),
+            {
+                "reference": "sbx_" + token_source.token_hex(10),
+                "idempotency_key": idempotency_key,
+                "amount_cents": 0,
+                "currency": "",
+                "card_last4": "",
+                "status": PaymentStatus.FAILED,
+                "message": CANCELLED,
+            }
         )
         return None if row.status == PaymentStatus.FAILED else self._result(row)
 
@@ -391,6 +389,42 @@ class SandboxProvider:
                 return ChargeResult(False, reference, "The refund exceeds what is left of the charge.")
             charge.refunded_cents += amount_cents
             return ChargeResult(True, f"{reference}_r{charge.refunded_cents}", "Refunded")
+
+
+@functools.cache
+def _statements(dialect_name: str) -> dict[str, Executable]:
+    """A checkout's statements, built once with named parameters: building and keying a statement
+    costs more CPU than running it (``permits._statements``)."""
+    ledger = (SandboxCharge.status, SandboxCharge.reference, SandboxCharge.message)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    pays_fines = (
+        select(PaymentAllocation.id)
+        .where(
+            PaymentAllocation.payment_id == bindparam("payment_id"),
+            PaymentAllocation.violation_id.is_not(None),
+        )
+        .exists()
+    )
+    return {
+        "payment": insert(Payment).returning(Payment.id),
+        "allocations": insert(PaymentAllocation),
+        # Settling claims the payment: only a pending one, so a second settle changes nothing.
+        "claim": update(Payment)
+        .where(Payment.id == bindparam("payment_id"), Payment.status == PaymentStatus.PENDING)
+        .values(
+            status=bindparam("new_status"),
+            provider_ref=bindparam("new_reference"),
+            message=bindparam("new_message"),
+            receipt_token=bindparam("new_token"),
+        )
+        .returning(Payment.payer_email, Payment.cart_id, pays_fines.label("pays_fines")),
+        "close_cart": update(Cart)
+        .where(Cart.id == bindparam("cart_id"), Cart.status == CartStatus.OPEN)
+        .values(status=CartStatus.CHECKED_OUT),
+        # The sandbox's ledger: the first insert under a key wins, a second finds it.
+        "charge": dialect.insert(SandboxCharge).on_conflict_do_nothing().returning(*ledger),
+        "charge_found": select(*ledger).where(SandboxCharge.idempotency_key == bindparam("key")),
+    }
 
 
 PROVIDERS: dict[str, Callable[[Database], PaymentProvider]] = {SandboxProvider.name: SandboxProvider}
@@ -538,22 +572,25 @@ def checkout(
         )
 
     try:
-        known = _resume(database, provider, idempotency_key, now, receipt, backend, card, back, secrets)
-        if known is not None:
-            return known
         reserved = with_retries(reserve, "reserving a checkout")
-    except SoldOut as exc:
-        return CheckoutResult("sold_out", str(exc))
-    except NotPayable as exc:
-        return CheckoutResult("refused", str(exc))
-    except IntegrityError:
-        # The same form was submitted twice at once: the other request's payment goes on.
+    except (DomainError, IntegrityError) as exc:
+        # The key is looked up only now, on the way to refusing: a form sent again (a double
+        # click, a retry, a reload) fails to reserve (its key is taken, its violations held, its
+        # lot maybe full since) and is answered with its payment instead, which the processor's
+        # idempotency charges at most once. A new key, nearly every checkout, skips the look-up.
         try:
-            return _resume(
-                database, provider, idempotency_key, now, receipt, backend, card, back, secrets
-            ) or (CheckoutResult("in_progress", PROCESSING))
+            known = _resume(database, provider, idempotency_key, now, receipt, backend, card, back, secrets)
         except DatabaseUnavailable:
             return CheckoutResult("busy", BUSY)
+        if known is not None:
+            return known
+        if isinstance(exc, SoldOut):
+            return CheckoutResult("sold_out", str(exc))
+        if isinstance(exc, NotPayable):
+            return CheckoutResult("refused", str(exc))
+        if isinstance(exc, IntegrityError):  # the other request's payment is not readable yet
+            return CheckoutResult("in_progress", PROCESSING)
+        raise
     except DatabaseUnavailable as exc:
         log.error(
             "checkout %s: nothing done in this attempt, the database is unreachable: %s", idempotency_key, exc
@@ -589,24 +626,53 @@ def _reserve(
     with database.session() as session:
         held = [permits.reserve(session, item, now) for item in sorted(permit_items, key=lambda i: i.lot_id)]
         tickets = [violations.hold_for_payment(session, fine, now) for fine in fines]
-        payment = Payment(
+        amount = sum(item.amount_cents for item in items)
+        sql, statements = session.connection(), _statements(session.get_bind().dialect.name)
+        payment_id = sql.scalar(
+            statements["payment"],
+            {
+                "idempotency_key": idempotency_key,
+                "provider": provider_name,
+                "status": PaymentStatus.PENDING,
+                "amount_cents": amount,
+                "currency": items[0].currency,
+                "payer_email": email_address,
+                "user_id": user_id,
+                "cart_id": cart_id,
+                "card_last4": card.last4 if card is not None else None,
+                "created_at": now,
+            },
+        )
+        sql.execute(
+            statements["allocations"],
+            [
+                {
+                    "payment_id": payment_id,
+                    "permit_id": p.id,
+                    "violation_id": None,
+                    "amount_cents": p.amount_cents,
+                }
+                for p in held
+            ]
+            + [
+                {
+                    "payment_id": payment_id,
+                    "permit_id": None,
+                    "violation_id": f.violation_id,
+                    "amount_cents": f.amount_cents,
+                }
+                for f in fines
+            ],
+        )
+        return _Pending(
+            id=payment_id,
             idempotency_key=idempotency_key,
             provider=provider_name,
-            status=PaymentStatus.PENDING,
-            amount_cents=sum(item.amount_cents for item in items),
-            currency=items[0].currency,
-            payer_email=email_address,
-            user_id=user_id,
-            cart_id=cart_id,
-            card_last4=card.last4 if card is not None else None,
             created_at=now,
+            amount_cents=amount,
+            currency=items[0].currency,
+            description=_description(held, tickets),
         )
-        payment.allocations = [
-            PaymentAllocation(permit_id=p.id, amount_cents=p.amount_cents) for p in held
-        ] + [PaymentAllocation(violation_id=f.violation_id, amount_cents=f.amount_cents) for f in fines]
-        session.add(payment)
-        session.flush()
-        return _pending(payment, held, tickets=tickets)
 
 
 def _tickets(session: Session, payment: Payment) -> list[str]:
@@ -629,11 +695,16 @@ def _pending(
         created_at=payment.created_at,
         amount_cents=payment.amount_cents,
         currency=payment.currency,
-        description=", ".join(
-            [f"{p.product_name or p.kind} permit {p.number}" for p in held]
-            + [f"parking ticket {number}" for number in tickets]
-        ),
+        description=_description(held, tickets),
         payer_name=payer_name,
+    )
+
+
+def _description(held: Sequence[PermitView], tickets: Sequence[str]) -> str:
+    """What the card statement says the charge is for."""
+    return ", ".join(
+        [f"{p.product_name or p.kind} permit {p.number}" for p in held]
+        + [f"parking ticket {number}" for number in tickets]
     )
 
 
@@ -792,35 +863,40 @@ def _settle(
         status, reference, message = PaymentStatus.SUCCEEDED, answer.reference, answer.message
     else:
         status, reference, message = PaymentStatus.DECLINED, answer.reference, answer.message
+    token = token_source.token_urlsafe(24) if status == PaymentStatus.SUCCEEDED else None
     with database.session() as session:
-        claimed = session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
-            .values(status=status, provider_ref=reference, message=message[:255])
-        )
-        payment = session.get(Payment, payment_id)
-        assert payment is not None  # written by the checkout
-        if not claimed.rowcount:  # type: ignore[attr-defined]
+        sql, statements = session.connection(), _statements(session.get_bind().dialect.name)
+        claimed = sql.execute(
+            statements["claim"],
+            {
+                "payment_id": payment_id,
+                "new_status": status,
+                "new_reference": reference,
+                "new_message": message[:255],
+                "new_token": token,
+            },
+        ).first()
+        if claimed is None:
+            payment = session.get(Payment, payment_id)
+            assert payment is not None  # written by the checkout
             return _outcome(session, payment, not_charged)
-        permit_ids = [a.permit_id for a in payment.allocations if a.permit_id is not None]
-        if status != PaymentStatus.SUCCEEDED:
-            for permit_id in permit_ids:
-                permits.release(session, permit_id)
-            return _outcome(session, payment, not_charged)
-        payment.receipt_token = token_source.token_urlsafe(24)
-        views = []
-        for permit_id in permit_ids:
-            view = permits.activate(session, permit_id, now)
-            views.append(view)
-            if payment.payer_email:
-                _send_receipt(session, view, payment.payer_email, payment.receipt_token, receipt, backend)
-        tickets = _settle_violations(session, payment, now, receipt, backend)
-        cart = session.get(Cart, payment.cart_id) if payment.cart_id is not None else None
-        if cart is not None and cart.status == CartStatus.OPEN:
-            cart.status = CartStatus.CHECKED_OUT
-        return CheckoutResult(
-            "paid", "Payment received.", payment.id, payment.receipt_token, tuple(views), tuple(tickets)
-        )
+        if token is None:  # declined, or never charged
+            permits.release_unpaid(session, payment_id)
+            if status == PaymentStatus.DECLINED:
+                return CheckoutResult("declined", message[:255], payment_id)
+            return CheckoutResult("failed", not_charged, payment_id)
+        views = permits.activate_paid(session, payment_id, now)
+        if claimed.payer_email:
+            for view in views:
+                _send_receipt(session, view, claimed.payer_email, token, receipt, backend)
+        tickets: list[str] = []
+        if claimed.pays_fines:
+            payment = session.get(Payment, payment_id)
+            assert payment is not None
+            tickets = _settle_violations(session, payment, now, receipt, backend)
+        if claimed.cart_id is not None:
+            sql.execute(statements["close_cart"], {"cart_id": claimed.cart_id})
+        return CheckoutResult("paid", "Payment received.", payment_id, token, tuple(views), tuple(tickets))
 
 
 def _settle_violations(

@@ -13,7 +13,8 @@ buys the space the offer holds: ``reserve`` does not count it against them, and 
 fulfils the offer.
 
 Never oversell. ``reserve`` takes the lot's row first (``lock_lot``: an UPDATE of the row, the
-first statement of its transaction), then counts and inserts. On PostgreSQL the UPDATE's row lock
+first statement of its transaction), then counts and inserts, in one statement (``_hold``:
+INSERT ... SELECT ... WHERE the count is below the allowance). On PostgreSQL the UPDATE's row lock
 queues concurrent buyers of the lot, and the count (a new snapshot per statement under READ
 COMMITTED) sees every committed sale; on SQLite the same UPDATE takes the database's write lock
 before anything is read. The last space is sold once whatever the number of buyers or processes.
@@ -46,15 +47,33 @@ together keeps that rule single.
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets as token_source
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Executable,
+    Insert,
+    Row,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -81,6 +100,7 @@ from models import (
     WaitlistEntry,
     WaitlistStatus,
 )
+from models.permits import new_reference
 
 HOLD = timedelta(minutes=15)  # how long a checkout may hold a space before paying
 MAX_PLATES = 3  # plates on one permit (a household's cars; one parks at a time)
@@ -205,14 +225,15 @@ def _awaiting_processor() -> ColumnElement[bool]:
     )
 
 
-def _holding(now: datetime) -> ColumnElement[bool]:
-    """Permits that hold a space: active ones, pending ones still within their hold, and pending
-    ones past it whose payment is unresolved (a card charged while the connection dropped: the
-    space is the buyer's until the processor says otherwise, see ``expire_holds``)."""
+def _holding(held_since: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """Permits that hold a space: active ones, pending ones still within their hold (created
+    after ``held_since``: now less ``HOLD``), and pending ones past it whose payment is unresolved
+    (a card charged while the connection dropped: the space is the buyer's until the processor
+    says otherwise, see ``expire_holds``)."""
     return or_(
         Permit.status == PermitStatus.ACTIVE,
         and_(
-            Permit.status == PermitStatus.PENDING, or_(Permit.created_at > now - HOLD, _awaiting_processor())
+            Permit.status == PermitStatus.PENDING, or_(Permit.created_at > held_since, _awaiting_processor())
         ),
     )
 
@@ -226,7 +247,7 @@ def lot_taken(
         select(Permit.lot_id, func.count(Permit.id))
         .where(
             Permit.lot_id.in_(lot_ids),
-            _holding(now),
+            _holding(now - HOLD),
             Permit.valid_from < end,
             Permit.valid_to > start,
         )
@@ -274,7 +295,12 @@ def zone_taken(
     space and its pay-station records (ParkMobile and others), overlapping the period."""
     permits = session.execute(
         select(Permit.zone_id, func.count(Permit.id))
-        .where(Permit.zone_id.in_(zone_ids), _holding(now), Permit.valid_from < end, Permit.valid_to > start)
+        .where(
+            Permit.zone_id.in_(zone_ids),
+            _holding(now - HOLD),
+            Permit.valid_from < end,
+            Permit.valid_to > start,
+        )
         .group_by(Permit.zone_id)
     )
     records = session.execute(
@@ -383,68 +409,243 @@ def new_number(kind: PermitKind | str) -> str:
     return f"{prefix}-{token_source.token_hex(4).upper()}"
 
 
+# The checkout's statements are built once, with named parameters (``_statements``): building
+# and keying a statement costs more CPU than running it, and a checkout runs a dozen.
+_HOLD_COLUMNS = (
+    "number",
+    "reference",
+    "kind",
+    "status",
+    "source",
+    "user_id",
+    "email",
+    "lot_id",
+    "product_id",
+    "valid_from",
+    "valid_to",
+    "amount_cents",
+    "currency",
+    "over_allowance",
+    "created_at",
+    "updated_at",
+)
+
+
+def _buyer_offers(buyer: str) -> Select[int]:
+    """The open waitlist offers of a product (``:offer_product``) to the buyer at ``:at``, oldest
+    first: by account (``buyer`` "user", ``:buyer_user``) or by e-mail ("email", ``:buyer_email``,
+    lower case)."""
+    who = (
+        WaitlistEntry.user_id == bindparam("buyer_user")
+        if buyer == "user"
+        else func.lower(WaitlistEntry.email) == bindparam("buyer_email")
+    )
+    return (
+        select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.product_id == bindparam("offer_product"),
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > bindparam("at"),
+            who,
+        )
+        .order_by(WaitlistEntry.offered_at)
+    )
+
+
+def _buyer(user_id: int | None, email: str | None) -> tuple[str, dict[str, object]]:
+    """How a buyer's waitlist offers are found (``_buyer_offers``): "none" without either."""
+    if user_id is not None:
+        return "user", {"buyer_user": user_id}
+    if email:
+        return "email", {"buyer_email": email.lower()}
+    return "none", {}
+
+
+@functools.cache
+def _hold(buyer: str) -> Insert:
+    """The availability count and the hold in one statement: ``INSERT INTO permits ... SELECT
+    :values WHERE taken < :allowance RETURNING id``, where taken is ``lot_taken`` for
+    ``:hold_lot`` over ``[:hold_from, :hold_to)`` at ``:at``, less the space the buyer's own open
+    offer holds. Under the lot's lock, no row inserted means sold out."""
+    columns = Permit.__table__.c
+    start: BindParameter[datetime] = bindparam("hold_from")
+    end: BindParameter[datetime] = bindparam("hold_to")
+    now: BindParameter[datetime] = bindparam("at")
+    held = (
+        select(func.count(Permit.id))
+        .where(
+            Permit.lot_id == bindparam("hold_lot"), _holding(bindparam("held_since")), Permit.valid_from < end
+        )
+        .where(Permit.valid_to > start)
+        .scalar_subquery()
+    )
+    offers = (
+        select(func.count(WaitlistEntry.id))
+        .where(
+            WaitlistEntry.lot_id == bindparam("hold_lot"),
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    taken = held + offers
+    if buyer != "none":
+        taken = taken - case((_buyer_offers(buyer).exists(), 1), else_=0)
+    values = select(*(bindparam(f"new_{name}", type_=columns[name].type) for name in _HOLD_COLUMNS))
+    return (
+        insert(Permit)
+        .from_select(list(_HOLD_COLUMNS), values.where(taken < bindparam("allowance")))
+        .returning(Permit.id)
+    )
+
+
+@functools.cache
+def _statements() -> dict[str, Executable]:
+    """The other statements of a sale, each with named parameters."""
+    held_by_payment = select(PaymentAllocation.permit_id).where(
+        PaymentAllocation.payment_id == bindparam("payment_id"), PaymentAllocation.permit_id.is_not(None)
+    )
+    return {
+        "lock": update(Lot).where(Lot.id == bindparam("lot_id")).values(capacity=Lot.capacity),  # lock_lot
+        "lot_and_product": select(
+            Lot.name,
+            Lot.capacity,
+            Lot.permits_allowed,
+            Lot.is_active,
+            Lot.sells_standard,
+            Lot.sells_temporary,
+            PermitProduct.lot_id.label("product_lot_id"),
+            PermitProduct.kind,
+            PermitProduct.name.label("product_name"),
+            PermitProduct.is_active.label("product_active"),
+        )
+        .outerjoin(PermitProduct, PermitProduct.id == bindparam("product_id"))
+        .where(Lot.id == bindparam("lot_id")),
+        "plates": insert(PermitVehicle),
+        "activate": update(Permit)
+        .where(Permit.id.in_(held_by_payment), Permit.status == PermitStatus.PENDING)
+        .values(status=PermitStatus.ACTIVE)
+        .returning(Permit.product_id, Permit.user_id, Permit.email),
+        "release": update(Permit)
+        .where(Permit.id.in_(held_by_payment), Permit.status == PermitStatus.PENDING)
+        .values(status=PermitStatus.CANCELLED),
+        "views": select(
+            *Permit.__table__.c,
+            Lot.name.label("lot_name"),
+            LotZone.name.label("zone_name"),
+            PermitProduct.name.label("product_name"),
+            PermitVehicle.plate,
+        )
+        .outerjoin(Lot, Lot.id == Permit.lot_id)
+        .outerjoin(LotZone, LotZone.id == Permit.zone_id)
+        .outerjoin(PermitProduct, PermitProduct.id == Permit.product_id)
+        .outerjoin(PermitVehicle, PermitVehicle.permit_id == Permit.id)
+        .where(Permit.id.in_(held_by_payment))
+        .order_by(Permit.id, PermitVehicle.id),
+        **{
+            f"fulfil_{buyer}": update(WaitlistEntry)
+            .where(WaitlistEntry.id == _buyer_offers(buyer).limit(1).scalar_subquery().correlate(None))
+            .values(status=WaitlistStatus.FULFILLED)
+            for buyer in ("user", "email")
+        },
+    }
+
+
 def reserve(session: Session, request: PermitRequest, now: datetime) -> PermitView:
     """Hold a space: a ``pending`` permit, or ``SoldOut``. Must run at the start of its own
-    transaction (the caller commits it before charging the card)."""
-    lot = _locked_lot(session, request.lot_id)
-    product = session.get(PermitProduct, request.product_id)
-    if product is None or product.lot_id != lot.id or not product.is_active:
+    transaction (the caller commits it before charging the card).
+
+    Four statements, as a checkout's throughput depends on them: the lot's lock, one read of the
+    lot and the product, the availability count and the hold in one (``_hold``), and the plates.
+    Core statements on the session's connection: none of the ORM's per-statement work."""
+    sql, statements = session.connection(), _statements()
+    if not sql.execute(statements["lock"], {"lot_id": request.lot_id}).rowcount:
+        raise NotFound("That lot does not exist.")
+    lot = sql.execute(
+        statements["lot_and_product"], {"lot_id": request.lot_id, "product_id": request.product_id}
+    ).one()
+    if lot.product_lot_id != request.lot_id or not lot.product_active:
         raise ValidationFailed({"product": "this permit is not sold in this lot any more"})
-    if not lot.is_active or not (
-        lot.sells_standard if product.kind == PermitKind.STANDARD else lot.sells_temporary
-    ):
-        raise ValidationFailed({"product": f"{lot.name} does not sell {product.kind} permits now"})
+    sells = lot.sells_standard if lot.kind == PermitKind.STANDARD else lot.sells_temporary
+    if not lot.is_active or not sells:
+        raise ValidationFailed({"product": f"{lot.name} does not sell {lot.kind} permits now"})
     if not request.plates or len(request.plates) > MAX_PLATES:
         raise ValidationFailed({"plates": f"one to {MAX_PLATES} licence plates"})
-    taken = lot_taken(session, [lot.id], request.valid_from, request.valid_to, now)[lot.id]
-    if _open_offer(session, product.id, request.user_id, request.email, now) is not None:
-        taken -= 1  # the space the buyer's waitlist offer holds is theirs
-    if taken >= lot.allowance:
+    values: dict[str, object] = {
+        "number": new_number(lot.kind),
+        "reference": new_reference(),
+        "kind": PermitKind(lot.kind),
+        "status": PermitStatus.PENDING,
+        "source": request.source,
+        "user_id": request.user_id,
+        "email": request.email,
+        "lot_id": request.lot_id,
+        "product_id": request.product_id,
+        "valid_from": request.valid_from,
+        "valid_to": request.valid_to,
+        "amount_cents": request.amount_cents,
+        "currency": request.currency,
+        "over_allowance": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    buyer, who = _buyer(request.user_id, request.email)
+    permit_id = sql.scalar(
+        _hold(buyer),
+        {
+            **{f"new_{name}": value for name, value in values.items()},
+            **who,
+            "hold_lot": request.lot_id,
+            "offer_product": request.product_id,
+            "hold_from": request.valid_from,
+            "hold_to": request.valid_to,
+            "at": now,
+            "held_since": now - HOLD,
+            "allowance": lot.capacity if lot.permits_allowed is None else lot.permits_allowed,
+        },
+    )
+    if permit_id is None:
         raise SoldOut(f"{lot.name} is sold out for that time.")
-    permit = Permit(
-        number=new_number(product.kind),
-        kind=product.kind,
-        status=PermitStatus.PENDING,
-        source=request.source,
-        user_id=request.user_id,
-        email=request.email,
-        lot_id=lot.id,
-        product_id=product.id,
+    sql.execute(
+        statements["plates"],
+        [
+            {"permit_id": permit_id, "plate": typed, "plate_normalized": normal}
+            for typed, normal in request.plates
+        ],
+    )
+    return PermitView(
+        id=permit_id,
+        number=str(values["number"]),
+        reference=str(values["reference"]),
+        kind=str(values["kind"]),
+        status=str(PermitStatus.PENDING),
+        source=str(request.source),
+        external_id=None,
+        lot_id=request.lot_id,
+        lot_name=lot.name,
+        zone_id=None,
+        zone_name=None,
+        product_id=request.product_id,
+        product_name=lot.product_name,
+        plates=tuple(typed for typed, _normal in request.plates),
         valid_from=request.valid_from,
         valid_to=request.valid_to,
         amount_cents=request.amount_cents,
         currency=request.currency,
-        created_at=now,
+        email=request.email,
+        user_id=request.user_id,
     )
-    permit.vehicles = [
-        PermitVehicle(plate=typed, plate_normalized=normal) for typed, normal in request.plates
-    ]
-    session.add(permit)
-    session.flush()
-    return view(permit)
 
 
 def _open_offer(
     session: Session, product_id: int, user_id: int | None, email: str | None, now: datetime
 ) -> WaitlistEntry | None:
     """The buyer's open waitlist offer for this product (by account, else by email), if any."""
-    if user_id is not None:
-        who = WaitlistEntry.user_id == user_id
-    elif email:
-        who = func.lower(WaitlistEntry.email) == email.lower()
-    else:
+    buyer, who = _buyer(user_id, email)
+    if buyer == "none":
         return None
-    return session.scalar(
-        select(WaitlistEntry)
-        .where(
-            WaitlistEntry.product_id == product_id,
-            WaitlistEntry.status == WaitlistStatus.OFFERED,
-            WaitlistEntry.offer_expires_at > now,
-            who,
-        )
-        .order_by(WaitlistEntry.offered_at)
-        .limit(1)
-    )
+    offer_id = session.scalar(_buyer_offers(buyer).limit(1), {**who, "offer_product": product_id, "at": now})
+    return None if offer_id is None else session.get(WaitlistEntry, offer_id)
 
 
 def activate(session: Session, permit_id: int, now: datetime) -> PermitView:
@@ -469,6 +670,62 @@ def release(session: Session, permit_id: int) -> None:
     if permit is not None and permit.status == PermitStatus.PENDING:
         permit.status = PermitStatus.CANCELLED
         session.flush()
+
+
+def activate_paid(session: Session, payment_id: int, now: datetime) -> list[PermitView]:
+    """``activate`` for each permit the payment holds, in id order: one UPDATE for them all, one
+    per permit whose buyer may hold a waitlist offer, and one read of the views (a checkout's
+    settle, while it holds the payment's row)."""
+    sql, statements = session.connection(), _statements()
+    activated = sql.execute(statements["activate"], {"payment_id": payment_id}).all()
+    for product_id, user_id, email in activated:
+        buyer, who = _buyer(user_id, email)
+        if product_id is not None and buyer != "none":
+            sql.execute(statements[f"fulfil_{buyer}"], {**who, "offer_product": product_id, "at": now})
+    return payment_views(session, payment_id)
+
+
+def release_unpaid(session: Session, payment_id: int) -> None:
+    """``release`` for each permit the payment holds, in one statement."""
+    session.connection().execute(_statements()["release"], {"payment_id": payment_id})
+
+
+def payment_views(session: Session, payment_id: int) -> list[PermitView]:
+    """The views of the permits a payment is for, in id order, read in one statement (no ORM
+    objects: a checkout's settle builds its receipts from these)."""
+    rows = session.connection().execute(_statements()["views"], {"payment_id": payment_id}).all()
+    plates: dict[int, list[str]] = {}
+    first: dict[int, Row[Any]] = {}
+    for row in rows:
+        first.setdefault(row.id, row)
+        if row.plate is not None:
+            plates.setdefault(row.id, []).append(row.plate)
+    return [
+        PermitView(
+            id=row.id,
+            number=row.number,
+            reference=row.reference,
+            kind=str(row.kind),
+            status=str(row.status),
+            source=str(row.source),
+            external_id=row.external_id,
+            lot_id=row.lot_id,
+            lot_name=row.lot_name,
+            zone_id=row.zone_id,
+            zone_name=row.zone_name,
+            product_id=row.product_id,
+            product_name=row.product_name,
+            plates=tuple(plates.get(row.id, ())),
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            amount_cents=row.amount_cents,
+            currency=row.currency,
+            email=row.email,
+            user_id=row.user_id,
+            over_allowance=row.over_allowance,
+        )
+        for row in first.values()
+    ]
 
 
 def expire_holds(session: Session, now: datetime) -> int:

@@ -180,6 +180,25 @@ def _start(order: TemporaryOrder, tz: ZoneInfo, now: datetime, errors: dict[str,
 def quote_order(session: Session, order: TemporaryOrder, tz: ZoneInfo, now: datetime) -> TemporaryQuote:
     """The price, validity and availability of what the form describes (plate and e-mail are not
     needed for a price); ``ValidationFailed`` names each wrong field."""
+    lot, product, start, end, amount = _priced(session, order, tz, now)
+    free = permits.lot_availability(session, lot.id, start, end, now)
+    return TemporaryQuote(
+        lot_id=lot.id,
+        lot_name=lot.name,
+        product_id=product.id,
+        product_name=product.name,
+        valid_from=start,
+        valid_to=end,
+        amount_cents=amount,
+        currency=product.currency,
+        available=free.available,
+    )
+
+
+def _priced(
+    session: Session, order: TemporaryOrder, tz: ZoneInfo, now: datetime
+) -> tuple[Lot, PermitProduct, datetime, datetime, int]:
+    """What the form describes, checked: lot, product, validity and price."""
     lot = _lot(session, order.lot_id)
     errors: dict[str, str] = {}
     product_id = _whole(order.product_id)
@@ -205,19 +224,7 @@ def quote_order(session: Session, order: TemporaryOrder, tz: ZoneInfo, now: date
         end = start + timedelta(minutes=minutes)
     else:  # a fixed permit without a length: until local midnight
         end = permits.local_day_start(start.astimezone(tz).date() + timedelta(days=1), tz)
-    amount = permits.quote(product, start, end)
-    free = permits.lot_availability(session, lot.id, start, end, now)
-    return TemporaryQuote(
-        lot_id=lot.id,
-        lot_name=lot.name,
-        product_id=product.id,
-        product_name=product.name,
-        valid_from=start,
-        valid_to=end,
-        amount_cents=amount,
-        currency=product.currency,
-        available=free.available,
-    )
+    return lot, product, start, end, permits.quote(product, start, end)
 
 
 def clean_email(value: object) -> str:
@@ -260,8 +267,8 @@ def buy(
     hosted = payments.is_hosted(provider)
     tz = receipt.tz
     errors: dict[str, str] = {}
-    with database.session() as session:
-        quote = _collect(errors, lambda: quote_order(session, order, tz, now))
+    with database.session() as session:  # availability is not asked: the sale counts under the lock
+        priced = _collect(errors, lambda: _priced(session, order, tz, now))
     plate = _collect(errors, lambda: clean_plate(order.plate))
     address = _collect(errors, lambda: clean_email(order.email))
     card = None
@@ -271,15 +278,16 @@ def buy(
         )
     if errors:
         raise ValidationFailed(errors)
-    assert quote is not None and plate is not None and address is not None and (card is not None or hosted)
+    assert priced is not None and plate is not None and address is not None and (card is not None or hosted)
+    lot, product, start, end, amount = priced
     request = PermitRequest(
-        lot_id=quote.lot_id,
-        product_id=quote.product_id,
+        lot_id=lot.id,
+        product_id=product.id,
         plates=(plate,),
-        valid_from=quote.valid_from,
-        valid_to=quote.valid_to,
-        amount_cents=quote.amount_cents,
-        currency=quote.currency,
+        valid_from=start,
+        valid_to=end,
+        amount_cents=amount,
+        currency=product.currency,
         email=address,
         user_id=user_id,
     )

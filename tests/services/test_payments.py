@@ -4,6 +4,7 @@ submits), receipts in the outbox, refunds."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from dashboard.services import email, payments, permits
 from dashboard.services.errors import ValidationFailed
@@ -38,6 +39,8 @@ from models import (
     PermitStatus,
     Pricing,
     SandboxCharge,
+    WaitlistEntry,
+    WaitlistStatus,
 )
 from tests.faults import DropConnection
 
@@ -129,6 +132,35 @@ def test_a_paid_checkout_activates_the_permit_and_queues_the_receipt(core, produ
     assert count(core, SandboxCharge.id) == 1
 
 
+def test_a_purchase_is_three_short_transactions_of_thirteen_statements(core, product):
+    """The checkout's throughput (README, Performance) rests on its work per purchase: reserve,
+    the sandbox's charge and settle, one transaction each, 13 statements in all; the lot's count
+    and the hold are one INSERT ... SELECT, and the key is not looked up before a new sale."""
+    statements: list[str] = []
+    commits: list[bool] = []
+
+    def executed(_conn, _cursor, statement, *_rest) -> None:
+        statements.append(statement)
+
+    def committed(_conn) -> None:
+        commits.append(True)
+
+    event.listen(core.db.engine, "before_cursor_execute", executed)
+    event.listen(core.db.engine, "commit", committed)
+    try:
+        result = pay(core, product)
+    finally:
+        event.remove(core.db.engine, "before_cursor_execute", executed)
+        event.remove(core.db.engine, "commit", committed)
+    assert result.paid
+    assert len(commits) == 3 and len(statements) == 13, statements
+    holds = [s for s in statements if s.startswith("INSERT INTO permits ")]
+    assert len(holds) == 1 and "SELECT count(permits.id)" in holds[0]
+    assert not any(s.startswith("SELECT") and "FROM payments" in s.split("WHERE")[0] for s in statements)
+    with core.db.session() as s:
+        assert s.scalar(select(func.count(OutboxMessage.id))) == 1
+
+
 def test_a_second_submit_of_the_same_form_charges_once(core, product):
     first = pay(core, product)
     second = pay(core, product)
@@ -209,6 +241,53 @@ def test_sold_out_stores_nothing(core, product):
     result = pay(core, product, key="form-key-2", plate="XYZ 999")
     assert result.status == "sold_out" and "sold out" in result.message
     assert count(core, Payment.id) == 1 and count(core, SandboxCharge.id) == 1
+
+
+@pytest.mark.parametrize("by_account", [False, True])
+def test_a_waitlist_offer_holds_the_space_for_its_buyer_and_their_checkout_fulfils_it(
+    core, product, make_user, by_account
+):
+    """The lot's one space is held by an offer (to a guest's e-mail, or to an account): anyone
+    else is sold out; the offered buyer's checkout sells it and fulfils the offer, one statement
+    each (``permits._hold``, ``permits.activate_paid``)."""
+    holder = make_user(email="Sam@Example.com") if by_account else None
+    with core.db.session() as s:
+        s.add(
+            WaitlistEntry(
+                product_id=product.id,
+                lot_id=product.lot_id,
+                user_id=holder.id if holder else None,
+                email="Sam@Example.com",
+                status=WaitlistStatus.OFFERED,
+                offered_at=NOW,
+                offer_expires_at=NOW + timedelta(hours=1),
+                offer_token="o" * 32,
+            )
+        )
+    card = payments.clean_card(SUCCESS_CARD, "12/29", "123", TODAY)
+
+    def buy(key: str, address: str, user_id: int | None) -> payments.CheckoutResult:
+        request = dataclasses.replace(item(product), email=address, user_id=user_id)
+        return payments.checkout(
+            core.db,
+            SandboxProvider(core.db),
+            items=[request],
+            card=card,
+            idempotency_key=key,
+            email_address=address,
+            user_id=user_id,
+            receipt=RECEIPT,
+            backend=email.OutboxBackend(),
+            now=NOW,
+        )
+
+    assert buy("someone-else", "kim@example.com", None).status == "sold_out"
+    paid = buy("the-offered-buyer", "sam@example.com", holder.id if holder else None)
+    assert paid.paid and paid.permits[0].status == "active" and paid.permits[0].plates == ("ABC 123",)
+    assert paid.permits[0].lot_name == "Visitor Lot" and paid.permits[0].product_name == "Hourly"
+    with core.db.session() as s:
+        assert s.scalar(select(WaitlistEntry.status)) == WaitlistStatus.FULFILLED
+    assert count(core, SandboxCharge.id) == 1
 
 
 def test_refunds_partial_then_full_cancel_the_permit(core, product, make_user):
