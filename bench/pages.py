@@ -11,6 +11,7 @@ wire, so compressed where the server compresses) and the median time to the firs
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     instance = Path(tempfile.mkdtemp(prefix="parkops-bench-pages-"))
     app = create_app(
-        Settings(instance_path=instance, secret_key="bench", embedded_mqtt_port=18829, testing=True)
+        Settings(instance_path=instance, secret_key="bench", embedded_mqtt_port=int(os.environ.get("PARKOPS_TEST_MQTT_PORT", "18829")), testing=True)
     )
     core = app.extensions["parkops"]
     prepare_database(core)
