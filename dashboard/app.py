@@ -33,6 +33,7 @@ from dashboard.push import register_push
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
 from dashboard.sso_routes import register_sso_routes
+from dashboard.static_assets import register_static_compression
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     core.dash = dash_app
+    register_static_compression(server, dash_app.config.routes_pathname_prefix)
     dash_app.layout = shell.layout
     shell.register_callbacks(dash_app)
     guard_pages()
