@@ -320,7 +320,7 @@ APPLY_BATCH_LUA = """
 if redis.call('EXISTS', 'parkops:occ:live') == 0 then return {-9} end
 local ttl, now_s, window, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = tonumber(now_s)
-local out, counted, states = {}, {}, {}
+local out, counted, states, lot_state = {}, {}, {}, {}
 local lots = tonumber(ARGV[5])
 for i = 6 + lots, #ARGV, 7 do
   local kind, lot, id, token, value, extra, ts_s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
@@ -343,15 +343,23 @@ for i = 6 + lots, #ARGV, 7 do
   else
     local key = 'parkops:occ:lot:' .. lot .. ':counter'
     local recent = 'parkops:occ:lot:' .. lot .. ':recent'
-    local state = redis.call('HMGET', key, 'count', 'abs_ts', 'trim_ts')
-    local count = tonumber(state[1] or '0')
-    if ts < tonumber(state[2] or '0') or (kind == 'c' and ts <= tonumber(state[3] or '0')) then
+    -- A lot's counter state is read once per batch and its count written once at the end (below):
+    -- two Redis calls per event (the claim and the ZADD) instead of four.
+    local state = lot_state[lot]
+    if state == nil then
+      local stored = redis.call('HMGET', key, 'count', 'abs_ts', 'trim_ts')
+      state = {count = tonumber(stored[1] or '0'), abs = tonumber(stored[2] or '0'),
+               trim = tonumber(stored[3] or '0'), dirty = false}
+      lot_state[lot] = state
+    end
+    local count = state.count
+    if ts < state.abs or (kind == 'c' and ts <= state.trim) then
       code = -2
     elseif kind == 'e' then
       local delta = tonumber(value)
       count = count + delta
       if count < 0 then count = 0; clamped = 1 end
-      redis.call('HSET', key, 'count', count)
+      state.count, state.dirty = count, true
       -- a device clock running ahead must not keep its events "after" every later count
       redis.call('ZADD', recent, ts > now and now_s or ts_s, value .. ':' .. id)
       counted[lot] = true
@@ -364,11 +372,15 @@ for i = 6 + lots, #ARGV, 7 do
       redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. ts_s)
       if count < 0 then count = 0; clamped = 1 end
       redis.call('HSET', key, 'count', count, 'capacity', extra, 'abs_ts', ts_s)
+      state.count, state.abs, state.dirty = count, ts, false
       code = count
     end
   end
   out[#out + 1] = code
   out[#out + 1] = clamped
+end
+for lot, state in pairs(lot_state) do
+  if state.dirty then redis.call('HSET', 'parkops:occ:lot:' .. lot .. ':counter', 'count', state.count) end
 end
 -- Forget events older than the window, or beyond the size limit; trim_ts records how far, so
 -- that a count older than that (whose later events are partly gone) is refused as out of date.
