@@ -30,11 +30,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from playwright.sync_api import Page, Request, sync_playwright
+from redis.client import PubSubWorkerThread
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dashboard import embedded  # noqa: E402
 from dashboard.app import create_app, prepare_database  # noqa: E402
 from dashboard.services import demo  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
@@ -129,6 +131,13 @@ def main() -> int:
             context.close()
         browser.close()
     server.shutdown()
+    # The embedded Redis outlives its process while any client (the app's change watch, a pool)
+    # is still connected: stop it, and the broker, as ``parkops run`` does.
+    for thread in threading.enumerate():
+        if isinstance(thread, PubSubWorkerThread):
+            thread.stop()
+    core.db.dispose()
+    embedded.shutdown()
 
     print(
         f"/real-time page weight at 390x844: first load (nothing cached) and a repeat visit, {args.runs} runs"
