@@ -30,6 +30,7 @@ from dashboard.report_routes import register_report_routes
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
 from dashboard.sso_routes import idp_logout_url, register_sso_routes
+from dashboard.static_assets import register_static_compression
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     # Screen readers pick their voice from the page's language; Dash's own page leaves it unsaid.
     dash_app.index_string = dash_app.index_string.replace("<html>", '<html lang="en">', 1)
     core.dash = dash_app
+    register_static_compression(server, dash_app.config.routes_pathname_prefix)
     dash_app.layout = shell.layout
     shell.register_callbacks(dash_app)
     guard_pages()

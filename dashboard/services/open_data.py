@@ -28,7 +28,10 @@ The list is the hot path (every map refresh of every visitor), so its JSON body 
 Redis for one second by ``BodyCache``: one request at a time rebuilds it while the others serve
 the previous body. ``occupancy`` also drops it (``PUBLIC_CACHE_KEY``, the same key as
 ``LIST_CACHE_KEY``) on every change, so a new figure shows on the next rebuild; other edits (a
-renamed or closed group) show within the second. One group (``GroupIndex``) is read from the
+renamed or closed group) show within the second. A web process also keeps the last body it read
+for a tenth of a second without asking Redis, except right after a change: it listens to the
+occupancy change channel (``ChangeWatch``), so a sensor's change is in the API within milliseconds
+of the ingester applying it. One group (``GroupIndex``) is read from the
 same cached list, so the two never disagree.
 """
 
@@ -38,7 +41,10 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,6 +65,7 @@ from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, Poli
 from models import Lot, OccupancySource
 
 LIST_CACHE_KEY = "parkops:api:lot-groups"
+log = logging.getLogger(__name__)
 FIWARE_CACHE_KEY = "parkops:api:fiware:{}"
 DEFAULT_HISTORY = timedelta(hours=24)
 # The years a date may have in our inputs: parking happens in between, and the edges of
@@ -354,9 +361,11 @@ class BodyCache:
     """
 
     _memo: ClassVar[dict[str, CachedBody]] = {}  # per process: the last body read, by key
-    _checked: ClassVar[dict[str, float]] = {}  # per process: when that body was last confirmed
-    # A body confirmed this recently is served without asking Redis: under load that removes a
-    # round trip from nearly every request, for at most this much extra delay on a change.
+    # per process: when that body was last confirmed, and the change generation it was read in
+    _checked: ClassVar[dict[str, tuple[float, int]]] = {}
+    # A body confirmed this recently, with no change announced since (``ChangeWatch``), is served
+    # without asking Redis: under load that removes a round trip from nearly every request. A
+    # change missed (the watch reconnecting) shows after at most this long.
     local_ttl_s: ClassVar[float] = 0.1
     FRESH_WAIT_S: ClassVar[float] = 2.0
 
@@ -374,11 +383,13 @@ class BodyCache:
         tenth of a second and the previous body served during a rebuild could both hide it until
         its next refresh, so it asks Redis and waits for a rebuild in progress instead."""
         known = self._memo.get(self.key)
-        recent = time.monotonic() - self._checked.get(self.key, 0.0) < self.local_ttl_s
+        checked_at, generation = self._checked.get(self.key, (0.0, -1))
+        recent = generation == CHANGES.generation and time.monotonic() - checked_at < self.local_ttl_s
         if not fresh and known is not None and recent:
             return known
+        generation = CHANGES.generation  # taken before reading: a change announced meanwhile counts
         cached = self._get(build, fresh)
-        self._checked[self.key] = time.monotonic()
+        self._checked[self.key] = (time.monotonic(), generation)
         return cached
 
     def _get(self, build: Callable[[], bytes], fresh: bool) -> CachedBody:
@@ -437,6 +448,72 @@ class BodyCache:
         return CachedBody(body, hashlib.blake2b(body, digest_size=16).hexdigest())
 
 
+class ChangeWatch:
+    """One Redis subscriber per process (and per Redis connection pool) to the occupancy change
+    channel: each message moves ``generation`` on, which makes ``BodyCache`` ask Redis again
+    instead of serving its local copy. Without it a new figure waited out the local tenth of a
+    second (publish -> API was ~108 ms). If the subscription is down, the local copy is still
+    re-checked every ``local_ttl_s``."""
+
+    RETRY_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._lock = threading.Lock()
+        self._pool: object | None = None
+        self._pid = 0
+        self._thread: Any = None
+        self._retry_at = 0.0
+        self._down = False
+
+    def watch(self, client: redis.Redis) -> None:
+        """Make sure this process listens (cheap when it already does)."""
+        if self._watching(client) or time.monotonic() < self._retry_at:
+            return
+        with self._lock:
+            if self._watching(client):
+                return
+            if self._thread is not None and self._pid == os.getpid():
+                self._thread.stop()  # another Redis than before (tests build one per app)
+            self._thread = None
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(**{occupancy.CHANNEL: self._changed})
+                self._thread = pubsub.run_in_thread(
+                    sleep_time=1.0, daemon=True, exception_handler=self._failed
+                )
+            except redis.RedisError as exc:
+                log.warning("open data: cannot watch occupancy changes (%s); reading Redis each time", exc)
+                self._retry_at = time.monotonic() + self.RETRY_SECONDS
+                return
+            self._pool, self._pid = client.connection_pool, os.getpid()
+            self.generation += 1
+
+    def _watching(self, client: redis.Redis) -> bool:
+        return (
+            self._thread is not None
+            and self._pool is client.connection_pool
+            and self._pid == os.getpid()
+            and self._thread.is_alive()
+        )
+
+    def _changed(self, _message: object) -> None:
+        self.generation += 1
+        self._down = False
+
+    def _failed(self, exc: BaseException, _pubsub: object, _thread: object) -> None:
+        """Redis restarting: messages may be lost meanwhile, so nothing local counts as confirmed;
+        the subscription comes back with the connection. Logged once per outage."""
+        self.generation += 1
+        if not self._down:
+            log.warning("open data: lost the occupancy change channel (%s); retrying", exc)
+        self._down = True
+        time.sleep(1.0)
+
+
+CHANGES = ChangeWatch()
+
+
 def list_cache(client: redis.Redis) -> BodyCache:
     return BodyCache(client, LIST_CACHE_KEY)
 
@@ -457,6 +534,7 @@ def cached_list(
             policy = occupancy.load_policy(session, secrets)
             return dump({"lot_groups": public_groups(session, LiveStore(client), policy, now())})
 
+    CHANGES.watch(client)
     return list_cache(client).get(build, fresh=fresh)
 
 

@@ -374,6 +374,25 @@ def test_a_fresh_read_skips_the_local_grace(core: Core, monkeypatch: pytest.Monk
     assert cache.get(build, fresh=True).body == b'{"n":2}'
 
 
+def test_an_announced_change_ends_the_local_grace(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A figure the ingester applied is announced on the change channel: the process stops
+    serving its local copy at once instead of after the grace (publish -> API in milliseconds)."""
+    monkeypatch.setattr(open_data.BodyCache, "local_ttl_s", 30.0)
+    monkeypatch.setattr(open_data.BodyCache, "_memo", {})
+    monkeypatch.setattr(open_data.BodyCache, "_checked", {})
+    open_data.CHANGES.watch(core.redis)
+    cache, build = _cache(core), Builder()
+    cache.get(build)
+    cache.invalidate()
+    assert cache.get(build).body == b'{"n":1}'  # nothing announced: the local copy
+    before = open_data.CHANGES.generation
+    deadline = time.monotonic() + 5
+    while open_data.CHANGES.generation == before and time.monotonic() < deadline:
+        core.redis.publish(occupancy.CHANNEL, '{"group_id": 1}')
+        time.sleep(0.05)
+    assert cache.get(build).body == b'{"n":2}'
+
+
 def test_cold_cache_with_a_rebuild_in_progress_builds_without_storing(core: Core) -> None:
     cache, build = _cache(core), Builder()
     other = core.redis.lock("test:body:lock", timeout=10)

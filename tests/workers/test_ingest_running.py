@@ -167,6 +167,8 @@ def test_a_stuck_ingester_turns_healthz_503_and_shows_why(
         with _ingester(core, client_id):
             _until_subscribed(core, client_id)
             seen = _one_more(core, garage)
+            # The feed's counters move just after the batch is kept, a moment after the count.
+            _wait_for(lambda: core.redis.get(MESSAGES_KEY) is not None, "the feed's counters")
             messages_before = int(core.redis.get(MESSAGES_KEY))
             assert client.get("/healthz").status_code == 200
             with refused_writes(core, "unknown_device_messages"):

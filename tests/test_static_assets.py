@@ -1,0 +1,75 @@
+"""Static files are sent compressed (brotli, else gzip, else as they are) and versioned ones are
+cached for a year: what ``bench/pages.py`` measures, checked on the real app's responses."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import brotli
+import dash_leaflet
+from flask.testing import FlaskClient
+
+from dashboard.settings import PROJECT_ROOT
+from dashboard.static_assets import choose_encoding
+
+BOOTSTRAP = PROJECT_ROOT / "assets" / "00-bootstrap.min.css"
+
+
+def _asset_url(client: FlaskClient, name: str) -> str:
+    page = client.get("/real-time").get_data(as_text=True)
+    found = re.search(rf'"(/[^"]*{re.escape(name)}[^"]*)"', page)
+    assert found, f"{name} is not on the page"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_a_versioned_asset_is_sent_with_brotli_and_cached_for_a_year(client: FlaskClient) -> None:
+    url = _asset_url(client, "00-bootstrap.min.css")
+    assert "?m=" in url
+    response = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br, zstd"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "br"
+    assert "Accept-Encoding" in response.headers["Vary"]
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert int(response.headers["Content-Length"]) == len(response.data) < BOOTSTRAP.stat().st_size // 5
+    assert brotli.decompress(response.data) == BOOTSTRAP.read_bytes()
+
+
+def test_gzip_or_nothing_for_clients_without_brotli(client: FlaskClient) -> None:
+    url = _asset_url(client, "00-bootstrap.min.css")
+    packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.data) == BOOTSTRAP.read_bytes()
+    refused = client.get(url, headers={"Accept-Encoding": "br;q=0, gzip"})
+    assert refused.headers["Content-Encoding"] == "gzip"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and "Accept-Encoding" in plain.headers["Vary"]
+    assert plain.data == BOOTSTRAP.read_bytes()
+
+
+def test_an_unversioned_asset_url_is_revalidated_not_cached_for_a_year(client: FlaskClient) -> None:
+    response = client.get("/assets/00-bootstrap.min.css", headers={"Accept-Encoding": "br"})
+    assert response.headers["Content-Encoding"] == "br"
+    assert "immutable" not in response.headers.get("Cache-Control", "")
+    again = client.get(
+        "/assets/00-bootstrap.min.css",
+        headers={"Accept-Encoding": "br", "If-None-Match": response.headers["ETag"]},
+    )
+    assert again.status_code == 304 and again.data == b""
+
+
+def test_component_bundles_are_sent_with_brotli(client: FlaskClient) -> None:
+    url = _asset_url(client, "dash_leaflet.v")
+    response = client.get(url, headers={"Accept-Encoding": "gzip, br"})
+    assert response.status_code == 200 and response.headers["Content-Encoding"] == "br"
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+    bundle = (Path(dash_leaflet.__file__).parent / "dash_leaflet.js").read_bytes()
+    assert brotli.decompress(response.data) == bundle
+
+
+def test_choose_encoding() -> None:
+    assert choose_encoding("gzip, deflate, br, zstd") == "br"
+    assert choose_encoding("gzip;q=1.0, br;q=0") == "gzip"
+    assert choose_encoding("identity") is None
+    assert choose_encoding("") is None
