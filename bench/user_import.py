@@ -1,13 +1,15 @@
 """User import benchmark: rows per second and peak memory of the managed CSV import.
 
-    .venv/bin/python bench/user_import.py [--rows 100000] [--database-url URL]
+    .venv/bin/python bench/user_import.py [--rows 100000 --rows 200000] [--database-url URL]
 
-A CSV of ``--rows`` users (about one in fifty rows invalid, so the failures file is exercised too)
+For each ``--rows`` (each in a fresh process and a fresh database, so peak memory is that size's
+own), a CSV of that many users (about one in fifty rows invalid, so the failures file is exercised too)
 is written to a temporary drop folder and imported by ``user_import.import_file``, exactly as the
 Managed User Import task does (batches committed, failures CSV spooled, e-mail to the outbox, the
 file moved into ``.bak``). Then the same file is imported again: every row is then an update
-check ("unchanged"), the steady state of a nightly full export. The database is a fresh SQLite file
-unless ``--database-url`` names another (migrated here).
+check ("unchanged"), the steady state of a nightly full export; then once more with every last name
+changed ("updated"). The database is a fresh SQLite file unless ``--database-url`` names another
+(migrated here; its users and imports are deleted first, so only point it at a scratch database).
 
 Peak memory: the process's peak resident set (``ru_maxrss``) before and after each import, and
 ``tracemalloc``'s peak of Python allocations during it; the import must not grow with the file.
@@ -16,8 +18,10 @@ Peak memory: the process's peak resident set (``ru_maxrss``) before and after ea
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -28,12 +32,14 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import delete, select  # noqa: E402
+
 from dashboard.db import Database  # noqa: E402
 from dashboard.services import email, user_import  # noqa: E402
-from models import UserType  # noqa: E402
+from models import User, UserImport, UserType  # noqa: E402
 
 
-def write_file(path: Path, rows: int) -> int:
+def write_file(path: Path, rows: int, surname: str = "Last") -> int:
     """The CSV, written row by row; returns how many rows are invalid on purpose."""
     rng = random.Random(42)
     bad = 0
@@ -45,7 +51,8 @@ def write_file(path: Path, rows: int) -> int:
                 address, bad = f"user{n}-no-at-sign", bad + 1
             kind = "student" if n % 3 else "staff"
             handle.write(
-                f"S{n:07d},{address},First{n},Last{n},{kind},555-{n % 10000:04d},{n} Main St,Townsville\r\n"
+                f"S{n:07d},{address},First{n},{surname}{n},{kind},555-{n % 10000:04d},"
+                f"{n} Main St,Townsville\r\n"
             )
     return bad
 
@@ -73,26 +80,44 @@ def run(db: Database, path: Path, label: str) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--database-url")
-    args = parser.parse_args()
+def one_size(rows: int, database_url: str | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="parkops-bench-import-"))
-    db = Database(args.database_url or f"sqlite:///{work / 'bench.db'}")
+    db = Database(database_url or f"sqlite:///{work / 'bench.db'}")
     db.upgrade()
     with db.session() as session:
+        session.execute(delete(UserImport))
+        session.execute(delete(User).where(User.external_id.is_not(None)))
         email.ensure_default_templates(session)
-        session.add_all([UserType(code="student", name="Student"), UserType(code="staff", name="Staff")])
+        if not session.scalar(select(UserType).where(UserType.code == "student")):
+            session.add_all([UserType(code="student", name="Student"), UserType(code="staff", name="Staff")])
     drop = work / "drop"
     drop.mkdir()
-    for label in ("first import (creates)", "second import (unchanged)"):
+    for label, surname in (
+        ("first import (creates)", "Last"),
+        ("second import (unchanged)", "Last"),
+        ("third import (every last name changed)", "Renamed"),
+    ):
         path = drop / "users.csv"
-        bad = write_file(path, args.rows)
+        bad = write_file(path, rows, surname)
         size = path.stat().st_size / 2**20
-        print(f"{path.name}: {args.rows:,} rows ({bad} invalid), {size:.1f} MiB")
+        print(f"{path.name}: {rows:,} rows ({bad} invalid), {size:.1f} MiB", flush=True)
         run(db, path, label)
     db.dispose()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, action="append", help="rows per file (repeat for several sizes)")
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    for rows in args.rows or [100_000]:
+        child = context.Process(target=one_size, args=(rows, args.database_url))
+        child.start()
+        child.join()
+        if child.exitcode:
+            raise SystemExit(child.exitcode)
 
 
 if __name__ == "__main__":
