@@ -43,7 +43,7 @@ BAK_FOLDER = ".bak"
 # How many failed rows the e-mail lists in its body; all of them are in the attached CSV.
 LISTED_FAILURES = 100
 # Names that say a file is still being uploaded or is someone's temporary copy.
-_PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", "~")
+PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", "~")
 _CHUNK = 1 << 16
 
 
@@ -650,7 +650,7 @@ def _is_candidate(path: Path) -> bool:
         path.is_file()
         and not name.startswith(".")
         and name.endswith(".csv")
-        and not name.endswith(_PARTIAL_SUFFIXES)
+        and not name.endswith(PARTIAL_SUFFIXES)
     )
 
 
@@ -662,7 +662,7 @@ def ready_files(
     ``pause`` seconds apart; or named like a partial upload)."""
     folder.mkdir(parents=True, exist_ok=True)
     waiting = sorted(
-        p.name for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(_PARTIAL_SUFFIXES)
+        p.name for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(PARTIAL_SUFFIXES)
     )
     first = {p: _look(p) for p in folder.iterdir() if _is_candidate(p)}
     if not first:
@@ -739,6 +739,18 @@ def import_file(
             with path.open("rb") as handle, open_session() as session:
 
                 def checkpoint(current: Summary) -> None:
+                    # The counts so far go with the batch, so an import cut off by a killed worker
+                    # shows how far it got.
+                    session.execute(
+                        update(UserImport)
+                        .where(UserImport.id == import_id)
+                        .values(
+                            rows_read=current.rows_read,
+                            created=current.created,
+                            updated=current.updated,
+                            failed=current.failed,
+                        )
+                    )
                     session.commit()
                     progress(
                         f"{path.name}: {current.rows_read} rows read, {current.created} created, "
@@ -796,6 +808,26 @@ def import_file(
             row.kept_as,
             row.outbox_message_id,
         )
+
+
+INTERRUPTED = (
+    "interrupted: the worker stopped before the file was finished (the rows counted here were "
+    "saved); the file stayed in the drop folder and the next run imports it again, where rows "
+    "already saved count as unchanged"
+)
+
+
+def close_interrupted(session: Session, now: datetime) -> list[str]:
+    """Close the imports a killed worker left open (no ``finished_at``) as interrupted, and return
+    their file names. Only the Managed User Import task imports files, under its lock, so an import
+    still open when a run starts belongs to a run that died: its file was not moved into ``.bak``
+    (that happens last), so this run imports it again, and its rows upsert by unique id, so none is
+    imported twice."""
+    rows = list(session.scalars(select(UserImport).where(UserImport.finished_at.is_(None))))
+    for row in rows:
+        row.finished_at = now
+        row.error = INTERRUPTED
+    return [row.filename for row in rows]
 
 
 # --- history -------------------------------------------------------------------------------------
