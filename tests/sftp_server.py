@@ -81,6 +81,11 @@ class SftpServer:
         return self
 
     def stop(self) -> None:
+        """Close the live connections (``acceptor.close`` only stops listening), then the loop;
+        a second call does nothing."""
+        if self._loop.is_closed():
+            return
+
         async def close() -> None:
             for conn in self.connections:
                 conn.close()

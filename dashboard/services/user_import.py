@@ -272,7 +272,7 @@ class _Account:
     user_type_id: int | None
     bounced: bool
     auth_source: AuthSource = AuthSource.LOCAL
-    changed: bool = False
+    changed: set[str] = field(default_factory=set)  # the columns rows of the chunk changed
 
 
 _ACCOUNT_COLUMNS = (
@@ -366,13 +366,14 @@ def _decide(record: Record, types: Mapping[str, UserType], index: _Index) -> tup
     ):
         if value is not None:
             changes[key] = value
-    if all(getattr(account, key) == value for key, value in changes.items()):
+    changed = {key for key, value in changes.items() if getattr(account, key) != value}
+    if not changed:
         return account, "unchanged"
     index.remove(account)
-    for key, value in changes.items():
-        setattr(account, key, value)
+    for key in changed:
+        setattr(account, key, changes[key])
     index.add(account)
-    account.changed = True
+    account.changed |= changed
     return account, "updated"
 
 
@@ -380,17 +381,19 @@ def _write(session: Session, accounts: list[_Account]) -> None:
     """One bulk UPDATE (by primary key) for the changed accounts, then one bulk INSERT for the new
     ones, whose ids come back in order."""
     now = utcnow()
+    # Only the columns that changed (a renamed user does not rewrite the unique indexes); the ORM
+    # sends one executemany per set of columns.
     updates = [
         {
-            "id": a.id, "email": a.email, "external_id": a.external_id, "username": a.username,
-            "first_name": a.first_name, "last_name": a.last_name, "phone": a.phone,
-            "user_type_id": a.user_type_id, "updated_at": now,
+            "id": a.id,
+            "updated_at": now,
+            **{key: getattr(a, key) for key in sorted(a.changed)},
             # As ``upsert``: a change to a bounced account clears the bounce (its address is news).
             **({"email_bounced_at": None, "email_bounce_reason": None} if a.bounced else {}),
         }
         for a in accounts
         if a.id is not None and a.changed
-    ]  # fmt: skip
+    ]
     if updates:
         session.execute(update(User), updates)
     new = [a for a in accounts if a.id is None]
