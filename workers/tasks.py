@@ -424,10 +424,14 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
     if folder is None:
         raise TaskNotConfigured(f"Import Drop Folder not set ({THIRD_PARTY_HINT} > CSV User Import)")
     with ctx.session() as session:
-        interrupted = user_import.close_interrupted(session, utcnow())
-    for name in interrupted:
-        ctx.logger.warning("user import: %s was interrupted by a stopped worker; importing it again", name)
-    lines: list[str] = [f"{name}: interrupted (the worker stopped); imported again" for name in interrupted]
+        interrupted = user_import.close_interrupted(session, folder, utcnow())
+    lines: list[str] = [
+        f"{name}: interrupted (the worker stopped); "
+        + ("imported again" if again else "its rows were saved and the file was already in .bak")
+        for name, again in interrupted
+    ]
+    for line in lines:
+        ctx.logger.warning("user import: %s", line)
     pull_error = ""
     if config["csv_import_sftp_host"]:
         sftp = _sftp_config(config)
@@ -440,8 +444,8 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
             lines.append(pull_error)
         fetched = f"SFTP {sftp.where}: {len(pulled.fetched)} files fetched (moved into .bak on the server)"
         lines.append(fetched + (f": {', '.join(pulled.fetched)}" if pulled.fetched else ""))
-        lines += _listed("left on the SFTP server for the next run (still being written)", pulled.waiting)
         ctx.logger.info("user import: %s", lines[-1])
+        lines += _listed("left on the SFTP server for the next run (still being written)", pulled.waiting)
     try:
         ready, waiting = user_import.ready_files(folder, pause=IMPORT_SETTLE_SECONDS)
     except OSError as exc:

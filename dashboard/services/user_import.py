@@ -818,19 +818,28 @@ INTERRUPTED = (
     "saved); the file stayed in the drop folder and the next run imports it again, where rows "
     "already saved count as unchanged"
 )
+INTERRUPTED_AFTER_MOVE = (
+    "interrupted: the worker stopped after every row was saved and the file moved into .bak, "
+    "before this record was completed (the failures, if any, were not e-mailed)"
+)
 
 
-def close_interrupted(session: Session, now: datetime) -> list[str]:
-    """Close the imports a killed worker left open (no ``finished_at``) as interrupted, and return
-    their file names. Only the Managed User Import task imports files, under its lock, so an import
-    still open when a run starts belongs to a run that died: its file was not moved into ``.bak``
-    (that happens last), so this run imports it again, and its rows upsert by unique id, so none is
-    imported twice."""
-    rows = list(session.scalars(select(UserImport).where(UserImport.finished_at.is_(None))))
-    for row in rows:
+def close_interrupted(session: Session, folder: Path, now: datetime) -> list[tuple[str, bool]]:
+    """Close the imports a killed worker left open (no ``finished_at``) as interrupted; return each
+    file name and whether the file is still in ``folder`` (to be imported again by this run).
+
+    Only the Managed User Import task imports files, under its lock, so an import still open when a
+    run starts belongs to a run that died. Its file leaves the folder only after its last row is
+    saved, so it is normally still there and this run imports it again; rows upsert by unique id,
+    so none is imported twice."""
+    closed: list[tuple[str, bool]] = []
+    open_rows = select(UserImport).where(UserImport.finished_at.is_(None)).order_by(UserImport.id)
+    for row in session.scalars(open_rows):
+        again = (folder / row.filename).is_file()
         row.finished_at = now
-        row.error = INTERRUPTED
-    return [row.filename for row in rows]
+        row.error = INTERRUPTED if again else INTERRUPTED_AFTER_MOVE
+        closed.append((row.filename, again))
+    return closed
 
 
 # --- history -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from dashboard.services import user_import
 from dashboard.services.user_import import ImportRefused
-from models import LoginMethod, User, UserType
+from models import LoginMethod, User, UserImport, UserType
 
 
 def run(session, text: str | bytes, filename: str = "users.csv"):
@@ -272,3 +272,29 @@ def test_a_chunk_the_database_refuses_in_bulk_is_redone_row_by_row(session, monk
     )
     assert _words(results) == ["created", "email: c@x.test belongs to an account with another unique id"]
     assert session.scalar(select(User.email).where(User.external_id == "Z1")) == "z1@x.test"
+
+
+def test_open_imports_are_closed_as_interrupted_saying_whether_their_file_is_imported_again(
+    session, tmp_path
+):
+    (tmp_path / "still-here.csv").write_text("unique_id,email\n")
+    started = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    session.add_all(
+        [
+            UserImport(filename="still-here.csv", started_at=started, rows_read=500),
+            UserImport(filename="moved.csv", started_at=started, rows_read=40),
+            UserImport(filename="done.csv", started_at=started, finished_at=started),
+        ]
+    )
+    session.flush()
+    now = datetime(2026, 3, 1, 2, 5, tzinfo=UTC)
+    assert user_import.close_interrupted(session, tmp_path, now) == [
+        ("still-here.csv", True),
+        ("moved.csv", False),
+    ]
+    rows = {r.filename: r for r in session.scalars(select(UserImport))}
+    assert rows["still-here.csv"].error == user_import.INTERRUPTED
+    assert rows["moved.csv"].error == user_import.INTERRUPTED_AFTER_MOVE
+    assert rows["done.csv"].error == ""
+    assert all(r.finished_at is not None for r in rows.values())
+    assert user_import.close_interrupted(session, tmp_path, now) == []
