@@ -11,8 +11,10 @@ check ("unchanged"), the steady state of a nightly full export; then once more w
 changed ("updated"). The database is a fresh SQLite file unless ``--database-url`` names another
 (migrated here; its users and imports are deleted first, so only point it at a scratch database).
 
-Peak memory: the process's peak resident set (``ru_maxrss``) before and after each import, and
-``tracemalloc``'s peak of Python allocations during it; the import must not grow with the file.
+Peak memory: the process's peak resident set (``ru_maxrss``) before and after each import (about
+110 MiB is the interpreter with SQLAlchemy and the app's modules loaded); the import must not grow
+it with the file. ``--trace-allocations`` adds ``tracemalloc``'s peak of Python allocations during
+each import, at the cost of a much slower run, so rows/s are measured without it.
 """
 
 from __future__ import annotations
@@ -61,26 +63,29 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(db: Database, path: Path, label: str) -> None:
+def run(db: Database, path: Path, label: str, trace: bool) -> None:
     rss_before = peak_rss_mib()
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     started = time.perf_counter()
     result = user_import.import_file(
         db.session, path, recipient="registrar@campus.test", backend=email.OutboxBackend(), reply_to=None,
         tz=ZoneInfo("America/Toronto"),
     )  # fmt: skip
     elapsed = time.perf_counter() - started
-    _current, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    traced = ""
+    if trace:
+        traced = f", Python allocations peak {tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
+        tracemalloc.stop()
     print(
         f"{label}: {result.rows_read} rows in {elapsed:.1f} s = {result.rows_read / elapsed:,.0f} rows/s "
         f"({result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
-        f"{result.failed} failed); peak RSS {rss_before:.0f} -> {peak_rss_mib():.0f} MiB, "
-        f"Python allocations peak {traced_peak / 2**20:.1f} MiB"
+        f"{result.failed} failed); peak RSS {rss_before:.0f} -> {peak_rss_mib():.0f} MiB{traced}",
+        flush=True,
     )
 
 
-def one_size(rows: int, database_url: str | None) -> None:
+def one_size(rows: int, database_url: str | None, trace: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="parkops-bench-import-"))
     db = Database(database_url or f"sqlite:///{work / 'bench.db'}")
     db.upgrade()
@@ -101,7 +106,7 @@ def one_size(rows: int, database_url: str | None) -> None:
         bad = write_file(path, rows, surname)
         size = path.stat().st_size / 2**20
         print(f"{path.name}: {rows:,} rows ({bad} invalid), {size:.1f} MiB", flush=True)
-        run(db, path, label)
+        run(db, path, label, trace)
     db.dispose()
     shutil.rmtree(work, ignore_errors=True)
 
@@ -110,10 +115,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, action="append", help="rows per file (repeat for several sizes)")
     parser.add_argument("--database-url")
+    parser.add_argument(
+        "--trace-allocations",
+        action="store_true",
+        help="also report tracemalloc's peak of Python allocations (slows the import about threefold)",
+    )
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     for rows in args.rows or [100_000]:
-        child = context.Process(target=one_size, args=(rows, args.database_url))
+        child = context.Process(target=one_size, args=(rows, args.database_url, args.trace_allocations))
         child.start()
         child.join()
         if child.exitcode:
