@@ -9,7 +9,8 @@ Managed User Import task does (batches committed, failures CSV spooled, e-mail t
 file moved into ``.bak``). Then the same file is imported again: every row is then an update
 check ("unchanged"), the steady state of a nightly full export; then once more with every last name
 changed ("updated"). The database is a fresh SQLite file unless ``--database-url`` names another
-(migrated here; its users and imports are deleted first, so only point it at a scratch database).
+(migrated here; its users and imports, and on PostgreSQL every row that refers to a user, are
+deleted first, so only point it at a scratch database).
 
 Peak memory: the process's peak resident set (``ru_maxrss``) before and after each import (about
 110 MiB is the interpreter with SQLAlchemy and the app's modules loaded); the import must not grow
@@ -34,7 +35,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import delete, select  # noqa: E402
+from sqlalchemy import delete, select, text  # noqa: E402
 
 from dashboard.db import Database  # noqa: E402
 from dashboard.services import email, user_import  # noqa: E402
@@ -90,8 +91,13 @@ def one_size(rows: int, database_url: str | None, trace: bool) -> None:
     db = Database(database_url or f"sqlite:///{work / 'bench.db'}")
     db.upgrade()
     with db.session() as session:
-        session.execute(delete(UserImport))
-        session.execute(delete(User).where(User.external_id.is_not(None)))
+        if session.get_bind().dialect.name == "postgresql":
+            # TRUNCATE, not DELETE: a previous size's rows must not stay behind as dead tuples
+            # (with autovacuum off or behind, they would slow this size's inserts).
+            session.execute(text("TRUNCATE user_imports, users CASCADE"))
+        else:
+            session.execute(delete(UserImport))
+            session.execute(delete(User).where(User.external_id.is_not(None)))
         email.ensure_default_templates(session)
         if not session.scalar(select(UserType).where(UserType.code == "student")):
             session.add_all([UserType(code="student", name="Student"), UserType(code="staff", name="Staff")])

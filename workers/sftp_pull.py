@@ -216,6 +216,8 @@ def pull(
         message = f"SFTP error on {config.where} in folder {config.folder or '.'!r}: {exc.reason}"
     except asyncssh.Error as exc:
         message = f"the SFTP connection to {config.where} failed: {exc.reason}"
+    except ValueError as exc:  # a stored key that no longer reads (both are checked when saved)
+        message = f"the SFTP settings cannot be used: {exc}"
     except TimeoutError:
         message = f"the SFTP server {config.where} did not answer in time"
     except OSError as exc:
