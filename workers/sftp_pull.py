@@ -18,6 +18,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -192,9 +193,11 @@ def pull(
     result = PullResult()
     client = _PinnedClient()
     try:
-        asyncio.run(
-            asyncio.wait_for(_pull(config, drop, pause, now, sleep, result, client), PULL_TIMEOUT_SECONDS)
-        )
+        # A loop of its own in a thread of its own: the caller's thread may already run one (a
+        # task started from async code, Playwright's sync API in tests), where asyncio.run fails.
+        work = asyncio.wait_for(_pull(config, drop, pause, now, sleep, result, client), PULL_TIMEOUT_SECONDS)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sftp-pull") as pool:
+            pool.submit(asyncio.run, work).result()
     except asyncssh.HostKeyNotVerifiable:
         shown = f" ({ssh_keys.describe(client.refused_key)})" if client.refused_key else ""
         message = (

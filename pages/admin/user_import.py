@@ -26,6 +26,7 @@ from models import Role, TaskOutcome
 register_page(__name__, path="/admin/user-import", title="User Import", min_role=Role.ADMIN)
 
 REFRESH_MS = 30_000
+WRAP = {"overflowWrap": "anywhere"}
 TASK = "managed-user-import"
 
 
@@ -109,7 +110,7 @@ def _last_trouble(run: system_tasks.RunView | None, tz: Any) -> Any:
     return dbc.Alert(
         [
             html.Strong(f"The last run ({when_words(run.started_at, tz)}) {_TROUBLE[run.outcome]}: "),
-            html.Span("\n".join(lines), style={"whiteSpace": "pre-line", "overflowWrap": "anywhere"}),
+            html.Span("\n".join(lines), style={"whiteSpace": "pre-line", **WRAP}),
         ],
         color="danger",
         id="user-import-trouble",
@@ -136,7 +137,9 @@ def _status() -> Any:
         parts.append("The Managed User Import task is off in System Task Logs.")
     else:
         parts.append(f"It runs {task.schedule_words}; next run: {system_tasks.next_run_words(task, tz)}.")
-    return [dbc.Alert(" ".join(parts), color="info", id="user-import-state"), _last_trouble(last, tz)]
+    # A key fingerprint or a folder path is one long word: let it wrap on a phone.
+    state = dbc.Alert(" ".join(parts), color="info", id="user-import-state", style=WRAP)
+    return [state, _last_trouble(last, tz)]
 
 
 def _history_table(imports: list[user_import.ImportView]) -> Any:
