@@ -5,9 +5,11 @@ The same attributes (and the same "possible names" for each) serve the CSV heade
 so a row refused by one is refused by the others for the same reason.
 
 Files are streamed: the csv module reads a text stream over the open file, failed rows go to a
-spooled temporary file, and the caller commits every ``BATCH`` rows, so memory stays flat however
-big the file is. A file is checked whole before anything is written (encoding, headers, at least
-one row), so a file refused for its form changes nothing and loses nothing.
+spooled temporary file, rows are upserted ``BATCH`` at a time by ``upsert_many`` (one look-up query
+and two bulk writes per chunk, not a few queries per row) and the caller commits after each chunk,
+so memory stays flat however big the file is. A file is checked whole before anything is written
+(encoding, headers, at least one row), so a file refused for its form changes nothing and loses
+nothing.
 """
 
 from __future__ import annotations
