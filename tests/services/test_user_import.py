@@ -298,3 +298,19 @@ def test_open_imports_are_closed_as_interrupted_saying_whether_their_file_is_imp
     assert rows["done.csv"].error == ""
     assert all(r.finished_at is not None for r in rows.values())
     assert user_import.close_interrupted(session, tmp_path, now) == []
+
+
+def test_a_growing_table_gets_its_planner_statistics_refreshed_at_each_doubling(session, monkeypatch):
+    monkeypatch.setattr(user_import, "BATCH", 2)
+    monkeypatch.setattr(user_import, "ANALYZE_FIRST", 2)
+    refreshed: list[int] = []
+    real = user_import.refresh_statistics
+
+    def spy(s) -> None:
+        refreshed.append(s.scalar(select(func.count()).select_from(User)))
+        real(s)
+
+    monkeypatch.setattr(user_import, "refresh_statistics", spy)
+    summary, _ = run(session, "unique_id,email\n" + "".join(f"S{i},u{i}@x.test\n" for i in range(10)))
+    assert summary.created == 10
+    assert refreshed == [2, 4, 8]  # then at 16, 32...
