@@ -214,3 +214,16 @@ def test_a_file_still_growing_on_the_server_waits_for_the_next_run(server, drop)
     later = sftp_pull.pull(config, drop, pause=0.0, now=utcnow, sleep=asyncio.sleep)
     assert later.fetched == ["growing.csv"] and later.waiting == []
     assert (drop / "growing.csv").read_text() == "unique_id,email\nS2,b@campus.test\n"
+
+
+def test_a_pinned_key_of_another_type_than_the_server_has_is_refused(core, server, drop):
+    (server.root / "outgoing" / "users.csv").write_text(USERS)
+    pinned = asyncssh.generate_private_key("ecdsa-sha2-nistp256").export_public_key("openssh").decode("ascii")
+    configure(core, server, drop, csv_import_sftp_host_key=pinned)
+    run = execute_task(core, TASK, "test")
+    assert run.outcome == TaskOutcome.FAILED.value
+    assert (
+        f"SFTP pull FAILED: the SFTP server 127.0.0.1:{server.port} offers no host key of the pinned type "
+        f"({ssh_keys.describe(ssh_keys.host_key(pinned))}): refused to connect" in run.message
+    )
+    assert (server.root / "outgoing" / "users.csv").read_text() == USERS
