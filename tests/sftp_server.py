@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncssh
+
+T = TypeVar("T")
 
 
 class _Server(asyncssh.SSHServer):
@@ -60,7 +63,7 @@ class SftpServer:
     def public_host_key(self) -> str:
         return self.host_key.export_public_key("openssh").decode("ascii").strip()
 
-    def _run(self, coro):  # noqa: ANN001, ANN202 (a test helper)
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
 
     def start(self) -> SftpServer:
