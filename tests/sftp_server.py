@@ -46,6 +46,19 @@ USERNAME = "campus-import"
 PASSWORD = "s3cret-pass"  # noqa: S105 (the test server's own login)
 
 
+class _Sftp(asyncssh.SFTPServer):
+    """The SFTP subsystem, able to refuse renames (a ``.bak`` the login may not write to)."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, owner: SftpServer) -> None:
+        super().__init__(chan, chroot=str(owner.root).encode())
+        self.owner = owner
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        if self.owner.refuse_moves:
+            raise asyncssh.SFTPPermissionDenied("moves refused by the test server")
+        super().rename(oldpath, newpath)
+
+
 class SftpServer:
     def __init__(self, root: Path, username: str = USERNAME, password: str = PASSWORD) -> None:
         self.root = root
@@ -53,6 +66,7 @@ class SftpServer:
         self.password = password
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.client_key: asyncssh.SSHKey | None = None
+        self.refuse_moves = False
         self.connections: list[asyncssh.SSHServerConnection] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -75,7 +89,7 @@ class SftpServer:
                 0,
                 server_factory=lambda: _Server(self),
                 server_host_keys=[self.host_key],
-                sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(self.root).encode()),
+                sftp_factory=lambda chan: _Sftp(chan, self),
                 allow_scp=False,
             )
 

@@ -2,9 +2,10 @@
 into the Import Drop Folder, where the import takes them like dropped files.
 
 The order is what makes a failure lose nothing: a file is downloaded under a ``.part`` name (which
-the import ignores), renamed once complete, and only then moved into ``.bak`` on the server. A
-connection lost in between leaves the file on the server for the next run (it may then be
-imported twice, which is harmless: rows upsert by unique id); a file is never gone from both sides.
+the import ignores), renamed once complete, and only then moved into ``.bak`` on the server; if
+that move fails, the local copy is removed and the file waits on the server for the next run. Only
+a worker killed between the two steps leaves both copies, and the file is then imported twice,
+which is harmless (rows upsert by unique id); a file is never gone from both sides.
 
 The server must show the host key pinned in System Settings: no key pinned, or another key, and
 ParkOps does not log in at all. asyncssh's ``known_hosts`` takes the pinned key as the only
@@ -166,7 +167,12 @@ async def _pull(
             if await sftp.exists(moved):
                 stem, suffix = os.path.splitext(name)
                 moved = posixpath.join(bak, f"{stem}-{now():%Y%m%dT%H%M%S%f}{suffix}")
-            await sftp.rename(remote, moved)
+            try:
+                await sftp.rename(remote, moved)
+            except BaseException:
+                # Still on the server: drop the copy, or every run would import the file again.
+                target.unlink(missing_ok=True)
+                raise
             result.fetched.append(target.name)
 
 

@@ -227,3 +227,20 @@ def test_a_pinned_key_of_another_type_than_the_server_has_is_refused(core, serve
         f"({ssh_keys.describe(ssh_keys.host_key(pinned))}): refused to connect" in run.message
     )
     assert (server.root / "outgoing" / "users.csv").read_text() == USERS
+
+
+def test_a_file_the_server_will_not_let_go_of_is_not_imported_until_it_can_be_moved(core, server, drop):
+    (server.root / "outgoing" / "users.csv").write_text(USERS)
+    server.refuse_moves = True
+    configure(core, server, drop)
+    run = execute_task(core, TASK, "test")
+    assert run.outcome == TaskOutcome.FAILED.value
+    assert f"SFTP pull FAILED: SFTP error on 127.0.0.1:{server.port} in folder 'outgoing': " in run.message
+    assert external_ids(core) == []
+    assert not (drop / "users.csv").exists()  # the copy is dropped, the file stays on the server
+    assert (server.root / "outgoing" / "users.csv").read_text() == USERS
+
+    server.refuse_moves = False
+    assert execute_task(core, TASK, "test").outcome == TaskOutcome.SUCCESS.value
+    assert external_ids(core) == ["S1", "S3"]
+    assert (server.root / "outgoing" / ".bak" / "users.csv").is_file()
