@@ -111,6 +111,7 @@ async def _pull(
     config: SftpConfig,
     drop: Path,
     pause: float,
+    min_age: float,
     now: Callable[[], datetime],
     sleep: Callable[[float], Awaitable[None]],
     result: PullResult,
@@ -136,6 +137,11 @@ async def _pull(
         folder = config.folder or "."
         first, partial = await _listing(sftp, folder)
         result.waiting.extend(partial)
+        # Too new: written to less than ``min_age`` ago (by this host's clock; a server clock ahead
+        # delays a file by the difference, never for good).
+        newest = now().timestamp() - min_age
+        result.waiting.extend(sorted(n for n, (_size, mtime) in first.items() if mtime > newest))
+        first = {n: look for n, look in first.items() if look[1] <= newest}
         if not first:
             return
         await sleep(pause)
@@ -181,12 +187,14 @@ def pull(
     drop: Path,
     *,
     pause: float,
+    min_age: float,
     now: Callable[[], datetime],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> PullResult:
     """Fetch every complete CSV file of the remote folder into ``drop`` (oldest first) and move it
-    into ``.bak`` on the server. A file whose size or time changes between two looks ``pause``
-    seconds apart, or named like a partial upload, stays for the next run. Raises
+    into ``.bak`` on the server. A file modified less than ``min_age`` seconds ago, whose size or
+    time changes between two looks ``pause`` seconds apart, or named like a partial upload, stays
+    for the next run. Raises
     ``SftpPullError``; ``error.result`` then holds what was fetched before the failure."""
     if not config.host_key.strip():
         raise SftpPullError(
@@ -201,7 +209,9 @@ def pull(
     try:
         # A loop of its own in a thread of its own: the caller's thread may already run one (a
         # task started from async code, Playwright's sync API in tests), where asyncio.run fails.
-        work = asyncio.wait_for(_pull(config, drop, pause, now, sleep, result, client), PULL_TIMEOUT_SECONDS)
+        work = asyncio.wait_for(
+            _pull(config, drop, pause, min_age, now, sleep, result, client), PULL_TIMEOUT_SECONDS
+        )
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sftp-pull") as pool:
             pool.submit(asyncio.run, work).result()
     except asyncssh.HostKeyNotVerifiable:

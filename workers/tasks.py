@@ -147,6 +147,9 @@ THIRD_PARTY_HINT = "System Settings > Third Party"
 # Seconds between the two looks at a dropped file that tell a complete file from one still being
 # written (its size or modification time changed).
 IMPORT_SETTLE_SECONDS = 2.0
+# A file on the SFTP server modified more recently than this is left for the next run (an upload
+# that pauses longer than the two looks apart).
+SFTP_MIN_AGE_SECONDS = 30.0
 MISTALL_SETTINGS = ("mistall_enabled", "mistall_api_url", "mistall_username", "mistall_password")
 
 
@@ -436,7 +439,9 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
     if config["csv_import_sftp_host"]:
         sftp = _sftp_config(config)
         try:
-            pulled = sftp_pull.pull(sftp, folder, pause=IMPORT_SETTLE_SECONDS, now=utcnow)
+            pulled = sftp_pull.pull(
+                sftp, folder, pause=IMPORT_SETTLE_SECONDS, min_age=SFTP_MIN_AGE_SECONDS, now=utcnow
+            )
         except sftp_pull.SftpPullError as exc:
             pulled = exc.result
             pull_error = f"SFTP pull FAILED: {exc}"

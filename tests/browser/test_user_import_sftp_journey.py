@@ -38,6 +38,7 @@ def test_admin_sets_up_the_sftp_pull_on_a_phone_and_sees_it_work(
 ):
     prepare_database(core)
     monkeypatch.setattr(tasks, "IMPORT_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(tasks, "SFTP_MIN_AGE_SECONDS", 0.0)
     key = asyncssh.generate_private_key("ssh-ed25519")
     server.client_key = key
     (server.root / "outgoing" / "users.csv").write_text("unique_id,email\nS1,ana@campus.test\n")

@@ -101,6 +101,7 @@ def test_lower_roles_get_nothing(app, login_as, imported, role, status):
 
 def test_the_sftp_pull_and_the_last_runs_refusal_show_on_the_page(app, core, login_as, tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "IMPORT_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(tasks, "SFTP_MIN_AGE_SECONDS", 0.0)
     root = tmp_path / "sftp-root"
     (root / "outgoing").mkdir(parents=True)
     server = SftpServer(root).start()

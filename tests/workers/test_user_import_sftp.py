@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,7 @@ USERS = "unique_id,email,first_name\nS1,ana@campus.test,Ana\nS2,broken,Bo\nS3,cy
 @pytest.fixture(autouse=True)
 def _quick_settle(monkeypatch):
     monkeypatch.setattr(tasks, "IMPORT_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(tasks, "SFTP_MIN_AGE_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -206,12 +209,12 @@ def test_a_file_still_growing_on_the_server_waits_for_the_next_run(server, drop)
         with (outgoing / "growing.csv").open("a") as handle:
             handle.write("S2,b@campus.test\n")
 
-    result = sftp_pull.pull(config, drop, pause=0.0, now=utcnow, sleep=still_uploading)
+    result = sftp_pull.pull(config, drop, pause=0.0, min_age=0.0, now=utcnow, sleep=still_uploading)
     assert result.fetched == ["done.csv"] and result.waiting == ["growing.csv"]
     assert (outgoing / "growing.csv").exists() and (outgoing / ".bak" / "done.csv").exists()
     assert sorted(p.name for p in drop.iterdir()) == ["done.csv"]
 
-    later = sftp_pull.pull(config, drop, pause=0.0, now=utcnow, sleep=asyncio.sleep)
+    later = sftp_pull.pull(config, drop, pause=0.0, min_age=0.0, now=utcnow, sleep=asyncio.sleep)
     assert later.fetched == ["growing.csv"] and later.waiting == []
     assert (drop / "growing.csv").read_text() == "unique_id,email\nS2,b@campus.test\n"
 
@@ -244,3 +247,18 @@ def test_a_file_the_server_will_not_let_go_of_is_not_imported_until_it_can_be_mo
     assert execute_task(core, TASK, "test").outcome == TaskOutcome.SUCCESS.value
     assert external_ids(core) == ["S1", "S3"]
     assert (server.root / "outgoing" / ".bak" / "users.csv").is_file()
+
+
+def test_a_file_written_to_moments_ago_waits_for_the_next_run(core, server, drop, monkeypatch):
+    monkeypatch.setattr(tasks, "SFTP_MIN_AGE_SECONDS", 30.0)
+    outgoing = server.root / "outgoing"
+    (outgoing / "fresh.csv").write_text("unique_id,email\nS1,a@campus.test\n")
+    (outgoing / "settled.csv").write_text("unique_id,email\nS2,b@campus.test\n")
+    a_minute_ago = time.time() - 60
+    os.utime(outgoing / "settled.csv", (a_minute_ago, a_minute_ago))
+    configure(core, server, drop)
+    run = execute_task(core, TASK, "test")
+    assert run.outcome == TaskOutcome.SUCCESS.value, run.message
+    assert "left on the SFTP server for the next run (still being written): fresh.csv" in run.message
+    assert external_ids(core) == ["S2"]
+    assert (outgoing / "fresh.csv").exists()
