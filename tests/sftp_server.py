@@ -65,6 +65,7 @@ class SftpServer:
         self.username = username
         self.password = password
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.host_keys = [self.host_key]  # add others before ``start`` (a server with several types)
         self.client_key: asyncssh.SSHKey | None = None
         self.refuse_moves = False
         self.connections: list[asyncssh.SSHServerConnection] = []
@@ -88,7 +89,7 @@ class SftpServer:
                 "127.0.0.1",
                 0,
                 server_factory=lambda: _Server(self),
-                server_host_keys=[self.host_key],
+                server_host_keys=self.host_keys,
                 sftp_factory=lambda chan: _Sftp(chan, self),
                 allow_scp=False,
             )

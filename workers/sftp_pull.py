@@ -7,9 +7,10 @@ that move fails, the local copy is removed and the file waits on the server for 
 a worker killed between the two steps leaves both copies, and the file is then imported twice,
 which is harmless (rows upsert by unique id); a file is never gone from both sides.
 
-The server must show the host key pinned in System Settings: no key pinned, or another key, and
-ParkOps does not log in at all. asyncssh's ``known_hosts`` takes the pinned key as the only
-trusted one; the client class only remembers what the server showed, for the error message.
+The server must show the host key pinned in System Settings: no key pinned, or another key (of
+the same type or not), and ParkOps does not log in at all. asyncssh's ``known_hosts`` takes the
+pinned key as the only trusted one; the client class only remembers what the server showed, for
+the error message.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import asyncssh
+from asyncssh.public_key import get_default_public_key_algs
 
 from dashboard.services import ssh_keys
 from dashboard.services.user_import import BAK_FOLDER, PARTIAL_SUFFIXES
@@ -118,6 +120,14 @@ async def _pull(
     client: _PinnedClient,
 ) -> None:
     pinned = ssh_keys.host_key(config.host_key)
+    # The pinned key's algorithms first, then the usual ones: a server that has the pinned type
+    # shows that key; one that has not still shows a key (asyncssh would otherwise offer only the
+    # pinned type and fail the key exchange, sometimes as a bare "connection lost"), which is then
+    # refused as not the pinned one, with its fingerprint in the message.
+    host_key_algs = list(dict.fromkeys(alg.decode("ascii") for alg in pinned.sig_algorithms))
+    host_key_algs += [
+        a.decode("ascii") for a in get_default_public_key_algs() if a.decode("ascii") not in host_key_algs
+    ]
     credentials: dict[str, object] = {"client_keys": None, "password": config.password or None}
     if config.private_key:
         credentials["client_keys"] = [ssh_keys.private_key(config.private_key)]
@@ -127,6 +137,7 @@ async def _pull(
             config.port,
             username=config.username,
             known_hosts=([pinned], [], []),
+            server_host_key_algs=host_key_algs,
             client_factory=lambda: client,
             agent_path=None,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
@@ -223,7 +234,7 @@ def pull(
         )
     except asyncssh.KeyExchangeFailed as exc:
         message = (
-            f"the SFTP server {config.where} offers no host key of the pinned type "
+            f"the SFTP server {config.where} has no host key algorithm in common with ParkOps "
             f"({ssh_keys.describe(ssh_keys.host_key(config.host_key))}): refused to connect ({exc.reason})"
         )
     except asyncssh.PermissionDenied:

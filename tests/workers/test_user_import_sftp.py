@@ -225,9 +225,11 @@ def test_a_pinned_key_of_another_type_than_the_server_has_is_refused(core, serve
     configure(core, server, drop, csv_import_sftp_host_key=pinned)
     run = execute_task(core, TASK, "test")
     assert run.outcome == TaskOutcome.FAILED.value
+    shown = ssh_keys.describe(server.host_key)
     assert (
-        f"SFTP pull FAILED: the SFTP server 127.0.0.1:{server.port} offers no host key of the pinned type "
-        f"({ssh_keys.describe(ssh_keys.host_key(pinned))}): refused to connect" in run.message
+        f"SFTP pull FAILED: the SFTP server 127.0.0.1:{server.port} showed a host key ({shown}) that is not "
+        f"the pinned SFTP Host Key ({ssh_keys.describe(ssh_keys.host_key(pinned))}): refused to connect."
+        in run.message
     )
     assert (server.root / "outgoing" / "users.csv").read_text() == USERS
 
@@ -262,3 +264,22 @@ def test_a_file_written_to_moments_ago_waits_for_the_next_run(core, server, drop
     assert "left on the SFTP server for the next run (still being written): fresh.csv" in run.message
     assert external_ids(core) == ["S2"]
     assert (outgoing / "fresh.csv").exists()
+
+
+def test_a_server_with_several_host_keys_shows_the_pinned_one(core, tmp_path, drop):
+    root = tmp_path / "multi-root"
+    (root / "outgoing").mkdir(parents=True)
+    (root / "outgoing" / "users.csv").write_text(USERS)
+    server = SftpServer(root)
+    ecdsa = asyncssh.generate_private_key("ecdsa-sha2-nistp256")
+    server.host_keys.append(ecdsa)
+    server.start()
+    try:
+        configure(
+            core, server, drop, csv_import_sftp_host_key=ecdsa.export_public_key("openssh").decode("ascii")
+        )
+        run = execute_task(core, TASK, "test")
+    finally:
+        server.stop()
+    assert run.outcome == TaskOutcome.SUCCESS.value, run.message
+    assert external_ids(core) == ["S1", "S3"]
