@@ -251,7 +251,10 @@ def pull(
     except TimeoutError:
         message = f"the SFTP server {config.where} did not answer in time"
     except OSError as exc:
-        message = f"could not connect to the SFTP server {config.where}: {exc.strerror or exc}"
+        if exc.filename:  # the drop folder, not the network
+            message = f"could not write {exc.filename} for the Import Drop Folder: {exc.strerror or exc}"
+        else:
+            message = f"could not connect to the SFTP server {config.where}: {exc.strerror or exc}"
     else:
         return result
     raise SftpPullError(message, result) from None

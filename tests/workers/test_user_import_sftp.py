@@ -283,3 +283,16 @@ def test_a_server_with_several_host_keys_shows_the_pinned_one(core, tmp_path, dr
         server.stop()
     assert run.outcome == TaskOutcome.SUCCESS.value, run.message
     assert external_ids(core) == ["S1", "S3"]
+
+
+def test_a_drop_folder_that_cannot_be_written_is_named_and_the_file_stays_on_the_server(server, tmp_path):
+    (server.root / "outgoing" / "users.csv").write_text(USERS)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the drop folder should be")
+    config = sftp_pull.SftpConfig(
+        "127.0.0.1", server.port, USERNAME, PASSWORD, "", server.public_host_key, "outgoing"
+    )
+    with pytest.raises(sftp_pull.SftpPullError) as failed:
+        sftp_pull.pull(config, blocked, pause=0.0, min_age=0.0, now=utcnow)
+    assert str(failed.value).startswith(f"could not write {blocked} for the Import Drop Folder: ")
+    assert (server.root / "outgoing" / "users.csv").read_text() == USERS
