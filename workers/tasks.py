@@ -39,7 +39,7 @@ from dashboard.services import (
     waitlist,
 )
 from models import LotGroup, MistallLot, OccupancySource, PermitSource, TaskOutcome, TaskRun, utcnow
-from workers import email_delivery, parkmobile
+from workers import email_delivery, parkmobile, sftp_pull
 from workers.mistall import MistallClient, MistallLotReading
 from workers.parking_logix import LotCount, ParkingLogixClient, ParkingLogixError, quoted
 
@@ -151,6 +151,9 @@ THIRD_PARTY_HINT = "System Settings > Third Party"
 # Seconds between the two looks at a dropped file that tell a complete file from one still being
 # written (its size or modification time changed).
 IMPORT_SETTLE_SECONDS = 2.0
+# A file on the SFTP server modified more recently than this is left for the next run (an upload
+# that pauses longer than the two looks apart).
+SFTP_MIN_AGE_SECONDS = 30.0
 MISTALL_SETTINGS = ("mistall_enabled", "mistall_api_url", "mistall_username", "mistall_password")
 
 
@@ -389,31 +392,73 @@ def parking_logix_sync(ctx: TaskContext) -> TaskResult:
     )
 
 
+SFTP_KEYS = (
+    "csv_import_sftp_host",
+    "csv_import_sftp_port",
+    "csv_import_sftp_username",
+    "csv_import_sftp_password",
+    "csv_import_sftp_private_key",
+    "csv_import_sftp_host_key",
+    "csv_import_sftp_folder",
+)
+
+
 @REGISTRY.task(
     "managed-user-import",
     title="Managed User Import",
     interval_seconds=300,
     description=(
-        "Imports users from CSV files dropped in the Import Drop Folder (moved to .bak once done); "
-        "failures are e-mailed to the Failed Import Email and listed on User Import."
+        "Fetches CSV files from the SFTP Host when one is set, then imports users from every CSV file "
+        "of the Import Drop Folder (moved to .bak once done, on both sides); failures are e-mailed to "
+        "the Failed Import Email and listed on User Import."
     ),
 )
 def managed_user_import(ctx: TaskContext) -> TaskResult:
-    """Import every complete CSV file of the drop folder (``dashboard.services.user_import``), one
-    after the other, oldest first. A file still being written is left for the next run; a file
-    refused for its form is kept in ``.bak`` and its reason e-mailed, like failed rows. Idempotent:
-    a processed file has left the folder, and rows upsert by unique id."""
-    keys = ("csv_import_folder", "csv_import_failed_email", "system_reply_to_email")
+    """Pull the SFTP server's files into the drop folder (``workers.sftp_pull``), then import every
+    complete CSV file of the drop folder (``dashboard.services.user_import``), one after the other,
+    oldest first. A file still being written is left for the next run; a file refused for its form
+    is kept in ``.bak`` and its reason e-mailed, like failed rows.
+
+    Idempotent and safe to kill: a processed file has left the folder, rows upsert by unique id,
+    and an import cut off by a killed worker (its history row still open, its file still in the
+    folder) is closed as interrupted by the next run, which imports the file again. A failed pull
+    does not stop the import of what is already in the drop folder; the run is then failed (nothing
+    else to do) or partly failed, with the reason, in the task log and on User Import."""
+    keys = ("csv_import_folder", "csv_import_failed_email", "system_reply_to_email", *SFTP_KEYS)
     with ctx.session() as session:
         config = _settings(session, ctx.core.secrets, keys)
     folder = user_import.folder_path(str(config["csv_import_folder"]))
     if folder is None:
         raise TaskNotConfigured(f"Import Drop Folder not set ({THIRD_PARTY_HINT} > CSV User Import)")
+    with ctx.session() as session:
+        interrupted = user_import.close_interrupted(session, folder, utcnow())
+    lines: list[str] = [
+        f"{name}: interrupted (the worker stopped); "
+        + ("imported again" if again else "its rows were saved and the file was already in .bak")
+        for name, again in interrupted
+    ]
+    for line in lines:
+        ctx.logger.warning("user import: %s", line)
+    pull_error = ""
+    if config["csv_import_sftp_host"]:
+        sftp = _sftp_config(config)
+        try:
+            pulled = sftp_pull.pull(
+                sftp, folder, pause=IMPORT_SETTLE_SECONDS, min_age=SFTP_MIN_AGE_SECONDS, now=utcnow
+            )
+        except sftp_pull.SftpPullError as exc:
+            pulled = exc.result
+            pull_error = f"SFTP pull FAILED: {exc}"
+            ctx.logger.error("user import: %s", pull_error)
+            lines.append(pull_error)
+        fetched = f"SFTP {sftp.where}: {len(pulled.fetched)} files fetched (moved into .bak on the server)"
+        lines.append(fetched + (f": {', '.join(pulled.fetched)}" if pulled.fetched else ""))
+        ctx.logger.info("user import: %s", lines[-1])
+        lines += _listed("left on the SFTP server for the next run (still being written)", pulled.waiting)
     try:
         ready, waiting = user_import.ready_files(folder, pause=IMPORT_SETTLE_SECONDS)
     except OSError as exc:
         raise TaskNotConfigured(f"the Import Drop Folder {folder} cannot be used: {exc}") from exc
-    lines: list[str] = []
     refused = 0
     failed_rows = 0
     rows = 0
@@ -447,10 +492,21 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
         lines.append("Failed Import Email not set: the failures were not e-mailed (they are on User Import)")
     summary = f"{len(ready)} files processed" if ready else "no file to import"
     lines += _listed("left for the next run (still being written)", waiting)
-    return TaskResult(
-        rows_touched=rows,
-        message="\n".join([summary, *lines]),
-        partly_failed=refused > 0,
+    message = "\n".join([summary, *lines])
+    if pull_error and not ready:
+        raise sftp_pull.SftpPullError(message)
+    return TaskResult(rows_touched=rows, message=message, partly_failed=refused > 0 or bool(pull_error))
+
+
+def _sftp_config(config: dict[str, system_settings.Value]) -> sftp_pull.SftpConfig:
+    return sftp_pull.SftpConfig(
+        host=str(config["csv_import_sftp_host"]),
+        port=int(config["csv_import_sftp_port"]),
+        username=str(config["csv_import_sftp_username"]),
+        password=str(config["csv_import_sftp_password"]),
+        private_key=str(config["csv_import_sftp_private_key"]),
+        host_key=str(config["csv_import_sftp_host_key"]),
+        folder=str(config["csv_import_sftp_folder"]),
     )
 
 

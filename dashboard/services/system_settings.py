@@ -9,6 +9,9 @@ default changed in code reaches every installation that never touched the settin
 field means "back to the default". Secrets are stored as ``SecretBox`` tokens and never leave this
 module in plaintext except through ``get``/``get_many`` (for the code that must call the vendor);
 ``form_values`` hands the UI masks only.
+
+Why this module is long: most of it is ``DEFINITIONS``, one entry per setting (57 of them); keeping
+the list whole is what makes it the only home of every setting.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError, mask
-from dashboard.services import audit
+from dashboard.services import audit, ssh_keys
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.users import EMAIL_RE
 from models import SystemSetting
@@ -213,6 +216,47 @@ DEFINITIONS: tuple[SettingDef, ...] = (
         "A folder on this server (made if missing) where CSV files of users are dropped, e.g. the"
         " chrooted SFTP folder of the README. The Managed User Import task imports each file and then"
         " moves it into .bak inside it.",
+    ),
+    # Third Party: the SFTP pull (files fetched from the institution's server into the drop folder)
+    SettingDef(
+        "csv_import_sftp_host", "SFTP Host", THIRD_PARTY, "CSV User Import: SFTP Pull", Kind.TEXT, "",
+        "The institution's SFTP server to fetch CSV files from, on every run of Managed User Import;"
+        " they are downloaded into the Import Drop Folder and imported like dropped files. Empty: no"
+        " pull.",
+        check=lambda text: check_host_name(text),
+    ),
+    SettingDef(
+        "csv_import_sftp_port", "SFTP Port", THIRD_PARTY, "CSV User Import: SFTP Pull", Kind.INT, 22,
+        min_value=1, max_value=65535,
+    ),
+    SettingDef(
+        "csv_import_sftp_username", "SFTP Username", THIRD_PARTY, "CSV User Import: SFTP Pull", Kind.TEXT,
+        "",
+    ),
+    SettingDef(
+        "csv_import_sftp_password", "SFTP Password", THIRD_PARTY, "CSV User Import: SFTP Pull",
+        Kind.SECRET, "", "Leave empty when the server takes the private key below.",
+    ),
+    SettingDef(
+        "csv_import_sftp_private_key", "SFTP Private Key", THIRD_PARTY, "CSV User Import: SFTP Pull",
+        Kind.SECRET, "",
+        "The whole key file (-----BEGIN ... -----END ...), without a passphrase; its public half goes"
+        " in the account's authorized_keys on the server.",
+        check=lambda text: ssh_keys.check_private_key(text),
+    ),
+    SettingDef(
+        "csv_import_sftp_host_key", "SFTP Host Key", THIRD_PARTY, "CSV User Import: SFTP Pull", Kind.TEXT,
+        "",
+        "The server's public host key, as ssh-keyscan -t ed25519 <host> prints it (confirm its"
+        " fingerprint with the server's administrator). ParkOps connects only to a server showing"
+        " this key.",
+        check=lambda text: ssh_keys.check_host_key(text),
+    ),
+    SettingDef(
+        "csv_import_sftp_folder", "SFTP Remote Folder", THIRD_PARTY, "CSV User Import: SFTP Pull",
+        Kind.TEXT, "",
+        "The folder on the server holding the files (relative to the login's folder, or absolute);"
+        " each fetched file is moved into .bak inside it (made if missing). Empty: the login's folder.",
     ),
     # Third Party: Universal Boot
     SettingDef(
@@ -488,6 +532,8 @@ def _plan_secret(d: SettingDef, raw: object, clearing: bool, stored: str | None,
         return None
     if len(new) > MAX_SECRET:
         raise ValueError(f"must be at most {MAX_SECRET} characters")
+    if d.check is not None:
+        new = d.check(new)
     try:
         unchanged = secrets.decrypt(stored) == new
     except SecretError:
@@ -530,6 +576,16 @@ def currency(session: Session) -> str:
     key is needed to read it (services that price things ask for it)."""
     d = definition("currency")
     return str(_stored(session, [d.key]).get(d.key) or d.default)
+
+
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+$")
+
+
+def check_host_name(text: str) -> str:
+    """A host name or an IP address, nothing else (no scheme, port or path)."""
+    if len(text) > 253 or not _HOST_RE.match(text):
+        raise ValueError("a host name or IP address only, e.g. sftp.campus.edu (the port has its own field)")
+    return text
 
 
 FILE_PLACEHOLDERS = ("{type}", "{date}")

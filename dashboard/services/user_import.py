@@ -5,9 +5,11 @@ The same attributes (and the same "possible names" for each) serve the CSV heade
 so a row refused by one is refused by the others for the same reason.
 
 Files are streamed: the csv module reads a text stream over the open file, failed rows go to a
-spooled temporary file, and the caller commits every ``BATCH`` rows, so memory stays flat however
-big the file is. A file is checked whole before anything is written (encoding, headers, at least
-one row), so a file refused for its form changes nothing and loses nothing.
+spooled temporary file, rows are upserted ``BATCH`` at a time by ``upsert_many`` (one look-up query
+and two bulk writes per chunk, not a few queries per row) and the caller commits after each chunk,
+so memory stays flat however big the file is. A file is checked whole before anything is written
+(encoding, headers, at least one row), so a file refused for its form changes nothing and loses
+nothing.
 
 Why this module is long: the CSV files, the OC-TOMA push and ``POST /api/v1/users`` share
 ``validate_record`` and ``upsert`` so that a row is accepted or refused the same way by all three.
@@ -29,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dashboard.services import email
@@ -39,13 +42,13 @@ from models import AuthSource, LoginMethod, User, UserImport, UserType, utcnow
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 1000
 TEMPLATE = "csv-import-failures"
 BAK_FOLDER = ".bak"
 # How many failed rows the e-mail lists in its body; all of them are in the attached CSV.
 LISTED_FAILURES = 100
 # Names that say a file is still being uploaded or is someone's temporary copy.
-_PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", "~")
+PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", "~")
 _CHUNK = 1 << 16
 
 
@@ -256,6 +259,234 @@ def upsert(session: Session, record: Record, types: Mapping[str, UserType]) -> O
     return Outcome("updated" if changed else "unchanged", user.id)
 
 
+# --- many at once (the CSV import) ------------------------------------------------------------
+
+# Created rows after which the users table's planner statistics are refreshed, then at each doubling.
+ANALYZE_FIRST = 2000
+
+
+def refresh_statistics(session: Session) -> None:
+    """``ANALYZE users`` on PostgreSQL, as its manual advises after a bulk load: without fresh
+    statistics on ``lower(email)`` (autovacuum may not have run yet, or may be off), the planner
+    reads the whole table for each chunk's look-up, and a first import of 100,000 users slows
+    down as it goes. It samples a bounded number of rows, takes no lock that blocks readers or
+    writers, and is done at 2,000 created rows and then at each doubling (a few times per file).
+    SQLite picks the indexes without statistics."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE users"))
+
+
+@dataclass(eq=False)
+class _Account:
+    """An account as ``upsert_many`` sees it: loaded by the chunk's query (``id`` set) or made by
+    an earlier row of the chunk (``id`` None until the bulk INSERT)."""
+
+    id: int | None
+    external_id: str | None
+    email: str
+    username: str | None
+    first_name: str
+    last_name: str
+    phone: str | None
+    user_type_id: int | None
+    bounced: bool
+    auth_source: AuthSource = AuthSource.LOCAL
+    changed: set[str] = field(default_factory=set)  # the columns rows of the chunk changed
+
+
+_ACCOUNT_COLUMNS = (
+    User.id, User.external_id, User.email, User.username, User.first_name, User.last_name, User.phone,
+    User.user_type_id, User.email_bounced_at,
+)  # fmt: skip
+_INDEXED = (("external_id", "by_external"), ("email", "by_email"), ("username", "by_username"))
+
+
+class _Index:
+    """The chunk's accounts by unique id, lower-cased e-mail and user name, kept current as rows
+    change them, so a later row of the chunk sees what an earlier one did."""
+
+    def __init__(self, accounts: list[_Account]) -> None:
+        self.by_external: dict[str, _Account] = {}
+        self.by_email: dict[str, _Account] = {}
+        self.by_username: dict[str, _Account] = {}
+        for account in accounts:
+            self.add(account)
+
+    @staticmethod
+    def _key(attribute: str, value: str | None) -> str | None:
+        return value.lower() if attribute == "email" and value else value
+
+    def add(self, account: _Account) -> None:
+        for attribute, index in _INDEXED:
+            key = self._key(attribute, getattr(account, attribute))
+            if key:
+                getattr(self, index)[key] = account
+
+    def remove(self, account: _Account) -> None:
+        for attribute, index in _INDEXED:
+            key = self._key(attribute, getattr(account, attribute))
+            if key and getattr(self, index).get(key) is account:
+                del getattr(self, index)[key]
+
+
+def _load_accounts(session: Session, records: list[Record]) -> list[_Account]:
+    """Every account a chunk can touch (by unique id, e-mail or user name), in one ``IN`` query:
+    plain rows, not ORM objects, so nothing piles up in the session's identity map."""
+    condition = or_(
+        User.external_id.in_({r.unique_id for r in records}),
+        func.lower(User.email).in_({r.email for r in records}),
+    )
+    names = {r.user_name for r in records if r.user_name}
+    if names:
+        condition = or_(condition, User.username.in_(names))
+    return [
+        _Account(row.id, row.external_id, row.email, row.username, row.first_name, row.last_name, row.phone,
+                 row.user_type_id, row.email_bounced_at is not None)
+        for row in session.execute(select(*_ACCOUNT_COLUMNS).where(condition))
+    ]  # fmt: skip
+
+
+def _decide(record: Record, types: Mapping[str, UserType], index: _Index) -> tuple[_Account, str]:
+    """``upsert``'s rules on the in-memory index: the account the record makes or changes, and
+    ``created``, ``updated`` or ``unchanged``; raises the same ``InvalidRecord`` reasons."""
+    user_type = None
+    if record.user_type:
+        user_type = types.get(record.user_type.lower())
+        if user_type is None:
+            raise InvalidRecord({"user_type": f"unknown value {record.user_type!r}"})
+    account = index.by_external.get(record.unique_id)
+    by_email = index.by_email.get(record.email)
+    if account is None and by_email is not None:
+        if by_email.external_id:
+            raise InvalidRecord({"email": f"{record.email} belongs to an account with another unique id"})
+        account = by_email
+    elif account is not None and by_email is not None and by_email is not account:
+        raise InvalidRecord({"email": f"{record.email} belongs to another account"})
+    if record.user_name:
+        holder = index.by_username.get(record.user_name)
+        if holder is not None and holder is not account:
+            raise InvalidRecord({"user_name": f"{record.user_name!r} belongs to another account"})
+    if account is None:
+        sso = user_type is not None and user_type.login_method is LoginMethod.SSO
+        account = _Account(
+            None, record.unique_id, record.email, record.user_name, record.first_name or "",
+            record.last_name or "", record.phone, user_type.id if user_type else None, False,
+            AuthSource.SAML if sso else AuthSource.LOCAL,
+        )  # fmt: skip
+        index.add(account)
+        return account, "created"
+    changes: dict[str, object] = {"email": record.email, "external_id": record.unique_id}
+    for key, value in (
+        ("first_name", record.first_name),
+        ("last_name", record.last_name),
+        ("username", record.user_name),
+        ("phone", record.phone),
+        ("user_type_id", user_type.id if user_type else None),
+    ):
+        if value is not None:
+            changes[key] = value
+    changed = {key for key, value in changes.items() if getattr(account, key) != value}
+    if not changed:
+        return account, "unchanged"
+    index.remove(account)
+    for key in changed:
+        setattr(account, key, changes[key])
+    index.add(account)
+    account.changed |= changed
+    return account, "updated"
+
+
+def _write(session: Session, accounts: list[_Account]) -> None:
+    """One bulk UPDATE (by primary key) for the changed accounts, then one bulk INSERT for the new
+    ones, whose ids come back in order."""
+    now = utcnow()
+    # Only the columns that changed (a renamed user does not rewrite the unique indexes); the ORM
+    # sends one executemany per set of columns.
+    updates = [
+        {
+            "id": a.id,
+            "updated_at": now,
+            **{key: getattr(a, key) for key in sorted(a.changed)},
+            # As ``upsert``: a change to a bounced account clears the bounce (its address is news).
+            **({"email_bounced_at": None, "email_bounce_reason": None} if a.bounced else {}),
+        }
+        for a in accounts
+        if a.id is not None and a.changed
+    ]
+    if updates:
+        session.execute(update(User), updates)
+    new = [a for a in accounts if a.id is None]
+    if new:
+        ids = session.scalars(
+            insert(User).returning(User.id, sort_by_parameter_order=True),
+            [
+                {
+                    "email": a.email,
+                    "external_id": a.external_id,
+                    "username": a.username,
+                    "first_name": a.first_name,
+                    "last_name": a.last_name,
+                    "phone": a.phone,
+                    "user_type_id": a.user_type_id,
+                    "auth_source": a.auth_source,
+                    "email_verified": True,
+                }
+                for a in new
+            ],  # fmt: skip
+        ).all()
+        for account, user_id in zip(new, ids, strict=True):
+            account.id = user_id
+
+
+def upsert_many(
+    session: Session, records: list[Record], types: Mapping[str, UserType]
+) -> list[Outcome | InvalidRecord]:
+    """``upsert`` for a chunk of records, with the same rules and reasons, in three statements
+    rather than several per row: one query loads every account the chunk can touch, the rows are
+    decided in memory in file order (a later row sees what an earlier one made or changed), then a
+    bulk UPDATE and a bulk INSERT write them. One result per record, in order: an ``Outcome``, or
+    the ``InvalidRecord`` that refused it.
+
+    Should the bulk write clash anyway (an account made meanwhile by a sign-up; an order of
+    changes inside the chunk that a unique index refuses midway), the chunk is redone row by row
+    with ``upsert``: a clash costs speed, never a row."""
+    if not records:
+        return []
+    index = _Index(_load_accounts(session, records))
+    decided: list[tuple[_Account, str] | InvalidRecord] = []
+    touched: dict[int, _Account] = {}
+    for record in records:
+        try:
+            account, action = _decide(record, types, index)
+        except InvalidRecord as exc:
+            decided.append(exc)
+            continue
+        if action != "unchanged":
+            touched.setdefault(id(account), account)
+        decided.append((account, action))
+    try:
+        with session.begin_nested():
+            _write(session, list(touched.values()))
+    except IntegrityError:
+        log.info("user import: a chunk of %d rows clashed in bulk; redone row by row", len(records))
+        return [_upsert_alone(session, record, types) for record in records]
+    return [
+        item if isinstance(item, InvalidRecord) else Outcome(item[1], int(item[0].id or 0))
+        for item in decided
+    ]
+
+
+def _upsert_alone(session: Session, record: Record, types: Mapping[str, UserType]) -> Outcome | InvalidRecord:
+    """One record by ``upsert`` in its own savepoint; a unique index refusing it is its reason."""
+    try:
+        with session.begin_nested():
+            return upsert(session, record, types)
+    except InvalidRecord as exc:
+        return exc
+    except IntegrityError:
+        return InvalidRecord({"unique_id": "clashes with another account (the database refused it)"})
+
+
 def accepted_headers() -> list[Attribute]:
     """The attributes and their accepted header names, for ``/admin/user-import``."""
     return list(ATTRIBUTES)
@@ -374,6 +605,7 @@ def import_stream(
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
     summary = Summary(filename)
     reader = csv.reader(text)
+    settle: Callable[[], None] | None = None
     try:
         header = next(reader, None)
         if header is None or not any(cell.strip() for cell in header):
@@ -382,31 +614,54 @@ def import_stream(
         types = user_type_index(session)
         writer = csv.writer(failures_out)
         writer.writerow([safe_cell(h) for h in header] + ["row", "reason"])
+        email_at = next((i for i, a in columns.items() if a.key == "email"), None)
+        pending: list[tuple[int, list[str], Record | InvalidRecord]] = []
+        analyze_at = ANALYZE_FIRST
+
+        def settle() -> None:
+            """Upsert the pending chunk at once and count or write down each row, in file order."""
+            outcomes = iter(
+                upsert_many(session, [r for _l, _c, r in pending if isinstance(r, Record)], types)
+            )
+            for line, row, item in pending:
+                result = next(outcomes) if isinstance(item, Record) else item
+                if isinstance(result, Outcome):
+                    setattr(summary, result.action, getattr(summary, result.action) + 1)
+                    continue
+                summary.failed += 1
+                writer.writerow([safe_cell(cell) for cell in row] + [str(line), safe_cell(str(result))])
+                if len(summary.failures) < LISTED_FAILURES:
+                    shown = row[email_at] if email_at is not None and email_at < len(row) else ""
+                    summary.failures.append({"row": line, "email": shown, "reason": str(result)})
+            pending.clear()
+            nonlocal analyze_at
+            if summary.created >= analyze_at:
+                refresh_statistics(session)
+                analyze_at *= 2
+
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
             summary.rows_read += 1
-            line = reader.line_num
             try:
                 if len(row) > len(header):
                     raise InvalidRecord({"row": f"{len(row)} cells for {len(header)} columns"})
-                record = validate_record(_row_values(row, columns))
-                outcome = upsert(session, record, types)
+                pending.append((reader.line_num, row, validate_record(_row_values(row, columns))))
             except InvalidRecord as exc:
-                summary.failed += 1
-                writer.writerow([safe_cell(cell) for cell in row] + [str(line), safe_cell(str(exc))])
-                if len(summary.failures) < LISTED_FAILURES:
-                    email_at = next((i for i, a in columns.items() if a.key == "email"), None)
-                    shown = row[email_at] if email_at is not None and email_at < len(row) else ""
-                    summary.failures.append({"row": line, "email": shown, "reason": str(exc)})
-                continue
-            setattr(summary, outcome.action, getattr(summary, outcome.action) + 1)
-            if checkpoint is not None and summary.rows_read % BATCH == 0:
-                checkpoint(summary)
+                pending.append((reader.line_num, row, exc))
+            if len(pending) >= BATCH:
+                settle()
+                if checkpoint is not None:
+                    checkpoint(summary)
+        settle()
         if summary.rows_read == 0:
             raise ImportRefused("the file has a header line but no rows")
         return summary
     except csv.Error as exc:
+        if settle is not None:
+            settle()
+        if checkpoint is not None:
+            checkpoint(summary)
         done = " (the rows before it were imported)" if summary.rows_read else ""
         raise ImportRefused(f"the file is not valid CSV at line {reader.line_num}: {exc}{done}") from None
     finally:
@@ -422,7 +677,7 @@ def _is_candidate(path: Path) -> bool:
         path.is_file()
         and not name.startswith(".")
         and name.endswith(".csv")
-        and not name.endswith(_PARTIAL_SUFFIXES)
+        and not name.endswith(PARTIAL_SUFFIXES)
     )
 
 
@@ -434,7 +689,7 @@ def ready_files(
     ``pause`` seconds apart; or named like a partial upload)."""
     folder.mkdir(parents=True, exist_ok=True)
     waiting = sorted(
-        p.name for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(_PARTIAL_SUFFIXES)
+        p.name for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(PARTIAL_SUFFIXES)
     )
     first = {p: _look(p) for p in folder.iterdir() if _is_candidate(p)}
     if not first:
@@ -511,6 +766,18 @@ def import_file(
             with path.open("rb") as handle, open_session() as session:
 
                 def checkpoint(current: Summary) -> None:
+                    # The counts so far go with the batch, so an import cut off by a killed worker
+                    # shows how far it got.
+                    session.execute(
+                        update(UserImport)
+                        .where(UserImport.id == import_id)
+                        .values(
+                            rows_read=current.rows_read,
+                            created=current.created,
+                            updated=current.updated,
+                            failed=current.failed,
+                        )
+                    )
                     session.commit()
                     progress(
                         f"{path.name}: {current.rows_read} rows read, {current.created} created, "
@@ -568,6 +835,35 @@ def import_file(
             row.kept_as,
             row.outbox_message_id,
         )
+
+
+INTERRUPTED = (
+    "interrupted: the worker stopped before the file was finished (the rows counted here were "
+    "saved); the file stayed in the drop folder and the next run imports it again, where rows "
+    "already saved count as unchanged"
+)
+INTERRUPTED_AFTER_MOVE = (
+    "interrupted: the worker stopped after every row was saved and the file moved into .bak, "
+    "before this record was completed (the failures, if any, were not e-mailed)"
+)
+
+
+def close_interrupted(session: Session, folder: Path, now: datetime) -> list[tuple[str, bool]]:
+    """Close the imports a killed worker left open (no ``finished_at``) as interrupted; return each
+    file name and whether the file is still in ``folder`` (to be imported again by this run).
+
+    Only the Managed User Import task imports files, under its lock, so an import still open when a
+    run starts belongs to a run that died. Its file leaves the folder only after its last row is
+    saved, so it is normally still there and this run imports it again; rows upsert by unique id,
+    so none is imported twice."""
+    closed: list[tuple[str, bool]] = []
+    open_rows = select(UserImport).where(UserImport.finished_at.is_(None)).order_by(UserImport.id)
+    for row in session.scalars(open_rows):
+        again = (folder / row.filename).is_file()
+        row.finished_at = now
+        row.error = INTERRUPTED if again else INTERRUPTED_AFTER_MOVE
+        closed.append((row.filename, again))
+    return closed
 
 
 # --- history -------------------------------------------------------------------------------------

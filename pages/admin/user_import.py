@@ -1,5 +1,6 @@
 """User Import: the CSV header names the managed import accepts for each attribute, where files are
-dropped, the history of imports with their counts, and each import's failures file to download.
+dropped or fetched from (the SFTP pull), the last run's problem if it had one, the history of
+imports with their counts, and each import's failures file to download.
 
 Admins only, like the users it creates. The accepted names are the same for every site, so they
 sit in the layout; the history and the files arrive only through admin-checked callbacks. The
@@ -16,15 +17,16 @@ from dash import ALL, Input, Output, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
 from dashboard.inputs import as_id
-from dashboard.services import system_settings, system_tasks, user_import
+from dashboard.services import ssh_keys, system_settings, system_tasks, user_import
 from dashboard.services.errors import NotFound
 from dashboard.services.violations import when_words
 from dashboard.web import core, session_scope
-from models import Role
+from models import Role, TaskOutcome
 
 register_page(__name__, path="/admin/user-import", title="User Import", min_role=Role.ADMIN)
 
 REFRESH_MS = 30_000
+WRAP = {"overflowWrap": "anywhere"}
 TASK = "managed-user-import"
 
 
@@ -51,9 +53,10 @@ def layout(**_query: str) -> html.Div:
         [
             html.H1("User Import", className="h3"),
             html.P(
-                "Drop CSV files (UTF-8, one header line) in the Import Drop Folder; the Managed User "
-                "Import task imports each one, creating or updating users by their unique ID, then "
-                "moves it into the .bak folder. Rows that fail are e-mailed with their reason to the "
+                "Drop CSV files (UTF-8, one header line) in the Import Drop Folder, or let the Managed "
+                "User Import task fetch them from the SFTP Host (System Settings); it imports each one, "
+                "creating or updating users by their unique ID, then moves it into the .bak folder. "
+                "Rows that fail are e-mailed with their reason to the "
                 "Failed Import Email and kept here. Header names are matched without regard to case; "
                 "where several columns carry one attribute, the first non-empty one counts.",
                 className="text-muted",
@@ -69,25 +72,74 @@ def layout(**_query: str) -> html.Div:
     )
 
 
+_SFTP_KEYS = (
+    "csv_import_sftp_host",
+    "csv_import_sftp_port",
+    "csv_import_sftp_username",
+    "csv_import_sftp_folder",
+    "csv_import_sftp_host_key",
+)
+_TROUBLE = {
+    TaskOutcome.FAILED.value: "failed",
+    TaskOutcome.PARTLY_FAILED.value: "partly failed",
+    TaskOutcome.NOT_CONFIGURED.value: "could not run",
+}
+
+
+def _sftp_words(config: dict[str, Any]) -> str:
+    if not config["csv_import_sftp_host"]:
+        return "SFTP pull: off (no SFTP Host set)."
+    login = config["csv_import_sftp_username"]
+    where = f"{login}@{config['csv_import_sftp_host']}:{config['csv_import_sftp_port']}"
+    folder = config["csv_import_sftp_folder"] or "the login's folder"
+    try:
+        pinned = f"host key {ssh_keys.describe(ssh_keys.host_key(str(config['csv_import_sftp_host_key'])))}"
+    except ValueError:
+        pinned = "no SFTP Host Key pinned: it will not connect"
+    return f"SFTP pull: {where}, {folder}, {pinned}."
+
+
+def _last_trouble(run: system_tasks.RunView | None, tz: Any) -> Any:
+    """The newest run's problem in its own words (a refused host key, a failed login...), where the
+    admin who reads this page looks; nothing when it went well."""
+    if run is None or run.outcome not in _TROUBLE:
+        return None
+    lines = run.message.split("\n")
+    if run.outcome == TaskOutcome.PARTLY_FAILED.value:
+        lines = [line for line in lines if "FAILED" in line or ": refused," in line] or lines
+    return dbc.Alert(
+        [
+            html.Strong(f"The last run ({when_words(run.started_at, tz)}) {_TROUBLE[run.outcome]}: "),
+            html.Span("\n".join(lines), style={"whiteSpace": "pre-line", **WRAP}),
+        ],
+        color="danger",
+        id="user-import-trouble",
+    )
+
+
 def _status() -> Any:
     tz = core().settings.tz
     with session_scope() as session:
         config = system_settings.get_many(
-            session, core().secrets, ["csv_import_folder", "csv_import_failed_email"]
+            session, core().secrets, ["csv_import_folder", "csv_import_failed_email", *_SFTP_KEYS]
         )
         try:
             task = system_tasks.get_task(session, TASK)
         except NotFound:
             task = None
+        last = next(iter(system_tasks.recent_runs(session, TASK, limit=1)), None)
     parts = [
         f"Drop folder: {config['csv_import_folder'] or '(not set: System Settings > Third Party)'}.",
+        _sftp_words(config),
         f"Failures go to {config['csv_import_failed_email'] or '(no Failed Import Email set)'}.",
     ]
     if task is None or not task.enabled:
         parts.append("The Managed User Import task is off in System Task Logs.")
     else:
         parts.append(f"It runs {task.schedule_words}; next run: {system_tasks.next_run_words(task, tz)}.")
-    return dbc.Alert(" ".join(parts), color="info", id="user-import-state")
+    # A key fingerprint or a folder path is one long word: let it wrap on a phone.
+    state = dbc.Alert(" ".join(parts), color="info", id="user-import-state", style=WRAP)
+    return [state, _last_trouble(last, tz)]
 
 
 def _history_table(imports: list[user_import.ImportView]) -> Any:

@@ -7,14 +7,18 @@ from __future__ import annotations
 import base64
 import json
 
+import asyncssh
 import dash
 import pytest
 from flask_login import login_user
 
 from dashboard.auth import SessionUser
-from dashboard.services import email, system_settings, user_import
+from dashboard.services import email, ssh_keys, system_settings, user_import
 from models import Role
 from tests.dash_helpers import dash_post, find_output, outputs_of, press
+from tests.sftp_server import PASSWORD, USERNAME, SftpServer
+from workers import tasks
+from workers.jobs import execute_task
 
 STATUS = "user-import-status.children"
 DOWNLOAD = "user-import-download.data"
@@ -93,3 +97,44 @@ def test_lower_roles_get_nothing(app, login_as, imported, role, status):
     response = press(client, app, DOWNLOAD, button, rows={"user-import-file": [button]})
     assert response.status_code == status
     assert b"@bad" not in response.data
+
+
+def test_the_sftp_pull_and_the_last_runs_refusal_show_on_the_page(app, core, login_as, tmp_path, monkeypatch):
+    monkeypatch.setattr(tasks, "IMPORT_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(tasks, "SFTP_MIN_AGE_SECONDS", 0.0)
+    root = tmp_path / "sftp-root"
+    (root / "outgoing").mkdir(parents=True)
+    server = SftpServer(root).start()
+    try:
+        pinned = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode("ascii")
+        with core.db.session() as s:
+            system_settings.update(
+                s,
+                core.secrets,
+                {
+                    "csv_import_folder": str(tmp_path / "drop"),
+                    "csv_import_sftp_host": "127.0.0.1",
+                    "csv_import_sftp_port": server.port,
+                    "csv_import_sftp_username": USERNAME,
+                    "csv_import_sftp_password": PASSWORD,
+                    "csv_import_sftp_host_key": pinned,
+                    "csv_import_sftp_folder": "outgoing",
+                },
+                None,
+            )
+        admin = login_as(Role.ADMIN)
+        status = json.dumps(outputs_of(refresh(admin, app))["user-import-status"]["children"])
+        fingerprint = ssh_keys.describe(ssh_keys.host_key(pinned))
+        assert (
+            f"SFTP pull: campus-import@127.0.0.1:{server.port}, outgoing, host key {fingerprint}." in status
+        )
+        assert "user-import-trouble" not in status
+        assert PASSWORD not in status
+
+        execute_task(core, "managed-user-import", "test")  # the server shows another key
+        status = json.dumps(outputs_of(refresh(admin, app))["user-import-status"]["children"])
+        assert "user-import-trouble" in status and ") failed: " in status
+        assert f"SFTP pull FAILED: the SFTP server 127.0.0.1:{server.port} showed a host key (" in status
+        assert "that is not the pinned SFTP Host Key" in status
+    finally:
+        server.stop()

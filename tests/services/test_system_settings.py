@@ -2,6 +2,7 @@
 
 import json
 
+import asyncssh
 import pytest
 from sqlalchemy import select
 
@@ -53,6 +54,13 @@ def test_every_setting_the_documentation_names_exists_on_its_tab():
         "Stripe API Base URL",
         "Failed Import Email",
         "Import Drop Folder",
+        "SFTP Host",
+        "SFTP Port",
+        "SFTP Username",
+        "SFTP Password",
+        "SFTP Private Key",
+        "SFTP Host Key",
+        "SFTP Remote Folder",
         "Universal Boot Enabled",
         "Require Overdue Paid",
         "Boot Return Location",
@@ -100,6 +108,8 @@ def test_definitions_are_consistent():
     assert len(keys) == len(set(keys))
     secrets = {d.key for d in ss.definitions() if d.secret}
     assert secrets == {
+        "csv_import_sftp_password",
+        "csv_import_sftp_private_key",
         "mistall_password",
         "parkmobile_password",
         "parkmobile_api_key",
@@ -289,3 +299,48 @@ def test_the_currency_is_three_letters_kept_upper_case_and_cad_by_default(core, 
         assert refused.value.errors == {"currency": "three letters, such as CAD or USD"}
         ss.update(s, box, {"currency": " usd "}, actor_id=None)
         assert ss.currency(s) == "USD" and ss.get(s, box, "currency") == "USD"
+
+
+def test_sftp_keys_are_checked_when_saved_and_the_private_key_is_a_masked_secret(session, box):
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    pasted = key.export_private_key("openssh").decode("ascii").replace("\n", "")  # as a browser pastes it
+    host = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode("ascii")
+    with pytest.raises(ValidationFailed) as refused:
+        ss.update(
+            session,
+            box,
+            {
+                "csv_import_sftp_host": "sftp://campus.edu:22",
+                "csv_import_sftp_host_key": "not a key",
+                "csv_import_sftp_private_key": "-----BEGIN OPENSSH PRIVATE KEY-----abc"
+                "-----END OPENSSH PRIVATE KEY-----",
+            },
+            actor_id=None,
+        )
+    assert set(refused.value.errors) == {
+        "csv_import_sftp_host", "csv_import_sftp_host_key", "csv_import_sftp_private_key",
+    }  # fmt: skip
+    assert "host name or IP address only" in refused.value.errors["csv_import_sftp_host"]
+    ss.update(
+        session,
+        box,
+        {
+            "csv_import_sftp_host": "sftp.campus.edu",
+            "csv_import_sftp_host_key": f"[sftp.campus.edu]:2222 {host}",
+            "csv_import_sftp_private_key": pasted,
+        },
+        actor_id=None,
+    )
+    stored = session.scalar(
+        select(SystemSetting.value).where(SystemSetting.key == "csv_import_sftp_private_key")
+    )
+    assert "PRIVATE KEY" not in stored  # encrypted at rest
+    shown = ss.form_values(session, box, "Third Party")
+    assert (
+        shown["csv_import_sftp_private_key"].startswith("•" * 8)
+        and "PRIVATE" not in shown["csv_import_sftp_private_key"]
+    )
+    assert shown["csv_import_sftp_host_key"] == " ".join(host.split()[:2])
+    restored = ss.get(session, box, "csv_import_sftp_private_key")
+    assert restored.startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    assert asyncssh.import_private_key(restored).public_data == key.public_data

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from dashboard.services import user_import
 from dashboard.services.user_import import ImportRefused
-from models import LoginMethod, User, UserType
+from models import LoginMethod, User, UserImport, UserType
 
 
 def run(session, text: str | bytes, filename: str = "users.csv"):
@@ -193,3 +193,124 @@ def test_the_drop_folder_and_bak_are_made_and_nothing_is_overwritten(tmp_path):
     kept = sorted(p.name for p in (folder / ".bak").iterdir())
     assert kept == ["users-20260302T100000000000.csv", "users.csv"]
     assert (folder / ".bak" / "users.csv").read_text() == "first"
+
+
+CHUNK = [
+    user_import.Record("A1", "a@x.test"),  # adopts the account made by hand
+    user_import.Record("B", "b2@x.test", last_name="Berg"),  # changes its address: bounce cleared
+    user_import.Record("N1", "b@x.test"),  # the address the row before freed
+    user_import.Record("N2", "c@x.test"),  # another unique id's address
+    user_import.Record("C", "a@x.test"),  # an address adopted two rows ago
+    user_import.Record("N3", "n3@x.test", user_name="ann"),  # someone else's user name
+    user_import.Record("N1", "n1@x.test", first_name="Nia"),  # made earlier in the chunk, changed
+    user_import.Record("N4", "n4@x.test", user_type="student"),  # an SSO user type
+    user_import.Record("N5", "n5@x.test", user_type="alumni"),  # no such user type
+    user_import.Record("C", "c@x.test"),  # as it is
+    user_import.Record("N1", "n1@x.test", first_name="Nia"),  # as the chunk left it
+]
+
+
+def _accounts_for_chunk(session) -> None:
+    add_types(session)
+    session.add_all(
+        [
+            User(email="a@x.test", username="ann"),
+            User(email="b@x.test", external_id="B", email_bounced_at=datetime(2026, 1, 1, tzinfo=UTC)),
+            User(email="c@x.test", external_id="C"),
+        ]
+    )
+    session.flush()
+
+
+def _state(session) -> list[tuple]:
+    session.expire_all()
+    return sorted(
+        (u.email, u.external_id, u.username, u.first_name, u.last_name, str(u.auth_source),
+         u.user_type.code if u.user_type else None, u.email_bounced_at is not None)
+        for u in session.scalars(select(User))
+    )  # fmt: skip
+
+
+def _words(results) -> list[str]:
+    return [r.action if isinstance(r, user_import.Outcome) else str(r) for r in results]
+
+
+def test_a_chunk_upserted_at_once_ends_as_row_by_row_would(session):
+    _accounts_for_chunk(session)
+    types = user_import.user_type_index(session)
+    with session.begin_nested() as one_by_one:
+        expected = []
+        for record in CHUNK:
+            try:
+                with session.begin_nested():
+                    expected.append(user_import.upsert(session, record, types))
+            except user_import.InvalidRecord as exc:
+                expected.append(exc)
+        expected_state = _state(session)
+        one_by_one.rollback()
+
+    results = user_import.upsert_many(session, CHUNK, types)
+
+    assert _words(results) == _words(expected) == [
+        "updated", "updated", "created", "email: c@x.test belongs to an account with another unique id",
+        "email: a@x.test belongs to another account", "user_name: 'ann' belongs to another account",
+        "updated", "created", "user_type: unknown value 'alumni'", "unchanged", "unchanged",
+    ]  # fmt: skip
+    assert _state(session) == expected_state
+    n1 = session.scalar(select(User).where(User.external_id == "N1"))
+    assert [r.user_id for r in results if isinstance(r, user_import.Outcome)][2] == n1.id
+
+
+def test_a_chunk_the_database_refuses_in_bulk_is_redone_row_by_row(session, monkeypatch):
+    """An account the chunk's query did not see (made meanwhile by a sign-up) makes the bulk
+    INSERT fail on the unique e-mail: the rows are then upserted one by one, none lost."""
+    _accounts_for_chunk(session)
+    monkeypatch.setattr(user_import, "_load_accounts", lambda _session, _records: [])
+    types = user_import.user_type_index(session)
+    results = user_import.upsert_many(
+        session, [user_import.Record("Z1", "z1@x.test"), user_import.Record("N2", "c@x.test")], types
+    )
+    assert _words(results) == ["created", "email: c@x.test belongs to an account with another unique id"]
+    assert session.scalar(select(User.email).where(User.external_id == "Z1")) == "z1@x.test"
+
+
+def test_open_imports_are_closed_as_interrupted_saying_whether_their_file_is_imported_again(
+    session, tmp_path
+):
+    (tmp_path / "still-here.csv").write_text("unique_id,email\n")
+    started = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    session.add_all(
+        [
+            UserImport(filename="still-here.csv", started_at=started, rows_read=500),
+            UserImport(filename="moved.csv", started_at=started, rows_read=40),
+            UserImport(filename="done.csv", started_at=started, finished_at=started),
+        ]
+    )
+    session.flush()
+    now = datetime(2026, 3, 1, 2, 5, tzinfo=UTC)
+    assert user_import.close_interrupted(session, tmp_path, now) == [
+        ("still-here.csv", True),
+        ("moved.csv", False),
+    ]
+    rows = {r.filename: r for r in session.scalars(select(UserImport))}
+    assert rows["still-here.csv"].error == user_import.INTERRUPTED
+    assert rows["moved.csv"].error == user_import.INTERRUPTED_AFTER_MOVE
+    assert rows["done.csv"].error == ""
+    assert all(r.finished_at is not None for r in rows.values())
+    assert user_import.close_interrupted(session, tmp_path, now) == []
+
+
+def test_a_growing_table_gets_its_planner_statistics_refreshed_at_each_doubling(session, monkeypatch):
+    monkeypatch.setattr(user_import, "BATCH", 2)
+    monkeypatch.setattr(user_import, "ANALYZE_FIRST", 2)
+    refreshed: list[int] = []
+    real = user_import.refresh_statistics
+
+    def spy(s) -> None:
+        refreshed.append(s.scalar(select(func.count()).select_from(User)))
+        real(s)
+
+    monkeypatch.setattr(user_import, "refresh_statistics", spy)
+    summary, _ = run(session, "unique_id,email\n" + "".join(f"S{i},u{i}@x.test\n" for i in range(10)))
+    assert summary.created == 10
+    assert refreshed == [2, 4, 8]  # then at 16, 32...

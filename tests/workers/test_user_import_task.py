@@ -1,12 +1,16 @@
 """The Managed User Import task end to end (``execute_task``, as the worker runs it): not set up it
 says what is missing; a dropped file is imported, moved into ``.bak`` and its failed rows arrive as
 a CSV attachment in the outbox; a refused file is kept and its reason e-mailed; a file still being
-written waits; a second run imports nothing twice."""
+written waits; a second run imports nothing twice; an import cut off by a killed worker (SIGKILL)
+is closed as interrupted and its file imported again, no row twice."""
 
 from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -126,3 +130,72 @@ def test_progress_is_logged_every_batch(core, tmp_path, caplog, monkeypatch):
         "user import: many.csv: 2 rows read, 2 created, 0 updated, 0 failed",
         "user import: many.csv: 4 rows read, 4 created, 0 updated, 0 failed",
     ]
+
+
+KILLED_WORKER = """
+import sys, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+from dashboard.db import Database
+from dashboard.services import email, user_import
+
+user_import.BATCH = 10
+db = Database(sys.argv[1])
+
+def progress(line):
+    print(line, flush=True)
+    time.sleep(120)  # killed here, its first batch committed
+
+user_import.import_file(
+    db.session, Path(sys.argv[2]), recipient="", backend=email.OutboxBackend(), reply_to=None,
+    tz=ZoneInfo("UTC"), progress=progress,
+)
+"""
+
+
+def test_an_import_cut_off_by_a_killed_worker_is_closed_as_interrupted_and_its_file_imported_again(
+    core, tmp_path
+):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "users.csv").write_text(
+        "unique_id,email\n" + "".join(f"S{i:02d},u{i}@campus.test\n" for i in range(30))
+    )
+    url = core.db.engine.url.render_as_string(hide_password=False)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER, url, str(drop / "users.csv")],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout.readline().strip() == "users.csv: 10 rows read, 10 created, 0 updated, 0 failed"
+    finally:
+        worker.kill()  # SIGKILL: no finally block, no rollback handler runs in the worker
+        worker.wait(timeout=30)
+        worker.stdout.close()
+    with core.db.session() as s:
+        cut = s.scalars(select(UserImport)).one()
+        assert (cut.finished_at, cut.rows_read, cut.created) == (None, 10, 10)
+        assert s.scalar(select(func.count()).select_from(User)) == 10
+    assert (drop / "users.csv").exists()  # not moved: the next run finds it
+
+    settings(core, csv_import_folder=str(drop))
+    run = execute_task(core, TASK, "test")
+
+    assert run.outcome == "success", run.message
+    assert run.message.split("\n") == [
+        "1 files processed",
+        "users.csv: interrupted (the worker stopped); imported again",
+        "users.csv: 30 rows, 20 created, 0 updated, 10 unchanged, 0 failed; kept as .bak/users.csv",
+    ]
+    with core.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(User)) == 30
+        assert s.scalar(select(func.count(func.distinct(User.external_id)))) == 30
+        again, interrupted = user_import.history(s)
+    assert (again.rows_read, again.created, again.error) == (30, 20, "")
+    assert interrupted.finished_at is not None and (interrupted.rows_read, interrupted.created) == (10, 10)
+    assert interrupted.error == user_import.INTERRUPTED
+    assert interrupted.error.startswith("interrupted: the worker stopped before the file was finished")
+    # Nothing is left "running": a third run finds nothing to close or import.
+    assert execute_task(core, TASK, "test").message == "no file to import"
