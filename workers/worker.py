@@ -17,6 +17,7 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
+from rq.worker import BaseWorker
 
 from dashboard.core import Core, set_core
 
@@ -37,10 +38,40 @@ def run_worker(core: Core, burst: bool = False) -> None:
     connection, so each child starts with an empty pool.
     """
     set_core(core)
-    Worker([core.settings.queue_name], connection=_connection(core)).work(burst=burst)
+    ParkOpsWorker([core.settings.queue_name], connection=_connection(core)).work(burst=burst)
 
 
-class ThreadWorker(SimpleWorker):
+def _unsubscribe_promptly(worker: BaseWorker) -> None:
+    """Stop rq's command listener before unsubscribing, so the unsubscribe reply is what wakes it.
+
+    rq does it the other way round, and redis-py 8.2's ``stop()`` joins the listener until its read
+    ends: if the listener took the unsubscribe reply before ``stop()`` tripped its flag, it went back
+    to a 60-second read, and stopping a worker (``parkops worker`` on SIGTERM, a burst worker at
+    the end) took a minute. ``timeout=0`` only trips the flag; the reply then ends the read.
+    """
+    if worker.pubsub_thread and worker.pubsub:
+        worker.pubsub_thread.stop(timeout=0)
+        worker.pubsub.unsubscribe()
+        worker.pubsub_thread.join(timeout=5)
+        worker.pubsub.close()
+
+
+class ParkOpsWorker(Worker):
+    """rq's forking worker (``parkops worker``), stopping promptly."""
+
+    def unsubscribe(self) -> None:
+        _unsubscribe_promptly(self)
+
+
+class InlineWorker(SimpleWorker):
+    """rq's worker that runs each job in the worker's own process (no fork), stopping promptly:
+    the in-process worker's base, and what the tests run jobs with."""
+
+    def unsubscribe(self) -> None:
+        _unsubscribe_promptly(self)
+
+
+class ThreadWorker(InlineWorker):
     """A ``SimpleWorker`` that can live outside the main thread.
 
     Signal handlers and SIGALRM job timeouts only work in the main thread, so it installs no
@@ -56,18 +87,6 @@ class ThreadWorker(SimpleWorker):
 
     def _install_signal_handlers(self) -> None:
         """No signals outside the main thread; ``stop_event`` replaces them."""
-
-    def unsubscribe(self) -> None:
-        """Stop rq's command listener before unsubscribing, so the unsubscribe reply is what wakes
-        it. rq does it the other way round: the listener can go back to a 60-second read, outlive
-        the one-second join, and have its connection closed under it (a traceback at every stop).
-        redis-py's ``stop()`` joins the listener (until its read ends, by default): ``timeout=0``
-        only trips its flag, and the unsubscribe reply ends the read."""
-        if self.pubsub_thread and self.pubsub:
-            self.pubsub_thread.stop(timeout=0)
-            self.pubsub.unsubscribe()
-            self.pubsub_thread.join(timeout=5)
-            self.pubsub.close()
 
     def procline(self, message: str) -> None:
         """The process is the web server's: rq must not retitle it every poll."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select
 
 from dashboard.core import set_core
@@ -27,6 +27,7 @@ from models import (
     utcnow,
 )
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
+from workers.worker import InlineWorker
 
 DEVICES_TABLE = "devices-table.children"
 DEVICE_ACTIONS = "devices-flash.children"
@@ -243,7 +244,7 @@ def test_admin_maps_an_unknown_device_and_its_kept_messages_are_replayed(
     assert mapped["devices-map-modal"]["is_open"] is False
     assert Queue(core.settings.queue_name, connection=core.redis).count == 1
 
-    SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
+    InlineWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
     with core.db.session() as s:
         assert devices.kept_message_count(s, "cnt-stray") == 0
         assert devices.get_device(s, "cnt-stray").lot_id == lot_id

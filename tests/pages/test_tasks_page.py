@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select
 
 from dashboard.core import set_core
@@ -20,6 +20,7 @@ from tests.workers.payloads import load
 from workers import jobs
 from workers.parking_logix import MULTI_LOT_INFO
 from workers.tasks import REGISTRY
+from workers.worker import InlineWorker
 
 TABLE = "tasks-table.children"
 ACTIONS = "tasks-flash.children"
@@ -133,7 +134,7 @@ def test_run_button_queues_the_task_and_the_run_appears_in_the_log(app, core, lo
     assert out["tasks-flash"]["color"] == "success"
     assert queue(core).count == 1
 
-    SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
+    InlineWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
 
     with core.db.session() as s:
         run = s.scalars(select(TaskRun)).one()

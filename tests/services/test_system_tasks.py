@@ -22,11 +22,12 @@ SEED = {
     "peoplesoft-holds": ("PeopleSoft Holds Report", 86400),
     "occupancy-snapshots": ("Occupancy Snapshots", 300),
     "waitlist-offers": ("Waitlist Offers", 60),
+    "payment-reconciliation": ("Payment Reconciliation", 86400),
     "email-delivery": ("Deliver Queued Email", 60),
     "boot-non-return": ("Unreturned Boots", 3600),
 }
-# History must be recorded out of the box; every integration waits for an admin to turn it on.
-ON_BY_DEFAULT = ("occupancy-snapshots", "waitlist-offers", "email-delivery")
+# History, offers, reconciliation and mail work out of the box; every integration waits for an admin.
+ON_BY_DEFAULT = ("occupancy-snapshots", "waitlist-offers", "payment-reconciliation", "email-delivery")
 
 
 def claim_due(session, now, only=None) -> list[str]:

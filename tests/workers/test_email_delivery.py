@@ -1,6 +1,7 @@
 """Delivery of the outbox through a real SMTP server (aiosmtpd, STARTTLS on a self-signed certificate
 the test trusts, login) and a real local HTTP server speaking Mailgun's send API; the RQ job runs in
-rq's ``SimpleWorker`` on the test Redis (the real one in the services run)."""
+``workers.worker.InlineWorker`` (rq's ``SimpleWorker``) on the test Redis (the real one in the
+services run)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import update
 from werkzeug import Request, Response
 
@@ -20,6 +21,7 @@ from dashboard.services.email import EmailMessage
 from models import OutboxMessage, OutboxStatus, utcnow
 from tests.workers.mail_servers import PASSWORD, USER, SmtpServer, free_port, self_signed
 from workers import email_delivery
+from workers.worker import InlineWorker
 
 FROM = "parking@mg.campus.test"
 
@@ -74,7 +76,7 @@ def queue(core) -> Queue:
 
 
 def work(core) -> None:
-    SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
+    InlineWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
 
 
 def send(core, *, to="alex@campus.test", template_key="permit-receipt") -> int:

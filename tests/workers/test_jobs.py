@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 from click.testing import CliRunner
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import JobStatus
 from sqlalchemy import select
 
@@ -28,7 +28,7 @@ from tests.workers import task_worker
 from workers import jobs
 from workers.scheduler import Scheduler
 from workers.tasks import TaskContext, TaskRegistry, TaskResult, UnknownTask
-from workers.worker import start_inprocess_worker
+from workers.worker import InlineWorker, start_inprocess_worker
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def queue_of(core) -> Queue:
 
 
 def burst(core) -> None:
-    SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
+    InlineWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
 
 
 def test_not_configured_body_is_recorded_as_not_configured(core):

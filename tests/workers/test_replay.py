@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 import pytest
 import redis
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from dashboard.core import set_core
@@ -21,6 +20,7 @@ from dashboard.services import devices
 from models import Lot, UnknownDeviceMessage
 from workers import replay
 from workers.mqtt import make_client
+from workers.worker import InlineWorker
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 DEADLINE_SECONDS = 15.0
@@ -105,7 +105,7 @@ def wait_for(received: list, count: int) -> None:
 def test_a_mapped_device_s_kept_messages_reach_the_broker_in_order(core, job_core, device_id, kept, listener):
     assert map_device(core, device_id) == 3
     replay.enqueue_replay(core, device_id)
-    SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
+    InlineWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(burst=True)
 
     wait_for(listener, len(kept))
     assert listener == kept

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select
 
 from dashboard.core import set_core
@@ -18,6 +18,7 @@ from dashboard.services import schedules, system_tasks
 from models import SystemTask, TaskOutcome, TaskRun
 from workers.scheduler import Scheduler
 from workers.tasks import REGISTRY
+from workers.worker import InlineWorker
 
 TORONTO = ZoneInfo("America/Toronto")
 TASK = "peoplesoft-holds"
@@ -119,7 +120,7 @@ def test_after_a_three_hour_outage_the_missed_run_runs_once_and_is_logged_late(c
     # The run itself goes through the worker: the task is off in System Settings, and says so.
     set_core(core)
     try:
-        SimpleWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(
+        InlineWorker([core.settings.queue_name], connection=redis.Redis.from_url(core.redis_url)).work(
             burst=True
         )
     finally:
