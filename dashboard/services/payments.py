@@ -1,9 +1,10 @@
-"""Card payments: one provider interface, a built-in sandbox processor, checkout and refunds.
+"""Card payments: a built-in sandbox processor, checkout and refunds.
 
-``PaymentProvider`` is what a real processor adapter implements: charge and refund, each under an
-idempotency key, and two questions about a key whose charge had no clear answer (``find_charge``,
-``cancel``). ``SandboxProvider`` behaves like one, with its own ledger (``SandboxCharge``) and test
-cards (``TEST_CARDS``): one succeeds, some decline, one fails as if the network dropped.
+``PaymentProvider`` (``payment_providers``) is what a real processor adapter implements: charge and
+refund, each under an idempotency key, and two questions about a key whose charge had no clear
+answer (``find_charge``, ``cancel``). ``SandboxProvider`` behaves like one, with its own ledger
+(``SandboxCharge``) and test cards (``TEST_CARDS``): one succeeds, some decline, one fails as if the
+network dropped.
 
 ``checkout`` sells permits and takes payment of violations in three steps, each a transaction of
 its own:
