@@ -57,7 +57,7 @@ from sqlalchemy import func, make_url, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard.db import Database  # noqa: E402
-from dashboard.services import email, payments  # noqa: E402
+from dashboard.services import email, payment_providers, payments  # noqa: E402
 from dashboard.services.payments import SUCCESS_CARD, ReceiptContext, SandboxProvider  # noqa: E402
 from dashboard.services.permits import PermitRequest  # noqa: E402
 from dashboard.services.plates import clean_plate  # noqa: E402
@@ -82,7 +82,7 @@ BASELINE = "b8cf1ec"
 TARGET_RATE, TARGET_P95_MS = 100, 300  # issue 14: >= 100 purchases/s, p95 <= 300 ms
 RECEIPT = ReceiptContext(name="Bench", site_name="Bench", base_url="http://bench", tz=ZoneInfo("UTC"))
 POOL_SIZE = 40  # PostgreSQL allows 100 connections by default
-CARD = payments.clean_card(SUCCESS_CARD, "12/39", "123", datetime.now(UTC).date())
+CARD = payment_providers.clean_card(SUCCESS_CARD, "12/39", "123", datetime.now(UTC).date())
 
 
 def prepare(url: str) -> Database:

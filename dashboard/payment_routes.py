@@ -1,7 +1,7 @@
 """``POST /hooks/stripe``: Stripe's webhook, which settles card payments made on Stripe's page.
 
 No user session: the gate lets it through (it is not a page) and the request proves itself with
-Stripe's signature (``stripe_payments.handle_webhook``). Answers: 200 once handled (also for an
+Stripe's signature (``stripe_webhooks.handle_webhook``). Answers: 200 once handled (also for an
 event that is not ours or was handled before, so Stripe stops sending it), 400 for a request
 that is not a genuine, fresh Stripe event, 503 while Stripe is not set up or the database is
 unreachable (Stripe retries for three days).
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, jsonify, request
 
 from dashboard.core import core_of
-from dashboard.services import email, payments, stripe_payments, system_settings
+from dashboard.services import email, payments, stripe_payments, stripe_webhooks, system_settings
 from dashboard.services.payments import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def register_payment_routes(server: Flask) -> None:
             "there", site_name, settings.public_url, settings.tz, core.secrets, return_location
         )
         try:
-            outcome = stripe_payments.handle_webhook(
+            outcome = stripe_webhooks.handle_webhook(
                 core.db,
                 core.secrets,
                 request.get_data(cache=False),
@@ -49,7 +49,7 @@ def register_payment_routes(server: Flask) -> None:
                 backend=email.OutboxBackend(),
                 now=datetime.now(UTC),
             )
-        except stripe_payments.BadWebhook as exc:
+        except stripe_webhooks.BadWebhook as exc:
             log.warning("Stripe webhook refused from %s: %s", request.remote_addr, exc)
             return _answer(400, error=str(exc))
         except stripe_payments.NotConfigured as exc:

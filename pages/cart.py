@@ -33,7 +33,7 @@ from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import require_id
-from dashboard.services import carts, payments
+from dashboard.services import carts, payment_providers
 from dashboard.services.carts import CartCheckout, CartLine, CartView
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.web import core, current_user_id, session_scope
@@ -240,8 +240,10 @@ def pay(
     now = datetime.now(UTC)
     try:
         provider = checkout.provider()
-        hosted = payments.is_hosted(provider)
-        card = None if hosted else payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        hosted = payment_providers.is_hosted(provider)
+        card = (
+            None if hosted else payment_providers.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        )
         outcome = carts.checkout_cart(
             core().db,
             provider,

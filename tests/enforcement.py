@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from dashboard.core import Core
 from dashboard.services import boots, system_settings, violations
-from dashboard.services.payments import SUCCESS_CARD, Card, SandboxProvider
+from dashboard.services.payment_providers import Card
+from dashboard.services.payments import SUCCESS_CARD, SandboxProvider
 from dashboard.services.violations import TicketDraft
 from models import Boot, Lot, OffenceType, Payment, PaymentAllocation, PaymentStatus
 

@@ -22,7 +22,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard.auth import current_role
-from dashboard.services import email, payments, system_settings
+from dashboard.services import email, payment_providers, payments, system_settings
 from dashboard.services.lots import format_dollars
 from dashboard.services.payments import CheckoutResult, ReceiptContext
 from dashboard.services.permits import PermitView
@@ -70,7 +70,7 @@ CONTINUE = "Continue to secure payment"
 NOT_SET_UP = "Card payments are not available right now: nothing was charged. Please try again later."
 
 
-def provider() -> payments.PaymentProvider:
+def provider() -> payment_providers.PaymentProvider:
     """The card processor chosen in System Settings; ``DomainError`` (``NotConfigured``) while the
     chosen one lacks its keys."""
     with session_scope() as session:

@@ -20,7 +20,7 @@ from dash import html
 from dashboard.components import checkout
 from dashboard.components.enforcement import boots_on, money, setting, short_when, violation_badge, when
 from dashboard.components.feedback import validation_alert
-from dashboard.services import payments, system_settings, violation_payments
+from dashboard.services import payment_providers, payments, system_settings, violation_payments
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.violation_payments import Payable, Scope, ViolationCheckout
 from dashboard.web import core, session_scope
@@ -171,8 +171,10 @@ def run_payment(
     now = datetime.now(UTC)
     try:
         provider = checkout.provider()
-        hosted = payments.is_hosted(provider)
-        card = None if hosted else payments.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        hosted = payment_providers.is_hosted(provider)
+        card = (
+            None if hosted else payment_providers.clean_card(number, expiry, cvc, now.astimezone(tz).date())
+        )
         with session_scope() as session:
             currency = system_settings.currency(session)
         result = violation_payments.pay(

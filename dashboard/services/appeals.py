@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.services import audit, email, photos, violations
+from dashboard.services import audit, email, photos, ticket_numbers, violations
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
 from dashboard.services.plates import normalize_plate
 from models import (
@@ -72,7 +72,7 @@ class Submitted:
 
 def _violation_for(session: Session, ticket: str, plate: str, user_id: int | None) -> Violation:
     violation = session.scalar(
-        select(Violation).where(Violation.ticket_number == violations.clean_ticket_number(ticket))
+        select(Violation).where(Violation.ticket_number == ticket_numbers.clean_ticket_number(ticket))
     )
     if violation is None:
         raise NotFound(NOT_FOUND)

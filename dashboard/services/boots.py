@@ -1,5 +1,5 @@
-"""Boots: the inventory (Setup Boot Devices), putting one on a car, its release, its return with the
-deposit refund, and the Boot Device Report.
+"""Boots: the inventory (Setup Boot Devices), putting one on a car, its release, its return (the
+deposit refund is ``boot_deposits``), and the Boot Device Report.
 
 The rules money and physical devices need:
 
@@ -10,9 +10,7 @@ The rules money and physical devices need:
   ``release_boot_for_paid_violation`` refuses an unpaid violation and moves each assignment from In
   Use to Released with a conditional UPDATE: the email goes out only for the row that one call
   moved, so a payment confirmation that arrives twice sends one email.
-* **A deposit is refunded once.** The refund is linked to the assignment by a conditional UPDATE in
-  the very transaction that records it (``payments.refund``'s ``claim``), before the processor is
-  called; a second refund finds the link and is refused (a failed refund can be retried).
+* **A deposit is refunded once** (``boot_deposits``, which refunds it through ``payments``).
 
 The deposit is the seed's: the fines of every Apply Boot item on the violation, no discount
 considered (Apply Discount is never on with Apply Boot).
@@ -20,8 +18,8 @@ considered (Apply Discount is never on with Apply Boot).
 Boot statuses: a boot is Available, In Use (on a car) or Released (the code was sent, the boot is
 not back yet); an assignment ends Returned, which makes its boot Available again.
 
-Why this module is long: inventory, assignment, release, return with the deposit refund and the Boot
-Device Report all read and move the same assignment's states under the same row locks.
+Why this module is long: inventory, assignment, release, return and the Boot Device Report all read
+and move the same assignment's states under the same row locks.
 """
 
 from __future__ import annotations
@@ -38,10 +36,10 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError, mask
-from dashboard.db import Database
 from dashboard.services import audit, email, system_settings
 from dashboard.services.days import day_bounds
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
+from dashboard.services.ticket_numbers import TICKET_SEARCH_MAX, clean_ticket_number, new_unused_number
 from models import (
     Boot,
     BootAssignment,
@@ -77,10 +75,6 @@ STATUS_LABELS = {
 
 class BootInUse(NotAllowed):
     """The boot is on another car (or released and not back yet)."""
-
-
-class NothingToRefund(NotAllowed):
-    """The violation was never paid, the deposit is zero, or it was refunded already."""
 
 
 def enabled(session: Session, secrets: SecretBox) -> bool:
@@ -352,7 +346,7 @@ def _release_message(session: Session, context: Mapping[str, object], to: str) -
     )
 
 
-# -- deposits, return and refund ----------------------------------------------------------------
+# -- deposit and return -------------------------------------------------------------------------
 
 
 def deposit_cents(session: Session, violation_id: int) -> int:
@@ -369,37 +363,6 @@ def deposit_cents(session: Session, violation_id: int) -> int:
         )
         or 0
     )
-
-
-@dataclass(frozen=True)
-class RefundPlan:
-    """What Process Refund would do for an assignment (shown before the admin confirms)."""
-
-    deposit_cents: int
-    payment_id: int | None  # None: the violation was never paid, there is nothing to refund
-    amount_cents: int  # what would be refunded (the deposit, capped by what is left of the payment)
-    refunded_cents: int  # already refunded for this assignment
-
-    @property
-    def possible(self) -> bool:
-        return self.payment_id is not None and self.amount_cents > 0 and not self.refunded_cents
-
-
-def refund_plan(session: Session, assignment_id: int) -> RefundPlan:
-    from dashboard.services import violations  # violations imports this module
-
-    assignment = session.get(BootAssignment, assignment_id)
-    if assignment is None:
-        raise NotFound("That boot assignment does not exist.")
-    deposit = deposit_cents(session, assignment.violation_id)
-    paid = violations.paid_by(session, assignment.violation_id)
-    refunded = 0
-    if assignment.refund_id is not None:
-        refund = session.get(Refund, assignment.refund_id)
-        if refund is not None and refund.status == PaymentStatus.SUCCEEDED:
-            refunded = refund.amount_cents
-    amount = min(deposit, paid.amount_cents, paid.refundable_cents) if paid is not None else 0
-    return RefundPlan(deposit, paid.payment_id if paid else None, max(amount, 0), refunded)
 
 
 def mark_returned(
@@ -458,73 +421,6 @@ def keep_deposit(session: Session, assignment_id: int, reason: str, actor_id: in
     session.flush()
 
 
-@dataclass(frozen=True)
-class RefundOutcome:
-    succeeded: bool
-    amount_cents: int
-    message: str
-
-
-def refund_deposit(
-    database: Database,
-    provider: object,
-    assignment_id: int,
-    actor_id: int | None,
-    secrets: SecretBox | None = None,
-) -> RefundOutcome:
-    """Refund the deposit of a returned boot through the payment provider, once: the processor
-    the violation was paid with (a payment on Stripe's page is refunded with Stripe's refund API,
-    whose keys ``secrets`` decrypts), whichever is chosen now.
-
-    ``NothingToRefund`` when the violation was never paid (say so: there is no money to return), the
-    deposit is zero, or it was refunded already."""
-    from dashboard.services import payments
-
-    with database.session() as session:
-        assignment = session.get(BootAssignment, assignment_id)
-        if assignment is None:
-            raise NotFound("That boot assignment does not exist.")
-        if assignment.status != BootStatus.RETURNED:
-            raise NotAllowed("Mark the boot returned before refunding its deposit.")
-        plan = refund_plan(session, assignment_id)
-        number = session.scalar(
-            select(Violation.ticket_number).where(Violation.id == assignment.violation_id)
-        )
-    if plan.refunded_cents:
-        raise NothingToRefund("This deposit was refunded already.")
-    if plan.payment_id is None:
-        raise NothingToRefund("The violation was never paid: there is no deposit to refund.")
-    if plan.amount_cents <= 0:
-        raise NothingToRefund("The violation has no Apply Boot item: the deposit is zero.")
-
-    def claim(session: Session, refund_id: int) -> None:
-        failed = select(Refund.id).where(Refund.status == PaymentStatus.FAILED)
-        linked = session.execute(
-            update(BootAssignment)
-            .where(
-                BootAssignment.id == assignment_id,
-                or_(BootAssignment.refund_id.is_(None), BootAssignment.refund_id.in_(failed)),
-            )
-            .values(refund_id=refund_id)
-        )
-        if not linked.rowcount:  # type: ignore[attr-defined]
-            raise NothingToRefund("This deposit was refunded already.")
-
-    status = payments.refund(
-        database,
-        provider,  # type: ignore[arg-type]
-        payment_id=plan.payment_id,
-        amount_cents=plan.amount_cents,
-        reason=f"Boot deposit, ticket {number}",
-        actor_id=actor_id,
-        claim=claim,
-        secrets=secrets,
-    )
-    if status == PaymentStatus.FAILED:
-        return RefundOutcome(False, plan.amount_cents, "The payment provider refused the refund; try again.")
-    return RefundOutcome(True, plan.amount_cents, "Deposit refunded.")
-
-
 # -- non-return ---------------------------------------------------------------------------------
 
 
@@ -540,8 +436,6 @@ def flag_non_returned(
     """Flag released boots not back ``days`` after their code was sent, once each; with a fee, add
     it to the owner's account as a new violation (same plate and account) carrying one late-fee
     item. Idempotent: a flagged assignment is never flagged or charged again."""
-    from dashboard.services import violations
-
     cutoff = now - timedelta(days=days)
     due = session.execute(
         select(BootAssignment.id, Boot.name, Violation.id, Violation.ticket_number)
@@ -569,7 +463,7 @@ def flag_non_returned(
             original = session.get(Violation, violation_id)
             assert original is not None
             fee = Violation(
-                ticket_number=violations.new_unused_number(session),
+                ticket_number=new_unused_number(session),
                 status=ViolationStatus.UNPAID,
                 user_id=original.user_id,
                 officer_id=None,
@@ -653,8 +547,6 @@ class ReportPage:
 
 
 def _report_query(filters: ReportFilters, now: datetime, non_return_days: int, tz: tzinfo) -> Select:
-    from dashboard.services.violations import TICKET_SEARCH_MAX, clean_ticket_number
-
     if filters.ticket and len(filters.ticket) > TICKET_SEARCH_MAX:
         raise ValidationFailed({"ticket": f"at most {TICKET_SEARCH_MAX} characters"})
     start, end = day_bounds(filters.applied_from, filters.applied_to, tz)

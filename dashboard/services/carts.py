@@ -28,7 +28,8 @@ from dashboard.crypto import SecretBox
 from dashboard.db import Database
 from dashboard.services import email, payments, permits
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
-from dashboard.services.payments import Card, CheckoutResult, PaymentProvider, ReceiptContext
+from dashboard.services.payment_providers import Card, PaymentProvider
+from dashboard.services.payments import CheckoutResult, ReceiptContext
 from dashboard.services.permits import MAX_PLATES, PermitRequest, SoldOut
 from dashboard.services.plates import clean_plate, normalize_plate
 from models import (

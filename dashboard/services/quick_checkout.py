@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services import email, payments, permits
+from dashboard.services import email, payment_providers, payments, permits
 from dashboard.services.errors import NotFound, ValidationFailed
-from dashboard.services.payments import CheckoutResult, PaymentProvider, ReceiptContext
+from dashboard.services.payment_providers import PaymentProvider
+from dashboard.services.payments import CheckoutResult, ReceiptContext
 from dashboard.services.permits import PermitRequest
 from dashboard.services.plates import clean_plate
 from models import Lot, PermitKind, PermitProduct, Pricing
@@ -264,7 +265,7 @@ def buy(
     (``payments.checkout``: a repeated key answers with the first outcome, one charge). With a
     hosted processor (Stripe) there are no card fields: the answer is ``redirect`` to its page,
     which sends the buyer back to ``return_url``."""
-    hosted = payments.is_hosted(provider)
+    hosted = payment_providers.is_hosted(provider)
     tz = receipt.tz
     errors: dict[str, str] = {}
     with database.session() as session:  # availability is not asked: the sale counts under the lock
@@ -274,7 +275,10 @@ def buy(
     card = None
     if not hosted:
         card = _collect(
-            errors, lambda: payments.clean_card(card_number, card_expiry, card_cvc, now.astimezone(tz).date())
+            errors,
+            lambda: payment_providers.clean_card(
+                card_number, card_expiry, card_cvc, now.astimezone(tz).date()
+            ),
         )
     if errors:
         raise ValidationFailed(errors)

@@ -38,9 +38,10 @@ from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services import audit, email, payments, stripe_payments, system_settings
+from dashboard.services import audit, email, payment_providers, payments, stripe_payments, system_settings
 from dashboard.services.errors import DomainError, NotAllowed, NotFound, ValidationFailed
-from dashboard.services.payments import ProcessorCharge, ReceiptContext
+from dashboard.services.payment_providers import ProcessorCharge
+from dashboard.services.payments import ReceiptContext
 from models import (
     MismatchKind,
     MismatchStatus,
@@ -298,7 +299,7 @@ def run(database: Database, secrets: SecretBox, now: datetime, lookback: timedel
     else:
         try:
             stripe_charges = provider.charges_between(since, until)
-        except payments.ProviderUnavailable as exc:
+        except payment_providers.ProviderUnavailable as exc:
             checks.append(ProviderCheck(stripe_payments.NAME, 0, 0, 0, str(exc)))
         else:
             with database.session() as session:
@@ -503,7 +504,7 @@ def refund(
         )
     except DomainError as exc:
         raise NotAllowed(str(exc)) from exc
-    except payments.ProviderUnavailable as exc:
+    except payment_providers.ProviderUnavailable as exc:
         raise NotAllowed(
             f"The processor did not answer; nothing is known to be refunded yet ({exc})."
         ) from exc

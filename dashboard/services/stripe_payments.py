@@ -1,4 +1,4 @@
-"""Stripe as a card processor, behind ``payments.PaymentProvider``, with the official ``stripe``
+"""Stripe as a card processor, behind ``payment_providers.PaymentProvider``, with the official ``stripe``
 library: buyers enter their card on Stripe's hosted Checkout page, so no card number ever reaches
 ParkOps (PCI SAQ A).
 
@@ -7,7 +7,7 @@ provider for a Checkout Session under the payment's idempotency key (Stripe's ow
 the same key gives the same session) and sends the buyer to its URL. What Stripe holds decides
 the outcome, asked for (``find_charge``) whenever something happens:
 
-- a webhook at ``POST /hooks/stripe`` (``handle_webhook``: signature checked, an event already
+- a webhook at ``POST /hooks/stripe`` (``stripe_webhooks.handle_webhook``: signature checked, an event already
   acted on is not acted on again, and the event's content is only a prompt: the session is
   retrieved and its current state settles the payment, so late, repeated and out-of-order events
   all end the same way);
@@ -31,23 +31,20 @@ from typing import Any
 
 import stripe
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox, SecretError
 from dashboard.db import Database
-from dashboard.services import email, payments, system_settings
+from dashboard.services import system_settings
 from dashboard.services.errors import DomainError
-from dashboard.services.payments import (
+from dashboard.services.payment_providers import (
     Card,
     ChargeResult,
-    CheckoutResult,
     HostedSession,
     ProcessorCharge,
     ProviderUnavailable,
-    ReceiptContext,
 )
-from models import Payment, ProcessorEvent
+from models import Payment
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +54,11 @@ NAME = "stripe"
 SESSION_LIFETIME = timedelta(minutes=30)
 ABANDONED_AFTER = SESSION_LIFETIME + timedelta(minutes=5)
 TIMEOUT_SECONDS = 20
-# The events that may settle a payment; anything else is acknowledged and ignored.
-HANDLED_EVENTS = frozenset(
-    {
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-        "checkout.session.async_payment_failed",
-        "checkout.session.expired",
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "payment_intent.canceled",
-    }
-)
 KEY_FIELD = "parkops_key"  # metadata on the session and its payment intent: our idempotency key
 
 
 class NotConfigured(DomainError):
     """Stripe is chosen but its keys are missing, unreadable or of mixed modes."""
-
-
-class BadWebhook(DomainError):
-    """A request to the webhook that is not a genuine, fresh Stripe event."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +109,7 @@ def _unavailable(exc: stripe.StripeError) -> ProviderUnavailable:
 
 
 class StripeProvider:
-    """``payments.HostedPaymentProvider`` on Stripe Checkout. The session's id is kept as the
+    """``payment_providers.HostedPaymentProvider`` on Stripe Checkout. The session's id is kept as the
     payment's ``provider_ref`` while it is pending (``payments`` writes it), and becomes the payment
     intent's id once settled: refunds are made against the payment intent."""
 
@@ -317,60 +298,3 @@ class StripeProvider:
             return ChargeResult(False, reference, (exc.user_message or str(exc))[:255])
         succeeded = made.status in ("succeeded", "pending")
         return ChargeResult(succeeded, made.id, "Refunded" if succeeded else f"Refund {made.status}")
-
-
-# --- webhooks ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WebhookOutcome:
-    """``action``: ignored (an event type or payment not ours), duplicate (acted on before), or the
-    payment's status after acting (``CheckoutResult.status``)."""
-
-    event_id: str
-    action: str
-
-
-def handle_webhook(
-    database: Database,
-    secrets: SecretBox,
-    payload: bytes,
-    signature: str | None,
-    *,
-    receipt: ReceiptContext,
-    backend: email.EmailBackend,
-    now: datetime,
-) -> WebhookOutcome:
-    """Verify a webhook (``stripe.Webhook.construct_event``: the signature with the webhook secret,
-    and a timestamp within Stripe's five-minute tolerance, so a captured request cannot be
-    replayed later), then settle the payment it is about from what Stripe holds now (module
-    docstring). An event is noted once it settled its payment, so a repeat does nothing; one that
-    found the payment still open is not noted, and a repeat asks Stripe again."""
-    provider = configured(database, secrets)
-    try:
-        event = stripe.Webhook.construct_event(payload, signature, provider.config.webhook_secret)
-    except stripe.SignatureVerificationError as exc:
-        raise BadWebhook(f"signature refused: {exc.user_message or exc}") from exc
-    except ValueError as exc:  # signed, but not JSON
-        raise BadWebhook("the body is not a Stripe event") from exc
-    if event.type not in HANDLED_EVENTS:
-        return WebhookOutcome(event.id, "ignored")
-    with database.session() as session:
-        if session.scalar(select(ProcessorEvent.id).where(ProcessorEvent.event_id == event.id)) is not None:
-            return WebhookOutcome(event.id, "duplicate")
-    metadata = event.data.object.to_dict().get("metadata") or {}
-    key = metadata.get(KEY_FIELD)
-    if not isinstance(key, str) or not key:
-        return WebhookOutcome(event.id, "ignored")
-    result: CheckoutResult | None = payments.settle_from_processor(
-        database, provider, key, receipt=receipt, backend=backend, now=now
-    )
-    if result is None:
-        return WebhookOutcome(event.id, "ignored")
-    if result.settled:
-        try:
-            with database.session() as session:
-                session.add(ProcessorEvent(provider=NAME, event_id=event.id, event_type=event.type))
-        except IntegrityError:
-            return WebhookOutcome(event.id, "duplicate")
-    return WebhookOutcome(event.id, result.status)

@@ -32,9 +32,10 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.db import Database
-from dashboard.services import email, offences, payments, quick_checkout, violations
+from dashboard.services import email, offences, payments, quick_checkout, ticket_numbers, violations
 from dashboard.services.errors import NotFound, ValidationFailed
-from dashboard.services.payments import Card, CheckoutResult, PaymentProvider, ReceiptContext
+from dashboard.services.payment_providers import Card, PaymentProvider
+from dashboard.services.payments import CheckoutResult, ReceiptContext
 from dashboard.services.plates import normalize_plate
 from dashboard.services.violations import ViolationRequest
 from models import (
@@ -192,7 +193,7 @@ def _account_filter(session: Session, user_id: int) -> ColumnElement[bool]:
 
 
 def _guest_violation(session: Session, ticket: object, plate: object) -> Violation:
-    number = violations.clean_ticket_number(ticket)
+    number = ticket_numbers.clean_ticket_number(ticket)
     typed = normalize_plate(plate) if isinstance(plate, str) else ""
     violation = session.scalar(select(Violation).where(Violation.ticket_number == number)) if number else None
     if violation is None or not typed or typed != violation.plate_normalized:

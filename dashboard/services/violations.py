@@ -9,8 +9,7 @@ key is also unique in the database. A boot is taken inside the same transaction
 (``boots.assign_boot``: the boot's row lock, then a check that it is available), so a ticket and its
 boot are written together or not at all.
 
-Ticket numbers read well aloud and on paper: ``T-`` and six characters from an alphabet without
-0/O, 1/I/L, or U (``T-7K3-9QX``), about 730 million of them, drawn at random and checked.
+Ticket numbers (``ticket_numbers``) read well aloud and on paper: ``T-7K3-9QX``.
 
 "Overdue" is derived, not stored: an unpaid violation whose due date has passed. A violation under
 appeal is never overdue (its status is not unpaid).
@@ -24,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -38,6 +36,7 @@ from dashboard.services.days import day_bounds
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
 from dashboard.services.plates import MAX_TYPED, clean_plate, normalize_plate
 from dashboard.services.spreadsheet import safe_cell
+from dashboard.services.ticket_numbers import TICKET_SEARCH_MAX, clean_ticket_number, new_unused_number
 from models import (
     Appeal,
     AppealStatus,
@@ -58,14 +57,11 @@ from models import (
     ViolationStatus,
 )
 
-TICKET_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-TICKET_RE = re.compile(r"^T-[2-9A-HJKMNP-TV-Z]{3}-[2-9A-HJKMNP-TV-Z]{3}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 NOTES_MAX = 2000
 MAX_ITEMS = 10
 MAX_PHOTOS = 6
 REASON_MAX = 255
-TICKET_SEARCH_MAX = 32  # the column's size
 PAGE_SIZE = 50
 EXPORT_LIMIT = 50_000
 OVERDUE = "overdue"
@@ -77,31 +73,6 @@ STATUS_LABELS = {
     OVERDUE: "Overdue",
 }
 PAID_PAYMENTS = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
-
-
-def new_ticket_number() -> str:
-    chars = "".join(secrets.choice(TICKET_ALPHABET) for _ in range(6))
-    return f"T-{chars[:3]}-{chars[3:]}"
-
-
-def clean_ticket_number(text: object) -> str:
-    """What a person typed ("t 7k3 9qx", "T-7K3-9QX") in the printed form; other spellings (the
-    demo's ``DEMO-V-0001``) are only trimmed and upper-cased."""
-    raw = str(text or "").strip().upper()
-    compact = re.sub(r"[\s-]+", "", raw)
-    if len(compact) == 7 and compact.startswith("T"):
-        candidate = f"T-{compact[1:4]}-{compact[4:]}"
-        if TICKET_RE.match(candidate):
-            return candidate
-    return raw[:32]
-
-
-def new_unused_number(session: Session) -> str:
-    for _ in range(20):
-        number = new_ticket_number()
-        if session.scalar(select(Violation.id).where(Violation.ticket_number == number)) is None:
-            return number
-    raise RuntimeError("no free ticket number found in 20 draws")  # 1 in 10^170 with a sane table
 
 
 def display_status(status: ViolationStatus | str, due_at: datetime | None, now: datetime) -> str:

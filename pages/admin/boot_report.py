@@ -31,7 +31,7 @@ from dashboard.components.enforcement import (
 )
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import require_id
-from dashboard.services import boots
+from dashboard.services import boot_deposits, boots
 from dashboard.services.boots import ReportFilters
 from dashboard.services.days import parse_day
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
@@ -322,7 +322,7 @@ def open_edit(_clicks: list[int | None]) -> tuple[Any, ...]:
     try:
         with session_scope() as session:
             row = boots.report_row(session, assignment_id, datetime.now(UTC), _non_return_days())
-            plan = boots.refund_plan(session, assignment_id)
+            plan = boot_deposits.refund_plan(session, assignment_id)
     except NotFound as exc:
         return (*(no_update,) * 11, dbc.Alert(str(exc), color="warning"))
     facts = [
@@ -425,7 +425,9 @@ def save(
                 boots.keep_deposit(session, assignment_id, reason, actor)
             messages.append("The deposit is kept.")
         if refund and not cannot_refund:
-            outcome = boots.refund_deposit(core().db, provider(), assignment_id, actor, core().secrets)
+            outcome = boot_deposits.refund_deposit(
+                core().db, provider(), assignment_id, actor, core().secrets
+            )
             messages.append(
                 f"Deposit of {money(outcome.amount_cents)} refunded."
                 if outcome.succeeded

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.services import carts, email, pay_stations, quick_checkout
-from dashboard.services.payments import SUCCESS_CARD, Card, ReceiptContext, SandboxProvider
+from dashboard.services.payment_providers import Card
+from dashboard.services.payments import SUCCESS_CARD, ReceiptContext, SandboxProvider
 from dashboard.services.quick_checkout import TemporaryOrder
 from models import (
     Lot,

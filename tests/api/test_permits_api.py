@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.services import email, payments
+from dashboard.services import email, payment_providers, payments
 from dashboard.services.payments import DECLINED_CARD, ReceiptContext, SandboxProvider
 from dashboard.services.permits import PermitRequest
 from dashboard.services.plates import clean_plate
@@ -250,7 +250,7 @@ def test_validate_ignores_the_hold_of_a_declined_checkout(client, core, place, w
         core.db,
         SandboxProvider(core.db),
         items=[request],
-        card=payments.clean_card(DECLINED_CARD, "12/39", "123", NOW.date()),
+        card=payment_providers.clean_card(DECLINED_CARD, "12/39", "123", NOW.date()),
         idempotency_key="declined-form",
         email_address="guest@example.com",
         user_id=None,

@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from dashboard import push
 from dashboard.auth import ROLE_ATTR
-from dashboard.services import content, demo, email, payments
+from dashboard.services import content, demo, email, payment_providers, payments
 from dashboard.services.payments import SUCCESS_CARD, ReceiptContext, SandboxProvider
 from dashboard.services.permits import PermitRequest
 from dashboard.services.plates import clean_plate
@@ -92,7 +92,7 @@ def _receipt_token(core, lot: Lot, product: PermitProduct) -> str:
                 user_id=None,
             )
         ],
-        card=payments.clean_card(SUCCESS_CARD, "12/39", "123", now.date()),
+        card=payment_providers.clean_card(SUCCESS_CARD, "12/39", "123", now.date()),
         idempotency_key="every-page-walk",
         email_address="walker@example.com",
         user_id=None,

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from dashboard.app import prepare_database
 from dashboard.services import reconciliation
-from dashboard.services.payments import Card, SandboxProvider
+from dashboard.services.payment_providers import Card
+from dashboard.services.payments import SandboxProvider
 from models import Role, SandboxCharge
 from tests.browser.test_peoplesoft_journey import sign_in
 

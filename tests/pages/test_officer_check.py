@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from dashboard.services import email, payments, permits
+from dashboard.services import email, payment_providers, payments, permits
 from dashboard.services.payments import (
     DECLINED_CARD,
     NETWORK_ERROR_CARD,
@@ -131,7 +131,7 @@ def sell(core, lot_id: int, plate: str, card: str, key: str) -> payments.Checkou
         core.db,
         SandboxProvider(core.db),
         items=[request],
-        card=payments.clean_card(card, f"12/{(now.year + 2) % 100}", "123", now.date()),
+        card=payment_providers.clean_card(card, f"12/{(now.year + 2) % 100}", "123", now.date()),
         idempotency_key=key,
         email_address="driver@example.com",
         user_id=None,

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from dashboard.auth import SessionUser
 from dashboard.services import reconciliation
-from dashboard.services.payments import Card, SandboxProvider
+from dashboard.services.payment_providers import Card
+from dashboard.services.payments import SandboxProvider
 from models import AuditLog, Payment, PaymentMismatch, Role, SandboxCharge
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of, press
 

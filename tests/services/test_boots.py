@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.services import boots, email, violations
-from dashboard.services.boots import BootInUse, NothingToRefund, ReleaseMail, ReportFilters
+from dashboard.services import boot_deposits, boots, email, violations
+from dashboard.services.boot_deposits import NothingToRefund
+from dashboard.services.boots import BootInUse, ReleaseMail, ReportFilters
 from dashboard.services.errors import NotAllowed, ValidationFailed
 from dashboard.services.payments import SandboxProvider
 from models import (
@@ -212,12 +213,14 @@ def test_the_deposit_refund_is_the_boot_items_fines_and_happens_once(core, place
     provider = SandboxProvider(core.db)
     with core.db.session() as s:
         boots.mark_returned(s, assignment_id, None, datetime.now(UTC))
-        assert boots.refund_plan(s, assignment_id).amount_cents == 7500  # the BOOT item, not the NVP one
+        assert (
+            boot_deposits.refund_plan(s, assignment_id).amount_cents == 7500
+        )  # the BOOT item, not the NVP one
         assert s.get(Boot, place.boot_ids[0]).status == "available"
-    outcome = boots.refund_deposit(core.db, provider, assignment_id, None)
+    outcome = boot_deposits.refund_deposit(core.db, provider, assignment_id, None)
     assert outcome.succeeded and outcome.amount_cents == 7500
     with pytest.raises(NothingToRefund):
-        boots.refund_deposit(core.db, provider, assignment_id, None)
+        boot_deposits.refund_deposit(core.db, provider, assignment_id, None)
     with core.db.session() as s:
         assert s.scalar(select(SandboxCharge.refunded_cents)) == 7500
         assert s.scalar(select(func.count()).select_from(Refund)) == 1
@@ -236,7 +239,9 @@ def test_concurrent_refunds_of_one_deposit_refund_it_once(core, place, officer):
     def refund() -> None:
         barrier.wait()
         try:
-            results.append(boots.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None))
+            results.append(
+                boot_deposits.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None)
+            )
         except Exception as exc:  # noqa: BLE001
             results.append(exc)
 
@@ -245,7 +250,7 @@ def test_concurrent_refunds_of_one_deposit_refund_it_once(core, place, officer):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(isinstance(r, boots.RefundOutcome) and r.succeeded for r in results) == 1, results
+    assert sum(isinstance(r, boot_deposits.RefundOutcome) and r.succeeded for r in results) == 1, results
     with core.db.session() as s:
         assert s.scalar(select(SandboxCharge.refunded_cents)) == 7500
 
@@ -255,9 +260,9 @@ def test_a_never_paid_violation_has_nothing_to_refund(core, place, officer):
     assignment_id = ticket_assignment(core, ticket.id)
     with core.db.session() as s:
         boots.mark_returned(s, assignment_id, None, datetime.now(UTC), skip_reason="")
-        assert boots.refund_plan(s, assignment_id).possible is False
+        assert boot_deposits.refund_plan(s, assignment_id).possible is False
     with pytest.raises(NothingToRefund, match="never paid"):
-        boots.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None)
+        boot_deposits.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None)
     with core.db.session() as s, pytest.raises(NotAllowed):
         boots.mark_returned(s, assignment_id, None, datetime.now(UTC))
 

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from dashboard.services import carts, email, permits
 from dashboard.services.errors import NotAllowed, NotFound, ValidationFailed
+from dashboard.services.payment_providers import Card
 from dashboard.services.payments import (
     DECLINED_CARD,
     NETWORK_ERROR_CARD,
     SUCCESS_CARD,
-    Card,
     ReceiptContext,
     SandboxProvider,
 )

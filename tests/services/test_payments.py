@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
-from dashboard.services import email, payments, permits
+from dashboard.services import email, payment_providers, payments, permits
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.payments import (
     DECLINED_CARD,
@@ -80,7 +80,7 @@ def item(product: PermitProduct, plate: str = "ABC 123") -> PermitRequest:
 
 
 def pay(core, product, card_number: str = SUCCESS_CARD, key: str = "form-key-1", plate: str = "ABC 123"):
-    card = payments.clean_card(card_number, "12/29", "123", TODAY)
+    card = payment_providers.clean_card(card_number, "12/29", "123", TODAY)
     return payments.checkout(
         core.db,
         SandboxProvider(core.db),
@@ -111,7 +111,7 @@ def count(core, column) -> int:
 )
 def test_card_details_are_validated(number, expiry, cvc, fields):
     with pytest.raises(ValidationFailed) as caught:
-        payments.clean_card(number, expiry, cvc, TODAY)
+        payment_providers.clean_card(number, expiry, cvc, TODAY)
     assert set(caught.value.errors) == fields
 
 
@@ -226,7 +226,7 @@ def test_a_processor_error_charges_nothing_and_a_new_attempt_works(core, product
         .charge(
             amount_cents=500,
             currency="CAD",
-            card=payments.clean_card(SUCCESS_CARD, "12/29", "123", TODAY),
+            card=payment_providers.clean_card(SUCCESS_CARD, "12/29", "123", TODAY),
             idempotency_key="form-key-1",
             description="a late charge",
         )
@@ -264,7 +264,7 @@ def test_a_waitlist_offer_holds_the_space_for_its_buyer_and_their_checkout_fulfi
                 offer_token="o" * 32,
             )
         )
-    card = payments.clean_card(SUCCESS_CARD, "12/29", "123", TODAY)
+    card = payment_providers.clean_card(SUCCESS_CARD, "12/29", "123", TODAY)
 
     def buy(key: str, address: str, user_id: int | None) -> payments.CheckoutResult:
         request = dataclasses.replace(item(product), email=address, user_id=user_id)
@@ -339,7 +339,7 @@ def reserve_only(core, product, key: str = "lost", charge: bool = False) -> int:
         payment.allocations = [PaymentAllocation(permit_id=held.id, amount_cents=500)]
         s.add(payment)
     if charge:
-        card = payments.clean_card(SUCCESS_CARD, "12/29", "123", TODAY)
+        card = payment_providers.clean_card(SUCCESS_CARD, "12/29", "123", TODAY)
         assert (
             SandboxProvider(core.db)
             .charge(amount_cents=500, currency="CAD", card=card, idempotency_key=key, description="permit")

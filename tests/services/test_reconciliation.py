@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Delete, delete, func, select, update
 
-from dashboard.services import email, payments, reconciliation, system_settings
+from dashboard.services import email, payment_providers, payments, reconciliation, system_settings
 from dashboard.services.errors import NotAllowed, ValidationFailed
-from dashboard.services.payments import Card, SandboxProvider
+from dashboard.services.payment_providers import Card
+from dashboard.services.payments import SandboxProvider
 from models import (
     AuditLog,
     Lot,
@@ -220,10 +221,10 @@ class BrokenSettle(SandboxProvider):
 
     def charge(self, **kwargs):  # type: ignore[no-untyped-def]
         super().charge(**kwargs)
-        raise payments.ProviderUnavailable("the answer was lost")
+        raise payment_providers.ProviderUnavailable("the answer was lost")
 
     def find_charge(self, *, idempotency_key: str):  # type: ignore[no-untyped-def]
-        raise payments.ProviderUnavailable("still unreachable")
+        raise payment_providers.ProviderUnavailable("still unreachable")
 
 
 def test_old_webhook_events_are_forgotten(core):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.services import boots, email, payments, reconciliation, violation_payments
+from dashboard.services import boot_deposits, boots, email, payments, reconciliation, violation_payments
 from dashboard.services.payments import ReceiptContext, SandboxProvider
 from dashboard.services.violation_payments import Scope
 from models import (
@@ -203,7 +203,9 @@ def test_a_boot_deposit_paid_on_stripe_is_refunded_through_stripes_refund_api(
         assignment_id = s.scalar(select(BootAssignment.id).where(BootAssignment.violation_id == booted.id))
         boots.mark_returned(s, assignment_id, None, datetime.now(UTC))
     # The processor chosen now is the sandbox: the refund still goes to Stripe, where the money is.
-    outcome = boots.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None, core.secrets)
+    outcome = boot_deposits.refund_deposit(
+        core.db, SandboxProvider(core.db), assignment_id, None, core.secrets
+    )
     assert outcome.succeeded and outcome.amount_cents == 7500
     (refund,) = fake.refunds.values()
     intent = next(iter(fake.intents.values()))
@@ -213,8 +215,8 @@ def test_a_boot_deposit_paid_on_stripe_is_refunded_through_stripes_refund_api(
         row = s.scalar(select(Refund))
         assert row.status == PaymentStatus.SUCCEEDED and row.provider_ref == refund["id"]
         assert s.scalar(select(Payment.status)) == PaymentStatus.PARTIALLY_REFUNDED
-    with pytest.raises(boots.NothingToRefund):
-        boots.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None, core.secrets)
+    with pytest.raises(boot_deposits.NothingToRefund):
+        boot_deposits.refund_deposit(core.db, SandboxProvider(core.db), assignment_id, None, core.secrets)
     assert len(fake.refunds) == 1
     # The ledger and Stripe agree on the charge and its refund: reconciliation finds nothing.
     report = reconciliation.run(core.db, core.secrets, datetime.now(UTC) + timedelta(seconds=5))

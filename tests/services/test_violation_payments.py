@@ -11,15 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.services import appeals, email, payments, violation_payments, violations
+from dashboard.services import appeals, email, payment_providers, payments, violation_payments, violations
 from dashboard.services.errors import NotFound, ValidationFailed
-from dashboard.services.payments import (
-    DECLINED_CARD,
-    SUCCESS_CARD,
-    ProviderUnavailable,
-    ReceiptContext,
-    SandboxProvider,
-)
+from dashboard.services.payment_providers import ProviderUnavailable
+from dashboard.services.payments import DECLINED_CARD, SUCCESS_CARD, ReceiptContext, SandboxProvider
 from dashboard.services.violation_payments import Scope
 from models import (
     Boot,
@@ -92,7 +87,7 @@ def pay(
         scope,
         ids,
         address,
-        payments.clean_card(card, "12/29", "123", TODAY),
+        payment_providers.clean_card(card, "12/29", "123", TODAY),
         key,
         receipt=receipt,
         backend=email.OutboxBackend(),

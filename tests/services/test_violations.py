@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.services import violations
+from dashboard.services import ticket_numbers, violations
 from dashboard.services.errors import NotAllowed, ValidationFailed
 from dashboard.services.violations import Filters, TicketDraft
 from models import AuditLog, Payment, PaymentStatus, Role, Violation, ViolationStatus
@@ -35,7 +35,7 @@ def officer(make_user):
 def test_a_ticket_gets_a_friendly_unique_number_its_items_and_a_due_date(core, place, officer):
     now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
     ticket = write_ticket(core, officer.id, place, plate="abc-123", offences=(place.nvp, place.fl), now=now)
-    assert violations.TICKET_RE.match(ticket.ticket_number)
+    assert ticket_numbers.TICKET_RE.match(ticket.ticket_number)
     assert not set(ticket.ticket_number) & set("01OILU")
     assert ticket.plate == "ABC-123" and ticket.lot_name == "Visitor Lot"
     assert [(i.code, i.amount_cents) for i in ticket.items] == [("NVP", 5000), ("FL", 10000)]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from dashboard.services import boots, email
+from dashboard.services import boots, email, payment_providers
 from dashboard.services.boots import ReleaseMail
 from models import BootAssignment, Role, Violation
 from tests.enforcement import enable_boots, make_place, pay_violation, write_ticket
@@ -48,7 +48,8 @@ def test_the_reconcile_task_settles_a_charged_violation_payment_and_sends_the_co
     the secrets that decrypt the release code and the Boot Return Location; a second run sends
     nothing again."""
     from dashboard.services import payments, violation_payments
-    from dashboard.services.payments import ProviderUnavailable, SandboxProvider
+    from dashboard.services.payment_providers import ProviderUnavailable
+    from dashboard.services.payments import SandboxProvider
     from models import OutboxMessage
 
     class LostAnswers(SandboxProvider):
@@ -72,7 +73,7 @@ def test_the_reconcile_task_settles_a_charged_violation_payment_and_sends_the_co
         violation_payments.Scope(ticket=ticket.ticket_number, plate="ABC 123"),
         [ticket.id],
         "guest@example.com",
-        payments.clean_card("4242424242424242", "12/39", "123", now.date()),
+        payment_providers.clean_card("4242424242424242", "12/39", "123", now.date()),
         "lost-form",
         receipt=payments.ReceiptContext("there", "Campus", "http://x", core.settings.tz, core.secrets),
         backend=email.OutboxBackend(),

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from dashboard.services import system_tasks
-from dashboard.services.payments import Card, SandboxProvider
+from dashboard.services.payment_providers import Card
+from dashboard.services.payments import SandboxProvider
 from models import PaymentMismatch, ProcessorEvent, TaskOutcome
 from workers.jobs import execute_task
 from workers.tasks import REGISTRY
