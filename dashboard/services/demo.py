@@ -673,6 +673,14 @@ def _plate(rng: random.Random) -> str:
     return "".join(rng.choices(string.ascii_uppercase, k=4)) + f" {rng.randrange(1000):03d}"
 
 
+def _bought_at(number: str, bought: date, late: bool) -> datetime:
+    """When a term permit was sold, so that Reports spread the term's sales as they happened: a
+    late buyer during the day it became valid, the others over the three weeks before the term."""
+    rng = random.Random(number)  # its own dice: the permits' plates stay what they were
+    day = bought if late else bought - timedelta(days=rng.randrange(1, 22))
+    return _local_day_start(day) + timedelta(hours=rng.randrange(8, 20), minutes=rng.randrange(60))
+
+
 def _insert_permits(session: Session, rows: list[dict[str, Any]], plates: list[str]) -> int:
     """Many permits and their plates in a few statements (a demo start must stay quick): the ids
     are read back by number, since RETURNING in parameter order makes SQLite insert one by one."""
@@ -792,6 +800,7 @@ def _seed_term_history(session: Session, now: datetime, lots: dict[str, Lot]) ->
                         "valid_from": _local_day_start(bought),
                         "valid_to": _local_day_start(term_end + timedelta(days=1)),
                         "amount_cents": product.price_cents,
+                        "created_at": _bought_at(number, bought, late),
                     }
                 )
                 plates.append(plate)
@@ -850,6 +859,7 @@ def _seed_visitor_history(session: Session, now: datetime, lots: dict[str, Lot])
                         "valid_from": valid_from,
                         "valid_to": valid_from + timedelta(hours=hours),
                         "amount_cents": product.price_cents if is_daily else hours * product.price_cents,
+                        "created_at": valid_from,  # bought on arrival: Reports count it that day
                     }
                 )
                 plates.append(plate)

@@ -203,3 +203,20 @@ def test_the_demo_ships_weeks_of_history_the_advice_stands_on(
             assert row.suggestion.allowance > row.sold
     assert any(row.suggestion.headline.startswith("Sell up to") for row in rows)
     assert any(row.suggestion.allowance > row.allowance for row in rows)  # room to oversell somewhere
+
+
+def test_the_demo_sales_fall_on_the_days_they_were_made(core: Core, session: Session, tmp_path: Path) -> None:
+    """Reports count a sale on the day it was made: the seeded history's permits are spread over
+    the weeks behind it (visitors bought on arrival, term permits before or during the term), not
+    all sold the moment the demo was seeded."""
+    _seed(core, tmp_path)
+    now = datetime.now(UTC)
+    made = session.scalars(select(Permit.created_at).where(Permit.number.like("DEMO-%"))).all()
+    days = {at.replace(tzinfo=UTC).astimezone(demo.CAMPUS_TZ).date() for at in made}
+    assert len(days) >= demo.HISTORY_DAYS - 1
+    today = [at for at in made if now - at.replace(tzinfo=UTC) < timedelta(hours=24)]
+    assert len(today) < len(made) / 10
+    visitors = session.execute(
+        select(Permit.created_at, Permit.valid_from).where(Permit.number.like("DEMO-H-%"))
+    ).all()
+    assert visitors and all(created == valid_from for created, valid_from in visitors)
