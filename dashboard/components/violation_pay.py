@@ -238,16 +238,7 @@ def returned(key: Any, how: Any, name: str | None) -> Any:
         provider = checkout.provider()
     except DomainError as exc:
         return dbc.Alert(str(exc), color="warning")
-    ask = payments.abandon if how == "cancel" else payments.resume
-    result = ask(
-        core().db,
-        provider,
-        key,
-        receipt=checkout.receipt_context(name),
-        backend=checkout.mail_backend(),
-        now=datetime.now(UTC),
-        secrets=core().secrets,
-    )
+    result = checkout.ask_again(provider, key, how, name)
     return None if result is None else checkout.outcome(result, core().settings.tz)
 
 
