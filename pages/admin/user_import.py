@@ -17,7 +17,6 @@ from dash import ALL, Input, Output, dcc, html, no_update
 from dashboard.callbacks import callback, register_page
 from dashboard.inputs import as_id
 from dashboard.services import system_settings, system_tasks, user_import
-from dashboard.services.errors import NotFound
 from dashboard.services.violations import when_words
 from dashboard.web import core, session_scope
 from models import Role
@@ -75,18 +74,12 @@ def _status() -> Any:
         config = system_settings.get_many(
             session, core().secrets, ["csv_import_folder", "csv_import_failed_email"]
         )
-        try:
-            task = system_tasks.get_task(session, TASK)
-        except NotFound:
-            task = None
+        task = system_tasks.find_task(session, TASK)
     parts = [
         f"Drop folder: {config['csv_import_folder'] or '(not set: System Settings > Third Party)'}.",
         f"Failures go to {config['csv_import_failed_email'] or '(no Failed Import Email set)'}.",
     ]
-    if task is None or not task.enabled:
-        parts.append("The Managed User Import task is off in System Task Logs.")
-    else:
-        parts.append(f"It runs {task.schedule_words}; next run: {system_tasks.next_run_words(task, tz)}.")
+    parts.append(system_tasks.schedule_sentence(task, "Managed User Import", tz))
     return dbc.Alert(" ".join(parts), color="info", id="user-import-state")
 
 
