@@ -250,16 +250,7 @@ def _earlier(stored_key: Any, returned: Any = None) -> tuple[Any, str, bool]:
         provider = checkout.provider()
     except DomainError as exc:
         return dbc.Alert(str(exc), color="warning"), stored_key, False
-    ask = payments.abandon if returned == "cancel" else payments.resume
-    result = ask(
-        core().db,
-        provider,
-        stored_key,
-        receipt=checkout.receipt_context(name),
-        backend=checkout.mail_backend(),
-        now=datetime.now(UTC),
-        secrets=core().secrets,
-    )
+    result = checkout.ask_again(provider, stored_key, returned, name)
     if result is None:
         return None, stored_key, False
     shown = checkout.outcome(result, core().settings.tz)

@@ -20,7 +20,6 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
-from flask_login import current_user
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components import checkout, violation_pay
@@ -191,58 +190,19 @@ def pay(
     scope = _scope(stored)
     if not clicks or scope is None:
         return no_update, no_update, no_update, no_update, no_update, no_update
-    name = current_user.name if current_user.is_authenticated else None
     answer = violation_pay.run_payment(
-        scope, name, selected, address, number, expiry, cvc, key, shown_total, "/pay-violation"
+        scope,
+        violation_pay.signed_in_name(),
+        selected,
+        address,
+        number,
+        expiry,
+        cvc,
+        key,
+        shown_total,
+        "/pay-violation",
     )
-    return (
-        answer.shown,
-        answer.key or no_update,
-        (version or 0) + 1 if answer.reload else no_update,
-        answer.missing,
-        {} if answer.missing else violation_pay.HIDDEN,
-        answer.go or no_update,
-    )
+    return violation_pay.pay_outputs(answer, version)
 
 
-@callback(
-    Output("payviol-select", "value", allow_duplicate=True),
-    Output("payviol-add-overdue", "style", allow_duplicate=True),
-    Input("payviol-add-overdue", "n_clicks"),
-    State("payviol-missing", "data"),
-    State("payviol-select", "value"),
-    prevent_initial_call=True,
-    min_role=Role.GUEST,
-)
-def add_overdue(clicks: int | None, missing: list[int] | None, selected: list[int] | None) -> tuple[Any, Any]:
-    if not clicks or not missing:
-        return no_update, no_update
-    return list(dict.fromkeys([*(selected or []), *missing])), violation_pay.HIDDEN
-
-
-@callback(
-    Output("payviol-card-fields", "style"),
-    Output("payviol-hosted-note", "style"),
-    Output("payviol-pay", "children"),
-    Input("payviol-version", "data"),
-    min_role=Role.GUEST,
-)
-def card_mode(_version: Any) -> tuple[Any, Any, Any]:
-    """The card fields with the sandbox; with Stripe, a note and "Continue to secure payment"."""
-    return checkout.card_mode()
-
-
-@callback(
-    Output("payviol-back", "children"),
-    Output("payviol-version", "data"),
-    Input("payviol-return", "data"),
-    State("payviol-key", "data"),
-    min_role=Role.GUEST,
-)
-def came_back(how: Any, key: Any) -> tuple[Any, Any]:
-    """Back from Stripe's page: what became of the payment (paid only once Stripe says so), then
-    the list read again (the tickets it paid show paid)."""
-    shown = violation_pay.returned(key, how, current_user.name if current_user.is_authenticated else None)
-    if shown is None:
-        return no_update, no_update
-    return shown, 1
+violation_pay.register_callbacks(PREFIX, Role.GUEST)

@@ -139,54 +139,7 @@ def pay(
     answer = violation_pay.run_payment(
         _scope(), current_user.name, selected, address, number, expiry, cvc, key, shown_total, "/violations"
     )
-    return (
-        answer.shown,
-        answer.key or no_update,
-        (version or 0) + 1 if answer.reload else no_update,
-        answer.missing,
-        {} if answer.missing else violation_pay.HIDDEN,
-        answer.go or no_update,
-    )
+    return violation_pay.pay_outputs(answer, version)
 
 
-@callback(
-    Output("myviol-select", "value", allow_duplicate=True),
-    Output("myviol-add-overdue", "style", allow_duplicate=True),
-    Input("myviol-add-overdue", "n_clicks"),
-    State("myviol-missing", "data"),
-    State("myviol-select", "value"),
-    prevent_initial_call=True,
-    min_role=Role.USER,
-)
-def add_overdue(clicks: int | None, missing: list[int] | None, selected: list[int] | None) -> tuple[Any, Any]:
-    if not clicks or not missing:
-        return no_update, no_update
-    return list(dict.fromkeys([*(selected or []), *missing])), violation_pay.HIDDEN
-
-
-@callback(
-    Output("myviol-card-fields", "style"),
-    Output("myviol-hosted-note", "style"),
-    Output("myviol-pay", "children"),
-    Input("myviol-version", "data"),
-    min_role=Role.USER,
-)
-def card_mode(_version: Any) -> tuple[Any, Any, Any]:
-    """The card fields with the sandbox; with Stripe, a note and "Continue to secure payment"."""
-    return checkout.card_mode()
-
-
-@callback(
-    Output("myviol-back", "children"),
-    Output("myviol-version", "data"),
-    Input("myviol-return", "data"),
-    State("myviol-key", "data"),
-    min_role=Role.USER,
-)
-def came_back(how: Any, key: Any) -> tuple[Any, Any]:
-    """Back from Stripe's page: what became of the payment (paid only once Stripe says so), then
-    the list read again (the tickets it paid show paid)."""
-    shown = violation_pay.returned(key, how, current_user.name)
-    if shown is None:
-        return no_update, no_update
-    return shown, 1
+violation_pay.register_callbacks(PREFIX, Role.USER)

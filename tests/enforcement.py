@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dashboard.core import Core
-from dashboard.services import boots, system_settings, violations
+from dashboard.services import boots, email, system_settings, violations
 from dashboard.services.payment_providers import Card
 from dashboard.services.payments import SUCCESS_CARD, SandboxProvider
 from dashboard.services.violations import TicketDraft
@@ -46,6 +46,15 @@ def make_place(core: Core, boot_names: tuple[str, ...] = ("Red Boot 01", "Red Bo
 def enable_boots(core: Core, on: bool = True, **more: object) -> None:
     with core.db.session() as s:
         system_settings.update(s, core.secrets, {boots.ENABLED_SETTING: on, **more}, actor_id=None)
+
+
+def payable_place(core: Core) -> Place:
+    """A place for the payment tests: the default e-mail templates (receipts, boot release),
+    Universal Boot on, and the lot, offences and boots of ``make_place``."""
+    with core.db.session() as s:
+        email.ensure_default_templates(s)
+    enable_boots(core)
+    return make_place(core)
 
 
 def write_ticket(

@@ -13,7 +13,7 @@ relabels Pay as "Continue to secure payment" (``card_mode``), and Pay sends the 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -105,6 +105,24 @@ def receipt_context(name: str | None) -> ReceiptContext:
         tz=core().settings.tz,
         secrets=core().secrets,
         return_location=str(values["boot_return_location"]),
+    )
+
+
+def ask_again(
+    chosen: payments.PaymentProvider, key: str, how: Any, name: str | None
+) -> CheckoutResult | None:
+    """The payment under the tab's key as the processor holds it now (paid only once it says so):
+    closed first when the payer came back through its back link (``how == "cancel"``). None when
+    the key has no payment."""
+    ask = payments.abandon if how == "cancel" else payments.resume
+    return ask(
+        core().db,
+        chosen,
+        key,
+        receipt=receipt_context(name),
+        backend=mail_backend(),
+        now=datetime.now(UTC),
+        secrets=core().secrets,
     )
 
 

@@ -15,15 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import Input, Output, State, html, no_update
+from flask_login import current_user
 
+from dashboard.callbacks import callback
 from dashboard.components import checkout
 from dashboard.components.enforcement import boots_on, money, setting, short_when, violation_badge, when
 from dashboard.components.feedback import validation_alert
-from dashboard.services import payment_providers, payments, system_settings, violation_payments
+from dashboard.services import payment_providers, system_settings, violation_payments
 from dashboard.services.errors import DomainError, ValidationFailed
 from dashboard.services.violation_payments import Payable, Scope, ViolationCheckout
 from dashboard.web import core, session_scope
+from models import Role
 
 HIDDEN = {"display": "none"}
 RETURNS = ("return", "cancel")  # how a hosted processor's page sends the payer back
@@ -153,6 +156,24 @@ class PayAnswer:
     go: str | None = None
 
 
+def signed_in_name() -> str | None:
+    """The payer's name for the receipt: the account's, or none for a guest."""
+    return current_user.name if current_user.is_authenticated else None
+
+
+def pay_outputs(answer: PayAnswer, version: int | None) -> tuple[Any, ...]:
+    """What a page's Pay callback sends: the result, the form's key, the list's version, the
+    overdue tickets to offer and the "Add the overdue tickets" button's style, where to go next."""
+    return (
+        answer.shown,
+        answer.key or no_update,
+        (version or 0) + 1 if answer.reload else no_update,
+        answer.missing,
+        {} if answer.missing else HIDDEN,
+        answer.go or no_update,
+    )
+
+
 def run_payment(
     scope: Scope,
     name: str | None,
@@ -219,14 +240,53 @@ def returned(key: Any, how: Any, name: str | None) -> Any:
         provider = checkout.provider()
     except DomainError as exc:
         return dbc.Alert(str(exc), color="warning")
-    ask = payments.abandon if how == "cancel" else payments.resume
-    result = ask(
-        core().db,
-        provider,
-        key,
-        receipt=checkout.receipt_context(name),
-        backend=checkout.mail_backend(),
-        now=datetime.now(UTC),
-        secrets=core().secrets,
-    )
+    result = checkout.ask_again(provider, key, how, name)
     return None if result is None else checkout.outcome(result, core().settings.tz)
+
+
+def register_callbacks(prefix: str, min_role: Role) -> None:
+    """Register, for the page whose ids start with ``prefix``, the callbacks both payment pages
+    share: add the overdue tickets to the ticked ones, the card form or the hosted note, and the
+    outcome on return from the processor's page. Call at page import, like the page's callbacks."""
+
+    @callback(
+        Output(f"{prefix}-select", "value", allow_duplicate=True),
+        Output(f"{prefix}-add-overdue", "style", allow_duplicate=True),
+        Input(f"{prefix}-add-overdue", "n_clicks"),
+        State(f"{prefix}-missing", "data"),
+        State(f"{prefix}-select", "value"),
+        prevent_initial_call=True,
+        min_role=min_role,
+    )
+    def add_overdue(
+        clicks: int | None, missing: list[int] | None, selected: list[int] | None
+    ) -> tuple[Any, Any]:
+        if not clicks or not missing:
+            return no_update, no_update
+        return list(dict.fromkeys([*(selected or []), *missing])), HIDDEN
+
+    @callback(
+        Output(f"{prefix}-card-fields", "style"),
+        Output(f"{prefix}-hosted-note", "style"),
+        Output(f"{prefix}-pay", "children"),
+        Input(f"{prefix}-version", "data"),
+        min_role=min_role,
+    )
+    def card_mode(_version: Any) -> tuple[Any, Any, Any]:
+        """The card fields with the sandbox; with Stripe, a note and "Continue to secure payment"."""
+        return checkout.card_mode()
+
+    @callback(
+        Output(f"{prefix}-back", "children"),
+        Output(f"{prefix}-version", "data"),
+        Input(f"{prefix}-return", "data"),
+        State(f"{prefix}-key", "data"),
+        min_role=min_role,
+    )
+    def came_back(how: Any, key: Any) -> tuple[Any, Any]:
+        """Back from Stripe's page: what became of the payment (paid only once Stripe says so), then
+        the list read again (the tickets it paid show paid)."""
+        shown = returned(key, how, signed_in_name())
+        if shown is None:
+            return no_update, no_update
+        return shown, 1

@@ -183,6 +183,15 @@ def get_task(session: Session, name: str) -> TaskView:
     return _task_view(_row(session, name))
 
 
+def find_task(session: Session, name: str) -> TaskView | None:
+    """The task, or None where it is not there (a database its migration has not reached): a
+    page that describes a task's schedule says nothing rather than failing."""
+    try:
+        return get_task(session, name)
+    except NotFound:
+        return None
+
+
 def _row(session: Session, name: str) -> SystemTask:
     row = session.get(SystemTask, name)
     if row is None:
@@ -421,6 +430,14 @@ def _duration_words(delta: timedelta) -> str:
     hours, minutes = divmod(rest, 60)
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
     return " ".join(p for p in parts if p) or "less than a minute"
+
+
+def schedule_sentence(task: TaskView | None, title: str, tz: tzinfo, now: datetime | None = None) -> str:
+    """What a page that depends on a task says of it: that the task ``title`` is off in System
+    Task Logs, or when it runs and when next."""
+    if task is None or not task.enabled:
+        return f"The {title} task is off in System Task Logs."
+    return f"It runs {task.schedule_words}; next run: {next_run_words(task, tz, now)}."
 
 
 def next_run_words(task: TaskView, tz: tzinfo, now: datetime | None = None) -> str:

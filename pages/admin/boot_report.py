@@ -20,6 +20,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components import paged_search
 from dashboard.components.checkout import provider
 from dashboard.components.enforcement import (
     boot_badge,
@@ -292,8 +293,7 @@ def refresh(
             )  # fmt: skip
     except ValidationFailed as exc:
         return validation_alert(exc, FILTER_LABELS, "Not searched:"), *([no_update] * 4)
-    first = (result.page - 1) * boots.PAGE_SIZE + 1
-    shown = f"{first}–{first + len(result.rows) - 1} of {result.total}" if result.rows else ""
+    shown = paged_search.range_words(result, boots.PAGE_SIZE)
     return no_update, shown, _table(result), result.pages, result.page
 
 

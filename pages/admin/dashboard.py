@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
+from dashboard.components.charts import blank_figure
 from dashboard.components.feed_status import feed_alerts
 from dashboard.components.figures import SOURCE_LABELS, ago, percent
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
@@ -97,30 +98,13 @@ def layout(**_query: str) -> html.Div:
 # -- the cards -------------------------------------------------------------------------------------
 
 
-def _blank_figure(message: str = "") -> go.Figure:
-    """An empty chart of the chart's height (what a card starts with), optionally saying why."""
-    figure = go.Figure()
-    figure.update_layout(
-        annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#6c757d"}}]
-        if message
-        else [],
-        height=CHART_HEIGHT,
-        margin={"l": 8, "r": 8, "t": 8, "b": 8},
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-    )
-    return figure
-
-
 def _chart(definition: WidgetDef) -> list[Any]:
     key = definition.key
     return [
         html.Div(
             dcc.Graph(
                 id={"type": "dashboard-graph", "key": key},
-                figure=_blank_figure(),
+                figure=blank_figure(CHART_HEIGHT),
                 config=GRAPH_CONFIG,
             ),
             role="img",
@@ -219,7 +203,7 @@ def refresh(_message: str | None, _tick: int | None, _cards: list[dict]) -> tupl
 
     return (
         [pick(o["id"]["key"]).body for o in bodies],
-        [pick(o["id"]["key"]).figure or _blank_figure() for o in graphs],
+        [pick(o["id"]["key"]).figure or blank_figure(CHART_HEIGHT) for o in graphs],
         [pick(o["id"]["key"]).table for o in tables],
     )
 
@@ -296,7 +280,7 @@ def _mistall(session: Session, now: datetime) -> Rendered:
                 "No Mistall data yet: the Update Mistall System Job Task has not imported any lots.",
                 className="text-muted small mb-0",
             ),
-            _blank_figure("No Mistall data yet"),
+            blank_figure(CHART_HEIGHT, "No Mistall data yet"),
             html.P("No Mistall lots.", className="text-muted mb-0"),
         )
     body = html.P(
@@ -477,7 +461,7 @@ def _today(session: Session, now: datetime) -> Rendered:
     if not with_points:
         return Rendered(
             html.P(f"No occupancy history yet today ({day}).", className="small text-muted mb-1"),
-            _blank_figure("No history yet today"),
+            blank_figure(CHART_HEIGHT, "No history yet today"),
             html.P("No history today.", className="text-muted mb-0"),
         )
     body = html.P(

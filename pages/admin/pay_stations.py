@@ -15,7 +15,6 @@ minute, so "active now" stays true without a reload; the ParkMobile import runs 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import dash
@@ -23,6 +22,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components import record_list
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import as_id
 from dashboard.services import pay_stations
@@ -45,27 +45,7 @@ FILTERS = (
 )
 
 
-def _field(label: str, control: Any, **width: Any) -> Any:
-    return dbc.Col([dbc.Label(label, html_for=control.id, className="small mb-1"), control], **width)
-
-
-def _total(component_id: str, label: str, phone_width: int) -> Any:
-    return dbc.Col(
-        dbc.Card(
-            dbc.CardBody(
-                [
-                    html.Div(label, className="text-muted small"),
-                    html.Div("—", id=component_id, className="h5 m-0 text-break"),
-                ]
-            )
-        ),
-        xs=phone_width,
-        sm=4,
-    )
-
-
 def layout(**_query: str) -> html.Div:
-    select_width = {"xs": 12, "sm": 6, "lg": 2}
     return html.Div(
         [
             html.H1("Pay Station Status", className="h3"),
@@ -82,22 +62,19 @@ def layout(**_query: str) -> html.Div:
                     [
                         dbc.Row(
                             [
-                                _field(
+                                record_list.field(
                                     "Source",
                                     dbc.Select(id="paystations-source", value="", placeholder="All sources"),
-                                    **select_width,
                                 ),
-                                _field(
+                                record_list.field(
                                     "Zone",
                                     dbc.Select(id="paystations-zone", value="", placeholder="All zones"),
-                                    **select_width,
                                 ),
-                                _field(
+                                record_list.field(
                                     "Lot",
                                     dbc.Select(id="paystations-lot", value="", placeholder="All lots"),
-                                    **select_width,
                                 ),
-                                _field(
+                                record_list.field(
                                     "Plate",
                                     dbc.Input(
                                         id="paystations-plate",
@@ -106,17 +83,14 @@ def layout(**_query: str) -> html.Div:
                                         placeholder="e.g. ABC 123",
                                         autoComplete="off",
                                     ),
-                                    **select_width,
                                 ),
-                                _field(
+                                record_list.field(
                                     "From",
                                     dbc.Input(id="paystations-from", type="datetime-local", debounce=True),
-                                    **select_width,
                                 ),
-                                _field(
+                                record_list.field(
                                     "To",
                                     dbc.Input(id="paystations-to", type="datetime-local", debounce=True),
-                                    **select_width,
                                 ),
                             ],
                             className="g-2",
@@ -126,38 +100,9 @@ def layout(**_query: str) -> html.Div:
                 ),
                 className="mb-3",
             ),
-            html.Div(id="paystations-error", role="alert"),
-            dbc.Row(
-                [
-                    _total("paystations-count", "Records", 6),
-                    _total("paystations-active", "Active now", 6),
-                    _total("paystations-amount", "Amount", 12),
-                ],
-                className="g-2 mb-3",
-            ),
-            html.Div(id="paystations-range", className="small text-muted mb-1", role="status"),
-            html.Div(id="paystations-table"),
-            html.Nav(
-                dbc.Pagination(
-                    id="paystations-pages",
-                    max_value=1,
-                    active_page=1,
-                    fully_expanded=False,
-                    first_last=True,
-                    previous_next=True,
-                    size="sm",
-                ),
-                **{"aria-label": "Pages of records"},
-                className="d-flex justify-content-center mt-2",
-            ),
+            *record_list.results("paystations", "records"),
         ]
     )
-
-
-def _options(everything: str, choices: list[tuple[Any, str]]) -> list[dict[str, str]]:
-    return [{"label": everything, "value": ""}] + [
-        {"label": label, "value": str(value)} for value, label in choices
-    ]
 
 
 @callback(
@@ -173,16 +118,12 @@ def load_options(_init: int | None) -> tuple[Any, ...]:
         options = pay_stations.filter_options(session)
     tz_name = getattr(core().settings.tz, "key", str(core().settings.tz))
     return (
-        _options("All sources", [(s, pay_stations.source_label(s)) for s in options.sources]),
-        _options("All zones", list(options.zones)),
-        _options("All lots", list(options.lots)),
+        record_list.options("All sources", [(s, pay_stations.source_label(s)) for s in options.sources]),
+        record_list.options("All zones", list(options.zones)),
+        record_list.options("All lots", list(options.lots)),
         f"Times are in the site's time zone ({tz_name}). From/To show records active at some moment "
         "between them.",
     )
-
-
-def _money(cents: int, currency: str) -> str:
-    return f"{currency} {Decimal(cents) / 100:,.2f}"
 
 
 def _when(moment: datetime) -> str:
@@ -200,12 +141,8 @@ def _status(row: RecordRow, now: datetime) -> Any:
         badge = dbc.Badge("Ended", color="secondary")
     if not row.over_capacity:
         return badge
-    flag = dbc.Badge(
-        "Over allowance",
-        color="warning",
-        text_color="dark",
-        className="ms-1",
-        title="Recorded when its lot's allowance or its zone's capacity (Manage Lot Zones) was already taken",
+    flag = record_list.over_allowance(
+        "Recorded when its lot's allowance or its zone's capacity (Manage Lot Zones) was already taken"
     )
     return [badge, flag]
 
@@ -229,7 +166,7 @@ def _table(result: RecordPage) -> Any:
                 html.Td(", ".join(row.lot_names) or "—"),
                 html.Td(_when(row.start_at), className="text-nowrap"),
                 html.Td(_when(row.end_at), className="text-nowrap"),
-                html.Td(_money(row.amount_cents, row.currency), className="text-end text-nowrap"),
+                html.Td(record_list.money(row.amount_cents, row.currency), className="text-end text-nowrap"),
                 html.Td(_status(row, result.now)),
             ],
             id=f"paystations-row-{row.key}",
@@ -254,14 +191,7 @@ def _int(value: Any) -> int | None:
 
 
 @callback(
-    Output("paystations-error", "children"),
-    Output("paystations-count", "children"),
-    Output("paystations-active", "children"),
-    Output("paystations-amount", "children"),
-    Output("paystations-range", "children"),
-    Output("paystations-table", "children"),
-    Output("paystations-pages", "max_value"),
-    Output("paystations-pages", "active_page"),
+    *record_list.result_outputs("paystations"),
     Input("paystations-source", "value"),
     Input("paystations-zone", "value"),
     Input("paystations-lot", "value"),
@@ -301,19 +231,4 @@ def refresh(
     except ValidationFailed as exc:
         alert = validation_alert(exc, LABELS, heading="Not searched:")
         return (alert, *([no_update] * 7))
-    amount = " + ".join(_money(cents, currency) for currency, cents in result.amounts) or "—"
-    shown = (
-        f"Showing {result.first}–{result.first + len(result.rows) - 1} of {result.total} records"
-        if result.rows
-        else ""
-    )
-    return (
-        None,
-        f"{result.total:,}",
-        f"{result.active_now:,}",
-        amount,
-        shown,
-        _table(result),
-        result.pages,
-        result.page,
-    )
+    return record_list.shown(result, "records", _table(result))

@@ -18,7 +18,6 @@ from dash import ALL, Input, Output, dcc, html, no_update
 from dashboard.callbacks import callback, register_page
 from dashboard.inputs import as_id
 from dashboard.services import peoplesoft, system_settings, system_tasks
-from dashboard.services.errors import NotFound
 from dashboard.services.violations import when_words
 from dashboard.web import core, session_scope
 from models import Role
@@ -64,10 +63,7 @@ def _status() -> Any:
         config = system_settings.get_many(
             session, core().secrets, ["peoplesoft_enabled", "peoplesoft_holds_email"]
         )
-        try:
-            task = system_tasks.get_task(session, TASK)
-        except NotFound:
-            task = None
+        task = system_tasks.find_task(session, TASK)
     if not config["peoplesoft_enabled"]:
         return dbc.Alert(
             "PeopleSoft holds are turned off in System Settings (Third Party > PeopleSoft Holds).",
@@ -77,10 +73,7 @@ def _status() -> Any:
     parts = [
         f"Reports go to {config['peoplesoft_holds_email'] or '(no PeopleSoft Holds Notification Email set)'}."
     ]
-    if task is None or not task.enabled:
-        parts.append("The PeopleSoft Holds Report task is off in System Task Logs.")
-    else:
-        parts.append(f"It runs {task.schedule_words}; next run: {system_tasks.next_run_words(task, tz)}.")
+    parts.append(system_tasks.schedule_sentence(task, "PeopleSoft Holds Report", tz))
     return dbc.Alert(" ".join(parts), color="info", id="peoplesoft-on")
 
 

@@ -91,10 +91,9 @@ def _amount(cents: int | None, currency: str) -> str:
 def _status() -> Any:
     tz = core().settings.tz
     with session_scope() as session:
-        try:
-            task = system_tasks.get_task(session, TASK)
-        except NotFound:
-            return None
+        task = system_tasks.find_task(session, TASK)
+    if task is None:
+        return None
     if not task.enabled:
         return dbc.Alert("The Payment Reconciliation task is off in System Task Logs.", color="warning")
     last = moment_words(task.last_run_at, datetime.now(UTC), tz) if task.last_run_at else "not yet"

@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components.charts import blank_figure
 from dashboard.components.feedback import validation_alert
 from dashboard.components.figures import SOURCE_LABELS
 from dashboard.services import reports
@@ -79,7 +80,10 @@ def _graph(graph_id: str, title: str, box_id: str | None = None) -> Any:
             html.H3(title, id=f"{graph_id}-title", className="h6 mb-1"),
             html.Div(
                 dcc.Graph(
-                    id=graph_id, figure=_blank(), config=GRAPH_CONFIG, style={"height": f"{CHART_HEIGHT}px"}
+                    id=graph_id,
+                    figure=blank_figure(CHART_HEIGHT),
+                    config=GRAPH_CONFIG,
+                    style={"height": f"{CHART_HEIGHT}px"},
                 ),
                 role="img",
                 **{"aria-label": f"Chart: {title}. The table below lists the figures."},
@@ -237,22 +241,6 @@ def load_options(_init: int | None) -> tuple[Any, ...]:
     )
 
 
-def _blank(message: str = "") -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(
-        annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#6c757d"}}]
-        if message
-        else [],
-        height=CHART_HEIGHT,
-        margin={"l": 8, "r": 8, "t": 8, "b": 8},
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-    )
-    return figure
-
-
 def _finish(figure: go.Figure) -> go.Figure:
     """One look for every chart: the legend above the plot (below, it collides with slanted day
     labels on a phone); no zoom or pan, so a drag on a phone scrolls the page."""
@@ -274,7 +262,7 @@ def _units(cents: int) -> float:
 
 def _sales_figure(report: SalesReport) -> go.Figure:
     if not report.rows:
-        return _blank("No sales on these days")
+        return blank_figure(CHART_HEIGHT, "No sales on these days")
     figure = go.Figure()
     for currency in sorted({row.currency for row in report.rows}):
         rows = [row for row in report.rows if row.currency == currency]
@@ -298,7 +286,11 @@ def _occupancy_figures(report: OccupancyReport) -> tuple[go.Figure, go.Figure, g
         empty = "No history on these days"
         if report.group_id is None:
             empty = "No lot groups yet"
-        return _blank(empty), _blank(empty), _blank(empty)
+        return (
+            blank_figure(CHART_HEIGHT, empty),
+            blank_figure(CHART_HEIGHT, empty),
+            blank_figure(CHART_HEIGHT, empty),
+        )
     hours: list[Any] = []
     physical: list[float | None] = []
     permits: list[float | None] = []
@@ -348,7 +340,7 @@ def _occupancy_figures(report: OccupancyReport) -> tuple[go.Figure, go.Figure, g
 
 def _violations_figure(report: ViolationsReport) -> go.Figure:
     if not report.total.issued:
-        return _blank("No violations issued on these days")
+        return blank_figure(CHART_HEIGHT, "No violations issued on these days")
     rows = report.rows if report.group_by == "day" else report.rows[::-1]
     x = [row.key if report.group_by == "day" else row.label for row in rows]
     figure = go.Figure()

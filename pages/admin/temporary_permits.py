@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import dash
@@ -20,6 +19,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components import record_list
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import as_id
 from dashboard.services import pay_stations, temporary_permits
@@ -34,33 +34,6 @@ logger = logging.getLogger(__name__)
 LABELS = {"from": "From", "to": "To", "plate": "Plate", "source": "Source"}
 FILTERS = ("temps-source", "temps-lot", "temps-plate", "temps-from", "temps-to")
 SOURCE_MAX = 24  # what a source value can be; anything longer is not one
-
-
-def _field(label: str, control: Any) -> Any:
-    return dbc.Col(
-        [dbc.Label(label, html_for=control.id, className="small mb-1"), control], xs=12, sm=6, lg=2
-    )
-
-
-def _total(component_id: str, label: str, phone_width: int) -> Any:
-    return dbc.Col(
-        dbc.Card(
-            dbc.CardBody(
-                [
-                    html.Div(label, className="text-muted small"),
-                    html.Div("—", id=component_id, className="h5 m-0 text-break"),
-                ]
-            )
-        ),
-        xs=phone_width,
-        sm=4,
-    )
-
-
-def _options(everything: str, choices: list[tuple[Any, str]]) -> list[dict[str, str]]:
-    return [{"label": everything, "value": ""}] + [
-        {"label": label, "value": str(value)} for value, label in choices
-    ]
 
 
 def layout(**_query: str) -> html.Div:
@@ -79,15 +52,15 @@ def layout(**_query: str) -> html.Div:
                     [
                         dbc.Row(
                             [
-                                _field(
+                                record_list.field(
                                     "Source",
                                     dbc.Select(id="temps-source", value="", placeholder="All sources"),
                                 ),
-                                _field(
+                                record_list.field(
                                     "Lot",
                                     dbc.Select(id="temps-lot", value="", placeholder="All lots"),
                                 ),
-                                _field(
+                                record_list.field(
                                     "Plate",
                                     dbc.Input(
                                         id="temps-plate",
@@ -97,8 +70,10 @@ def layout(**_query: str) -> html.Div:
                                         autoComplete="off",
                                     ),
                                 ),
-                                _field("From", dbc.Input(id="temps-from", type="date", debounce=True)),
-                                _field("To", dbc.Input(id="temps-to", type="date", debounce=True)),
+                                record_list.field(
+                                    "From", dbc.Input(id="temps-from", type="date", debounce=True)
+                                ),
+                                record_list.field("To", dbc.Input(id="temps-to", type="date", debounce=True)),
                                 dbc.Col(
                                     dbc.Button(
                                         "Download CSV",
@@ -120,30 +95,7 @@ def layout(**_query: str) -> html.Div:
                 ),
                 className="mb-3",
             ),
-            html.Div(id="temps-error", role="alert"),
-            dbc.Row(
-                [
-                    _total("temps-count", "Permits", 6),
-                    _total("temps-active", "Active now", 6),
-                    _total("temps-amount", "Amount", 12),
-                ],
-                className="g-2 mb-3",
-            ),
-            html.Div(id="temps-range", className="small text-muted mb-1", role="status"),
-            html.Div(id="temps-table"),
-            html.Nav(
-                dbc.Pagination(
-                    id="temps-pages",
-                    max_value=1,
-                    active_page=1,
-                    fully_expanded=False,
-                    first_last=True,
-                    previous_next=True,
-                    size="sm",
-                ),
-                **{"aria-label": "Pages of permits"},
-                className="d-flex justify-content-center mt-2",
-            ),
+            *record_list.results("temps", "permits"),
         ]
     )
 
@@ -160,15 +112,11 @@ def load_options(_init: int | None) -> tuple[Any, ...]:
         options = pay_stations.filter_options(session, Scope.TEMPORARY)
     tz_name = getattr(core().settings.tz, "key", str(core().settings.tz))
     return (
-        _options("All sources", [(s, pay_stations.source_label(s)) for s in options.sources]),
-        _options("All lots", list(options.lots)),
+        record_list.options("All sources", [(s, pay_stations.source_label(s)) for s in options.sources]),
+        record_list.options("All lots", list(options.lots)),
         f"Times are in the site's time zone ({tz_name}). From/To take the permits in force on "
         "some day between them.",
     )
-
-
-def _money(cents: int, currency: str) -> str:
-    return f"{currency} {Decimal(cents) / 100:,.2f}"
 
 
 def _status(row: RecordRow, now: datetime) -> Any:
@@ -177,12 +125,8 @@ def _status(row: RecordRow, now: datetime) -> Any:
     badge = dbc.Badge(words, color=color)
     if not row.over_capacity:
         return badge
-    flag = dbc.Badge(
-        "Over allowance",
-        color="warning",
-        text_color="dark",
-        className="ms-1",
-        title="Recorded when its lot's allowance or its zone's capacity was already taken",
+    flag = record_list.over_allowance(
+        "Recorded when its lot's allowance or its zone's capacity was already taken"
     )
     return [badge, flag]
 
@@ -209,7 +153,9 @@ def _table(result: RecordPage) -> Any:
                     html.Td(" · ".join(part for part in where if part) or "—"),
                     html.Td(start),
                     html.Td(end),
-                    html.Td(_money(row.amount_cents, row.currency), className="text-end text-nowrap"),
+                    html.Td(
+                        record_list.money(row.amount_cents, row.currency), className="text-end text-nowrap"
+                    ),
                     html.Td(_status(row, result.now)),
                 ],
                 id=f"temps-row-{row.key}",
@@ -242,14 +188,7 @@ def _filters(source: Any, lot: Any, plate: Any, first: Any, last: Any) -> dict[s
 
 
 @callback(
-    Output("temps-error", "children"),
-    Output("temps-count", "children"),
-    Output("temps-active", "children"),
-    Output("temps-amount", "children"),
-    Output("temps-range", "children"),
-    Output("temps-table", "children"),
-    Output("temps-pages", "max_value"),
-    Output("temps-pages", "active_page"),
+    *record_list.result_outputs("temps"),
     Input("temps-source", "value"),
     Input("temps-lot", "value"),
     Input("temps-plate", "value"),
@@ -271,22 +210,7 @@ def refresh(source: Any, lot: Any, plate: Any, first: Any, last: Any, page: Any)
     except ValidationFailed as exc:
         logger.info("Temporary Permits not searched: %s", exc.errors)
         return (validation_alert(exc, LABELS, heading="Not searched:"), *([no_update] * 7))
-    amount = " + ".join(_money(cents, currency) for currency, cents in result.amounts) or "—"
-    shown = (
-        f"Showing {result.first}–{result.first + len(result.rows) - 1} of {result.total} permits"
-        if result.rows
-        else ""
-    )
-    return (
-        None,
-        f"{result.total:,}",
-        f"{result.active_now:,}",
-        amount,
-        shown,
-        _table(result),
-        result.pages,
-        result.page,
-    )
+    return record_list.shown(result, "permits", _table(result))
 
 
 @callback(

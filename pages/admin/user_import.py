@@ -18,7 +18,6 @@ from dash import ALL, Input, Output, dcc, html, no_update
 from dashboard.callbacks import callback, register_page
 from dashboard.inputs import as_id
 from dashboard.services import ssh_keys, system_settings, system_tasks, user_import
-from dashboard.services.errors import NotFound
 from dashboard.services.violations import when_words
 from dashboard.web import core, session_scope
 from models import Role, TaskOutcome
@@ -123,20 +122,14 @@ def _status() -> Any:
         config = system_settings.get_many(
             session, core().secrets, ["csv_import_folder", "csv_import_failed_email", *_SFTP_KEYS]
         )
-        try:
-            task = system_tasks.get_task(session, TASK)
-        except NotFound:
-            task = None
+        task = system_tasks.find_task(session, TASK)
         last = next(iter(system_tasks.recent_runs(session, TASK, limit=1)), None)
     parts = [
         f"Drop folder: {config['csv_import_folder'] or '(not set: System Settings > Third Party)'}.",
         _sftp_words(config),
         f"Failures go to {config['csv_import_failed_email'] or '(no Failed Import Email set)'}.",
     ]
-    if task is None or not task.enabled:
-        parts.append("The Managed User Import task is off in System Task Logs.")
-    else:
-        parts.append(f"It runs {task.schedule_words}; next run: {system_tasks.next_run_words(task, tz)}.")
+    parts.append(system_tasks.schedule_sentence(task, "Managed User Import", tz))
     # A key fingerprint or a folder path is one long word: let it wrap on a phone.
     state = dbc.Alert(" ".join(parts), color="info", id="user-import-state", style=WRAP)
     return [state, _last_trouble(last, tz)]

@@ -11,6 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components import paged_search
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import require_id
 from dashboard.services import user_admin
@@ -83,17 +84,7 @@ def layout(**_query: str) -> html.Div:
                 ),
                 className="mb-3",
             ),
-            html.Div(id="users-error", role="alert"),
-            html.Div(id="users-range", className="small text-muted mb-1", role="status"),
-            html.Div(id="users-table"),
-            dbc.Pagination(
-                id="users-pages",
-                max_value=1,
-                active_page=1,
-                fully_expanded=False,
-                size="sm",
-                className="justify-content-center mt-2",
-            ),
+            *paged_search.results("users"),
         ]
     )
 
@@ -149,11 +140,7 @@ def _table(page: user_admin.UserPage) -> Any:
 
 
 @callback(
-    Output("users-error", "children"),
-    Output("users-range", "children"),
-    Output("users-table", "children"),
-    Output("users-pages", "max_value"),
-    Output("users-pages", "active_page"),
+    *paged_search.result_outputs("users"),
     *(Input(f, "value") for f in FILTERS),
     Input("users-pages", "active_page"),
     min_role=Role.ADMIN,
@@ -175,6 +162,4 @@ def refresh(
             result = user_admin.search(session, filters, page=page or 1)
     except ValidationFailed as exc:
         return validation_alert(exc, LABELS, "Not searched:"), *([no_update] * 4)
-    first = (result.page - 1) * user_admin.PAGE_SIZE + 1
-    shown = f"{first}–{first + len(result.rows) - 1} of {result.total}" if result.rows else ""
-    return None, shown, _table(result), result.pages, result.page
+    return paged_search.shown(result, user_admin.PAGE_SIZE, _table(result))

@@ -16,6 +16,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback, register_page
+from dashboard.components import paged_search
 from dashboard.components.enforcement import boots_on, money, short_when, violation_badge
 from dashboard.components.feedback import validation_alert
 from dashboard.inputs import require_id
@@ -93,17 +94,7 @@ def layout(**_query: str) -> html.Div:
                 ),
                 className="mb-3",
             ),
-            html.Div(id="violations-error", role="alert"),
-            html.Div(id="violations-range", className="small text-muted mb-1", role="status"),
-            html.Div(id="violations-table"),
-            dbc.Pagination(
-                id="violations-pages",
-                max_value=1,
-                active_page=1,
-                fully_expanded=False,
-                size="sm",
-                className="justify-content-center mt-2",
-            ),  # fmt: skip
+            *paged_search.results("violations"),
         ]
     )
 
@@ -187,11 +178,7 @@ def _table(page: violations.SearchPage, show_boot: bool) -> Any:
 
 
 @callback(
-    Output("violations-error", "children"),
-    Output("violations-range", "children"),
-    Output("violations-table", "children"),
-    Output("violations-pages", "max_value"),
-    Output("violations-pages", "active_page"),
+    *paged_search.result_outputs("violations"),
     *(Input(f, "value") for f in FILTERS),
     Input("violations-pages", "active_page"),
     min_role=Role.MANAGER,
@@ -217,9 +204,7 @@ def refresh(
             )
     except ValidationFailed as exc:
         return validation_alert(exc, LABELS, "Not searched:"), *([no_update] * 4)
-    first = (result.page - 1) * violations.PAGE_SIZE + 1
-    shown = f"{first}–{first + len(result.rows) - 1} of {result.total}" if result.rows else ""
-    return None, shown, _table(result, boots_on()), result.pages, result.page
+    return paged_search.shown(result, violations.PAGE_SIZE, _table(result, boots_on()))
 
 
 @callback(

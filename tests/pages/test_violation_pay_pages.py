@@ -13,20 +13,16 @@ from flask_login import login_user
 from sqlalchemy import func, select
 
 from dashboard.auth import SessionUser
-from dashboard.services import email
 from models import OutboxMessage, Payment, Role, SandboxCharge, Vehicle, Violation
 from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of, press
-from tests.enforcement import enable_boots, make_place, write_ticket
+from tests.enforcement import enable_boots, payable_place, write_ticket
 
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
 
 
 @pytest.fixture
 def place(core):
-    with core.db.session() as s:
-        email.ensure_default_templates(s)
-    enable_boots(core)
-    return make_place(core)
+    return payable_place(core)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from models import (
     Role,
     Violation,
 )
-from tests.enforcement import enable_boots, make_place, write_ticket
+from tests.enforcement import payable_place, write_ticket
 from tests.services.test_stripe_payments import fake, provider  # noqa: F401
 from tests.stripe_fake import DECLINED_CARD, SUCCESS_CARD, THREE_D_SECURE_CARD
 
@@ -34,10 +34,7 @@ RETURN_URL = "https://parking.test/pay-violation"
 
 @pytest.fixture
 def place(core):
-    with core.db.session() as s:
-        email.ensure_default_templates(s)
-    enable_boots(core)
-    return make_place(core)
+    return payable_place(core)
 
 
 @pytest.fixture

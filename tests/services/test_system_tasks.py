@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -290,3 +290,23 @@ def test_a_late_entry_is_not_a_run_when_a_lost_run_is_retried(core, synced):
         assert system_tasks.record_missed(s, slot, utcnow(), tz).outcome == "late"
         lost = system_tasks.give_up_run(s, run_id, tz, can_retry=True)
         assert lost is not None and lost.retry
+
+
+def test_a_page_describes_its_task_as_off_missing_or_with_its_next_run(core, synced):
+    tz = ZoneInfo("America/Toronto")
+    now = datetime(2026, 3, 8, 2, 0, tzinfo=UTC)
+    with core.db.session() as s:
+        assert system_tasks.find_task(s, "no-such-task") is None
+        off = system_tasks.find_task(s, "peoplesoft-holds")
+        row = s.get(SystemTask, "peoplesoft-holds")
+        row.enabled, row.next_run_at = True, datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    with core.db.session() as s:
+        on = system_tasks.find_task(s, "peoplesoft-holds")
+    assert off is not None and on is not None
+    for task in (None, off):
+        assert system_tasks.schedule_sentence(task, "PeopleSoft Holds Report", tz, now) == (
+            "The PeopleSoft Holds Report task is off in System Task Logs."
+        )
+    assert system_tasks.schedule_sentence(on, "PeopleSoft Holds Report", tz, now) == (
+        f"It runs {on.schedule_words}; next run: Sunday 8 March 2026 at 03:00 EDT (in 5 h)."
+    )

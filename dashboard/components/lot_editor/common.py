@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
+from dash import html
 
 from dashboard.inputs import as_id
 
@@ -44,3 +45,13 @@ def field(label: str, control: Any, control_id: str, help_text: str | None = Non
     if help_text:
         parts.append(dbc.FormText(help_text, id=f"{control_id}-help"))
     return dbc.Col(parts, **{"xs": 12, **col}, className="mb-3")
+
+
+def fieldset(legend: str, control: Any, **col: Any) -> Any:
+    """A group of choices (radios, checkboxes) under its legend, laid out like ``field``: the
+    legend names the group for a screen reader where a label would name one control."""
+    return dbc.Col(
+        html.Fieldset([html.Legend(legend, className="form-label fs-6"), control]),
+        **{"xs": 12, **col},
+        className="mb-3",
+    )

@@ -12,7 +12,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback
 from dashboard.components.feedback import validation_alert
-from dashboard.components.lot_editor.common import LABELS, NEW, field, lot_key
+from dashboard.components.lot_editor.common import LABELS, NEW, field, fieldset, lot_key
 from dashboard.services import lots
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.lots import GeneralFields
@@ -72,16 +72,10 @@ def tab(is_new: bool) -> Any:
             ),
             dbc.Row(
                 [
-                    dbc.Col(
-                        html.Fieldset(
-                            [
-                                html.Legend("This lot sells", className="form-label fs-6"),
-                                dbc.Checklist(id="lotedit-sells", options=SELLS_OPTIONS, value=[]),
-                            ]
-                        ),
-                        xs=12,
+                    fieldset(
+                        "This lot sells",
+                        dbc.Checklist(id="lotedit-sells", options=SELLS_OPTIONS, value=[]),
                         md=6,
-                        className="mb-3",
                     ),
                     dbc.Col(
                         [

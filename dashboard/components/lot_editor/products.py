@@ -13,7 +13,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback
 from dashboard.components.feedback import validation_alert
-from dashboard.components.lot_editor.common import LABELS, field, lot_key
+from dashboard.components.lot_editor.common import LABELS, field, fieldset, lot_key
 from dashboard.inputs import require_id
 from dashboard.services import lots
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
@@ -55,20 +55,14 @@ def _product_form() -> Any:
         [
             dbc.Row(
                 [
-                    dbc.Col(
-                        html.Fieldset(
-                            [
-                                html.Legend("Kind", className="form-label fs-6"),
-                                dbc.RadioItems(
-                                    id="lotedit-product-kind",
-                                    options=KIND_OPTIONS,
-                                    value=PermitKind.STANDARD.value,
-                                ),
-                            ]
+                    fieldset(
+                        "Kind",
+                        dbc.RadioItems(
+                            id="lotedit-product-kind",
+                            options=KIND_OPTIONS,
+                            value=PermitKind.STANDARD.value,
                         ),
-                        xs=12,
                         md=4,
-                        className="mb-3",
                     ),
                     field(
                         "Name",
@@ -112,16 +106,10 @@ def _product_form() -> Any:
                         "lotedit-product-term-end",
                         md=4,
                     ),
-                    dbc.Col(
-                        html.Fieldset(
-                            [
-                                html.Legend("Eligible user types", className="form-label fs-6"),
-                                dbc.Checklist(id="lotedit-product-types", options=[], value=[], inline=True),
-                            ]
-                        ),
-                        xs=12,
+                    fieldset(
+                        "Eligible user types",
+                        dbc.Checklist(id="lotedit-product-types", options=[], value=[], inline=True),
                         md=4,
-                        className="mb-3",
                     ),
                 ],
                 id="lotedit-product-standard",

@@ -12,7 +12,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard.callbacks import callback
 from dashboard.components.feedback import validation_alert
-from dashboard.components.lot_editor.common import LABELS, field, lot_key
+from dashboard.components.lot_editor.common import LABELS, field, fieldset, lot_key
 from dashboard.inputs import require_id
 from dashboard.services import lot_zones, lots
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
@@ -102,18 +102,10 @@ def _zone_form() -> Any:
                 "lotedit-zone",
                 md=3,
             ),
-            dbc.Col(
-                html.Fieldset(
-                    [
-                        html.Legend("Days", className="form-label fs-6"),
-                        dbc.Checklist(
-                            id="lotedit-zone-days", options=day_options, value=ALL_DAYS, inline=True
-                        ),
-                    ]
-                ),
-                xs=12,
+            fieldset(
+                "Days",
+                dbc.Checklist(id="lotedit-zone-days", options=day_options, value=ALL_DAYS, inline=True),
                 md=5,
-                className="mb-3",
             ),
             field(
                 "Start",
