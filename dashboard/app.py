@@ -88,6 +88,16 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     )
     # Screen readers pick their voice from the page's language; Dash's own page leaves it unsaid.
     dash_app.index_string = dash_app.index_string.replace("<html>", '<html lang="en">', 1)
+    # Dash's renderer asks for the layout and the callback list only once its ~1.7 MB of scripts
+    # have run; preloaded, they arrive while the scripts download and parse (one round trip fewer
+    # before a page's first callback; ``bench/pages.py``). Same URL and credentials mode as the
+    # renderer's own fetch, so the browser hands it the preloaded responses.
+    prefix = dash_app.config.requests_pathname_prefix
+    preloads = "".join(
+        f'<link rel="preload" href="{prefix}{path}" as="fetch" crossorigin>'
+        for path in ("_dash-layout", "_dash-dependencies")
+    )
+    dash_app.index_string = dash_app.index_string.replace("{%css%}", preloads + "{%css%}", 1)
     core.dash = dash_app
     register_static_compression(server, dash_app.config.routes_pathname_prefix)
     dash_app.layout = shell.layout

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
-from dashboard.components.realtime_map import donut_graph, legend, permit_badges, sold_out
+from dashboard.components.realtime_map import donut, legend, permit_badges, sold_out
 from dashboard.inputs import as_id
 from dashboard.services import maps, occupancy, quick_checkout
 from dashboard.services.errors import NotFound
@@ -154,7 +154,7 @@ def _content(group: UserMapGroup, logged_in: bool, waitlists: dict[int, tuple[in
     return html.Div(
         [
             html.H1(group.name, className="h3"),
-            donut_graph(group.percent_available, group.name, group.status),
+            donut(group.percent_available, group.name, group.status),
             *note,
             html.Div(
                 [_lot_card(lot, logged_in, waitlists.get(lot.lot_id, ())) for lot in group.lots]

@@ -6,9 +6,9 @@
   fixed, so one page shows it once (the content parser turns a second ``[real-time-map]`` into a
   notice).
 
-- ``donut``: the availability donut of a lot group (percent *available*), a plotly pie with a hole;
-  ``donut_graph`` wraps it in a ``dcc.Graph`` inside a ``role="img"`` element whose label says
-  the same in words, so a screen reader does not have to read the SVG.
+- ``donut``: the availability donut of a lot group (percent *available*), a CSS conic-gradient
+  ring in a ``role="img"`` element whose label says the same in words (no plotly: a page that
+  shows a donut loads no chart library).
 - ``legend``: what the colours and icons mean (green = standard permits, yellow = temporary; pins
   in each group's map colour; stale and closed markers).
 - ``permit_badges``: the green/yellow badges of one lot.
@@ -92,59 +92,39 @@ def availability_text(percent_available: float | None, status: str = "open") -> 
     return f"{percent_available:.0f}% available"
 
 
-def donut(percent_available: float | None, label: str, status: str = "open") -> dict[str, Any]:
-    """A donut of availability: the green share is free. Closed or unknown: a grey ring.
+def donut(
+    percent_available: float | None, label: str, status: str = "open", *, class_name: str = ""
+) -> html.Div:
+    """The availability donut: the green share of the ring is free; closed or unknown, a grey ring.
 
-    A plain figure dict, not a ``go.Figure``: building and validating one costs about 20 ms, and
-    the map's refresh draws one donut per pin on every pushed change (``bench/read.py``)."""
+    A CSS ``conic-gradient`` ring with the figure in its hole, built here as plain elements: a
+    plotly pie here made opening a popup download 1.26 MiB of plotly.js before the donut could
+    show. The box is 170 px tall from the start (``_popup_height`` reserves it): Leaflet pans a
+    popup into view when it opens, so a popup that grew afterwards could open with its top cut off.
+    The whole is one ``role="img"`` whose label says the same in words (a screen reader does not
+    read the ring); the caption and the figure are hidden from it as they repeat the label."""
     text = availability_text(percent_available, status)
-    values: list[float]
     if percent_available is None or status == "closed":
-        values, colors = [1], [TAKEN_COLOR]
+        free = 0.0
         center = "Closed" if status == "closed" else "—"
     else:
         free = max(0.0, min(100.0, float(percent_available)))
-        values, colors = [free, 100.0 - free], [AVAILABLE_COLOR, TAKEN_COLOR]
         center = f"{free:.0f}%"
-    pie = {
-        "type": "pie",
-        "values": values,
-        "labels": ["available", "taken"][: len(values)],
-        "hole": 0.65,
-        "sort": False,
-        "direction": "clockwise",
-        "marker": {"colors": colors},
-        "textinfo": "none",
-        "hoverinfo": "skip",
-        "showlegend": False,
-    }
-    layout = {
-        "title": {"text": f"{label}: {text}", "font": {"size": 12}, "x": 0.5, "xanchor": "center"},
-        "annotations": [{"text": center, "showarrow": False, "font": {"size": 20}, "x": 0.5, "y": 0.5}],
-        "margin": {"l": 4, "r": 4, "t": 30, "b": 4},
-        "height": 170,
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "meta": {"alt": f"{label}: {text}"},
-    }
-    return {"data": [pie], "layout": layout}
-
-
-def donut_graph(
-    percent_available: float | None, label: str, status: str = "open", *, class_name: str = ""
-) -> html.Div:
-    """The donut as a static graph, labelled for screen readers. Its box has the graph's height
-    from the start: plotly loads after the popup opens, and a popup that grew then would already
-    have been panned into view at its smaller size, its top cut off by the map's edge."""
+    ring = f"conic-gradient({AVAILABLE_COLOR} 0 {free:g}%, {TAKEN_COLOR} {free:g}% 100%)"
+    hidden = _attributes({"aria-hidden": "true"})
     return html.Div(
-        dcc.Graph(
-            figure=donut(percent_available, label, status),
-            config={"displayModeBar": False, "staticPlot": True, "responsive": True},
-            style={"height": "170px", "width": "100%"},
-        ),
+        [
+            html.Div(f"{label}: {text}", className="realtime-donut-caption", **hidden),
+            html.Div(
+                html.Span(center, className="realtime-donut-value"),
+                className="realtime-donut-ring",
+                style={"background": ring},
+                **hidden,
+            ),
+        ],
         role="img",
-        **_attributes({"aria-label": f"{label}: {availability_text(percent_available, status)}"}),
+        **_attributes({"aria-label": f"{label}: {text}", "data-free": f"{free:g}"}),
         className=f"realtime-donut {class_name}".strip(),
-        style={"maxWidth": "240px", "height": "170px", "margin": "0 auto"},
     )
 
 
@@ -320,7 +300,7 @@ def _popup_content(group: UserMapGroup, elsewhere: UserMapGroup | None, logged_i
     action = _sold_out_offer(group, elsewhere, logged_in) if _group_sold_out(group) else _book_link(group)
     return [
         html.H2(group.name, className="h6 mb-1"),
-        donut_graph(group.percent_available, group.name, group.status),
+        donut(group.percent_available, group.name, group.status),
         *note,
         _lot_items(group),
         action,

@@ -165,7 +165,7 @@ def test_a_guest_reads_a_content_page_with_the_live_map(journey: Page, live_serv
     pins.first.click(force=True)
     popup = journey.locator(".leaflet-popup")
     expect(popup.locator(".realtime-donut")).to_have_attribute("aria-label", re.compile(r"available$"))
-    expect(popup.locator(".realtime-donut .main-svg").first).to_be_visible()
+    expect(popup.locator(".realtime-donut .realtime-donut-ring").first).to_be_visible()
     journey.wait_for_timeout(500)  # Leaflet's pan into view is animated
     box, frame = popup.bounding_box(), journey.locator("#realtime-map").bounding_box()
     assert box and frame and box["y"] >= frame["y"] - 1, "the popup's top is cut off by the map's edge"

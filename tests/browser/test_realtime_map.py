@@ -45,11 +45,21 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
     pins.first.click(force=True)
     popup = phone.locator(".leaflet-popup")
     expect(popup).to_be_visible()
-    expect(popup.locator(".realtime-donut .main-svg").first).to_be_attached()
+    expect(popup.locator(".realtime-donut .realtime-donut-ring").first).to_be_attached()
     expect(popup.locator(".realtime-donut")).to_have_attribute("aria-label", re.compile(r"\d+% available$"))
     expect(popup.get_by_role("link", name="Book permit")).to_be_visible()
     expect(popup.locator(".permit-standard")).to_have_count(0)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    # Dash's layout and callback list are preloaded by the page and the renderer uses those
+    # responses: each is fetched once, by the <link rel=preload>, not again by the renderer.
+    for path in ("/_dash-layout", "/_dash-dependencies"):
+        fetched = phone.evaluate(
+            "(url) => performance.getEntriesByName(url).map(e => e.initiatorType)", f"{live_server}{path}"
+        )
+        assert fetched == ["link"], (path, fetched)
+    # The donut is CSS: the page never loads plotly.js, not even for the open popup.
+    assert phone.evaluate("typeof window.Plotly") == "undefined"
+    assert not [url for url in phone.evaluate("performance.getEntries().map(e => e.name)") if "plotly" in url]
 
 
 def fill_up(session, lot: Lot, now: datetime) -> None:

@@ -7,12 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import plotly.graph_objects as go
 import pytest
 from sqlalchemy import select
 
 from dashboard.auth import PAGES_ROUTER_OUTPUT
-from dashboard.components.realtime_map import donut
+from dashboard.components.realtime_map import AVAILABLE_COLOR, TAKEN_COLOR, donut
 from dashboard.services import demo, occupancy
 from models import Lot, LotGroup, Permit, PermitKind, PermitProduct, PermitVehicle, Role
 from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
@@ -198,10 +197,25 @@ def test_unknown_or_hidden_groups_are_not_found(app, login_as, seeded, group_id)
 
 
 @pytest.mark.parametrize(
-    ("percent", "status", "center"), [(37.4, "open", "37%"), (None, "open", "—"), (80, "closed", "Closed")]
+    ("percent", "status", "center", "free", "words"),
+    [
+        (37.4, "open", "37%", "37.4", "37% available"),
+        (100, "open", "100%", "100", "100% available"),
+        (None, "open", "—", "0", "No data"),
+        (80, "closed", "Closed", "0", "Closed"),
+    ],
 )
-def test_the_donut_is_a_valid_plotly_figure(percent, status, center) -> None:
-    """The donut is a plain dict for speed; plotly's own validation must still accept it."""
-    figure = go.Figure(donut(percent, "North Garage", status))
-    assert figure.layout.annotations[0].text == center
-    assert figure.layout.meta["alt"].startswith("North Garage: ")
+def test_the_donut_is_a_labelled_css_ring(percent, status, center, free, words) -> None:
+    """No plotly: a conic-gradient ring whose green share is the free share (a grey ring when
+    closed or unknown), the figure in its hole, and one label in words for screen readers."""
+    ring = donut(percent, "North Garage", status).to_plotly_json()["props"]
+    assert ring["role"] == "img" and ring["aria-label"] == f"North Garage: {words}"
+    assert ring["data-free"] == free
+    caption, body = ring["children"]
+    assert caption.children == f"North Garage: {words}"
+    assert caption.to_plotly_json()["props"]["aria-hidden"] == "true"
+    assert body.children.children == center
+    assert body.style["background"] == (
+        f"conic-gradient({AVAILABLE_COLOR} 0 {free}%, {TAKEN_COLOR} {free}% 100%)"
+    )
+    assert "Graph" not in json.dumps(donut(percent, "North Garage", status).to_plotly_json(), default=str)
