@@ -563,11 +563,22 @@ def _parse(d: SettingDef, raw: object) -> Value:
     return d.check(text) if d.check is not None else text
 
 
+# Amounts are integer cents, sent to Stripe as the currency's minor unit: a currency without
+# hundredths (Stripe's zero-decimal and three-decimal ones) would charge 100 times, or a tenth of,
+# the price shown.
+NOT_HUNDREDTHS = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF BHD JOD KWD OMR TND".split()
+)
+
+
 def check_currency(text: str) -> str:
-    """A currency code as Stripe and the receipts want it: three letters, kept upper-case."""
+    """A currency code as Stripe and the receipts want it: three letters, kept upper-case, of a
+    currency counted in hundredths (prices are kept in cents)."""
     code = text.strip().upper()
     if len(code) != 3 or not code.isascii() or not code.isalpha():
         raise ValueError("three letters, such as CAD or USD")
+    if code in NOT_HUNDREDTHS:
+        raise ValueError(f"{code} is not counted in hundredths; ParkOps keeps prices in cents")
     return code
 
 

@@ -301,6 +301,19 @@ def test_the_currency_is_three_letters_kept_upper_case_and_cad_by_default(core, 
         assert ss.currency(s) == "USD" and ss.get(s, box, "currency") == "USD"
 
 
+@pytest.mark.parametrize("code", ["JPY", "krw", "CLP", "KWD", "BHD"])
+def test_a_currency_without_hundredths_is_refused_so_a_price_is_never_charged_100_times_over(
+    core, box, code
+):
+    """Amounts are integer cents, sent to Stripe as the currency's minor unit: in yen (no minor
+    unit) a $25.00 permit (2500) would be charged 2,500 yen, in dinars (thousandths) 2.500."""
+    with core.db.session() as s:
+        with pytest.raises(ValidationFailed) as refused:
+            ss.update(s, box, {"currency": code}, actor_id=None)
+        assert "hundredths" in refused.value.errors["currency"]
+        assert ss.currency(s) == "CAD"
+
+
 def test_sftp_keys_are_checked_when_saved_and_the_private_key_is_a_masked_secret(session, box):
     key = asyncssh.generate_private_key("ssh-ed25519")
     pasted = key.export_private_key("openssh").decode("ascii").replace("\n", "")  # as a browser pastes it
