@@ -411,13 +411,21 @@ def _close(
     actor_id: int | None,
     now: datetime,
     refund_reference: str | None = None,
+    *,
+    done_at_processor: bool = False,
 ) -> None:
-    """Close an open mismatch, audited; ``NotAllowed`` when someone closed it first."""
+    """Close an open mismatch, audited; ``NotAllowed`` when someone closed it first. A settle or
+    refund the processor already made (``done_at_processor``) is recorded even over someone's
+    review meanwhile: the money moved, and the row must say so (a second click of the same
+    refund, which the processor answered with the same refund, changes nothing)."""
     row = session.get(PaymentMismatch, mismatch_id, with_for_update=True)
     if row is None:
         raise NotFound("That mismatch does not exist.")
-    if row.status != MismatchStatus.OPEN:
+    if done_at_processor and row.status == status and row.refund_reference == refund_reference:
+        return
+    if row.status != MismatchStatus.OPEN and not done_at_processor:
         raise NotAllowed(f"This mismatch was already {row.status} by someone else.")
+    was = str(row.status)
     row.status, row.note, row.resolved_by_id, row.resolved_at = status, note, actor_id, now
     row.refund_reference = refund_reference
     audit.record(
@@ -427,7 +435,7 @@ def _close(
         entity_type=AUDIT_ENTITY,
         entity_id=str(mismatch_id),
         changes={
-            "status": ["open", str(status)],
+            "status": [was, str(status)],
             "kind": str(row.kind),
             "reference": row.reference,
             "note": note,
@@ -475,7 +483,7 @@ def settle(
         answer = result.message if result is not None else "the payment is gone"
         raise NotAllowed(f"The processor does not confirm the charge now, so nothing was settled ({answer}).")
     with database.session() as session:
-        _close(session, mismatch_id, MismatchStatus.SETTLED, text, actor_id, now)
+        _close(session, mismatch_id, MismatchStatus.SETTLED, text, actor_id, now, done_at_processor=True)
     return f"Payment {payment.id} is settled: what it paid for counts as paid and its receipt was sent."
 
 
@@ -511,5 +519,14 @@ def refund(
     if not answer.succeeded:
         raise NotAllowed(f"The processor refused the refund: {answer.message}")
     with database.session() as session:
-        _close(session, mismatch_id, MismatchStatus.REFUNDED, text, actor_id, now, answer.reference)
+        _close(
+            session,
+            mismatch_id,
+            MismatchStatus.REFUNDED,
+            text,
+            actor_id,
+            now,
+            answer.reference,
+            done_at_processor=True,
+        )
     return f"{_dollars(view.processor_cents, view.currency)} refunded to the card ({answer.reference})."

@@ -176,6 +176,41 @@ def test_a_charge_no_payment_counts_is_refunded_once_after_a_click(core, roomy, 
         )
 
 
+def test_a_refund_made_while_another_manager_marks_it_reviewed_is_still_recorded(
+    core, roomy, make_user, monkeypatch
+):
+    """The money went back to the card: the row must say so, with the refund's reference, even
+    when someone else closed it while the processor was being asked (not "already reviewed")."""
+    stray = SandboxProvider(core.db).charge(
+        amount_cents=700, currency="CAD", card=CARD, idempotency_key="outside-3", description="outside"
+    )
+    run(core)
+    refunder, reviewer = make_user(Role.MANAGER), make_user(Role.MANAGER)
+    with core.db.session() as s:
+        (row,) = reconciliation.list_mismatches(s)
+    real_refund = SandboxProvider.refund
+
+    def reviewed_meanwhile(self, **kwargs):
+        with core.db.session() as s:
+            reconciliation.mark_reviewed(s, row.id, "looked at it", reviewer.id, datetime.now(UTC))
+        return real_refund(self, **kwargs)
+
+    monkeypatch.setattr(SandboxProvider, "refund", reviewed_meanwhile)
+    said = reconciliation.refund(core.db, core.secrets, row.id, "not ours", refunder.id, datetime.now(UTC))
+    assert said.startswith("$7.00 CAD refunded")
+    with core.db.session() as s:
+        assert (
+            s.scalar(select(SandboxCharge.refunded_cents).where(SandboxCharge.reference == stray.reference))
+            == 700
+        )
+        done = reconciliation.get_mismatch(s, row.id)
+        assert done.status == "refunded" and done.refund_reference and done.note == "not ours"
+        actions = s.scalars(
+            select(AuditLog.action).where(AuditLog.entity_type == "payment_mismatch").order_by(AuditLog.id)
+        ).all()
+        assert actions == ["payment_mismatch.reviewed", "payment_mismatch.refunded"]
+
+
 def test_a_pending_payment_is_waited_for_then_settled_on_a_click(core, roomy, make_user):
     began = datetime.now(UTC)
     key = "pending-0001"
