@@ -567,7 +567,30 @@ def _parse(d: SettingDef, raw: object) -> Value:
 # hundredths (Stripe's zero-decimal and three-decimal ones) would charge 100 times, or a tenth of,
 # the price shown.
 NOT_HUNDREDTHS = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF BHD JOD KWD OMR TND".split()
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+        "BHD",
+        "JOD",
+        "KWD",
+        "OMR",
+        "TND",
+    ]
 )
 
 

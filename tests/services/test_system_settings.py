@@ -302,9 +302,7 @@ def test_the_currency_is_three_letters_kept_upper_case_and_cad_by_default(core, 
 
 
 @pytest.mark.parametrize("code", ["JPY", "krw", "CLP", "KWD", "BHD"])
-def test_a_currency_without_hundredths_is_refused_so_a_price_is_never_charged_100_times_over(
-    core, box, code
-):
+def test_a_currency_without_hundredths_is_refused_so_a_price_is_never_charged_100_times_over(core, box, code):
     """Amounts are integer cents, sent to Stripe as the currency's minor unit: in yen (no minor
     unit) a $25.00 permit (2500) would be charged 2,500 yen, in dinars (thousandths) 2.500."""
     with core.db.session() as s:
