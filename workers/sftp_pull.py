@@ -40,6 +40,8 @@ PULL_TIMEOUT_SECONDS = 15 * 60
 class PullResult:
     fetched: list[str] = field(default_factory=list)  # names in the drop folder
     waiting: list[str] = field(default_factory=list)  # names left on the server for the next run
+    # Left on the server for good: names that are not UTF-8 (shown with \x escapes), to rename there.
+    unreadable: list[str] = field(default_factory=list)
 
 
 class SftpPullError(Exception):
@@ -93,21 +95,33 @@ def _local_name(drop: Path, name: str, now: datetime) -> Path:
     return target
 
 
-async def _listing(sftp: asyncssh.SFTPClient, folder: str) -> tuple[dict[str, tuple[int, int]], list[str]]:
-    """Regular CSV files of ``folder`` with (size, mtime), and names that look like partial uploads."""
+async def _listing(
+    sftp: asyncssh.SFTPClient, folder: str
+) -> tuple[dict[str, tuple[int, int]], list[str], list[str]]:
+    """Regular CSV files of ``folder`` with (size, mtime), names that look like partial uploads,
+    and names that are not UTF-8.
+
+    Listed as bytes: for a str folder asyncssh decodes every name and refuses the whole listing
+    for one it cannot (a Latin-1 "Étudiants.csv"), which would stop every run until it is renamed."""
     files: dict[str, tuple[int, int]] = {}
     partial: list[str] = []
-    for entry in await sftp.readdir(folder):
-        # A str folder lists str names (asyncssh decodes them as UTF-8); bytes only for bytes paths.
-        name = entry.filename if isinstance(entry.filename, str) else entry.filename.decode()
+    unreadable: list[str] = []
+    for entry in await sftp.readdir(folder.encode("utf-8")):
+        raw = entry.filename if isinstance(entry.filename, bytes) else entry.filename.encode("utf-8")
         attrs = entry.attrs
         if attrs.permissions is not None and not stat.S_ISREG(attrs.permissions):
+            continue
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if raw.lower().endswith(b".csv") and not raw.startswith(b"."):
+                unreadable.append(raw.decode("utf-8", "backslashreplace"))
             continue
         if name.lower().endswith(PARTIAL_SUFFIXES) and not name.startswith("."):
             partial.append(name)
         elif _candidate(name):
             files[name] = (attrs.size or 0, attrs.mtime or 0)
-    return files, partial
+    return files, partial, unreadable
 
 
 async def _pull(
@@ -147,8 +161,9 @@ async def _pull(
         conn.start_sftp_client() as sftp,
     ):
         folder = config.folder or "."
-        first, partial = await _listing(sftp, folder)
+        first, partial, unreadable = await _listing(sftp, folder)
         result.waiting.extend(partial)
+        result.unreadable.extend(sorted(unreadable))
         # Too new: written to less than ``min_age`` ago (by this host's clock; a server clock ahead
         # delays a file by the difference, never for good).
         newest = now().timestamp() - min_age
@@ -157,7 +172,7 @@ async def _pull(
         if not first:
             return
         await sleep(pause)
-        second, _partial = await _listing(sftp, folder)
+        second, _partial, _unreadable = await _listing(sftp, folder)
         ready = sorted((n for n in first if second.get(n) == first[n]), key=lambda n: (first[n][1], n))
         result.waiting.extend(n for n in first if n not in ready)
         if not ready:
@@ -206,7 +221,7 @@ def pull(
     """Fetch every complete CSV file of the remote folder into ``drop`` (oldest first) and move it
     into ``.bak`` on the server. A file modified less than ``min_age`` seconds ago, whose size or
     time changes between two looks ``pause`` seconds apart, or named like a partial upload, stays
-    for the next run. Raises
+    for the next run; so does one whose name is not UTF-8 (``result.unreadable``). Raises
     ``SftpPullError``; ``error.result`` then holds what was fetched before the failure."""
     if not config.host_key.strip():
         raise SftpPullError(

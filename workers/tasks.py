@@ -455,6 +455,12 @@ def managed_user_import(ctx: TaskContext) -> TaskResult:
         lines.append(fetched + (f": {', '.join(pulled.fetched)}" if pulled.fetched else ""))
         ctx.logger.info("user import: %s", lines[-1])
         lines += _listed("left on the SFTP server for the next run (still being written)", pulled.waiting)
+        # Never fetched until a person renames them: a partial failure, shown on User Import.
+        lines += _listed(
+            "SFTP pull FAILED for files whose names are not UTF-8 (rename them on the server)",
+            pulled.unreadable,
+        )
+        pull_error = pull_error or ("unreadable names" if pulled.unreadable else "")
     try:
         ready, waiting = user_import.ready_files(folder, pause=IMPORT_SETTLE_SECONDS)
     except OSError as exc:

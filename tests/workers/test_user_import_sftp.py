@@ -296,3 +296,27 @@ def test_a_drop_folder_that_cannot_be_written_is_named_and_the_file_stays_on_the
         sftp_pull.pull(config, blocked, pause=0.0, min_age=0.0, now=utcnow)
     assert str(failed.value).startswith(f"could not write {blocked} for the Import Drop Folder: ")
     assert (server.root / "outgoing" / "users.csv").read_text() == USERS
+
+
+def test_a_file_whose_name_is_not_utf8_is_named_and_does_not_stop_the_others(core, server, drop):
+    """A Windows server's "Étudiants.csv" in Latin-1 cannot be decoded as UTF-8: asyncssh refuses
+    the whole listing for it, which would fail every run until someone renamed it. It stays on the
+    server, named in the log; the other files are fetched and imported."""
+    outgoing = server.root / "outgoing"
+    (outgoing / "users.csv").write_text(USERS)
+    with open(os.path.join(os.fsencode(outgoing), b"\xc9tudiants.csv"), "w") as handle:
+        handle.write(USERS)
+    configure(core, server, drop)
+
+    run = execute_task(core, TASK, "test")
+
+    assert run.outcome == TaskOutcome.PARTLY_FAILED.value, run.message  # a person must rename it
+    assert f"SFTP 127.0.0.1:{server.port}: 1 files fetched (moved into .bak on the server): users.csv" in (
+        run.message
+    )
+    assert (
+        "SFTP pull FAILED for files whose names are not UTF-8 (rename them on the server): "
+        "\\xc9tudiants.csv" in run.message
+    )
+    assert sorted(os.listdir(os.fsencode(outgoing))) == [b".bak", b"\xc9tudiants.csv"]
+    assert external_ids(core) == ["S1", "S3"]
