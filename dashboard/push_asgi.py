@@ -141,7 +141,10 @@ class Hub:
                     data = message["data"]
                     self.fan_out(sse_event(data.decode() if isinstance(data, bytes) else str(data)))
                 raise RedisError("subscription ended")
-            except (RedisError, OSError) as exc:
+            except Exception as exc:
+                # Redis errors above all, but anything else too: the hub must outlive it.
+                if not isinstance(exc, RedisError | OSError):
+                    log.exception("occupancy stream: unexpected error in the subscription")
                 if self.subscribed.is_set():
                     log.warning(
                         "occupancy stream: lost Redis (%s); ending %d streams", exc, self.open_streams
@@ -177,7 +180,10 @@ def raise_fd_limit() -> int:
 
 def _redis_client(url: str) -> aioredis.Redis:
     # No read timeout: a subscription is idle for as long as nothing changes. A dead server is seen
-    # as a closed connection; keepalive finds a silently vanished one.
+    # as a closed connection; over TCP, keepalive finds a silently vanished one (a Unix socket
+    # connection takes no keepalive option).
+    if url.startswith("unix:"):
+        return aioredis.Redis.from_url(url, socket_connect_timeout=2)
     return aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_keepalive=True)
 
 
