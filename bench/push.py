@@ -257,7 +257,9 @@ def main() -> None:
         processes.append(gunicorn)
         wait_http(flask_port, STREAM_PATH)
         time.sleep(0.5)
-        baseline = asyncio.run(measure(flask_port, args.baseline_streams, args.changes, args.interval, publisher))
+        baseline = asyncio.run(
+            measure(flask_port, args.baseline_streams, args.changes, args.interval, publisher)
+        )
         report("before (Flask route, gunicorn gthread, 32 threads)", baseline)
         stop_process(gunicorn)
 
