@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -331,3 +335,39 @@ def test_parkops_stream_needs_a_redis_url(monkeypatch) -> None:
     result = CliRunner().invoke(main, ["stream", "--port", str(free_port())])
     assert result.exit_code == 1
     assert "parkops stream needs PARKOPS_REDIS_URL" in result.output
+
+
+def test_parkops_stream_serves_the_stream_from_its_own_process(redis_server) -> None:
+    """The command as deployed: its own process and port, healthy once subscribed, relaying."""
+    port = free_port()
+    env = {**os.environ, "PARKOPS_REDIS_URL": redis_server.url}
+    command = [str(Path(sys.executable).parent / "parkops"), "stream", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+
+    async def scenario() -> str:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = await Stream.open(port, "/healthz")
+                health.close()
+                if health.status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "parkops stream did not become healthy"
+            await asyncio.sleep(0.1)
+        stream = await Stream.open(port)
+        assert await stream.event() == "retry: 3000\n: connected\n\n"
+        redis_server.client().publish(CHANNEL, '{"group_id": 5, "occupied": 9}')
+        event = await stream.data()
+        stream.close()
+        return event
+
+    try:
+        assert asyncio.run(scenario()) == 'data: {"group_id": 5, "occupied": 9}\n\n'
+    finally:
+        process.terminate()
+        process.wait(10)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught, as the exit status says.
+    assert process.returncode == -signal.SIGTERM
+    assert f"http://127.0.0.1:{port}/api/v1/occupancy/stream" in process.stdout.read()
