@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import resource
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 10_000  # per process; each costs a socket and a few KB
 QUEUE_SIZE = 64  # changes waiting for one client before it counts as too slow and is dropped
 MAX_RECONNECT_SECONDS = 5.0
+HEARTBEAT = b": heartbeat\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -160,6 +160,13 @@ class Hub:
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_RECONNECT_SECONDS)
 
+    async def heartbeats(self) -> None:
+        """A comment to every stream every ``HEARTBEAT_SECONDS``: keeps idle proxies from cutting
+        the streams and finds closed ones (a write to them fails)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            self.fan_out(HEARTBEAT)
+
     def close(self) -> None:
         self.subscribed.clear()
         self._drop_all("shutdown")
@@ -190,20 +197,13 @@ def _redis_client(url: str) -> aioredis.Redis:
 async def _events(hub: Hub, client: _Client) -> AsyncIterator[bytes]:
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
-        last_sent = time.monotonic()
         while True:
-            wait = max(HEARTBEAT_SECONDS - (time.monotonic() - last_sent), 0.0)
-            try:
-                event = await asyncio.wait_for(client.queue.get(), timeout=wait)
-            except TimeoutError:
-                yield b": heartbeat\n\n"
-                last_sent = time.monotonic()
-                continue
+            # No timeout per client: the hub's own ticker queues the heartbeats (one timer for all).
+            event = await client.queue.get()
             if event is None or client.dropped:
                 # End cleanly; the browser reconnects after ``RETRY_MS``.
                 return
             yield event
-            last_sent = time.monotonic()
     finally:
         hub.leave(client)
 
@@ -234,14 +234,17 @@ def create_stream_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(hub.run(), name="occupancy-hub")
+        tasks = [
+            asyncio.create_task(hub.run(), name="occupancy-hub"),
+            asyncio.create_task(hub.heartbeats(), name="occupancy-heartbeats"),
+        ]
         try:
             yield
         finally:
             hub.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     app = Starlette(routes=[Route(STREAM_PATH, stream), Route("/healthz", health)], lifespan=lifespan)
     app.state.hub = hub

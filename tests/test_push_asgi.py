@@ -131,9 +131,8 @@ def test_sse_headers_retry_hint_and_heartbeats(redis_server, monkeypatch) -> Non
         assert stream.headers["cache-control"] == "no-cache"
         assert stream.headers["x-accel-buffering"] == "no"
         assert await stream.event() == f"retry: {push_asgi.RETRY_MS}\n: connected\n\n"
-        start = time.monotonic()
-        assert await stream.event(within=2) == ": heartbeat\n\n"
-        assert 0.2 < time.monotonic() - start < 1.5
+        for _ in range(2):
+            assert await stream.event(within=1) == ": heartbeat\n\n"  # every 0.3 s
         stream.close()
 
     with StreamServer(redis_server.url) as server:
