@@ -150,6 +150,8 @@ class Hub:
                         "occupancy stream: lost Redis (%s); ending %d streams", exc, self.open_streams
                     )
                     self.resubscribes += 1
+                elif pause == 0.2:
+                    log.warning("occupancy stream: cannot reach Redis (%s); retrying", exc)
                 self.subscribed.clear()
                 self._drop_all("redis")
             finally:
