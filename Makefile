@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install xmlsec1 run test test-services test-browser fuzz-api lint format clean bench-ingest bench-read bench-pages bench-checkout
+.PHONY: install xmlsec1 run test test-services test-browser fuzz-api lint format clean bench-ingest bench-read bench-pages bench-checkout bench-push
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-pages: install
 # Empties the PostgreSQL database it is given (default: parkops_bench).
 bench-checkout: install
 	$(BIN)/python bench/checkout.py
+
+# Opens 2,000 streams; uses PARKOPS_REDIS_URL if set (publishes only), else a private redis-server.
+bench-push: install
+	$(BIN)/python bench/push.py
 
 # ruff, the import contracts (pyproject.toml: layers, no Dash/Flask/jobs in services and models, no
 # import circle), then mypy over dashboard/, workers/ and models/.

@@ -9,8 +9,11 @@ and a page that receives a message re-reads what it shows through its own role-c
 Why SSE and not WebSockets: the traffic is one-way, SSE runs over plain HTTP through the same gate
 and proxies, and the browser reconnects by itself (the ``retry:`` hint sets how soon).
 
-Deployment: each open stream holds one worker thread and one Redis connection for as long as the
-page is open. Production web processes therefore need threaded workers, e.g.
+Deployment: in production the load balancer sends this path to ``parkops stream``
+(``dashboard.push_asgi``: thousands of streams per process on one Redis subscription); this route
+serves it in ``parkops run`` (one process, embedded Redis) and wherever the path is not routed.
+Here each open stream holds one worker thread and one Redis connection for as long as the page is
+open. Production web processes therefore need threaded workers, e.g.
 ``gunicorn -k gthread --threads 32 'dashboard.wsgi:app'`` (a sync worker would be taken by the
 first stream for good), and a proxy that does not buffer the response (``X-Accel-Buffering: no``
 tells nginx). ``MAX_STREAMS`` caps the streams per process and must stay below the thread count:

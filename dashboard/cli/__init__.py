@@ -130,6 +130,37 @@ def worker_cmd(burst: bool) -> None:
     worker.run_worker(common.core_from_env(), burst=burst)
 
 
+@main.command("stream")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8060, show_default=True, type=int, help="Port to listen on.")
+@click.option("--max-streams", default=10_000, show_default=True, type=int, help="Open streams before 503.")
+def stream_cmd(host: str, port: int, max_streams: int) -> None:
+    """Serve the live occupancy stream (GET /api/v1/occupancy/stream) for thousands of open pages.
+
+    One async process on one Redis subscription; route that path to it at the load balancer.
+    Needs PARKOPS_REDIS_URL: with the embedded Redis, ``parkops run`` serves the stream itself."""
+    import uvicorn
+
+    from dashboard.push_asgi import create_stream_app, raise_fd_limit
+    from dashboard.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if settings.redis_url is None:
+        raise click.ClickException(
+            "parkops stream needs PARKOPS_REDIS_URL (the Redis that the web app and ingester use); "
+            "with the embedded Redis, parkops run serves the stream itself"
+        )
+    soft = raise_fd_limit()
+    if soft < max_streams + 100:
+        click.echo(f"warning: only {soft} file descriptors; fewer than --max-streams {max_streams}", err=True)
+    app = create_stream_app(settings.redis_url, max_streams=max_streams)
+    click.echo(f"ParkOps live stream on http://{host}:{port}/api/v1/occupancy/stream (health: /healthz)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+
+
 @main.command("scheduler")
 def scheduler_cmd() -> None:
     """Enqueue due system tasks (any number of schedulers may run; a task is enqueued once)."""
