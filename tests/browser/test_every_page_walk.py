@@ -382,3 +382,24 @@ def test_the_flask_rendered_refusal_page_fits_and_passes_axe(browser: Browser, l
         assert errors == []
     finally:
         context.close()
+
+
+def test_an_admins_menu_fits_a_tablet(browser: Browser, live_server: str, campus: Campus) -> None:
+    """At 800 px (above the phone menu's breakpoint) an admin's menu is wider than the screen: its
+    entries wrap onto a second line, so System and Log out stay on screen with no sideways scroll."""
+    context = browser.new_context(viewport={"width": 800, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, live_server, Role.ADMIN, campus)
+        page.goto(f"{live_server}/")
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        assert page.evaluate("document.scrollingElement.scrollWidth - innerWidth") <= 0
+        entries = page.locator("#shell-nav > *, #shell-user button")
+        boxes = [entry.bounding_box() for entry in entries.all()]
+        assert len(boxes) >= 8  # the admin's entries (Home ... System) and Log out
+        inside = [box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 800 for box in boxes]
+        assert all(inside), boxes
+        page.goto("about:blank")
+    finally:
+        context.close()
