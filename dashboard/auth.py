@@ -126,7 +126,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, single_logout: Callable[[str],
 
     @manager.user_loader
     def load_user(user_id: str) -> SessionUser | None:
-        if not user_id.isdigit():
+        if not user_id.isdecimal():
             return None
         with _database().session() as session:
             found = users_service.session_user(session, int(user_id), flask_session.get(STAMP), _stamp_key())

@@ -145,7 +145,7 @@ def verify_webhook(body: object, signing_key: str, now: float) -> tuple[str, Pro
         raise WebhookRefused("not a Mailgun webhook body")
     sig = body["signature"]
     timestamp, token, given = (str(sig.get(k) or "") for k in ("timestamp", "token", "signature"))
-    if not timestamp.isdigit() or not token or len(token) > 128 or not given:
+    if not (timestamp.isascii() and timestamp.isdigit()) or not token or len(token) > 128 or not given:
         raise WebhookRefused("signature fields missing or malformed")
     if not hmac.compare_digest(signature(signing_key, timestamp, token), given.lower()):
         raise WebhookRefused("bad signature")

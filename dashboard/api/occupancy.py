@@ -145,7 +145,7 @@ def _cached_json(cached: open_data.CachedBody) -> BaseResponse:
 def _group_body(group_id: str) -> bytes | None:
     """A group shown on the map, from the list's snapshot; ids are parsed here, not by a route
     converter, so that ``/lot-groups/abc`` is a JSON 404 rather than Dash's catch-all page."""
-    if not group_id.isdigit():
+    if not (group_id.isascii() and group_id.isdigit()):  # "²" is a digit, not a number
         return None
     return GROUPS.group(_list_body(_core()), int(group_id))
 

@@ -429,7 +429,7 @@ def _whole(value: Any) -> int:
         text = value.strip()
         if not text:
             raise ValidationFailed({"allowance": "enter the number of permits allowed"})
-        if not text.lstrip("-").isdigit():
+        if not text.lstrip("-").isdecimal():
             raise ValidationFailed({"allowance": "enter a whole number"})
         value = int(text)
     if not isinstance(value, int):

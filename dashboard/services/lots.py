@@ -608,7 +608,7 @@ def _product_values(
         end = _date(fields.term_end, errors, "term_end")
         if start and end and end < start:
             errors["term_end"] = "must be on or after the term start"
-        type_ids = sorted({int(t) for t in fields.user_type_ids if str(t).lstrip("-").isdigit()})
+        type_ids = sorted({int(t) for t in fields.user_type_ids if str(t).lstrip("-").isdecimal()})
         types = list(session.scalars(select(UserType).where(UserType.id.in_(type_ids)))) if type_ids else []
         if len(types) != len(type_ids):
             errors["user_type_ids"] = "choose user types from the list"
@@ -739,7 +739,7 @@ class ScheduleView:
 
 def days_mask(days: Iterable[Any]) -> str:
     """Day numbers (0 = Monday .. 6 = Sunday) to the stored mask, e.g. [0, 1, 2, 3, 4] -> "1111100"."""
-    chosen = {int(day) for day in days if str(day).isdigit() and 0 <= int(day) <= 6}
+    chosen = {int(day) for day in days if str(day).isdecimal() and 0 <= int(day) <= 6}
     return "".join("1" if index in chosen else "0" for index in range(7))
 
 

@@ -86,7 +86,7 @@ def _int(value: object, field: str, low: int, high: int, errors: dict[str, str])
     text = str(value if value is not None else "").strip()
     if not text:
         return 0
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not text.isdecimal() or not low <= int(text) <= high:
         errors[field] = f"a whole number from {low} to {high}"
         return 0
     return int(text)

@@ -53,7 +53,7 @@ def clean_card(number: object, expiry: object, cvc: object, today: date) -> Card
     """Validate what a payment form sends; ``ValidationFailed`` keyed card_number / expiry / cvc."""
     errors: dict[str, str] = {}
     digits = re.sub(r"[\s-]", "", number) if isinstance(number, str) else ""
-    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn(digits):
+    if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19 or not _luhn(digits):
         errors["card_number"] = "not a valid card number"
     month = year = 0
     match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", expiry) if isinstance(expiry, str) else None
@@ -67,7 +67,7 @@ def clean_card(number: object, expiry: object, cvc: object, today: date) -> Card
         elif (year, month) < (today.year, today.month):
             errors["expiry"] = "this card has expired"
     code = cvc.strip() if isinstance(cvc, str) else ""
-    if not code.isdigit() or len(code) not in (3, 4):
+    if not (code.isascii() and code.isdigit()) or len(code) not in (3, 4):
         errors["cvc"] = "the 3 or 4 digits on the back of the card"
     if errors:
         raise ValidationFailed(errors)

@@ -77,11 +77,11 @@ def _check_time(hour: object, minute: object) -> None:
 
 def _words(spec: str) -> str:
     minute, hour, dom, month, dow = spec.split()
-    if minute.isdigit() and hour.isdigit() and dom == "*" and month == "*":
+    if minute.isdecimal() and hour.isdecimal() and dom == "*" and month == "*":
         at = f"{int(hour):02d}:{int(minute):02d}"
         if dow == "*":
             return f"daily at {at}"
-        if dow.isdigit() and int(dow) <= 7:
+        if dow.isdecimal() and int(dow) <= 7:
             return f"weekly on {WEEKDAYS[int(dow) % 7]} at {at}"
     return f"at times matching {spec}"
 

@@ -349,7 +349,7 @@ def _set_enabled(name: str, enabled: bool) -> Flash | None:
 def _time_of_day(text: Any) -> tuple[int, int]:
     """ "02:00" (what a time input sends, sometimes with seconds) as (hour, minute)."""
     parts = text.split(":") if isinstance(text, str) else []
-    if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) == 2 for p in parts):
+    if len(parts) not in (2, 3) or not all(p.isdecimal() and len(p) == 2 for p in parts):
         raise ValidationFailed({"time": "enter a time of day such as 02:00"})
     return int(parts[0]), int(parts[1])
 
@@ -358,7 +358,7 @@ def _spec_from(mode: Any, time_text: Any, weekday: Any, spec: Any) -> str:
     if mode == "daily":
         return schedules.daily(*_time_of_day(time_text))
     if mode == "weekly":
-        day = int(weekday) if isinstance(weekday, str) and weekday.isdigit() else -1
+        day = int(weekday) if isinstance(weekday, str) and weekday.isdecimal() else -1
         return schedules.weekly(day, *_time_of_day(time_text))
     return spec if isinstance(spec, str) else ""
 
@@ -398,7 +398,7 @@ def _open_edit(name: str) -> tuple[Any, ...]:
         return task.name, task.title, minutes, "interval", "02:00", "0", ""
     minute, hour, _dom, _month, dow = task.schedule.split()
     words = task.schedule_words
-    at = f"{int(hour):02d}:{int(minute):02d}" if minute.isdigit() and hour.isdigit() else "02:00"
+    at = f"{int(hour):02d}:{int(minute):02d}" if minute.isdecimal() and hour.isdecimal() else "02:00"
     if words.startswith("daily"):
         return task.name, task.title, minutes, "daily", at, "0", task.schedule
     if words.startswith("weekly"):

@@ -146,11 +146,16 @@ def test_one_group(client: FlaskClient, core: Core, groups: dict[str, int]) -> N
     assert response.get_json()["name"] == "Garage" and response.get_json()["occupied"] == 20
 
 
-@pytest.mark.parametrize("which", ["hidden", "unknown", "not a number"])
+@pytest.mark.parametrize("which", ["hidden", "unknown", "not a number", "a digit but not a number"])
 def test_hidden_or_unknown_group_is_a_json_404(
     client: FlaskClient, groups: dict[str, int], which: str
 ) -> None:
-    group_id = {"hidden": str(groups["Service Yard"]), "unknown": "99999", "not a number": "abc"}[which]
+    group_id = {
+        "hidden": str(groups["Service Yard"]),
+        "unknown": "99999",
+        "not a number": "abc",
+        "a digit but not a number": "²",  # str.isdigit() says yes, int() refuses (found by make fuzz-api)
+    }[which]
 
     for path in (f"/api/v1/lot-groups/{group_id}", f"/api/v1/lot-groups/{group_id}/occupancy"):
         response = client.get(path)

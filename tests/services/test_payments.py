@@ -107,6 +107,7 @@ def count(core, column) -> int:
         ("4242-4242-4242-4242", "13/29", "12", {"expiry", "cvc"}),
         ("4242424242424242", "10/26", "1234", {"expiry"}),  # expired last month
         ("", "", "", {"card_number", "expiry", "cvc"}),
+        ("4242 4242 4242 424²", "12/29", "12³", {"card_number", "cvc"}),  # digits to str, not to int()
     ],
 )
 def test_card_details_are_validated(number, expiry, cvc, fields):
