@@ -36,15 +36,16 @@ from collections.abc import Iterator
 import redis
 from flask import Flask, Response
 
-from dashboard.services.occupancy import CHANNEL
+from dashboard.services import live_channel
+from dashboard.services.live_channel import CHANNEL
 
 log = logging.getLogger(__name__)
 
-STREAM_PATH = "/api/v1/occupancy/stream"
+STREAM_PATH = live_channel.STREAM_PATH
 # Module attributes (read at every request/loop) so tests and operators can tune them.
 MAX_STREAMS = 24  # below gthread's --threads (32 in the deployment notes above)
-HEARTBEAT_SECONDS = 15.0
-RETRY_MS = 3000
+HEARTBEAT_SECONDS = live_channel.HEARTBEAT_SECONDS
+RETRY_MS = live_channel.RETRY_MS
 
 _active = 0
 _active_lock = threading.Lock()

@@ -37,8 +37,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from dashboard.push import HEARTBEAT_SECONDS, RETRY_MS, STREAM_PATH
-from dashboard.services.occupancy import CHANNEL
+from dashboard.services.live_channel import CHANNEL, HEARTBEAT_SECONDS, RETRY_MS, STREAM_PATH
 
 log = logging.getLogger(__name__)
 

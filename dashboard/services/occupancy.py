@@ -31,11 +31,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from dashboard.crypto import SecretBox
 from dashboard.services import system_settings
+from dashboard.services.live_channel import CHANNEL
 from models import LotGroup, OccupancySnapshot, OccupancySource, Permit, PermitStatus
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "parkops:occupancy"
 GROUP_KEY = "parkops:occ:group:{}"
 SNAPSHOT_KEY = "parkops:occ:snapshotted:{}"
 # The public list's cached body (dashboard.services.open_data): dropped on every change, so a
