@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import dash
 from dash.exceptions import DependencyException
@@ -24,6 +25,7 @@ from dashboard.csp import content_security_policy
 from dashboard.enforcement_routes import register_enforcement_routes
 from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.mail_hooks import register_mail_hooks
+from dashboard.map_routes import map_preloads, register_map_routes
 from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
 from dashboard.report_routes import register_report_routes
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_push(server)
     register_enforcement_routes(server)
     register_report_routes(server)
+    register_map_routes(server)
     register_payment_routes(server)
     register_sso_routes(server)
     register_mail_hooks(server)
@@ -122,6 +125,25 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
 
 
 class _Dash(dash.Dash):
+    def interpolate_index(
+        self,
+        metas: Any = "",
+        title: Any = "",
+        css: Any = "",
+        config: Any = "",
+        scripts: Any = "",
+        app_entry: Any = "",
+        favicon: Any = "",
+        renderer: Any = "",
+    ) -> Any:
+        """A page with a live map also preloads its data and dash-leaflet's GeoJSON code (loaded
+        by the renderer only once the page's layout is drawn): both arrive while the scripts
+        parse, instead of two round trips in a row before the first pin (``bench/pages.py``)."""
+        preloads = map_preloads(request.path, self.config.requests_pathname_prefix)
+        return super().interpolate_index(
+            metas, title, preloads + css, config, scripts, app_entry, favicon, renderer
+        )
+
     def _config(self) -> dict:
         """Dash's page config without the server's Python version (an attacker's hint; the
         renderer shows it only in debug tools, which are off)."""

@@ -21,11 +21,11 @@ from redis.exceptions import RedisError
 from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
-from dashboard.components.realtime_map import donut, legend, permit_badges, sold_out
+from dashboard.components.realtime_map import donut, legend, permit_badges
 from dashboard.inputs import as_id
 from dashboard.services import maps, occupancy, quick_checkout
 from dashboard.services.errors import NotFound
-from dashboard.services.maps import UserMapGroup, UserMapLot
+from dashboard.services.maps import UserMapGroup, UserMapLot, sold_out
 from dashboard.services.occupancy import LiveStore
 from dashboard.web import core, session_scope
 from models import Role

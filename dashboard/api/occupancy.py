@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard.api.blueprint import api, error, unknown_parameters
+from dashboard.cached_responses import cached_json
 from dashboard.core import Core, core_of
 from dashboard.services import occupancy, open_data
 from dashboard.services.errors import ValidationFailed
@@ -59,7 +60,7 @@ def ping() -> Response:
 
 @api.get("/lot-groups")
 def lot_groups() -> BaseResponse:
-    return _cached_json(_list_body(_core()))
+    return cached_json(_list_body(_core()))
 
 
 def _list_body(core: Core) -> open_data.CachedBody:
@@ -120,26 +121,12 @@ def fiware(entity_type: str) -> BaseResponse | tuple[Response, int]:
                 entities = open_data.parking_groups(session, states, site)
         return open_data.dump(entities)
 
-    return _cached_json(open_data.fiware_cache(core.redis, entity_type).get(build))
+    return cached_json(open_data.fiware_cache(core.redis, entity_type).get(build))
 
 
 def _json(payload: object) -> Response:
     """Keys in the order the service built them (``jsonify`` would sort them)."""
     return Response(open_data.dump(payload), mimetype="application/json")
-
-
-def _cached_json(cached: open_data.CachedBody) -> BaseResponse:
-    """The cached body with its ETag, gzipped for clients that take it (each encoding is its own
-    representation, hence its own ETag)."""
-    if "gzip" in request.accept_encodings:
-        response = Response(cached.gzipped, mimetype="application/json")
-        response.content_encoding = "gzip"
-        response.set_etag(cached.etag + "-gzip")
-    else:
-        response = Response(cached.body, mimetype="application/json")
-        response.set_etag(cached.etag)
-    response.vary.add("Accept-Encoding")
-    return response.make_conditional(request)
 
 
 def _group_body(group_id: str) -> bytes | None:

@@ -16,10 +16,13 @@ visitor is only which permit options are offered, from ``logged_in``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
+import orjson
 from sqlalchemy.orm import Session
 
 from dashboard.services import open_data
@@ -142,3 +145,138 @@ def lot_group_page(
     if not states:
         raise NotFound(f"lot group {group_id} not found")
     return _group(states[0], logged_in=logged_in)
+
+
+# --- the user map as the browser draws it (``/live/user-map.json``) ---
+
+
+def availability_text(percent_available: float | None, status: str = "open") -> str:
+    if status == "closed":
+        return "Closed"
+    if percent_available is None:
+        return "No data"
+    return f"{percent_available:.0f}% available"
+
+
+def sold_out(lot: UserMapLot) -> bool:
+    """Every permit the lot may sell is taken now (a lot that sells nothing is not "sold out")."""
+    return lot.offers_any and lot.percent_full is not None and lot.percent_full >= 100
+
+
+def group_sold_out(group: UserMapGroup) -> bool:
+    selling = [lot for lot in group.lots if lot.offers_any]
+    return bool(selling) and all(sold_out(lot) for lot in selling)
+
+
+def _has_space(group: UserMapGroup) -> bool:
+    return group.status != "closed" and any(lot.offers_any and not sold_out(lot) for lot in group.lots)
+
+
+def nearest_with_space(group: UserMapGroup, groups: list[UserMapGroup]) -> UserMapGroup | None:
+    """The closest other group on the map that still sells a permit, for a sold-out popup. Lots
+    are a few hundred metres apart: a flat-earth distance (longitude scaled by the latitude) is
+    plenty to rank them."""
+    if not group.located:
+        return None
+    scale = math.cos(math.radians(group.lat or 0.0)) ** 2
+
+    def distance(other: UserMapGroup) -> float:
+        return ((other.lat or 0.0) - (group.lat or 0.0)) ** 2 + scale * (
+            (other.lon or 0.0) - (group.lon or 0.0)
+        ) ** 2
+
+    others = [o for o in groups if o.group_id != group.group_id and o.located and _has_space(o)]
+    return min(others, key=distance, default=None)
+
+
+def lot_figure(lot: UserMapLot) -> str:
+    """A lot's permit figure as the popup words it (percent, not numbers: leeway for inaccuracy)."""
+    if sold_out(lot):
+        return "sold out"
+    return f"{lot.percent_full:.0f}% of permits taken" if lot.percent_full is not None else "—"
+
+
+def _nearest_index(groups: list[UserMapGroup]) -> dict[int, UserMapGroup | None]:
+    """The nearest group with space for every sold-out group: only those need one, so a map of
+    thousands of groups with a few sold out does not rank every pair."""
+    return {g.group_id: nearest_with_space(g, groups) for g in groups if group_sold_out(g)}
+
+
+def _bounds(groups: list[UserMapGroup]) -> list[list[float]] | None:
+    located = [g for g in groups if g.located]
+    if not located:
+        return None
+    lats = [g.lat for g in located if g.lat is not None]
+    lons = [g.lon for g in located if g.lon is not None]
+    return [[min(lats), min(lons)], [max(lats), max(lons)]]
+
+
+def user_map_payload(groups: list[UserMapGroup], *, logged_in: bool) -> dict[str, Any]:
+    """What the browser needs to draw the user map for one audience: every pin, its tooltip and
+    popup text already worded, so the page's script only lays them out (one wording, here, for the
+    map, its table alternative and the tests). The pins' features are GeoJSON points
+    (``[lon, lat]``), drawn by dash-leaflet's ``GeoJSON``."""
+    nearest = _nearest_index(groups)
+    features = []
+    for group in groups:
+        if not group.located:
+            continue
+        elsewhere = nearest.get(group.group_id)
+        lots_page = f"/lot-groups/{group.group_id}"
+        features.append(
+            {
+                "type": "Feature",
+                "id": group.group_id,
+                "geometry": {"type": "Point", "coordinates": [group.lon, group.lat]},
+                "properties": {
+                    "id": group.group_id,
+                    "name": group.name,
+                    "color": group.color,
+                    "status": group.status,
+                    "available": group.percent_available,
+                    "text": availability_text(group.percent_available, group.status),
+                    "href": lots_page,
+                    "sold_out": group_sold_out(group),
+                    "nearest": (
+                        {"name": elsewhere.name, "href": f"/lot-groups/{elsewhere.group_id}"}
+                        if elsewhere is not None
+                        else None
+                    ),
+                    "login": "/login?" + urlencode({"next": lots_page}),
+                    "lots": [
+                        {
+                            "name": lot.name,
+                            "figure": lot_figure(lot),
+                            "sold_out": sold_out(lot),
+                            "standard": lot.offers_standard,
+                            "temporary": lot.offers_temporary,
+                        }
+                        for lot in group.lots
+                    ],
+                },
+            }
+        )
+    return {
+        "logged_in": logged_in,
+        "bounds": _bounds(groups),
+        "pins": {"type": "FeatureCollection", "features": features},
+    }
+
+
+_BODIES: dict[bool, open_data.CachedBody] = {}  # per process, by audience: the latest body only
+
+
+def user_map_body(listed: open_data.CachedBody, *, logged_in: bool) -> open_data.CachedBody:
+    """The user map's data for one audience, derived from the open API's cached list (one source
+    of figures for the API and the maps, no database read) and rebuilt only when the list's version
+    changes: every open map asks again on every pushed change. Its ETag is the list's and the
+    audience's, so a browser that holds the current one is answered 304."""
+    audience = "user" if logged_in else "guest"
+    etag = f"{listed.etag}-{audience}"
+    known = _BODIES.get(logged_in)
+    if known is not None and known.etag == etag:
+        return known
+    groups = from_public_list(orjson.loads(listed.body)["lot_groups"], logged_in=logged_in)
+    body = open_data.CachedBody(open_data.dump(user_map_payload(groups, logged_in=logged_in)), etag)
+    _BODIES[logged_in] = body
+    return body

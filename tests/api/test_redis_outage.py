@@ -92,21 +92,16 @@ def test_the_public_map_and_lot_group_page_say_live_counts_are_unavailable(
         assert response.status_code == 200
         return json.dumps(outputs_of(response)["lotgroup-content"]["children"])
 
-    def map_refresh() -> dict:
-        response = dash_post(
-            guest, app, find_output(app, "realtime-markers.children"), [None, 0, True], [None]
-        )
-        assert response.status_code == 200
-        return outputs_of(response)
-
     assert "North Garage" in group_page() and "unavailable" not in group_page()
-    assert map_refresh()["realtime-error"]["children"] is None
+    assert "North Garage" in guest.get("/live/user-map.json?fresh=1").get_data(as_text=True)
 
     own_redis.stop()
 
     assert "Live counts are unavailable right now." in group_page()
-    shown = map_refresh()
-    assert "Live counts are unavailable right now." in json.dumps(shown["realtime-error"]["children"])
-    assert "realtime-markers" not in shown  # the pins already shown stay
+    # The map's data: a JSON 503 the page's script shows as "unavailable", keeping the pins it has.
+    refused = guest.get("/live/user-map.json?fresh=1")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    assert refused.get_json() == {"error": "Live counts are unavailable right now."}
+    assert refused.headers["Cache-Control"] == "no-store"
     assert guest.get(f"/lot-groups/{group_id}").status_code == 200
     assert guest.get("/real-time").status_code == 200

@@ -125,12 +125,16 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
         donut = guest.locator(".leaflet-popup .realtime-donut")
         expect(donut).to_have_attribute("aria-label", "North Garage: 80% available")
         expect(guest.locator("#realtime-live-status")).to_have_text("Live")
+        # Pins keep their place on a refresh: the same element, not a new pin drawn over it.
+        guest.locator("path.realtime-pin").first.evaluate("pin => { pin.dataset.seen = 'before'; }")
 
         publish_count(core, 150)
 
         expect(admin_popup.locator(".adminmap-physical")).to_have_text("150 / 200", timeout=3_000)
         expect(donut).to_have_attribute("aria-label", "North Garage: 25% available", timeout=3_000)
         expect(guest.locator(".leaflet-popup")).to_be_visible()  # updated in place, still open
+        expect(guest.locator("path.realtime-pin[data-seen='before']")).to_have_count(1)
+        expect(guest.locator("path.realtime-pin").first).to_have_attribute("fill", "#123456")
         ARTIFACTS.mkdir(exist_ok=True)
         guest.screenshot(path=str(ARTIFACTS / "live-user-donut.png"))
         journey.screenshot(path=str(ARTIFACTS / "live-admin-popup.png"))

@@ -12,11 +12,10 @@ from sqlalchemy import select
 
 from dashboard.auth import PAGES_ROUTER_OUTPUT
 from dashboard.components.realtime_map import AVAILABLE_COLOR, TAKEN_COLOR, donut
-from dashboard.services import demo, occupancy
+from dashboard.services import demo, occupancy, open_data
 from models import Lot, LotGroup, Permit, PermitKind, PermitProduct, PermitVehicle, Role
 from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
 
-MARKERS = "realtime-markers.children"
 LOT_GROUP = "lotgroup-content.children"
 
 
@@ -25,29 +24,6 @@ def seeded(core, session, tmp_path) -> dict[str, int]:
     demo.seed_demo(session, core.secrets, tmp_path)
     session.commit()
     return {group.name: group.id for group in session.scalars(select(LotGroup))}
-
-
-def map_refresh(client, app, pins: Any = None, triggered: str | None = None, table: bool = True) -> Any:
-    return dash_post(client, app, find_output(app, MARKERS), [None, 0, table], [pins], triggered=triggered)
-
-
-def popups_refresh(client, app, group_ids: list[int], open_group: int | None) -> Any:
-    """The in-place popup refresh, with the pins the browser has (pattern-matching outputs)."""
-    outputs = [
-        [{"id": {"type": kind, "group": g}, "property": "children"} for g in group_ids]
-        for kind in ("realtime-popup", "realtime-tip")
-    ]
-    body = {
-        "output": find_output(app, "realtime-popup"),
-        "outputs": outputs,
-        "inputs": [
-            {"id": "realtime-live", "property": "data", "value": "{}"},
-            {"id": "realtime-poll", "property": "n_intervals", "value": 3},
-            {"id": "realtime-open", "property": "data", "value": open_group},
-        ],
-        "changedPropIds": ["realtime-live.data"],
-    }
-    return client.post("/_dash-update-component", json=body)
 
 
 def group_refresh(client, app, group_id: Any) -> Any:
@@ -68,70 +44,80 @@ def test_guests_open_both_pages(app, login_as, seeded) -> None:
         response = guest.get(path)
         assert response.status_code == 200, path
     realtime = router(guest, app, "/real-time")
-    assert "realtime-markers" in realtime and "Legend" in realtime
+    assert "realtime-pins" in realtime and "Legend" in realtime
     assert "Columbia Street Lots" not in realtime  # the layout holds no data
     lot_group = router(guest, app, f"/lot-groups/{seeded['Columbia Street Lots']}")
     assert "lotgroup-content" in lot_group and "/login?next=" not in lot_group
     assert "Columbia Pay Lot" not in lot_group
 
 
+USER_MAP = "/live/user-map.json"
+
+
+def user_map(client, **headers: str) -> Any:
+    response = client.get(USER_MAP, headers=headers)
+    assert response.status_code == 200, response.data[:300]
+    return response
+
+
 def test_a_guest_map_offers_only_temporary_permits(app, login_as, seeded) -> None:
-    out = outputs_of(map_refresh(login_as(Role.GUEST), app))
-    text = json.dumps(out)
-    assert "Columbia Street Lots" in text and "Central Services Yard" not in text
-    assert "Temporary" in text and "permit-standard" not in text
-    assert f"/lot-groups/{seeded['Columbia Street Lots']}" in text
-    markers = out["realtime-markers"]["children"]
-    assert len(markers) == 7
-    assert all(marker["type"] == "CircleMarker" for marker in markers)
-    # Popups are filled when opened (refresh_popups); their height is reserved from the start.
-    assert "realtime-donut" not in json.dumps(markers) and '"minHeight"' in json.dumps(markers)
-    assert "realtime-table" in out
+    """The page's script draws what this body says (``assets/realtime_map.js``): every pin with
+    its wording, and for a guest no standard permit anywhere."""
+    body = user_map(login_as(Role.GUEST)).get_json()
+    features = body["pins"]["features"]
+    names = {feature["properties"]["name"] for feature in features}
+    assert "Columbia Street Lots" in names and "Central Services Yard" not in names
+    assert len(features) == 7 and body["logged_in"] is False
+    columbia = next(f["properties"] for f in features if f["properties"]["name"] == "Columbia Street Lots")
+    assert columbia["href"] == f"/lot-groups/{seeded['Columbia Street Lots']}"
+    assert columbia["login"] == f"/login?next=%2Flot-groups%2F{seeded['Columbia Street Lots']}"
+    lots = [lot for f in features for lot in f["properties"]["lots"]]
+    assert any(lot["temporary"] for lot in lots) and not any(lot["standard"] for lot in lots)
     # One meaning of "full": lots say how many of their permits are taken, never "% full", and the
     # legend says which figure is the donut's (spaces) and which the lots' (permits).
-    table = json.dumps(out["realtime-table"])
-    assert "% of permits taken" in table and "% full" not in table
+    assert all(lot["figure"].endswith("% of permits taken") for lot in lots if lot["figure"] != "—")
+    assert "% full" not in json.dumps(body)
+    lats = [f["geometry"]["coordinates"][1] for f in features]
+    assert body["bounds"][0][0] == min(lats) and body["bounds"][1][0] == max(lats)
     legend = router(login_as(Role.GUEST), app, "/real-time")
     assert "spaces free now" in legend and "permits sold for that lot" in legend
 
 
-def test_pins_are_kept_while_only_figures_change(app, login_as, seeded) -> None:
-    """A poll that finds the same pins leaves them (and any open popup) alone; the popups and
-    tooltips are refreshed in place, with the visitor's own permit visibility."""
+def test_a_browser_holding_the_body_is_answered_not_modified(app, login_as, seeded) -> None:
+    """Each open map asks again on every push and poll: unchanged, it costs a 304 and no body.
+    The body depends on the session (the audience), so no shared cache may keep it."""
     guest = login_as(Role.GUEST)
-    first = outputs_of(map_refresh(guest, app))
-    pins = first["realtime-pins"]["data"]
-    assert len(pins) == 7
-    again = outputs_of(map_refresh(guest, app, pins, triggered="realtime-poll.n_intervals"))
-    assert "realtime-markers" not in again and "realtime-map" not in again
-    assert "realtime-table" in again
-    hidden = outputs_of(map_refresh(guest, app, pins, triggered="realtime-poll.n_intervals", table=False))
-    assert "realtime-table" not in hidden  # the table is sent only while it is shown
+    first = user_map(guest)
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    assert "Cookie" in first.headers["Vary"]
+    again = guest.get(USER_MAP, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    gzipped = user_map(guest, **{"Accept-Encoding": "gzip"})
+    assert gzipped.headers["Content-Encoding"] == "gzip"
+    assert gzipped.headers["ETag"] != first.headers["ETag"]  # each encoding its own representation
+    signed_in = user_map(login_as(Role.USER))
+    assert signed_in.headers["ETag"] != first.headers["ETag"]  # each audience its own body
 
-    columbia = seeded["Columbia Street Lots"]
-    response = popups_refresh(guest, app, [columbia, 999999], open_group=999999)
-    assert response.status_code == 200, response.data[:300]
-    body = response.get_json()["response"]
-    popups = json.dumps(body['{"group":999999,"type":"realtime-popup"}'])
-    assert "no longer on the map" in popups
-    assert f'{{"group":{columbia},"type":"realtime-popup"}}' not in body  # closed: left as it is
-    tip = body[f'{{"group":{columbia},"type":"realtime-tip"}}']["children"]
-    assert tip.startswith("Columbia Street Lots: ") and "available" in tip
 
-    opened = popups_refresh(guest, app, [columbia, 999999], open_group=columbia).get_json()["response"]
-    columbia_popup = json.dumps(opened[f'{{"group":{columbia},"type":"realtime-popup"}}'])
-    assert "realtime-donut" in columbia_popup and "Book permit" in columbia_popup
-    assert "permit-temporary" in columbia_popup and "permit-standard" not in columbia_popup
-    assert '{"group":999999,"type":"realtime-popup"}' not in opened
-    signed_in = json.dumps(
-        popups_refresh(login_as(Role.USER), app, [columbia], open_group=columbia).get_json()
-    )
-    assert "permit-standard" in signed_in
+def test_the_body_follows_a_change_at_once_when_pushed(app, login_as, core, session, seeded) -> None:
+    """A page told of a change asks with ``?fresh=1``: the new figure is in its answer, not one
+    cached a moment before."""
+    guest = login_as(Role.GUEST)
+    before = user_map(guest)
+    group = session.get(LotGroup, seeded["Columbia Street Lots"])
+    group.name = "Columbia Street Lots (renamed)"
+    session.commit()
+    open_data.list_cache(core.redis).invalidate()
+    after = guest.get(USER_MAP + "?fresh=1", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert "Columbia Street Lots (renamed)" in after.get_data(as_text=True)
 
 
 def test_a_signed_in_map_offers_standard_permits(app, login_as, seeded) -> None:
-    text = json.dumps(outputs_of(map_refresh(login_as(Role.USER), app)))
-    assert "permit-standard" in text and "permit-temporary" in text
+    body = user_map(login_as(Role.USER)).get_json()
+    lots = [lot for f in body["pins"]["features"] for lot in f["properties"]["lots"]]
+    assert body["logged_in"] is True
+    assert any(lot["standard"] for lot in lots) and any(lot["temporary"] for lot in lots)
 
 
 def test_the_lot_group_page_for_a_guest(app, login_as, session, seeded) -> None:

@@ -1,0 +1,300 @@
+/*
+ * The user Real-Time Map, drawn in the browser (``pages/realtime.py``, ``/live/user-map.json``).
+ *
+ * Why here and not in a Dash callback: a callback built every marker, tooltip and popup as Dash
+ * components on the server for every visitor (471 KiB of JSON for 500 groups). The page now reads
+ * the same cached, ETag'd body for everyone of its audience and this script draws it: pins are a
+ * dash-leaflet ``GeoJSON`` layer whose ``pointToLayer`` / ``onEachFeature`` are the functions
+ * below (their wording all comes from the server: ``dashboard.services.maps.user_map_payload``).
+ *
+ * A refresh (a pushed change, a poll tick) re-reads the body (``304`` when unchanged) and changes
+ * the pins' colour, tooltip and the open popup in place: the GeoJSON layer's data is replaced only
+ * when a pin appears, disappears or moves, since that re-creates every pin (and closes a popup).
+ * Popups are built when opened, so thousands of pins cost nothing until one is tapped.
+ *
+ * Everything a group's name or a lot's name reaches is set as text (``textContent``), never as
+ * HTML: names are typed by admins and must not become markup.
+ */
+(function () {
+    "use strict";
+
+    const DATA_URL = "/live/user-map.json";
+    const UNAVAILABLE = "Live counts are unavailable right now.";
+
+    // What is drawn now: the last body, the group under each pin, and each pin's layer.
+    const drawn = {etag: null, body: null, groups: new Map(), layers: new Map()};
+
+    function node(tag, className, text) {
+        const element = document.createElement(tag);
+        if (className) {
+            element.className = className;
+        }
+        if (text !== undefined && text !== null) {
+            element.textContent = text;
+        }
+        return element;
+    }
+
+    // A link the Dash router follows without reloading the page (as dcc.Link does).
+    function routerLink(href, text, className) {
+        const link = node("a", className, text);
+        link.href = href;
+        link.addEventListener("click", function (event) {
+            if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
+                return;
+            }
+            event.preventDefault();
+            window.history.pushState({}, "", href);
+            window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+            window.scrollTo(0, 0);
+        });
+        return link;
+    }
+
+    function donut(group, colors) {
+        const known = group.available !== null && group.status !== "closed";
+        const free = known ? Math.max(0, Math.min(100, group.available)) : 0;
+        const center = group.status === "closed" ? "Closed" : (known ? Math.round(free) + "%" : "—");
+        const label = group.name + ": " + group.text;
+        const box = node("div", "realtime-donut");
+        box.setAttribute("role", "img");
+        box.setAttribute("aria-label", label);
+        box.dataset.free = String(free);
+        const caption = node("div", "realtime-donut-caption", label);
+        caption.setAttribute("aria-hidden", "true");
+        const ring = node("div", "realtime-donut-ring");
+        ring.setAttribute("aria-hidden", "true");
+        ring.style.background = "conic-gradient(" + colors.available + " 0 " + free + "%, " +
+            colors.taken + " " + free + "% 100%)";
+        ring.appendChild(node("span", "realtime-donut-value", center));
+        box.append(caption, ring);
+        return box;
+    }
+
+    function badges(lot) {
+        const found = [];
+        if (lot.standard) {
+            found.push(node("span", "badge bg-success ms-1 permit-standard", "Standard"));
+        }
+        if (lot.temporary) {
+            found.push(node("span", "badge bg-warning text-dark ms-1 permit-temporary", "Temporary"));
+        }
+        return found;
+    }
+
+    function lotList(group) {
+        if (!group.lots.length) {
+            return node("p", "text-muted small mb-1", "No lots.");
+        }
+        const list = node("ul", "list-unstyled small mb-2");
+        group.lots.forEach(function (lot) {
+            const item = node("li", "realtime-lot");
+            item.append(
+                node("span", null, lot.name),
+                node("span", lot.sold_out ? "fw-semibold realtime-sold-out" : "text-muted", " " + lot.figure),
+                ...badges(lot)
+            );
+            list.appendChild(item);
+        });
+        return list;
+    }
+
+    // Instead of a Book button into a checkout that can only refuse: the nearest group with
+    // space and the waitlist (a guest has to log in to join one).
+    function soldOutOffer(group, loggedIn) {
+        const offer = node("div", "realtime-sold-out-offer");
+        offer.appendChild(node("p", "fw-semibold mb-1", "Sold out: every permit is taken."));
+        const ways = node("ul", "small mb-0 ps-3");
+        if (group.nearest) {
+            const item = node("li", null, "Nearest with space: ");
+            item.appendChild(routerLink(group.nearest.href, group.nearest.name, "fw-semibold"));
+            ways.appendChild(item);
+        }
+        const waitlist = node("li");
+        if (loggedIn) {
+            waitlist.appendChild(routerLink(group.href, "Join a waitlist"));
+        } else {
+            waitlist.append(routerLink(group.login, "Log in"), " to join the waitlist");
+        }
+        ways.appendChild(waitlist);
+        offer.appendChild(ways);
+        return offer;
+    }
+
+    function popupContent(id, colors) {
+        const group = drawn.groups.get(id);
+        const box = node("div", "realtime-popup");
+        if (!group) {
+            box.appendChild(node("p", "text-muted small", "This lot group is no longer on the map."));
+            return box;
+        }
+        box.append(node("h2", "h6 mb-1", group.name), donut(group, colors));
+        if (group.status === "stale") {
+            box.appendChild(node("p", "small text-warning-emphasis mb-1", "The count is out of date."));
+        }
+        box.appendChild(lotList(group));
+        box.appendChild(
+            group.sold_out
+                ? soldOutOffer(group, drawn.body.logged_in)
+                : routerLink(group.href, "Book permit", "btn btn-sm btn-primary text-white realtime-book")
+        );
+        return box;
+    }
+
+    function pinStyle(group, hideout) {
+        const closed = group.status === "closed";
+        const stale = group.status === "stale";
+        const color = closed ? hideout.closed : group.color;
+        return {
+            radius: 12,
+            color: color,
+            weight: 3,
+            fillColor: color,
+            fillOpacity: stale ? 0.35 : 0.8,
+            dashArray: stale ? hideout.stale_dash : null,
+            className: "realtime-pin",
+        };
+    }
+
+    function tipText(group) {
+        return group.name + ": " + group.text;
+    }
+
+    // -- dash-leaflet GeoJSON functions (their last argument is the layer's context) ----------
+
+    function pointToLayer(feature, latlng, context) {
+        return window.L.circleMarker(latlng, pinStyle(feature.properties, context.hideout));
+    }
+
+    function onEachFeature(feature, layer, context) {
+        const id = feature.properties.id;
+        const hideout = context.hideout;
+        drawn.layers.set(id, layer);
+        layer.bindTooltip(tipText(drawn.groups.get(id) || feature.properties));
+        layer.bindPopup(function () { return popupContent(id, hideout.colors); }, {
+            minWidth: 220,
+            maxWidth: 260,
+            autoPanPaddingTopLeft: hideout.popup_pad,
+        });
+        layer.parkopsHideout = hideout;
+    }
+
+    // -- the refresh -------------------------------------------------------------------------
+
+    // Where the pins are: the GeoJSON data is replaced only when this changes.
+    function placeKey(body) {
+        return body.pins.features.map(function (f) {
+            return f.id + "@" + f.geometry.coordinates.join(",");
+        }).join(";");
+    }
+
+    // Colours, tooltips and the open popup follow the new figures without re-creating a pin.
+    function updateInPlace() {
+        drawn.layers.forEach(function (layer, id) {
+            const group = drawn.groups.get(id);
+            if (!group || !layer.parkopsHideout) {
+                return;
+            }
+            layer.setStyle(pinStyle(group, layer.parkopsHideout));
+            layer.setTooltipContent(tipText(group));
+            if (layer.isPopupOpen()) {
+                layer.getPopup().update();
+            }
+        });
+    }
+
+    function component(type, props, namespace) {
+        return {type: type, namespace: namespace || "dash_html_components", props: props};
+    }
+
+    function badgeComponents(lot) {
+        const found = [];
+        if (lot.standard) {
+            found.push(component("Span", {className: "badge bg-success ms-1 permit-standard", children: "Standard"}));
+        }
+        if (lot.temporary) {
+            found.push(component("Span", {
+                className: "badge bg-warning text-dark ms-1 permit-temporary", children: "Temporary",
+            }));
+        }
+        return found;
+    }
+
+    // The table alternative, as Dash components (it lives in a Dash-rendered element).
+    function table(body) {
+        const features = body.pins.features;
+        if (!features.length) {
+            return component("P", {className: "text-muted", children: "No lot groups are on the map yet."});
+        }
+        const rows = features.map(function (feature) {
+            const group = feature.properties;
+            return component("Tr", {key: String(group.id), children: [
+                component("Th", {scope: "row", children: group.name}),
+                component("Td", {children: group.text}),
+                component("Td", {children: group.lots.map(function (lot) {
+                    return component("Div", {children: [lot.name + ": " + lot.figure, ...badgeComponents(lot)]});
+                })}),
+                component("Td", {children: component("Link", {
+                    href: group.href, children: "Book permit",
+                    className: "btn btn-sm btn-primary text-white realtime-book",
+                }, "dash_core_components")}),
+            ]});
+        });
+        return component("Div", {className: "table-responsive", children: component("Table", {
+            className: "table table-sm small align-middle",
+            children: [
+                component("Thead", {children: component("Tr", {children: [
+                    component("Th", {children: "Lot group"}), component("Th", {children: "Availability"}),
+                    component("Th", {children: "Lots"}), component("Th", {children: ""}),
+                ]})}),
+                component("Tbody", {children: rows}),
+            ],
+        })});
+    }
+
+    /*
+     * Outputs: the GeoJSON layer's data, the map's viewport (fitted on the first draw only, so a
+     * refresh never moves the map under the visitor's finger), the table (sent while it is
+     * shown) and the error slot. ``shownPins`` is the GeoJSON data drawn now (null on a new visit).
+     */
+    async function refresh(_message, _tick, tableShown, shownPins) {
+        const noUpdate = window.dash_clientside.no_update;
+        const pushed = window.dash_clientside.callback_context.triggered_id === "realtime-live";
+        let response;
+        try {
+            // The body is sent "private, no-cache": the browser revalidates it (If-None-Match,
+            // 304) by itself. The first call's request is the one the page preloaded.
+            response = await fetch(DATA_URL + (pushed ? "?fresh=1" : ""), {credentials: "same-origin"});
+        } catch (_error) {
+            response = null;
+        }
+        if (!response || !response.ok) {
+            const alert = component("Div", {className: "alert alert-warning", role: "alert", children: UNAVAILABLE});
+            return [noUpdate, noUpdate, noUpdate, alert];
+        }
+        const etag = response.headers.get("ETag");
+        const first = !shownPins;
+        if (!first && etag && etag === drawn.etag) {
+            return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, null];
+        }
+        const body = await response.json();
+        const moved = first || placeKey(body) !== placeKey(drawn.body);
+        drawn.etag = etag;
+        drawn.body = body;
+        drawn.groups = new Map(body.pins.features.map(function (f) { return [f.id, f.properties]; }));
+        if (moved) {
+            drawn.layers = new Map();
+        } else {
+            updateInPlace();
+        }
+        const viewport = first && body.bounds
+            ? {bounds: body.bounds, options: {padding: [30, 30], maxZoom: 16}}
+            : noUpdate;
+        return [moved ? body.pins : noUpdate, viewport, tableShown ? table(body) : noUpdate, null];
+    }
+
+    window.parkopsMap = {pointToLayer: pointToLayer, onEachFeature: onEachFeature};
+    window.dash_clientside = Object.assign({}, window.dash_clientside, {
+        parkops_map: {refresh: refresh},
+    });
+}());
