@@ -22,7 +22,7 @@
     const UNAVAILABLE = "Live counts are unavailable right now.";
 
     // What is drawn now: the last body, the group under each pin, and each pin's layer.
-    const drawn = {etag: null, body: null, groups: new Map(), layers: new Map()};
+    const drawn = {etag: null, body: null, groups: new Map(), layers: new Map(), call: 0, applied: 0};
 
     function node(tag, className, text) {
         const element = document.createElement(tag);
@@ -260,6 +260,8 @@
     async function refresh(_message, _tick, tableShown, shownPins) {
         const noUpdate = window.dash_clientside.no_update;
         const pushed = window.dash_clientside.callback_context.triggered_id === "realtime-live";
+        // A push and a poll can overlap: an answer older than one already drawn is dropped.
+        const call = ++drawn.call;
         let response;
         try {
             // The body is sent "private, no-cache": the browser revalidates it (If-None-Match,
@@ -278,7 +280,11 @@
             return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, null];
         }
         const body = await response.json();
-        const moved = first || placeKey(body) !== placeKey(drawn.body);
+        if (call < drawn.applied) {
+            return [noUpdate, noUpdate, noUpdate, noUpdate];
+        }
+        drawn.applied = call;
+        const moved = first || !drawn.body || placeKey(body) !== placeKey(drawn.body);
         drawn.etag = etag;
         drawn.body = body;
         drawn.groups = new Map(body.pins.features.map(function (f) { return [f.id, f.properties]; }));
