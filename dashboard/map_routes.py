@@ -53,8 +53,10 @@ def map_preloads(path: str, prefix: str) -> str:
 def register_map_routes(server: Flask) -> None:
     @server.get(USER_MAP_PATH)
     def user_map() -> BaseResponse:
-        """``?fresh=1`` is sent by a page told of a change by the push channel: the list is then
-        read from Redis rather than this process's copy of the last tenth of a second."""
+        """``?fresh=1`` is sent by a page told of a change it could not apply itself: the list is
+        then read from Redis rather than this process's copy of the last tenth of a second, and
+        while it is being rebuilt the page waits for it only if it already holds the previous
+        one (its ``If-None-Match``)."""
         core = core_of(server)
         try:
             listed = open_data.cached_list(
@@ -63,6 +65,7 @@ def register_map_routes(server: Flask) -> None:
                 core.secrets,
                 lambda: datetime.now(UTC),
                 fresh=request.args.get("fresh") == "1",
+                held=_held_list_etag(),
             )
         except RedisError as exc:
             log.warning("live map: %s answered 503, Redis is unavailable: %s", request.path, exc)
@@ -74,3 +77,11 @@ def register_map_routes(server: Flask) -> None:
             return response
         body = maps.user_map_body(listed, logged_in=current_role() > Role.GUEST)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
+
+
+def _held_list_etag() -> str | None:
+    """The list version behind the body the browser holds: our ETags are the list's, the
+    audience's and the encoding's, joined by ``-`` (the list's own is hexadecimal)."""
+    for tag in request.if_none_match.as_set():
+        return tag.split("-", 1)[0]
+    return None
