@@ -1286,12 +1286,16 @@ class _Subscriber:
         """Read the messages already buffered on the socket, up to what may wait, and hand them
         over. paho's ``loop_read`` reads one packet per call; reading on until no new message
         comes makes a batch of whatever arrived, with no time spent waiting for more: a lone
-        message is applied at once (publish to API in milliseconds), a flood in batches."""
+        message is applied at once (publish to API in milliseconds), a flood in batches. What the
+        applying thread finishes meanwhile is acknowledged at once, so that the broker's in-flight
+        window refills while this burst is read, not after it."""
         room = max(HOLD_MAX - len(self.waiting), 1)
         while len(self._incoming) < room:
             before = len(self._incoming)
             if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self._incoming) == before:
                 break
+            if self.acks:
+                self._send_acks()
         if self._incoming:
             with self.cond:
                 self.waiting.extend(self._incoming)
