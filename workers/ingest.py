@@ -8,6 +8,13 @@ Why it is shaped this way:
   the broker redelivers what was not acknowledged). Killed or stopped at any point, nothing is
   lost and nothing is counted twice (each message is claimed atomically in Redis, in the same
   script that moves the count). Exactly one ingester runs: a Redis lock refuses a second one.
+* Two threads, because a batch's Redis and database round trips are waiting, not work: one
+  thread reads the next batch while the other applies this one (one thread doing both spent a
+  quarter of its time waiting). The reading thread owns the paho client, since paho 2.2's ``ack``
+  writes to the socket at once and is not safe beside another thread's writes; the applying
+  thread hands the applied messages back for it to acknowledge. The hand-off holds at most one
+  batch besides the one being applied (then the reading thread stops reading and TCP holds the
+  broker back), and batches are applied one at a time, in order, a failed one first again.
 * Counts live in Redis (per lot: the counters' count, the events newer than the last absolute
   count, and the occupied space sensors), so a redelivery cannot race; each batch then recomputes
   the live-device figure of the lot groups it touched and hands it to
@@ -21,14 +28,15 @@ Why it is shaped this way:
   unacknowledged, and shows as a stuck ingester (``dashboard.services.feed_health``).
   Messages of unknown device ids are kept in ``unknown_device_messages`` for an admin to map.
 
-Why this module is long: the subscriber, its batch apply (one Redis script), the ack-after-apply
-rule, the dead letters, the rebuild of the live state and the lock's lifecycle share one state
-machine and its invariants (nothing lost, nothing counted twice); split across modules, each half
-would have to re-state them.
+Why this module is long: the subscriber and its two threads, its batch apply (one Redis script),
+the ack-after-apply rule, the dead letters, the rebuild of the live state and the lock's lifecycle
+share one state machine and its invariants (nothing lost, nothing counted twice); split across
+modules, each half would have to re-state them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import itertools
@@ -36,6 +44,8 @@ import json
 import logging
 import os
 import re
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -43,6 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from select import select as select_sockets
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -1053,14 +1064,23 @@ def _describe(exc: BaseException) -> str:
 
 # -- the subscriber ----------------------------------------------------------------------------
 # Half the broker's in-flight window (README: ``max_inflight_messages 1000``): while one batch is
-# applied, the broker may still send the next one, so the socket holds the next batch when this
-# one is done instead of the broker waiting for acknowledgements (stop-and-wait).
+# applied, the broker may still send the next one, so the next batch is read meanwhile instead of
+# the broker waiting for acknowledgements (stop-and-wait).
 BATCH_MAX = 500
+# The reading thread reads on while fewer than this many messages wait behind the batch being
+# applied; beyond that it leaves them on the socket and TCP holds the broker back, so at most two
+# batches are held. While a failed batch waits out its retry it reads on (one packet at a time),
+# as before: that keeps the connection alive, and the broker's in-flight window bounds it.
+HOLD_MAX = BATCH_MAX
 RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 SEEN_FLUSH_SECONDS = 5.0
 SAVE_SECONDS = 1.0
 BEAT_SECONDS = 1.0
+IDLE_SECONDS = 0.25  # the longest either thread sleeps before it looks at the stop flag again
+# Stopping waits this long for the batch being applied; one still running then (a database that
+# hangs) is left behind unacknowledged, and the broker delivers it again.
+STOP_WAIT_SECONDS = 5.0
 SESSION_KEY = "parkops:ingest:session:{}"  # set once the broker holds a session for this client id
 
 
@@ -1068,13 +1088,14 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
     """Subscribe and ingest until ``stop`` is set. Raises ``AnotherIngesterRunning`` when
     another ingester holds the lock.
 
-    One thread drives the network loop itself and, between reads, applies what arrived in batches
-    and then acknowledges what was applied (``manual_ack``): killed at any moment the ingester
-    loses nothing (the broker redelivers to the persistent session) and double-counts nothing.
-    A batch that fails waits (backing off from 1 s to 30 s) while the network loop keeps the
-    connection alive and new messages join it; stopping then acknowledges none of it. Reconnects
-    back off from 1 s to 30 s; a connection the broker does not answer within 5 s is dropped and
-    tried again; every connect resubscribes, and one that finds the session gone says so loudly.
+    The calling thread drives the network (it reads, hands what arrived to the applying thread,
+    and acknowledges what that thread applied: ``manual_ack``); a second thread applies batches in
+    order. Killed at any moment the ingester loses nothing (the broker redelivers to the persistent
+    session) and double-counts nothing. A batch that fails waits (backing off from 1 s to 30 s)
+    while the network keeps the connection alive and new messages join it; stopping waits for the
+    batch being applied, acknowledges it, and leaves the rest unacknowledged. Reconnects back off
+    from 1 s to 30 s; a connection the broker does not answer within 5 s is dropped and tried
+    again; every connect resubscribes, and one that finds the session gone says so loudly.
     """
     lock = IngestLock(core.redis)
     if not lock.acquire(stop):
@@ -1086,22 +1107,44 @@ def run_ingester(core: Core, stop: threading.Event, *, client_id: str = CLIENT_I
 
 
 class _Subscriber:
+    """Two threads. The one that calls ``run`` owns the paho client (paho is not thread-safe: an
+    ``ack`` from another thread would write to the socket beside this one's writes), the status
+    and the lock; ``_apply_loop`` owns the ``Ingester``, so the Redis and database round trips of a
+    batch overlap the reading of the next one. They share only what ``cond`` guards."""
+
     def __init__(self, core: Core, stop: threading.Event, client_id: str, lock: IngestLock) -> None:
         self.core, self.stop, self.client_id, self.lock = core, stop, client_id, lock
         self.ingester = Ingester(core)
         self.client, self.address = make_client(core.mqtt_url, client_id, persistent=True, manual_ack=True)
         self.topics = subscriptions(self.ingester.prefix)
-        self.waiting: list[Delivery] = []  # received, not applied yet, in order: none acknowledged
+        self.cond = threading.Condition()
+        # Guarded by ``cond``: received on the current connection and not applied yet, in order
+        # (``applying`` is the applying thread's batch, older than ``waiting``); applied, to be
+        # acknowledged; the connection's number (what came on an earlier one is never
+        # acknowledged: the broker delivers it again); the retry state; stopping.
+        self.waiting: list[Delivery] = []
+        self.applying: list[Delivery] = []
+        self.acks: list[Delivery] = []
+        self.generation = 0
         self.retry_at = 0.0
         self.retry_delay = RETRY_MIN_SECONDS
         self.tries = 0
         self.last_error: str | None = None
         self.applied_at: float | None = None
+        self.closing = False
+        self.apply_failure: Exception | None = None
+        self.report_now = threading.Event()  # the applying thread's news for the status
+        self._incoming: list[Delivery] = []  # read by the reading thread, not handed over yet
+        # The applying thread wakes the reading thread's ``select`` through this pair.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self.connected_before = False
         self.lock_lost = False
         self._tokens = itertools.count()
         self._run_id = uuid.uuid4().hex[:12]
         self._beat_at = 0.0
+        self._reported_waiting = False  # whether the last status written showed messages waiting
         self.started_at = time.time()
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -1110,7 +1153,7 @@ class _Subscriber:
     # -- paho callbacks -------------------------------------------------------------------------
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         token = f"{self._run_id}.{next(self._tokens)}"
-        self.waiting.append(Delivery(msg.topic, bytes(msg.payload), token, msg.mid, msg.qos, time.time()))
+        self._incoming.append(Delivery(msg.topic, bytes(msg.payload), token, msg.mid, msg.qos, time.time()))
 
     def _on_connect(self, c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
         if reason.is_failure:
@@ -1144,20 +1187,22 @@ class _Subscriber:
         log.info("ingest: subscribed to %s", ", ".join(topic for topic, _qos in self.topics))
         _quietly(lambda: self.core.redis.set(SESSION_KEY.format(self.client_id), "1"))
 
-    # -- the loop -------------------------------------------------------------------------------
+    # -- the reading thread ---------------------------------------------------------------------
     def run(self) -> None:
         pubsub = _watch_device_changes(self.core, self.ingester)
         _quietly(self.ingester.ensure_live_state, "check the live state")
+        applier = threading.Thread(target=self._apply_loop, name="parkops-ingest-apply", daemon=True)
+        applier.start()
         delay = RECONNECT_MIN_SECONDS
         connecting_since = 0.0
-        last_flush = last_save = time.monotonic()
         self._beat(force=True)
         try:
             while not self.stop.is_set() and not self.lock_lost:
+                if self.apply_failure is not None:
+                    raise RuntimeError("ingest: the applying thread failed") from self.apply_failure
                 if not self.client.is_connected() and self.client.socket() is None:
                     # Unacknowledged: the broker sends them again on the new session.
-                    self.waiting.clear()
-                    self.tries, self.retry_at = 0, 0.0
+                    self._forget_received()
                     try:
                         if self.connected_before:
                             self.client.reconnect()
@@ -1179,14 +1224,122 @@ class _Subscriber:
                         "ingest: the broker did not answer within %ss; connecting again",
                         CONNECT_TIMEOUT_SECONDS,
                     )
-                    # Closes the socket on the next loop; the branch above reconnects.
+                    # Closes the socket; the branch above reconnects.
                     self.client.disconnect()
                     connecting_since = time.monotonic()
-                self.client.loop(timeout=0.001 if self._due_soon() else 0.25)
-                self._drain()
-                if self._batch_due():
-                    self._apply_batch()
-                self._beat()
+                self._network()
+                # At once, not within the second: a failed batch, and the last message applied
+                # after a report that showed messages waiting (they would look stuck meanwhile).
+                forced = self.report_now.is_set() or (
+                    self._reported_waiting and not self.applying and not self.waiting
+                )
+                self.report_now.clear()
+                self._beat(force=forced)
+        finally:
+            self._stop_applying(applier)
+            self._send_acks()  # the batch the applying thread finished while stopping
+            # Whatever is still waiting was not applied: it stays unacknowledged, and the broker
+            # delivers it again to the next ingester on this session.
+            with self.cond:
+                left = len(self.applying) + len(self.waiting) + len(self._incoming)
+            if left:
+                log.warning(
+                    "ingest: stopping with %d message(s) not applied; the broker will deliver them again",
+                    left,
+                )
+            self.client.disconnect()
+            if pubsub is not None:
+                pubsub.stop()
+            _quietly(lambda: self.core.redis.hset(STATUS_KEY, mapping=self._status(stopped=True)))
+            self._wake_r.close()
+            self._wake_w.close()
+            log.info("ingest: stopped")
+
+    def _network(self) -> None:
+        """One turn of the network loop, with paho's API for an outside loop (``socket``,
+        ``loop_read``, ``loop_write``, ``loop_misc``) so that the ``select`` also wakes for the
+        applying thread: read what arrived and hand it over, acknowledge what was applied."""
+        sock = self.client.socket()
+        if sock is None:
+            return
+        reading = len(self.waiting) < HOLD_MAX or time.monotonic() < self.retry_at
+        # TLS may hold decrypted bytes that ``select`` cannot see.
+        buffered = reading and isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        readable, _writable, _ = select_sockets(
+            [self._wake_r, sock] if reading else [self._wake_r],
+            [sock] if self.client.want_write() else [],
+            [],
+            0.0 if buffered else min(IDLE_SECONDS, max(self._beat_at + BEAT_SECONDS - time.monotonic(), 0.0)),
+        )
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+        if sock in readable or buffered:
+            self._read()
+        self._send_acks()
+        if self.client.socket() is not None:  # reading may have found the connection gone
+            if self.client.want_write():
+                self.client.loop_write()
+            self.client.loop_misc()
+
+    def _read(self) -> None:
+        """Read the messages already buffered on the socket, up to what may wait, and hand them
+        over. paho's ``loop_read`` reads one packet per call; reading on until no new message
+        comes makes a batch of whatever arrived, with no time spent waiting for more: a lone
+        message is applied at once (publish to API in milliseconds), a flood in batches. What the
+        applying thread finishes meanwhile is acknowledged at once, so that the broker's in-flight
+        window refills while this burst is read, not after it."""
+        room = max(HOLD_MAX - len(self.waiting), 1)
+        while len(self._incoming) < room:
+            before = len(self._incoming)
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self._incoming) == before:
+                break
+            if self.acks:
+                self._send_acks()
+        if self._incoming:
+            with self.cond:
+                self.waiting.extend(self._incoming)
+                self.cond.notify()
+            self._incoming = []
+
+    def _send_acks(self) -> None:
+        with self.cond:
+            acks, self.acks = self.acks, []
+        for delivery in acks:
+            self.client.ack(delivery.mid, delivery.qos)
+
+    def _forget_received(self) -> None:
+        """The connection is gone: what it brought is not acknowledged (the batch being applied
+        still applies; its acknowledgements are dropped) and comes again on the next one."""
+        self._incoming = []
+        with self.cond:
+            self.waiting.clear()
+            self.acks.clear()
+            self.generation += 1
+            self.tries, self.retry_at = 0, 0.0
+
+    def _stop_applying(self, applier: threading.Thread) -> None:
+        """Let the applying thread finish its batch (not start another) and save."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify()
+        applier.join(STOP_WAIT_SECONDS)
+        if applier.is_alive():
+            log.warning(
+                "ingest: a batch is still being applied after %ss; stopping without it (unacknowledged)",
+                STOP_WAIT_SECONDS,
+            )
+
+    # -- the applying thread --------------------------------------------------------------------
+    def _apply_loop(self) -> None:
+        """Apply the oldest waiting messages (up to a batch) as soon as there are any and no
+        retry is pending, and save the live state periodically, until stopping."""
+        last_flush = last_save = time.monotonic()
+        try:
+            while (taken := self._take()) is not None:
+                batch, generation = taken
+                if batch:
+                    self._apply_batch(batch, generation)
                 if time.monotonic() - last_save > SAVE_SECONDS:
                     _quietly(self.ingester.save_lot_states, "save the lots' live state")
                     last_save = time.monotonic()
@@ -1196,75 +1349,84 @@ class _Subscriber:
                     if _quietly(self.ingester.live_state_lost, "check the live state"):
                         _quietly(self.ingester.rebuild, "rebuild the live state")
                     last_flush = time.monotonic()
-        finally:
-            # Whatever is still waiting was not applied: it stays unacknowledged, and the broker
-            # delivers it again to the next ingester on this session.
-            if self.waiting:
-                log.warning(
-                    "ingest: stopping with %d message(s) not applied; the broker will deliver them again",
-                    len(self.waiting),
-                )
-            self.client.disconnect()
-            if pubsub is not None:
-                pubsub.stop()
             _quietly(self.ingester.flush_last_seen, "write last-seen times")
             _quietly(self.ingester.save_lot_states, "save the lots' live state")
-            _quietly(lambda: self.core.redis.hset(STATUS_KEY, mapping=self._status(stopped=True)))
-            log.info("ingest: stopped")
+        except Exception as exc:  # a bug: the reading thread stops the ingester with it
+            log.exception("ingest: the applying thread failed")
+            self.apply_failure = exc
+            self._wake()
 
-    def _due_soon(self) -> bool:
-        return bool(self.waiting) and time.monotonic() >= self.retry_at
-
-    def _drain(self) -> None:
-        """Read the messages already buffered on the socket, up to a batch. paho's ``loop`` reads
-        one packet per call (a ``select`` and its bookkeeping each time); reading on until no new
-        message comes makes a batch of whatever arrived, with no time spent waiting for more: a
-        lone message is applied at once (publish to API in milliseconds), a flood in batches."""
-        if not self.waiting:
-            return
-        while len(self.waiting) < BATCH_MAX:
-            before = len(self.waiting)
-            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self.waiting) == before:
-                return
+    def _take(self) -> tuple[list[Delivery], int] | None:
+        """The next batch and the connection it came on; an empty one when none is due within
+        ``IDLE_SECONDS`` (time for the periodic saves); None once stopping."""
+        with self.cond:
+            if not self.closing and not self._batch_due():
+                ahead = self.retry_at - time.monotonic() if self.waiting else IDLE_SECONDS
+                self.cond.wait(min(ahead, IDLE_SECONDS))
+            if self.closing:
+                return None
+            if not self._batch_due():
+                return [], self.generation
+            held = len(self.waiting)
+            batch = self.waiting[:BATCH_MAX]
+            del self.waiting[:BATCH_MAX]
+            self.applying = batch
+            generation = self.generation
+        if held >= HOLD_MAX:
+            self._wake()  # the reading thread had stopped reading: there is room again
+        return batch, generation
 
     def _batch_due(self) -> bool:
         return bool(self.waiting) and time.monotonic() >= self.retry_at
 
-    def _apply_batch(self) -> None:
-        batch = self.waiting[:BATCH_MAX]
+    def _apply_batch(self, batch: list[Delivery], generation: int) -> None:
         outcome = apply_isolating(self.ingester, batch, from_end=self.tries % 2 == 1)
-        for delivery in outcome.done:
-            self.client.ack(delivery.mid, delivery.qos)
-        self.waiting = outcome.waiting + self.waiting[len(batch) :]
-        if outcome.done:
-            self.applied_at = time.time()
+        with self.cond:
+            self.applying = []
+            if generation == self.generation:
+                self.acks.extend(outcome.done)
+                self.waiting[:0] = outcome.waiting  # in front of what arrived meanwhile, in order
+            if outcome.done:
+                self.applied_at = time.time()
+            delay = self.retry_delay
+            if outcome.waiting:
+                self.tries += 1
+                self.last_error = outcome.error
+                self.retry_at = time.monotonic() + delay
+                self.retry_delay = min(delay * 2, RETRY_MAX_SECONDS)
+            else:
+                self.tries, self.retry_at, self.retry_delay = 0, 0.0, RETRY_MIN_SECONDS
+                self.last_error = None
         if outcome.waiting:
-            self.tries += 1
-            self.last_error = outcome.error
-            self.retry_at = time.monotonic() + self.retry_delay
             log.warning(
                 "ingest: %d message(s) wait unapplied (%s); trying again in %ss",
                 len(outcome.waiting),
                 outcome.error,
-                self.retry_delay,
+                delay,
             )
-            self.retry_delay = min(self.retry_delay * 2, RETRY_MAX_SECONDS)
-            self._beat(force=True)
-            return
-        self.tries, self.retry_at, self.retry_delay = 0, 0.0, RETRY_MIN_SECONDS
-        self.last_error = None
+            self.report_now.set()
+        self._wake()
 
+    def _wake(self) -> None:
+        """Make the reading thread's ``select`` return: acknowledgements to send, room to read."""
+        with contextlib.suppress(OSError):  # full: it wakes anyway; closed: it has stopped
+            self._wake_w.send(b"\0")
+
+    # -- the status -----------------------------------------------------------------------------
     def _status(self, *, stopped: bool = False) -> dict[EncodableT, EncodableT]:
+        with self.cond:
+            held = self.applying + self.waiting
+            error, applied_at = self.last_error, self.applied_at
         return {
             "owner": f"{self.lock.host}, process {os.getpid()}",
             "started_at": repr(self.started_at),
             "beat_at": repr(time.time()),
-            "applied_at": repr(self.applied_at) if self.applied_at else "",
-            "waiting": len(self.waiting),
+            "applied_at": repr(applied_at) if applied_at else "",
+            "waiting": len(held),
             # The oldest message not applied yet: under a steady flow the head moves on, so only a
             # message that really waits (a failing batch) makes this old.
-            "waiting_since": "" if stopped or not self.waiting else repr(self.waiting[0].received_at),
-            "last_error": self.last_error or "",
+            "waiting_since": "" if stopped or not held else repr(held[0].received_at),
+            "last_error": error or "",
             "connected": "1" if self.client.is_connected() and not stopped else "0",
             "stopped_at": repr(time.time()) if stopped else "",
         }
@@ -1275,7 +1437,9 @@ class _Subscriber:
             return
         self._beat_at = time.monotonic()
         try:
-            self.core.redis.hset(STATUS_KEY, mapping=self._status())
+            status = self._status()
+            self.core.redis.hset(STATUS_KEY, mapping=status)
+            self._reported_waiting = bool(status["waiting"])
             if (
                 time.monotonic() - self.lock.refreshed_at >= ingest_lock.LOCK_REFRESH_SECONDS
                 and not self.lock.refresh()

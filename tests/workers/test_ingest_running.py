@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 import redis
 from click.testing import CliRunner
@@ -34,7 +35,7 @@ from dashboard.services import dashboard_widgets, feed_health
 from dashboard.services.devices import DUPLICATES_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
 from dashboard.services.feed_health import LOCK_KEY
 from dashboard.services.occupancy import LiveStore, Staleness, group_states
-from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevice
+from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevice, UnknownDeviceMessage
 from tests.conftest import TEST_MQTT_PORT
 from tests.dash_helpers import dash_post, find_output, outputs_of
 from tests.workers.servers import PrivateMosquitto, PrivateRedis, free_port, refused_writes
@@ -504,3 +505,146 @@ def _quiet(read: Callable[[], object]) -> object:
         return read()
     except redis.RedisError:
         return None
+
+
+# -- issue 14: batches are applied in a second thread ---------------------------------------------
+
+
+@dataclasses.dataclass
+class _Gate:
+    """Holds the applying thread inside the first batch that has the garage's messages until
+    ``release`` is set, and records the acknowledgements the ingester sends (their message ids)."""
+
+    entered: threading.Event
+    release: threading.Event
+    acked: list[int]
+
+
+def _gate(monkeypatch: pytest.MonkeyPatch, garage: Garage) -> _Gate:
+    gate = _Gate(threading.Event(), threading.Event(), [])
+    process = ingest._process
+    ack = mqtt.Client.ack
+
+    def held(ingester: ingest.Ingester, part: list[ingest.Delivery]) -> None:
+        if not gate.entered.is_set() and any(garage.counter in d.topic for d in part):
+            gate.entered.set()
+            gate.release.wait(DEADLINE_SECONDS)
+        process(ingester, part)
+
+    def recorded(client: mqtt.Client, mid: int, qos: int) -> mqtt.MQTTErrorCode:
+        gate.acked.append(mid)
+        return ack(client, mid, qos)
+
+    monkeypatch.setattr(ingest, "_process", held)
+    monkeypatch.setattr(mqtt.Client, "ack", recorded)
+    return gate
+
+
+def _status_waiting(core: Core) -> int:
+    return int(core.redis.hget(feed_health.STATUS_KEY, "waiting") or 0)
+
+
+def test_the_next_batch_is_read_while_one_is_applied_and_nothing_is_acknowledged_before_it_applies(
+    core: Core, garage: Garage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The applying thread is held inside a batch of one car: the reading thread reads the next
+    four meanwhile (the status counts five waiting) and acknowledges nothing; once the batch is
+    through, all five are counted once and acknowledged once."""
+    gate = _gate(monkeypatch, garage)
+    client_id = f"parkops-ingest-test-{uuid.uuid4().hex[:8]}"
+    try:
+        with _ingester(core, client_id):
+            _until_subscribed(core, client_id)
+            start = _count_in_redis(core, garage)
+            _publish(core.mqtt_url, [_event(core, garage)])
+            _wait_for(gate.entered.is_set, "the applying thread to take the first car")
+            _publish(core.mqtt_url, [_event(core, garage) for _ in range(4)])
+            _wait_for(lambda: _status_waiting(core) == 5, "the four cars behind it to be read")
+            assert gate.acked == [] and _count_in_redis(core, garage) == start
+            gate.release.set()
+            _wait_for(lambda: len(gate.acked) == 5, "five acknowledgements")
+            assert _count_in_redis(core, garage) == start + 5
+            _wait_for(lambda: _status_waiting(core) == 0, "nothing waiting")
+        assert len(set(gate.acked)) == 5 and _count_in_redis(core, garage) == start + 5
+        assert core.redis.get(DUPLICATES_KEY) is None
+    finally:
+        _drop_session(core.mqtt_url, client_id)
+
+
+def test_a_stop_while_a_batch_is_applied_finishes_it_and_leaves_the_rest_unacknowledged(
+    core: Core, garage: Garage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped while the applying thread is inside a batch (one car) and four more wait in the
+    hand-off: that batch is finished and acknowledged, the four are neither applied nor
+    acknowledged (the broker delivers them again), and the ingester stops."""
+    gate = _gate(monkeypatch, garage)
+    subscribers: list[ingest._Subscriber] = []
+    run = ingest._Subscriber.run
+
+    def recorded_run(subscriber: ingest._Subscriber) -> None:
+        subscribers.append(subscriber)
+        run(subscriber)
+
+    def release_once_stopping() -> None:
+        end = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < end and not (subscribers and subscribers[0].closing):
+            time.sleep(0.01)
+        gate.release.set()
+
+    monkeypatch.setattr(ingest._Subscriber, "run", recorded_run)
+    caplog.set_level(logging.WARNING, logger="workers.ingest")
+    client_id = f"parkops-ingest-test-{uuid.uuid4().hex[:8]}"
+    try:
+        with _ingester(core, client_id):
+            _until_subscribed(core, client_id)
+            start = _count_in_redis(core, garage)
+            _publish(core.mqtt_url, [_event(core, garage)])
+            _wait_for(gate.entered.is_set, "the applying thread to take the first car")
+            _publish(core.mqtt_url, [_event(core, garage) for _ in range(4)])
+            _wait_for(lambda: _status_waiting(core) == 5, "the four cars behind it to be read")
+            threading.Thread(target=release_once_stopping, daemon=True).start()
+        assert gate.release.is_set() and len(gate.acked) == 1
+        assert _count_in_redis(core, garage) == start + 1
+        assert any("stopping with 4 message(s) not applied" in r.getMessage() for r in caplog.records), [
+            r.getMessage() for r in caplog.records
+        ]
+    finally:
+        _drop_session(core.mqtt_url, client_id)
+
+
+@pytest.mark.services
+def test_a_batch_that_fails_after_redis_counted_it_is_delivered_again_and_counted_once(
+    core: Core, garage: Garage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch fails in the applying thread half way: Redis counted its five cars, then the
+    database refused to keep the unknown device's message in it. Nothing is acknowledged; stopped
+    (what SIGTERM does) and started again with the database taking writes, the broker delivers
+    all six again: the cars count once (five duplicates recognised), the message is kept once.
+    Needs Mosquitto: the embedded broker drops a message left unacknowledged for 5 s."""
+    monkeypatch.setattr(ingest, "RETRY_MAX_SECONDS", 1.0)
+    caplog.set_level(logging.WARNING, logger="workers.ingest")
+    client_id = f"parkops-ingest-test-{uuid.uuid4().hex[:8]}"
+    stranger = f"cnt-unmapped-{uuid.uuid4().hex[:6]}"
+    body = {"event_id": str(uuid.uuid4()), "direction": "in", "ts": datetime.now(UTC).isoformat()}
+    unknown = (f"{core.settings.mqtt_topic_prefix}/counters/{stranger}/events", json.dumps(body).encode())
+    try:
+        with _ingester(core, client_id):
+            _until_subscribed(core, client_id)
+            start = _one_more(core, garage)
+            with refused_writes(core, "unknown_device_messages"):
+                _publish(core.mqtt_url, [unknown, *(_event(core, garage) for _ in range(5))])
+                # Retried with the cars behind it: Redis counts them, the database refuses.
+                _wait_for(lambda: _count_in_redis(core, garage) == start + 5, "Redis to count the cars")
+                _wait_for(lambda: _status_waiting(core) == 6, "the six to wait, unacknowledged")
+                _wait_for(lambda: core.redis.hget(feed_health.STATUS_KEY, "last_error"), "the error")
+        assert any("stopping with 6 message(s) not applied" in r.getMessage() for r in caplog.records)
+        assert core.redis.hget(UNKNOWN_DEVICES_KEY, stranger) is None
+        with _ingester(core, client_id):
+            _wait_for(lambda: core.redis.hget(UNKNOWN_DEVICES_KEY, stranger) == b"1", "the message kept")
+            _wait_for(lambda: core.redis.get(DUPLICATES_KEY) == b"5", "the five cars seen again")
+        assert _count_in_redis(core, garage) == start + 5
+        with core.db.session() as s:
+            kept = s.scalars(select(UnknownDeviceMessage).where(UnknownDeviceMessage.device_id == stranger))
+            assert len(kept.all()) == 1
+    finally:
+        _drop_session(core.mqtt_url, client_id)
