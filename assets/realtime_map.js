@@ -7,8 +7,9 @@
  * dash-leaflet ``GeoJSON`` layer whose ``pointToLayer`` / ``onEachFeature`` are the functions
  * below (their wording all comes from the server: ``dashboard.services.maps.user_map_payload``).
  *
- * A refresh (a pushed change, a poll tick) re-reads the body (``304`` when unchanged) and changes
- * the pins' colour, tooltip and the open popup in place: the GeoJSON layer's data is replaced only
+ * A pushed change of the figure a pin shows is applied as it comes (the message carries it); a
+ * poll tick, or a change it cannot apply, re-reads the body (``304`` when unchanged). Either way
+ * the pins' colour, tooltip and the open popup change in place: the GeoJSON layer's data is replaced only
  * when a pin appears, disappears or moves, since that re-creates every pin (and closes a popup).
  * Popups are built when opened, so thousands of pins cost nothing until one is tapped.
  *
@@ -22,7 +23,7 @@
     const UNAVAILABLE = "Live counts are unavailable right now.";
 
     // What is drawn now: the last body, the group under each pin, and each pin's layer.
-    const drawn = {etag: null, body: null, groups: new Map(), layers: new Map()};
+    const drawn = {etag: null, body: null, groups: new Map(), layers: new Map(), call: 0, applied: 0};
 
     function node(tag, className, text) {
         const element = document.createElement(tag);
@@ -33,6 +34,21 @@
             element.textContent = text;
         }
         return element;
+    }
+
+    // Python's format(x, ".0f") rounds a half to the even neighbour; the server words the same
+    // figures that way, so a figure updated here from a push reads as the server would say it.
+    function wholePercent(value) {
+        const rounded = Math.round(value);
+        return Math.abs(value % 1) === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
+    }
+
+    // ``maps.availability_text`` for a figure pushed to the page.
+    function availabilityText(group) {
+        if (group.status === "closed") {
+            return "Closed";
+        }
+        return group.available === null ? "No data" : wholePercent(group.available) + "% available";
     }
 
     // A link the Dash router follows without reloading the page (as dcc.Link does).
@@ -54,7 +70,7 @@
     function donut(group, colors) {
         const known = group.available !== null && group.status !== "closed";
         const free = known ? Math.max(0, Math.min(100, group.available)) : 0;
-        const center = group.status === "closed" ? "Closed" : (known ? Math.round(free) + "%" : "—");
+        const center = group.status === "closed" ? "Closed" : (known ? wholePercent(free) + "%" : "—");
         const label = group.name + ": " + group.text;
         const box = node("div", "realtime-donut");
         box.setAttribute("role", "img");
@@ -203,6 +219,34 @@
         });
     }
 
+    /*
+     * A pushed message carries the one figure that changed (``occupancy.apply_figures``: group,
+     * source, percent full, stale). When it is the figure a pin shows, it is applied here, so
+     * thousands of open maps do not all ask for the body on every change; anything else (another
+     * source, a setting changed, a message not understood) is read from the server.
+     */
+    function applyPushed(message) {
+        let change;
+        try {
+            change = JSON.parse(message);
+        } catch (_error) {
+            return false;
+        }
+        const group = change && drawn.groups.get(change.group_id);
+        if (!group || !change.source || group.source !== change.source || !("percent" in change)) {
+            return false;
+        }
+        if (group.status !== "closed") {
+            group.status = change.stale ? "stale" : "open";
+            group.available = change.percent === null
+                ? null
+                : Math.round(Math.max(0, 100 - change.percent) * 10) / 10;
+        }
+        group.text = availabilityText(group);
+        updateInPlace();
+        return true;
+    }
+
     function component(type, props, namespace) {
         return {type: type, namespace: namespace || "dash_html_components", props: props};
     }
@@ -257,16 +301,29 @@
      * refresh never moves the map under the visitor's finger), the table (sent while it is
      * shown) and the error slot. ``shownPins`` is the GeoJSON data drawn now (null on a new visit).
      */
-    async function refresh(_message, _tick, tableShown, shownPins) {
+    async function refresh(message, _tick, tableShown, shownPins) {
         const noUpdate = window.dash_clientside.no_update;
         const pushed = window.dash_clientside.callback_context.triggered_id === "realtime-live";
+        if (pushed && shownPins && drawn.body && applyPushed(message)) {
+            return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, noUpdate];
+        }
+        // A push and a poll can overlap: an answer older than one already drawn is dropped.
+        const call = ++drawn.call;
         let response;
         try {
             // The body is sent "private, no-cache": the browser revalidates it (If-None-Match,
-            // 304) by itself. The first call's request is the one the page preloaded.
-            response = await fetch(DATA_URL + (pushed ? "?fresh=1" : ""), {credentials: "same-origin"});
+            // 304) by itself. The first call's request is the one the page preloaded. After a
+            // push the page says which body it holds, so the server knows what is news to it.
+            response = pushed && drawn.etag
+                ? await fetch(DATA_URL + "?fresh=1", {
+                    credentials: "same-origin", cache: "no-store", headers: {"If-None-Match": drawn.etag},
+                })
+                : await fetch(DATA_URL, {credentials: "same-origin"});
         } catch (_error) {
             response = null;
+        }
+        if (response && response.status === 304) {
+            return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, null];
         }
         if (!response || !response.ok) {
             const alert = component("Div", {className: "alert alert-warning", role: "alert", children: UNAVAILABLE});
@@ -278,7 +335,11 @@
             return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, null];
         }
         const body = await response.json();
-        const moved = first || placeKey(body) !== placeKey(drawn.body);
+        if (call < drawn.applied) {
+            return [noUpdate, noUpdate, noUpdate, noUpdate];
+        }
+        drawn.applied = call;
+        const moved = first || !drawn.body || placeKey(body) !== placeKey(drawn.body);
         drawn.etag = etag;
         drawn.body = body;
         drawn.groups = new Map(body.pins.features.map(function (f) { return [f.id, f.properties]; }));

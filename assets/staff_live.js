@@ -23,20 +23,26 @@
     const UNAVAILABLE = "Live counts are unavailable right now.";
     const SIGNED_OUT = "You are signed out or no longer have access: reload the page to sign in.";
 
-    // What each page drew last: the body, its ETag and (the map) each pin's layer.
+    // What each page drew last: the body, its ETag and (the map) each pin's layer and where they are.
+    // ``call`` / ``applied`` number the requests: a push and a poll can overlap, and an answer
+    // older than one already drawn is dropped.
     const pages = {
-        adminmap: {etag: null, body: null, groups: new Map(), layers: new Map()},
-        officer: {etag: null, body: null},
+        adminmap: {
+            etag: null, body: null, groups: new Map(), layers: new Map(), placed: null, call: 0, applied: 0,
+        },
+        officer: {etag: null, body: null, call: 0, applied: 0},
     };
 
     // -- the body --------------------------------------------------------------------------
 
     /*
-     * The current body for a page, or {error}. ``changed`` is false when the server answered with
-     * the ETag already drawn. The body is sent "private, no-cache": the browser revalidates it
-     * (If-None-Match, 304) by itself; the first call's request is the one the page preloaded.
+     * The current body for a page, or {error}, or {outdated} for an answer older than one
+     * already drawn. ``changed`` is false when the server answered with the ETag already drawn.
+     * The body is sent "private, no-cache": the browser revalidates it (If-None-Match, 304) by
+     * itself; the first call's request is the one the page preloaded.
      */
     async function load(page, fresh) {
+        const call = ++page.call;
         let response;
         try {
             response = await fetch(DATA_URL + (fresh ? "?fresh=1" : ""), {credentials: "same-origin"});
@@ -53,7 +59,12 @@
         if (page.body && etag && etag === page.etag) {
             return {changed: false};
         }
-        page.body = await response.json();
+        const body = await response.json();
+        if (call < page.applied) {
+            return {outdated: true};
+        }
+        page.applied = call;
+        page.body = body;
         page.etag = etag;
         return {changed: true};
     }
@@ -280,16 +291,20 @@
         const noUpdate = window.dash_clientside.no_update;
         const pushed = window.dash_clientside.callback_context.triggered_id === "adminmap-live";
         const first = !shownPins;
-        const before = adminmap.body;
         const loaded = await load(adminmap, pushed);
         if (loaded.error) {
             return [noUpdate, noUpdate, noUpdate, alertBox(loaded.error)];
+        }
+        if (loaded.outdated) {
+            return [noUpdate, noUpdate, noUpdate, noUpdate];
         }
         if (!first && !loaded.changed) {
             return [noUpdate, noUpdate, noUpdate, null];
         }
         const body = adminmap.body;
-        const moved = first || !before || placeKey(body) !== placeKey(before);
+        const placed = placeKey(body);
+        const moved = first || placed !== adminmap.placed;
+        adminmap.placed = placed;
         adminmap.groups = new Map(body.groups.map(function (group) { return [group.id, group]; }));
         if (moved) {
             adminmap.layers = new Map();
@@ -401,6 +416,9 @@
         const loaded = await load(officer, triggered === "officer-live");
         if (loaded.error) {
             return [noUpdate, alertBox(loaded.error)];
+        }
+        if (loaded.outdated) {
+            return [noUpdate, noUpdate];
         }
         if (!loaded.changed && drawn) {
             return [noUpdate, null];

@@ -11,8 +11,9 @@ endpoint in turn, ``--clients`` connections at once for ``--seconds``, from one 
 - ``GET /api/v1/ping``: the baseline, same server, gate and middleware, no work. Not ``/healthz``
   (it probes three services), nor an asset (its size would measure the network, not the app);
 - ``GET /live/user-map.json``: the user map's data, which the page's script draws: a new
-  visitor's first load, the refresh after a pushed change (the body is new: downloaded whole) and
-  a poll that finds nothing changed (answered 304).
+  visitor's first load, the re-read after a change the page could not apply from the pushed
+  message (the body is new: downloaded whole) and a poll that finds nothing changed (304). A
+  pushed change of the figure a pin shows costs no request: the page applies the message.
 
 It prints requests/s, p50 and p95 per endpoint and each endpoint's throughput as a share of the
 baseline, all at saturation (each client asks again as soon as it is answered), then the list's
@@ -58,8 +59,8 @@ from models import Lot, LotGroup, OccupancySource
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/parkops_bench"
 LOTS_PER_GROUP = 3
-# a path, a JSON body to POST (None: a GET), and an ETag to send as If-None-Match (a 304 counts)
-Request = tuple[str, bytes | None, str | None]
+# a path, a JSON body to POST (None: a GET), an ETag to send as If-None-Match, the status expected
+Request = tuple[str, bytes | None, str | None, int]
 POST_HEADERS = {"Content-Type": "application/json"}
 USER_MAP = "/live/user-map.json"
 THREADS = 32  # as the README recommends: a thread blocked sending a large body to a slow client waits alone
@@ -214,7 +215,7 @@ async def drive(
                 if interval:
                     await asyncio.sleep(max(due - time.perf_counter(), 0.0))
                     due += interval
-                path, body, etag = requests[n % len(requests)]
+                path, body, etag, expected = requests[n % len(requests)]
                 n += clients
                 started = time.perf_counter()
                 try:
@@ -225,7 +226,7 @@ async def drive(
                     )
                     async with call as response:
                         await response.read()
-                        ok = response.status == (304 if etag else 200)
+                        ok = response.status == expected
                 except aiohttp.ClientError:
                     ok = False
                 if record:
@@ -273,7 +274,7 @@ def report(rounds: list[dict[str, Result]], client_cpu: dict[str, float], client
             f"{client_cpu[label]:>11.0%}  {shown}"
         )
     print()
-    for label, wanted in [*TARGETS.items(), ("GET user map data, refresh on a push", 0.5)]:
+    for label, wanted in [*TARGETS.items(), ("GET user map data, re-read after a change", 0.5)]:
         verdict = "met" if ratios[label] >= wanted else "NOT met"
         print(f"target ratio >= {wanted:g} ({label} vs ping): {ratios[label]:.2f} {verdict}")
     paced = rounds[-1][list(rounds[-1])[-1]]
@@ -300,25 +301,28 @@ async def user_map_etag(base: str) -> tuple[str, int, int]:
 
 async def run(args: argparse.Namespace, ids: list[int], base: str) -> None:
     group_paths = [
-        (f"/api/v1/lot-groups/{group_id}", None, None) for group_id in random.Random(3).sample(ids, len(ids))
+        (f"/api/v1/lot-groups/{group_id}", None, None, 200)
+        for group_id in random.Random(3).sample(ids, len(ids))
     ]
-    the_list: list[Request] = [("/api/v1/lot-groups", None, None)]
+    the_list: list[Request] = [("/api/v1/lot-groups", None, None, 200)]
     etag, sent, plain = await user_map_etag(base)
     print(f"  the user map's data: {sent / 1024:.0f} KiB gzipped ({plain / 1024:.0f} KiB of JSON)")
-    # A new visitor's browser holds nothing; after a pushed change the body is new too, so the
-    # refresh downloads it whole (``?fresh=1``: read from Redis, not the process's tenth of a
-    # second); a poll with nothing changed revalidates the body it holds (304).
-    map_load: list[Request] = [(USER_MAP, None, None)]
-    map_refresh: list[Request] = [(USER_MAP + "?fresh=1", None, None)]
-    map_revalidate: list[Request] = [(USER_MAP, None, etag)]
+    # A new visitor's browser holds nothing. A pushed change of the figure a pin shows costs no
+    # request (the page applies the message); any other change makes the page ask with
+    # ``?fresh=1`` and the ETag it holds, an older one, so the new body comes back whole. A poll
+    # that finds nothing changed revalidates the body it holds (304).
+    older = etag.replace(etag.strip('"').split("-", 1)[0], "0" * 32)
+    map_load: list[Request] = [(USER_MAP, None, None, 200)]
+    map_refresh: list[Request] = [(USER_MAP + "?fresh=1", None, older, 200)]
+    map_revalidate: list[Request] = [(USER_MAP, None, etag, 304)]
     plan = [
         ("GET /api/v1/lot-groups", the_list, 0.0),
         ("GET /api/v1/lot-groups/<id>", group_paths, 0.0),
-        ("GET /api/v1/ping (baseline)", [("/api/v1/ping", None, None)], 0.0),
+        ("GET /api/v1/ping (baseline)", [("/api/v1/ping", None, None, 200)], 0.0),
         ("GET user map data, first load", map_load, 0.0),
-        ("GET user map data, refresh on a push", map_refresh, 0.0),
+        ("GET user map data, re-read after a change", map_refresh, 0.0),
         ("GET user map data, poll unchanged (304)", map_revalidate, 0.0),
-        (f"user map refresh, each client every {args.map_poll:g}s", map_refresh, args.map_poll),
+        (f"user map poll, each client every {args.map_poll:g}s", map_revalidate, args.map_poll),
         (f"GET /api/v1/lot-groups, each client every {args.poll:g}s", the_list, args.poll),
     ]
     # The saturated runs go round ``--rounds`` times, every other round in reverse order, so no

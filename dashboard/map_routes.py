@@ -87,8 +87,10 @@ def _refused() -> Response:
 def register_map_routes(server: Flask) -> None:
     @server.get(USER_MAP_PATH)
     def user_map() -> BaseResponse:
-        """``?fresh=1`` is sent by a page told of a change by the push channel: the list is then
-        read from Redis rather than this process's copy of the last tenth of a second."""
+        """``?fresh=1`` is sent by a page told of a change it could not apply itself: the list is
+        then read from Redis rather than this process's copy of the last tenth of a second, and
+        while it is being rebuilt the page waits for it only if it already holds the previous
+        one (its ``If-None-Match``)."""
         core = core_of(server)
         try:
             listed = open_data.cached_list(
@@ -97,6 +99,7 @@ def register_map_routes(server: Flask) -> None:
                 core.secrets,
                 lambda: datetime.now(UTC),
                 fresh=request.args.get("fresh") == "1",
+                held=_held_etag(),
             )
         except RedisError as exc:
             return _unavailable(exc)
@@ -116,7 +119,16 @@ def register_map_routes(server: Flask) -> None:
                 core.secrets,
                 lambda: datetime.now(UTC),
                 fresh=request.args.get("fresh") == "1",
+                held=_held_etag(),
             )
         except RedisError as exc:
             return _unavailable(exc)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
+
+
+def _held_etag() -> str | None:
+    """The cached body's version behind what the browser holds: our ETags are that body's
+    (hexadecimal), then for the user map the audience, then the encoding, joined by ``-``."""
+    for tag in request.if_none_match.as_set():
+        return tag.split("-", 1)[0]
+    return None

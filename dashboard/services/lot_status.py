@@ -155,10 +155,12 @@ def cached_lot_status(
     now: Callable[[], datetime],
     *,
     fresh: bool = False,
+    held: str | None = None,
 ) -> open_data.CachedBody:
-    """The staff body, built at most once a second for every process together (``fresh`` as in
-    ``BodyCache.get``: a page told of a change by the push channel). ``RedisError`` when Redis is
-    down: the figures live there, so there is nothing true to show."""
+    """The staff body, built at most once a second for every process together (``fresh`` and
+    ``held`` as in ``BodyCache.get``: a page told of a change by the push channel, and the ETag it
+    holds). ``RedisError`` when Redis is down: the figures live there, so there is nothing true to
+    show."""
 
     def build() -> bytes:
         moment = now()
@@ -168,4 +170,4 @@ def cached_lot_status(
         return open_data.dump(lot_status_payload(states, moment))
 
     open_data.CHANGES.watch(client)
-    return staff_cache(client).get(build, fresh=fresh)
+    return staff_cache(client).get(build, fresh=fresh, held=held)

@@ -53,6 +53,7 @@ class UserMapGroup:
     status: str  # "open", "closed" or "stale"
     percent_available: float | None
     lots: tuple[UserMapLot, ...]
+    source: str | None = None  # where the availability comes from (the group's primary figure)
 
     @property
     def located(self) -> bool:
@@ -89,6 +90,7 @@ def _group(state: GroupOccupancy, *, logged_in: bool) -> UserMapGroup:
         status=state.status,
         percent_available=_percent_available(state),
         lots=tuple(_lot(lot, logged_in=logged_in) for lot in state.lots),
+        source=str(state.primary.source),
     )
 
 
@@ -125,6 +127,7 @@ def from_public_list(groups: list[dict[str, Any]], *, logged_in: bool) -> list[U
                 status=group["status"],
                 percent_available=None if closed else _available(group["percent"]),
                 lots=lots,
+                source=group["source"],
             )
         )
     return found
@@ -234,6 +237,7 @@ def user_map_payload(groups: list[UserMapGroup], *, logged_in: bool) -> dict[str
                     "color": group.color,
                     "status": group.status,
                     "available": group.percent_available,
+                    "source": group.source,
                     "text": availability_text(group.percent_available, group.status),
                     "href": lots_page,
                     "sold_out": group_sold_out(group),

@@ -343,6 +343,10 @@ class CachedBody:
         return gzip.compress(self.body, compresslevel=6, mtime=0)
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def dump(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -378,21 +382,23 @@ class BodyCache:
         self.lock_ms = lock_ms
         self.keep_ms = keep_ms
 
-    def get(self, build: Callable[[], bytes], *, fresh: bool = False) -> CachedBody:
+    def get(self, build: Callable[[], bytes], *, fresh: bool = False, held: str | None = None) -> CachedBody:
         """``fresh`` is for a reader that was just told of a change (a pushed message): the local
         tenth of a second and the previous body served during a rebuild could both hide it until
-        its next refresh, so it asks Redis and waits for a rebuild in progress instead."""
+        its next refresh, so it asks Redis and waits for a rebuild in progress instead. ``held``
+        is the ETag that reader already has: a previous body other than it is news to it, served
+        at once; only a reader that holds the previous body waits for the new one."""
         known = self._memo.get(self.key)
         checked_at, generation = self._checked.get(self.key, (0.0, -1))
         recent = generation == CHANGES.generation and time.monotonic() - checked_at < self.local_ttl_s
         if not fresh and known is not None and recent:
             return known
         generation = CHANGES.generation  # taken before reading: a change announced meanwhile counts
-        cached = self._get(build, fresh)
+        cached = self._get(build, fresh, held)
         self._checked[self.key] = (time.monotonic(), generation)
         return cached
 
-    def _get(self, build: Callable[[], bytes], fresh: bool) -> CachedBody:
+    def _get(self, build: Callable[[], bytes], fresh: bool, held: str | None = None) -> CachedBody:
         etag = self.redis.get(self.key)
         if etag is None:
             lock = self.redis.lock(self.key + ":lock", timeout=self.lock_ms / 1000, blocking=False)
@@ -403,10 +409,12 @@ class BodyCache:
                     # LockError: the build outlived the lock, whose expiry already freed it.
                     with contextlib.suppress(LockError):
                         lock.release()
-            etag = self._wait_for_rebuild() if fresh else self.redis.get(self.key + ":last")
+            etag = self.redis.get(self.key + ":last")
+            if fresh and (held is None or etag is None or _text(etag) == held):
+                etag = self._wait_for_rebuild()
             if etag is None:
                 return self._cached(build())
-        return self._read(etag.decode() if isinstance(etag, bytes) else etag) or self._cached(build())
+        return self._read(_text(etag)) or self._cached(build())
 
     def _wait_for_rebuild(self) -> bytes | str | None:
         """The ETag another request is building, once it is stored (None after ``FRESH_WAIT_S``:
@@ -525,6 +533,7 @@ def cached_list(
     now: Callable[[], datetime],
     *,
     fresh: bool = False,
+    held: str | None = None,
 ) -> CachedBody:
     """The list's body (``{"lot_groups": [...]}``), shared by the API and the user map's refresh:
     built at most once a second for every process together (``BodyCache``; ``fresh`` as there)."""
@@ -535,7 +544,7 @@ def cached_list(
             return dump({"lot_groups": public_groups(session, LiveStore(client), policy, now())})
 
     CHANGES.watch(client)
-    return list_cache(client).get(build, fresh=fresh)
+    return list_cache(client).get(build, fresh=fresh, held=held)
 
 
 def fiware_cache(client: redis.Redis, entity_type: str) -> BodyCache:

@@ -134,6 +134,12 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
         expect(donut).to_have_attribute("aria-label", "North Garage: 25% available", timeout=3_000)
         expect(guest.locator(".leaflet-popup")).to_be_visible()  # updated in place, still open
         expect(guest.locator("path.realtime-pin[data-seen='before']")).to_have_count(1)
+        # The pushed message carried the figure the pin shows: applied in the page, no new request
+        # for the map's data (thousands of open maps would otherwise all ask on every change).
+        asked = guest.evaluate(
+            "() => performance.getEntriesByType('resource').filter(e => e.name.includes('fresh=1')).length"
+        )
+        assert asked == 0
         expect(guest.locator("path.realtime-pin").first).to_have_attribute("fill", "#123456")
         ARTIFACTS.mkdir(exist_ok=True)
         guest.screenshot(path=str(ARTIFACTS / "live-user-donut.png"))

@@ -77,6 +77,13 @@ def test_a_guest_map_offers_only_temporary_permits(app, login_as, seeded) -> Non
     # legend says which figure is the donut's (spaces) and which the lots' (permits).
     assert all(lot["figure"].endswith("% of permits taken") for lot in lots if lot["figure"] != "—")
     assert "% full" not in json.dumps(body)
+    # The figure each pin shows is named, so the page can apply a pushed change of that figure.
+    listed = {
+        g["id"]: g["source"] for g in login_as(Role.GUEST).get("/api/v1/lot-groups").get_json()["lot_groups"]
+    }
+    assert {f["id"]: f["properties"]["source"] for f in features} == {
+        f["id"]: listed[f["id"]] for f in features
+    }
     lats = [f["geometry"]["coordinates"][1] for f in features]
     assert body["bounds"][0][0] == min(lats) and body["bounds"][1][0] == max(lats)
     legend = router(login_as(Role.GUEST), app, "/real-time")

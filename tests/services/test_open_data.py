@@ -363,6 +363,25 @@ def test_a_fresh_read_waits_for_the_rebuild_instead_of_the_previous_body(core: C
     assert build.calls == 1
 
 
+def test_a_fresh_read_holding_an_older_body_gets_the_previous_one_at_once(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous body is news to a page that holds an older one: no wait for the rebuild.
+    A page that holds the previous body itself waits (the test above)."""
+    cache, build = _cache(core), Builder()
+    previous = cache.get(build)
+    core.redis.delete("test:body")
+    other = core.redis.lock("test:body:lock", timeout=10)
+    assert other.acquire(blocking=False)
+    waits: list[str] = []
+    monkeypatch.setattr(open_data.BodyCache, "_wait_for_rebuild", lambda self: waits.append(self.key))
+    assert cache.get(build, fresh=True, held="an-older-etag") == previous
+    assert waits == [] and build.calls == 1
+    cache.get(build, fresh=True, held=previous.etag)
+    assert waits == ["test:body"]  # it holds the previous body: it waits for the new one
+    other.release()
+
+
 def test_a_fresh_read_skips_the_local_grace(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(open_data.BodyCache, "local_ttl_s", 30.0)
     monkeypatch.setattr(open_data.BodyCache, "_memo", {})
