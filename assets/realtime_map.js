@@ -182,17 +182,23 @@
         return window.L.circleMarker(latlng, pinStyle(feature.properties, context.hideout));
     }
 
+    // A pin's tooltip and popup are made the first time they are wanted: with thousands of pins,
+    // making them all up front was most of the time a city-sized map took to draw.
     function onEachFeature(feature, layer, context) {
         const id = feature.properties.id;
         const hideout = context.hideout;
         drawn.layers.set(id, layer);
-        layer.bindTooltip(tipText(drawn.groups.get(id) || feature.properties));
-        layer.bindPopup(function () { return popupContent(id, hideout.colors); }, {
-            minWidth: 220,
-            maxWidth: 260,
-            autoPanPaddingTopLeft: hideout.popup_pad,
-        });
         layer.parkopsHideout = hideout;
+        layer.once("mouseover", function () {
+            layer.bindTooltip(tipText(drawn.groups.get(id) || feature.properties)).openTooltip();
+        });
+        layer.once("click", function () {
+            layer.bindPopup(function () { return popupContent(id, hideout.colors); }, {
+                minWidth: 220,
+                maxWidth: 260,
+                autoPanPaddingTopLeft: hideout.popup_pad,
+            }).openPopup();
+        });
     }
 
     // -- the refresh -------------------------------------------------------------------------

@@ -24,17 +24,21 @@ Exits 1 when JS + CSS transferred exceed the target (bytes do not depend on the 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
+import signal
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from playwright.sync_api import Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request, sync_playwright
 from redis.client import PubSubWorkerThread
 from werkzeug.serving import make_server
 
@@ -52,6 +56,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 PIN = "#realtime-map path.leaflet-interactive"
 TARGET_KIB, TARGET_MS, TARGET_DRAW_MS = 450, 600, 1000
 DATA_URL = "/live/user-map.json"
+DONUT = ".leaflet-popup .realtime-donut-ring, .leaflet-popup .realtime-donut .main-svg"
 
 
 class Bytes:
@@ -133,10 +138,118 @@ def draw_time(page: Page, url: str, pins: int) -> tuple[float, float]:
     return time.perf_counter() - started, drawn_ms / 1000
 
 
+BASELINE = "b8cf1ec"  # the code before issue 14: the map drawn by a Dash callback
+# The baseline app, in a child process from its own tree: the same demo campus, embedded services.
+CHILD = """
+import sys, threading
+from pathlib import Path
+tree, instance, mqtt_port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+sys.path.insert(0, tree)
+import logging
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+from werkzeug.serving import make_server
+import dashboard.app
+assert dashboard.app.__file__.startswith(tree), "not the baseline's code"
+from dashboard.app import create_app, prepare_database
+from dashboard.services import demo
+from dashboard.settings import Settings
+settings = Settings(instance_path=instance, secret_key="bench", embedded_mqtt_port=mqtt_port, testing=True)
+app = create_app(settings)
+core = app.extensions["parkops"]
+prepare_database(core)
+with core.db.session() as session:
+    demo.seed_demo(session, core.secrets, instance)
+server = make_server("127.0.0.1", 0, app, threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+def start_baseline(commit: str, mqtt_port: int) -> tuple[subprocess.Popen[str], str] | None:
+    """The baseline commit's app on a free port (None when its code is not in this clone)."""
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"baseline {commit}: not measured, its code is not available here ({exc})")
+        return None
+    tree = Path(tempfile.mkdtemp(prefix="parkops-bench-pages-baseline-"))
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    instance = tree / "instance"
+    instance.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tree), str(instance), str(mqtt_port)],
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    port = child.stdout.readline().strip()
+    if not port.isdigit():
+        child.kill()
+        print(f"baseline {commit}: did not start")
+        return None
+    return child, f"http://127.0.0.1:{port}/real-time"
+
+
+class Visits:
+    """One app's figures: the first load's bytes, a popup's, the first pins, a repeat visit's."""
+
+    def __init__(self, label: str, url: str) -> None:
+        self.label, self.url = label, url
+        self.first, self.popup, self.repeat = Bytes(), Bytes(), Bytes()
+        self.timings: list[float] = []
+        self.repeat_timings: list[float] = []
+
+    def run(self, browser: Browser, counted: bool) -> None:
+        """A visit with nothing cached (a fresh context), a pin's popup, then a repeat visit."""
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        if counted:
+            page.on("requestfinished", self.first.add)
+        self.timings.append(load(page, self.url))
+        if counted:
+            page.remove_listener("requestfinished", self.first.add)
+            page.on("requestfinished", self.popup.add)
+            page.locator(PIN).first.click()
+            # A CSS ring now, a plotly chart (``.main-svg``) in the baseline.
+            page.locator(DONUT).first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)  # what the popup loads after it shows
+            page.remove_listener("requestfinished", self.popup.add)
+        again = context.new_page()
+        if counted:
+            again.on("requestfinished", self.repeat.add)
+        self.repeat_timings.append(load(again, self.url))
+        context.close()
+
+    def row(self) -> list[str]:
+        sent, decoded = self.first.js_css(self.first.sent), self.first.js_css(self.first.decoded)
+        plotly = [u for u, _ in self.first.urls if "plotly" in u.lower()]
+        return [
+            f"{sent:.0f} KiB ({decoded:.0f} KiB before compression)",
+            "yes" if plotly else "none",
+            f"{self.popup.js_css(self.popup.sent):.0f} KiB",
+            f"{statistics.median(self.timings) * 1000:.0f} ms (max {max(self.timings) * 1000:.0f})",
+            f"{self.repeat.js_css(self.repeat.sent):.0f} KiB, "
+            f"{statistics.median(self.repeat_timings) * 1000:.0f} ms",
+        ]
+
+
+ROWS = [
+    "JS + CSS transferred, first load",
+    "plotly on the first load",
+    "opening a pin's popup then loads (JS + CSS)",
+    "first pin, median",
+    "repeat visit: JS + CSS transferred, first pin",
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--draw-groups", type=int, default=5000, help="0: skip the city-sized map")
+    parser.add_argument("--baseline", default=BASELINE, help="git commit measured alongside ('none': skip)")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     instance = Path(tempfile.mkdtemp(prefix="parkops-bench-pages-"))
@@ -150,45 +263,35 @@ def main() -> int:
         demo.seed_demo(session, core.secrets, instance)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/real-time"
+    now = Visits("now", f"http://127.0.0.1:{server.server_port}/real-time")
+    started = start_baseline(args.baseline, mqtt_port + 1) if args.baseline != "none" else None
+    apps = [now] + ([Visits(f"baseline {args.baseline}", started[1])] if started else [])
 
-    first = Bytes()
-    popup = Bytes()
-    timings: list[float] = []
-    repeat_timings: list[float] = []
-    repeat = Bytes()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        warm = browser.new_context()
-        load(warm.new_page(), url)
-        warm.close()
-        for run in range(args.runs):
-            context = browser.new_context(viewport={"width": 390, "height": 844})
-            page = context.new_page()
-            if run == 0:
-                page.on("requestfinished", first.add)
-            timings.append(load(page, url))
-            if run == 0:
-                page.remove_listener("requestfinished", first.add)
-                page.on("requestfinished", popup.add)
-                page.locator(PIN).first.click()
-                page.locator(".realtime-donut .realtime-donut-ring").first.wait_for(timeout=30_000)
-                page.remove_listener("requestfinished", popup.add)
-            again = context.new_page()
-            if run == 0:
-                again.on("requestfinished", repeat.add)
-            repeat_timings.append(load(again, url))
-            context.close()
-        draws: list[tuple[float, float]] = []
-        if args.draw_groups:
-            add_groups(core, args.draw_groups)
-            context = browser.new_context(viewport={"width": 1366, "height": 900})
-            for _run in range(3):
-                page = context.new_page()
-                draws.append(draw_time(page, url, args.draw_groups))
-                page.close()
-            context.close()
-        browser.close()
+    draws: list[tuple[float, float]] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            for visits in apps:
+                warm = browser.new_context()
+                load(warm.new_page(), visits.url)
+                warm.close()
+            # Interleaved, every other run in the other order: both meet the same machine.
+            for run in range(args.runs):
+                for visits in apps if run % 2 == 0 else apps[::-1]:
+                    visits.run(browser, counted=run == 0)
+            if args.draw_groups:
+                add_groups(core, args.draw_groups)
+                context = browser.new_context(viewport={"width": 1366, "height": 900})
+                for _run in range(3):
+                    page = context.new_page()
+                    draws.append(draw_time(page, now.url, args.draw_groups))
+                    page.close()
+                context.close()
+            browser.close()
+    finally:
+        if started:
+            os.killpg(started[0].pid, signal.SIGKILL)
+            started[0].wait()
     server.shutdown()
     # The embedded Redis outlives its process while any client (the app's change watch, a pool)
     # is still connected: stop it, and the broker, as ``parkops run`` does.
@@ -198,30 +301,22 @@ def main() -> int:
     core.db.dispose()
     embedded.shutdown()
 
-    print(
-        f"/real-time page weight at 390x844: first load (nothing cached) and a repeat visit, {args.runs} runs"
-    )
-    print(f"  {'':11} {'transferred':>12} {'before compression':>19}")
+    print(f"/real-time at 390x844, headless Chromium, {args.runs} loads each with nothing cached")
+    print(f"  now, first load by type: {'':2} {'transferred':>12} {'before compression':>19}")
     for kind in ("script", "stylesheet", "document", "xhr/fetch", "other"):
-        if first.decoded.get(kind):
-            print(f"  {kind:<11} {first.sent[kind] / 1024:8.1f} KiB {first.decoded[kind] / 1024:15.1f} KiB")
-    sent, decoded = first.js_css(first.sent), first.js_css(first.decoded)
-    verdict = "met" if sent <= TARGET_KIB else "NOT met"
-    print(f"  JS + CSS    {sent:8.1f} KiB {decoded:15.1f} KiB   target <= {TARGET_KIB} KiB: {verdict}")
-    plotly = [u for u, _ in first.urls if "plotly" in u.lower()]
-    print(f"  plotly on the first load: {'yes: ' + ', '.join(plotly) if plotly else 'none'}")
-    charts = popup.js_css(popup.sent)
-    print(f"  opening a pin's popup (its donut) then loads {charts:.1f} KiB of JS and CSS")
-    median_ms, max_ms = statistics.median(timings) * 1000, max(timings) * 1000
-    verdict = "met" if median_ms <= TARGET_MS else "NOT met"
-    print(
-        f"  time to first pin: median {median_ms:.0f} ms, max {max_ms:.0f} ms"
-        f"   target <= {TARGET_MS} ms: {verdict}"
-    )
-    print(
-        f"  repeat visit (browser cache): JS + CSS transferred {repeat.js_css(repeat.sent):.1f} KiB,"
-        f" first pin median {statistics.median(repeat_timings) * 1000:.0f} ms"
-    )
+        if now.first.decoded.get(kind):
+            sent_kib, decoded_kib = now.first.sent[kind] / 1024, now.first.decoded[kind] / 1024
+            print(f"  {kind:<26} {sent_kib:8.1f} KiB {decoded_kib:15.1f} KiB")
+    rows = [visits.row() for visits in apps]
+    print("  " + " | ".join([f"{'':45}"] + [f"{visits.label:>40}" for visits in apps]))
+    for number, name in enumerate(ROWS):
+        print("  " + " | ".join([f"{name:45}"] + [f"{row[number]:>40}" for row in rows]))
+    sent = now.first.js_css(now.first.sent)
+    median_ms = statistics.median(now.timings) * 1000
+    weight = "met" if sent <= TARGET_KIB else "NOT met"
+    print(f"  target: JS + CSS <= {TARGET_KIB} KiB: {weight} ({sent:.0f} KiB)")
+    pin = "met" if median_ms <= TARGET_MS else "NOT met"
+    print(f"  target: first pin <= {TARGET_MS} ms: {pin} ({median_ms:.0f} ms)")
     if draws:
         drawn = statistics.median(d for _, d in draws) * 1000
         verdict = "met" if drawn < TARGET_DRAW_MS else "NOT met"

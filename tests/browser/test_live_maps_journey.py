@@ -121,6 +121,8 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
     guest = guest_page(browser)
     try:
         guest.goto(f"{live_server}/real-time")
+        guest.locator("path.realtime-pin").first.hover(force=True)  # its tooltip is made on the way
+        expect(guest.locator(".leaflet-tooltip")).to_have_text("North Garage: 80% available")
         guest.locator("path.realtime-pin").first.click(force=True)
         donut = guest.locator(".leaflet-popup .realtime-donut")
         expect(donut).to_have_attribute("aria-label", "North Garage: 80% available")
@@ -134,6 +136,8 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
         expect(donut).to_have_attribute("aria-label", "North Garage: 25% available", timeout=3_000)
         expect(guest.locator(".leaflet-popup")).to_be_visible()  # updated in place, still open
         expect(guest.locator("path.realtime-pin[data-seen='before']")).to_have_count(1)
+        guest.locator("path.realtime-pin").first.hover(force=True)
+        expect(guest.locator(".leaflet-tooltip")).to_have_text("North Garage: 25% available")
         # The pushed message carried the figure the pin shows: applied in the page, no new request
         # for the map's data (thousands of open maps would otherwise all ask on every change).
         asked = guest.evaluate(
