@@ -1,4 +1,6 @@
-"""The live maps' data, for the page's script to draw: ``GET /live/user-map.json``.
+"""The live screens' data, for the page's script to draw: ``GET /live/user-map.json`` (the user
+map) and ``GET /live/lot-status.json`` (the staff screens: the admin map and the officers' Lot
+Status).
 
 The Real-Time Map (and the ``[real-time-map]`` shortcode) draws its pins, tooltips, popups and
 table in the browser from this body (``assets/realtime_map.js``) instead of a Dash callback
@@ -7,8 +9,12 @@ the open API's cached list and per audience (guests: temporary permits only; sig
 standard too, from the session), gzipped once, and answered ``304`` to a browser that has it. A
 visitor then costs the server what a client of ``GET /api/v1/lot-groups`` does.
 
-Not a Dash page, so the gate lets it through and the route decides the audience itself; every
-figure in it is already public (the open API publishes them).
+The staff screens share one body (``dashboard.services.lot_status``), built at most once a second
+for all of them, for officers and up.
+
+Not Dash pages, so the gate lets them through and each route decides access itself: every figure
+of the user map is already public (the open API publishes them); the staff body is refused with a
+JSON 401 (not signed in) or 403 (a lower role), never data.
 """
 
 from __future__ import annotations
@@ -16,38 +22,66 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
+from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response as BaseResponse
 
-from dashboard.auth import current_role
+from dashboard.auth import current_role, has_role
 from dashboard.cached_responses import cached_json
 from dashboard.core import core_of
-from dashboard.services import maps, open_data
+from dashboard.services import lot_status, maps, open_data
 from models import Role
 
 log = logging.getLogger(__name__)
 USER_MAP_PATH = "/live/user-map.json"
+LOT_STATUS_PATH = "/live/lot-status.json"
+STAFF_ROLE = Role.OFFICER  # the least role that reads the staff body
 RETRY_AFTER_SECONDS = 5
+UNAVAILABLE = "Live counts are unavailable right now."
 # dash-leaflet's GeoJSON layer comes in a chunk of its own, loaded once a page draws one.
 GEOJSON_CHUNK = "_dash-component-suites/dash_leaflet/async-GeoJSON.js"
-MAP_PAGES = {"/real-time": USER_MAP_PATH}  # the pages that draw a live map, and its data
+# The pages drawn from live data: their data's URL, and whether they draw a map (GeoJSON).
+MAP_PAGES = {
+    "/real-time": (USER_MAP_PATH, True),
+    "/admin/map": (LOT_STATUS_PATH, True),
+    "/officer": (LOT_STATUS_PATH, False),
+}
 # The browser keeps the body and asks again with If-None-Match on every refresh; it depends on
 # the session (the audience), so no shared cache may keep it.
 PRIVATE_REVALIDATE = "private, no-cache"
 
 
 def map_preloads(path: str, prefix: str) -> str:
-    """``<link rel=preload>`` for a map page's data and GeoJSON code (``dashboard.app``). The
-    data's link is what the page's script fetches (same URL, ``cors`` mode, same-origin
-    credentials), so the browser hands the script the preloaded answer."""
-    data = MAP_PAGES.get(path)
-    if data is None:
+    """``<link rel=preload>`` for a live page's data and, on a map, GeoJSON code
+    (``dashboard.app``). The data's link is what the page's script fetches (same URL, ``cors``
+    mode, same-origin credentials), so the browser hands the script the preloaded answer. A staff
+    page is served only to its role (the gate redirects anyone else), so only they preload."""
+    found = MAP_PAGES.get(path)
+    if found is None:
         return ""
-    return (
-        f'<link rel="preload" href="{data}" as="fetch" crossorigin>'
-        f'<link rel="preload" href="{prefix}{GEOJSON_CHUNK}" as="script">'
-    )
+    data, draws_map = found
+    links = f'<link rel="preload" href="{data}" as="fetch" crossorigin>'
+    if draws_map:
+        links += f'<link rel="preload" href="{prefix}{GEOJSON_CHUNK}" as="script">'
+    return links
+
+
+def _unavailable(exc: RedisError) -> Response:
+    """A JSON 503 the page's script shows as "unavailable", keeping what it has drawn."""
+    log.warning("live data: %s answered 503, Redis is unavailable: %s", request.path, exc)
+    response = Response(f'{{"error": "{UNAVAILABLE}"}}', 503, mimetype="application/json")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _refused() -> Response:
+    signed_in = current_user.is_authenticated
+    response = jsonify({"error": "You do not have access to these figures." if signed_in else "Sign in."})
+    response.status_code = 403 if signed_in else 401
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def register_map_routes(server: Flask) -> None:
@@ -65,23 +99,36 @@ def register_map_routes(server: Flask) -> None:
                 core.secrets,
                 lambda: datetime.now(UTC),
                 fresh=request.args.get("fresh") == "1",
-                held=_held_list_etag(),
+                held=_held_etag(),
             )
         except RedisError as exc:
-            log.warning("live map: %s answered 503, Redis is unavailable: %s", request.path, exc)
-            response = Response(
-                '{"error": "Live counts are unavailable right now."}', 503, mimetype="application/json"
-            )
-            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            response.headers["Cache-Control"] = "no-store"
-            return response
+            return _unavailable(exc)
         body = maps.user_map_body(listed, logged_in=current_role() > Role.GUEST)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
 
+    @server.get(LOT_STATUS_PATH)
+    def staff_lot_status() -> BaseResponse:
+        """The staff screens' body, for officers and up; ``?fresh=1`` as for the user map."""
+        if not has_role(STAFF_ROLE):
+            return _refused()
+        core = core_of(server)
+        try:
+            body = lot_status.cached_lot_status(
+                core.db,
+                core.redis,
+                core.secrets,
+                lambda: datetime.now(UTC),
+                fresh=request.args.get("fresh") == "1",
+                held=_held_etag(),
+            )
+        except RedisError as exc:
+            return _unavailable(exc)
+        return cached_json(body, cache_control=PRIVATE_REVALIDATE)
 
-def _held_list_etag() -> str | None:
-    """The list version behind the body the browser holds: our ETags are the list's, the
-    audience's and the encoding's, joined by ``-`` (the list's own is hexadecimal)."""
+
+def _held_etag() -> str | None:
+    """The cached body's version behind what the browser holds: our ETags are that body's
+    (hexadecimal), then for the user map the audience, then the encoding, joined by ``-``."""
     for tag in request.if_none_match.as_set():
         return tag.split("-", 1)[0]
     return None

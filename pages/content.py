@@ -21,10 +21,10 @@ from redis.exceptions import RedisError
 
 from dashboard.callbacks import callback, register_page
 from dashboard.components import rich_text
-from dashboard.components.figures import ago
 from dashboard.components.realtime_map import legend, live_map
 from dashboard.services import content, occupancy
 from dashboard.services.occupancy import Figure, LiveStore
+from dashboard.services.wording import ago
 from dashboard.web import core, session_scope
 from models import Role
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 
-from dashboard.components.figures import ago
 from dashboard.services.feed_health import IngesterStatus, SessionsLost
+from dashboard.services.wording import ago
 
 # A forgotten session is news for a day on the dashboard; Sensor Feed Health always shows the count.
 SESSION_LOST_RECENT = timedelta(hours=24)

@@ -41,6 +41,8 @@ SNAPSHOT_KEY = "parkops:occ:snapshotted:{}"
 # The public list's cached body (dashboard.services.open_data): dropped on every change, so a
 # change is visible at once rather than after the cache's lifetime.
 PUBLIC_CACHE_KEY = "parkops:api:lot-groups"
+# The staff screens' cached body (``dashboard.services.lot_status``), dropped with it.
+STAFF_CACHE_KEY = "parkops:live:lot-status"
 PHYSICAL = (OccupancySource.MISTALL, OccupancySource.PARKING_LOGIX, OccupancySource.DEVICES)
 
 
@@ -363,7 +365,7 @@ def apply_figures(
     for update in changed:
         marks.hget(SNAPSHOT_KEY.format(update.group_id), str(update.source))
     pipe = store.redis.pipeline(transaction=False)
-    pipe.delete(PUBLIC_CACHE_KEY)
+    pipe.delete(PUBLIC_CACHE_KEY, STAFF_CACHE_KEY)
     written = False
     for update, last in zip(changed, marks.execute(), strict=True):
         figure = update.figure
@@ -397,7 +399,7 @@ def restore_figures(store: LiveStore, updates: list[FigureUpdate]) -> None:
     ]
     store.record_many(restored)
     pipe = store.redis.pipeline(transaction=False)
-    pipe.delete(PUBLIC_CACHE_KEY)
+    pipe.delete(PUBLIC_CACHE_KEY, STAFF_CACHE_KEY)
     for update in restored:
         pipe.publish(CHANNEL, json.dumps({"group_id": update.group_id, **update.figure.as_dict()}))
     pipe.execute()
@@ -407,14 +409,14 @@ def announce_changes(
     client: redis.Redis, messages: Iterable[Mapping[str, object]], now: datetime | None = None
 ) -> None:
     """Tell open pages that settings behind some groups changed (a group closed, moved, deleted;
-    a lot's allowance or group), after the change has committed: drop the public list's cached
-    body first, so the refresh each message triggers reads the change, then publish one message
-    per change. Public data only; ``changed_at`` keeps each message distinct (pages ignore one
-    identical to the previous). A Redis outage is logged: the change itself is saved, and pages
-    see it on their next poll."""
+    a lot's allowance or group), after the change has committed: drop the public list's and the
+    staff screens' cached bodies first, so the refresh each message triggers reads the change, then
+    publish one message per change. Public data only; ``changed_at`` keeps each message distinct
+    (pages ignore one identical to the previous). A Redis outage is logged: the change itself is
+    saved, and pages see it on their next poll."""
     moment = (now or datetime.now(UTC)).isoformat()
     pipe = client.pipeline(transaction=False)
-    pipe.delete(PUBLIC_CACHE_KEY)
+    pipe.delete(PUBLIC_CACHE_KEY, STAFF_CACHE_KEY)
     for message in messages:
         pipe.publish(CHANNEL, json.dumps({**message, "changed_at": moment}))
     try:

@@ -32,7 +32,6 @@ from dashboard.auth import current_role
 from dashboard.callbacks import callback, register_page
 from dashboard.components.charts import blank_figure
 from dashboard.components.feed_status import feed_alerts
-from dashboard.components.figures import SOURCE_LABELS, ago, percent
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.services import dashboard_widgets as widgets
 from dashboard.services import occupancy, system_settings
@@ -47,6 +46,7 @@ from dashboard.services.dashboard_widgets import (
     WidgetDef,
 )
 from dashboard.services.occupancy import LiveStore
+from dashboard.services.wording import SOURCE_LABELS, ago, percent
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
 

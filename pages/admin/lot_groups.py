@@ -37,7 +37,6 @@ from redis.exceptions import RedisError
 
 from dashboard.auth import has_role
 from dashboard.callbacks import callback, register_page
-from dashboard.components.figures import ago, percent, source_label
 from dashboard.components.hints import mistall_hint
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
 from dashboard.inputs import as_id
@@ -45,6 +44,7 @@ from dashboard.services import lot_groups, occupancy
 from dashboard.services.errors import DomainError
 from dashboard.services.lot_groups import LotGroupRow
 from dashboard.services.occupancy import Figure, LiveStore
+from dashboard.services.wording import ago, percent, source_label
 from dashboard.web import core, current_user_id, session_scope
 from models import Role
 

@@ -23,7 +23,6 @@ from dash import Input, Output, dcc, html, no_update
 from dashboard.callbacks import callback, register_page
 from dashboard.components.charts import blank_figure
 from dashboard.components.feedback import validation_alert
-from dashboard.components.figures import SOURCE_LABELS
 from dashboard.services import reports
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.reports import (
@@ -35,6 +34,7 @@ from dashboard.services.reports import (
     Table,
     ViolationsReport,
 )
+from dashboard.services.wording import SOURCE_LABELS
 from dashboard.web import core, session_scope
 from models import Role
 

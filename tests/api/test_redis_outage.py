@@ -105,3 +105,23 @@ def test_the_public_map_and_lot_group_page_say_live_counts_are_unavailable(
     assert refused.headers["Cache-Control"] == "no-store"
     assert guest.get(f"/lot-groups/{group_id}").status_code == 200
     assert guest.get("/real-time").status_code == 200
+
+
+def test_the_staff_screens_data_answers_json_503_while_redis_is_down(
+    login_as, own_redis: RedisProcess, group_id: int
+) -> None:
+    """The admin map and Lot Status keep what they have drawn and say live counts are unavailable
+    (``assets/staff_live.js``); they come back with Redis."""
+    officer = login_as(Role.OFFICER)
+    assert "North Garage" in officer.get("/live/lot-status.json?fresh=1").get_data(as_text=True)
+
+    own_redis.stop()
+
+    refused = officer.get("/live/lot-status.json?fresh=1")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    assert refused.get_json() == {"error": "Live counts are unavailable right now."}
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert officer.get("/officer").status_code == 200
+
+    own_redis.start()
+    assert "North Garage" in officer.get("/live/lot-status.json?fresh=1").get_data(as_text=True)

@@ -1,6 +1,6 @@
 """Real-Time Map (Admin) in a browser: an admin opens the map, clicks a lot group's pin and reads
 both figures in its popup; a new count then shows in the open popup and in the text table without
-a reload."""
+a reload, the popup staying open on the same pin. A name typed by an admin shows as text."""
 
 from __future__ import annotations
 
@@ -67,9 +67,37 @@ def test_the_popup_shows_both_figures_and_follows_new_counts(
     expect(popup.locator(".adminmap-permits")).to_contain_text("0 / 250 sold")
     expect(popup).to_contain_text("meant to differ")
 
+    pin = journey.locator("#adminmap-map path.adminmap-pin")
+    pin.first.evaluate("pin => { pin.dataset.seen = 'before'; }")
+
     record(core, session, garage, 57)
     expect(popup.locator(".adminmap-physical")).to_have_text("57 / 200", timeout=3_000)
     expect(row.locator(".adminmap-physical")).to_have_text("57 / 200", timeout=3_000)
+    # Updated in place: the popup never closed, and the pin is the same element, where it was.
+    expect(journey.locator(".leaflet-popup")).to_have_count(1)
+    expect(journey.locator("#adminmap-map path.adminmap-pin[data-seen='before']")).to_have_count(1)
+    expect(popup).to_contain_text("updated ")
+
+
+def test_a_name_typed_by_an_admin_is_text(journey: Page, live_server, make_user, core, session) -> None:
+    name = '<img src=x onerror="window.parkopsInjected=1">Garage'
+    group = LotGroup(name=name, map_color="#123456", latitude=43.47, longitude=-80.54)
+    session.add(group)
+    session.flush()
+    session.add(Lot(name="<b>Level</b>", code="L1", capacity=10, permits_allowed=5, lot_group_id=group.id))
+    session.commit()
+    admin = make_user(Role.ADMIN)
+    journey.goto(f"{live_server}/login?next=/admin/map")
+    journey.fill("#login-email", admin.email)
+    journey.fill("#login-password", PASSWORD)
+    journey.click("#login-submit")
+    expect(journey.locator(f"#adminmap-row-{group.id} th")).to_have_text(name)
+    journey.locator("#adminmap-map path.leaflet-interactive").first.click()
+    popup = journey.locator(".leaflet-popup .adminmap-popup")
+    expect(popup.locator(".fw-bold").first).to_have_text(name)
+    expect(popup.locator(".adminmap-lots td").first).to_have_text("<b>Level</b>")
+    assert popup.locator("img, b").count() == 0
+    assert journey.evaluate("window.parkopsInjected === undefined")
 
 
 def test_on_a_phone_the_popup_opens_clear_of_the_zoom_buttons_inside_the_map(

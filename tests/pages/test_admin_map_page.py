@@ -1,23 +1,23 @@
-"""Real-Time Map (Admin) over HTTP: guests, users and officers get no pins; a manager gets one pin
-per mapped lot group, whose popup holds the physical figure and, below it, the permits sold per lot,
-each labelled, with the note that they are meant to differ; a closed group's pin reads Closed."""
+"""Real-Time Map (Admin) over HTTP: the page is for managers and holds no data; its figures come
+from the staff body ``/live/lot-status.json`` (``tests/pages/test_officer_page.py`` tests who may
+read it), which the page's script draws (``assets/staff_live.js``): one pin per mapped lot group,
+whose popup words the physical figure and, below it, the permits sold per lot, each labelled,
+with the note that they are meant to differ; a closed group's pin reads Closed."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from dashboard.map_routes import GEOJSON_CHUNK, LOT_STATUS_PATH
 from dashboard.services import occupancy
 from dashboard.services.demo import seed_demo
+from dashboard.services.lot_status import DIFFER_NOTE, NO_PHYSICAL
 from dashboard.services.occupancy import LiveStore
 from models import LotGroup, OccupancySource, Role
-from tests.dash_helpers import callback_entry, dash_post, find_output, outputs_of
-
-MARKERS = "adminmap-markers.children"
 
 
 @pytest.fixture
@@ -42,18 +42,14 @@ def record(core, session, group_id: int, occupied: int, capacity: int, **kwargs:
     session.commit()
 
 
-def refresh(client, app, triggered: str | None = None) -> Any:
-    return dash_post(client, app, find_output(app, MARKERS), [None, 1], [None], triggered=triggered)
+def body(client) -> dict[str, Any]:
+    response = client.get(LOT_STATUS_PATH + "?fresh=1")
+    assert response.status_code == 200, response.data[:300]
+    return response.get_json()
 
 
-def markers(response) -> list[dict[str, Any]]:
-    return outputs_of(response)["adminmap-markers"]["children"]
-
-
-def pin(response, group_id: int) -> dict[str, Any]:
-    found = [m for m in markers(response) if m["props"]["id"] == f"adminmap-pin-{group_id}"]
-    assert len(found) == 1
-    return found[0]
+def group(found: dict[str, Any], group_id: int) -> dict[str, Any]:
+    return next(g for g in found["groups"] if g["id"] == group_id)
 
 
 def test_the_page_is_for_managers(login_as, campus) -> None:
@@ -63,114 +59,76 @@ def test_the_page_is_for_managers(login_as, campus) -> None:
     page = login_as(Role.MANAGER).get("/admin/map")
     assert page.status_code == 200
     assert b"Ring Road East" not in page.data  # the layout holds no data
+    # The data and dash-leaflet's GeoJSON code load while the page's scripts parse.
+    html = page.get_data(as_text=True)
+    assert f'<link rel="preload" href="{LOT_STATUS_PATH}" as="fetch" crossorigin>' in html
+    assert GEOJSON_CHUNK in html
 
 
-@pytest.mark.parametrize(("role", "status"), [(Role.GUEST, 401), (Role.USER, 403), (Role.OFFICER, 403)])
-def test_lower_roles_get_no_pins(app, login_as, core, session, campus, role, status) -> None:
-    record(core, session, campus["Ring Road East"], 123, 400)
-    response = refresh(login_as(role), app)
-    assert response.status_code == status
-    assert b"Ring Road East" not in response.data and b"123 / 400" not in response.data
-
-
-def test_one_pin_per_mapped_group_in_its_colour(app, login_as, campus) -> None:
-    response = refresh(login_as(Role.MANAGER), app)
-    ids = {m["props"]["id"] for m in markers(response)}
+def test_one_pin_per_mapped_group_in_its_colour(login_as, campus) -> None:
+    found = body(login_as(Role.MANAGER))
+    pins = {f["id"]: f for f in found["pins"]["features"]}
     hidden = campus["Central Services Yard"]  # show_on_map=False in the demo
-    assert ids == {f"adminmap-pin-{gid}" for name, gid in campus.items() if gid != hidden}
-    east = pin(response, campus["Ring Road East"])["props"]
-    assert east["fillColor"] == "#ff7f0e"
-    assert east["center"] == [43.4714, -80.5404]
-    table = json.dumps(outputs_of(response)["adminmap-table"])
-    assert "Central Services Yard" in table and "Not on the map" in table
+    assert set(pins) == {gid for gid in campus.values() if gid != hidden}
+    east = campus["Ring Road East"]
+    assert pins[east]["geometry"]["coordinates"] == [-80.5404, 43.4714]  # GeoJSON: longitude first
+    assert group(found, east)["color"] == "#ff7f0e"
+    assert group(found, hidden)["on_map"] is False
+    assert found["hidden"] == "Not on the map (hidden or no location): Central Services Yard."
+    lats = [f["geometry"]["coordinates"][1] for f in pins.values()]
+    assert found["bounds"][0][0] < min(lats) and found["bounds"][1][0] > max(lats)
+    assert [g["name"] for g in found["groups"]] == sorted(g["name"] for g in found["groups"])
 
 
-def test_the_popup_holds_both_figures_with_their_labels(app, login_as, core, session, campus) -> None:
+def test_the_popup_words_both_figures_with_their_labels(login_as, core, session, campus) -> None:
+    """Relative times are worded when the body is built ("updated 20s ago", give or take)."""
     east = campus["Ring Road East"]
     record(core, session, east, 123, 400, ts=datetime.now(UTC) - timedelta(seconds=20), flag="odd count")
     with core.db.session() as s:
         state = occupancy.group_states(
             s, LiveStore(core.redis), occupancy.Staleness(), datetime.now(UTC), [east]
         )[0]
-    response = refresh(login_as(Role.MANAGER), app)
-    popup = json.dumps(pin(response, east))
-    assert "Physical count (Mistall)" in popup
-    assert "123 / 400" in popup and "277 available" in popup and "31% full" in popup
-    assert "updated 2" in popup  # "updated 20s ago", give or take a second
-    assert "flagged: odd count" in popup
-    assert "Permits sold (lot info)" in popup
-    assert f"{state.permits.occupied} / {state.permits.capacity} sold" in popup
-    for lot in state.lots:
-        assert lot.name in popup
-    assert "meant to differ" in popup
-    table = json.dumps(outputs_of(response)["adminmap-table"])
-    assert "123 / 400" in table and "Mistall" in table and "Permits sold (lot info)" in table
+    found = body(login_as(Role.MANAGER))
+    physical = group(found, east)["physical"]
+    assert physical["heading"] == "Physical count (Mistall)"
+    assert physical["count"] == "123 / 400"
+    assert physical["popup"] == " occupied · 277 available · 31% full"
+    assert physical["updated"].startswith("updated 2") and physical["updated"].endswith("s ago")
+    assert physical["table"].startswith(" (Mistall, 277 available, 31%, updated 2")
+    assert physical["flag"] == "odd count" and physical["stale"] is False
+    permits = state.permits
+    assert group(found, east)["permits"] == (
+        f"{permits.occupied} / {permits.capacity} sold · {permits.available} available"
+    )
+    lots = group(found, east)["lots"]
+    assert [lot["name"] for lot in lots] == [lot.name for lot in state.lots]
+    first = state.lots[0]
+    assert (
+        lots[0]["line"] == f"{first.name}: {first.sold} / {first.allowance} sold, {first.available} available"
+    )
+    assert found["notes"] == {"differ": DIFFER_NOTE, "no_physical": NO_PHYSICAL}
 
 
-def test_a_group_without_sensor_data_says_the_permit_count_stands_in(app, login_as, campus) -> None:
-    popup = json.dumps(pin(refresh(login_as(Role.MANAGER), app), campus["Columbia Street Lots"]))
-    assert "No sensor data for this group" in popup
-    assert "Permits sold (lot info)" in popup
+def test_a_group_without_sensor_data_has_no_physical_figure(login_as, campus) -> None:
+    columbia = group(body(login_as(Role.MANAGER)), campus["Columbia Street Lots"])
+    assert columbia["physical"] is None and columbia["permits"].endswith("available")
 
 
-def test_a_stale_figure_is_marked(app, login_as, core, session, campus) -> None:
+def test_a_stale_figure_is_marked(login_as, core, session, campus) -> None:
     east = campus["Ring Road East"]
     record(core, session, east, 50, 400, ts=datetime.now(UTC) - timedelta(hours=3))
-    popup = json.dumps(pin(refresh(login_as(Role.MANAGER), app), east))
-    assert "stale" in popup and "3 h ago" in popup
+    east_group = group(body(login_as(Role.MANAGER)), east)
+    assert east_group["physical"]["stale"] is True and east_group["status"] == "Stale"
+    assert east_group["physical"]["updated"] == "updated 3 h ago"
 
 
-def test_a_closed_group_pin_reads_closed(app, login_as, session, campus) -> None:
-    group = session.get(LotGroup, campus["West Campus Surface"])
-    group.is_closed = True
+def test_a_closed_group_pin_reads_closed(login_as, session, campus) -> None:
+    west = session.get(LotGroup, campus["West Campus Surface"])
+    west.is_closed = True
     session.commit()
-    marker = pin(refresh(login_as(Role.MANAGER), app), group.id)
-    tooltip = marker["props"]["children"][0]["props"]
-    assert tooltip["children"] == "West Campus Surface: Closed" and tooltip["permanent"] is True
-    assert "Closed" in json.dumps(marker["props"]["children"][1])
-
-
-def test_the_map_is_fitted_only_on_the_first_call(app, login_as, campus) -> None:
-    manager = login_as(Role.MANAGER)
-    output = find_output(app, MARKERS)
-    entry = callback_entry(app, output)
-    body = {
-        "output": output,
-        "outputs": [{"id": o.component_id, "property": o.component_property} for o in entry["output"]],
-        "inputs": [dict(spec, value=None) for spec in entry["inputs"]],
-        "state": [dict(spec, value=None) for spec in entry["state"]],
-        "changedPropIds": [],  # the page's initial call
-    }
-    initial = manager.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
-    first = outputs_of(initial)
-    assert first["adminmap-map"]["viewport"]["transition"] == "fitBounds"
-    assert "adminmap-pins" in first
-    pins = first["adminmap-pins"]["data"]
-    later = outputs_of(
-        dash_post(manager, app, output, [None, 2], [pins], triggered="adminmap-poll.n_intervals")
-    )
-    assert "adminmap-map" not in later
-    # The pins are unchanged, so they are not re-created (that would close an open popup).
-    assert "adminmap-markers" not in later and "adminmap-table" in later
-
-
-def test_popups_update_in_place(app, login_as, core, session, campus) -> None:
-    east = campus["Ring Road East"]
-    record(core, session, east, 200, 400)
-    output = find_output(app, "adminmap-popup")
-    entry = callback_entry(app, output)
-    popup_id = {"group": east, "type": "adminmap-popup"}
-    body = {
-        "output": output,
-        "outputs": [{"id": popup_id, "property": "children"}],  # one matched component
-        "inputs": [dict(spec, value=None) for spec in entry["inputs"]],
-        "state": [],
-        "changedPropIds": ["adminmap-live.data"],
-    }
-
-    def post(client) -> Any:
-        return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
-
-    assert post(login_as(Role.OFFICER)).status_code == 403
-    text = json.dumps(outputs_of(post(login_as(Role.MANAGER))))
-    assert "200 / 400" in text and "Permits sold (lot info)" in text
+    found = body(login_as(Role.MANAGER))
+    closed = group(found, west.id)
+    assert closed["tooltip"] == "West Campus Surface: Closed" and closed["status"] == "Closed"
+    pin = next(f for f in found["pins"]["features"] if f["id"] == west.id)
+    assert pin["properties"] == {"id": west.id, "closed": True}  # its tooltip stays shown
+    assert all(lot["fullness"] is None for lot in closed["lots"])  # officers see it last

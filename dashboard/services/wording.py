@@ -1,4 +1,8 @@
-"""How occupancy figures read on every screen: one wording for sources, ages and percentages."""
+"""How occupancy figures read on every screen: one wording for sources, ages and percentages.
+
+Plain text, in services rather than beside the Dash components: the staff live body
+(``dashboard.services.lot_status``) words its figures on the server with the same functions the
+pages use."""
 
 from __future__ import annotations
 
