@@ -20,6 +20,7 @@ JSON 401 (not signed in) or 403 (a lower role), never data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
@@ -31,6 +32,7 @@ from dashboard.auth import current_role, has_role
 from dashboard.cached_responses import cached_json
 from dashboard.core import core_of
 from dashboard.services import lot_status, maps, open_data
+from dashboard.services.open_data import CachedBody
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -91,16 +93,8 @@ def register_map_routes(server: Flask) -> None:
         then read from Redis rather than this process's copy of the last tenth of a second, and
         while it is being rebuilt the page waits for it only if it already holds the previous
         one (its ``If-None-Match``)."""
-        core = core_of(server)
         try:
-            listed = open_data.cached_list(
-                core.db,
-                core.redis,
-                core.secrets,
-                lambda: datetime.now(UTC),
-                fresh=request.args.get("fresh") == "1",
-                held=_held_etag(),
-            )
+            listed = _read_cached(server, open_data.cached_list)
         except RedisError as exc:
             return _unavailable(exc)
         body = maps.user_map_body(listed, logged_in=current_role() > Role.GUEST)
@@ -111,19 +105,25 @@ def register_map_routes(server: Flask) -> None:
         """The staff screens' body, for officers and up; ``?fresh=1`` as for the user map."""
         if not has_role(STAFF_ROLE):
             return _refused()
-        core = core_of(server)
         try:
-            body = lot_status.cached_lot_status(
-                core.db,
-                core.redis,
-                core.secrets,
-                lambda: datetime.now(UTC),
-                fresh=request.args.get("fresh") == "1",
-                held=_held_etag(),
-            )
+            body = _read_cached(server, lot_status.cached_lot_status)
         except RedisError as exc:
             return _unavailable(exc)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
+
+
+def _read_cached(server: Flask, read: Callable[..., CachedBody]) -> CachedBody:
+    """A cached body (``open_data.cached_list``, ``lot_status.cached_lot_status``) as this request
+    asks for it: ``?fresh=1`` after a pushed change, with the ETag the browser holds."""
+    core = core_of(server)
+    return read(
+        core.db,
+        core.redis,
+        core.secrets,
+        lambda: datetime.now(UTC),
+        fresh=request.args.get("fresh") == "1",
+        held=_held_etag(),
+    )
 
 
 def _held_etag() -> str | None:
