@@ -32,7 +32,7 @@ from dashboard.report_routes import register_report_routes
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
 from dashboard.sso_routes import idp_logout_url, register_sso_routes
-from dashboard.static_assets import register_static_compression
+from dashboard.static_assets import drop_legacy_polyfill, register_static_compression
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     dash_app.index_string = dash_app.index_string.replace("{%css%}", preloads + "{%css%}", 1)
     core.dash = dash_app
     register_static_compression(server, dash_app.config.routes_pathname_prefix)
+    drop_legacy_polyfill()
     dash_app.layout = shell.layout
     shell.register_callbacks(dash_app)
     guard_pages()
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     dash_app._setup_server()  # noqa: SLF001
     _security_headers(server, lambda: content_security_policy(dash_app, settings.tile_url))
     _not_found_status(server)
+    _private_layout(server, dash_app.config.routes_pathname_prefix)
     return server
 
 
@@ -167,6 +169,18 @@ def _not_found_status(server: Flask) -> None:
     @server.errorhandler(DependencyException)
     def unknown_bundle(_exc: DependencyException) -> tuple[str, int, dict[str, str]]:
         return "not found", 404, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _private_layout(server: Flask, routes_prefix: str) -> None:
+    """Dash's layout now holds the page it is asked for from, built for the signed-in user
+    (``components.shell.page_container``): no cache, shared or the browser's, may keep it."""
+    path = f"{routes_prefix}_dash-layout"
+
+    @server.after_request
+    def not_stored(response: Response) -> Response:
+        if request.path == path:
+            response.headers["Cache-Control"] = "private, no-store"
+        return response
 
 
 def trust_proxies(server: Flask, hops: int) -> None:

@@ -23,6 +23,7 @@ import hashlib
 import threading
 
 import brotli
+from dash import _dash_renderer
 from flask import Flask, Response, request
 
 ASSET_MAX_AGE = 31_536_000  # a year: the URL changes when the file does
@@ -69,6 +70,26 @@ def choose_encoding(accept_encoding: str) -> str | None:
             continue
         accepted.add(name.strip())
     return next((encoding for encoding in ENCODINGS if encoding in accepted), None)
+
+
+LEGACY_POLYFILL = "polyfill@"
+
+
+def drop_legacy_polyfill() -> None:
+    """Stop sending @babel/polyfill 7, which Dash puts before React on every page.
+
+    It is core-js 2 (ES2015-2017 built-ins every browser Dash supports has natively) plus
+    regenerator-runtime: 32 KiB compressed, but evaluating it held the main thread for about
+    90 ms of a first load before anything could draw (``bench/pages.py``: first pin). The one
+    part Dash's own bundles still use is the global ``regeneratorRuntime`` (the loader of lazy
+    components in the renderer and dcc: a graph, a dropdown, an upload), which
+    ``assets/vendor/regenerator-runtime-0.13.11.js`` provides: the same library, 2 KiB compressed.
+    Dash keeps its dependency list as module state, so this changes it for the process (once is
+    enough; again is harmless)."""
+    for dependency in _dash_renderer._js_dist_dependencies:  # noqa: SLF001
+        for key in ("relative_package_path", "external_url"):
+            for mode, paths in dependency[key].items():
+                dependency[key][mode] = [path for path in paths if LEGACY_POLYFILL not in path]
 
 
 def register_static_compression(server: Flask, routes_prefix: str) -> None:

@@ -1,5 +1,10 @@
 """The navigation shell shows each role only its own menu, filled by a role-checked callback."""
 
+from typing import Any
+
+import dash
+from flask.testing import FlaskClient
+
 from models import Role
 from tests.dash_helpers import dash_post, find_output, outputs_of
 
@@ -18,3 +23,77 @@ def test_admin_menu_shows_admin_screens_and_name(app, login_as):
     text = str(outputs_of(dash_post(client, app, output, ["/"])))
     assert "/admin/settings" in text and "/admin/tasks" in text
     assert "(Admin)" in text
+
+
+def component(layout: Any, component_id: str) -> dict[str, Any] | None:
+    """The component with ``component_id`` in a layout as Dash serves it (JSON), or None."""
+    if isinstance(layout, list):
+        return next((found for item in layout if (found := component(item, component_id))), None)
+    if not isinstance(layout, dict):
+        return None
+    props = layout.get("props", {})
+    if props.get("id") == component_id:
+        return layout
+    return next((found for value in props.values() if (found := component(value, component_id))), None)
+
+
+def served_layout(client: FlaskClient, referrer: str | None) -> Any:
+    headers = {"Referer": referrer} if referrer else {}
+    response = client.get("/_dash-layout", headers=headers)
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_layout_holds_the_page_it_is_asked_for_from(client):
+    """The renderer's layout request comes from the page: its Referer names the page, which comes
+    built in the same answer, with the Location set so that the router does not build it again."""
+    layout = served_layout(client, "http://localhost/login?next=/permits")
+    location = component(layout, "_pages_location")["props"]
+    assert location["pathname"] == "/login" and location["search"] == "?next=/permits"
+    assert location["href"] == "http://localhost/login?next=/permits" and location["hash"] == ""
+    # The query parameters reach the page's layout as the router passes them.
+    assert component(layout, "login-next")["props"]["data"] == "/permits"
+    assert component(layout, "_pages_store")["props"]["data"] == {"title": "Log in · ParkOps"}
+    # The public map: its map is in the first answer.
+    assert component(served_layout(client, "http://localhost/real-time"), "realtime-map") is not None
+
+
+def test_layout_without_a_usable_referrer_leaves_the_page_to_the_router(client):
+    for referrer in (None, "http://elsewhere.example/real-time", "https://localhost/real-time"):
+        layout = served_layout(client, referrer)
+        assert component(layout, "_pages_content")["props"].get("children") is None, referrer
+        assert "pathname" not in component(layout, "_pages_location")["props"], referrer
+
+
+def test_layout_checks_the_page_role_as_the_router_does(app, login_as):
+    guest = served_layout(login_as(Role.GUEST), "http://localhost/admin/users")
+    content = component(guest, "_pages_content")
+    assert component(content, "guard-redirect")["props"]["href"] == "/login?next=%2Fadmin%2Fusers"
+    assert component(content, "users-text") is None
+    admin = served_layout(login_as(Role.ADMIN), "http://localhost/admin/users")
+    assert component(admin, "guard-redirect") is None
+    assert component(admin, "users-text") is not None
+
+
+def test_layout_for_an_unknown_path_is_the_not_found_page(client):
+    layout = served_layout(client, "http://localhost/no/such/page")
+    assert "Page not found" in str(component(layout, "_pages_content"))
+    assert component(layout, "_pages_store")["props"]["data"] == {"title": "Not found · ParkOps"}
+
+
+def test_a_page_that_fails_to_build_is_left_to_the_router(client, monkeypatch, caplog):
+    page = next(p for p in dash.page_registry.values() if p["path"] == "/real-time")
+
+    def broken(**_query: str) -> Any:
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setitem(page, "layout", broken)
+    layout = served_layout(client, "http://localhost/real-time")
+    assert component(layout, "_pages_content")["props"].get("children") is None
+    assert component(layout, "shell-nav") is not None  # the frame is still served
+    assert "its layout failed" in caplog.text
+
+
+def test_the_layout_is_never_stored(client):
+    response = client.get("/_dash-layout", headers={"Referer": "http://localhost/real-time"})
+    assert response.headers["Cache-Control"] == "private, no-store"

@@ -73,3 +73,15 @@ def test_choose_encoding() -> None:
     assert choose_encoding("gzip;q=1.0, br;q=0") == "gzip"
     assert choose_encoding("identity") is None
     assert choose_encoding("") is None
+
+
+def test_pages_send_the_regenerator_runtime_not_the_babel_polyfill(client: FlaskClient) -> None:
+    """Dash's @babel/polyfill is not sent (nor served); the one part of it Dash's bundles use,
+    the regenerator runtime, is, before the renderer that uses it."""
+    page = client.get("/real-time").get_data(as_text=True)
+    assert "polyfill@" not in page
+    runtime = _asset_url(client, "vendor/regenerator-runtime-0.13.11.js")
+    assert page.index(runtime) < page.index("dash_renderer")
+    assert client.get(runtime).status_code == 200
+    polyfill = "/_dash-component-suites/dash/deps/polyfill@7.v4_4_1m1.12.1.min.js"
+    assert client.get(polyfill).status_code == 404

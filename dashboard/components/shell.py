@@ -1,20 +1,27 @@
 """The frame around every page: navigation, the signed-in user, the page container.
 
-The layout is the same for everyone (Dash sends it to every browser); the menu a user may see and
-their name arrive through ``shell-nav``, a callback that reads the session on the server.
+The frame is the same for everyone; the menu a user may see and their name arrive through
+``shell-nav``, a callback that reads the session on the server. The page inside the frame comes
+with it when the renderer's request says which page it is for (``page_container``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
+from dash._pages import _parse_query_string, _path_to_page
+from flask import has_request_context, request
 
 from dashboard.auth import current_role
 from dashboard.callbacks import callback
 from models import Role
+
+log = logging.getLogger(__name__)
 
 # (section, label, href, minimum role): one place that says which screens each role finds in the
 # menu. Entries with a section are grouped in a drop-down, so the bar stays one line on a laptop.
@@ -111,7 +118,7 @@ def layout() -> Any:
                     [
                         # Filled by ``dashboard.callbacks.refuse`` when a callback refuses an input.
                         dbc.Alert(id="shell-notice", color="warning", is_open=False, dismissable=True),
-                        dash.page_container,
+                        page_container(),
                     ],
                     fluid=True,
                     className="py-3",
@@ -120,6 +127,63 @@ def layout() -> Any:
             ),
         ]
     )
+
+
+def page_container() -> Any:
+    """Dash's page container, with the page the browser is on already in it when that is known.
+
+    The renderer asks for the layout (``/_dash-layout``) from the page itself, so the request's
+    Referer (sent same-origin only: the Referrer-Policy) is the page's address. Built here, the
+    page comes in the layout's own answer instead of from Dash's pages router one round trip
+    later, after the layout is drawn (``bench/pages.py``: first pin). With the Location's four
+    address properties given, dcc.Location reports nothing on mount, so the router does not build
+    the page a second time; it still routes every later move (links, back and forward). Without
+    a usable Referer, or if the page fails to build, the container is Dash's own: empty until the
+    router answers, as before.
+    """
+    initial = _initial_page()
+    if initial is None:
+        return dash.page_container
+    address, content, title = initial
+    return html.Div(
+        [
+            dcc.Location(
+                id="_pages_location",
+                refresh="callback-nav",
+                href=address.geturl(),
+                pathname=address.path,
+                search=f"?{address.query}" if address.query else "",
+                hash="",
+            ),
+            html.Div(content, id="_pages_content", disable_n_clicks=True),
+            dcc.Store(id="_pages_store", data={"title": title}),
+            html.Div(id="_pages_dummy", disable_n_clicks=True),
+        ]
+    )
+
+
+def _initial_page() -> tuple[Any, Any, str] | None:
+    """The address the layout is asked for from, and its page's layout and title, built as Dash's
+    router builds them (the same look-up, path variables and query parameters, and the page's
+    role check: ``auth.guard_pages``)."""
+    if not has_request_context() or not request.referrer:
+        return None
+    address = urlsplit(request.referrer)._replace(fragment="")
+    if address.netloc != request.host or address.scheme != request.scheme or not address.path:
+        return None
+    page, variables = _path_to_page(dash.strip_relative_path(address.path))
+    if not page:
+        page = next(p for m, p in dash.page_registry.items() if m.split(".")[-1] == "not_found_404")
+    layout, title = page["layout"], page["title"]
+    try:
+        query = _parse_query_string(f"?{address.query}" if address.query else "")
+        content = layout(**{**(variables or {}), **query}) if callable(layout) else layout
+        title = title(**(variables or {})) if callable(title) else title
+    except Exception:
+        # The router will try again and answer the error where the page is shown.
+        log.exception("page %s: its layout failed; the pages router builds it instead", address.path)
+        return None
+    return address, content, title
 
 
 def nav_for(role: Role, path: str, hidden: frozenset[str] = frozenset()) -> list[Any]:

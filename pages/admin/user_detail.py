@@ -41,42 +41,47 @@ def layout(user_id: str | None = None, **_query: str) -> html.Div:
             dcc.Store(id="user-id", data=user_id),
             dcc.Link("← Users", href="/admin/users", className="small"),
             html.Div(id="user-heading", className="mt-2"),
-            dbc.Card(
-                dbc.CardBody(
-                    [
-                        html.H2("Account", className="h5"),
-                        dbc.Row(
-                            [
-                                dbc.Col(
-                                    [
-                                        dbc.Label("Role", html_for="user-role"),
-                                        dbc.Select(
-                                            id="user-role",
-                                            options=[{"label": r.label, "value": str(int(r))} for r in ROLES],
-                                        ),
-                                    ],
-                                    xs=12,
-                                    sm=6,
-                                ),
-                                dbc.Col(
-                                    [
-                                        dbc.Label("User type", html_for="user-type"),
-                                        dbc.Select(id="user-type", options=[]),
-                                    ],
-                                    xs=12,
-                                    sm=6,
-                                ),
-                            ],
-                            className="g-2 mb-2",
-                        ),
-                        dbc.Switch(id="user-special", label="Special user", value=False),
-                        dbc.Switch(id="user-active", label="Active (may sign in)", value=True),
-                        dbc.Button("Save", id="user-save", color="primary", n_clicks=0, className="mt-2"),
-                        html.Div(id="user-status", role="status", className="mt-2"),
-                    ]
+            # In a Div: the form is hidden for a user that does not exist, and a Card has no ``hidden``.
+            html.Div(
+                dbc.Card(
+                    dbc.CardBody(
+                        [
+                            html.H2("Account", className="h5"),
+                            dbc.Row(
+                                [
+                                    dbc.Col(
+                                        [
+                                            dbc.Label("Role", html_for="user-role"),
+                                            dbc.Select(
+                                                id="user-role",
+                                                options=[
+                                                    {"label": r.label, "value": str(int(r))} for r in ROLES
+                                                ],
+                                            ),
+                                        ],
+                                        xs=12,
+                                        sm=6,
+                                    ),
+                                    dbc.Col(
+                                        [
+                                            dbc.Label("User type", html_for="user-type"),
+                                            dbc.Select(id="user-type", options=[]),
+                                        ],
+                                        xs=12,
+                                        sm=6,
+                                    ),
+                                ],
+                                className="g-2 mb-2",
+                            ),
+                            dbc.Switch(id="user-special", label="Special user", value=False),
+                            dbc.Switch(id="user-active", label="Active (may sign in)", value=True),
+                            dbc.Button("Save", id="user-save", color="primary", n_clicks=0, className="mt-2"),
+                            html.Div(id="user-status", role="status", className="mt-2"),
+                        ]
+                    ),
+                    className="mb-3",
                 ),
                 id="user-form",
-                className="mb-3",
             ),
             html.Div(id="user-owned"),
         ]

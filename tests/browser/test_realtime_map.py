@@ -39,6 +39,11 @@ def phone(browser: Browser, monkeypatch: pytest.MonkeyPatch):
 def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_path) -> None:
     demo.seed_demo(session, core.secrets, tmp_path)
     session.commit()
+    callback_calls: list[str] = []
+    phone.on(
+        "request",
+        lambda r: callback_calls.append(r.post_data or "") if "_dash-update-component" in r.url else None,
+    )
     phone.goto(f"{live_server}/real-time")
     pins = phone.locator("path.realtime-pin")
     expect(pins).to_have_count(7)
@@ -57,9 +62,37 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
             "(url) => performance.getEntriesByName(url).map(e => e.initiatorType)", f"{live_server}{path}"
         )
         assert fetched == ["link"], (path, fetched)
+    # The page came in the layout's own answer: Dash's pages router was never asked for it.
+    assert callback_calls  # the menu's callback at least: the listener sees callback requests
+    assert not [body for body in callback_calls if "_pages_content" in body]
+    # Dash's babel polyfill is not sent; the regenerator runtime Dash's lazy loaders use is there.
+    assert phone.evaluate("typeof window.regeneratorRuntime") == "object"
+    assert phone.evaluate("typeof window._babelPolyfill") == "undefined"
     # The donut is CSS: the page never loads plotly.js, not even for the open popup.
     assert phone.evaluate("typeof window.Plotly") == "undefined"
     assert not [url for url in phone.evaluate("performance.getEntries().map(e => e.name)") if "plotly" in url]
+
+
+def test_pages_reached_in_the_app_are_routed_back_and_forth(live_server, phone, core, session, tmp_path):
+    """The first page comes with the layout; every later move is Dash's router's: a menu link,
+    the browser's back and forward buttons, each showing its page."""
+    demo.seed_demo(session, core.secrets, tmp_path)
+    session.commit()
+    phone.goto(f"{live_server}/real-time")
+    expect(phone.locator("path.realtime-pin")).to_have_count(7)
+    phone.get_by_role("button", name="Toggle navigation").click()
+    with phone.expect_request(lambda r: "_pages_content" in (r.post_data or "")):
+        phone.get_by_role("link", name="Home").click()
+    expect(phone).to_have_url(f"{live_server}/")
+    expect(phone.locator("#realtime-map")).to_have_count(0)
+    home = phone.locator("#_pages_content").get_by_role("heading", name="ParkOps", level=1)
+    expect(home).to_be_visible()
+    phone.go_back()
+    expect(phone.locator("path.realtime-pin")).to_have_count(7)
+    expect(phone).to_have_title(re.compile("^Real-Time Map"))
+    phone.go_forward()
+    expect(home).to_be_visible()
+    expect(phone.locator("#realtime-map")).to_have_count(0)
 
 
 def fill_up(session, lot: Lot, now: datetime) -> None:
