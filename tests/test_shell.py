@@ -5,6 +5,7 @@ from typing import Any
 import dash
 from flask.testing import FlaskClient
 
+from dashboard.components import shell
 from models import Role
 from tests.dash_helpers import dash_post, find_output, outputs_of
 
@@ -58,11 +59,38 @@ def test_layout_holds_the_page_it_is_asked_for_from(client):
     assert component(served_layout(client, "http://localhost/real-time"), "realtime-map") is not None
 
 
-def test_layout_without_a_usable_referrer_leaves_the_page_to_the_router(client):
+def test_layout_without_a_usable_referrer_leaves_page_and_menu_to_their_callbacks(client):
     for referrer in (None, "http://elsewhere.example/real-time", "https://localhost/real-time"):
         layout = served_layout(client, referrer)
         assert component(layout, "_pages_content")["props"].get("children") is None, referrer
         assert "pathname" not in component(layout, "_pages_location")["props"], referrer
+        assert component(layout, "shell-nav")["props"].get("children") is None, referrer
+        assert "pathname" not in component(layout, "shell-url")["props"], referrer
+
+
+def test_layout_holds_the_menu_of_the_signed_in_user(login_as):
+    """Built with the layout, the menu's callback is not needed on load: the shell's Location
+    carries the address (so it reports nothing on mount) and the menu marks the page."""
+    guest = served_layout(login_as(Role.GUEST), "http://localhost/real-time")
+    assert component(guest, "shell-url")["props"]["pathname"] == "/real-time"
+    nav = str(component(guest, "shell-nav"))
+    assert "/admin/settings" not in nav and "Real-Time Map" in nav
+    assert "Log in" in str(component(guest, "shell-user"))
+    admin = served_layout(login_as(Role.ADMIN), "http://localhost/admin/users")
+    assert "/admin/settings" in str(component(admin, "shell-nav"))
+    assert "(Admin)" in str(component(admin, "shell-user"))
+    assert active_entries(component(admin, "shell-nav")) == ["/admin/users"]
+
+
+def active_entries(node: Any) -> list[str]:
+    """The hrefs of the menu entries marked active, in a served layout."""
+    if isinstance(node, list):
+        return [href for item in node for href in active_entries(item)]
+    if not isinstance(node, dict):
+        return []
+    props = node.get("props", {})
+    found = [props["href"]] if props.get("active") is True else []
+    return found + active_entries(props.get("children"))
 
 
 def test_layout_checks_the_page_role_as_the_router_does(app, login_as):
@@ -92,6 +120,18 @@ def test_a_page_that_fails_to_build_is_left_to_the_router(client, monkeypatch, c
     assert component(layout, "_pages_content")["props"].get("children") is None
     assert component(layout, "shell-nav") is not None  # the frame is still served
     assert "its layout failed" in caplog.text
+
+
+def test_a_menu_that_fails_to_build_is_left_to_its_callback(client, monkeypatch, caplog):
+    def broken() -> frozenset[str]:
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr(shell, "hidden_features", broken)
+    layout = served_layout(client, "http://localhost/real-time")
+    assert component(layout, "shell-nav")["props"].get("children") is None
+    assert "pathname" not in component(layout, "shell-url")["props"]
+    assert component(layout, "realtime-map") is not None  # the page itself still came
+    assert "its callback builds it instead" in caplog.text
 
 
 def test_the_layout_is_never_stored(client):

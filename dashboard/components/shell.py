@@ -1,15 +1,16 @@
 """The frame around every page: navigation, the signed-in user, the page container.
 
-The frame is the same for everyone; the menu a user may see and their name arrive through
-``shell-nav``, a callback that reads the session on the server. The page inside the frame comes
-with it when the renderer's request says which page it is for (``page_container``).
+The menu a user may see and their name are built on the server from the session (``menu``): in
+the layout itself when the renderer's request says which page it is for, with the page inside
+the frame (``_address``, ``page_container``); else, and on every later move, by ``shell-nav``'s
+callback.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
@@ -88,9 +89,21 @@ def hidden_features() -> frozenset[str]:
 
 
 def layout() -> Any:
+    """The frame; with the address known (``_address``), the menu and the page come built in it."""
+    address = _address()
+    nav, user, location = None, None, dcc.Location(id="shell-url")
+    if address is not None:
+        try:
+            nav, user = menu(address.path)
+            location = located("shell-url", address)
+        except Exception:
+            # The menu's callback will try again once the frame is drawn.
+            log.exception("the menu for %s failed; its callback builds it instead", address.path)
     return html.Div(
         [
-            dcc.Location(id="shell-url"),
+            # With its address given, this Location reports nothing on mount: the menu is already
+            # built for it, and the menu's callback runs on the next move only.
+            location,
             html.A("Skip to content", href="#main", className="visually-hidden-focusable"),
             dbc.Navbar(
                 dbc.Container(
@@ -99,8 +112,8 @@ def layout() -> Any:
                         dbc.NavbarToggler(id="shell-toggler", n_clicks=0),
                         dbc.Collapse(
                             [
-                                dbc.Nav(id="shell-nav", className="me-auto", navbar=True),
-                                html.Div(id="shell-user", className="d-flex align-items-center gap-2"),
+                                dbc.Nav(nav, id="shell-nav", className="me-auto", navbar=True),
+                                html.Div(user, id="shell-user", className="d-flex align-items-center gap-2"),
                             ],
                             id="shell-collapse",
                             is_open=False,
@@ -118,7 +131,7 @@ def layout() -> Any:
                     [
                         # Filled by ``dashboard.callbacks.refuse`` when a callback refuses an input.
                         dbc.Alert(id="shell-notice", color="warning", is_open=False, dismissable=True),
-                        page_container(),
+                        page_container(address),
                     ],
                     fluid=True,
                     className="py-3",
@@ -129,32 +142,52 @@ def layout() -> Any:
     )
 
 
-def page_container() -> Any:
-    """Dash's page container, with the page the browser is on already in it when that is known.
+def _address() -> SplitResult | None:
+    """The address of the page the layout is asked for from, when the request says it.
 
     The renderer asks for the layout (``/_dash-layout``) from the page itself, so the request's
-    Referer (sent same-origin only: the Referrer-Policy) is the page's address. Built here, the
-    page comes in the layout's own answer instead of from Dash's pages router one round trip
-    later, after the layout is drawn (``bench/pages.py``: first pin). With the Location's four
-    address properties given, dcc.Location reports nothing on mount, so the router does not build
-    the page a second time; it still routes every later move (links, back and forward). Without
-    a usable Referer, or if the page fails to build, the container is Dash's own: empty until the
-    router answers, as before.
+    Referer (sent same-origin only: the Referrer-Policy) is the page's address. Knowing it, the
+    menu and the page come in the layout's own answer instead of from callbacks (the pages router,
+    the menu's) one round trip after the layout is drawn (``bench/pages.py``: first pin).
     """
-    initial = _initial_page()
-    if initial is None:
+    if not has_request_context() or not request.referrer:
+        return None
+    address = urlsplit(request.referrer)._replace(fragment="")
+    if address.netloc != request.host or address.scheme != request.scheme or not address.path:
+        return None
+    return address
+
+
+def located(
+    component_id: str, address: SplitResult, refresh: Literal["callback-nav"] | bool = True
+) -> dcc.Location:
+    """A dcc.Location given all four address properties: it reports nothing when it mounts (it
+    reports only those it lacks), so callbacks on it wait for the next move: a link, back or
+    forward, which it reports as always."""
+    return dcc.Location(
+        id=component_id,
+        refresh=refresh,
+        href=address.geturl(),
+        pathname=address.path,
+        search=f"?{address.query}" if address.query else "",
+        hash="",
+    )
+
+
+def page_container(address: SplitResult | None) -> Any:
+    """Dash's page container, with the page at ``address`` already in it.
+
+    Its Location set (``located``), the pages router does not build the page a second
+    time on load; it routes every later move. Without an address, or if the page fails to build,
+    the container is Dash's own: empty until the router answers.
+    """
+    initial = _initial_page(address) if address else None
+    if address is None or initial is None:
         return dash.page_container
-    address, content, title = initial
+    content, title = initial
     return html.Div(
         [
-            dcc.Location(
-                id="_pages_location",
-                refresh="callback-nav",
-                href=address.geturl(),
-                pathname=address.path,
-                search=f"?{address.query}" if address.query else "",
-                hash="",
-            ),
+            located("_pages_location", address, refresh="callback-nav"),
             html.Div(content, id="_pages_content", disable_n_clicks=True),
             dcc.Store(id="_pages_store", data={"title": title}),
             html.Div(id="_pages_dummy", disable_n_clicks=True),
@@ -162,15 +195,10 @@ def page_container() -> Any:
     )
 
 
-def _initial_page() -> tuple[Any, Any, str] | None:
-    """The address the layout is asked for from, and its page's layout and title, built as Dash's
-    router builds them (the same look-up, path variables and query parameters, and the page's
-    role check: ``auth.guard_pages``)."""
-    if not has_request_context() or not request.referrer:
-        return None
-    address = urlsplit(request.referrer)._replace(fragment="")
-    if address.netloc != request.host or address.scheme != request.scheme or not address.path:
-        return None
+def _initial_page(address: SplitResult) -> tuple[Any, str] | None:
+    """The layout and title of the page at ``address``, built as Dash's router builds them (the
+    same look-up, path variables and query parameters, and the page's role check:
+    ``auth.guard_pages``)."""
     page, variables = _path_to_page(dash.strip_relative_path(address.path))
     if not page:
         page = next(p for m, p in dash.page_registry.items() if m.split(".")[-1] == "not_found_404")
@@ -183,7 +211,31 @@ def _initial_page() -> tuple[Any, Any, str] | None:
         # The router will try again and answer the error where the page is shown.
         log.exception("page %s: its layout failed; the pages router builds it instead", address.path)
         return None
-    return address, content, title
+    return content, title
+
+
+def menu(path: str) -> tuple[list[Any], Any]:
+    """The menu the signed-in user (or a guest) may see, ``path``'s entry marked active, and the
+    user's name with "Log out" (a guest: "Log in")."""
+    from flask_login import current_user
+
+    role = current_role()
+    items = nav_for(role, path, hidden_features())
+    if not current_user.is_authenticated:
+        return items, html.A("Log in", href="/login", className="btn btn-light btn-sm")
+    user = html.Div(
+        [
+            html.Span(f"{current_user.name} ({role.label})", className="navbar-text text-light small"),
+            html.Form(
+                html.Button("Log out", type="submit", className="btn btn-outline-light btn-sm"),
+                action="/logout",
+                method="POST",
+                className="m-0",
+            ),
+        ],
+        className="d-flex align-items-center gap-2",
+    )
+    return items, user
 
 
 def nav_for(role: Role, path: str, hidden: frozenset[str] = frozenset()) -> list[Any]:
@@ -208,30 +260,13 @@ def register_callbacks(app: dash.Dash) -> None:
         Output("shell-user", "children"),
         Input("shell-url", "pathname"),
         min_role=Role.GUEST,
+        # As Dash's pages router: not called for the layout as served, only when the Location
+        # reports an address (on mount when the layout did not know it, then on every move).
+        prevent_initial_call=True,
         app=app,
     )
     def update_nav(pathname: str | None) -> tuple[list[Any], Any]:
-        from flask_login import current_user
-
-        role = current_role()
-        hidden = hidden_features()
-        if not current_user.is_authenticated:
-            return nav_for(role, pathname or "/", hidden), html.A(
-                "Log in", href="/login", className="btn btn-light btn-sm"
-            )
-        user = html.Div(
-            [
-                html.Span(f"{current_user.name} ({role.label})", className="navbar-text text-light small"),
-                html.Form(
-                    html.Button("Log out", type="submit", className="btn btn-outline-light btn-sm"),
-                    action="/logout",
-                    method="POST",
-                    className="m-0",
-                ),
-            ],
-            className="d-flex align-items-center gap-2",
-        )
-        return nav_for(role, pathname or "/", hidden), user
+        return menu(pathname or "/")
 
     @callback(
         Output("shell-collapse", "is_open"),

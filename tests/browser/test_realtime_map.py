@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 from sqlalchemy import select
 
 from dashboard import push
@@ -62,9 +62,10 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
             "(url) => performance.getEntriesByName(url).map(e => e.initiatorType)", f"{live_server}{path}"
         )
         assert fetched == ["link"], (path, fetched)
-    # The page came in the layout's own answer: Dash's pages router was never asked for it.
-    assert callback_calls  # the menu's callback at least: the listener sees callback requests
-    assert not [body for body in callback_calls if "_pages_content" in body]
+    # The page and the menu came in the layout's own answer: neither Dash's pages router nor the
+    # menu's callback was asked for them (the next test sees both answer a move).
+    assert not [body for body in callback_calls if "_pages_content" in body or "shell-nav" in body]
+    expect(phone.locator("#shell-nav")).to_contain_text("Real-Time Map")
     # Dash's babel polyfill is not sent; the regenerator runtime Dash's lazy loaders use is there.
     assert phone.evaluate("typeof window.regeneratorRuntime") == "object"
     assert phone.evaluate("typeof window._babelPolyfill") == "undefined"
@@ -81,9 +82,11 @@ def test_pages_reached_in_the_app_are_routed_back_and_forth(live_server, phone, 
     phone.goto(f"{live_server}/real-time")
     expect(phone.locator("path.realtime-pin")).to_have_count(7)
     phone.get_by_role("button", name="Toggle navigation").click()
+    expect(phone.locator("#shell-nav a.active")).to_have_text("Real-Time Map")
     with phone.expect_request(lambda r: "_pages_content" in (r.post_data or "")):
         phone.get_by_role("link", name="Home").click()
     expect(phone).to_have_url(f"{live_server}/")
+    expect(phone.locator("#shell-nav a.active")).to_have_text("Home")  # the menu's callback answered
     expect(phone.locator("#realtime-map")).to_have_count(0)
     home = phone.locator("#_pages_content").get_by_role("heading", name="ParkOps", level=1)
     expect(home).to_be_visible()
@@ -93,6 +96,33 @@ def test_pages_reached_in_the_app_are_routed_back_and_forth(live_server, phone, 
     phone.go_forward()
     expect(home).to_be_visible()
     expect(phone.locator("#realtime-map")).to_have_count(0)
+
+
+def test_without_a_referer_callbacks_build_page_and_menu(live_server, phone, core, session, tmp_path):
+    """A browser (or an extension) that sends no Referer gets the frame only: the page and the
+    menu then come from their callbacks, as they did before the layout held them."""
+    demo.seed_demo(session, core.secrets, tmp_path)
+    session.commit()
+
+    def without_referer(route: Route) -> None:
+        """The page as served, told to send no Referer with its requests (a browser's setting)."""
+        response = route.fetch()
+        page = response.text().replace("<head>", '<head><meta name="referrer" content="no-referrer">', 1)
+        route.fulfill(response=response, body=page)
+
+    phone.route(f"{live_server}/real-time", without_referer)
+    callback_calls: list[str] = []
+    phone.on(
+        "request",
+        lambda r: callback_calls.append(r.post_data or "") if "_dash-update-component" in r.url else None,
+    )
+    phone.goto(f"{live_server}/real-time")
+    expect(phone.locator("path.realtime-pin")).to_have_count(7)
+    expect(phone.locator("#shell-nav")).to_contain_text("Real-Time Map")
+    layout = phone.evaluate("() => performance.getEntriesByName(location.origin + '/_dash-layout').length")
+    assert layout == 1
+    assert [body for body in callback_calls if "_pages_content" in body]
+    assert [body for body in callback_calls if "shell-nav" in body]
 
 
 def fill_up(session, lot: Lot, now: datetime) -> None:
