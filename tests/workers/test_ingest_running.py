@@ -38,7 +38,8 @@ from dashboard.services.occupancy import LiveStore, Staleness, group_states
 from models import DeviceKind, Lot, LotDeviceState, LotGroup, Role, SensingDevice, UnknownDeviceMessage
 from tests.conftest import TEST_MQTT_PORT
 from tests.dash_helpers import dash_post, find_output, outputs_of
-from tests.workers.servers import PrivateMosquitto, PrivateRedis, free_port, refused_writes
+from tests.ports import restartable_port
+from tests.workers.servers import PrivateMosquitto, PrivateRedis, refused_writes
 from workers import ingest, ingest_lock
 from workers.mqtt import make_client, probe
 
@@ -259,7 +260,7 @@ def test_a_broker_that_forgot_the_session_is_reported_loudly(
     """A private embedded broker restarted under the running ingester comes back without its
     session (amqtt keeps none across a restart, like Mosquitto without persistence): a WARNING,
     a count in Redis, and Sensor Feed Health says what it means."""
-    port = free_port()
+    port = restartable_port()
     own = dataclasses.replace(core, mqtt_url=f"mqtt://{EMBEDDED_USERNAME}@127.0.0.1:{port}")
     caplog.set_level(logging.WARNING, logger="workers.ingest")
     broker = EmbeddedBroker(port)

@@ -23,6 +23,7 @@ from dashboard.embedded import EMBEDDED_USERNAME, EmbeddedBroker
 from dashboard.services import demo
 from dashboard.services.devices import DEAD_LETTERS_KEY, MESSAGES_KEY, UNKNOWN_DEVICES_KEY
 from models import DeviceKind, IngestDeadLetter, SensingDevice
+from tests.ports import restartable_port
 from workers import ingest, simulator
 from workers.mqtt import make_client
 
@@ -203,15 +204,9 @@ def test_messages_sent_while_the_ingester_is_down_arrive_after_restart(core: Cor
         _drop_session(core, client_id)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_ingester_reconnects_when_the_broker_comes_back(core: Core) -> None:
     """A private broker on its own port, stopped and started again under a running ingester."""
-    port = _free_port()
+    port = restartable_port()
     own = dataclasses.replace(core, mqtt_url=f"mqtt://{EMBEDDED_USERNAME}@127.0.0.1:{port}")
     topic = f"{core.settings.mqtt_topic_prefix}/counters/cnt-flaky/events"
     payload = json.dumps({"event_id": "e", "direction": "out", "ts": datetime.now(UTC).isoformat()}).encode()
