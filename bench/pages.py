@@ -3,11 +3,12 @@ for ``/real-time`` and how long the page takes to show its pins, in headless Chr
 
     .venv/bin/python bench/pages.py [--runs 5]
 
-Runs the app, and the baseline beside it, each in its own process (the browser's driver in this
+Runs the app, and beside it the baseline and a bare Dash page with only a map and a pin (the
+floor no Dash page goes under, ``FLOOR``), each in its own process (the browser's driver in this
 one would otherwise share the server's interpreter) on the embedded services with the demo
 campus. One load first warms each server (it compresses each static file once per process, see
 ``dashboard/static_assets.py``); then the page is loaded ``--runs`` times in fresh browser
-contexts (nothing cached), alternating between the two apps. Printed, each with its baseline from
+contexts (nothing cached), alternating between the apps. Printed, each with its baseline from
 the same run:
 
 - JS + CSS as transferred (compressed, what the network carries), beside the same files before
@@ -182,11 +183,44 @@ for line in sys.stdin:
 """
 
 
-def start_app(tree: Path, mqtt_port: int) -> tuple[subprocess.Popen[str], str] | None:
-    """The app of ``tree`` on a free port, in its own process (None when it does not start)."""
+# What Dash itself costs: a page with nothing but dash-leaflet's map (the app's tiles) and one pin,
+# no menu, no Bootstrap, no callback, no data to fetch, sent the way the app sends its own (the
+# same compression, without the babel polyfill and the table bundle). No page of a Dash app shows
+# its first pin sooner on this machine: the floor the app's figure is read against.
+FLOOR = """
+import sys, threading
+from pathlib import Path
+tree = sys.argv[1]
+sys.path.insert(0, tree)
+import logging
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+import dash, dash_leaflet as dl
+from dash import html
+from werkzeug.serving import make_server
+from dashboard.settings import Settings
+from dashboard.static_assets import drop_legacy_polyfill, drop_table_bundle, register_static_compression
+app = dash.Dash(__name__, assets_folder=str(Path(tree) / "assets" / "vendor"), title="Real-Time Map")
+register_static_compression(app.server, "/")
+drop_legacy_polyfill()
+drop_table_bundle()
+campus = [43.4723, -80.5449]
+app.layout = html.Div(dl.Map(
+    [dl.TileLayer(url=Settings.tile_url), dl.CircleMarker(center=campus, radius=10)],
+    id="realtime-map", center=campus, zoom=15, style={"height": "60vh", "width": "100%"},
+))
+server = make_server("127.0.0.1", 0, app.server, threaded=True)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(server.server_port, flush=True)
+sys.stdin.read()
+"""
+
+
+def start_app(tree: Path, mqtt_port: int, script: str = CHILD) -> tuple[subprocess.Popen[str], str] | None:
+    """The app of ``tree`` (or ``script``'s) on a free port, in its own process (None when it
+    does not start)."""
     instance = Path(tempfile.mkdtemp(prefix="parkops-bench-pages-"))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tree), str(instance), str(mqtt_port)],
+        [sys.executable, "-c", script, str(tree), str(instance), str(mqtt_port)],
         cwd=tree,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -225,8 +259,8 @@ def baseline_tree(commit: str) -> Path | None:
 class Visits:
     """One app's figures: the first load's bytes, a popup's, the first pins, a repeat visit's."""
 
-    def __init__(self, label: str, url: str) -> None:
-        self.label, self.url = label, url
+    def __init__(self, label: str, url: str, popup: bool = True) -> None:
+        self.label, self.url, self.has_popup = label, url, popup
         self.first, self.popup, self.repeat = Bytes(), Bytes(), Bytes()
         self.timings: list[float] = []
         self.seen: list[float] = []
@@ -244,6 +278,7 @@ class Visits:
         self.seen.append(seen)
         if counted:
             page.remove_listener("requestfinished", self.first.add)
+        if counted and self.has_popup:
             page.on("requestfinished", self.popup.add)
             page.locator(PIN).first.click()
             # A CSS ring now, a plotly chart (``.main-svg``) in the baseline.
@@ -262,7 +297,7 @@ class Visits:
         return [
             f"{sent:.0f} KiB ({decoded:.0f} KiB before compression)",
             "yes" if plotly else "none",
-            f"{self.popup.js_css(self.popup.sent):.0f} KiB",
+            f"{self.popup.js_css(self.popup.sent):.0f} KiB" if self.has_popup else "(no popup)",
             f"{statistics.median(self.timings) * 1000:.0f} ms (max {max(self.timings) * 1000:.0f})",
             f"{statistics.median(self.seen) * 1000:.0f} ms",
             f"{self.repeat.js_css(self.repeat.sent):.0f} KiB, "
@@ -285,6 +320,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--draw-groups", type=int, default=5000, help="0: skip the city-sized map")
     parser.add_argument("--baseline", default=BASELINE, help="git commit measured alongside ('none': skip)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the bare Dash map page (FLOOR)")
     args = parser.parse_args()
     mqtt_port = int(os.environ.get("PARKOPS_TEST_MQTT_PORT", "18829"))
     children: list[subprocess.Popen[str]] = []
@@ -299,6 +335,11 @@ def main() -> int:
     if started:
         children.append(started[0])
         apps.append(Visits(f"baseline {args.baseline}", started[1]))
+    if not args.no_floor:
+        floor = start_app(ROOT, mqtt_port + 2, FLOOR)
+        if floor:
+            children.append(floor[0])
+            apps.append(Visits("Dash floor (a map, one pin)", floor[1], popup=False))
 
     draws: list[tuple[float, float]] = []
     try:
@@ -343,6 +384,11 @@ def main() -> int:
     print(f"  target: JS + CSS <= {TARGET_KIB} KiB: {weight} ({sent:.0f} KiB)")
     pin = "met" if median_ms <= TARGET_MS else "NOT met"
     print(f"  target: first pin <= {TARGET_MS} ms: {pin} ({median_ms:.0f} ms)")
+    for visits in apps[1:]:
+        other_ms = statistics.median(visits.timings) * 1000
+        print(
+            f"  first pin against {visits.label}: {median_ms / other_ms:.2f} ({median_ms - other_ms:+.0f} ms)"
+        )
     if draws:
         drawn = statistics.median(d for _, d in draws) * 1000
         verdict = "met" if drawn < TARGET_DRAW_MS else "NOT met"

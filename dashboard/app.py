@@ -32,7 +32,7 @@ from dashboard.report_routes import register_report_routes
 from dashboard.services.health import Check, run_check
 from dashboard.settings import PROJECT_ROOT, Settings
 from dashboard.sso_routes import idp_logout_url, register_sso_routes
-from dashboard.static_assets import drop_legacy_polyfill, register_static_compression
+from dashboard.static_assets import drop_legacy_polyfill, drop_table_bundle, register_static_compression
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     core.dash = dash_app
     register_static_compression(server, dash_app.config.routes_pathname_prefix)
     drop_legacy_polyfill()
+    drop_table_bundle()
     dash_app.layout = shell.layout
     shell.register_callbacks(dash_app)
     guard_pages()

@@ -85,3 +85,28 @@ def test_pages_send_the_regenerator_runtime_not_the_babel_polyfill(client: Flask
     assert client.get(runtime).status_code == 200
     polyfill = "/_dash-component-suites/dash/deps/polyfill@7.v4_4_1m1.12.1.min.js"
     assert client.get(polyfill).status_code == 404
+
+
+def test_pages_do_not_send_the_unused_table_bundle(client: FlaskClient) -> None:
+    """dash_table's bundle is neither on a page nor served: no page shows a DataTable."""
+    page = client.get("/real-time").get_data(as_text=True)
+    assert "dash_table/" not in page
+    assert "dash_core_components" in page  # the page's other Dash bundles still are
+    bundle = client.get("/_dash-component-suites/dash/dash_table/bundle.js")
+    assert bundle.status_code == 404
+
+
+def test_no_code_uses_dash_table_whose_bundle_is_not_sent() -> None:
+    """A DataTable would not draw: ``static_assets.drop_table_bundle`` keeps its bundle off every
+    page. Using one means removing that call (and its tests) first."""
+    sources = [
+        path for folder in ("dashboard", "pages", "workers") for path in (PROJECT_ROOT / folder).rglob("*.py")
+    ]
+    assert len(sources) > 50
+    using = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in sources
+        if re.search(r"\bdash_table\b|\bDataTable\b", path.read_text(encoding="utf-8"))
+        and path.name != "static_assets.py"
+    ]
+    assert using == [], f"DataTable used in {using}: its bundle is not sent (drop_table_bundle)"
