@@ -10,6 +10,7 @@ from typing import Any, cast
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
@@ -19,6 +20,14 @@ def rows_matched(result: Result[Any]) -> int:
     """The rows an UPDATE or DELETE matched. ``Session.execute`` is typed as returning a plain
     ``Result``; for those statements it returns a ``CursorResult``, which counts them."""
     return cast(CursorResult[Any], result).rowcount
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """The database could not be reached or the connection dropped (a restart, a failover, a
+    network cut): a state that passes, unlike an error in the statement itself."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

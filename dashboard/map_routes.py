@@ -26,11 +26,13 @@ from datetime import UTC, datetime
 from flask import Flask, Response, jsonify, request
 from flask_login import current_user
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard.auth import current_role, has_role
 from dashboard.cached_responses import cached_json
 from dashboard.core import core_of
+from dashboard.db import lost_connection
 from dashboard.services import lot_status, maps, open_data
 from dashboard.services.open_data import CachedBody
 from models import Role
@@ -69,9 +71,16 @@ def map_preloads(path: str, prefix: str) -> str:
     return links
 
 
-def _unavailable(exc: RedisError) -> Response:
-    """A JSON 503 the page's script shows as "unavailable", keeping what it has drawn."""
-    log.warning("live data: %s answered 503, Redis is unavailable: %s", request.path, exc)
+def _unavailable(exc: RedisError | DBAPIError) -> Response:
+    """A JSON 503 the page's script shows as "unavailable", keeping what it has drawn: Redis down,
+    or the database down when the body had to be rebuilt (``open_data.BodyCache`` serves the
+    previous body while it has one). Any other database error is a fault: raised (a 500)."""
+    if isinstance(exc, DBAPIError):
+        if not lost_connection(exc):
+            raise exc
+        log.warning("live data: %s answered 503, the database is unreachable: %s", request.path, exc.orig)
+    else:
+        log.warning("live data: %s answered 503, Redis is unavailable: %s", request.path, exc)
     response = Response(f'{{"error": "{UNAVAILABLE}"}}', 503, mimetype="application/json")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response.headers["Cache-Control"] = "no-store"
@@ -95,7 +104,7 @@ def register_map_routes(server: Flask) -> None:
         one (its ``If-None-Match``)."""
         try:
             listed = _read_cached(server, open_data.cached_list)
-        except RedisError as exc:
+        except (RedisError, DBAPIError) as exc:
             return _unavailable(exc)
         body = maps.user_map_body(listed, logged_in=current_role() > Role.GUEST)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
@@ -107,7 +116,7 @@ def register_map_routes(server: Flask) -> None:
             return _refused()
         try:
             body = _read_cached(server, lot_status.cached_lot_status)
-        except RedisError as exc:
+        except (RedisError, DBAPIError) as exc:
             return _unavailable(exc)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
 

@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 
 from flask import Response, current_app, request
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
 from dashboard.api.blueprint import api, error, unknown_parameters
 from dashboard.cached_responses import cached_json
 from dashboard.core import Core, core_of
+from dashboard.db import lost_connection
 from dashboard.services import occupancy, open_data
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore
@@ -43,9 +45,24 @@ def _redis_unavailable(exc: RedisError) -> Response:
     ``Retry-After`` (as ``/healthz`` answers 503), never Flask's HTML 500. Not cacheable. Registered
     on the blueprint, so it covers every ``/api/v1`` route, not only these."""
     log.warning("api: %s %s answered 503, Redis is unavailable: %s", request.method, request.path, exc)
-    response, status = error(
-        503, "temporarily unavailable (the live data store is unreachable); try again shortly"
+    return _unavailable("the live data store is unreachable")
+
+
+@api.errorhandler(DBAPIError)
+def _database_unavailable(exc: DBAPIError) -> Response:
+    """The database unreachable while a list had to be rebuilt (``open_data.BodyCache`` serves
+    the previous one as long as it has it): a 503 as for Redis. Any other database error is a
+    fault and stays a 500 (logged by Flask)."""
+    if not lost_connection(exc):
+        raise exc
+    log.warning(
+        "api: %s %s answered 503, the database is unreachable: %s", request.method, request.path, exc.orig
     )
+    return _unavailable("the database is unreachable")
+
+
+def _unavailable(what: str) -> Response:
+    response, status = error(503, f"temporarily unavailable ({what}); try again shortly")
     response.status_code = status
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response.headers["Cache-Control"] = "no-store"

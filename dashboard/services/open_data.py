@@ -55,10 +55,11 @@ from typing import Any, ClassVar
 import redis
 from redis.exceptions import LockError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
-from dashboard.db import Database
+from dashboard.db import Database, lost_connection
 from dashboard.services import occupancy, system_settings
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, Policy
@@ -362,6 +363,11 @@ class BodyCache:
     When the ETag expires, the first request to take a short Redis lock rebuilds the body; the
     others serve the previous one (``key:last``, kept ``keep_ms``) instead of piling onto the
     database. Only a cold start, with no previous body at all, builds without the lock.
+
+    When the rebuild cannot reach the database, the previous body is served again, and stands as
+    the current one for ``ttl_ms`` more (one try per ``ttl_ms`` for all the processes, not one per
+    request); with no previous body left (``keep_ms`` after the last build), the error goes up
+    for the route to answer 503.
     """
 
     _memo: ClassVar[dict[str, CachedBody]] = {}  # per process: the last body read, by key
@@ -405,6 +411,10 @@ class BodyCache:
             if lock.acquire():
                 try:
                     return self._store(build())
+                except DBAPIError as exc:
+                    if not lost_connection(exc):
+                        raise
+                    return self._previous_again(exc)
                 finally:
                     # LockError: the build outlived the lock, whose expiry already freed it.
                     with contextlib.suppress(LockError):
@@ -415,6 +425,17 @@ class BodyCache:
             if etag is None:
                 return self._cached(build())
         return self._read(_text(etag)) or self._cached(build())
+
+    def _previous_again(self, exc: DBAPIError) -> CachedBody:
+        last = self.redis.get(self.key + ":last")
+        previous = self._read(_text(last)) if last is not None else None
+        if previous is None:
+            raise exc
+        self.redis.set(self.key, previous.etag, px=self.ttl_ms)
+        log.warning(
+            "%s: the database is unreachable (%s); serving the body built before", self.key, exc.orig or exc
+        )
+        return previous
 
     def _wait_for_rebuild(self) -> bytes | str | None:
         """The ETag another request is building, once it is stored (None after ``FRESH_WAIT_S``:

@@ -73,11 +73,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Executable, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
-from dashboard.db import Database
+from dashboard.db import Database, lost_connection
 from dashboard.services import audit, boots, email, permits, stripe_payments, violations
 from dashboard.services.errors import DomainError, NotFound, ValidationFailed
 from dashboard.services.payment_providers import (
@@ -121,12 +121,6 @@ class DatabaseUnavailable(Exception):
     """A database step kept losing its connection through every retry."""
 
 
-def _lost_connection(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-
-
 def with_retries(step: Callable[[], T], what: str) -> T:
     """Run ``step`` (one whole transaction of its own) and run it again, on a fresh connection, when
     the database connection drops; ``DatabaseUnavailable`` once ``RETRY_DELAYS`` are spent. Only
@@ -135,7 +129,7 @@ def with_retries(step: Callable[[], T], what: str) -> T:
         try:
             return step()
         except DBAPIError as exc:
-            if not _lost_connection(exc):
+            if not lost_connection(exc):
                 raise
             if delay is None:
                 raise DatabaseUnavailable(f"{what}: {exc.orig or exc}") from exc
