@@ -4,11 +4,11 @@ for ``/real-time`` and how long the page takes to show its pins, in headless Chr
     .venv/bin/python bench/pages.py [--runs 5]
 
 Runs the app, and beside it the baseline and a bare Dash page with only a map and a pin (the
-floor no Dash page goes under, ``FLOOR``), each in its own process (the browser's driver in this
-one would otherwise share the server's interpreter) on the embedded services with the demo
-campus. One load first warms each server (it compresses each static file once per process, see
-``dashboard/static_assets.py``); then the page is loaded ``--runs`` times in fresh browser
-contexts (nothing cached), alternating between the apps. Printed, each with its baseline from
+floor a Dash map page can hardly go under, ``FLOOR``), each in its own process (the browser's
+driver in this one would otherwise share the server's interpreter), the apps on the embedded
+services with the demo campus. One load first warms each server (it compresses each static file
+once per process, see ``dashboard/static_assets.py``); then the page is loaded ``--runs`` times
+in fresh browser contexts (nothing cached), alternating between the apps. Printed, each with its baseline from
 the same run:
 
 - JS + CSS as transferred (compressed, what the network carries), beside the same files before
@@ -185,8 +185,8 @@ for line in sys.stdin:
 
 # What Dash itself costs: a page with nothing but dash-leaflet's map (the app's tiles) and one pin,
 # no menu, no Bootstrap, no callback, no data to fetch, sent the way the app sends its own (the
-# same compression, without the babel polyfill and the table bundle). No page of a Dash app shows
-# its first pin sooner on this machine: the floor the app's figure is read against.
+# same compression, without the babel polyfill and the table bundle). A Dash page with a map can
+# hardly show its first pin sooner: the floor the app's figure is read against.
 FLOOR = """
 import sys, threading
 from pathlib import Path

@@ -50,10 +50,11 @@ def _redis_unavailable(exc: RedisError) -> Response:
 
 @api.errorhandler(DBAPIError)
 def _database_unavailable(exc: DBAPIError) -> Response:
-    """The database unreachable while a list had to be rebuilt (``open_data.BodyCache`` serves
-    the previous one as long as it has it): a 503 as for Redis. Any other database error is a
-    fault and stays a 500 (logged by Flask)."""
-    if not lost_connection(exc):
+    """The database unreachable while a read had to reach it (the lists: ``open_data.BodyCache``
+    serves the previous one as long as it has it): a 503 as for Redis. A write that lost its
+    connection may or may not have committed, and any other database error is a fault: those
+    stay a 500 (logged by Flask), not an invitation to try again."""
+    if request.method not in ("GET", "HEAD") or not lost_connection(exc):
         raise exc
     log.warning(
         "api: %s %s answered 503, the database is unreachable: %s", request.method, request.path, exc.orig

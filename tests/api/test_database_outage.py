@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy.exc import OperationalError
 
 from dashboard.core import Core
 from dashboard.services import occupancy
 from dashboard.services.occupancy import LiveStore
 from dashboard.services.open_data import LIST_CACHE_KEY, BodyCache
 from models import Lot, LotGroup, OccupancySource
+from tests.api.partners import bearer, issue_key
 from tests.faults import DropConnection
 
 NOW = datetime.now(UTC)
@@ -83,3 +85,14 @@ def test_a_list_to_rebuild_answers_json_503_until_the_database_is_back(
     assert drop.fired >= 3
     assert "North Garage" in client.get("/live/user-map.json?fresh=1").get_data(as_text=True)
     assert client.get(f"/api/v1/lot-groups/{group_id}").get_json()["name"] == "North Garage"
+
+
+def test_a_write_that_lost_the_database_is_a_500_not_an_invitation_to_retry(
+    client: FlaskClient, core: Core
+) -> None:
+    """A write may or may not have committed when its connection dropped: no 503 "try again".
+    The error is left to Flask (a logged 500; the test app hands it to the test instead)."""
+    key = issue_key(core, "permits:write")
+    with DropConnection(core.db, r"^\s*SELECT", times=None) as drop, pytest.raises(OperationalError):
+        client.post("/api/v1/permits", json={}, headers=bearer(key))
+    assert drop.fired >= 1
