@@ -29,14 +29,18 @@ def test_a_manager_refunds_a_stray_charge_after_confirming(page: Page, live_serv
         idempotency_key="typed-at-the-counter",
         description="outside",
     )
-    reconciliation.run(core.db, core.secrets, datetime.now(UTC) + timedelta(hours=2))
+    found = datetime.now(UTC) + timedelta(hours=2)
+    reconciliation.run(core.db, core.secrets, found)
+    # In words in the site's zone: two hours ahead is tomorrow late in the site's evening.
+    local = found.astimezone(core.settings.tz)
+    day = "today" if local.date() == datetime.now(core.settings.tz).date() else "tomorrow"
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, live_server, make_user(Role.MANAGER), "/admin/reconciliation")
     card = page.locator("#recon-rows .card")
     expect(card).to_have_count(1)
     expect(card).to_contain_text("Charged without a settled payment")
     expect(card).to_contain_text("$22.50 CAD")
-    expect(card).to_contain_text("today")
+    expect(card).to_contain_text(f"Found {local:%H:%M} {day}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
     card.get_by_role("button", name="Refund the charge").click()

@@ -69,8 +69,13 @@ def test_a_manager_lists_a_stray_charge_and_refunds_it_after_confirming(app, log
     shown = json.dumps(listed(manager, app))
     assert "Charged without a settled payment" in shown and reference in shown and "$15.00 CAD" in shown
     assert "Refund the charge" in shown and "Settle the payment" not in shown
-    assert "today" in shown  # found "HH:MM today", in words in the site's zone
     row_id = mismatch_id(core)
+    # When it was found, in words in the site's zone: the run is two hours ahead of now, so late in
+    # the site's evening that is tomorrow.
+    with core.db.session() as s:
+        found = s.get(PaymentMismatch, row_id).found_at.astimezone(core.settings.tz)
+    today = datetime.now(core.settings.tz).date()
+    assert f"Found {found:%H:%M} {'today' if found.date() == today else 'tomorrow'}" in shown
 
     buttons = [{"type": "recon-act", "id": row_id, "action": a} for a in ("review", "refund")]
     dialog = outputs_of(press(manager, app, "recon-selected.data", buttons[1], rows={"recon-act": buttons}))
