@@ -304,10 +304,12 @@
 
     /*
      * Outputs: the GeoJSON layer's data, the map's viewport (fitted on the first draw only, so a
-     * refresh never moves the map under the visitor's finger), the table (sent while it is
-     * shown) and the error slot. ``shownPins`` is the GeoJSON data drawn now (null on a new visit).
+     * refresh never moves the map under the visitor's finger, and only when the page did not
+     * open the map on the pins already: ``openedOn``, the bounds it came with), the table (sent
+     * while it is shown) and the error slot. ``shownPins`` is the GeoJSON data drawn now (null on
+     * a new visit).
      */
-    async function refresh(message, _tick, tableShown, shownPins) {
+    async function refresh(message, _tick, tableShown, shownPins, openedOn) {
         const noUpdate = window.dash_clientside.no_update;
         const pushed = window.dash_clientside.callback_context.triggered_id === "realtime-live";
         if (pushed && shownPins && drawn.body && applyPushed(message)) {
@@ -354,7 +356,8 @@
         } else {
             updateInPlace();
         }
-        const viewport = first && body.bounds
+        // Options as FIT_OPTIONS in dashboard/components/realtime_map.py.
+        const viewport = first && body.bounds && !openedOn
             ? {bounds: body.bounds, options: {padding: [30, 30], maxZoom: 16}}
             : noUpdate;
         return [moved ? body.pins : noUpdate, viewport, tableShown ? table(body) : noUpdate, null];

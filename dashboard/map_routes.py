@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
@@ -119,6 +119,23 @@ def register_map_routes(server: Flask) -> None:
         except (RedisError, DBAPIError) as exc:
             return _unavailable(exc)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
+
+
+def opening_bounds() -> maps.Bounds | None:
+    """Where this visitor's user map opens (``maps.user_map_bounds``), from the same cached list as
+    its data. None while that list cannot be read (Redis down, or the database down with no list
+    left): the map then opens on the world, and its first refresh says live counts are
+    unavailable (logged by the data route)."""
+    core = core_of(current_app)
+    try:
+        listed = open_data.cached_list(core.db, core.redis, core.secrets, lambda: datetime.now(UTC))
+    except RedisError:
+        return None
+    except DBAPIError as exc:
+        if not lost_connection(exc):
+            raise
+        return None
+    return maps.user_map_bounds(listed, logged_in=current_role() > Role.GUEST)
 
 
 def _read_cached(server: Flask, read: Callable[..., CachedBody]) -> CachedBody:

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from dashboard.callbacks import callback, register_page
 from dashboard.components import rich_text
 from dashboard.components.realtime_map import legend, live_map
+from dashboard.map_routes import opening_bounds
 from dashboard.services import content, occupancy
 from dashboard.services.occupancy import Figure, LiveStore
 from dashboard.services.wording import ago
@@ -101,7 +102,7 @@ def _segment(session: Any, segment: content.Segment, body_format: str) -> Any:
     if segment.name == "real-time-legend":
         return legend()
     if segment.name == "real-time-map":
-        return html.Div(live_map(core().settings.tile_url), className="my-3")
+        return html.Div(live_map(core().settings.tile_url, opening_bounds()), className="my-3")
     return _logix_list(session, segment.params)
 
 

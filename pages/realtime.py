@@ -8,8 +8,9 @@ The same live map is embedded in content pages by the ``[real-time-map]`` shortc
 (``realtime_map.live_map``; this module's callback serves both). The layout is empty scaffolding
 (the tile server URL is configuration, not data). The browser draws the pins, popups and table
 alternative from ``/live/user-map.json`` (``dashboard.map_routes``, ``assets/realtime_map.js``) on
-every pushed occupancy change and on the poll (``dashboard.components.live``), and fits the map to
-the pins on its first draw only, so a live update never moves the map under the visitor's finger.
+every pushed occupancy change and on the poll (``dashboard.components.live``). The map opens on
+the pins (their bounds come with the layout, ``map_routes.opening_bounds``; without them the
+script fits the map on its first draw), and a live update never moves it under the visitor's finger.
 No server callback: a visitor costs the server one cached, ETag'd body per change.
 """
 
@@ -21,6 +22,7 @@ from dash import ClientsideFunction, Input, Output, State, html
 from dashboard.callbacks import register_page
 from dashboard.components.live import live_inputs, register_live_updates
 from dashboard.components.realtime_map import PREFIX, legend, live_map
+from dashboard.map_routes import opening_bounds
 from dashboard.web import core
 from models import Role
 
@@ -37,7 +39,7 @@ def layout(**_query: str) -> html.Div:
                 "Tap a pin to see how much room a lot group has and which permits its lots sell.",
                 className="text-muted",
             ),
-            live_map(core().settings.tile_url),
+            live_map(core().settings.tile_url, opening_bounds()),
             legend(),
         ],
         style={"maxWidth": "100%", "overflowX": "hidden"},
@@ -57,6 +59,7 @@ dash.clientside_callback(
     *live_inputs(PREFIX),
     Input(f"{PREFIX}-table-collapse", "is_open"),
     State(f"{PREFIX}-pins", "data"),
+    State(f"{PREFIX}-map", "bounds"),
 )
 
 

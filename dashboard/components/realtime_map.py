@@ -26,7 +26,7 @@ import dash_leaflet as dl
 from dash import html
 
 from dashboard.components.live import live_updates
-from dashboard.services.maps import availability_text
+from dashboard.services.maps import Bounds, availability_text
 
 AVAILABLE_COLOR = "#198754"  # Bootstrap success
 TAKEN_COLOR = "#dee2e6"
@@ -38,7 +38,10 @@ PREFIX = "realtime"  # ids and live-update channel of the map (``dashboard.compo
 # Leaflet pans an opening popup to 5 px of the map's edge by default, which on a phone put the
 # popup's title under the zoom buttons (top left, about 80 px tall): keep the popup below them.
 POPUP_PAD_TOP_LEFT = [10, 88]
-DEFAULT_CENTER = [20.0, 0.0]  # the world, until the first refresh fits the map to the pins
+DEFAULT_CENTER = [20.0, 0.0]  # the world, when the page could not say where the pins are
+# How the map fits its pins: as it opens (``bounds``), or on the script's first draw when the page
+# came without them (``assets/realtime_map.js``, the same options).
+FIT_OPTIONS = {"padding": [30, 30], "maxZoom": 16}
 # What the page's script draws the pins and donuts with (dash-leaflet hands ``hideout`` to the
 # GeoJSON layer's functions), so the legend and the map share one set of colours.
 PIN_LOOK = {
@@ -49,8 +52,13 @@ PIN_LOOK = {
 }
 
 
-def live_map(tile_url: str) -> html.Div:
-    """The user map, for a layout. ``tile_url`` is configuration (``PARKOPS_TILE_URL``), not data."""
+def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
+    """The user map, for a layout. ``tile_url`` is configuration (``PARKOPS_TILE_URL``), not data;
+    ``bounds`` where the pins are (``map_routes.opening_bounds``): the map opens there, not on the
+    world view it would leave as soon as the pins arrive (fetching the world's tiles for nothing)."""
+    view: dict[str, Any] = (
+        {"bounds": bounds, "boundsOptions": FIT_OPTIONS} if bounds else {"center": DEFAULT_CENTER, "zoom": 2}
+    )
     return html.Div(
         [
             html.Div(live_updates(PREFIX), className="mb-1"),
@@ -66,8 +74,7 @@ def live_map(tile_url: str) -> html.Div:
                     ),
                 ],
                 id=f"{PREFIX}-map",
-                center=DEFAULT_CENTER,
-                zoom=2,
+                **view,
                 style={"height": "60vh", "minHeight": "320px", "width": "100%", "maxWidth": "100%"},
                 className="realtime-map border rounded",
             ),

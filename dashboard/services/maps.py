@@ -29,6 +29,8 @@ from dashboard.services import open_data
 from dashboard.services.errors import NotFound
 from dashboard.services.occupancy import GroupOccupancy, LiveStore, LotPermits, Policy
 
+Bounds = list[list[float]]  # [[south, west], [north, east]], as Leaflet takes them
+
 
 @dataclass(frozen=True)
 class UserMapLot:
@@ -205,7 +207,7 @@ def _nearest_index(groups: list[UserMapGroup]) -> dict[int, UserMapGroup | None]
     return {g.group_id: nearest_with_space(g, groups) for g in groups if group_sold_out(g)}
 
 
-def _bounds(groups: list[UserMapGroup]) -> list[list[float]] | None:
+def _bounds(groups: list[UserMapGroup]) -> Bounds | None:
     located = [g for g in groups if g.located]
     if not located:
         return None
@@ -267,20 +269,38 @@ def user_map_payload(groups: list[UserMapGroup], *, logged_in: bool) -> dict[str
     }
 
 
-_BODIES: dict[bool, open_data.CachedBody] = {}  # per process, by audience: the latest body only
-
-
 def user_map_body(listed: open_data.CachedBody, *, logged_in: bool) -> open_data.CachedBody:
     """The user map's data for one audience, derived from the open API's cached list (one source
     of figures for the API and the maps, no database read) and rebuilt only when the list's version
     changes: every open map asks again on every pushed change. Its ETag is the list's and the
     audience's, so a browser that holds the current one is answered 304."""
+    return _user_map(listed, logged_in).body
+
+
+def user_map_bounds(listed: open_data.CachedBody, *, logged_in: bool) -> Bounds | None:
+    """Where the user map opens (its pins' south-west and north-east corners; None without a
+    located group): given with the page, so the map opens on the campus instead of the world
+    view it would leave once the pins arrive (and never fetches the world's tiles)."""
+    return _user_map(listed, logged_in).bounds
+
+
+@dataclass(frozen=True)
+class _UserMap:
+    body: open_data.CachedBody
+    bounds: Bounds | None
+
+
+_BODIES: dict[bool, _UserMap] = {}  # per process, by audience: the latest body only
+
+
+def _user_map(listed: open_data.CachedBody, logged_in: bool) -> _UserMap:
     audience = "user" if logged_in else "guest"
     etag = f"{listed.etag}-{audience}"
     known = _BODIES.get(logged_in)
-    if known is not None and known.etag == etag:
+    if known is not None and known.body.etag == etag:
         return known
     groups = from_public_list(orjson.loads(listed.body)["lot_groups"], logged_in=logged_in)
-    body = open_data.CachedBody(open_data.dump(user_map_payload(groups, logged_in=logged_in)), etag)
-    _BODIES[logged_in] = body
-    return body
+    payload = user_map_payload(groups, logged_in=logged_in)
+    built = _UserMap(open_data.CachedBody(open_data.dump(payload), etag), payload["bounds"])
+    _BODIES[logged_in] = built
+    return built

@@ -105,6 +105,9 @@ def test_the_public_map_and_lot_group_page_say_live_counts_are_unavailable(
     assert refused.headers["Cache-Control"] == "no-store"
     assert guest.get(f"/lot-groups/{group_id}").status_code == 200
     assert guest.get("/real-time").status_code == 200
+    # The page still comes, its map on the world view (where the pins are is not known).
+    layout = guest.get("/_dash-layout", headers={"Referer": "http://localhost/real-time"})
+    assert layout.status_code == 200 and '"zoom":2' in layout.get_data(as_text=True).replace(" ", "")
 
 
 def test_the_staff_screens_data_answers_json_503_while_redis_is_down(

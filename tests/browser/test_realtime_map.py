@@ -44,9 +44,18 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
         "request",
         lambda r: callback_calls.append(r.post_data or "") if "_dash-update-component" in r.url else None,
     )
+    tiles: list[int] = []
+    phone.on("request", lambda r: tiles.append(int(r.url.split("/")[-3])) if r.url.endswith(".png") else None)
     phone.goto(f"{live_server}/real-time")
     pins = phone.locator("path.realtime-pin")
     expect(pins).to_have_count(7)
+    # The map opened on the campus (its bounds came with the page): it never showed the world,
+    # nor fetched the world's tiles, and every pin is on the map as drawn.
+    assert tiles and min(tiles) >= 13, tiles
+    shown = phone.locator("#realtime-map").bounding_box()
+    for box in (pins.nth(n).bounding_box() for n in range(7)):
+        assert shown["x"] <= box["x"] and box["x"] + box["width"] <= shown["x"] + shown["width"], box
+        assert shown["y"] <= box["y"] and box["y"] + box["height"] <= shown["y"] + shown["height"], box
     pins.first.click(force=True)
     popup = phone.locator(".leaflet-popup")
     expect(popup).to_be_visible()

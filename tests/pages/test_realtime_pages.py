@@ -1,5 +1,6 @@
 """The user-side Real-Time Map and Lot Group pages over HTTP: both open to guests; guests get no
-standard-permit options, signed-in users do; the layouts hold no data."""
+standard-permit options, signed-in users do; the layouts hold no data (the map only where its
+pins are, to open there)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,45 @@ def test_guests_open_both_pages(app, login_as, seeded) -> None:
     lot_group = router(guest, app, f"/lot-groups/{seeded['Columbia Street Lots']}")
     assert "lotgroup-content" in lot_group and "/login?next=" not in lot_group
     assert "Columbia Pay Lot" not in lot_group
+
+
+def _map_component(layout: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("props", {}).get("id") == "realtime-map":
+                found.append(node["props"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(layout))
+    assert len(found) == 1
+    return found[0]
+
+
+def test_the_map_opens_on_the_pins(app, login_as, seeded) -> None:
+    """The layout gives the map its pins' bounds (the same as the data's), so it opens on the
+    campus; the pins themselves still come from the cached data, not the layout."""
+    guest = login_as(Role.GUEST)
+    shown = _map_component(router(guest, app, "/real-time"))
+    body = user_map(guest).get_json()
+    assert shown["bounds"] == body["bounds"] and shown["boundsOptions"] == {
+        "padding": [30, 30],
+        "maxZoom": 16,
+    }
+    assert "center" not in shown and "zoom" not in shown
+    (south, west), (north, east) = body["bounds"]
+    points = [f["geometry"]["coordinates"] for f in body["pins"]["features"]]
+    assert all(south <= lat <= north and west <= lon <= east for lon, lat in points)
+
+
+def test_a_map_with_no_pin_opens_on_the_world(app, login_as, core) -> None:
+    shown = _map_component(router(login_as(Role.GUEST), app, "/real-time"))
+    assert "bounds" not in shown and shown["zoom"] == 2
 
 
 USER_MAP = "/live/user-map.json"
