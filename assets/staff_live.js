@@ -284,10 +284,11 @@
 
     /*
      * Outputs: the GeoJSON layer's data, the map's viewport (fitted on the first draw only, so a
-     * refresh never undoes the admin's panning), the table and the error slot. ``shownPins`` is
+     * refresh never undoes the admin's panning, and only when the map did not open on the pins:
+     * ``openedOn``, the bounds the page gave it), the table and the error slot. ``shownPins`` is
      * the layer's data drawn now (null on a new visit to the page).
      */
-    async function adminMap(_message, _tick, shownPins) {
+    async function adminMap(_message, _tick, shownPins, openedOn) {
         const noUpdate = window.dash_clientside.no_update;
         const pushed = window.dash_clientside.callback_context.triggered_id === "adminmap-live";
         const first = !shownPins;
@@ -311,7 +312,9 @@
         } else {
             updatePinsInPlace();
         }
-        const viewport = first && body.bounds ? {bounds: body.bounds, transition: "fitBounds"} : noUpdate;
+        const viewport = first && body.bounds && !openedOn
+            ? {bounds: body.bounds, transition: "fitBounds"}
+            : noUpdate;
         return [moved ? body.pins : noUpdate, viewport, adminTable(body), null];
     }
 

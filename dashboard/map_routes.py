@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
 from flask import Flask, Response, current_app, jsonify, request
 from flask_login import current_user
 from redis.exceptions import RedisError
@@ -127,15 +128,31 @@ def opening_bounds() -> maps.Bounds | None:
     left): the map then opens on the world, and its first refresh says live counts are
     unavailable (logged by the data route)."""
     core = core_of(current_app)
+    listed = _readable(lambda: open_data.cached_list(core.db, core.redis, core.secrets, _now))
+    return None if listed is None else maps.user_map_bounds(listed, logged_in=current_role() > Role.GUEST)
+
+
+def staff_opening_bounds() -> maps.Bounds | None:
+    """Where the admin map opens: the staff body's bounds (``lot_status``), as ``opening_bounds``."""
+    core = core_of(current_app)
+    body = _readable(lambda: lot_status.cached_lot_status(core.db, core.redis, core.secrets, _now))
+    return None if body is None else orjson.loads(body.body)["bounds"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _readable(read: Callable[[], CachedBody]) -> CachedBody | None:
+    """A cached body, or None while it cannot be read (see ``_unavailable``)."""
     try:
-        listed = open_data.cached_list(core.db, core.redis, core.secrets, lambda: datetime.now(UTC))
+        return read()
     except RedisError:
         return None
     except DBAPIError as exc:
         if not lost_connection(exc):
             raise
         return None
-    return maps.user_map_bounds(listed, logged_in=current_role() > Role.GUEST)
 
 
 def _read_cached(server: Flask, read: Callable[..., CachedBody]) -> CachedBody:
@@ -146,7 +163,7 @@ def _read_cached(server: Flask, read: Callable[..., CachedBody]) -> CachedBody:
         core.db,
         core.redis,
         core.secrets,
-        lambda: datetime.now(UTC),
+        _now,
         fresh=request.args.get("fresh") == "1",
         held=_held_etag(),
     )

@@ -1,4 +1,5 @@
-"""Calling Dash callbacks the way the browser does: a POST to ``/_dash-update-component``."""
+"""Calling Dash callbacks the way the browser does (a POST to ``/_dash-update-component``), and
+reading the layout Dash serves (``/_dash-layout``, built for the page its Referer names)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,22 @@ def press(
         "changedPropIds": [changed],
     }
     return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+
+
+def component(layout: Any, component_id: str) -> dict[str, Any] | None:
+    """The component with ``component_id`` in a layout as Dash serves it (JSON), or None."""
+    if isinstance(layout, list):
+        return next((found for item in layout if (found := component(item, component_id))), None)
+    if not isinstance(layout, dict):
+        return None
+    props = layout.get("props", {})
+    if props.get("id") == component_id:
+        return layout
+    return next((found for value in props.values() if (found := component(value, component_id))), None)
+
+
+def served_layout(client: FlaskClient, referrer: str | None) -> Any:
+    headers = {"Referer": referrer} if referrer else {}
+    response = client.get("/_dash-layout", headers=headers)
+    assert response.status_code == 200
+    return response.get_json()

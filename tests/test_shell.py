@@ -3,11 +3,10 @@
 from typing import Any
 
 import dash
-from flask.testing import FlaskClient
 
 from dashboard.components import shell
 from models import Role
-from tests.dash_helpers import dash_post, find_output, outputs_of
+from tests.dash_helpers import component, dash_post, find_output, outputs_of, served_layout
 
 
 def test_guest_menu_has_no_admin_links(app, login_as):
@@ -24,25 +23,6 @@ def test_admin_menu_shows_admin_screens_and_name(app, login_as):
     text = str(outputs_of(dash_post(client, app, output, ["/"])))
     assert "/admin/settings" in text and "/admin/tasks" in text
     assert "(Admin)" in text
-
-
-def component(layout: Any, component_id: str) -> dict[str, Any] | None:
-    """The component with ``component_id`` in a layout as Dash serves it (JSON), or None."""
-    if isinstance(layout, list):
-        return next((found for item in layout if (found := component(item, component_id))), None)
-    if not isinstance(layout, dict):
-        return None
-    props = layout.get("props", {})
-    if props.get("id") == component_id:
-        return layout
-    return next((found for value in props.values() if (found := component(value, component_id))), None)
-
-
-def served_layout(client: FlaskClient, referrer: str | None) -> Any:
-    headers = {"Referer": referrer} if referrer else {}
-    response = client.get("/_dash-layout", headers=headers)
-    assert response.status_code == 200
-    return response.get_json()
 
 
 def test_layout_holds_the_page_it_is_asked_for_from(client):

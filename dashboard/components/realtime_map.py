@@ -56,9 +56,7 @@ def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
     """The user map, for a layout. ``tile_url`` is configuration (``PARKOPS_TILE_URL``), not data;
     ``bounds`` where the pins are (``map_routes.opening_bounds``): the map opens there, not on the
     world view it would leave as soon as the pins arrive (fetching the world's tiles for nothing)."""
-    view: dict[str, Any] = (
-        {"bounds": bounds, "boundsOptions": FIT_OPTIONS} if bounds else {"center": DEFAULT_CENTER, "zoom": 2}
-    )
+    view = opening_view(bounds)
     return html.Div(
         [
             html.Div(live_updates(PREFIX), className="mb-1"),
@@ -91,6 +89,18 @@ def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
         ],
         className="realtime-live-map",
     )
+
+
+def opening_view(bounds: Bounds | None) -> dict[str, Any]:
+    """A ``dl.Map``'s opening view: on ``bounds`` (the pins, ``map_routes.opening_bounds``), else
+    the world, which the page's script leaves for the pins on its first draw.
+
+    The map does not report where it is moved to (``trackViewport``): nothing here reads that, and
+    dash-leaflet's report assumes a ``center``, which a map opened on ``bounds`` has not (it threw
+    on every move). Without it a pan or zoom costs no update of the page's state either."""
+    if bounds:
+        return {"bounds": bounds, "boundsOptions": FIT_OPTIONS, "trackViewport": False}
+    return {"center": DEFAULT_CENTER, "zoom": 2, "trackViewport": False}
 
 
 def _attributes(values: dict[str, str]) -> dict[str, Any]:

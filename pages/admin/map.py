@@ -7,12 +7,13 @@ empty lot that is sold out can be given a larger allowance. Each block is labell
 reads them that way rather than as a bug. A group without sensor data shows the permit count in
 place of the physical one, as the seed does, and says so.
 
-The layout is empty scaffolding (a map without pins and an empty table). The browser draws the
-pins, popups and the text table beside the map (for screen-reader and keyboard users, who cannot
-open a map popup) from the staff body ``/live/lot-status.json`` (``dashboard.map_routes``,
-``dashboard.services.lot_status``, ``assets/staff_live.js``), which the officers' Lot Status page
-shares, on every pushed occupancy change and on the poll (``dashboard.components.live``). Pins are
-updated in place, so an open popup stays open and the map stays where the admin moved it.
+The layout is empty scaffolding (a map without pins, opening where the pins are, and an empty
+table). The browser draws the pins, popups and the text table beside the map (for screen-reader and
+keyboard users, who cannot open a map popup) from the staff body ``/live/lot-status.json``
+(``dashboard.map_routes``, ``dashboard.services.lot_status``, ``assets/staff_live.js``), which the
+officers' Lot Status page shares, on every pushed occupancy change and on the poll
+(``dashboard.components.live``). Pins are updated in place, so an open popup stays open and the map
+stays where the admin moved it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dash import ClientsideFunction, Output, State, html
 
 from dashboard.callbacks import register_page
 from dashboard.components.live import live_inputs, live_updates, register_live_updates
-from dashboard.components.realtime_map import POPUP_PAD_TOP_LEFT
+from dashboard.components.realtime_map import POPUP_PAD_TOP_LEFT, opening_view
+from dashboard.map_routes import staff_opening_bounds
 from dashboard.services.lot_status import DIFFER_NOTE
 from dashboard.web import core
 from models import Role
@@ -66,8 +68,7 @@ def layout(**_query: str) -> html.Div:
                                 ),
                             ],
                             id=f"{PREFIX}-map",
-                            center=[0, 0],
-                            zoom=2,
+                            **opening_view(staff_opening_bounds()),
                             style={"height": "70vh", "minHeight": "24rem"},
                         ),
                         lg=7,
@@ -89,9 +90,10 @@ def layout(**_query: str) -> html.Div:
     )
 
 
-# The pins, the viewport (fitted on the first draw only), the table and the error slot, drawn in
-# the browser from the cached staff body on the page's first call, on each pushed change and on
-# the poll. The route checks the role; the pushed message is only a trigger.
+# The pins, the viewport (fitted on the first draw only, when the map did not open on the pins),
+# the table and the error slot, drawn in the browser from the cached staff body on the page's first
+# call, on each pushed change and on the poll. The route checks the role; the pushed message is
+# only a trigger.
 dash.clientside_callback(
     ClientsideFunction(namespace="parkops_staff", function_name="adminMap"),
     Output(f"{PREFIX}-pins", "data"),
@@ -100,4 +102,5 @@ dash.clientside_callback(
     Output(f"{PREFIX}-error", "children"),
     *live_inputs(PREFIX),
     State(f"{PREFIX}-pins", "data"),
+    State(f"{PREFIX}-map", "bounds"),
 )

@@ -49,6 +49,12 @@ def test_the_popup_shows_both_figures_and_follows_new_counts(
     journey: Page, live_server, make_user, core, session, garage
 ) -> None:
     admin = make_user(Role.ADMIN)
+    tiles: list[int] = []
+    journey.on(
+        "request", lambda r: tiles.append(int(r.url.split("/")[-3])) if r.url.endswith(".png") else None
+    )
+    errors: list[str] = []
+    journey.on("pageerror", lambda error: errors.append(str(error)))
     journey.goto(f"{live_server}/login?next=/admin/map")
     journey.fill("#login-email", admin.email)
     journey.fill("#login-password", PASSWORD)
@@ -57,6 +63,8 @@ def test_the_popup_shows_both_figures_and_follows_new_counts(
     row = journey.locator(f"#adminmap-row-{garage}")
     expect(row.locator(".adminmap-physical")).to_have_text("10 / 200")
 
+    # The map opened on the pin (its bounds came with the page), never on the world.
+    assert tiles and min(tiles) >= 13, tiles
     journey.locator("#adminmap-map path.leaflet-interactive").first.click()
     popup = journey.locator(".leaflet-popup .adminmap-popup")
     expect(popup).to_be_visible()
@@ -77,6 +85,7 @@ def test_the_popup_shows_both_figures_and_follows_new_counts(
     expect(journey.locator(".leaflet-popup")).to_have_count(1)
     expect(journey.locator("#adminmap-map path.adminmap-pin[data-seen='before']")).to_have_count(1)
     expect(popup).to_contain_text("updated ")
+    assert errors == []  # opening the popup moved the map: nothing threw
 
 
 def test_a_name_typed_by_an_admin_is_text(journey: Page, live_server, make_user, core, session) -> None:

@@ -46,6 +46,8 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
     )
     tiles: list[int] = []
     phone.on("request", lambda r: tiles.append(int(r.url.split("/")[-3])) if r.url.endswith(".png") else None)
+    errors: list[str] = []
+    phone.on("pageerror", lambda error: errors.append(str(error)))
     phone.goto(f"{live_server}/real-time")
     pins = phone.locator("path.realtime-pin")
     expect(pins).to_have_count(7)
@@ -81,6 +83,14 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
     # The donut is CSS: the page never loads plotly.js, not even for the open popup.
     assert phone.evaluate("typeof window.Plotly") == "undefined"
     assert not [url for url in phone.evaluate("performance.getEntries().map(e => e.name)") if "plotly" in url]
+    # Dragging the map (and the popup's own pan before) throws nothing.
+    area = phone.locator("#realtime-map").bounding_box()
+    phone.mouse.move(area["x"] + 60, area["y"] + area["height"] - 60)
+    phone.mouse.down()
+    phone.mouse.move(area["x"] + 160, area["y"] + area["height"] - 120, steps=5)
+    phone.mouse.up()
+    phone.wait_for_timeout(300)
+    assert errors == []
 
 
 def test_pages_reached_in_the_app_are_routed_back_and_forth(live_server, phone, core, session, tmp_path):

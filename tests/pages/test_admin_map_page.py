@@ -18,6 +18,7 @@ from dashboard.services.demo import seed_demo
 from dashboard.services.lot_status import DIFFER_NOTE, NO_PHYSICAL
 from dashboard.services.occupancy import LiveStore
 from models import LotGroup, OccupancySource, Role
+from tests.dash_helpers import component, served_layout
 
 
 @pytest.fixture
@@ -63,6 +64,15 @@ def test_the_page_is_for_managers(login_as, campus) -> None:
     html = page.get_data(as_text=True)
     assert f'<link rel="preload" href="{LOT_STATUS_PATH}" as="fetch" crossorigin>' in html
     assert GEOJSON_CHUNK in html
+
+
+def test_the_map_opens_on_the_pins(login_as, campus) -> None:
+    """The layout (built for the page it is asked from) opens the map on the staff body's bounds,
+    so it never shows the world first."""
+    manager = login_as(Role.MANAGER)
+    shown = component(served_layout(manager, "http://localhost/admin/map"), "adminmap-map")
+    assert shown is not None
+    assert shown["props"]["bounds"] == body(manager)["bounds"] and "zoom" not in shown["props"]
 
 
 def test_one_pin_per_mapped_group_in_its_colour(login_as, campus) -> None:

@@ -15,7 +15,7 @@ from dashboard.auth import PAGES_ROUTER_OUTPUT
 from dashboard.components.realtime_map import AVAILABLE_COLOR, TAKEN_COLOR, donut
 from dashboard.services import demo, occupancy, open_data
 from models import Lot, LotGroup, Permit, PermitKind, PermitProduct, PermitVehicle, Role
-from tests.dash_helpers import dash_app, dash_post, find_output, outputs_of
+from tests.dash_helpers import component, dash_app, dash_post, find_output, outputs_of, served_layout
 
 LOT_GROUP = "lotgroup-content.children"
 
@@ -52,29 +52,17 @@ def test_guests_open_both_pages(app, login_as, seeded) -> None:
     assert "Columbia Pay Lot" not in lot_group
 
 
-def _map_component(layout: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("props", {}).get("id") == "realtime-map":
-                found.append(node["props"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(layout))
-    assert len(found) == 1
-    return found[0]
+def _map_component(client) -> dict[str, Any]:
+    shown = component(served_layout(client, "http://localhost/real-time"), "realtime-map")
+    assert shown is not None
+    return shown["props"]
 
 
-def test_the_map_opens_on_the_pins(app, login_as, seeded) -> None:
+def test_the_map_opens_on_the_pins(login_as, seeded) -> None:
     """The layout gives the map its pins' bounds (the same as the data's), so it opens on the
     campus; the pins themselves still come from the cached data, not the layout."""
     guest = login_as(Role.GUEST)
-    shown = _map_component(router(guest, app, "/real-time"))
+    shown = _map_component(guest)
     body = user_map(guest).get_json()
     assert shown["bounds"] == body["bounds"] and shown["boundsOptions"] == {
         "padding": [30, 30],
@@ -86,8 +74,8 @@ def test_the_map_opens_on_the_pins(app, login_as, seeded) -> None:
     assert all(south <= lat <= north and west <= lon <= east for lon, lat in points)
 
 
-def test_a_map_with_no_pin_opens_on_the_world(app, login_as, core) -> None:
-    shown = _map_component(router(login_as(Role.GUEST), app, "/real-time"))
+def test_a_map_with_no_pin_opens_on_the_world(login_as) -> None:
+    shown = _map_component(login_as(Role.GUEST))
     assert "bounds" not in shown and shown["zoom"] == 2
 
 
