@@ -56,7 +56,6 @@ def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
     """The user map, for a layout. ``tile_url`` is configuration (``PARKOPS_TILE_URL``), not data;
     ``bounds`` where the pins are (``map_routes.opening_bounds``): the map opens there, not on the
     world view it would leave as soon as the pins arrive (fetching the world's tiles for nothing)."""
-    view = opening_view(bounds)
     return html.Div(
         [
             html.Div(live_updates(PREFIX), className="mb-1"),
@@ -72,7 +71,7 @@ def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
                     ),
                 ],
                 id=f"{PREFIX}-map",
-                **view,
+                **opening_view(bounds),
                 style={"height": "60vh", "minHeight": "320px", "width": "100%", "maxWidth": "100%"},
                 className="realtime-map border rounded",
             ),
