@@ -137,6 +137,8 @@ def _port_open(host: str, port: int) -> bool:
 class EmbeddedBroker:
     """An amqtt broker on 127.0.0.1:<port>, run in a daemon thread with its own event loop."""
 
+    shutdown_seconds = 5.0
+
     def __init__(self, port: int) -> None:
         self.port = port
         self._loop = asyncio.new_event_loop()
@@ -175,13 +177,21 @@ class EmbeddedBroker:
             raise RuntimeError(f"embedded MQTT broker failed to start: {self._error}") from self._error
 
     def stop(self) -> None:
-        """Shut down, then cancel whatever tasks remain (client handlers amqtt leaves behind), so
-        their sockets close: a client must see the broker go, not keep a connection to nothing."""
+        """Close the listener first, then shut down and cancel whatever tasks remain (client
+        handlers amqtt leaves behind), so their sockets close: a client must see the broker go,
+        not keep a connection to nothing. The listener goes first because amqtt closes it only at
+        the end of a shutdown that can hang on a client's handler; left open, the port could not
+        be bound again by a broker started in its place."""
         if self._broker is None or not self._loop.is_running():
             return
-        future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        broker = self._broker
         try:
-            future.result(timeout=5)
+            asyncio.run_coroutine_threadsafe(_close_listeners(broker), self._loop).result(timeout=5)
+        except Exception:
+            log.warning("embedded broker listener did not close", exc_info=True)
+        future = asyncio.run_coroutine_threadsafe(broker.shutdown(), self._loop)
+        try:
+            future.result(timeout=self.shutdown_seconds)
         except Exception:  # shutting down anyway
             log.debug("embedded broker shutdown raised", exc_info=True)
         try:
@@ -190,6 +200,15 @@ class EmbeddedBroker:
             log.debug("embedded broker tasks did not all stop", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+async def _close_listeners(broker: Broker) -> None:
+    """Stop accepting connections (amqtt keeps its listeners in ``_servers``, one per name)."""
+    for server in broker._servers.values():  # noqa: SLF001 - amqtt has no public handle on them
+        if server.instance is not None:
+            server.instance.close()
 
 
 async def _cancel_remaining_tasks() -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -44,7 +46,10 @@ def test_a_manager_opens_changes_shares_and_downloads_a_report(
     page.locator("#shell-nav").get_by_text("Parking", exact=True).click()
     page.get_by_role("link", name="Reports", exact=True).click()
     expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
-    expect(page.locator("#reports-grid")).to_be_visible()
+    today = datetime.now(ZoneInfo("America/Toronto")).date()  # the last 30 of the site's days
+    expect(page.locator("#reports-to")).to_have_value(today.isoformat())
+    expect(page.locator("#reports-from")).to_have_value((today - timedelta(days=29)).isoformat())
+    expect(page.locator("#reports-summary")).to_contain_text(f"to {today:%a} {today.day} {today:%b %Y}")
 
     page.goto(f"{live_server}/admin/reports?report=sales&from={FIRST}&to={LAST}&group_by=lot")
     grid = page.locator("#reports-grid")

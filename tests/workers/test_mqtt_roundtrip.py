@@ -3,6 +3,7 @@ Mosquitto in the service run), plus the simulator's traffic model on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import random
@@ -230,6 +231,25 @@ def test_the_ingester_reconnects_when_the_broker_comes_back(core: Core) -> None:
         thread.join(timeout=10)
         broker.stop()
     assert not thread.is_alive()
+
+
+def test_a_broker_whose_shutdown_hangs_still_frees_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """amqtt closes its listener last, after each client's handler has stopped; a handler that
+    hangs must not keep the port, or the broker started in its place cannot bind it."""
+    port = restartable_port()
+    broker = EmbeddedBroker(port)
+    broker.start()
+    assert broker._broker is not None
+
+    async def hangs() -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(broker._broker, "shutdown", hangs)
+    monkeypatch.setattr(broker, "shutdown_seconds", 0.2)
+    broker.stop()
+    again = EmbeddedBroker(port)
+    again.start()
+    again.stop()
 
 
 def test_a_broker_that_never_answers_is_dropped_and_tried_again(
