@@ -39,8 +39,9 @@ from dashboard.services.open_data import CachedBody
 from models import Role
 
 log = logging.getLogger(__name__)
-USER_MAP_PATH = "/live/user-map.json"
-LOT_STATUS_PATH = "/live/lot-status.json"
+LIVE_PREFIX = "/live/"
+USER_MAP_PATH = LIVE_PREFIX + "user-map.json"
+LOT_STATUS_PATH = LIVE_PREFIX + "lot-status.json"
 STAFF_ROLE = Role.OFFICER  # the least role that reads the staff body
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "Live counts are unavailable right now."
@@ -72,10 +73,11 @@ def map_preloads(path: str, prefix: str) -> str:
     return links
 
 
-def _unavailable(exc: RedisError | DBAPIError) -> Response:
+def unavailable(exc: RedisError | DBAPIError) -> Response:
     """A JSON 503 the page's script shows as "unavailable", keeping what it has drawn: Redis down,
     or the database down when the body had to be rebuilt (``open_data.BodyCache`` serves the
-    previous body while it has one). Any other database error is a fault: raised (a 500)."""
+    previous body while it has one) or the signed-in visitor read (``dashboard.outage``). Any
+    other database error is a fault: raised (a 500)."""
     if isinstance(exc, DBAPIError):
         if not lost_connection(exc):
             raise exc
@@ -106,7 +108,7 @@ def register_map_routes(server: Flask) -> None:
         try:
             listed = _read_cached(server, open_data.cached_list)
         except (RedisError, DBAPIError) as exc:
-            return _unavailable(exc)
+            return unavailable(exc)
         body = maps.user_map_body(listed, logged_in=current_role() > Role.GUEST)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
 
@@ -118,7 +120,7 @@ def register_map_routes(server: Flask) -> None:
         try:
             body = _read_cached(server, lot_status.cached_lot_status)
         except (RedisError, DBAPIError) as exc:
-            return _unavailable(exc)
+            return unavailable(exc)
         return cached_json(body, cache_control=PRIVATE_REVALIDATE)
 
 
@@ -144,7 +146,7 @@ def _now() -> datetime:
 
 
 def _readable(read: Callable[[], CachedBody]) -> CachedBody | None:
-    """A cached body, or None while it cannot be read (see ``_unavailable``)."""
+    """A cached body, or None while it cannot be read (see ``unavailable``)."""
     try:
         return read()
     except RedisError:

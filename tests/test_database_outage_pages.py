@@ -1,0 +1,75 @@
+"""The database unreachable while a signed-in visitor reads a page (on PostgreSQL the connection is
+really dropped, ``tests.faults``): the session's user is read before any route runs, so every page
+and every live body met the outage there. A read is answered 503 with ``Retry-After``, never
+stored: a page that says so and tries again by itself, the map's own JSON for its data; the same
+address answers again once the database is back. A write, and an error that is not a lost
+connection, stay a 500 (the test app hands the error to the test instead)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from dashboard.core import Core
+from dashboard.map_routes import UNAVAILABLE
+from dashboard.services import users as users_service
+from models import Role
+from tests.faults import DropConnection
+
+LoginAs = Callable[[Role], FlaskClient]
+
+
+def _is_retry_later(response, mimetype: str) -> None:
+    assert (response.status_code, response.mimetype) == (503, mimetype)
+    assert response.headers["Retry-After"] == "5" and response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_page_says_the_database_is_unreachable_and_comes_back_with_it(
+    login_as: LoginAs, core: Core
+) -> None:
+    manager = login_as(Role.MANAGER)
+    assert manager.get("/admin").status_code == 200
+    with DropConnection(core.db, r"^\s*SELECT", times=None) as drop:
+        page = manager.get("/admin")
+        _is_retry_later(page, "text/html")
+        text = page.get_data(as_text=True)
+        assert "ParkOps cannot reach its database right now" in text
+        assert '<meta http-equiv="refresh" content="10">' in text
+        export = manager.get("/admin/reports/export.csv?report=sales")
+        _is_retry_later(export, "text/html")
+    assert drop.fired >= 2
+    assert manager.get("/admin").status_code == 200
+
+
+def test_the_signed_in_maps_data_is_the_maps_own_503(login_as: LoginAs, core: Core) -> None:
+    """What the map's script shows as "unavailable", keeping its pins, as a guest's map does."""
+    officer = login_as(Role.OFFICER)
+    assert officer.get("/live/lot-status.json").status_code == 200
+    with DropConnection(core.db, r"^\s*SELECT", times=None):
+        for url in ("/live/lot-status.json", "/live/user-map.json"):
+            answer = officer.get(url)
+            _is_retry_later(answer, "application/json")
+            assert answer.get_json() == {"error": UNAVAILABLE}, url
+    assert officer.get("/live/user-map.json").status_code == 200
+
+
+def test_a_write_that_lost_the_database_is_not_answered_try_again(login_as: LoginAs, core: Core) -> None:
+    user = login_as(Role.USER)
+    with DropConnection(core.db, r"^\s*SELECT", times=None), pytest.raises(OperationalError):
+        user.post("/logout")
+
+
+def test_another_database_error_is_a_fault_not_an_outage(
+    login_as: LoginAs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = login_as(Role.USER)
+
+    def broken(*_args: object) -> None:
+        raise IntegrityError("SELECT 1", {}, Exception("a constraint, not the connection"))
+
+    monkeypatch.setattr(users_service, "session_user", broken)
+    with pytest.raises(IntegrityError):
+        user.get("/permits")
