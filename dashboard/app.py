@@ -25,7 +25,7 @@ from dashboard.csp import content_security_policy
 from dashboard.enforcement_routes import register_enforcement_routes
 from dashboard.json_bodies import BoundedJSONProvider
 from dashboard.mail_hooks import register_mail_hooks
-from dashboard.map_routes import map_preloads, register_map_routes
+from dashboard.map_routes import LIVE_PREFIX, map_preloads, register_map_routes, unavailable
 from dashboard.outage import register_outage_answers
 from dashboard.payment_routes import register_payment_routes
 from dashboard.push import register_push
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fl
     register_enforcement_routes(server)
     register_report_routes(server)
     register_map_routes(server)
-    register_outage_answers(server)
+    register_outage_answers(server, {LIVE_PREFIX: unavailable})
     register_payment_routes(server)
     register_sso_routes(server)
     register_mail_hooks(server)

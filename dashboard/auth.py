@@ -24,10 +24,13 @@ from dash import dcc, html
 from flask import Flask, Response, abort, current_app, jsonify, redirect, request
 from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import SecurityError
 from werkzeug.wrappers import Response as BaseResponse
 
+from dashboard.db import lost_connection
 from dashboard.inputs import malformed_call, router_problem
+from dashboard.outage import outage_layout
 from dashboard.services import sso as sso_service
 from dashboard.services import throttle
 from dashboard.services import users as users_service
@@ -362,9 +365,15 @@ def guard_pages() -> None:
 
 def _guarded_layout(min_role: Role, layout: Any, path: str) -> Any:
     def guarded(**kwargs: Any) -> Any:
-        if not has_role(min_role):
-            return denied_layout(path)
-        return layout(**kwargs) if callable(layout) else layout
+        try:
+            if not has_role(min_role):
+                return denied_layout(path)
+            return layout(**kwargs) if callable(layout) else layout
+        except DBAPIError as exc:
+            if not lost_connection(exc):
+                raise
+            log.warning("page %s: its layout could not reach the database: %s", path, exc.orig)
+            return outage_layout()
 
     guarded.parkops_guarded = True  # type: ignore[attr-defined]
     return guarded

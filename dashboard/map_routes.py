@@ -76,7 +76,7 @@ def map_preloads(path: str, prefix: str) -> str:
 def unavailable(exc: RedisError | DBAPIError) -> Response:
     """A JSON 503 the page's script shows as "unavailable", keeping what it has drawn: Redis down,
     or the database down when the body had to be rebuilt (``open_data.BodyCache`` serves the
-    previous body while it has one) or the signed-in visitor read (``dashboard.outage``). Any
+    previous body while it has one) or the signed-in visitor (``dashboard.outage``). Any
     other database error is a fault: raised (a 500)."""
     if isinstance(exc, DBAPIError):
         if not lost_connection(exc):

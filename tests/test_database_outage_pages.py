@@ -7,16 +7,20 @@ connection, stay a 500 (the test app hands the error to the test instead)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dashboard.core import Core
 from dashboard.map_routes import UNAVAILABLE
+from dashboard.outage import REASON
 from dashboard.services import users as users_service
 from models import Role
+from tests.dash_helpers import component, dash_post, find_output, served_layout
 from tests.faults import DropConnection
 
 LoginAs = Callable[[Role], FlaskClient]
@@ -36,12 +40,29 @@ def test_a_page_says_the_database_is_unreachable_and_comes_back_with_it(
         page = manager.get("/admin")
         _is_retry_later(page, "text/html")
         text = page.get_data(as_text=True)
-        assert "ParkOps cannot reach its database right now" in text
+        assert REASON in text
         assert '<meta http-equiv="refresh" content="10">' in text
         export = manager.get("/admin/reports/export.csv?report=sales")
         _is_retry_later(export, "text/html")
     assert drop.fired >= 2
     assert manager.get("/admin").status_code == 200
+
+
+def test_a_page_drawn_inside_the_app_says_so_where_the_page_would_be(
+    app: Flask, login_as: LoginAs, core: Core
+) -> None:
+    """The layout built for the page the frame is loaded on, and a move by link (the pages
+    router's callback): the page area says the database is unreachable instead of staying empty."""
+    manager = login_as(Role.MANAGER)
+    router = find_output(app, "_pages_content.children")
+    with DropConnection(core.db, r"^\s*SELECT", times=None):
+        layout = served_layout(manager, "http://localhost/admin/users")
+        assert REASON in json.dumps(component(layout, "_pages_content"))
+        moved = dash_post(manager, app, router, ["/admin/users", ""])
+        assert moved.status_code == 200 and REASON in moved.get_data(as_text=True)
+    moved = dash_post(manager, app, router, ["/admin/users", ""])
+    assert moved.status_code == 200 and REASON not in moved.get_data(as_text=True)
+    assert "Users" in moved.get_data(as_text=True)
 
 
 def test_the_signed_in_maps_data_is_the_maps_own_503(login_as: LoginAs, core: Core) -> None:
