@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard.api import register_api
-from dashboard.auth import guard_pages, has_role, init_auth, page_for_path
+from dashboard.auth import guard_pages, has_role, init_auth, page_denied, page_for_path
 from dashboard.components import shell
 from dashboard.core import Core, build_core, core_of
 from dashboard.csp import content_security_policy
@@ -143,8 +143,9 @@ class _Dash(dash.Dash):
     ) -> Any:
         """A page with a live map also preloads its data and dash-leaflet's GeoJSON code (loaded
         by the renderer only once the page's layout is drawn): both arrive while the scripts
-        parse, instead of two round trips in a row before the first pin (``bench/pages.py``)."""
-        preloads = map_preloads(request.path, self.config.requests_pathname_prefix)
+        parse, instead of two round trips in a row before the first pin (``bench/pages.py``). Not
+        for someone the page is refused to (``auth.page_denied``): the data is not theirs."""
+        preloads = "" if page_denied() else map_preloads(request.path, self.config.requests_pathname_prefix)
         return super().interpolate_index(
             metas, title, preloads + css, config, scripts, app_entry, favicon, renderer
         )

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import dash
 from dash import dcc, html
-from flask import Flask, Response, abort, current_app, jsonify, redirect, request
+from flask import Flask, Response, abort, current_app, g, jsonify, redirect, request
 from flask import session as flask_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy.exc import DBAPIError
@@ -191,6 +191,12 @@ def init_auth(server: Flask, dash_app: dash.Dash, single_logout: Callable[[str],
 
     server.before_request(lambda: gate(dash_app))
 
+    @server.after_request
+    def denied_status(response: Response) -> Response:
+        if page_denied() and response.status_code == 200:
+            response.status_code = 403
+        return response
+
 
 def _stamp_key() -> bytes:
     """Sessions are signed cookies, so ending one needs state on the server: each login stores
@@ -309,7 +315,16 @@ def gate(dash_app: dash.Dash) -> BaseResponse | None:
         return None
     if not current_user.is_authenticated:
         return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
-    return Response("You do not have access to this page.", status=403, mimetype="text/plain")
+    # Signed in without the role: the app's frame, which holds no page data, answered 403; its
+    # layout is the page guard's "Not authorised" (``denied_layout``) under the menu this user
+    # may use, a way on instead of a bare line of text.
+    g.page_denied = True
+    return None
+
+
+def page_denied() -> bool:
+    """The gate let this request through only to say "Not authorised" (see ``gate``)."""
+    return bool(g.get("page_denied"))
 
 
 def _check_callback(dash_app: dash.Dash) -> Response | None:
@@ -347,7 +362,11 @@ def denied_layout(path: str) -> Any:
             [dcc.Location(id="guard-redirect", href="/login?" + urlencode({"next": path}), refresh=True)]
         )
     return html.Div(
-        [html.H2("Not authorised"), html.P("Your account does not have access to this page.")],
+        [
+            html.H2("Not authorised"),
+            html.P("Your account does not have access to this page."),
+            html.P(["Go to the ", dcc.Link("home page", href="/"), "."]),
+        ],
         className="container py-5",
     )
 

@@ -61,8 +61,9 @@ PRIVATE_REVALIDATE = "private, no-cache"
 def map_preloads(path: str, prefix: str) -> str:
     """``<link rel=preload>`` for a live page's data and, on a map, GeoJSON code
     (``dashboard.app``). The data's link is what the page's script fetches (same URL, ``cors``
-    mode, same-origin credentials), so the browser hands the script the preloaded answer. A staff
-    page is served only to its role (the gate redirects anyone else), so only they preload."""
+    mode, same-origin credentials), so the browser hands the script the preloaded answer. Only
+    those a page is for get it: the gate redirects a guest, and someone signed in below its role
+    gets the frame without these links (``auth.page_denied``)."""
     found = MAP_PAGES.get(path)
     if found is None:
         return ""

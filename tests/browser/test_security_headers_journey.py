@@ -1,7 +1,8 @@
 """Every page of the app, opened in Chromium as an admin and as a guest, runs under the
 Content-Security-Policy without a single violation (scripts, styles, images, the live stream);
-an unknown address answers 404 but still shows the app's "not found" page, and a page reached
-inside the app is still routed."""
+an unknown address answers 404 but still shows the app's "not found" page, a page above the
+signed-in user's role answers 403 but still shows the app ("Not authorised", the menu, a way on),
+and a page reached inside the app is still routed."""
 
 from __future__ import annotations
 
@@ -102,3 +103,21 @@ def test_an_unknown_address_is_a_404_that_still_shows_the_not_found_page(live_se
     page.get_by_role("link", name="Real-Time Map").first.click()  # routed inside the app
     expect(page).to_have_url(f"{live_server}/real-time")
     expect(page.locator("path.realtime-pin").first).to_be_attached()
+
+
+def test_a_page_above_ones_role_is_a_403_that_still_shows_the_app(live_server, page: Page, campus, make_user):
+    """Someone signed in opens an address their role may not see (a shared link, a bookmark from
+    another account): status 403, but the app's frame with their menu, "Not authorised" and a way on."""
+    manager = make_user(Role.MANAGER)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server}/login?next=/admin")
+    page.fill("#login-email", manager.email)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page).to_have_url(f"{live_server}/admin")
+    response = page.goto(f"{live_server}/admin/users")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("heading", name="Not authorised")).to_be_visible()
+    page.get_by_role("link", name="home page").click()  # routed inside the app
+    expect(page).to_have_url(f"{live_server}/")
+    expect(page.get_by_role("heading", name="ParkOps")).to_be_visible()

@@ -9,6 +9,7 @@ a browser that holds it, and read afresh on a pushed change."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from dashboard.services import occupancy
 from dashboard.services.demo import seed_demo
 from dashboard.services.occupancy import LiveStore
 from models import Lot, LotGroup, OccupancySource, Role
+from tests.dash_helpers import component, served_layout
 
 
 @pytest.fixture
@@ -62,6 +64,21 @@ def test_the_page_is_for_officers(login_as, campus) -> None:
     assert "Lot E1 Engineering" not in html  # the layout holds no data
     assert f'<link rel="preload" href="{LOT_STATUS_PATH}" as="fetch" crossorigin>' in html
     assert GEOJSON_CHUNK not in html  # no map on this page
+
+
+def test_a_signed_in_user_below_the_role_gets_the_frame_saying_not_authorised(login_as, campus) -> None:
+    """A 403 that is still the app (its menu, a way on), not a bare line of text; the frame holds
+    no data and does not preload the staff body, and its layout is the page guard's refusal."""
+    user = login_as(Role.USER)
+    page = user.get("/officer")
+    assert (page.status_code, page.mimetype) == (403, "text/html")
+    html = page.get_data(as_text=True)
+    assert 'id="_dash-config"' in html and "preload" in html
+    assert LOT_STATUS_PATH not in html and "Lot E1 Engineering" not in html
+    layout = served_layout(user, "http://localhost/officer")
+    shown = json.dumps(component(layout, "_pages_content"))
+    assert "Not authorised" in shown and "home page" in shown and "Lot E1 Engineering" not in shown
+    assert "Log out" in json.dumps(component(layout, "shell-user"))
 
 
 @pytest.mark.parametrize(("role", "status"), [(Role.GUEST, 401), (Role.USER, 403)])
