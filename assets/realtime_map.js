@@ -3,15 +3,21 @@
  *
  * Why here and not in a Dash callback: a callback built every marker, tooltip and popup as Dash
  * components on the server for every visitor (471 KiB of JSON for 500 groups). The page now reads
- * the same cached, ETag'd body for everyone of its audience and this script draws it: pins are a
- * dash-leaflet ``GeoJSON`` layer whose ``pointToLayer`` / ``onEachFeature`` are the functions
- * below (their wording all comes from the server: ``dashboard.services.maps.user_map_payload``).
+ * the same cached, ETag'd body for everyone of its audience and this script draws it (its wording
+ * all comes from the server: ``dashboard.services.maps.user_map_payload``).
+ *
+ * Why Leaflet's own GeoJSON layer, added to the map the moment Leaflet creates it (an init hook on
+ * ``L.Map`` for the container ``realtime-map``), rather than dash-leaflet's ``GeoJSON`` filled by
+ * the page's callback: that one is a lazily loaded component (its own script, a React Suspense
+ * round) whose data could only arrive by the callback Dash fires once the whole page has drawn.
+ * The pins came about 90 ms after the map on a phone-sized first load (``bench/pages.py``). Here
+ * the preloaded body is read as soon as the map exists and drawn within a few milliseconds.
  *
  * A pushed change of the figure a pin shows is applied as it comes (the message carries it); a
  * poll tick, or a change it cannot apply, re-reads the body (``304`` when unchanged). Either way
- * the pins' colour, tooltip and the open popup change in place: the GeoJSON layer's data is replaced only
- * when a pin appears, disappears or moves, since that re-creates every pin (and closes a popup).
- * Popups are built when opened, so thousands of pins cost nothing until one is tapped.
+ * the pins' colour, tooltip and the open popup change in place: the pins are re-created only when
+ * one appears, disappears or moves (which closes a popup). Popups are built when opened, so
+ * thousands of pins cost nothing until one is tapped.
  *
  * Everything a group's name or a lot's name reaches is set as text (``textContent``), never as
  * HTML: names are typed by admins and must not become markup.
@@ -20,10 +26,17 @@
     "use strict";
 
     const DATA_URL = "/live/user-map.json";
+    const MAP_ID = "realtime-map";  // ``dashboard.components.realtime_map.PREFIX`` + "-map"
     const UNAVAILABLE = "Live counts are unavailable right now.";
 
-    // What is drawn now: the last body, the group under each pin, and each pin's layer.
-    const drawn = {etag: null, body: null, groups: new Map(), layers: new Map(), call: 0, applied: 0};
+    // What is drawn now: the last body, the group under each pin and each pin's layer; the map
+    // (null while no map is on the page), its layer of pins and its look (``PIN_LOOK``); whether
+    // the page began reading before its map was made; the first read, and the order of reads (an
+    // answer older than one drawn is dropped).
+    const drawn = {
+        etag: null, body: null, groups: new Map(), layers: new Map(),
+        map: null, pins: null, look: null, fit: false, early: false, reading: null, call: 0, applied: 0,
+    };
 
     function node(tag, className, text) {
         const element = document.createElement(tag);
@@ -176,17 +189,16 @@
         return group.name + ": " + group.text;
     }
 
-    // -- dash-leaflet GeoJSON functions (their last argument is the layer's context) ----------
+    // -- the pins' layer ------------------------------------------------------------------------
 
-    function pointToLayer(feature, latlng, context) {
-        return window.L.circleMarker(latlng, pinStyle(feature.properties, context.hideout));
+    function pointToLayer(feature, latlng, hideout) {
+        return window.L.circleMarker(latlng, pinStyle(feature.properties, hideout));
     }
 
     // A pin's tooltip and popup are made the first time they are wanted: with thousands of pins,
     // making them all up front was most of the time a city-sized map took to draw.
-    function onEachFeature(feature, layer, context) {
+    function onEachFeature(feature, layer, hideout) {
         const id = feature.properties.id;
-        const hideout = context.hideout;
         drawn.layers.set(id, layer);
         layer.parkopsHideout = hideout;
         layer.once("mouseover", function () {
@@ -302,68 +314,146 @@
         })});
     }
 
-    /*
-     * Outputs: the GeoJSON layer's data, the map's viewport (fitted on the first draw only, so a
-     * refresh never moves the map under the visitor's finger, and only when the page did not
-     * open the map on the pins already: ``openedOn``, the bounds it came with), the table (sent
-     * while it is shown) and the error slot. ``shownPins`` is the GeoJSON data drawn now (null on
-     * a new visit).
-     */
-    async function refresh(message, _tick, tableShown, shownPins, openedOn) {
-        const noUpdate = window.dash_clientside.no_update;
-        const pushed = window.dash_clientside.callback_context.triggered_id === "realtime-live";
-        if (pushed && shownPins && drawn.body && applyPushed(message)) {
-            return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, noUpdate];
+    // The new body on the map: the pins re-created when one appeared, went or moved, else their
+    // figures changed in place.
+    function draw(body, etag) {
+        const moved = !drawn.body || placeKey(body) !== placeKey(drawn.body);
+        drawn.etag = etag;
+        drawn.body = body;
+        drawn.groups = new Map(body.pins.features.map(function (f) { return [f.id, f.properties]; }));
+        if (moved) {
+            place();
+        } else {
+            updateInPlace();
         }
-        // A push and a poll can overlap: an answer older than one already drawn is dropped.
+    }
+
+    // Every pin of the body on the map (none yet when the body came first); on the first draw of
+    // a map opened on the world, the map fitted on them once it has its opening view (a map just
+    // made gets it from dash-leaflet right after).
+    function place() {
+        if (!drawn.pins || !drawn.body) {
+            return;
+        }
+        drawn.layers = new Map();
+        drawn.pins.clearLayers();
+        drawn.pins.addData(drawn.body.pins);
+        const bounds = drawn.body.bounds;
+        if (drawn.fit && bounds) {
+            const map = drawn.map;
+            drawn.fit = false;
+            map.whenReady(function () { map.fitBounds(bounds, drawn.look.fit); });
+        }
+    }
+
+    /*
+     * Reads the body and draws it; true once drawn or unchanged, false when it could not be read.
+     * After a push the page says which body it holds (``?fresh=1``, If-None-Match), so the server
+     * knows what is news to it; otherwise the browser revalidates by itself (the body is sent
+     * "private, no-cache"), and a map's first read is answered by the page's preload.
+     */
+    async function read(pushed) {
         const call = ++drawn.call;
         let response;
         try {
-            // The body is sent "private, no-cache": the browser revalidates it (If-None-Match,
-            // 304) by itself. The first call's request is the one the page preloaded. After a
-            // push the page says which body it holds, so the server knows what is news to it.
             response = pushed && drawn.etag
                 ? await fetch(DATA_URL + "?fresh=1", {
                     credentials: "same-origin", cache: "no-store", headers: {"If-None-Match": drawn.etag},
                 })
                 : await fetch(DATA_URL, {credentials: "same-origin"});
         } catch (_error) {
-            response = null;
+            return false;
         }
-        if (response && response.status === 304) {
-            return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, null];
+        if (response.status === 304) {
+            return true;
         }
-        if (!response || !response.ok) {
-            const alert = component("Div", {className: "alert alert-warning", role: "alert", children: UNAVAILABLE});
-            return [noUpdate, noUpdate, noUpdate, alert];
+        if (!response.ok) {
+            return false;
         }
         const etag = response.headers.get("ETag");
-        const first = !shownPins;
-        if (!first && etag && etag === drawn.etag) {
-            return [noUpdate, noUpdate, tableShown ? table(drawn.body) : noUpdate, null];
+        if (drawn.body && etag && etag === drawn.etag) {
+            return true;
         }
         const body = await response.json();
-        if (call < drawn.applied) {
-            return [noUpdate, noUpdate, noUpdate, noUpdate];
+        if (call >= drawn.applied) {
+            drawn.applied = call;
+            draw(body, etag);
         }
-        drawn.applied = call;
-        const moved = first || !drawn.body || placeKey(body) !== placeKey(drawn.body);
-        drawn.etag = etag;
-        drawn.body = body;
-        drawn.groups = new Map(body.pins.features.map(function (f) { return [f.id, f.properties]; }));
-        if (moved) {
-            drawn.layers = new Map();
-        } else {
-            updateInPlace();
-        }
-        // Options as FIT_OPTIONS in dashboard/components/realtime_map.py.
-        const viewport = first && body.bounds && !openedOn
-            ? {bounds: body.bounds, options: {padding: [30, 30], maxZoom: 16}}
-            : noUpdate;
-        return [moved ? body.pins : noUpdate, viewport, tableShown ? table(body) : noUpdate, null];
+        return true;
     }
 
-    window.parkopsMap = {pointToLayer: pointToLayer, onEachFeature: onEachFeature};
+    // The map's first read, shared with the page's first callback (which Dash fires once the
+    // page has drawn, by when the map has begun it).
+    function firstRead() {
+        if (!drawn.reading) {
+            drawn.reading = read(false);
+        }
+        return drawn.reading;
+    }
+
+    // A page that opens on the map preloads its body (``dashboard.map_routes.map_preloads``): read
+    // now, while Dash draws the page, so the pins are there the moment Leaflet makes the map.
+    if (document.querySelector('link[rel="preload"][href="' + DATA_URL + '"]')) {
+        drawn.early = true;
+        firstRead();
+    }
+
+    // Leaflet calls this as each map is made: the user map gets its layer of pins, drawn from the
+    // body read as the page loaded, or read now. A map made later is a new visit (the pages
+    // router re-creates it): nothing of the previous one is kept, so it never shows a body from
+    // minutes ago.
+    window.L.Map.addInitHook(function () {
+        const container = this.getContainer();
+        if (container.id !== MAP_ID) {
+            return;
+        }
+        const map = this;
+        const settings = container.closest("[data-look]");
+        drawn.look = JSON.parse(settings.dataset.look);
+        drawn.fit = settings.dataset.fit === "true";
+        drawn.map = map;
+        drawn.pins = window.L.geoJSON(null, {
+            pointToLayer: function (feature, latlng) { return pointToLayer(feature, latlng, drawn.look); },
+            onEachFeature: function (feature, layer) { onEachFeature(feature, layer, drawn.look); },
+        }).addTo(map);
+        map.on("unload", function () {
+            if (drawn.map === map) {
+                drawn.map = null;
+                drawn.pins = null;
+            }
+        });
+        if (drawn.early) {
+            drawn.early = false;
+            place();
+            return;
+        }
+        drawn.etag = null;
+        drawn.body = null;
+        drawn.groups = new Map();
+        drawn.reading = null;
+        firstRead();
+    });
+
+    /*
+     * The page's callback (``pages/realtime.py``), on its first call, each pushed change, the
+     * poll and when the table is opened. Outputs: the table (sent while it is shown) and the
+     * error slot. The pins are drawn on the map directly (``draw``).
+     */
+    async function refresh(message, _tick, tableShown) {
+        const noUpdate = window.dash_clientside.no_update;
+        const triggered = window.dash_clientside.callback_context.triggered_id;
+        const pushed = triggered === "realtime-live";
+        if (pushed && drawn.body && applyPushed(message)) {
+            return [tableShown ? table(drawn.body) : noUpdate, noUpdate];
+        }
+        const ok = triggered ? await read(pushed) : await firstRead();
+        if (!ok) {
+            const alert = component("Div", {className: "alert alert-warning", role: "alert", children: UNAVAILABLE});
+            return [noUpdate, alert];
+        }
+        return [tableShown && drawn.body ? table(drawn.body) : noUpdate, null];
+    }
+
     window.dash_clientside = Object.assign({}, window.dash_clientside, {
         parkops_map: {refresh: refresh},
     });

@@ -141,9 +141,9 @@ class _Dash(dash.Dash):
         favicon: Any = "",
         renderer: Any = "",
     ) -> Any:
-        """A page with a live map also preloads its data and dash-leaflet's GeoJSON code (loaded
-        by the renderer only once the page's layout is drawn): both arrive while the scripts
-        parse, instead of two round trips in a row before the first pin (``bench/pages.py``). Not
+        """A page with live data also preloads it and, on a staff map, dash-leaflet's GeoJSON code
+        (loaded by the renderer only once the page's layout is drawn): both arrive while the
+        scripts parse, instead of round trips in a row before the first pin (``bench/pages.py``). Not
         for someone the page is refused to (``auth.page_denied``): the data is not theirs."""
         preloads = "" if page_denied() else map_preloads(request.path, self.config.requests_pathname_prefix)
         return super().interpolate_index(

@@ -47,9 +47,10 @@ RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "Live counts are unavailable right now."
 # dash-leaflet's GeoJSON layer comes in a chunk of its own, loaded once a page draws one.
 GEOJSON_CHUNK = "_dash-component-suites/dash_leaflet/async-GeoJSON.js"
-# The pages drawn from live data: their data's URL, and whether they draw a map (GeoJSON).
+# The pages drawn from live data: their data's URL, and whether they draw with dash-leaflet's
+# GeoJSON layer (the user map draws its pins with Leaflet's own: ``assets/realtime_map.js``).
 MAP_PAGES = {
-    "/real-time": (USER_MAP_PATH, True),
+    "/real-time": (USER_MAP_PATH, False),
     "/admin/map": (LOT_STATUS_PATH, True),
     "/officer": (LOT_STATUS_PATH, False),
 }
@@ -59,7 +60,7 @@ PRIVATE_REVALIDATE = "private, no-cache"
 
 
 def map_preloads(path: str, prefix: str) -> str:
-    """``<link rel=preload>`` for a live page's data and, on a map, GeoJSON code
+    """``<link rel=preload>`` for a live page's data and, on a staff map, GeoJSON code
     (``dashboard.app``). The data's link is what the page's script fetches (same URL, ``cors``
     mode, same-origin credentials), so the browser hands the script the preloaded answer. Only
     those a page is for get it: the gate redirects a guest, and someone signed in below its role
@@ -67,9 +68,9 @@ def map_preloads(path: str, prefix: str) -> str:
     found = MAP_PAGES.get(path)
     if found is None:
         return ""
-    data, draws_map = found
+    data, draws_geojson = found
     links = f'<link rel="preload" href="{data}" as="fetch" crossorigin>'
-    if draws_map:
+    if draws_geojson:
         links += f'<link rel="preload" href="{prefix}{GEOJSON_CHUNK}" as="script">'
     return links
 

@@ -7,10 +7,11 @@ see only temporary permits; signed-in users both (``dashboard.services.maps``).
 The same live map is embedded in content pages by the ``[real-time-map]`` shortcode
 (``realtime_map.live_map``; this module's callback serves both). The layout is empty scaffolding
 (the tile server URL is configuration, not data). The browser draws the pins, popups and table
-alternative from ``/live/user-map.json`` (``dashboard.map_routes``, ``assets/realtime_map.js``) on
-every pushed occupancy change and on the poll (``dashboard.components.live``). The map opens on
-the pins (their bounds come with the layout, ``map_routes.opening_bounds``; without them the
-script fits the map on its first draw), and a live update never moves it under the visitor's finger.
+alternative from ``/live/user-map.json`` (``dashboard.map_routes``, ``assets/realtime_map.js``) as
+soon as the map is made, then on every pushed occupancy change and on the poll
+(``dashboard.components.live``). The map opens on the pins (their bounds come with the layout,
+``map_routes.opening_bounds``; without them the script fits the map on its first draw), and a live
+update never moves it under the visitor's finger.
 No server callback: a visitor costs the server one cached, ETag'd body per change.
 """
 
@@ -46,20 +47,16 @@ def layout(**_query: str) -> html.Div:
     )
 
 
-# The pins, the viewport, the table and the error slot, drawn in the browser from the cached
+# The pins (on the map itself), the table and the error slot, drawn in the browser from the cached
 # ``/live/user-map.json`` (``assets/realtime_map.js``) on the page's first call, on each pushed
 # change, on the poll and when the table is opened. The body's audience is decided on the server
 # from the session; the pushed message is only a trigger.
 dash.clientside_callback(
     ClientsideFunction(namespace="parkops_map", function_name="refresh"),
-    Output(f"{PREFIX}-pins", "data"),
-    Output(f"{PREFIX}-map", "viewport"),
     Output(f"{PREFIX}-table", "children"),
     Output(f"{PREFIX}-error", "children"),
     *live_inputs(PREFIX),
     Input(f"{PREFIX}-table-collapse", "is_open"),
-    State(f"{PREFIX}-pins", "data"),
-    State(f"{PREFIX}-map", "bounds"),
 )
 
 

@@ -2,8 +2,9 @@
 (``[real-time-map]``, ``[real-time-legend]``).
 
 - ``live_map``: the map itself, its live-update status, its error slot and its table alternative:
-  empty scaffolding whose pins the page's script draws (``pages.realtime``). The ids are fixed, so
-  one page shows it once (the content parser turns a second ``[real-time-map]`` into a notice).
+  empty scaffolding whose pins the page's script adds to the map as Leaflet makes it
+  (``assets/realtime_map.js``, ``pages.realtime``). The ids are fixed, so one page shows it once
+  (the content parser turns a second ``[real-time-map]`` into a notice).
 
 - ``donut``: the availability donut of a lot group (percent *available*), a CSS conic-gradient
   ring in a ``role="img"`` element whose label says the same in words (no plotly: a page that
@@ -19,6 +20,7 @@ elements as here, which the lot group page renders on the server.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -40,36 +42,30 @@ PREFIX = "realtime"  # ids and live-update channel of the map (``dashboard.compo
 POPUP_PAD_TOP_LEFT = [10, 88]
 DEFAULT_CENTER = [20.0, 0.0]  # the world, when the page could not say where the pins are
 # How the map fits its pins: as it opens (``bounds``), or on the script's first draw when the page
-# came without them (``assets/realtime_map.js``, the same options).
+# came without them (``assets/realtime_map.js``, given ``PIN_LOOK``).
 FIT_OPTIONS = {"padding": [30, 30], "maxZoom": 16}
-# What the page's script draws the pins and donuts with (dash-leaflet hands ``hideout`` to the
-# GeoJSON layer's functions), so the legend and the map share one set of colours.
+# What the page's script draws the pins and donuts with (given with the map, ``data-look``), so
+# the legend and the map share one set of colours.
 PIN_LOOK = {
     "closed": CLOSED_COLOR,
     "stale_dash": STALE_DASH,
     "popup_pad": POPUP_PAD_TOP_LEFT,
     "colors": {"available": AVAILABLE_COLOR, "taken": TAKEN_COLOR},
+    "fit": FIT_OPTIONS,
 }
 
 
 def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
-    """The user map, for a layout. ``tile_url`` is configuration (``PARKOPS_TILE_URL``), not data;
-    ``bounds`` where the pins are (``map_routes.opening_bounds``): the map opens there, not on the
-    world view it would leave as soon as the pins arrive (fetching the world's tiles for nothing)."""
+    """The user map, for a layout (its pins: ``assets/realtime_map.js``). ``tile_url`` is
+    configuration (``PARKOPS_TILE_URL``), not data; ``bounds`` where the pins are
+    (``map_routes.opening_bounds``): the map opens there, not on the world view it would leave as
+    soon as the pins arrive (fetching the world's tiles for nothing)."""
     return html.Div(
         [
             html.Div(live_updates(PREFIX), className="mb-1"),
             html.Div(id=f"{PREFIX}-error"),
             dl.Map(
-                [
-                    dl.TileLayer(url=tile_url),
-                    dl.GeoJSON(
-                        id=f"{PREFIX}-pins",
-                        pointToLayer={"variable": "parkopsMap.pointToLayer"},
-                        onEachFeature={"variable": "parkopsMap.onEachFeature"},
-                        hideout=PIN_LOOK,
-                    ),
-                ],
+                dl.TileLayer(url=tile_url),
                 id=f"{PREFIX}-map",
                 **opening_view(bounds),
                 style={"height": "60vh", "minHeight": "320px", "width": "100%", "maxWidth": "100%"},
@@ -87,6 +83,9 @@ def live_map(tile_url: str, bounds: Bounds | None = None) -> html.Div:
             dbc.Collapse(html.Div(id=f"{PREFIX}-table"), id=f"{PREFIX}-table-collapse", is_open=False),
         ],
         className="realtime-live-map",
+        # Read by the page's script as Leaflet makes the map: how to draw the pins, and whether
+        # to fit the map on them (it opened on the world, not on their bounds).
+        **_attributes({"data-look": json.dumps(PIN_LOOK), "data-fit": "false" if bounds else "true"}),
     )
 
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Route, expect
 from sqlalchemy import select
 
 from dashboard import push
-from dashboard.services import demo, occupancy
+from dashboard.services import demo, occupancy, open_data
 from models import Lot, LotGroup, Permit, PermitKind, PermitVehicle
 
 pytestmark = pytest.mark.browser
@@ -82,7 +82,16 @@ def test_a_guest_opens_a_pin_on_a_phone(live_server, phone, core, session, tmp_p
     assert phone.evaluate("typeof window._babelPolyfill") == "undefined"
     # The donut is CSS: the page never loads plotly.js, not even for the open popup.
     assert phone.evaluate("typeof window.Plotly") == "undefined"
-    assert not [url for url in phone.evaluate("performance.getEntries().map(e => e.name)") if "plotly" in url]
+    loaded = phone.evaluate("performance.getEntries().map(e => e.name)")
+    assert not [url for url in loaded if "plotly" in url]
+    # The pins came from the page's preload of their body, read once (the map's first read and the
+    # page's first callback share it), drawn with Leaflet's own layer: no GeoJSON code loaded.
+    fetched = phone.evaluate(
+        "(url) => performance.getEntriesByName(url).map(e => e.initiatorType)",
+        f"{live_server}/live/user-map.json",
+    )
+    assert fetched == ["link"], fetched
+    assert not [url for url in loaded if "GeoJSON" in url]
     # Dragging the map (and the popup's own pan before) throws nothing.
     area = phone.locator("#realtime-map").bounding_box()
     phone.mouse.move(area["x"] + 60, area["y"] + area["height"] - 60)
@@ -198,3 +207,31 @@ def test_a_sold_out_pin_near_the_top_opens_clear_of_the_zoom_buttons_on_a_phone(
     )
     assert sizes and min(sizes) >= 14, sizes
     assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360
+
+
+def test_a_map_opened_on_the_world_moves_to_its_first_pins(live_server, phone, core, session) -> None:
+    """No lot group is on the map when the page opens, so the map opens on the world. When the
+    first group appears, the next read draws its pin and fits the map on it (once: later reads
+    never move the map under the visitor's finger)."""
+    tiles: list[int] = []
+    phone.on("request", lambda r: tiles.append(int(r.url.split("/")[-3])) if r.url.endswith(".png") else None)
+    phone.goto(f"{live_server}/real-time")
+    expect(phone.locator("#realtime-map .leaflet-tile").first).to_be_attached()
+    expect(phone.locator("path.realtime-pin")).to_have_count(0)
+    assert tiles and max(tiles) <= 2, tiles
+    group = LotGroup(name="First Group", map_color="#1f77b4", latitude=43.4723, longitude=-80.5449)
+    group.lots = [Lot(name="First Lot", capacity=100, sells_temporary=True)]
+    session.add(group)
+    session.commit()
+    open_data.list_cache(core.redis).invalidate()
+    # The page reads again when its table is opened; the map then fits on the pin, so it asks for
+    # the campus's tiles (at most zoom 16), not the world's.
+    with phone.expect_request(lambda r: r.url.endswith(".png") and int(r.url.split("/")[-3]) >= 13):
+        phone.get_by_role("button", name="Show the map as a table").click()
+    pin = phone.locator("path.realtime-pin")
+    expect(pin).to_have_count(1)
+    expect(phone.locator("#realtime-table")).to_contain_text("First Group")
+    shown = phone.locator("#realtime-map").bounding_box()
+    box = pin.bounding_box()
+    assert shown["x"] <= box["x"] and box["x"] + box["width"] <= shown["x"] + shown["width"], box
+    assert shown["y"] <= box["y"] and box["y"] + box["height"] <= shown["y"] + shown["height"], box

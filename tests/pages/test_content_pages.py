@@ -52,7 +52,7 @@ def test_guest_sees_a_published_page_with_shortcodes(app, login_as, pages):
     text = json.dumps(show(client, app, "welcome"))
     assert "Title welcome" in text and '{"props": {"children": ["Hello"]}, "type": "P"' in text
     assert "dangerously_allow_html" not in text
-    assert '"realtime-pins"' in text and '"realtime-live-status"' in text  # the live map itself
+    assert '"realtime-map"' in text and '"realtime-live-status"' in text  # the live map itself
     assert "North Garage" in text and "Hidden Lot" not in text and "Garages" in text
     assert "Unknown shortcode" in text and "bogus-code" not in text
     assert_clean(text)

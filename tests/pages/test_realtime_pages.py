@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.auth import PAGES_ROUTER_OUTPUT
-from dashboard.components.realtime_map import AVAILABLE_COLOR, TAKEN_COLOR, donut
+from dashboard.components.realtime_map import AVAILABLE_COLOR, PIN_LOOK, TAKEN_COLOR, donut
+from dashboard.map_routes import GEOJSON_CHUNK
 from dashboard.services import demo, occupancy, open_data
 from models import Lot, LotGroup, Permit, PermitKind, PermitProduct, PermitVehicle, Role
 from tests.dash_helpers import component, dash_app, dash_post, find_output, outputs_of, served_layout
@@ -45,7 +46,7 @@ def test_guests_open_both_pages(app, login_as, seeded) -> None:
         response = guest.get(path)
         assert response.status_code == 200, path
     realtime = router(guest, app, "/real-time")
-    assert "realtime-pins" in realtime and "Legend" in realtime
+    assert "realtime-map" in realtime and "Legend" in realtime
     assert "Columbia Street Lots" not in realtime  # the layout holds no data
     lot_group = router(guest, app, f"/lot-groups/{seeded['Columbia Street Lots']}")
     assert "lotgroup-content" in lot_group and "/login?next=" not in lot_group
@@ -75,8 +76,47 @@ def test_the_map_opens_on_the_pins(login_as, seeded) -> None:
 
 
 def test_a_map_with_no_pin_opens_on_the_world(login_as) -> None:
-    shown = _map_component(login_as(Role.GUEST))
+    guest = login_as(Role.GUEST)
+    shown = _map_component(guest)
     assert "bounds" not in shown and shown["zoom"] == 2
+    # ... and the page's script fits it on the pins once it has drawn them.
+    assert _map_settings(guest)["data-fit"] == "true"
+
+
+def _map_settings(client) -> dict[str, Any]:
+    """The props of the element the page's script reads as Leaflet makes the map."""
+    layout = served_layout(client, "http://localhost/real-time")
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "data-look" in node.get("props", {}):
+                found.append(node["props"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(layout)
+    assert len(found) == 1
+    return found[0]
+
+
+def test_the_page_preloads_its_data_and_gives_the_script_the_pins_look(login_as, seeded) -> None:
+    """The pins are drawn by the page's script with Leaflet's own layer as soon as the map is made
+    (``assets/realtime_map.js``): the page preloads the body it reads, and not dash-leaflet's
+    GeoJSON code, which it does not use. The look comes with the map, so the legend and the pins
+    share one set of colours; a map opened on its pins is not fitted again."""
+    guest = login_as(Role.GUEST)
+    html = guest.get("/real-time").get_data(as_text=True)
+    assert f'<link rel="preload" href="{USER_MAP}" as="fetch" crossorigin>' in html
+    assert GEOJSON_CHUNK not in html
+    settings = _map_settings(guest)
+    assert json.loads(settings["data-look"]) == PIN_LOOK
+    assert PIN_LOOK["colors"] == {"available": AVAILABLE_COLOR, "taken": TAKEN_COLOR}
+    assert settings["data-fit"] == "false"
+    assert "Columbia Street Lots" not in json.dumps(served_layout(guest, "http://localhost/real-time"))
 
 
 USER_MAP = "/live/user-map.json"
