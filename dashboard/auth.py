@@ -355,6 +355,10 @@ def _deny(status: int, message: str) -> Response:
     return response
 
 
+DENIED_TITLE = "Not authorised · ParkOps"
+DEFAULT_TITLE = "ParkOps"
+
+
 def denied_layout(path: str) -> Any:
     """What the client-side router shows instead of a page the user may not see."""
     if not current_user.is_authenticated:
@@ -380,6 +384,27 @@ def guard_pages() -> None:
         if getattr(layout, "parkops_guarded", False):
             continue
         page["layout"] = _guarded_layout(page[ROLE_ATTR], layout, page["path"])
+        page["title"] = _guarded_title(page[ROLE_ATTR], page["title"])
+
+
+def _guarded_title(min_role: Role, title: Any) -> Any:
+    """The page's title, or "Not authorised" for someone its layout refuses: the tab says what the
+    page shows (``denied_layout``), not the name of a page they may not see. While the database
+    (the session's user) is unreachable, the page's own title if it is fixed: the layout's guard
+    says what happened (``outage_layout``)."""
+
+    def guarded(**kwargs: Any) -> Any:
+        try:
+            allowed = has_role(min_role)
+        except DBAPIError as exc:
+            if not lost_connection(exc):
+                raise
+            return title if isinstance(title, str) else DEFAULT_TITLE
+        if not allowed:
+            return DENIED_TITLE
+        return title(**kwargs) if callable(title) else title
+
+    return guarded
 
 
 def _guarded_layout(min_role: Role, layout: Any, path: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,12 +23,22 @@ def rows_matched(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+# SQLite reports every error as an OperationalError, a missing table as much as a failing disk:
+# only these say its file could not be used just now. Anything else ("no such table", a syntax
+# error) is a fault in the code or the schema, which must stay a logged 500, not "try again".
+SQLITE_UNAVAILABLE = ("disk i/o error", "unable to open database file", "database is locked")
+
+
 def lost_connection(exc: BaseException) -> bool:
     """The database could not be reached or the connection dropped (a restart, a failover, a
     network cut): a state that passes, unlike an error in the statement itself."""
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return any(words in str(exc.orig).lower() for words in SQLITE_UNAVAILABLE)
+    return True
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -8,6 +8,7 @@ connection, stay a 500 (the test app hands the error to the test instead)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dashboard.core import Core
+from dashboard.db import lost_connection
 from dashboard.map_routes import UNAVAILABLE
 from dashboard.outage import REASON
 from dashboard.services import users as users_service
@@ -53,16 +55,17 @@ def test_a_page_drawn_inside_the_app_says_so_where_the_page_would_be(
 ) -> None:
     """The layout built for the page the frame is loaded on, and a move by link (the pages
     router's callback): the page area says the database is unreachable instead of staying empty."""
-    manager = login_as(Role.MANAGER)
+    admin = login_as(Role.ADMIN)
     router = find_output(app, "_pages_content.children")
     with DropConnection(core.db, r"^\s*SELECT", times=None):
-        layout = served_layout(manager, "http://localhost/admin/users")
+        layout = served_layout(admin, "http://localhost/admin/users")
         assert REASON in json.dumps(component(layout, "_pages_content"))
-        moved = dash_post(manager, app, router, ["/admin/users", ""])
+        moved = dash_post(admin, app, router, ["/admin/users", ""])
         assert moved.status_code == 200 and REASON in moved.get_data(as_text=True)
-    moved = dash_post(manager, app, router, ["/admin/users", ""])
-    assert moved.status_code == 200 and REASON not in moved.get_data(as_text=True)
-    assert "Users" in moved.get_data(as_text=True)
+    moved = dash_post(admin, app, router, ["/admin/users", ""])
+    shown = moved.get_data(as_text=True)
+    assert moved.status_code == 200 and REASON not in shown and "Not authorised" not in shown
+    assert '"title":"Users · ParkOps"' in shown  # the page's own title: it was not refused
 
 
 def test_the_signed_in_maps_data_is_the_maps_own_503(login_as: LoginAs, core: Core) -> None:
@@ -94,3 +97,23 @@ def test_another_database_error_is_a_fault_not_an_outage(
     monkeypatch.setattr(users_service, "session_user", broken)
     with pytest.raises(IntegrityError):
         user.get("/permits")
+
+
+def test_a_sqlite_error_in_the_schema_is_a_fault_not_an_outage(
+    login_as: LoginAs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite calls a missing table an OperationalError, as it does a failing disk: only the
+    latter is the database being unavailable (503, try again); the former is a logged 500.
+    (PostgreSQL reports a missing table as a ProgrammingError, never taken for an outage.)"""
+    user = login_as(Role.USER)
+
+    def missing_table(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: users"))
+
+    monkeypatch.setattr(users_service, "session_user", missing_table)
+    with pytest.raises(OperationalError):
+        user.get("/permits")
+    for words in ("disk I/O error", "unable to open database file", "database is locked"):
+        assert lost_connection(OperationalError("SELECT 1", {}, sqlite3.OperationalError(words)))
+    syntax = sqlite3.OperationalError("near 'x': syntax error")
+    assert not lost_connection(OperationalError("SELECT 1", {}, syntax))

@@ -27,7 +27,7 @@ import redis
 
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services import occupancy, open_data
+from dashboard.services import maps, occupancy, open_data
 from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, LotPermits
 from dashboard.services.wording import ago, percent, source_label
 
@@ -105,17 +105,6 @@ def _group(state: GroupOccupancy, now: datetime) -> dict[str, Any]:
     }
 
 
-def _bounds(states: list[GroupOccupancy]) -> list[list[float]] | None:
-    lats = [state.latitude for state in states if state.latitude is not None]
-    lons = [state.longitude for state in states if state.longitude is not None]
-    if not lats or not lons:
-        return None
-    return [
-        [min(lats) - BOUNDS_PAD, min(lons) - BOUNDS_PAD],
-        [max(lats) + BOUNDS_PAD, max(lons) + BOUNDS_PAD],
-    ]
-
-
 def lot_status_payload(states: list[GroupOccupancy], now: datetime) -> dict[str, Any]:
     """Every group (ordered by name, as ``group_states`` gives them) with its lots, the pins of
     those on the map as GeoJSON points (``[lon, lat]``; a pin's figures are looked up by its id in
@@ -138,7 +127,7 @@ def lot_status_payload(states: list[GroupOccupancy], now: datetime) -> dict[str,
                 for state in shown
             ],
         },
-        "bounds": _bounds(shown),
+        "bounds": maps.bounds_of(((state.latitude, state.longitude) for state in shown), BOUNDS_PAD),
         "hidden": f"Not on the map (hidden or no location): {', '.join(hidden)}." if hidden else None,
         "notes": {"differ": DIFFER_NOTE, "no_physical": NO_PHYSICAL},
     }

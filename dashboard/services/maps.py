@@ -17,6 +17,7 @@ visitor is only which permit options are offered, from ``logged_in``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,20 +208,22 @@ def _nearest_index(groups: list[UserMapGroup]) -> dict[int, UserMapGroup | None]
     return {g.group_id: nearest_with_space(g, groups) for g in groups if group_sold_out(g)}
 
 
-def _bounds(groups: list[UserMapGroup]) -> Bounds | None:
-    located = [g for g in groups if g.located]
+def bounds_of(points: Iterable[tuple[float | None, float | None]], pad: float = 0.0) -> Bounds | None:
+    """The south-west and north-east corners around ``(latitude, longitude)`` points (those with
+    both), widened by ``pad`` degrees; None without one. Both maps open on these."""
+    located = [(lat, lon) for lat, lon in points if lat is not None and lon is not None]
     if not located:
         return None
-    lats = [g.lat for g in located if g.lat is not None]
-    lons = [g.lon for g in located if g.lon is not None]
-    return [[min(lats), min(lons)], [max(lats), max(lons)]]
+    lats = [lat for lat, _ in located]
+    lons = [lon for _, lon in located]
+    return [[min(lats) - pad, min(lons) - pad], [max(lats) + pad, max(lons) + pad]]
 
 
 def user_map_payload(groups: list[UserMapGroup], *, logged_in: bool) -> dict[str, Any]:
     """What the browser needs to draw the user map for one audience: every pin, its tooltip and
     popup text already worded, so the page's script only lays them out (one wording, here, for the
     map, its table alternative and the tests). The pins' features are GeoJSON points
-    (``[lon, lat]``), drawn by dash-leaflet's ``GeoJSON``."""
+    (``[lon, lat]``), drawn with Leaflet's GeoJSON layer (``assets/realtime_map.js``)."""
     nearest = _nearest_index(groups)
     features = []
     for group in groups:
@@ -264,7 +267,7 @@ def user_map_payload(groups: list[UserMapGroup], *, logged_in: bool) -> dict[str
         )
     return {
         "logged_in": logged_in,
-        "bounds": _bounds(groups),
+        "bounds": bounds_of((g.lat, g.lon) for g in groups),
         "pins": {"type": "FeatureCollection", "features": features},
     }
 

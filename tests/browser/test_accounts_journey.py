@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from dashboard.services import email
 from models import OutboxMessage, Role, UserType
+from tests.browser.signing import sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -25,13 +26,6 @@ def phone(browser: Browser) -> Page:
     page = context.new_page()
     page.set_default_timeout(15_000)
     return page
-
-
-def sign_in(page: Page, live_server: str, address: str, password: str, target: str = "/permits") -> None:
-    page.goto(f"{live_server}/login?next={target}")
-    page.fill("#login-email", address)
-    page.fill("#login-password", password)
-    page.click("#login-submit")
 
 
 def link_from_outbox(core, key: str, path: str, live_server: str) -> str:
@@ -78,7 +72,7 @@ def test_register_on_a_phone_confirm_from_the_email_and_sign_in(browser, live_se
         page.click("#register-submit")
         expect(page.locator("#register-done")).to_contain_text("Check your inbox")
 
-        sign_in(page, live_server, "robin@example.com", NEW_PASSWORD)
+        sign_in(page, live_server, "robin@example.com", "/permits", password=NEW_PASSWORD, arrive=False)
         expect(page.locator("#login-error")).to_contain_text("not confirmed yet")
         expect(page.get_by_role("link", name="Send me a new link")).to_be_visible()
 
@@ -87,7 +81,7 @@ def test_register_on_a_phone_confirm_from_the_email_and_sign_in(browser, live_se
         fits(page)
         page.get_by_role("link", name="Log in", exact=True).last.click()
         expect(page).to_have_url(re.compile(r"/login"))
-        sign_in(page, live_server, "robin@example.com", NEW_PASSWORD)
+        sign_in(page, live_server, "robin@example.com", "/permits", password=NEW_PASSWORD, arrive=False)
         expect(page.get_by_role("heading", name="My Permits")).to_be_visible()
     finally:
         page.context.close()
@@ -101,7 +95,7 @@ def test_forgot_password_reset_from_the_email_ends_the_old_session(
     user = make_user(Role.USER, first_name="Alex", last_name="Morgan")
     elsewhere = browser.new_context().new_page()
     try:
-        sign_in(elsewhere, live_server, user.email, PASSWORD)
+        sign_in(elsewhere, live_server, user.email, "/permits", password=PASSWORD, arrive=False)
         expect(elsewhere.get_by_role("heading", name="My Permits")).to_be_visible()
 
         page.goto(f"{live_server}/login")
@@ -118,9 +112,9 @@ def test_forgot_password_reset_from_the_email_ends_the_old_session(
             "every session of your account has been signed out"
         )
 
-        sign_in(page, live_server, user.email, PASSWORD)
+        sign_in(page, live_server, user.email, "/permits", password=PASSWORD, arrive=False)
         expect(page.locator("#login-error")).to_contain_text("incorrect")
-        sign_in(page, live_server, user.email, NEW_PASSWORD)
+        sign_in(page, live_server, user.email, "/permits", password=NEW_PASSWORD, arrive=False)
         expect(page.get_by_role("heading", name="My Permits")).to_be_visible()
 
         elsewhere.goto(f"{live_server}/permits")
@@ -134,10 +128,10 @@ def test_an_admin_deactivates_a_user_whose_open_session_ends(browser, page, live
     victim = make_user(Role.USER, first_name="Vic", last_name="Tim", external_id="S2024001")
     other = browser.new_context().new_page()
     try:
-        sign_in(other, live_server, victim.email, PASSWORD)
+        sign_in(other, live_server, victim.email, "/permits", password=PASSWORD, arrive=False)
         expect(other.get_by_role("heading", name="My Permits")).to_be_visible()
 
-        sign_in(page, live_server, admin.email, PASSWORD, "/admin/users")
+        sign_in(page, live_server, admin.email, "/admin/users", password=PASSWORD, arrive=False)
         expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
         page.fill("#users-text", "S2024001")
         page.press("#users-text", "Enter")
@@ -151,7 +145,7 @@ def test_an_admin_deactivates_a_user_whose_open_session_ends(browser, page, live
 
         other.reload()
         expect(other).to_have_url(re.compile(r"/login\?next="))
-        sign_in(other, live_server, victim.email, PASSWORD)
+        sign_in(other, live_server, victim.email, "/permits", password=PASSWORD, arrive=False)
         expect(other.locator("#login-error")).to_contain_text("incorrect")
 
         page.set_viewport_size({"width": 390, "height": 844})

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from dashboard.services.occupancy import LiveStore, apply_figure
 from models import Lot, LotGroup, OccupancySource, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -55,11 +55,7 @@ def test_the_popup_shows_both_figures_and_follows_new_counts(
     )
     errors: list[str] = []
     journey.on("pageerror", lambda error: errors.append(str(error)))
-    journey.goto(f"{live_server}/login?next=/admin/map")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/admin/map")
+    sign_in(journey, live_server, admin.email, "/admin/map")
     row = journey.locator(f"#adminmap-row-{garage}")
     expect(row.locator(".adminmap-physical")).to_have_text("10 / 200")
 
@@ -96,10 +92,7 @@ def test_a_name_typed_by_an_admin_is_text(journey: Page, live_server, make_user,
     session.add(Lot(name="<b>Level</b>", code="L1", capacity=10, permits_allowed=5, lot_group_id=group.id))
     session.commit()
     admin = make_user(Role.ADMIN)
-    journey.goto(f"{live_server}/login?next=/admin/map")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
+    sign_in(journey, live_server, admin.email, "/admin/map")
     expect(journey.locator(f"#adminmap-row-{group.id} th")).to_have_text(name)
     journey.locator("#adminmap-map path.leaflet-interactive").first.click()
     popup = journey.locator(".leaflet-popup .adminmap-popup")
@@ -116,11 +109,7 @@ def test_on_a_phone_the_popup_opens_clear_of_the_zoom_buttons_inside_the_map(
     the title must end up below them, the popup inside the map, its text at least 14 px."""
     admin = make_user(Role.ADMIN)
     journey.set_viewport_size({"width": 360, "height": 740})
-    journey.goto(f"{live_server}/login?next=/admin/map")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/admin/map")
+    sign_in(journey, live_server, admin.email, "/admin/map")
     expect(journey.locator(f"#adminmap-row-{garage}")).to_be_visible()
     journey.locator("#adminmap-map path.leaflet-interactive").first.click()
     popup = journey.locator(".leaflet-popup .adminmap-popup")

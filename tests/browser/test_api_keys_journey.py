@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from models import Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -21,11 +21,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 def test_admin_issues_and_revokes_a_key(page: Page, live_server, make_user):
     admin = make_user(Role.ADMIN)
-    page.goto(f"{live_server}/login?next=/admin/api-keys")
-    page.fill("#login-email", admin.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin/api-keys")
+    sign_in(page, live_server, admin.email, "/admin/api-keys")
     expect(page.locator("#api-keys-table")).to_contain_text("No API keys yet")
 
     page.get_by_label("Name").fill("Cale pay stations")
@@ -82,11 +78,7 @@ def test_admin_issues_and_revokes_a_key(page: Page, live_server, make_user):
 def test_admin_binds_a_key_to_its_sources(page: Page, live_server, make_user):
     """A writing key needs its source; the Sources dialog changes a key's sources in place."""
     admin = make_user(Role.ADMIN)
-    page.goto(f"{live_server}/login?next=/admin/api-keys")
-    page.fill("#login-email", admin.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin/api-keys")
+    sign_in(page, live_server, admin.email, "/admin/api-keys")
 
     page.get_by_label("Name").fill("Cale pay stations")
     page.get_by_label("permits:write", exact=False).check()

@@ -29,6 +29,7 @@ from models import (
     Pricing,
     SandboxCharge,
 )
+from tests.browser.signing import sign_in
 from tests.faults import DropConnection
 
 pytestmark = pytest.mark.browser
@@ -107,11 +108,13 @@ def test_a_student_books_a_standard_permit_through_the_cart(
     ARTIFACTS.mkdir(exist_ok=True)
     student = next(c for c in demo.read_credentials(campus) if c["email"] == "student@parkops.example")
     west = session.scalars(select(Lot).where(Lot.code == "WN")).one()
-    journey.goto(f"{live_server}/login?next=/lot-groups/{west.lot_group_id}")
-    journey.fill("#login-email", student["email"])
-    journey.fill("#login-password", student["password"])
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/lot-groups/{west.lot_group_id}")
+    sign_in(
+        journey,
+        live_server,
+        student["email"],
+        f"/lot-groups/{west.lot_group_id}",
+        password=student["password"],
+    )
     journey.locator(f"#lotgroup-lot-{west.id} .lotgroup-standard").click()
     expect(journey).to_have_url(f"{live_server}/permits/book/{west.id}")
     expect(journey.locator("#book-title")).to_have_text(f"Book a standard permit: {west.name}")

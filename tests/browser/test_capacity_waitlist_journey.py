@@ -25,7 +25,7 @@ from models import (
     Pricing,
     Role,
 )
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 # plotly.js (3.5 MB) loads when the first chart opens: slow on a busy machine, so wait for it longer.
@@ -84,14 +84,6 @@ def site(session) -> dict[str, int]:
     return {"lot": lot.id, "product": product.id}
 
 
-def sign_in(page: Page, live_server: str, user, target: str) -> None:
-    page.goto(f"{live_server}/login?next={target}")
-    page.fill("#login-email", user.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}{target}")
-
-
 def no_sideways_scroll(page: Page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     viewport = page.viewport_size["width"]
@@ -104,7 +96,7 @@ def test_phone_journey(browser, live_server, make_user, site) -> None:
         waiter = context.new_page()
         waiter.set_default_timeout(15_000)
         user = make_user(Role.USER)
-        sign_in(waiter, live_server, user, f"/waitlist/join/{site['product']}")
+        sign_in(waiter, live_server, user.email, f"/waitlist/join/{site['product']}")
         expect(waiter.locator("#waitlistjoin-reason")).to_contain_text("All 10 permits allowed in North A")
         waiter.get_by_role("button", name="Join the waitlist").click()
         expect(waiter.locator("#waitlistjoin-result")).to_contain_text("You joined the waitlist for Hourly")
@@ -116,7 +108,7 @@ def test_phone_journey(browser, live_server, make_user, site) -> None:
         manager_page = manager_context.new_page()
         manager_page.set_default_timeout(15_000)
         try:
-            sign_in(manager_page, live_server, make_user(Role.MANAGER), "/manage/capacity")
+            sign_in(manager_page, live_server, make_user(Role.MANAGER).email, "/manage/capacity")
             card = manager_page.locator(f"#capacity-row-{site['lot']}")
             expect(card).to_contain_text("Keep 18 for visitors")  # 20 spaces less the 10% margin
             expect(card).to_contain_text("keep 18 of the 20 spaces for visitors")
@@ -156,7 +148,7 @@ def test_desktop_manager_is_refused_below_sold_and_asked_before_selling_out(
     try:
         page = context.new_page()
         page.set_default_timeout(15_000)
-        sign_in(page, live_server, make_user(Role.MANAGER), "/manage/capacity")
+        sign_in(page, live_server, make_user(Role.MANAGER).email, "/manage/capacity")
         card = page.locator(f"#capacity-row-{site['lot']}")
         expect(card).to_contain_text("Keep 18 for visitors")
         no_sideways_scroll(page)
@@ -201,10 +193,7 @@ def test_the_demo_campus_advises_on_a_phone(browser, live_server, core, session,
     try:
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(f"{live_server}/login?next=/manage/capacity")
-        page.fill("#login-email", manager["email"])
-        page.fill("#login-password", manager["password"])
-        page.click("#login-submit")
+        sign_in(page, live_server, manager["email"], "/manage/capacity", password=manager["password"])
         expect(page.locator("#capacity-count")).to_have_text(f"{len(demo.LOTS)} of {len(demo.LOTS)} lot(s)")
         expect(page.locator(".capacity-advice")).to_have_count(len(demo.LOTS))
         pay_lot = session.scalars(select(Lot).where(Lot.code == "CP")).one()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from dashboard.services import system_settings
 from dashboard.services.occupancy import LiveStore, apply_figure
 from models import LotGroup, MistallLot, OccupancySnapshot, OccupancySource, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -56,11 +56,7 @@ def test_admin_adds_sees_and_removes_the_mistall_widget(
     journey: Page, live_server, make_user, core, mistall
 ) -> None:
     admin = make_user(Role.ADMIN)
-    journey.goto(f"{live_server}/login?next=/admin/dashboard/edit")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/admin/dashboard/edit")
+    sign_in(journey, live_server, admin.email, "/admin/dashboard/edit")
 
     offered = journey.locator("#dashedit-available-mistall-lot-stats")
     expect(offered).to_contain_text("mistall-lot-stats")
@@ -122,10 +118,7 @@ def test_the_dashboard_fits_a_phone(journey: Page, live_server, make_user, core,
         )
     admin = make_user(Role.ADMIN)
     journey.set_viewport_size({"width": 360, "height": 740})
-    journey.goto(f"{live_server}/login?next=/admin")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
+    sign_in(journey, live_server, admin.email, "/admin")
     expect(journey.locator("#dashboard-widget-occupancy-today")).to_contain_text(
         "Percent full since midnight"
     )

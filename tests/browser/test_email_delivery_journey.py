@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from dashboard.services import email, system_settings
 from dashboard.services.email import EmailMessage
 from models import Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from tests.workers.mail_servers import PASSWORD as SMTP_PASSWORD
 from tests.workers.mail_servers import USER, SmtpServer, free_port, self_signed
 from workers import email_delivery
@@ -57,11 +57,7 @@ def test_admin_sends_a_test_email_and_finds_it_in_the_outbox(
     page: Page, live_server, make_user, core, smtp, running_worker
 ):
     admin = make_user(Role.ADMIN)
-    page.goto(f"{live_server}/login?next=/admin/settings")
-    page.fill("#login-email", admin.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin/settings")
+    sign_in(page, live_server, admin.email, "/admin/settings")
     page.get_by_role("tab", name="Email").click()
     page.fill("#settings-test-to", "me@campus.test")
     page.get_by_role("button", name="Send test email").click()

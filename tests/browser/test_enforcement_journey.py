@@ -15,21 +15,13 @@ from sqlalchemy import func, select
 
 from dashboard.services import email
 from models import Role, SandboxCharge, Violation
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from tests.enforcement import enable_boots, make_place
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 MM_IN_CSS_PX = 96 / 25.4
-
-
-def log_in(page: Page, live_server: str, user, target: str) -> None:
-    page.goto(f"{live_server}/login?next={target}")
-    page.fill("#login-email", user.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(re.compile(re.escape(f"{live_server}{target.split('?')[0]}")))
 
 
 def choose(page: Page, dropdown: str, option: str) -> None:
@@ -51,7 +43,7 @@ def test_officer_tickets_a_booted_car_and_the_admin_returns_the_boot_with_a_refu
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = phone.new_page()
     page.set_default_timeout(15_000)
-    log_in(page, live_server, officer, "/officer/check")
+    sign_in(page, live_server, officer.email, "/officer/check")
     choose(page, "check-lot", "Visitor Lot")
     page.fill("#check-plate", "ABC 123")
     page.click("#check-submit")
@@ -126,7 +118,7 @@ def test_officer_tickets_a_booted_car_and_the_admin_returns_the_boot_with_a_refu
     desk = browser.new_context(viewport={"width": 1280, "height": 900})
     page = desk.new_page()
     page.set_default_timeout(15_000)
-    log_in(page, live_server, admin, "/admin/outbox")
+    sign_in(page, live_server, admin.email, "/admin/outbox")
     page.locator("#outbox-table button", has_text="Your boot release code").click()
     detail = page.locator("#outbox-detail")
     expect(detail).to_contain_text("owner@example.com")

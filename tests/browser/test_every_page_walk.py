@@ -38,6 +38,7 @@ from dashboard.services.payments import SUCCESS_CARD, ReceiptContext, SandboxPro
 from dashboard.services.permits import PermitRequest
 from dashboard.services.plates import clean_plate
 from models import Boot, Lot, LotGroup, PermitKind, PermitProduct, Role, User, Violation
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -253,13 +254,10 @@ def axe_findings(page: Page) -> list[str]:
     return found
 
 
-def sign_in(page: Page, live_server: str, role: Role, campus: Campus) -> None:
+def sign_in_as(page: Page, live_server: str, role: Role, campus: Campus) -> None:
+    """Sign in with the demo account of ``role``, landing on the home page."""
     address = DEMO_LOGIN[role]
-    page.goto(f"{live_server}/login")
-    page.fill("#login-email", address)
-    page.fill("#login-password", campus.passwords[address])
-    page.click("#login-submit")
-    page.wait_for_url(f"{live_server}/")
+    sign_in(page, live_server, address, "/", password=campus.passwords[address])
 
 
 @pytest.fixture
@@ -288,7 +286,7 @@ def test_every_page_fits_works_and_passes_axe(
     try:
         if role is not Role.GUEST:
             watch.path = "/login (signing in)"
-            sign_in(page, live_server, role, campus)
+            sign_in_as(page, live_server, role, campus)
             watch.settle(page)
         paths = pages_for(role, campus)
         assert len(paths) >= 10
@@ -324,7 +322,7 @@ def test_the_receipt_and_system_tasks_tables_fit_a_phone(
         cells = page.locator(".receipt-permit td")
         expect(page.locator(".receipt-permit")).to_contain_text(re.compile(r"WALK ?360"))
         assert_inside_the_screen(page, cells, 5)
-        sign_in(page, live_server, Role.ADMIN, campus)
+        sign_in_as(page, live_server, Role.ADMIN, campus)
         page.goto(f"{live_server}/admin/tasks")
         runs = page.get_by_role("button", name="RUN")
         expect(runs.first).to_be_visible()
@@ -352,7 +350,7 @@ def test_the_check_a_plate_lot_picker_is_named_and_takes_the_tab_key(
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
-        sign_in(page, live_server, Role.OFFICER, campus)
+        sign_in_as(page, live_server, Role.OFFICER, campus)
         page.goto(f"{live_server}/officer/check")
         picker = page.locator("#check-lot")
         expect(picker).to_have_accessible_name(re.compile(r"^Lot\b"))
@@ -391,7 +389,7 @@ def test_an_admins_menu_fits_a_tablet(browser: Browser, live_server: str, campus
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
-        sign_in(page, live_server, Role.ADMIN, campus)
+        sign_in_as(page, live_server, Role.ADMIN, campus)
         page.goto(f"{live_server}/")
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         assert page.evaluate("document.scrollingElement.scrollWidth - innerWidth") <= 0

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from dashboard.services import content, demo, devices
 from models import DeviceKind, Lot, LotGroup, PermitKind, PermitProduct, Pricing, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from workers import ingest
 from workers.mqtt import make_client
 
@@ -96,11 +96,7 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
     journey: Page, browser: Browser, live_server, make_user, core, garage, ingester
 ) -> None:
     admin = make_user(Role.ADMIN)
-    journey.goto(f"{live_server}/login?next=/admin/map")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/admin/map")
+    sign_in(journey, live_server, admin.email, "/admin/map")
 
     # The first count proves the path broker -> ingester -> Redis -> push is up (the ingester
     # subscribes after its thread starts; the count is re-published until it is seen).

@@ -19,7 +19,7 @@ from dashboard import push
 from dashboard.components.live import FALLBACK_POLL_MS
 from dashboard.services.occupancy import LiveStore, apply_figure
 from models import LotGroup, OccupancySource, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -72,11 +72,7 @@ def record(core, session, group_id: int, occupied: int) -> None:
 
 def open_page(page: Page, live_server: str, make_user, garage: int) -> None:
     admin = make_user(Role.ADMIN)
-    page.goto(f"{live_server}/login?next=/admin/lot-groups")
-    page.fill("#login-email", admin.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin/lot-groups")
+    sign_in(page, live_server, admin.email, "/admin/lot-groups")
     expect(page.locator(f"#lotgroups-row-{garage} .lotgroups-physical")).to_have_text("10 / 200")
 
 

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from models import LotGroup, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,11 +22,7 @@ def test_an_admin_places_a_new_group_by_clicking_the_map(
     journey: Page, live_server, make_user, session
 ) -> None:
     admin = make_user(Role.ADMIN)
-    journey.goto(f"{live_server}/login?next=/admin/lot-groups")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/admin/lot-groups")
+    sign_in(journey, live_server, admin.email, "/admin/lot-groups")
 
     journey.click("#lotgroups-add")
     expect(journey).to_have_url(f"{live_server}/admin/lot-groups/new")
@@ -68,10 +64,7 @@ def test_an_existing_group_shows_its_pin_and_a_typed_point_moves_it(
     session.add(group)
     session.commit()
     admin = make_user(Role.ADMIN)
-    journey.goto(f"{live_server}/login?next=/admin/lot-groups/{group.id}/edit")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
+    sign_in(journey, live_server, admin.email, f"/admin/lot-groups/{group.id}/edit")
     expect(journey.locator("#lotgroupedit-name")).to_have_value("Typed Garage")
     expect(journey.locator("#lotgroupedit-lat")).to_have_value("43.4762")
     pin = journey.locator("#lotgroupedit-map path.leaflet-interactive")

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from dashboard.services.occupancy import LiveStore, apply_figure
 from models import Lot, LotGroup, OccupancySource, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -64,11 +64,7 @@ def test_cards_sort_and_follow_new_counts_on_a_phone(
     ids = {name: str(lot_id) for name, lot_id in lots.items()}
     officer = make_user(Role.OFFICER)
     journey.set_viewport_size({"width": 390, "height": 800})
-    journey.goto(f"{live_server}/login?next=/officer")
-    journey.fill("#login-email", officer.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
-    expect(journey).to_have_url(f"{live_server}/officer")
+    sign_in(journey, live_server, officer.email, "/officer")
     cards = journey.locator(".officer-card")
     expect(cards).to_have_count(3)
     assert order(journey) == [ids["Bravo"], ids["Alpha"], ids["Charlie"]]  # fullest first, closed last

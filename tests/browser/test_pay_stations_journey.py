@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from models import Lot, LotZone, LotZoneSchedule, PayStationRecord, Role, utcnow
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -45,11 +45,7 @@ def records(session) -> None:
 
 def test_a_manager_reads_and_filters_pay_station_records(page: Page, live_server, make_user, records) -> None:
     manager = make_user(Role.MANAGER)
-    page.goto(f"{live_server}/login?next=/admin/pay-stations")
-    page.fill("#login-email", manager.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin/pay-stations")
+    sign_in(page, live_server, manager.email, "/admin/pay-stations")
 
     grid = page.locator("#paystations-grid")
     expect(grid).to_contain_text("Green Staff Lot East")

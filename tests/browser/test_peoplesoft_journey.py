@@ -10,24 +10,16 @@ from playwright.sync_api import Page, expect
 from dashboard.app import prepare_database
 from dashboard.services import email, peoplesoft
 from models import Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from tests.enforcement import make_place, write_ticket
 from tests.services.test_peoplesoft import HEADER, TORONTO, add_owner, local
 
 pytestmark = pytest.mark.browser
 
 
-def sign_in(page: Page, live_server: str, user, path: str) -> None:
-    page.goto(f"{live_server}/login?next={path}")
-    page.fill("#login-email", user.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}{path}")
-
-
 def test_admin_sets_a_weekly_time(page: Page, live_server, make_user, core):
     prepare_database(core)
-    sign_in(page, live_server, make_user(Role.ADMIN), "/admin/tasks")
+    sign_in(page, live_server, make_user(Role.ADMIN).email, "/admin/tasks")
     row = page.locator("#tasks-table-grid tr", has_text="PeopleSoft Holds Report")
     expect(row).to_contain_text("daily at 02:00")
     row.get_by_role("button", name="Edit").click()
@@ -54,7 +46,7 @@ def test_manager_downloads_the_holds_added_file(page: Page, live_server, make_us
             s, local(2026, 3, 3, 2, 0), TORONTO, pattern="holds_{type}_{date}.txt",
             recipient="holds@campus.test", backend=email.OutboxBackend(),
         )  # fmt: skip
-    sign_in(page, live_server, make_user(Role.MANAGER), "/admin/peoplesoft")
+    sign_in(page, live_server, make_user(Role.MANAGER).email, "/admin/peoplesoft")
     expect(page.locator("#peoplesoft-off")).to_contain_text("PeopleSoft holds are turned off")
     expect(page.locator("#peoplesoft-holds-grid")).to_contain_text("Ana Avery")
     with page.expect_download() as download:

@@ -15,7 +15,7 @@ from dashboard.services import reconciliation
 from dashboard.services.payment_providers import Card
 from dashboard.services.payments import SandboxProvider
 from models import Role, SandboxCharge
-from tests.browser.test_peoplesoft_journey import sign_in
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,7 @@ def test_a_manager_refunds_a_stray_charge_after_confirming(page: Page, live_serv
     local = found.astimezone(core.settings.tz)
     day = "today" if local.date() == datetime.now(core.settings.tz).date() else "tomorrow"
     page.set_viewport_size({"width": 390, "height": 844})
-    sign_in(page, live_server, make_user(Role.MANAGER), "/admin/reconciliation")
+    sign_in(page, live_server, make_user(Role.MANAGER).email, "/admin/reconciliation")
     card = page.locator("#recon-rows .card")
     expect(card).to_have_count(1)
     expect(card).to_contain_text("Charged without a settled payment")

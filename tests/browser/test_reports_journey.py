@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from models import Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from tests.reports_data import FIRST, LAST, SOUTH, make_report_data
 
 pytestmark = pytest.mark.browser
@@ -39,10 +39,7 @@ def test_a_manager_opens_changes_shares_and_downloads_a_report(
     page: Page, live_server, make_user, data
 ) -> None:
     manager = make_user(Role.MANAGER)
-    page.goto(f"{live_server}/login?next=/admin")
-    page.fill("#login-email", manager.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
+    sign_in(page, live_server, manager.email, "/admin")
     page.locator("#shell-nav").get_by_text("Parking", exact=True).click()
     page.get_by_role("link", name="Reports", exact=True).click()
     expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()

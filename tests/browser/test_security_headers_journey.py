@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from dashboard.auth import ROLE_ATTR
 from dashboard.services import demo
 from models import Lot, LotGroup, Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -73,10 +73,7 @@ def _visit_all(page: Page, live_server: str, paths: list[str]) -> list[str]:
 
 def test_every_page_runs_under_the_policy_as_an_admin(live_server, journey: Page, campus, make_user):
     admin = make_user(Role.ADMIN)
-    journey.goto(f"{live_server}/login")
-    journey.fill("#login-email", admin.email)
-    journey.fill("#login-password", PASSWORD)
-    journey.click("#login-submit")
+    sign_in(journey, live_server, admin.email, "/")
     expect(journey.get_by_role("button", name="Log out")).to_be_visible()
     paths = _paths(Role.ADMIN, campus)
     assert "/admin/settings" in paths and f"/lot-groups/{campus['group_id']}" in paths
@@ -110,14 +107,11 @@ def test_a_page_above_ones_role_is_a_403_that_still_shows_the_app(live_server, p
     another account): status 403, but the app's frame with their menu, "Not authorised" and a way on."""
     manager = make_user(Role.MANAGER)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server}/login?next=/admin")
-    page.fill("#login-email", manager.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin")
+    sign_in(page, live_server, manager.email, "/admin")
     response = page.goto(f"{live_server}/admin/users")
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading", name="Not authorised")).to_be_visible()
+    expect(page).to_have_title("Not authorised · ParkOps")
     page.get_by_role("link", name="home page").click()  # routed inside the app
     expect(page).to_have_url(f"{live_server}/")
     expect(page.get_by_role("heading", name="ParkOps")).to_be_visible()

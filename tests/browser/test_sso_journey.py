@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from werkzeug import Request, Response
 
 from models import LoginMethod, Role, UserType
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from tests.saml_idp import AFFILIATION, GIVEN, MAIL, NUMBER, SURNAME, TestIdp, configure, tamper
 
 pytestmark = pytest.mark.browser
@@ -73,10 +73,7 @@ def test_an_admin_sets_up_sso_from_pasted_metadata(page: Page, live_server, core
         session.add(UserType(code="student", name="Student", login_method=LoginMethod.LOCAL))
     provider = TestIdp(tmp_path, live_server)
     admin = make_user(Role.ADMIN)
-    page.goto(f"{live_server}/login?next=/admin/sso")
-    page.fill("#login-email", admin.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
+    sign_in(page, live_server, admin.email, "/admin/sso")
     expect(page.get_by_role("heading", name="Single Sign-On")).to_be_visible()
     expect(page.locator("#sso-sp-key-note")).to_contain_text("No private key yet")
     page.fill("#sso-metadata-xml", provider.metadata())

@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from dashboard.app import prepare_database
 from models import Role
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 from workers.worker import start_inprocess_worker
 
 pytestmark = pytest.mark.browser
@@ -26,11 +26,7 @@ def running_worker(core):
 def test_admin_runs_a_task_and_sees_it_logged(page: Page, live_server, make_user, core, running_worker):
     prepare_database(core)
     admin = make_user(Role.ADMIN)
-    page.goto(f"{live_server}/login?next=/admin/tasks")
-    page.fill("#login-email", admin.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(f"{live_server}/admin/tasks")
+    sign_in(page, live_server, admin.email, "/admin/tasks")
     row = page.locator("#tasks-table-grid tr", has_text="Update Mistall System Job Task")
     expect(row).to_be_visible()
     row.get_by_role("button", name="RUN").click()

@@ -23,7 +23,7 @@ from models import (
     Role,
     utcnow,
 )
-from tests.conftest import PASSWORD
+from tests.browser.signing import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -64,10 +64,7 @@ def test_a_manager_reads_filters_and_downloads_every_temporary_sale(
     page: Page, live_server, make_user, sales
 ) -> None:
     manager = make_user(Role.MANAGER)
-    page.goto(f"{live_server}/login?next=/admin")
-    page.fill("#login-email", manager.email)
-    page.fill("#login-password", PASSWORD)
-    page.click("#login-submit")
+    sign_in(page, live_server, manager.email, "/admin")
     page.goto(f"{live_server}/admin/temporary-permits")
     expect(page.get_by_role("heading", name="Temporary Permits")).to_be_visible()
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from dashboard.app import prepare_database
 from dashboard.services import system_settings
 from models import OutboxAttachment, Role
-from tests.browser.test_peoplesoft_journey import sign_in
+from tests.browser.signing import sign_in
 from workers import tasks
 from workers.jobs import execute_task
 
@@ -37,7 +37,7 @@ def test_admin_reads_the_history_and_downloads_the_failures(
     with core.db.session() as s:
         emailed = bytes(s.scalars(select(OutboxAttachment)).one().content)
 
-    sign_in(page, live_server, make_user(Role.ADMIN), "/admin/user-import")
+    sign_in(page, live_server, make_user(Role.ADMIN).email, "/admin/user-import")
     expect(page.locator("#user-import-headers")).to_contain_text("student_no, employ_no")
     expect(page.locator("#user-import-state")).to_contain_text(f"Drop folder: {drop}.")
     row = page.locator("#user-import-grid tbody tr").first

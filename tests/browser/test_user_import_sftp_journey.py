@@ -14,7 +14,7 @@ from sqlalchemy import select
 from dashboard.app import prepare_database
 from dashboard.services import ssh_keys
 from models import Role, User
-from tests.browser.test_peoplesoft_journey import sign_in
+from tests.browser.signing import sign_in
 from tests.sftp_server import USERNAME, running
 from workers import tasks
 from workers.jobs import execute_task
@@ -44,7 +44,7 @@ def test_admin_sets_up_the_sftp_pull_on_a_phone_and_sees_it_work(
     (server.root / "outgoing" / "users.csv").write_text("unique_id,email\nS1,ana@campus.test\n")
     page.set_viewport_size({"width": 390, "height": 844})
 
-    sign_in(page, live_server, make_user(Role.ADMIN), "/admin/settings")
+    sign_in(page, live_server, make_user(Role.ADMIN).email, "/admin/settings")
     page.get_by_role("tab", name="Third Party").click()
     page.get_by_label("Import Drop Folder", exact=True).fill(str(tmp_path / "drop"))
     page.get_by_label("SFTP Host", exact=True).fill("127.0.0.1")

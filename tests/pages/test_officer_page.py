@@ -79,6 +79,13 @@ def test_a_signed_in_user_below_the_role_gets_the_frame_saying_not_authorised(lo
     shown = json.dumps(component(layout, "_pages_content"))
     assert "Not authorised" in shown and "home page" in shown and "Lot E1 Engineering" not in shown
     assert "Log out" in json.dumps(component(layout, "shell-user"))
+    # The tab is titled by what it shows, not by the page refused (the page's title for officers).
+    titles = {
+        role: json.dumps(component(served_layout(login_as(role), "http://localhost/officer"), "_pages_store"))
+        for role in (Role.USER, Role.OFFICER)
+    }
+    assert '"title": "Not authorised \\u00b7 ParkOps"' in titles[Role.USER]
+    assert "Not authorised" not in titles[Role.OFFICER]
 
 
 @pytest.mark.parametrize(("role", "status"), [(Role.GUEST, 401), (Role.USER, 403)])
