@@ -24,9 +24,10 @@ def rows_matched(result: Result[Any]) -> int:
 
 
 # SQLite reports every error as an OperationalError, a missing table as much as a failing disk:
-# only these say its file could not be used just now. Anything else ("no such table", a syntax
-# error) is a fault in the code or the schema, which must stay a logged 500, not "try again".
-SQLITE_UNAVAILABLE = ("disk i/o error", "unable to open database file", "database is locked")
+# only these result codes (and their extended forms, ``SQLITE_IOERR_READ``...) say its file could
+# not be used just now. Anything else (``SQLITE_ERROR``: "no such table", a syntax error) is a
+# fault in the code or the schema, which must stay a logged 500, not "try again".
+SQLITE_UNAVAILABLE = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 def lost_connection(exc: BaseException) -> bool:
@@ -37,7 +38,7 @@ def lost_connection(exc: BaseException) -> bool:
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
     if isinstance(exc.orig, sqlite3.Error):
-        return any(words in str(exc.orig).lower() for words in SQLITE_UNAVAILABLE)
+        return (getattr(exc.orig, "sqlite_errorname", None) or "").startswith(SQLITE_UNAVAILABLE)
     return True
 
 

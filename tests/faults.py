@@ -134,8 +134,8 @@ class DropConnection:
     def _drop(self, conn: Any, statement: str) -> None:
         if self._admin is None:
             if statement == "COMMIT":
-                raise OperationalError(statement, None, sqlite3.OperationalError("disk I/O error (injected)"))
-            raise sqlite3.OperationalError("disk I/O error (injected)")
+                raise OperationalError(statement, None, disk_error())
+            raise disk_error()
         self._terminate(self._pid(conn))
 
     def _terminate(self, pid: int | None) -> None:
@@ -147,3 +147,10 @@ class DropConnection:
         while self._admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
             assert time.monotonic() < deadline, f"backend {pid} did not stop"
             time.sleep(0.01)
+
+
+def disk_error() -> sqlite3.OperationalError:
+    """What SQLite raises when its file cannot be read: the message and the result code it sets."""
+    error = sqlite3.OperationalError("disk I/O error (injected)")
+    error.sqlite_errorname = "SQLITE_IOERR"
+    return error

@@ -108,12 +108,24 @@ def test_a_sqlite_error_in_the_schema_is_a_fault_not_an_outage(
     user = login_as(Role.USER)
 
     def missing_table(*_args: object) -> None:
-        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: users"))
+        with sqlite3.connect(":memory:") as connection:
+            try:
+                connection.execute("SELECT * FROM users")
+            except sqlite3.OperationalError as exc:
+                raise OperationalError("SELECT * FROM users", {}, exc) from exc
 
     monkeypatch.setattr(users_service, "session_user", missing_table)
     with pytest.raises(OperationalError):
         user.get("/permits")
-    for words in ("disk I/O error", "unable to open database file", "database is locked"):
-        assert lost_connection(OperationalError("SELECT 1", {}, sqlite3.OperationalError(words)))
-    syntax = sqlite3.OperationalError("near 'x': syntax error")
-    assert not lost_connection(OperationalError("SELECT 1", {}, syntax))
+    # SQLite's own errors, as it raises them: a file it cannot open is unavailable, a syntax
+    # error is not.
+    for path, statement, unavailable in (
+        ("/nonexistent/parkops.db", "SELECT 1", True),
+        (":memory:", "SELEKT 1", False),
+    ):
+        try:
+            sqlite3.connect(path).execute(statement)
+        except sqlite3.OperationalError as exc:
+            assert lost_connection(OperationalError(statement, {}, exc)) is unavailable, exc
+        else:
+            raise AssertionError(f"{statement} on {path} did not fail")
