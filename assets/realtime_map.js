@@ -15,8 +15,8 @@
  *
  * A pushed change of the figure a pin shows is applied as it comes (the message carries it); a
  * poll tick, or a change it cannot apply, re-reads the body (``304`` when unchanged). Either way
- * the pins' colour, tooltip and the open popup change in place: the pins are re-created only when
- * one appears, disappears or moves (which closes a popup). Popups are built when opened, so
+ * the pins' colour, tooltip and the open popup change in place (``popups.js``): the pins are
+ * re-created only when one appears, disappears or moves (which closes a popup). Popups are built when opened, so
  * thousands of pins cost nothing until one is tapped.
  *
  * Everything a group's name or a lot's name reaches is set as text (``textContent``), never as
@@ -28,6 +28,9 @@
     const DATA_URL = "/live/user-map.json";
     const MAP_ID = "realtime-map";  // ``dashboard.components.realtime_map.PREFIX`` + "-map"
     const UNAVAILABLE = "Live counts are unavailable right now.";
+    // A user-timing mark as the pins are (re)created, with the map and its data both there: how
+    // long drawing takes, in a real visitor's browser or in ``bench/pages.py``.
+    const PLACED = "parkops:pins-placed";
 
     // What is drawn now: the last body, the group under each pin and each pin's layer; the map
     // (null while no map is on the page), its layer of pins and its look (``PIN_LOOK``); whether
@@ -205,7 +208,7 @@
             layer.bindTooltip(tipText(drawn.groups.get(id) || feature.properties)).openTooltip();
         });
         layer.once("click", function () {
-            layer.bindPopup(function () { return popupContent(id, hideout.colors); }, {
+            window.parkopsPopups.bind(layer, function () { return popupContent(id, hideout.colors); }, {
                 minWidth: 220,
                 maxWidth: 260,
                 autoPanPaddingTopLeft: hideout.popup_pad,
@@ -231,9 +234,7 @@
             }
             layer.setStyle(pinStyle(group, layer.parkopsHideout));
             layer.setTooltipContent(tipText(group));
-            if (layer.isPopupOpen()) {
-                layer.getPopup().update();
-            }
+            window.parkopsPopups.refresh(layer);
         });
     }
 
@@ -335,6 +336,7 @@
         if (!drawn.pins || !drawn.body) {
             return;
         }
+        performance.mark(PLACED);
         drawn.layers = new Map();
         drawn.pins.clearLayers();
         drawn.pins.addData(drawn.body.pins);

@@ -8,9 +8,10 @@
  * the server (``dashboard.services.lot_status``), and this script lays it out.
  *
  * The admin map's pins are a dash-leaflet ``GeoJSON`` layer whose ``pointToLayer`` /
- * ``onEachFeature`` are below. A refresh changes a pin's colour, tooltip and open popup in place;
- * the layer's data is replaced only when a pin appears, disappears, moves or closes (that
- * re-creates every pin, and a closed pin's tooltip stays shown). Popups are built when opened.
+ * ``onEachFeature`` are below. A refresh changes a pin's colour, tooltip and open popup in place
+ * (``popups.js``); the layer's data is replaced only when a pin appears, disappears, moves or
+ * closes (that re-creates every pin, and a closed pin's tooltip stays shown). Popups are built
+ * when opened.
  *
  * The table and the officer cards live in Dash-rendered elements, so they are returned as Dash
  * component JSON (keyed, so React updates the existing rows and cards). Names typed by admins
@@ -190,7 +191,7 @@
         const group = adminmap.groups.get(id);
         adminmap.layers.set(id, layer);
         layer.bindTooltip(group ? group.tooltip : "", {permanent: Boolean(feature.properties.closed)});
-        layer.bindPopup(function () { return popupContent(id); }, {
+        window.parkopsPopups.bind(layer, function () { return popupContent(id); }, {
             maxWidth: 360,
             minWidth: 260,
             autoPanPaddingTopLeft: hideout.popup_pad,
@@ -213,9 +214,7 @@
             }
             layer.setStyle(pinStyle(group, layer.parkopsHideout));
             layer.setTooltipContent(group.tooltip);
-            if (layer.isPopupOpen()) {
-                layer.getPopup().update();
-            }
+            window.parkopsPopups.refresh(layer);
         });
     }
 

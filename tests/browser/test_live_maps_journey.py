@@ -125,6 +125,11 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
         expect(guest.locator("#realtime-live-status")).to_have_text("Live")
         # Pins keep their place on a refresh: the same element, not a new pin drawn over it.
         guest.locator("path.realtime-pin").first.evaluate("pin => { pin.dataset.seen = 'before'; }")
+        # And an open popup keeps its elements (a tap on its link is not lost to a rebuild): marked
+        # by a property, which copying the new figures' attributes onto it would not carry.
+        book = guest.locator(".leaflet-popup .realtime-book")
+        book.evaluate("link => { link.parkopsSeen = true; }")
+        admin_popup.evaluate("box => { box.parkopsSeen = true; }")
 
         publish_count(core, 150)
 
@@ -132,6 +137,9 @@ def test_an_mqtt_count_moves_the_admin_popup_and_the_guest_donut(
         expect(donut).to_have_attribute("aria-label", "North Garage: 25% available", timeout=3_000)
         expect(guest.locator(".leaflet-popup")).to_be_visible()  # updated in place, still open
         expect(guest.locator("path.realtime-pin[data-seen='before']")).to_have_count(1)
+        assert book.evaluate("link => link.parkopsSeen === true && link.isConnected")
+        assert admin_popup.evaluate("box => box.parkopsSeen === true && box.isConnected")
+        expect(guest.locator(".leaflet-popup .realtime-donut-value")).to_have_text("25%")
         guest.locator("path.realtime-pin").first.hover(force=True)
         expect(guest.locator(".leaflet-tooltip")).to_have_text("North Garage: 25% available")
         # The pushed message carried the figure the pin shows: applied in the page, no new request
