@@ -1,4 +1,4 @@
-"""A body kept by ``open_data.BodyCache`` (or derived from one) as an HTTP response: gzipped once
+"""A body kept by ``body_cache.BodyCache`` (or derived from one) as an HTTP response: gzipped once
 per process and body for clients that take it, with its ETag, answered ``304 Not Modified`` when
 the client already holds it. Shared by the open API's list and the live maps' data, so a map page
 costs the server what an API client does."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Response, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from dashboard.services.open_data import CachedBody
+from dashboard.services.body_cache import CachedBody
 
 
 def cached_json(cached: CachedBody, *, cache_control: str | None = None) -> BaseResponse:

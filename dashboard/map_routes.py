@@ -35,7 +35,7 @@ from dashboard.cached_responses import cached_json
 from dashboard.core import core_of
 from dashboard.db import lost_connection
 from dashboard.services import lot_status, maps, open_data
-from dashboard.services.open_data import CachedBody
+from dashboard.services.body_cache import CachedBody
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def map_preloads(path: str, prefix: str) -> str:
 
 def unavailable(exc: RedisError | DBAPIError) -> Response:
     """A JSON 503 the page's script shows as "unavailable", keeping what it has drawn: Redis down,
-    or the database down when the body had to be rebuilt (``open_data.BodyCache`` serves the
+    or the database down when the body had to be rebuilt (``body_cache.BodyCache`` serves the
     previous body while it has one) or the signed-in visitor (``dashboard.outage``). Any
     other database error is a fault: raised (a 500)."""
     if isinstance(exc, DBAPIError):

@@ -2,7 +2,7 @@
 cut), wherever no route answers it itself.
 
 The routes that read the live lists keep serving them from Redis and answer 503 only when one has
-to be rebuilt (``open_data.BodyCache``, ``map_routes``, the API's handlers). Everything else
+to be rebuilt (``body_cache.BodyCache``, ``map_routes``, the API's handlers). Everything else
 reached the database before it could answer, often in Flask-Login's user loader, before any
 route ran: a signed-in visitor then got Flask's bare "Internal Server Error" on every page, and a
 signed-in map's data a 500 where a guest's got the map's own 503. Here a read (GET, HEAD) that

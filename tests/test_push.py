@@ -190,7 +190,7 @@ def test_over_http_and_a_client_that_leaves_frees_its_slot_and_redis_connection(
     http_server, core, monkeypatch
 ) -> None:
     monkeypatch.setattr(push, "HEARTBEAT_SECONDS", 0.2)
-    # The process's own change watch (open_data.ChangeWatch) may already listen on the channel.
+    # The process's own change watch (body_cache.ChangeWatch) may already listen on the channel.
     others = _subscribers(core)
     with requests.get(http_server + URL, stream=True, timeout=5) as response:
         assert response.status_code == 200

@@ -2,7 +2,7 @@
 
 All public (see the gate's ``PUBLIC_PREFIXES``) and read-only. Answers may be cached one second
 by browsers and proxies (``Cache-Control: public, max-age=1``): availability moves by the minute,
-and a second is what the list's server-side cache holds it anyway (see ``open_data.BodyCache``).
+and a second is what the list's server-side cache holds it anyway (see ``body_cache.BodyCache``).
 While Redis (live figures and that cache) is unreachable they answer JSON 503 with ``Retry-After``.
 """
 
@@ -20,7 +20,7 @@ from dashboard.api.blueprint import api, error, unknown_parameters
 from dashboard.cached_responses import cached_json
 from dashboard.core import Core, core_of
 from dashboard.db import lost_connection
-from dashboard.services import occupancy, open_data
+from dashboard.services import body_cache, occupancy, open_data
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore
 
@@ -50,7 +50,7 @@ def _redis_unavailable(exc: RedisError) -> Response:
 
 @api.errorhandler(DBAPIError)
 def _database_unavailable(exc: DBAPIError) -> Response:
-    """The database unreachable while a read had to reach it (the lists: ``open_data.BodyCache``
+    """The database unreachable while a read had to reach it (the lists: ``body_cache.BodyCache``
     serves the previous one as long as it has it): a 503 as for Redis. A write that lost its
     connection may or may not have committed, and any other database error is a fault: those
     stay a 500 (logged by Flask), not an invitation to try again."""
@@ -81,7 +81,7 @@ def lot_groups() -> BaseResponse:
     return cached_json(_list_body(_core()))
 
 
-def _list_body(core: Core) -> open_data.CachedBody:
+def _list_body(core: Core) -> body_cache.CachedBody:
     return open_data.cached_list(core.db, core.redis, core.secrets, _now)
 
 

@@ -27,7 +27,7 @@ import redis
 
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services import maps, occupancy, open_data
+from dashboard.services import body_cache, maps, occupancy, open_data
 from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, LotPermits
 from dashboard.services.wording import ago, percent, source_label
 
@@ -133,8 +133,8 @@ def lot_status_payload(states: list[GroupOccupancy], now: datetime) -> dict[str,
     }
 
 
-def staff_cache(client: redis.Redis) -> open_data.BodyCache:
-    return open_data.BodyCache(client, occupancy.STAFF_CACHE_KEY)
+def staff_cache(client: redis.Redis) -> body_cache.BodyCache:
+    return body_cache.BodyCache(client, occupancy.STAFF_CACHE_KEY)
 
 
 def cached_lot_status(
@@ -145,7 +145,7 @@ def cached_lot_status(
     *,
     fresh: bool = False,
     held: str | None = None,
-) -> open_data.CachedBody:
+) -> body_cache.CachedBody:
     """The staff body, built at most once a second for every process together (``fresh`` and
     ``held`` as in ``BodyCache.get``: a page told of a change by the push channel, and the ETag it
     holds). ``RedisError`` when Redis is down: the figures live there, so there is nothing true to
@@ -158,5 +158,5 @@ def cached_lot_status(
             states = occupancy.group_states(session, LiveStore(client), policy.staleness, moment)
         return open_data.dump(lot_status_payload(states, moment))
 
-    open_data.CHANGES.watch(client)
+    body_cache.CHANGES.watch(client)
     return staff_cache(client).get(build, fresh=fresh, held=held)

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import orjson
 from sqlalchemy.orm import Session
 
-from dashboard.services import open_data
+from dashboard.services import body_cache, open_data
 from dashboard.services.errors import NotFound
 from dashboard.services.occupancy import GroupOccupancy, LiveStore, LotPermits, Policy
 
@@ -272,7 +272,7 @@ def user_map_payload(groups: list[UserMapGroup], *, logged_in: bool) -> dict[str
     }
 
 
-def user_map_body(listed: open_data.CachedBody, *, logged_in: bool) -> open_data.CachedBody:
+def user_map_body(listed: body_cache.CachedBody, *, logged_in: bool) -> body_cache.CachedBody:
     """The user map's data for one audience, derived from the open API's cached list (one source
     of figures for the API and the maps, no database read) and rebuilt only when the list's version
     changes: every open map asks again on every pushed change. Its ETag is the list's and the
@@ -280,7 +280,7 @@ def user_map_body(listed: open_data.CachedBody, *, logged_in: bool) -> open_data
     return _user_map(listed, logged_in).body
 
 
-def user_map_bounds(listed: open_data.CachedBody, *, logged_in: bool) -> Bounds | None:
+def user_map_bounds(listed: body_cache.CachedBody, *, logged_in: bool) -> Bounds | None:
     """Where the user map opens (its pins' south-west and north-east corners; None without a
     located group): given with the page, so the map opens on the campus instead of the world
     view it would leave once the pins arrive (and never fetches the world's tiles)."""
@@ -289,14 +289,14 @@ def user_map_bounds(listed: open_data.CachedBody, *, logged_in: bool) -> Bounds 
 
 @dataclass(frozen=True)
 class _UserMap:
-    body: open_data.CachedBody
+    body: body_cache.CachedBody
     bounds: Bounds | None
 
 
 _BODIES: dict[bool, _UserMap] = {}  # per process, by audience: the latest body only
 
 
-def _user_map(listed: open_data.CachedBody, logged_in: bool) -> _UserMap:
+def _user_map(listed: body_cache.CachedBody, logged_in: bool) -> _UserMap:
     audience = "user" if logged_in else "guest"
     etag = f"{listed.etag}-{audience}"
     known = _BODIES.get(logged_in)
@@ -304,6 +304,6 @@ def _user_map(listed: open_data.CachedBody, logged_in: bool) -> _UserMap:
         return known
     groups = from_public_list(orjson.loads(listed.body)["lot_groups"], logged_in=logged_in)
     payload = user_map_payload(groups, logged_in=logged_in)
-    built = _UserMap(open_data.CachedBody(open_data.dump(payload), etag), payload["bounds"])
+    built = _UserMap(body_cache.CachedBody(open_data.dump(payload), etag), payload["bounds"])
     _BODIES[logged_in] = built
     return built

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dashboard.services.open_data import BodyCache
+from dashboard.services.body_cache import BodyCache
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,9 @@ from sqlalchemy.exc import OperationalError
 
 from dashboard.core import Core
 from dashboard.services import occupancy
+from dashboard.services.body_cache import BodyCache
 from dashboard.services.occupancy import LiveStore
-from dashboard.services.open_data import LIST_CACHE_KEY, BodyCache
+from dashboard.services.open_data import LIST_CACHE_KEY
 from models import Lot, LotGroup, OccupancySource
 from tests.api.partners import bearer, issue_key
 from tests.faults import DropConnection

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from dashboard.core import Core
 from dashboard.services import occupancy
+from dashboard.services.body_cache import BodyCache
 from dashboard.services.occupancy import LiveStore
-from dashboard.services.open_data import BodyCache
 from models import Lot, LotGroup, OccupancySource, Role
 from tests.dash_helpers import dash_post, find_output, outputs_of
 from tests.redis_process import RedisProcess

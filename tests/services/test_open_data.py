@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dashboard.core import Core
-from dashboard.services import occupancy, open_data
+from dashboard.services import body_cache, occupancy, open_data
+from dashboard.services.body_cache import BodyCache
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import LiveStore
-from dashboard.services.open_data import BodyCache
 from models import Lot, LotGroup, OccupancySource
+from tests.faults import disk_error
 
 NOW = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
 
@@ -302,8 +305,8 @@ class Builder:
         return b'{"n":%d}' % self.calls
 
 
-def _cache(core: Core, ttl_ms: int = 60_000) -> open_data.BodyCache:
-    return open_data.BodyCache(core.redis, "test:body", ttl_ms=ttl_ms)
+def _cache(core: Core, ttl_ms: int = 60_000) -> body_cache.BodyCache:
+    return body_cache.BodyCache(core.redis, "test:body", ttl_ms=ttl_ms)
 
 
 def test_cache_builds_once_per_ttl(core: Core) -> None:
@@ -319,16 +322,81 @@ def test_cache_builds_once_per_ttl(core: Core) -> None:
 def test_cache_is_shared_through_redis(core: Core) -> None:
     """Another process (no memo) reads the body from Redis without building it."""
     stored = _cache(core).get(Builder())
-    open_data.BodyCache._memo.clear()
+    body_cache.BodyCache._memo.clear()
 
     assert _cache(core).get(Builder()) == stored
 
 
-def test_cache_expires(core: Core) -> None:
-    cache, build = _cache(core, ttl_ms=50), Builder()
-    cache.get(build)
+def _rebuilt(cache: body_cache.BodyCache, build: Callable[[], bytes], old: body_cache.CachedBody) -> bytes:
+    """The body once the rebuild behind the requests has stored another (or the old one after 5 s)."""
+    deadline = time.monotonic() + 5
+    body = cache.get(build)
+    while body == old and time.monotonic() < deadline:
+        time.sleep(0.01)
+        body = cache.get(build)
+    return body.body
+
+
+def test_an_expired_body_is_served_at_once_and_rebuilt_behind_the_requests(core: Core) -> None:
+    """Past its second the body in hand is still served: one thread rebuilds it (a rebuild of a
+    city's list takes most of a second, which a visitor used to wait out)."""
+    cache, release, calls = _cache(core, ttl_ms=50), threading.Event(), []
+
+    def build() -> bytes:
+        calls.append(1)
+        if len(calls) > 1:
+            # A request waiting for this rebuild would wait here 5 s, then fail the test.
+            assert release.wait(5), "a request waited for the rebuild"
+        return b'{"n":%d}' % len(calls)
+
+    first = cache.get(build)
     time.sleep(0.1)
-    assert cache.get(build).body == b'{"n":2}'
+    served = [cache.get(build) for _ in range(5)]
+    assert served == [first] * 5 and len(calls) == 2  # one rebuild for every request
+    release.set()
+    assert _rebuilt(cache, build, first) == b'{"n":2}'
+
+
+def test_a_rebuild_behind_the_requests_that_loses_the_database_keeps_the_body(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache, calls = _cache(core, ttl_ms=200), []
+
+    def build() -> bytes:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OperationalError("SELECT", None, disk_error())
+        return b'{"n":1}'
+
+    first = cache.get(build)
+    time.sleep(0.25)
+    assert cache.get(build) == first
+    deadline = time.monotonic() + 5
+    while "serving the body built before" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Tried once, then the body in hand stands for another second's worth: no try per request.
+    assert [cache.get(build) for _ in range(5)] == [first] * 5 and len(calls) == 2
+    assert "the database is unreachable" in caplog.text
+
+
+def test_a_rebuild_behind_the_requests_that_fails_otherwise_is_logged(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache, calls = _cache(core, ttl_ms=50), []
+
+    def build() -> bytes:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ValueError("a bug in the build")
+        return b'{"n":1}'
+
+    first = cache.get(build)
+    time.sleep(0.1)
+    assert cache.get(build) == first
+    deadline = time.monotonic() + 5
+    while "rebuilding the body failed" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "a bug in the build" in caplog.text
 
 
 def test_cache_serves_the_previous_body_while_another_request_rebuilds(core: Core) -> None:
@@ -374,7 +442,7 @@ def test_a_fresh_read_holding_an_older_body_gets_the_previous_one_at_once(
     other = core.redis.lock("test:body:lock", timeout=10)
     assert other.acquire(blocking=False)
     waits: list[str] = []
-    monkeypatch.setattr(open_data.BodyCache, "_wait_for_rebuild", lambda self: waits.append(self.key))
+    monkeypatch.setattr(body_cache.BodyCache, "_wait_for_rebuild", lambda self: waits.append(self.key))
     assert cache.get(build, fresh=True, held="an-older-etag") == previous
     assert waits == [] and build.calls == 1
     cache.get(build, fresh=True, held=previous.etag)
@@ -383,9 +451,9 @@ def test_a_fresh_read_holding_an_older_body_gets_the_previous_one_at_once(
 
 
 def test_a_fresh_read_skips_the_local_grace(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(open_data.BodyCache, "local_ttl_s", 30.0)
-    monkeypatch.setattr(open_data.BodyCache, "_memo", {})
-    monkeypatch.setattr(open_data.BodyCache, "_checked", {})
+    monkeypatch.setattr(body_cache.BodyCache, "local_ttl_s", 30.0)
+    monkeypatch.setattr(body_cache.BodyCache, "_memo", {})
+    monkeypatch.setattr(body_cache.BodyCache, "_checked", {})
     cache, build = _cache(core), Builder()
     cache.get(build)
     cache.invalidate()
@@ -396,17 +464,17 @@ def test_a_fresh_read_skips_the_local_grace(core: Core, monkeypatch: pytest.Monk
 def test_an_announced_change_ends_the_local_grace(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     """A figure the ingester applied is announced on the change channel: the process stops
     serving its local copy at once instead of after the grace (publish -> API in milliseconds)."""
-    monkeypatch.setattr(open_data.BodyCache, "local_ttl_s", 30.0)
-    monkeypatch.setattr(open_data.BodyCache, "_memo", {})
-    monkeypatch.setattr(open_data.BodyCache, "_checked", {})
-    open_data.CHANGES.watch(core.redis)
+    monkeypatch.setattr(body_cache.BodyCache, "local_ttl_s", 30.0)
+    monkeypatch.setattr(body_cache.BodyCache, "_memo", {})
+    monkeypatch.setattr(body_cache.BodyCache, "_checked", {})
+    body_cache.CHANGES.watch(core.redis)
     cache, build = _cache(core), Builder()
     cache.get(build)
     cache.invalidate()
     assert cache.get(build).body == b'{"n":1}'  # nothing announced: the local copy
-    before = open_data.CHANGES.generation
+    before = body_cache.CHANGES.generation
     deadline = time.monotonic() + 5
-    while open_data.CHANGES.generation == before and time.monotonic() < deadline:
+    while body_cache.CHANGES.generation == before and time.monotonic() < deadline:
         core.redis.publish(occupancy.CHANNEL, '{"group_id": 1}')
         time.sleep(0.05)
     assert cache.get(build).body == b'{"n":2}'
@@ -434,11 +502,11 @@ def test_same_body_same_etag(core: Core) -> None:
 def test_group_index_reads_one_group_of_the_list() -> None:
     index = open_data.GroupIndex()
     body = open_data.dump({"lot_groups": [{"id": 1, "name": "A"}, {"id": 2, "name": "B"}]})
-    cached = open_data.CachedBody(body, "etag-1")
+    cached = body_cache.CachedBody(body, "etag-1")
 
     assert index.group(cached, 2) == b'{"id":2,"name":"B"}'
     assert index.group(cached, 3) is None
-    changed = open_data.CachedBody(open_data.dump({"lot_groups": [{"id": 2, "name": "B2"}]}), "etag-2")
+    changed = body_cache.CachedBody(open_data.dump({"lot_groups": [{"id": 2, "name": "B2"}]}), "etag-2")
     assert index.group(changed, 2) == b'{"id":2,"name":"B2"}'
 
 
