@@ -6,6 +6,8 @@ when one has to be rebuilt, the open-data API and the map's data answer JSON 503
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -66,6 +68,35 @@ def test_the_list_built_before_is_served_while_the_database_is_down(
         assert client.get("/api/v1/lot-groups").get_json()["lot_groups"][0]["name"] == "North Garage"
         assert client.get(f"/api/v1/lot-groups/{group_id}").status_code == 200
         assert drop.fired == tried
+
+
+def _until(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 5
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_list_past_its_second_is_served_while_its_rebuild_behind_meets_a_dropped_database(
+    client: FlaskClient, core: Core, group_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No change, only time: the request serves the list in hand at once and the thread that
+    rebuilds it behind meets the dropped connection, logs it, and lets the list stand another
+    second; with the database back, the next rebuild behind the requests brings the edit."""
+    assert client.get(f"/api/v1/lot-groups/{group_id}").get_json()["name"] == "North Garage"
+    with DropConnection(core.db, r"^\s*SELECT", times=None) as drop:
+        core.redis.delete(LIST_CACHE_KEY + ":current")  # its second is over; nothing changed
+        response = client.get("/api/v1/lot-groups")
+        assert response.status_code == 200 and response.get_json()["lot_groups"][0]["name"] == "North Garage"
+        assert _until(lambda: core.redis.exists(LIST_CACHE_KEY + ":current") == 1), "no retry time set"
+        assert drop.fired >= 1 and "the database is unreachable" in caplog.text
+        assert client.get("/live/user-map.json").status_code == 200
+    with core.db.session() as session:
+        session.get(LotGroup, group_id).name = "North Garage (renamed)"
+    core.redis.delete(LIST_CACHE_KEY + ":current")
+    assert _until(
+        lambda: client.get(f"/api/v1/lot-groups/{group_id}").get_json()["name"] == "North Garage (renamed)"
+    ), "the rebuild behind the requests did not come back with the database"
 
 
 def test_a_list_to_rebuild_answers_json_503_until_the_database_is_back(
