@@ -571,7 +571,7 @@ def main() -> int:
     print(f"  (b) bare paho subscriber, per round            {rounds(bare_rates, ',.0f')} events/s")
     print(f"  (a) ParkOps ingester, per round                {rounds(ingest_rates, ',.0f')} events/s")
     print(
-        f"  (c) ratio a/b per round {rounds(ratios, '.2f')}; median {ratio:.2f}"
+        f"  (c) ratio a/b per round {rounds(ratios, '.3f')}; median {ratio:.3f}"
         f"   target >= 0.8: {verdict(ratio >= 0.8)}"
     )
     print(
