@@ -172,6 +172,8 @@ class BodyCache:
                     lock.release()
         except Exception:  # a thread of its own: nobody above it to answer; the next second retries
             log.exception("%s: rebuilding the body failed; serving the one in hand", self.key)
+            with contextlib.suppress(redis.RedisError):  # once a second, not once per request
+                self.redis.set(self.key + ":current", 1, px=self.ttl_ms)
         finally:
             with self._refreshing_lock:
                 self._refreshing.discard(self.key)
