@@ -97,7 +97,7 @@ from models import (
 )
 from workers import ingest_lock
 from workers.ingest_lock import IngestLock, holder_text
-from workers.mqtt import make_client
+from workers.mqtt import ReadAheadClient, make_client
 
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
     from dashboard.core import Core
@@ -1115,7 +1115,11 @@ class _Subscriber:
     def __init__(self, core: Core, stop: threading.Event, client_id: str, lock: IngestLock) -> None:
         self.core, self.stop, self.client_id, self.lock = core, stop, client_id, lock
         self.ingester = Ingester(core)
-        self.client, self.address = make_client(core.mqtt_url, client_id, persistent=True, manual_ack=True)
+        client, self.address = make_client(
+            core.mqtt_url, client_id, persistent=True, manual_ack=True, read_ahead=True
+        )
+        assert isinstance(client, ReadAheadClient)
+        self.client = client
         self.topics = subscriptions(self.ingester.prefix)
         self.cond = threading.Condition()
         # Guarded by ``cond``: received on the current connection and not applied yet, in order
@@ -1263,8 +1267,10 @@ class _Subscriber:
         if sock is None:
             return
         reading = len(self.waiting) < HOLD_MAX or time.monotonic() < self.retry_at
-        # TLS may hold decrypted bytes that ``select`` cannot see.
-        buffered = reading and isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        # Bytes already read (``ReadAheadClient``), or decrypted by TLS, that ``select`` cannot see.
+        buffered = reading and (
+            self.client.buffered() or (isinstance(sock, ssl.SSLSocket) and sock.pending() > 0)
+        )
         readable, _writable, _ = select_sockets(
             [self._wake_r, sock] if reading else [self._wake_r],
             [sock] if self.client.want_write() else [],

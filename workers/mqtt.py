@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -33,14 +34,58 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     )
 
 
+class ReadAheadClient(mqtt.Client):
+    """A paho client that reads whatever the socket holds (up to ``READ_AHEAD`` bytes) in one
+    system call and hands paho each packet from memory.
+
+    paho reads a packet in at least three ``recv`` calls (its type byte, each byte of its length,
+    its body). Each is a system call that lets go of the GIL, so under a flood of small messages
+    the reading thread spends most of its time in the kernel and waiting to take the GIL back from
+    the thread that applies them. Only for a caller that runs its own loop and asks ``buffered``
+    before waiting on the socket (``select`` cannot see these bytes): paho's ``loop_forever``
+    and ``loop_start`` would leave them unread until more arrive."""
+
+    READ_AHEAD = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ahead = b""
+        self._ahead_at = 0
+
+    def buffered(self) -> bool:
+        """Whether bytes already read wait in memory."""
+        return self._ahead_at < len(self._ahead)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._ahead_at >= len(self._ahead):
+            data = super()._sock_recv(max(bufsize, self.READ_AHEAD))
+            if len(data) <= bufsize:
+                return data
+            self._ahead, self._ahead_at = data, 0
+        start = self._ahead_at
+        self._ahead_at = min(start + bufsize, len(self._ahead))
+        return self._ahead[start : self._ahead_at]
+
+    def _sock_close(self) -> None:
+        # What the old connection brought must not be read as the start of the new one's.
+        self._ahead, self._ahead_at = b"", 0
+        super()._sock_close()
+
+
 def make_client(
-    url: str, client_id: str = "", *, persistent: bool = False, manual_ack: bool = False
+    url: str,
+    client_id: str = "",
+    *,
+    persistent: bool = False,
+    manual_ack: bool = False,
+    read_ahead: bool = False,
 ) -> tuple[mqtt.Client, BrokerAddress]:
     """A paho 2.x client for ``url``. ``persistent`` keeps the broker-side session (QoS 1 messages
     queued while the client is away are delivered when it reconnects); ``manual_ack`` leaves the
-    PUBACK to the caller, who sends it once the message is safely applied."""
+    PUBACK to the caller, who sends it once the message is safely applied; ``read_ahead`` gives a
+    ``ReadAheadClient``, for a caller with its own network loop."""
     address = parse_mqtt_url(url)
-    client = mqtt.Client(
+    client = (ReadAheadClient if read_ahead else mqtt.Client)(
         CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent, manual_ack=manual_ack
     )
     if address.username:
