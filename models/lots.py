@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime, time
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, ColumnElement, ForeignKey, Integer, String, Table, Text, UniqueConstraint, func
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TimestampMixin, str_enum, utcnow
@@ -61,9 +62,16 @@ class Lot(TimestampMixin, Base):
         back_populates="lot", cascade="all, delete-orphan"
     )
 
-    @property
+    @hybrid_property
     def allowance(self) -> int:
+        """How many permits may be sold: ``permits_allowed``, or the capacity when it is unset
+        (the same rule in SQL: ``_allowance_in_sql``)."""
         return self.capacity if self.permits_allowed is None else self.permits_allowed
+
+    @allowance.inplace.expression
+    @classmethod
+    def _allowance_in_sql(cls) -> ColumnElement[int]:
+        return func.coalesce(cls.permits_allowed, cls.capacity)
 
 
 class LotZone(Base):

@@ -37,6 +37,7 @@ from dashboard.services import (
     devices,
     feed_health,
     occupancy,
+    occupancy_history,
     schedules,
     system_settings,
     system_tasks,
@@ -497,7 +498,7 @@ def occupancy_today(
     series = []
     for state in occupancy.group_states(session, store, staleness, now):
         source = state.primary.source
-        points = occupancy.history(session, state.group_id, start, now, source)
+        points = occupancy_history.history(session, state.group_id, start, now, source)
         series.append(
             GroupSeries(
                 state.group_id,

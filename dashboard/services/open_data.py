@@ -52,7 +52,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.crypto import SecretBox
 from dashboard.db import Database
-from dashboard.services import occupancy, system_settings
+from dashboard.services import occupancy, occupancy_history, system_settings
 from dashboard.services.body_cache import CHANGES, BodyCache, CachedBody
 from dashboard.services.errors import ValidationFailed
 from dashboard.services.occupancy import Figure, GroupOccupancy, LiveStore, Policy
@@ -184,7 +184,7 @@ def _parse_instant(name: str, value: str, errors: dict[str, str]) -> datetime | 
 
 
 def history_points(session: Session, group_id: int, window: HistoryRange) -> list[dict[str, Any]]:
-    points = occupancy.history(session, group_id, window.start, window.end, window.source)
+    points = occupancy_history.history(session, group_id, window.start, window.end, window.source)
     return [
         {
             "recorded_at": iso_utc(point.recorded_at),
