@@ -97,7 +97,7 @@ from models import (
 )
 from workers import ingest_lock
 from workers.ingest_lock import IngestLock, holder_text
-from workers.mqtt import ReadAheadClient, make_client
+from workers.mqtt import make_read_ahead_client
 
 if TYPE_CHECKING:  # the ingester process needs no Flask or Dash
     from dashboard.core import Core
@@ -1115,11 +1115,9 @@ class _Subscriber:
     def __init__(self, core: Core, stop: threading.Event, client_id: str, lock: IngestLock) -> None:
         self.core, self.stop, self.client_id, self.lock = core, stop, client_id, lock
         self.ingester = Ingester(core)
-        client, self.address = make_client(
-            core.mqtt_url, client_id, persistent=True, manual_ack=True, read_ahead=True
+        self.client, self.address = make_read_ahead_client(
+            core.mqtt_url, client_id, persistent=True, manual_ack=True
         )
-        assert isinstance(client, ReadAheadClient)
-        self.client = client
         self.topics = subscriptions(self.ingester.prefix)
         self.cond = threading.Condition()
         # Guarded by ``cond``: received on the current connection and not applied yet, in order

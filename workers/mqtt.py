@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -72,20 +72,30 @@ class ReadAheadClient(mqtt.Client):
         super()._sock_close()
 
 
+AnyClient = TypeVar("AnyClient", bound=mqtt.Client)
+
+
 def make_client(
-    url: str,
-    client_id: str = "",
-    *,
-    persistent: bool = False,
-    manual_ack: bool = False,
-    read_ahead: bool = False,
+    url: str, client_id: str = "", *, persistent: bool = False, manual_ack: bool = False
 ) -> tuple[mqtt.Client, BrokerAddress]:
     """A paho 2.x client for ``url``. ``persistent`` keeps the broker-side session (QoS 1 messages
     queued while the client is away are delivered when it reconnects); ``manual_ack`` leaves the
-    PUBACK to the caller, who sends it once the message is safely applied; ``read_ahead`` gives a
-    ``ReadAheadClient``, for a caller with its own network loop."""
+    PUBACK to the caller, who sends it once the message is safely applied."""
+    return _made(mqtt.Client, url, client_id, persistent, manual_ack)
+
+
+def make_read_ahead_client(
+    url: str, client_id: str, *, persistent: bool = False, manual_ack: bool = False
+) -> tuple[ReadAheadClient, BrokerAddress]:
+    """``make_client``'s settings on a ``ReadAheadClient``, for a caller with its own network loop."""
+    return _made(ReadAheadClient, url, client_id, persistent, manual_ack)
+
+
+def _made(
+    kind: type[AnyClient], url: str, client_id: str, persistent: bool, manual_ack: bool
+) -> tuple[AnyClient, BrokerAddress]:
     address = parse_mqtt_url(url)
-    client = (ReadAheadClient if read_ahead else mqtt.Client)(
+    client = kind(
         CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent, manual_ack=manual_ack
     )
     if address.username:

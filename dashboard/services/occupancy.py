@@ -505,9 +505,9 @@ def group_states(
 ) -> list[GroupOccupancy]:
     """The full state of every lot group (or of ``group_ids``), ordered by name.
 
-    Read as plain rows, not ORM objects: at 5,000 groups loading them as ``LotGroup`` and ``Lot``
-    instances (identity map, collections) was most of a rebuild of the map's list, about half a
-    second of the ~650 ms (``bench/pages.py``, the 5,000-pin draw from navigation)."""
+    Read as plain rows, not ORM objects: at 5,000 groups, loading them as ``LotGroup`` and ``Lot``
+    instances (identity map, collections) took 324-589 ms, most of a rebuild of the map's list;
+    as rows, 86-213 ms (``bench/pages.py``: the 5,000-pin map from navigation, 896 -> 577 ms)."""
     ids = None if group_ids is None else list(group_ids)
     group_query = select(
         LotGroup.id,

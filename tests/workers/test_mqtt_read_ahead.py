@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dashboard.core import Core
-from workers.mqtt import ReadAheadClient, make_client
+from workers.mqtt import ReadAheadClient, make_client, make_read_ahead_client
 
 DEADLINE_SECONDS = 15.0
 
@@ -44,12 +44,11 @@ def _until(client: ReadAheadClient, condition: Callable[[], bool], what: str) ->
 @contextmanager
 def _subscriber(core: Core, topic: str, received: list[bytes]) -> Iterator[ReadAheadClient]:
     client_id = f"parkops-test-ahead-{uuid.uuid4().hex[:8]}"
-    client, address = make_client(core.mqtt_url, client_id, read_ahead=True)
-    assert isinstance(client, ReadAheadClient)
+    client, address = make_read_ahead_client(core.mqtt_url, client_id)
     subscribed: list[int] = []
     client.on_connect = lambda c, *_args: c.subscribe(topic, 0)
     client.on_subscribe = lambda *_args: subscribed.append(1)
-    client.on_message = lambda _c, _u, message: received.append(message.payload)
+    client.on_message = lambda _c, _u, message: received.append(bytes(message.payload))
     client.connect(address.host, address.port)
     try:
         _until(client, lambda: bool(subscribed), "the subscription")
