@@ -517,13 +517,15 @@ def occupancy_today(
 @dataclass(frozen=True)
 class PermitsToday:
     """Active permits created today; amounts per currency in cents. ``paid_online`` is what
-    successful payments allocated to permits today (third-party permits are paid elsewhere)."""
+    successful payments allocated to permits today (third-party permits are paid elsewhere).
+    ``currency`` is the site's, which an amount of nothing is said in."""
 
     day: date
     count: int
     revenue: tuple[tuple[str, int], ...]
     by_source: tuple[tuple[str, int], ...]
     paid_online: tuple[tuple[str, int], ...]
+    currency: str
 
 
 def permits_today(session: Session, now: datetime, tz: tzinfo) -> PermitsToday:
@@ -556,6 +558,7 @@ def permits_today(session: Session, now: datetime, tz: tzinfo) -> PermitsToday:
         revenue=tuple(sorted(revenue.items())),
         by_source=tuple(sorted(sources.items(), key=lambda item: (-item[1], item[0]))),
         paid_online=tuple(sorted((currency, int(cents or 0)) for currency, cents in paid)),
+        currency=system_settings.currency(session),
     )
 
 

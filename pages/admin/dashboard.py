@@ -224,9 +224,10 @@ def _when(moment: datetime | None, now: datetime) -> html.Span:
     return html.Span(ago(moment, now), title=_local(moment) if moment else None)
 
 
-def _money(amounts: tuple[tuple[str, int], ...]) -> str:
+def _money(amounts: tuple[tuple[str, int], ...], currency: str) -> str:
+    """Each currency's total; nothing at all in the site's ``currency``."""
     if not amounts:
-        return "0.00"
+        return f"{currency} 0.00"
     return " + ".join(f"{currency} {cents / 100:,.2f}" for currency, cents in amounts)
 
 
@@ -535,8 +536,10 @@ def _permits(session: Session, now: datetime) -> Rendered:
                 _big(
                     f"{sold.count:,}", f"permit(s) sold on {sold.day:%A %Y-%m-%d}", "dashboard-permits-count"
                 ),
-                html.Div(["Revenue: ", html.Strong(_money(sold.revenue))], className="small"),
-                html.Div(f"Paid online: {_money(sold.paid_online)}", className="small text-muted"),
+                html.Div(["Revenue: ", html.Strong(_money(sold.revenue, sold.currency))], className="small"),
+                html.Div(
+                    f"Paid online: {_money(sold.paid_online, sold.currency)}", className="small text-muted"
+                ),
                 html.Div(f"By source: {sources}", className="small text-muted") if sources else None,
             ]
         )

@@ -446,6 +446,7 @@ def test_permits_today_counts_active_permits_sold_since_local_midnight(session):
 def test_permits_today_zero_state(session):
     today = dw.permits_today(session, datetime.now(UTC), TORONTO)
     assert (today.count, today.revenue, today.by_source, today.paid_online) == (0, (), (), ())
+    assert today.currency == "CAD"  # the site's, until an admin sets another
 
 
 def test_boots_in_use_counts_applied_boots_newest_first(core, session):
