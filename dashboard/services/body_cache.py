@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import redis
 from redis.exceptions import LockError
+from redis.typing import EncodableT
 from sqlalchemy.exc import DBAPIError
 
 from dashboard.db import lost_connection
@@ -47,6 +48,19 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+REFRESH_THREAD = "parkops-refresh"  # the name of each thread rebuilding a body behind the requests
+# KEYS: the ETag key, its "current" marker, the previous ETag, the body, the change count;
+# ARGV: the ETag, the body, keep and ttl (ms), the change count read before the build.
+STORE_LUA = """
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
+if (redis.call('GET', KEYS[5]) or '') ~= ARGV[5] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], 1, 'PX', ARGV[4])
+return 1
+"""
+
+
 class BodyCache:
     """A response body kept in Redis and rebuilt every ``ttl_ms``, shared by every web process.
 
@@ -65,6 +79,10 @@ class BodyCache:
       request (stale-while-revalidate). Why: with 5,000 lot groups a rebuild takes most of a
       second, and every second one visitor's request waited for it (the city-sized map showed its
       pins 1.2-2.8 s after navigation instead of 0.9 s).
+
+    A change during a rebuild (``occupancy.drop_cached_bodies`` counts it under ``key:changes``)
+    leaves the rebuilt body as the previous one only: it was read before the change, so it must
+    not stand as the current body, which the next request then rebuilds.
 
     When a rebuild cannot reach the database, the previous body is served again, and stands as
     the current one for ``ttl_ms`` more (one try per ``ttl_ms`` for all the processes, not one per
@@ -92,6 +110,8 @@ class BodyCache:
         self.ttl_ms = ttl_ms
         self.lock_ms = lock_ms
         self.keep_ms = keep_ms
+        self._changes = key + occupancy.CHANGES_SUFFIX
+        self._store_script = client.register_script(STORE_LUA)
 
     def get(self, build: Callable[[], bytes], *, fresh: bool = False, held: str | None = None) -> CachedBody:
         """``fresh`` is for a reader that was just told of a change (a pushed message): the local
@@ -117,7 +137,8 @@ class BodyCache:
             lock = self.redis.lock(self.key + ":lock", timeout=self.lock_ms / 1000, blocking=False)
             if lock.acquire():
                 try:
-                    return self._store(build())
+                    seen = self.redis.get(self._changes)
+                    return self._store(build(), seen)
                 except DBAPIError as exc:
                     if not lost_connection(exc):
                         raise
@@ -154,7 +175,8 @@ class BodyCache:
             if self.key in self._refreshing:
                 return
             self._refreshing.add(self.key)
-        threading.Thread(target=self._refresh, args=(build,), name=f"refresh {self.key}", daemon=True).start()
+        name = f"{REFRESH_THREAD} {self.key}"
+        threading.Thread(target=self._refresh, args=(build,), name=name, daemon=True).start()
 
     def _refresh(self, build: Callable[[], bytes]) -> None:
         try:
@@ -162,7 +184,8 @@ class BodyCache:
             if not lock.acquire():
                 return  # another request or process is rebuilding it
             try:
-                self._store(build())
+                seen = self.redis.get(self._changes)
+                self._store(build(), seen)
             except DBAPIError as exc:
                 if not lost_connection(exc):
                     raise
@@ -190,16 +213,18 @@ class BodyCache:
         return None
 
     def invalidate(self) -> None:
-        self.redis.delete(self.key, self.key + ":current", self.key + ":last")
-
-    def _store(self, body: bytes) -> CachedBody:
-        cached = self._cached(body)
         pipe = self.redis.pipeline()
-        pipe.set(f"{self.key}:body:{cached.etag}", body, px=self.keep_ms)
-        pipe.set(self.key, cached.etag, px=self.keep_ms)
-        pipe.set(self.key + ":current", 1, px=self.ttl_ms)
-        pipe.set(self.key + ":last", cached.etag, px=self.keep_ms)
+        pipe.delete(self.key, self.key + ":current", self.key + ":last")
+        pipe.incr(self._changes)
         pipe.execute()
+
+    def _store(self, body: bytes, seen: bytes | str | None) -> CachedBody:
+        """Store ``body``, built from data read after ``key:changes`` read ``seen``: as the
+        current body if no change was counted since, else as the previous one only."""
+        cached = self._cached(body)
+        keys = [self.key, self.key + ":current", self.key + ":last", f"{self.key}:body:{cached.etag}"]
+        args: list[EncodableT] = [cached.etag, body, self.keep_ms, self.ttl_ms, seen or b""]
+        self._store_script(keys=[*keys, self._changes], args=args)
         self._memo[self.key] = cached
         return cached
 

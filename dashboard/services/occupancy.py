@@ -43,6 +43,9 @@ SNAPSHOT_KEY = "parkops:occ:snapshotted:{}"
 PUBLIC_CACHE_KEY = "parkops:api:lot-groups"
 # The staff screens' cached body (``dashboard.services.lot_status``), dropped with it.
 STAFF_CACHE_KEY = "parkops:live:lot-status"
+# Each body's count of changes (``<key>:changes``): a rebuild that read the data before a change
+# must not store its body as the current one (``body_cache.BodyCache``).
+CHANGES_SUFFIX = ":changes"
 PHYSICAL = (OccupancySource.MISTALL, OccupancySource.PARKING_LOGIX, OccupancySource.DEVICES)
 
 
@@ -365,7 +368,7 @@ def apply_figures(
     for update in changed:
         marks.hget(SNAPSHOT_KEY.format(update.group_id), str(update.source))
     pipe = store.redis.pipeline(transaction=False)
-    pipe.delete(PUBLIC_CACHE_KEY, STAFF_CACHE_KEY)
+    drop_cached_bodies(pipe)
     written = False
     for update, last in zip(changed, marks.execute(), strict=True):
         figure = update.figure
@@ -386,6 +389,13 @@ def apply_figures(
     return {update.group_id for update in changed}
 
 
+def drop_cached_bodies(pipe: redis.client.Pipeline) -> None:
+    """Drop the cached bodies that show live figures, and count the change for each."""
+    for key in (PUBLIC_CACHE_KEY, STAFF_CACHE_KEY):
+        pipe.delete(key)
+        pipe.incr(key + CHANGES_SUFFIX)
+
+
 def restore_figures(store: LiveStore, updates: list[FigureUpdate]) -> None:
     """Put back figures that Redis lost (a restart without persistence), rebuilt from saved state:
     recorded as restored (every reader sees them stale, never as a live figure, until their
@@ -399,7 +409,7 @@ def restore_figures(store: LiveStore, updates: list[FigureUpdate]) -> None:
     ]
     store.record_many(restored)
     pipe = store.redis.pipeline(transaction=False)
-    pipe.delete(PUBLIC_CACHE_KEY, STAFF_CACHE_KEY)
+    drop_cached_bodies(pipe)
     for update in restored:
         pipe.publish(CHANNEL, json.dumps({"group_id": update.group_id, **update.figure.as_dict()}))
     pipe.execute()
@@ -416,7 +426,7 @@ def announce_changes(
     saved, and pages see it on their next poll."""
     moment = (now or datetime.now(UTC)).isoformat()
     pipe = client.pipeline(transaction=False)
-    pipe.delete(PUBLIC_CACHE_KEY, STAFF_CACHE_KEY)
+    drop_cached_bodies(pipe)
     for message in messages:
         pipe.publish(CHANNEL, json.dumps({**message, "changed_at": moment}))
     try:

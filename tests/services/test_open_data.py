@@ -403,6 +403,70 @@ def test_a_rebuild_behind_the_requests_that_fails_otherwise_is_logged(
     assert [cache.get(build) for _ in range(5)] == [first] * 5 and len(calls) == 2
 
 
+def _blocked_builds(release: threading.Event) -> tuple[Callable[[], bytes], threading.Event]:
+    """Builds numbered from 1; the second says it has started (it has read the data), then waits
+    for ``release``."""
+    calls: list[int] = []
+    started = threading.Event()
+
+    def build() -> bytes:
+        calls.append(1)
+        if len(calls) == 2:
+            started.set()
+            assert release.wait(5)
+        return b'{"n":%d}' % len(calls)
+
+    return build, started
+
+
+@pytest.fixture
+def list_cache(core: Core, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], BodyCache]:
+    """The list's own cache, with no body this process read in an earlier test."""
+    monkeypatch.setattr(body_cache.BodyCache, "_memo", {})
+    monkeypatch.setattr(body_cache.BodyCache, "_checked", {})
+    return lambda ttl_ms: BodyCache(core.redis, occupancy.PUBLIC_CACHE_KEY, ttl_ms=ttl_ms)
+
+
+def test_a_change_during_a_rebuild_behind_the_requests_is_not_hidden_by_it(
+    core: Core, list_cache: Callable[[int], BodyCache]
+) -> None:
+    """The rebuild read the data before the change: its body must not stand as the current one,
+    or a page told of the change would be given it (and keep it until its next poll)."""
+    cache, release = list_cache(50), threading.Event()
+    build, started = _blocked_builds(release)
+    first = cache.get(build)
+    time.sleep(0.1)
+    assert cache.get(build) == first  # past its second: rebuilt behind, blocked in the build
+    assert started.wait(5)
+    occupancy.announce_changes(core.redis, [{"group_id": 1}])
+    release.set()
+    deadline = time.monotonic() + 5
+    while core.redis.get(occupancy.PUBLIC_CACHE_KEY + ":last") == first.etag.encode():
+        assert time.monotonic() < deadline, "the rebuild behind the requests did not end"
+        time.sleep(0.01)
+    assert core.redis.get(occupancy.PUBLIC_CACHE_KEY) is None  # kept as the previous body only
+    assert cache.get(build, fresh=True, held=first.etag).body == b'{"n":3}'  # built after the change
+
+
+def test_a_change_during_a_rebuild_by_a_request_is_not_hidden_by_it(
+    core: Core, list_cache: Callable[[int], BodyCache]
+) -> None:
+    cache, release = list_cache(60_000), threading.Event()
+    build, started = _blocked_builds(release)
+    cache.get(build)
+    occupancy.announce_changes(core.redis, [{"group_id": 1}])
+    rebuilt: list[body_cache.CachedBody] = []
+    request = threading.Thread(target=lambda: rebuilt.append(cache.get(build)))
+    request.start()
+    assert started.wait(5)
+    occupancy.announce_changes(core.redis, [{"group_id": 2}])
+    release.set()
+    request.join(5)
+    assert rebuilt[0].body == b'{"n":2}'  # its own request gets what it built
+    assert core.redis.get(occupancy.PUBLIC_CACHE_KEY) is None
+    assert cache.get(build, fresh=True, held=rebuilt[0].etag).body == b'{"n":3}'
+
+
 def test_cache_serves_the_previous_body_while_another_request_rebuilds(core: Core) -> None:
     cache, build = _cache(core), Builder()
     previous = cache.get(build)
@@ -425,7 +489,7 @@ def test_a_fresh_read_waits_for_the_rebuild_instead_of_the_previous_body(core: C
 
     def other_request_rebuilds() -> None:
         time.sleep(0.2)
-        _cache(core)._store(b'{"n":"rebuilt"}')  # noqa: SLF001  (what the lock holder does)
+        _cache(core)._store(b'{"n":"rebuilt"}', None)  # noqa: SLF001  (what the lock holder does)
         other.release()
 
     rebuilder = threading.Thread(target=other_request_rebuilds)
