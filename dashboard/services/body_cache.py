@@ -111,7 +111,6 @@ class BodyCache:
         self.lock_ms = lock_ms
         self.keep_ms = keep_ms
         self._changes = key + occupancy.CHANGES_SUFFIX
-        self._store_script = client.register_script(STORE_LUA)
 
     def get(self, build: Callable[[], bytes], *, fresh: bool = False, held: str | None = None) -> CachedBody:
         """``fresh`` is for a reader that was just told of a change (a pushed message): the local
@@ -224,7 +223,8 @@ class BodyCache:
         cached = self._cached(body)
         keys = [self.key, self.key + ":current", self.key + ":last", f"{self.key}:body:{cached.etag}"]
         args: list[EncodableT] = [cached.etag, body, self.keep_ms, self.ttl_ms, seen or b""]
-        self._store_script(keys=[*keys, self._changes], args=args)
+        # Made here, not with the cache: a cache is made per request, a store once a second.
+        self.redis.register_script(STORE_LUA)(keys=[*keys, self._changes], args=args)
         self._memo[self.key] = cached
         return cached
 
