@@ -492,7 +492,7 @@ def local_day_start(now: datetime, tz: tzinfo) -> datetime:
 def occupancy_today(
     session: Session, store: LiveStore, staleness: Staleness, now: datetime, tz: tzinfo
 ) -> OccupancyToday:
-    """Read like ``/api/v1/lot-groups/<id>/occupancy`` reads history (``occupancy.history``), one
+    """Read like ``/api/v1/lot-groups/<id>/occupancy`` reads history (``occupancy_history.history``), one
     source per group so a line does not jump between a sensor count and a permit count."""
     start = local_day_start(now, tz)
     series = []
